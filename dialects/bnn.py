@@ -1,0 +1,550 @@
+"""The ``bnn`` dialect: binary neural network operations with exact integer semantics.
+
+The bit convention, packing and padding rules are defined once in :mod:`bnnmlir.bits`; every op
+below refers to them. In short: +1 is bit 0, -1 is bit 1, ``x >= 0`` binarizes to +1, binary tensors
+are packed along their last dimension into ``i8`` words (LSB first, unused bits 0), and a binary dot
+product over ``C`` channels is ``C - 2 * popcount(a XOR w)``.
+
+Tensor-level ops come in two forms, like ``linalg``:
+
+* value form: tensor operands and one tensor result;
+* buffer form (after bufferization): memref operands, the output buffer passed with ``into``, no
+  result.
+
+Kernel-level ops (``bnn.narrow_acc``) work on vectors inside loop nests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    I8,
+    I64,
+    I16,
+    I32,
+    DenseArrayBase,
+    Float32Type,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    Signedness,
+    TensorType,
+    VectorType,
+    i8,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    ParsePropInAttrDict,
+    VarConstraint,
+    base,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_result_def,
+    prop_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, conv_output_size, packed_words
+
+I64Array = DenseArrayBase[IntegerType]
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the tensor-level ops
+# ---------------------------------------------------------------------------------------------
+
+
+def _shape(t: Attribute) -> tuple[int, ...]:
+    assert isinstance(t, TensorType | MemRefType)
+    return tuple(t.get_shape())
+
+
+def _elem(t: Attribute) -> Attribute:
+    assert isinstance(t, TensorType | MemRefType)
+    return t.get_element_type()
+
+
+def _is_int(t: Attribute, width: int | None = None) -> bool:
+    return (
+        isinstance(t, IntegerType)
+        and t.signedness.data == Signedness.SIGNLESS
+        and (width is None or t.width.data == width)
+    )
+
+
+def _vlen(t: Attribute) -> int:
+    assert isinstance(t, VectorType)
+    n = 1
+    for d in t.get_shape():
+        n *= d
+    return n
+
+
+def _describe(t: Attribute) -> str:
+    return str(t)
+
+
+class ShapedOpMixin:
+    """Value/buffer form checks shared by the tensor-level ops.
+
+    Subclasses define ``input``-like operands, an optional ``out`` operand and an optional
+    ``result``; :meth:`io_types` returns (operand types, output type) after checking that the op is
+    consistently in one form.
+    """
+
+    def _check_form(self, inputs: Sequence[SSAValue]) -> Attribute:
+        op: IRDLOperation = self  # type: ignore[assignment]
+        out = op.out  # type: ignore[attr-defined]
+        result = op.result  # type: ignore[attr-defined]
+        types = [v.type for v in inputs]
+        if all(isinstance(t, TensorType) for t in types):
+            if out is not None or result is None:
+                raise VerifyException(
+                    f"'{op.name}' on tensors takes no 'into' buffer and returns one tensor"
+                )
+            return result.type
+        if all(isinstance(t, MemRefType) for t in types):
+            if out is None or result is not None:
+                raise VerifyException(
+                    f"'{op.name}' on memrefs writes into an 'into' buffer and returns nothing"
+                )
+            if not isinstance(out.type, MemRefType):
+                raise VerifyException(f"'{op.name}' 'into' operand must be a memref")
+            return out.type
+        raise VerifyException(f"'{op.name}' operands must be all tensors or all memrefs")
+
+    def output_type(self) -> TensorType | MemRefType:
+        op: IRDLOperation = self  # type: ignore[assignment]
+        t = op.result.type if op.result is not None else op.out.type  # type: ignore[attr-defined]
+        assert isinstance(t, TensorType | MemRefType)
+        return t
+
+
+def _check_packed_output(op_name: str, in_shape: tuple[int, ...], out_type: Attribute) -> None:
+    expected = in_shape[:-1] + (packed_words(in_shape[-1]),)
+    if _shape(out_type) != expected or not _is_int(_elem(out_type), 8):
+        raise VerifyException(
+            f"'{op_name}' packs {in_shape[-1]} channels into {expected[-1]} i8 words: expected "
+            f"output shape {list(expected)} of i8, got {_describe(out_type)}"
+        )
+
+
+def _static(op_name: str, t: Attribute) -> tuple[int, ...]:
+    shape = _shape(t)
+    if any(d < 0 for d in shape):
+        raise VerifyException(f"'{op_name}' needs static shapes, got {_describe(t)}")
+    return shape
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor-level ops
+# ---------------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class BinarizeOp(ShapedOpMixin, IRDLOperation):
+    """Binarize and bit-pack along the last dimension.
+
+    Semantics: ``out[..., c // 8] bit (c % 8) = 1 if in[..., c] < 0 else 0`` for every channel
+    ``c < C``; bits ``C..8*ceil(C/8)-1`` of the last word are 0. So ``x >= 0`` is +1 (bit 0) and
+    ``x < 0`` is -1 (bit 1). Input element types: ``i8``, ``i16``, ``i32``, ``f32``. Output: ``i8``
+    words, shape ``[..., ceil(C/8)]``.
+    """
+
+    name = "bnn.binarize"
+
+    input = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    assembly_format = (
+        "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
+    )
+
+    def __init__(self, input: SSAValue | Operation, result_type: Attribute | None = None,
+                 out: SSAValue | Operation | None = None):
+        super().__init__(
+            operands=[input, out],
+            result_types=[result_type],
+        )
+
+    def verify_(self) -> None:
+        out_type = self._check_form([self.input])
+        in_shape = _static(self.name, self.input.type)
+        if not in_shape:
+            raise VerifyException(f"'{self.name}' needs at least one dimension to pack")
+        elem = _elem(self.input.type)
+        if not (any(_is_int(elem, w) for w in (8, 16, 32)) or isinstance(elem, Float32Type)):
+            raise VerifyException(
+                f"'{self.name}' input elements must be i8, i16, i32 or f32, got {elem}"
+            )
+        _check_packed_output(self.name, in_shape, out_type)
+
+
+@irdl_op_definition
+class BConv2dOp(ShapedOpMixin, IRDLOperation):
+    """Binary 2-D direct convolution of bit-packed NHWC activations with packed weights.
+
+    Operands: ``input`` ``[N, H, W, ceil(C/8)] x i8`` and ``weight`` ``[O, KH, KW, ceil(C/8)] x i8``
+    (both packed by the convention of :mod:`bnnmlir.bits`); ``in_channels = C``. Result
+    ``[N, OH, OW, O] x i32`` with ``OH = (H + pad_top + pad_bottom - dh*(KH-1) - 1) // sh + 1`` (same
+    for W).
+
+    ``out[n, oh, ow, o] = sum over kh, kw, c of x(n, oh*sh - pad_top + kh*dh,
+    ow*sw - pad_left + kw*dw, c) * w(o, kh, kw, c)`` where ``x`` and ``w`` are the +-1 values and
+    ``x`` outside the input is ``pad_value`` (+1, -1, or 0 meaning the tap contributes nothing).
+    In bits each tap that contributes adds ``C - 2*popcount(a XOR w)``. The result is exact and
+    ``|out| <= KH*KW*C``.
+
+    ``padding`` is ``[top, bottom, left, right]``; ``strides`` and ``dilations`` are ``[h, w]``.
+    """
+
+    name = "bnn.bconv2d"
+
+    input = operand_def(TensorType | MemRefType)
+    weight = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    in_channels = prop_def(IntegerAttr[IntegerType])
+    strides = prop_def(I64Array)
+    dilations = prop_def(I64Array)
+    padding = prop_def(I64Array)
+    pad_value = prop_def(IntegerAttr[IntegerType])
+
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = (
+        "$input `,` $weight (`into` $out^)? attr-dict `:` type($input) `,` type($weight) (`,` type($out)^)? (`->` type($result)^)?"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        weight: SSAValue | Operation,
+        *,
+        in_channels: int,
+        strides: Sequence[int] = (1, 1),
+        dilations: Sequence[int] = (1, 1),
+        padding: Sequence[int] = (0, 0, 0, 0),
+        pad_value: int = 0,
+        result_type: Attribute | None = None,
+        out: SSAValue | Operation | None = None,
+    ):
+        super().__init__(
+            operands=[input, weight, out],
+            result_types=[result_type],
+            properties={
+                "in_channels": IntegerAttr(in_channels, i64),
+                "strides": DenseArrayBase.from_list(i64, strides),
+                "dilations": DenseArrayBase.from_list(i64, dilations),
+                "padding": DenseArrayBase.from_list(i64, padding),
+                "pad_value": IntegerAttr(pad_value, i64),
+            },
+        )
+
+    # Convenience accessors -------------------------------------------------------------------
+    @property
+    def channels(self) -> int:
+        return self.in_channels.value.data
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return tuple(self.strides.get_values())  # type: ignore[return-value]
+
+    @property
+    def dilation_hw(self) -> tuple[int, int]:
+        return tuple(self.dilations.get_values())  # type: ignore[return-value]
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        return tuple(self.padding.get_values())  # type: ignore[return-value]
+
+    @property
+    def pad(self) -> PadValue:
+        return PadValue(self.pad_value.value.data)
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        s = _shape(self.weight.type)
+        return s[1], s[2]
+
+    @property
+    def fan_in(self) -> int:
+        """``K = KH*KW*C``: the largest possible ``|out|``."""
+        kh, kw = self.kernel_hw
+        return kh * kw * self.channels
+
+    def verify_(self) -> None:
+        out_type = self._check_form([self.input, self.weight])
+        in_shape = _static(self.name, self.input.type)
+        w_shape = _static(self.name, self.weight.type)
+        out_shape = _static(self.name, out_type)
+        for what, t in (("input", self.input.type), ("weight", self.weight.type)):
+            if not _is_int(_elem(t), 8) or len(_shape(t)) != 4:
+                raise VerifyException(
+                    f"'{self.name}' {what} must be a rank-4 packed i8 operand, got {_describe(t)}"
+                )
+        if not _is_int(_elem(out_type), 32) or len(out_shape) != 4:
+            raise VerifyException(
+                f"'{self.name}' output must be rank-4 i32, got {_describe(out_type)}"
+            )
+        c = self.channels
+        if c < 1:
+            raise VerifyException(f"'{self.name}' channels must be positive, got {c}")
+        words = packed_words(c)
+        if in_shape[3] != words or w_shape[3] != words:
+            raise VerifyException(
+                f"'{self.name}' {c} channels pack into {words} i8 words, but input has "
+                f"{in_shape[3]} and weight {w_shape[3]}"
+            )
+        for name, arr, n, lo in (
+            ("strides", self.strides, 2, 1),
+            ("dilations", self.dilations, 2, 1),
+            ("padding", self.padding, 4, 0),
+        ):
+            vals = arr.get_values()
+            if len(vals) != n or any(v < lo for v in vals):
+                raise VerifyException(
+                    f"'{self.name}' {name} must be {n} integers >= {lo}, got {list(vals)}"
+                )
+        if self.pad_value.value.data not in (-1, 0, 1):
+            raise VerifyException(
+                f"'{self.name}' pad_value must be -1, 0 or +1, got {self.pad_value.value.data}"
+            )
+        n, h, w, _ = in_shape
+        o, kh, kw, _ = w_shape
+        sh, sw = self.stride_hw
+        dh, dw = self.dilation_hw
+        pt, pb, pl, pr = self.pads
+        oh = conv_output_size(h, kh, sh, dh, pt, pb)
+        ow = conv_output_size(w, kw, sw, dw, pl, pr)
+        if oh < 1 or ow < 1:
+            raise VerifyException(
+                f"'{self.name}' kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded "
+                f"{h}x{w} input"
+            )
+        if out_shape != (n, oh, ow, o):
+            raise VerifyException(
+                f"'{self.name}' expected output shape {[n, oh, ow, o]}, got {list(out_shape)}"
+            )
+
+
+@irdl_op_definition
+class Clip8Op(ShapedOpMixin, IRDLOperation):
+    """Saturate integers to the int8 stream range: ``out = min(max(x, -127), 127)`` as ``i8``.
+
+    Input elements ``i16`` or ``i32``, any static shape; output the same shape in ``i8``. The value
+    -128 never occurs, so the stream stays symmetric.
+    """
+
+    name = "bnn.clip8"
+
+    input = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    assembly_format = (
+        "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
+    )
+
+    def __init__(self, input: SSAValue | Operation, result_type: Attribute | None = None,
+                 out: SSAValue | Operation | None = None):
+        super().__init__(operands=[input, out], result_types=[result_type])
+
+    def verify_(self) -> None:
+        out_type = self._check_form([self.input])
+        in_shape = _static(self.name, self.input.type)
+        if not any(_is_int(_elem(self.input.type), w) for w in (16, 32)):
+            raise VerifyException(
+                f"'{self.name}' input elements must be i16 or i32, got {_elem(self.input.type)}"
+            )
+        if _shape(out_type) != in_shape or not _is_int(_elem(out_type), 8):
+            raise VerifyException(
+                f"'{self.name}' output must be i8 of shape {list(in_shape)}, got "
+                f"{_describe(out_type)}"
+            )
+
+
+@irdl_op_definition
+class ThresholdOp(ShapedOpMixin, IRDLOperation):
+    """Per-channel integer threshold producing packed bits: BatchNorm + sign, folded.
+
+    For channel ``c`` (last dimension) with threshold ``t[c]`` and direction ``d[c]``:
+
+    * ``d[c] = +1``: the output is +1 (bit 0) iff ``x >= t[c]``, else -1 (bit 1);
+    * ``d[c] = -1``: the output is +1 (bit 0) iff ``x <= t[c]``, else -1 (bit 1).
+
+    A channel whose output is constant is written with ``d = +1`` and ``t = -2**31`` (always +1) or
+    ``d = -1`` and ``t = -2**31`` (+1 only at ``x = -2**31``, which no bounded producer reaches).
+    Input ``[..., C] x i32`` (or ``i16``, ``i8``); output packed ``[..., ceil(C/8)] x i8``.
+    """
+
+    name = "bnn.threshold"
+
+    input = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    thresholds = prop_def(DenseArrayBase[IntegerType])
+    directions = prop_def(DenseArrayBase[IntegerType])
+
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = (
+        "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        thresholds: Sequence[int],
+        directions: Sequence[int],
+        result_type: Attribute | None = None,
+        out: SSAValue | Operation | None = None,
+    ):
+        super().__init__(
+            operands=[input, out],
+            result_types=[result_type],
+            properties={
+                "thresholds": DenseArrayBase.from_list(i32, thresholds),
+                "directions": DenseArrayBase.from_list(i8, directions),
+            },
+        )
+
+    def verify_(self) -> None:
+        out_type = self._check_form([self.input])
+        in_shape = _static(self.name, self.input.type)
+        if not in_shape or not any(_is_int(_elem(self.input.type), w) for w in (8, 16, 32)):
+            raise VerifyException(
+                f"'{self.name}' input must be a ranked integer operand, got "
+                f"{_describe(self.input.type)}"
+            )
+        channels = in_shape[-1]
+        if not _is_int(self.thresholds.elt_type, 32) or not _is_int(self.directions.elt_type, 8):
+            raise VerifyException(f"'{self.name}' thresholds must be i32 and directions i8")
+        ts, ds = self.thresholds.get_values(), self.directions.get_values()
+        if len(ts) != channels or len(ds) != channels:
+            raise VerifyException(
+                f"'{self.name}' needs one threshold and one direction per channel ({channels}), "
+                f"got {len(ts)} and {len(ds)}"
+            )
+        bad = [d for d in ds if d not in (-1, 1)]
+        if bad:
+            raise VerifyException(f"'{self.name}' directions must be +1 or -1, got {bad[0]}")
+        _check_packed_output(self.name, in_shape, out_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel-level ops
+# ---------------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class NarrowAccOp(IRDLOperation):
+    """Accumulate ``popcount(a XOR b)`` into narrow unsigned accumulator lanes.
+
+    ``a`` and ``b`` are ``vector<M x i8>``; ``acc`` and the result are ``vector<L x iA>`` with
+    ``A`` in {8, 16, 32} and ``M`` a multiple of ``L``. With ``G = M / L`` bytes per lane:
+
+        ``result[j] = acc[j] + sum_{g < G} popcount(a[j*G + g] XOR b[j*G + g])``   (mod ``2**A``)
+
+    Lanes are unsigned. One step adds at most ``8*G`` to a lane, so a chain of ``max_steps``
+    accumulations starting from zero is exact when ``max_steps * 8 * G <= 2**A - 1``. The op
+    carries ``max_steps`` (the length of the chain it belongs to, proven by the pass that created
+    it) and the verifier checks that bound; the lowering is free to use wrapping adds.
+    """
+
+    name = "bnn.narrow_acc"
+
+    ACC: ClassVar = VarConstraint("ACC", base(VectorType))
+    BYTES: ClassVar = VarConstraint("BYTES", base(VectorType))
+
+    acc = operand_def(ACC)
+    lhs = operand_def(BYTES)
+    rhs = operand_def(BYTES)
+    result = result_def(ACC)
+    max_steps = prop_def(IntegerAttr[I64])
+
+    traits = traits_def(Pure())
+
+    assembly_format = (
+        "$acc `,` $lhs `,` $rhs `max_steps` `=` $max_steps attr-dict `:` type($lhs) `into` "
+        "type($acc)"
+    )
+
+    def __init__(self, acc: SSAValue | Operation, lhs: SSAValue | Operation,
+                 rhs: SSAValue | Operation, max_steps: int):
+        acc_v = SSAValue.get(acc)
+        super().__init__(
+            operands=[acc, lhs, rhs],
+            result_types=[acc_v.type],
+            properties={"max_steps": IntegerAttr(max_steps, i64)},
+        )
+
+    @property
+    def lane_bits(self) -> int:
+        elem = self.acc.type.get_element_type()  # type: ignore[union-attr]
+        assert isinstance(elem, IntegerType)
+        return elem.width.data
+
+    @property
+    def bytes_per_lane(self) -> int:
+        return _vlen(self.lhs.type) // _vlen(self.acc.type)
+
+    @staticmethod
+    def max_exact_steps(lane_bits: int, bytes_per_lane: int) -> int:
+        """Largest chain length for which no lane can overflow."""
+        return (2**lane_bits - 1) // (WORD_BITS * bytes_per_lane)
+
+    def verify_(self) -> None:
+        acc_t, a_t, b_t = self.acc.type, self.lhs.type, self.rhs.type
+        assert isinstance(acc_t, VectorType) and isinstance(a_t, VectorType)
+        if a_t != b_t or not _is_int(a_t.get_element_type(), 8) or a_t.get_shape().__len__() != 1:
+            raise VerifyException(
+                f"'{self.name}' operands must be the same 1-D vector of i8, got {a_t} and {b_t}"
+            )
+        elem = acc_t.get_element_type()
+        if not any(_is_int(elem, w) for w in (8, 16, 32)) or len(acc_t.get_shape()) != 1:
+            raise VerifyException(
+                f"'{self.name}' accumulator must be a 1-D vector of i8, i16 or i32, got {acc_t}"
+            )
+        if self.result.type != acc_t:
+            raise VerifyException(f"'{self.name}' result type must equal the accumulator type")
+        m, lanes = _vlen(a_t), _vlen(acc_t)
+        if m % lanes:
+            raise VerifyException(
+                f"'{self.name}' {m} bytes cannot be split evenly over {lanes} lanes"
+            )
+        steps = self.max_steps.value.data
+        limit = self.max_exact_steps(self.lane_bits, m // lanes)
+        if steps < 1 or steps > limit:
+            raise VerifyException(
+                f"'{self.name}' {steps} steps of up to {8 * (m // lanes)} per lane overflow "
+                f"{self.lane_bits}-bit lanes: at most {limit} steps are exact"
+            )
+
+
+BNN = Dialect(
+    "bnn",
+    [BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp, NarrowAccOp],
+    [],
+)
+
+__all__ = [
+    "BNN",
+    "BinarizeOp",
+    "BConv2dOp",
+    "Clip8Op",
+    "ThresholdOp",
+    "NarrowAccOp",
+    "I8",
+    "I16",
+    "I32",
+]
