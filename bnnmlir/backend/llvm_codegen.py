@@ -1,0 +1,100 @@
+"""From an ``llvm``-dialect module to optimized LLVM IR, assembly and object code (llvmlite).
+
+Every step takes a :class:`~bnnmlir.target.TargetInfo`: its triple, CPU and features configure
+the LLVM target machine. The CPU features matter: without them (a generic x86-64) the vector
+``llvm.ctpop`` becomes shift/and sequences instead of ``vpopcnt``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import llvmlite.binding as llvm
+from xdsl.backend.llvm.convert import convert_module
+from xdsl.dialects.builtin import ModuleOp
+
+from bnnmlir.target import TargetInfo
+
+SPEED_LEVEL = 3
+LLVMModule = ModuleOp | str | llvm.ModuleRef
+"""What the emit functions accept: an llvm-dialect module, LLVM IR text, or an llvmlite module
+(taken as already optimized)."""
+
+
+@cache
+def initialize_llvm() -> None:
+    """Initialize the LLVM targets once (``llvm.initialize()`` raises in llvmlite 0.50)."""
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    llvm.initialize_native_asmparser()
+
+
+@cache
+def target_machine(target: TargetInfo, *, jit: bool = False) -> llvm.TargetMachine:
+    """The LLVM target machine of ``target`` (position-independent code, -O3 code generation)."""
+    initialize_llvm()
+    llvm_target = llvm.Target.from_triple(target.triple)
+    return llvm_target.create_target_machine(
+        cpu=target.cpu,
+        features=target.features,
+        opt=3,
+        reloc="default" if jit else "pic",
+        codemodel="jitdefault" if jit else "default",
+        jit=jit,
+    )
+
+
+def to_llvm_ir(module: ModuleOp, target: TargetInfo) -> str:
+    """LLVM IR text of an llvm-dialect module, with the triple and data layout of ``target``."""
+    machine = target_machine(target)
+    ir_module = convert_module(
+        module, fallback_target_triple=target.triple, data_layout=str(machine.target_data)
+    )
+    ir_module.triple = target.triple
+    return str(ir_module)
+
+
+def parse_ir(ir: str) -> llvm.ModuleRef:
+    """Parse and verify LLVM IR text."""
+    initialize_llvm()
+    module = llvm.parse_assembly(ir)
+    module.verify()
+    return module
+
+
+def optimize(ir: str | llvm.ModuleRef, target: TargetInfo, *, jit: bool = False) -> llvm.ModuleRef:
+    """Run the O3 pipeline of the new pass manager on ``ir`` for ``target``; verify the result."""
+    module = parse_ir(ir) if isinstance(ir, str) else ir
+    machine = target_machine(target, jit=jit)
+    module.triple = target.triple
+    module.data_layout = str(machine.target_data)
+    options = llvm.create_pipeline_tuning_options(speed_level=SPEED_LEVEL)
+    options.loop_vectorization = True
+    options.slp_vectorization = True
+    builder = llvm.create_pass_builder(machine, options)
+    builder.getModulePassManager().run(module, builder)
+    module.verify()
+    return module
+
+
+def as_optimized_module(module: LLVMModule, target: TargetInfo) -> llvm.ModuleRef:
+    if isinstance(module, ModuleOp):
+        module = to_llvm_ir(module, target)
+    if isinstance(module, str):
+        module = optimize(module, target)
+    return module
+
+
+def optimized_ir(module: LLVMModule, target: TargetInfo) -> str:
+    """Optimized LLVM IR text."""
+    return str(as_optimized_module(module, target))
+
+
+def emit_assembly(module: LLVMModule, target: TargetInfo) -> str:
+    """Assembly text for ``target`` (a module that is not an llvmlite module is optimized first)."""
+    return target_machine(target).emit_assembly(as_optimized_module(module, target))
+
+
+def emit_object(module: LLVMModule, target: TargetInfo) -> bytes:
+    """ELF relocatable object (position-independent) for ``target``."""
+    return target_machine(target).emit_object(as_optimized_module(module, target))

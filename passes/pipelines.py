@@ -1,0 +1,81 @@
+"""The pass pipelines of bnnmlir, written down once.
+
+``bnnmlir-opt -p bnn-to-llvm-pipeline{target=aarch64}`` and ``bnnmlir.compile`` both take their
+pass order from :func:`stage_passes`, stage by stage:
+
+========== ===============================================================
+stage      passes
+========== ===============================================================
+optimized  bnn-pack-weights
+buffers    bnn-bufferize, bnn-plan-arena
+loops      lower-bnn-to-loops{target, parallel}
+llvm       convert-bnn-to-llvm{target}
+========== ===============================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+STAGES = ("optimized", "buffers", "loops", "llvm")
+
+
+def stage_passes(stage: str, target: str = "host", parallel: bool = False) -> list[ModulePass]:
+    """The passes that take the IR of the previous stage to ``stage``."""
+    from bnnmlir.passes.bufferize import BufferizePass
+    from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
+    from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
+    from bnnmlir.passes.pack_weights import PackWeightsPass
+    from bnnmlir.passes.plan_arena import PlanArenaPass
+
+    if stage == "optimized":
+        return [PackWeightsPass()]
+    if stage == "buffers":
+        return [BufferizePass(), PlanArenaPass()]
+    if stage == "loops":
+        return [LowerBnnToLoopsPass(target=target, parallel=parallel)]
+    if stage == "llvm":
+        return [ConvertBnnToLLVMPass(target=target)]
+    raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(STAGES)}")
+
+
+def passes_until(last_stage: str, target: str = "host", parallel: bool = False) -> list[ModulePass]:
+    """All passes from tensor-level IR up to and including ``last_stage``."""
+    if last_stage not in STAGES:
+        raise ValueError(f"unknown stage '{last_stage}': expected one of {', '.join(STAGES)}")
+    passes: list[ModulePass] = []
+    for stage in STAGES[: STAGES.index(last_stage) + 1]:
+        passes += stage_passes(stage, target, parallel)
+    return passes
+
+
+@dataclass(frozen=True)
+class LowerToLoopsPipeline(ModulePass):
+    """Tensor-level bnn IR to loop nests: every stage up to ``loops``."""
+
+    name = "bnn-lower-to-loops-pipeline"
+
+    target: str = "host"
+    parallel: bool = False
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for p in passes_until("loops", self.target, self.parallel):
+            p.apply(ctx, op)
+
+
+@dataclass(frozen=True)
+class ToLLVMPipeline(ModulePass):
+    """Tensor-level bnn IR to the llvm dialect: every stage up to ``llvm``."""
+
+    name = "bnn-to-llvm-pipeline"
+
+    target: str = "host"
+    parallel: bool = False
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for p in passes_until("llvm", self.target, self.parallel):
+            p.apply(ctx, op)

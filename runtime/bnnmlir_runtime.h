@@ -1,0 +1,74 @@
+/* bnnmlir runtime: the C support library that compiled bnnmlir models link against.
+ *
+ * - a parallel-for over a persistent pthread pool (used by outlined scf.parallel loops);
+ * - 64-byte aligned, zeroed allocation for arenas and I/O buffers;
+ * - a buffer descriptor for the generated C headers;
+ * - bit-packing of inputs by the convention of bnnmlir/bits.py: channel c of a row is bit c % 8
+ *   (least significant first) of byte c / 8; x < 0 is bit 1 (-1), x >= 0 is bit 0 (+1, so -0.0 is
+ *   bit 0); the unused high bits of the last byte are 0.
+ */
+#ifndef BNNMLIR_RUNTIME_H
+#define BNNMLIR_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- parallel loops --------------------------------------------------------------------- */
+
+/* Body of a parallel loop: runs the iterations [begin, end). */
+typedef void (*bnnmlir_task_fn)(void *ctx, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n) split into contiguous chunks, one per thread, and returns when all are
+ * done. With one thread (the default) fn(ctx, 0, n) runs inline on the caller's thread. Calls
+ * must not overlap (one caller at a time); a nested call from inside fn runs inline. */
+void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n);
+
+/* Number of threads parallel loops use, counting the caller; k < 1 is taken as 1. The worker
+ * threads are created on the next parallel loop and joined at exit or on the next change. */
+void bnnmlir_set_num_threads(int k);
+int bnnmlir_get_num_threads(void);
+
+/* ---- memory ----------------------------------------------------------------------------- */
+
+#define BNNMLIR_ALIGNMENT 64
+
+/* 64-byte aligned, zero-filled block of at least `bytes` bytes (a non-null block for 0);
+ * NULL for a negative size or when memory is exhausted. Free it with bnnmlir_arena_free. */
+void *bnnmlir_arena_alloc(int64_t bytes);
+void bnnmlir_arena_free(void *ptr);
+
+#define BNNMLIR_MAX_RANK 8
+
+/* A dense row-major buffer: `rank` extents in `shape`, elements of `elem_size` bytes. */
+typedef struct bnnmlir_buffer {
+    void *data;
+    int32_t rank;
+    int32_t elem_size;
+    int64_t shape[BNNMLIR_MAX_RANK];
+} bnnmlir_buffer;
+
+/* Fills *buf; returns 0, or -1 when rank or a size is out of range. */
+int bnnmlir_buffer_init(bnnmlir_buffer *buf, void *data, int32_t rank, const int64_t *shape,
+                        int32_t elem_size);
+int64_t bnnmlir_buffer_num_elements(const bnnmlir_buffer *buf);
+int64_t bnnmlir_buffer_size_bytes(const bnnmlir_buffer *buf);
+
+/* ---- bit packing ------------------------------------------------------------------------ */
+
+/* Number of bytes that hold `channels` packed channels: ceil(channels / 8). */
+int64_t bnnmlir_packed_bytes(int64_t channels);
+
+/* Packs `rows` rows of `channels` values (row-major) into rows x ceil(channels / 8) bytes. */
+void bnnmlir_pack_f32(const float *src, uint8_t *dst, int64_t rows, int64_t channels);
+void bnnmlir_pack_i8(const int8_t *src, uint8_t *dst, int64_t rows, int64_t channels);
+void bnnmlir_pack_i32(const int32_t *src, uint8_t *dst, int64_t rows, int64_t channels);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNNMLIR_RUNTIME_H */

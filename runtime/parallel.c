@@ -1,0 +1,163 @@
+/* bnnmlir_parallel_for over a persistent pthread pool.
+ *
+ * With k threads the caller runs chunk 0 and k - 1 worker threads run chunks 1..k-1 of the
+ * current job; [0, n) is split into min(n, k) contiguous chunks whose sizes differ by at most 1.
+ * The job is published under the pool lock with a new generation number; the caller waits until
+ * every busy worker has reported back, so jobs never overlap. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "bnnmlir_runtime.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+typedef struct worker_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t job_posted;
+    pthread_cond_t job_finished;
+    pthread_t *threads;
+    int num_workers;
+    int stopping;
+    uint64_t generation;
+    bnnmlir_task_fn fn;
+    void *ctx;
+    int64_t n;
+    int chunks;
+    int pending;
+} worker_pool;
+
+static worker_pool pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .job_posted = PTHREAD_COND_INITIALIZER,
+    .job_finished = PTHREAD_COND_INITIALIZER,
+};
+static int requested_threads = 1;
+static int exit_hook_registered;
+/* Set on pool threads and on a caller running its chunk: nested loops run inline. */
+static _Thread_local int inside_parallel_for;
+
+static void run_chunk(bnnmlir_task_fn fn, void *ctx, int64_t n, int chunks, int index) {
+    int64_t base = n / chunks;
+    int64_t extra = n % chunks;
+    int64_t begin = index * base + (index < extra ? index : extra);
+    int64_t end = begin + base + (index < extra ? 1 : 0);
+    if (begin < end)
+        fn(ctx, begin, end);
+}
+
+typedef struct worker_arg {
+    int index;
+    uint64_t first_generation;
+} worker_arg;
+
+static void *worker_main(void *raw) {
+    int index = ((worker_arg *)raw)->index;
+    uint64_t seen = ((worker_arg *)raw)->first_generation;
+    free(raw);
+    inside_parallel_for = 1;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (!pool.stopping && pool.generation == seen)
+            pthread_cond_wait(&pool.job_posted, &pool.lock);
+        if (pool.stopping)
+            break;
+        seen = pool.generation;
+        if (index >= pool.chunks)
+            continue;
+        bnnmlir_task_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        int64_t n = pool.n;
+        int chunks = pool.chunks;
+        pthread_mutex_unlock(&pool.lock);
+        run_chunk(fn, ctx, n, chunks, index);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.pending == 0)
+            pthread_cond_signal(&pool.job_finished);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+static void stop_workers(void) {
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = 1;
+    pthread_cond_broadcast(&pool.job_posted);
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < pool.num_workers; ++i)
+        pthread_join(pool.threads[i], NULL);
+    free(pool.threads);
+    pool.threads = NULL;
+    pool.num_workers = 0;
+    pool.stopping = 0;
+}
+
+static void start_workers(int count) {
+    if (!exit_hook_registered) {
+        atexit(stop_workers);
+        exit_hook_registered = 1;
+    }
+    pool.threads = calloc((size_t)count, sizeof(pthread_t));
+    if (pool.threads == NULL)
+        return;
+    /* A worker may first run after the next job is posted: it starts from the generation
+     * current at its creation, so it cannot miss that job. */
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < count; ++i) {
+        worker_arg *arg = malloc(sizeof *arg);
+        if (arg == NULL)
+            break;
+        arg->index = i + 1;
+        arg->first_generation = pool.generation;
+        if (pthread_create(&pool.threads[i], NULL, worker_main, arg) != 0) {
+            free(arg);
+            break;
+        }
+        pool.num_workers = i + 1;
+    }
+    pthread_mutex_unlock(&pool.lock);
+}
+
+void bnnmlir_set_num_threads(int k) {
+    if (k < 1)
+        k = 1;
+    if (pool.num_workers != 0 && pool.num_workers != k - 1)
+        stop_workers();
+    requested_threads = k;
+}
+
+int bnnmlir_get_num_threads(void) { return requested_threads; }
+
+void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n) {
+    if (n <= 0)
+        return;
+    if (requested_threads == 1 || n == 1 || inside_parallel_for) {
+        fn(ctx, 0, n);
+        return;
+    }
+    if (pool.num_workers == 0)
+        start_workers(requested_threads - 1);
+    int threads = pool.num_workers + 1;
+    int chunks = n < threads ? (int)n : threads;
+    if (chunks == 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&pool.lock);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    pool.chunks = chunks;
+    pool.pending = chunks - 1;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.job_posted);
+    pthread_mutex_unlock(&pool.lock);
+
+    inside_parallel_for = 1;
+    run_chunk(fn, ctx, n, chunks, 0);
+    inside_parallel_for = 0;
+
+    pthread_mutex_lock(&pool.lock);
+    while (pool.pending != 0)
+        pthread_cond_wait(&pool.job_finished, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+}

@@ -1,0 +1,124 @@
+// Invalid bnn IR: every verifier error, one per chunk.
+// RUN: bnnmlir-opt %s --split-input-file --verify-diagnostics | filecheck %s
+// RUN: not bnnmlir-opt %s --split-input-file 2>&1 | filecheck %s --check-prefix=TOOL
+
+// TOOL: error: 'bnn.binarize' packs 37 channels into 5 i8 words
+// TOOL-NOT: Traceback
+
+// CHECK: 'bnn.binarize' packs 37 channels into 5 i8 words: expected output shape [2, 5] of i8, got tensor<2x4xi8>
+func.func @do_not_accept_wrong_packed_width(%x: tensor<2x37xf32>) -> tensor<2x4xi8> {
+  %0 = bnn.binarize %x : tensor<2x37xf32> -> tensor<2x4xi8>
+  func.return %0 : tensor<2x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.binarize' input elements must be i8, i16, i32 or f32, got f64
+func.func @do_not_binarize_f64(%x: tensor<8xf64>) -> tensor<1xi8> {
+  %0 = bnn.binarize %x : tensor<8xf64> -> tensor<1xi8>
+  func.return %0 : tensor<1xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.binarize' on memrefs writes into an 'into' buffer and returns nothing
+func.func @do_not_mix_forms(%x: memref<8xi8>) {
+  %0 = "bnn.binarize"(%x) : (memref<8xi8>) -> tensor<1xi8>
+  func.return
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' 37 channels pack into 5 i8 words, but input has 4 and weight 5
+func.func @do_not_accept_channel_mismatch(%x: tensor<1x8x8x4xi8>, %w: tensor<4x3x3x5xi8>) -> tensor<1x6x6x4xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 37 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x8x8x4xi8>, tensor<4x3x3x5xi8> -> tensor<1x6x6x4xi32>
+  func.return %0 : tensor<1x6x6x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' expected output shape [1, 4, 4, 4], got [1, 6, 6, 4]
+func.func @do_not_accept_wrong_output_shape(%x: tensor<1x8x8x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x6x6x4xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x8x8x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x6x6x4xi32>
+  func.return %0 : tensor<1x6x6x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' pad_value must be -1, 0 or +1, got 2
+func.func @do_not_accept_pad_value_two(%x: tensor<1x3x3x1xi8>, %w: tensor<1x3x3x1xi8>) -> tensor<1x1x1x1xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 2 : i64} : tensor<1x3x3x1xi8>, tensor<1x3x3x1xi8> -> tensor<1x1x1x1xi32>
+  func.return %0 : tensor<1x1x1x1xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' strides must be 2 integers >= 1, got [0, 1]
+func.func @do_not_accept_zero_stride(%x: tensor<1x3x3x1xi8>, %w: tensor<1x3x3x1xi8>) -> tensor<1x1x1x1xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 0, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x3x3x1xi8>, tensor<1x3x3x1xi8> -> tensor<1x1x1x1xi32>
+  func.return %0 : tensor<1x1x1x1xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' kernel 5x5 (dilation 1x1) does not fit the padded 3x3 input
+func.func @do_not_accept_kernel_larger_than_input(%x: tensor<1x3x3x1xi8>, %w: tensor<1x5x5x1xi8>) -> tensor<1x1x1x1xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x3x3x1xi8>, tensor<1x5x5x1xi8> -> tensor<1x1x1x1xi32>
+  func.return %0 : tensor<1x1x1x1xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.clip8' input elements must be i16 or i32, got f32
+func.func @do_not_clip_floats(%x: tensor<4xf32>) -> tensor<4xi8> {
+  %0 = bnn.clip8 %x : tensor<4xf32> -> tensor<4xi8>
+  func.return %0 : tensor<4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.clip8' output must be i8 of shape [4], got tensor<4xi16>
+func.func @do_not_clip_to_i16(%x: tensor<4xi32>) -> tensor<4xi16> {
+  %0 = bnn.clip8 %x : tensor<4xi32> -> tensor<4xi16>
+  func.return %0 : tensor<4xi16>
+}
+
+// -----
+
+// CHECK: 'bnn.threshold' needs one threshold and one direction per channel (3), got 2 and 3
+func.func @do_not_accept_missing_threshold(%x: tensor<2x3xi32>) -> tensor<2x1xi8> {
+  %0 = bnn.threshold %x {thresholds = array<i32: 1, 2>, directions = array<i8: 1, 1, 1>} : tensor<2x3xi32> -> tensor<2x1xi8>
+  func.return %0 : tensor<2x1xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.threshold' directions must be +1 or -1, got 0
+func.func @do_not_accept_zero_direction(%x: tensor<2x3xi32>) -> tensor<2x1xi8> {
+  %0 = bnn.threshold %x {thresholds = array<i32: 1, 2, 3>, directions = array<i8: 1, 0, 1>} : tensor<2x3xi32> -> tensor<2x1xi8>
+  func.return %0 : tensor<2x1xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.narrow_acc' 32 steps of up to 8 per lane overflow 8-bit lanes: at most 31 steps are exact
+func.func @do_not_overflow_i8_lanes(%acc: vector<16xi8>, %a: vector<16xi8>) -> vector<16xi8> {
+  %0 = bnn.narrow_acc %acc, %a, %a max_steps = 32 : vector<16xi8> into vector<16xi8>
+  func.return %0 : vector<16xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.narrow_acc' 4096 steps of up to 16 per lane overflow 16-bit lanes: at most 4095 steps are exact
+func.func @do_not_overflow_i16_lanes(%acc: vector<8xi16>, %a: vector<16xi8>) -> vector<8xi16> {
+  %0 = bnn.narrow_acc %acc, %a, %a max_steps = 4096 : vector<16xi8> into vector<8xi16>
+  func.return %0 : vector<8xi16>
+}
+
+// -----
+
+// CHECK: 'bnn.narrow_acc' 16 bytes cannot be split evenly over 3 lanes
+func.func @do_not_split_unevenly(%acc: vector<3xi16>, %a: vector<16xi8>) -> vector<3xi16> {
+  %0 = bnn.narrow_acc %acc, %a, %a max_steps = 1 : vector<16xi8> into vector<3xi16>
+  func.return %0 : vector<3xi16>
+}
