@@ -6,7 +6,7 @@
 // CHECK-LABEL: func.func @binarize_tensor
 // CHECK: bnn.binarize %{{.*}} : tensor<2x37xf32> -> tensor<2x5xi8>
 // CHECK: bnn.binarize %{{.*}} : tensor<1x3x3x8xi32> -> tensor<1x3x3x1xi8>
-// GENERIC-LABEL: "sym_name" = "binarize_tensor"
+// GENERIC-LABEL: sym_name = "binarize_tensor"
 // GENERIC: "bnn.binarize"(%{{.*}}) : (tensor<2x37xf32>) -> tensor<2x5xi8>
 func.func @binarize_tensor(%x: tensor<2x37xf32>, %y: tensor<1x3x3x8xi32>) -> (tensor<2x5xi8>, tensor<1x3x3x1xi8>) {
   %0 = bnn.binarize %x : tensor<2x37xf32> -> tensor<2x5xi8>
