@@ -1,0 +1,194 @@
+"""The C runtime: parallel_for, aligned allocation, buffer descriptors and input bit-packing."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+from bnnmlir import runtime
+from bnnmlir.backend.runtime_build import build_host_shared_library
+from bnnmlir.bits import pack_bits, packed_words
+
+TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+PACK_ARGS = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+
+
+@pytest.fixture(scope="module")
+def rt():
+    lib = ctypes.CDLL(str(build_host_shared_library()))
+    lib.bnnmlir_parallel_for.argtypes = [TASK, ctypes.c_void_p, ctypes.c_int64]
+    lib.bnnmlir_parallel_for.restype = None
+    lib.bnnmlir_set_num_threads.argtypes = [ctypes.c_int]
+    lib.bnnmlir_get_num_threads.restype = ctypes.c_int
+    lib.bnnmlir_arena_alloc.argtypes = [ctypes.c_int64]
+    lib.bnnmlir_arena_alloc.restype = ctypes.c_void_p
+    lib.bnnmlir_arena_free.argtypes = [ctypes.c_void_p]
+    lib.bnnmlir_packed_bytes.argtypes = [ctypes.c_int64]
+    lib.bnnmlir_packed_bytes.restype = ctypes.c_int64
+    for name in ("bnnmlir_pack_f32", "bnnmlir_pack_i8", "bnnmlir_pack_i32"):
+        getattr(lib, name).argtypes = PACK_ARGS
+    yield lib
+    lib.bnnmlir_set_num_threads(1)
+
+
+def run_parallel_for(rt, n: int, threads: int, body=None):
+    """Call bnnmlir_parallel_for and return the (begin, end, thread id) of every chunk."""
+    chunks = []
+    lock = threading.Lock()
+
+    def task(ctx, begin, end):
+        with lock:
+            chunks.append((begin, end, threading.get_ident()))
+        if body is not None:
+            body(begin, end)
+
+    callback = TASK(task)
+    rt.bnnmlir_set_num_threads(threads)
+    rt.bnnmlir_parallel_for(callback, None, n)
+    return sorted(chunks)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 7, 64, 1001])
+def test_parallel_for_covers_each_index_once(rt, n, threads):
+    chunks = run_parallel_for(rt, n, threads)
+    covered = np.zeros(n, dtype=np.int64)
+    for begin, end, _ in chunks:
+        assert 0 <= begin < end <= n
+        covered[begin:end] += 1
+    assert (covered == 1).all()
+    expected_chunks = min(n, threads)
+    assert len(chunks) == expected_chunks
+    if expected_chunks:
+        sizes = [end - begin for begin, end, _ in chunks]
+        assert max(sizes) - min(sizes) <= 1
+        # Every chunk ran on its own thread, the first one on the caller's.
+        assert len({ident for _, _, ident in chunks}) == expected_chunks
+        assert chunks[0][2] == threading.get_ident()
+
+
+def test_parallel_for_reuses_pool_across_calls_and_resizes(rt):
+    first = {ident for *_, ident in run_parallel_for(rt, 100, 4)}
+    second = {ident for *_, ident in run_parallel_for(rt, 100, 4)}
+    assert first == second and len(first) == 4
+    assert len({ident for *_, ident in run_parallel_for(rt, 100, 2)}) == 2
+    assert len({ident for *_, ident in run_parallel_for(rt, 100, 5)}) == 5
+
+
+def test_nested_parallel_for_runs_inline(rt):
+    inner_calls = []
+
+    def body(begin, end):
+        inner = []
+
+        def inner_task(ctx, b, e):
+            inner.append((b, e, threading.get_ident()))
+
+        rt.bnnmlir_parallel_for(TASK(inner_task), None, 10)
+        inner_calls.append((threading.get_ident(), inner))
+
+    run_parallel_for(rt, 6, 3, body)
+    assert len(inner_calls) == 3
+    for ident, inner in inner_calls:
+        assert inner == [(0, 10, ident)]
+
+
+def test_num_threads(rt):
+    rt.bnnmlir_set_num_threads(0)
+    assert rt.bnnmlir_get_num_threads() == 1
+    rt.bnnmlir_set_num_threads(6)
+    assert rt.bnnmlir_get_num_threads() == 6
+    rt.bnnmlir_set_num_threads(1)
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 1000, 1 << 20])
+def test_arena_alloc_is_aligned_and_zeroed(rt, size):
+    ptr = rt.bnnmlir_arena_alloc(size)
+    assert ptr is not None and ptr % 64 == 0
+    if size:
+        view = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(ptr))
+        assert not view.any()
+    rt.bnnmlir_arena_free(ptr)
+
+
+def test_arena_alloc_rejects_negative_size(rt):
+    assert rt.bnnmlir_arena_alloc(-1) is None
+
+
+class Buffer(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("rank", ctypes.c_int32),
+        ("elem_size", ctypes.c_int32),
+        ("shape", ctypes.c_int64 * 8),
+    ]
+
+
+def test_buffer_descriptor(rt):
+    buf = Buffer()
+    shape = (ctypes.c_int64 * 4)(2, 3, 5, 7)
+    assert rt.bnnmlir_buffer_init(ctypes.byref(buf), None, 4, shape, 4) == 0
+    rt.bnnmlir_buffer_num_elements.restype = ctypes.c_int64
+    rt.bnnmlir_buffer_size_bytes.restype = ctypes.c_int64
+    assert rt.bnnmlir_buffer_num_elements(ctypes.byref(buf)) == 210
+    assert rt.bnnmlir_buffer_size_bytes(ctypes.byref(buf)) == 840
+    assert list(buf.shape) == [2, 3, 5, 7, 1, 1, 1, 1]
+    assert rt.bnnmlir_buffer_init(ctypes.byref(buf), None, 9, shape, 4) == -1
+    assert rt.bnnmlir_buffer_init(ctypes.byref(buf), None, 2, shape, 0) == -1
+
+
+def random_values(rng, dtype, rows, channels):
+    if dtype == np.float32:
+        values = rng.standard_normal((rows, channels)).astype(np.float32)
+        special = np.array([0.0, -0.0, -1e-30, 1e-30, -np.inf, np.inf], dtype=np.float32)
+    else:
+        info = np.iinfo(dtype)
+        values = rng.integers(info.min, info.max, (rows, channels), endpoint=True, dtype=dtype)
+        special = np.array([0, -1, 1, info.min, info.max], dtype=dtype)
+    mask = rng.random((rows, channels)) < 0.2
+    values[mask] = rng.choice(special, size=int(mask.sum()))
+    return values
+
+
+@pytest.mark.parametrize(
+    "dtype, function",
+    [(np.float32, "bnnmlir_pack_f32"), (np.int8, "bnnmlir_pack_i8"), (np.int32, "bnnmlir_pack_i32")],
+)
+def test_packing_matches_bits_convention(rt, dtype, function):
+    rng = np.random.default_rng(1234)
+    pack = getattr(rt, function)
+    for channels in range(1, 301):
+        rows = int(rng.integers(1, 5))
+        values = random_values(rng, dtype, rows, channels)
+        words = packed_words(channels)
+        assert rt.bnnmlir_packed_bytes(channels) == words
+        # Guard bytes after the packed rows must stay untouched.
+        out = np.full(rows * words + 16, 0xA5, dtype=np.uint8)
+        pack(values.ctypes.data, out.ctypes.data, rows, channels)
+        np.testing.assert_array_equal(out[: rows * words].reshape(rows, words), pack_bits(values))
+        assert (out[rows * words :] == 0xA5).all()
+
+
+def test_negative_zero_is_plus_one(rt):
+    values = np.array([[-0.0, 0.0, -0.0, -1.0]], dtype=np.float32)
+    out = np.zeros(1, dtype=np.uint8)
+    rt.bnnmlir_pack_f32(values.ctypes.data, out.ctypes.data, 1, 4)
+    assert out[0] == 0b1000
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "aarch64-linux-gnu-gcc"])
+def test_runtime_compiles_without_warnings(compiler, tmp_path):
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
+    for source in runtime.source_files():
+        result = subprocess.run(
+            [compiler, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-c", str(source),
+             "-o", str(tmp_path / (source.stem + ".o"))],
+            capture_output=True, text=True,
+        )
+        assert result.returncode == 0, result.stderr
