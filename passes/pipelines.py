@@ -26,20 +26,17 @@ STAGES = ("optimized", "buffers", "loops", "llvm")
 
 def stage_passes(stage: str, target: str = "host", parallel: bool = False) -> list[ModulePass]:
     """The passes that take the IR of the previous stage to ``stage``."""
-    from bnnmlir.passes.bufferize import BufferizePass
-    from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
-    from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
-    from bnnmlir.passes.pack_weights import PackWeightsPass
-    from bnnmlir.passes.plan_arena import PlanArenaPass
+    from bnnmlir.passes import get_all_passes
 
+    passes = get_all_passes()
     if stage == "optimized":
-        return [PackWeightsPass()]
+        return [passes["bnn-pack-weights"]()()]
     if stage == "buffers":
-        return [BufferizePass(), PlanArenaPass()]
+        return [passes["bnn-bufferize"]()(), passes["bnn-plan-arena"]()()]
     if stage == "loops":
-        return [LowerBnnToLoopsPass(target=target, parallel=parallel)]
+        return [passes["lower-bnn-to-loops"]()(target=target, parallel=parallel)]
     if stage == "llvm":
-        return [ConvertBnnToLLVMPass(target=target)]
+        return [passes["convert-bnn-to-llvm"]()(target=target)]
     raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(STAGES)}")
 
 

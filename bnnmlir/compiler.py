@@ -1,0 +1,265 @@
+"""The compiler driver: tensor-level IR in, an executable program out, every stage kept.
+
+:func:`compile_module` runs the pipeline of :mod:`bnnmlir.passes.pipelines` stage by stage, keeps
+the IR after each stage for inspection, and returns a :class:`CompiledProgram` that runs on the
+host (JIT) or produces aarch64 assembly and objects. ``bnnmlir.compile`` (PyTorch models) and the
+``bnnmlir`` command both use it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import DiagnosticException, ParseError
+
+from bnnmlir.ir_utils import numpy_dtype
+from bnnmlir.passes.pipelines import STAGES, stage_passes
+from bnnmlir.target import TargetInfo, get_target
+
+
+class CompileError(Exception):
+    """A model or module that bnnmlir cannot compile; the message says which part and why."""
+
+
+def make_context() -> Context:
+    """A context with every upstream dialect and the ``bnn`` dialect registered."""
+    from xdsl.dialects import get_all_dialects
+
+    from bnnmlir.dialects.bnn import BNN
+
+    ctx = Context()
+    for name, factory in get_all_dialects().items():
+        ctx.register_dialect(name, factory)
+    ctx.load_dialect(BNN)
+    return ctx
+
+
+def parse_mlir(text: str, name: str = "<input>") -> ModuleOp:
+    """Parse and verify tensor-level IR; errors become :class:`CompileError` with a location."""
+    try:
+        module = Parser(make_context(), text, name).parse_module()
+        module.verify()
+    except ParseError as e:
+        raise CompileError(str(e)) from None
+    except DiagnosticException as e:
+        notes = "\n".join(str(n) for n in getattr(e, "__notes__", ()))
+        raise CompileError(f"{e}\n{notes}".rstrip()) from None
+    return module
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape and dtype of one argument of a compiled program."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def __str__(self) -> str:
+        return f"{self.dtype.name}{list(self.shape)}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The C ABI of an entry point: ``void entry(inputs..., outputs..., arena)``."""
+
+    entry: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    arena_size: int
+
+
+def _signature(module: ModuleOp, entry: str) -> Signature:
+    fn = next(
+        (op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry), None
+    )
+    assert fn is not None
+    n_in = fn.attributes["bnn.num_inputs"]
+    n_out = fn.attributes["bnn.num_outputs"]
+    arena = fn.attributes["bnn.arena_size"]
+    assert isinstance(n_in, IntegerAttr) and isinstance(n_out, IntegerAttr)
+    assert isinstance(arena, IntegerAttr)
+    specs = []
+    for t in fn.function_type.inputs.data:
+        assert isinstance(t, MemRefType)
+        specs.append(TensorSpec(tuple(t.get_shape()), numpy_dtype(t.get_element_type())))
+    k, m = n_in.value.data, n_out.value.data
+    return Signature(entry, tuple(specs[:k]), tuple(specs[k : k + m]), arena.value.data)
+
+
+def _pick_entry(module: ModuleOp, entry: str | None) -> str:
+    names = [
+        op.sym_name.data
+        for op in module.ops
+        if isinstance(op, func.FuncOp) and not op.is_declaration
+    ]
+    if entry is not None:
+        if entry not in names:
+            raise CompileError(f"no function @{entry} in the module (it has: {', '.join(names)})")
+        return entry
+    if len(names) != 1:
+        raise CompileError(
+            f"the module has {len(names)} functions ({', '.join(names)}): name the entry point"
+        )
+    return names[0]
+
+
+def _aligned_empty(nbytes: int) -> np.ndarray:
+    """A zeroed byte buffer whose data starts on a 64-byte boundary."""
+    raw = np.zeros(nbytes + 64, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64
+    return raw[start : start + nbytes]
+
+
+class CompiledProgram:
+    """A compiled entry point, with the IR of every stage."""
+
+    def __init__(self, stages: dict[str, ModuleOp], signature: Signature, target: TargetInfo,
+                 threads: int):
+        self._stages = stages
+        self.signature = signature
+        self.target = target
+        self.threads = threads
+
+    # ---- inspection -------------------------------------------------------------------------
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(self._stages)
+
+    def mlir(self, stage: str = "llvm", *, generic: bool = False) -> str:
+        """The IR after ``stage`` (one of :attr:`stage_names`)."""
+        if stage not in self._stages:
+            raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(self._stages)}")
+        from io import StringIO
+
+        from xdsl.printer import Printer
+
+        out = StringIO()
+        Printer(stream=out, print_generic_format=generic).print_op(self._stages[stage])
+        return out.getvalue()
+
+    def llvm_ir(self) -> str:
+        """Optimized LLVM IR for the target."""
+        from bnnmlir.backend.llvm_codegen import optimized_ir
+
+        return optimized_ir(self._stages["llvm"], self.target)
+
+    def assembly(self) -> str:
+        from bnnmlir.backend.llvm_codegen import emit_assembly
+
+        return emit_assembly(self._stages["llvm"], self.target)
+
+    def object_code(self) -> bytes:
+        from bnnmlir.backend.llvm_codegen import emit_object
+
+        return emit_object(self._stages["llvm"], self.target)
+
+    # ---- execution --------------------------------------------------------------------------
+    def check_inputs(self, arrays: Sequence[object]) -> list[np.ndarray]:
+        """Inputs as contiguous arrays; ``ValueError``/``TypeError`` if they do not fit."""
+        sig = self.signature
+        if len(arrays) != len(sig.inputs):
+            raise TypeError(f"@{sig.entry} takes {len(sig.inputs)} inputs, got {len(arrays)}")
+        checked = []
+        for i, (array, spec) in enumerate(zip(arrays, sig.inputs)):
+            if not isinstance(array, np.ndarray):
+                raise TypeError(f"input {i} of @{sig.entry} must be a numpy array, got {type(array).__name__}")
+            if array.dtype != spec.dtype:
+                raise TypeError(f"input {i} of @{sig.entry} must have dtype {spec.dtype}, got {array.dtype}")
+            if tuple(array.shape) != spec.shape:
+                raise ValueError(
+                    f"input {i} of @{sig.entry} must have shape {list(spec.shape)}, got {list(array.shape)}"
+                )
+            checked.append(np.ascontiguousarray(array))
+        return checked
+
+    @cached_property
+    def _host_function(self):
+        if not self.target.is_host:
+            raise RuntimeError(
+                f"a program compiled for {self.target.name} cannot run in this process; use "
+                "run_aarch64() or compile for target='host'"
+            )
+        from bnnmlir.backend.jit import JitModule
+
+        jit = JitModule(self._stages["llvm"])
+        n = len(self.signature.inputs) + len(self.signature.outputs) + 1
+        return jit, jit.ctypes_function(self.signature.entry, [ctypes.c_void_p] * n)
+
+    def _new_outputs(self) -> list[np.ndarray]:
+        return [np.zeros(s.shape, dtype=s.dtype) for s in self.signature.outputs]
+
+    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Run on the host: numpy inputs in, a list of numpy outputs back."""
+        inputs = self.check_inputs(arrays)
+        jit, function = self._host_function
+        outputs = self._new_outputs()
+        arena = _aligned_empty(self.signature.arena_size)
+        if jit.runtime is not None:
+            jit.runtime.bnnmlir_set_num_threads(self.threads)
+        function(*[a.ctypes.data for a in (*inputs, *outputs, arena)])
+        return outputs
+
+    def run_aarch64(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Run the aarch64 object under ``qemu-aarch64`` (cross-linked with the runtime)."""
+        if self.target.name != "aarch64":
+            raise RuntimeError("run_aarch64() needs a program compiled for target='aarch64'")
+        from bnnmlir.backend.cross import run_aarch64
+
+        inputs = self.check_inputs(arrays)
+        return run_aarch64(
+            self.object_code(),
+            self.signature.entry,
+            inputs,
+            self._new_outputs(),
+            self.signature.arena_size,
+            num_threads=self.threads,
+        )
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def compile_module(
+    module: ModuleOp,
+    *,
+    target: str = "host",
+    threads: int | None = None,
+    entry: str | None = None,
+    imported: ModuleOp | None = None,
+) -> CompiledProgram:
+    """Compile tensor-level IR (``module`` is consumed) for ``target`` (``host`` or ``aarch64``).
+
+    ``threads``: threads of the parallel loops at run time (``None``: every core of this machine
+    for the host, 1 for aarch64 unless given); with 1 thread the loops are not outlined at all.
+    """
+    info = get_target(target)
+    if threads is None:
+        threads = default_threads() if info.is_host else 1
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    entry = _pick_entry(module, entry)
+    ctx = make_context()
+    stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
+    for stage in STAGES:
+        try:
+            for p in stage_passes(stage, info.name, parallel=threads > 1):
+                p.apply(ctx, module)
+            module.verify()
+        except DiagnosticException as e:
+            raise CompileError(f"stage '{stage}' failed: {e}") from None
+        stages[stage] = module.clone()
+    return CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads)

@@ -1,0 +1,652 @@
+"""``convert-bnn-to-llvm{target=...}``: the loop level (level 3) to the ``llvm`` dialect (level 4).
+
+See docs/lowering.md for both levels. The pass runs, in order:
+
+1. a check that every op belongs to the loop level (an op outside it fails the pass, naming it);
+2. ``outline-parallel-loops`` (``scf.parallel`` -> task function + ``bnnmlir_parallel_for``);
+3. xDSL's ``convert-scf-to-cf`` (``scf.for`` / ``scf.if`` -> blocks and branches);
+4. the op patterns below, then the function, global and block-argument conversion;
+5. ``reconcile-unrealized-casts``, a check that only ``llvm`` ops remain, and
+   ``llvm.target_triple`` from the target.
+
+Types: ``index`` is ``i64``; a memref is a bare ``!llvm.ptr`` to its first element. Memrefs have
+static shapes and the identity layout, so element ``[i0, ..., ik]`` of ``memref<d0 x ... x dk x T>``
+is at ``base + sum_j i_j * prod_{l > j} d_l`` elements (``llvm.getelementptr`` on ``T``);
+``memref.view %arena[%off][]`` is ``base + off`` bytes. While ops are converted, values keep their
+old types for their not-yet-converted users through ``builtin.unrealized_conversion_cast``; every
+cast pair cancels once all ops are converted.
+
+Memory: ``vector.load`` / ``vector.store`` carry alignment 1 (the loop level promises none); scalar
+accesses use the natural alignment of their element type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, builtin, cf, func, llvm, memref, vector
+from xdsl.dialects.builtin import (
+    AffineMapAttr,
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    ModuleOp,
+    NoneAttr,
+    StringAttr,
+    TensorType,
+    UnrealizedConversionCastOp,
+    VectorType,
+    i1,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.ir.affine import AffineMap
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+from xdsl.rewriter import InsertPoint
+from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
+from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_casts
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir.passes.narrow_acc_to_llvm import LowerNarrowAcc, intrinsic_suffix
+from bnnmlir.passes.outline_parallel_loops import OutlineParallelLoopsPass
+from bnnmlir.target import TargetInfo, get_target
+
+PASS_NAME = "convert-bnn-to-llvm"
+
+LOOP_LEVEL_OPS = frozenset(
+    {
+        "builtin.module",
+        "builtin.unrealized_conversion_cast",
+        "func.func",
+        "func.return",
+        "func.call",
+        "scf.for",
+        "scf.if",
+        "scf.yield",
+        "scf.parallel",
+        "scf.reduce",
+        "cf.br",
+        "cf.cond_br",
+        *(
+            f"arith.{name}"
+            for name in (
+                "constant addi subi muli divui remui divsi remsi andi ori xori shli shrui "
+                "shrsi cmpi cmpf select extui extsi trunci index_cast maxsi minsi"
+            ).split()
+        ),
+        "memref.load",
+        "memref.store",
+        "memref.view",
+        "memref.get_global",
+        "memref.global",
+        "vector.load",
+        "vector.store",
+        "vector.broadcast",
+        "vector.insert",
+        "vector.extract",
+        "vector.reduction",
+        "bnn.narrow_acc",
+    }
+)
+"""Ops this pass accepts (docs/lowering.md, level 3), besides any ``llvm`` op."""
+
+
+def _fail(message: str) -> PassFailedException:
+    return PassFailedException(f"{PASS_NAME}: {message}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Types
+# ---------------------------------------------------------------------------------------------
+
+
+def convert_type(t: Attribute) -> Attribute:
+    """The LLVM-level type of ``t``: ``index`` -> ``i64``, memref -> ``!llvm.ptr``."""
+    if isinstance(t, IndexType):
+        return i64
+    if isinstance(t, MemRefType):
+        return llvm.LLVMPointerType()
+    if isinstance(t, VectorType):
+        if len(t.get_shape()) != 1 or t.get_num_scalable_dims():
+            raise _fail(f"only fixed 1-D vectors are supported, got {t}")
+        return VectorType(convert_type(t.element_type), t.get_shape())
+    return t
+
+
+def _llvm_value(rewriter: PatternRewriter, value: SSAValue) -> SSAValue:
+    """``value`` with its LLVM-level type (a cast inserted before the matched op if needed)."""
+    target = convert_type(value.type)
+    if target == value.type:
+        return value
+    cast = UnrealizedConversionCastOp.get([value], [target])
+    rewriter.insert(cast)
+    return cast.results[0]
+
+
+def _replace(rewriter: PatternRewriter, op: Operation, new_results: list[SSAValue]) -> None:
+    """Replace ``op`` (whose new ops are already inserted) by ``new_results``.
+
+    A result whose type changed is cast back to the old type for users not yet converted.
+    """
+    values: list[SSAValue] = []
+    for old, new in zip(op.results, new_results, strict=True):
+        if new.type != old.type:
+            cast = UnrealizedConversionCastOp.get([new], [old.type])
+            rewriter.insert(cast)
+            new = cast.results[0]
+        values.append(new)
+    rewriter.replace(op, [], values)
+
+
+def _emit(rewriter: PatternRewriter, op: Operation) -> SSAValue:
+    rewriter.insert(op)
+    return op.results[0]
+
+
+def _i64(rewriter: PatternRewriter, value: int) -> SSAValue:
+    return _emit(rewriter, llvm.ConstantOp(IntegerAttr(value, i64), i64))
+
+
+# ---------------------------------------------------------------------------------------------
+# arith
+# ---------------------------------------------------------------------------------------------
+
+_ARITH_BINARY: dict[type[Operation], type[Operation]] = {
+    arith.AddiOp: llvm.AddOp,
+    arith.SubiOp: llvm.SubOp,
+    arith.MuliOp: llvm.MulOp,
+    arith.DivUIOp: llvm.UDivOp,
+    arith.DivSIOp: llvm.SDivOp,
+    arith.RemUIOp: llvm.URemOp,
+    arith.RemSIOp: llvm.SRemOp,
+    arith.AndIOp: llvm.AndOp,
+    arith.OrIOp: llvm.OrOp,
+    arith.XOrIOp: llvm.XOrOp,
+    arith.ShLIOp: llvm.ShlOp,
+    arith.ShRUIOp: llvm.LShrOp,
+    arith.ShRSIOp: llvm.AShrOp,
+}
+
+_ARITH_INTRINSIC: dict[type[Operation], str] = {
+    arith.MaxSIOp: "llvm.smax",
+    arith.MinSIOp: "llvm.smin",
+}
+
+
+class ArithBinaryToLLVM(RewritePattern):
+    """Integer binary ops (scalars and 1-D vectors) map one to one; max/min to intrinsics."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /):
+        lowered = _ARITH_BINARY.get(type(op))
+        intrinsic = _ARITH_INTRINSIC.get(type(op))
+        if lowered is None and intrinsic is None:
+            return
+        lhs, rhs = (_llvm_value(rewriter, v) for v in op.operands)
+        if lowered is not None:
+            result = _emit(rewriter, lowered(lhs, rhs))  # type: ignore[call-arg]
+        else:
+            name = f"{intrinsic}.{intrinsic_suffix(lhs.type)}"  # type: ignore[arg-type]
+            result = _emit(rewriter, llvm.CallIntrinsicOp(name, [lhs, rhs], [lhs.type]))
+        _replace(rewriter, op, [result])
+
+
+def _convert_constant_value(value: Attribute, t: Attribute) -> Attribute:
+    if isinstance(value, IntegerAttr):
+        return IntegerAttr(value.value.data, t)  # type: ignore[arg-type]
+    if isinstance(value, DenseIntOrFPElementsAttr) and isinstance(t, VectorType):
+        if isinstance(value.get_element_type(), IndexType):
+            return DenseIntOrFPElementsAttr.from_list(t, value.get_values())  # type: ignore[arg-type]
+        return value
+    if isinstance(value, FloatAttr):
+        return value
+    raise _fail(f"unsupported constant {value}")
+
+
+class ConstantToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: arith.ConstantOp, rewriter: PatternRewriter, /):
+        t = convert_type(op.result.type)
+        result = _emit(rewriter, llvm.ConstantOp(_convert_constant_value(op.value, t), t))
+        _replace(rewriter, op, [result])
+
+
+class CmpiToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: arith.CmpiOp, rewriter: PatternRewriter, /):
+        name = arith.CMPI_COMPARISON_OPERATIONS[op.predicate.value.data]
+        predicate = IntegerAttr(llvm.ICmpPredicateFlag(name).to_int(), i64)
+        lhs, rhs = _llvm_value(rewriter, op.lhs), _llvm_value(rewriter, op.rhs)
+        _replace(rewriter, op, [_emit(rewriter, llvm.ICmpOp(lhs, rhs, predicate))])
+
+
+class CmpfToLLVM(RewritePattern):
+    """Scalar float compares; the constant predicates ``false``/``true`` become constants."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: arith.CmpfOp, rewriter: PatternRewriter, /):
+        name = arith.CMPF_COMPARISON_OPERATIONS[op.predicate.value.data]
+        if name in ("false", "true"):
+            result = _emit(rewriter, llvm.ConstantOp(IntegerAttr(int(name == "true"), i1), i1))
+        else:
+            result = _emit(rewriter, llvm.FCmpOp(op.lhs, op.rhs, name))
+        _replace(rewriter, op, [result])
+
+
+class SelectToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: arith.SelectOp, rewriter: PatternRewriter, /):
+        lhs, rhs = _llvm_value(rewriter, op.lhs), _llvm_value(rewriter, op.rhs)
+        _replace(rewriter, op, [_emit(rewriter, llvm.SelectOp(op.cond, lhs, rhs))])
+
+
+def _int_bits(t: Attribute) -> int:
+    t = convert_type(t)
+    if isinstance(t, VectorType):
+        t = t.element_type
+    assert isinstance(t, IntegerType)
+    return t.width.data
+
+
+class IntCastToLLVM(RewritePattern):
+    """``extui``/``extsi``/``trunci``/``index_cast`` by the widths of their LLVM types.
+
+    ``index_cast`` sign-extends or truncates (``index`` is ``i64``); equal widths are no-ops.
+    """
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /):
+        if not isinstance(op, arith.ExtUIOp | arith.ExtSIOp | arith.TruncIOp | arith.IndexCastOp):
+            return
+        source = _llvm_value(rewriter, op.input)
+        target = convert_type(op.result.type)
+        src_bits, dst_bits = _int_bits(op.input.type), _int_bits(op.result.type)
+        if src_bits == dst_bits:
+            result = source
+        elif src_bits > dst_bits:
+            result = _emit(rewriter, llvm.TruncOp(source, target))
+        elif isinstance(op, arith.ExtUIOp):
+            result = _emit(rewriter, llvm.ZExtOp(source, target))
+        else:
+            result = _emit(rewriter, llvm.SExtOp(source, target))
+        _replace(rewriter, op, [result])
+
+
+# ---------------------------------------------------------------------------------------------
+# func and cf
+# ---------------------------------------------------------------------------------------------
+
+
+class ReturnToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: func.ReturnOp, rewriter: PatternRewriter, /):
+        if len(op.arguments) > 1:
+            raise _fail("functions with more than one result are not supported")
+        value = _llvm_value(rewriter, op.arguments[0]) if op.arguments else None
+        rewriter.replace(op, llvm.ReturnOp(value))
+
+
+class CallToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: func.CallOp, rewriter: PatternRewriter, /):
+        if len(op.res) > 1:
+            raise _fail("calls with more than one result are not supported")
+        args = [_llvm_value(rewriter, a) for a in op.arguments]
+        ret = convert_type(op.res[0].type) if op.res else None
+        call = llvm.CallOp(op.callee, *args, return_type=ret)
+        rewriter.insert(call)
+        _replace(rewriter, op, list(call.results))
+
+
+class BranchToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: cf.BranchOp, rewriter: PatternRewriter, /):
+        args = [_llvm_value(rewriter, a) for a in op.arguments]
+        rewriter.replace(op, llvm.BrOp(op.successor, *args))
+
+
+class CondBranchToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: cf.ConditionalBranchOp, rewriter: PatternRewriter, /):
+        then_args = [_llvm_value(rewriter, a) for a in op.then_arguments]
+        else_args = [_llvm_value(rewriter, a) for a in op.else_arguments]
+        rewriter.replace(
+            op, llvm.CondBrOp(op.cond, op.then_block, then_args, op.else_block, else_args)
+        )
+
+
+def _retype_block_arguments(rewriter: PatternRewriter, block: Block) -> None:
+    """Give ``block``'s arguments their LLVM types; old-typed users go through a cast."""
+    for arg in block.args:
+        target = convert_type(arg.type)
+        if target == arg.type:
+            continue
+        old_type = arg.type
+        new_arg = rewriter.replace_value_with_new_type(arg, target)
+        cast = UnrealizedConversionCastOp.get([new_arg], [old_type])
+        rewriter.insert(cast, InsertPoint.at_start(block))
+        rewriter.replace_uses_with_if(new_arg, cast.results[0], lambda use: use.operation is not cast)
+
+
+class FuncToLLVM(RewritePattern):
+    """``func.func`` -> ``llvm.func`` with the same name; private functions become internal.
+
+    Memref arguments become ``ptr``; function attributes (``bnn.*``) are dropped.
+    """
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: func.FuncOp, rewriter: PatternRewriter, /):
+        outputs = op.function_type.outputs.data
+        if len(outputs) > 1:
+            raise _fail(f"'@{op.sym_name.data}' has more than one result")
+        for block in op.body.blocks:
+            _retype_block_arguments(rewriter, block)
+        private = op.sym_visibility is not None and op.sym_visibility.data == "private"
+        defined = bool(op.body.blocks)
+        linkage = "internal" if private and defined else "external"
+        signature = llvm.LLVMFunctionType(
+            [convert_type(t) for t in op.function_type.inputs.data],
+            convert_type(outputs[0]) if outputs else None,
+        )
+        body = rewriter.move_region_contents_to_new_regions(op.body)
+        rewriter.replace(
+            op, llvm.FuncOp(op.sym_name.data, signature, llvm.LinkageAttr(linkage), body=body), []
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# memref
+# ---------------------------------------------------------------------------------------------
+
+
+def _static_identity_shape(t: Attribute) -> tuple[int, ...]:
+    if not isinstance(t, MemRefType):
+        raise _fail(f"expected a memref, got {t}")
+    shape = tuple(t.get_shape())
+    if any(d < 0 for d in shape):
+        raise _fail(f"memref shapes must be static, got {t}")
+    layout = t.layout
+    if not isinstance(layout, NoneAttr):
+        identity = isinstance(layout, AffineMapAttr) and layout.data == AffineMap.identity(
+            len(shape)
+        )
+        if not identity:
+            raise _fail(f"memrefs must have the identity layout, got {t}")
+    return shape
+
+
+def element_address(rewriter: PatternRewriter, ref: SSAValue, indices: list[SSAValue]) -> SSAValue:
+    """Address of ``ref[indices]``: base + row-major linear index, in elements."""
+    shape = _static_identity_shape(ref.type)
+    base = _llvm_value(rewriter, ref)
+    linear: SSAValue | None = None
+    stride = 1
+    for dim, index in reversed(list(zip(shape, indices, strict=True))):
+        term = _llvm_value(rewriter, index)
+        if stride != 1:
+            term = _emit(rewriter, llvm.MulOp(term, _i64(rewriter, stride)))
+        linear = term if linear is None else _emit(rewriter, llvm.AddOp(term, linear))
+        stride *= dim
+    if linear is None:
+        return base
+    elem = convert_type(ref.type.get_element_type())  # type: ignore[attr-defined]
+    return _emit(rewriter, llvm.GEPOp.from_mixed_indices(base, [linear], elem, inbounds=True))
+
+
+class MemrefLoadToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: memref.LoadOp, rewriter: PatternRewriter, /):
+        address = element_address(rewriter, op.memref, list(op.indices))
+        result = _emit(rewriter, llvm.LoadOp(address, convert_type(op.res.type)))
+        _replace(rewriter, op, [result])
+
+
+class MemrefStoreToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: memref.StoreOp, rewriter: PatternRewriter, /):
+        address = element_address(rewriter, op.memref, list(op.indices))
+        rewriter.replace(op, llvm.StoreOp(_llvm_value(rewriter, op.value), address))
+
+
+class ViewToLLVM(RewritePattern):
+    """``memref.view %arena[%off][]`` -> ``%arena + %off`` bytes."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: memref.ViewOp, rewriter: PatternRewriter, /):
+        if op.sizes:
+            raise _fail("'memref.view' with dynamic sizes is not supported")
+        _static_identity_shape(op.result.type)
+        base = _llvm_value(rewriter, op.source)
+        offset = _llvm_value(rewriter, op.byte_shift)
+        address = llvm.GEPOp.from_mixed_indices(base, [offset], IntegerType(8), inbounds=True)
+        rewriter.insert(address)
+        _replace(rewriter, op, [address.result])
+
+
+class GetGlobalToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: memref.GetGlobalOp, rewriter: PatternRewriter, /):
+        _static_identity_shape(op.memref.type)
+        address = _emit(rewriter, llvm.AddressOfOp(op.name_, llvm.LLVMPointerType()))
+        _replace(rewriter, op, [address])
+
+
+class GlobalToLLVM(RewritePattern):
+    """``memref.global`` with a dense initializer -> ``llvm.mlir.global`` of a flat array.
+
+    The row-major element order of the dense attribute is the memory order of the memref.
+    """
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: memref.GlobalOp, rewriter: PatternRewriter, /):
+        shape = _static_identity_shape(op.type)
+        init = op.initial_value
+        if not isinstance(init, DenseIntOrFPElementsAttr):
+            raise _fail(f"memref.global '@{op.sym_name.data}' needs a dense initializer")
+        count = 1
+        for d in shape:
+            count *= d
+        elem = convert_type(op.type.get_element_type())
+        value = DenseIntOrFPElementsAttr.from_list(
+            TensorType(elem, [count]), init.get_values()  # type: ignore[arg-type]
+        )
+        private = op.sym_visibility.data == "private"
+        rewriter.replace(
+            op,
+            llvm.GlobalOp(
+                llvm.LLVMArrayType(count, elem),
+                op.sym_name,
+                "internal" if private else "external",
+                constant=op.constant is not None,
+                value=value,
+                alignment=op.alignment.value.data if op.alignment is not None else None,
+            ),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# vector
+# ---------------------------------------------------------------------------------------------
+
+
+def _vector_type(t: Attribute) -> VectorType:
+    converted = convert_type(t)
+    assert isinstance(converted, VectorType)
+    return converted
+
+
+class VectorLoadToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.LoadOp, rewriter: PatternRewriter, /):
+        address = element_address(rewriter, op.base, list(op.indices))
+        load = llvm.LoadOp(address, _vector_type(op.result.type), alignment=1)
+        _replace(rewriter, op, [_emit(rewriter, load)])
+
+
+class VectorStoreToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.StoreOp, rewriter: PatternRewriter, /):
+        address = element_address(rewriter, op.base, list(op.indices))
+        value = _llvm_value(rewriter, op.vector)
+        rewriter.replace(op, llvm.StoreOp(value, address, alignment=1))
+
+
+class BroadcastToLLVM(RewritePattern):
+    """Scalar to 1-D vector: insert at lane 0, then a shuffle with the all-zero mask."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.BroadcastOp, rewriter: PatternRewriter, /):
+        result_type = _vector_type(op.vector.type)
+        if isinstance(op.source.type, VectorType):
+            if op.source.type != op.vector.type:
+                raise _fail(f"'vector.broadcast' from {op.source.type} is not supported")
+            rewriter.replace(op, [], [op.source])
+            return
+        scalar = _llvm_value(rewriter, op.source)
+        undef = _emit(rewriter, llvm.UndefOp(result_type))
+        first = _emit(rewriter, llvm.InsertElementOp(undef, scalar, _i64(rewriter, 0)))
+        lanes = result_type.get_shape()[0]
+        splat = llvm.ShuffleVectorOp(
+            first, first, builtin.DenseArrayBase.from_list(builtin.i32, [0] * lanes), result_type
+        )
+        _replace(rewriter, op, [_emit(rewriter, splat)])
+
+
+def _static_lane(op: vector.InsertOp | vector.ExtractOp, vec: Attribute) -> int:
+    position = tuple(op.static_position.iter_values())
+    if op.dynamic_position or len(position) != 1 or not isinstance(vec, VectorType):
+        raise _fail(f"'{op.name}' needs one static position into a 1-D vector")
+    if len(vec.get_shape()) != 1:
+        raise _fail(f"'{op.name}' on {vec} is not supported (1-D vectors only)")
+    return position[0]
+
+
+class InsertToLLVM(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.InsertOp, rewriter: PatternRewriter, /):
+        lane = _static_lane(op, op.dest.type)
+        dest, value = _llvm_value(rewriter, op.dest), _llvm_value(rewriter, op.source)
+        insert = llvm.InsertElementOp(dest, value, _i64(rewriter, lane))
+        _replace(rewriter, op, [_emit(rewriter, insert)])
+
+
+class ExtractToLLVM(RewritePattern):
+    """``vector.extract %v[k]`` -> shuffle lane ``k`` into a one-lane vector, bitcast to scalar.
+
+    (xDSL's llvmlite translation has no ``extractelement``; LLVM folds this pair back into one.)
+    """
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.ExtractOp, rewriter: PatternRewriter, /):
+        lane = _static_lane(op, op.vector.type)
+        source = _llvm_value(rewriter, op.vector)
+        elem = _vector_type(op.vector.type).element_type
+        single = llvm.ShuffleVectorOp(
+            source, source, builtin.DenseArrayBase.from_list(builtin.i32, [lane]),
+            VectorType(elem, [1]),
+        )
+        scalar = llvm.BitcastOp(_emit(rewriter, single), elem)
+        _replace(rewriter, op, [_emit(rewriter, scalar)])
+
+
+class ReductionToLLVM(RewritePattern):
+    """``vector.reduction <add>`` on integers -> ``llvm.vector.reduce.add`` (+ the accumulator)."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.ReductionOp, rewriter: PatternRewriter, /):
+        vt = _vector_type(op.vector.type)
+        if op.kind.data != vector.CombiningKindFlag.ADD or not isinstance(
+            vt.element_type, IntegerType
+        ):
+            raise _fail(f"'vector.reduction' supports <add> on integers, got {op.kind}")
+        source = _llvm_value(rewriter, op.vector)
+        name = f"llvm.vector.reduce.add.{intrinsic_suffix(vt)}"
+        result = _emit(rewriter, llvm.CallIntrinsicOp(name, [source], [vt.element_type]))
+        if op.acc is not None:
+            result = _emit(rewriter, llvm.AddOp(result, _llvm_value(rewriter, op.acc)))
+        _replace(rewriter, op, [result])
+
+
+# ---------------------------------------------------------------------------------------------
+# The pass
+# ---------------------------------------------------------------------------------------------
+
+
+def body_patterns(target: TargetInfo) -> list[RewritePattern]:
+    """Patterns for the ops inside functions (everything but ``func.func`` and globals)."""
+    return [
+        ArithBinaryToLLVM(),
+        ConstantToLLVM(),
+        CmpiToLLVM(),
+        CmpfToLLVM(),
+        SelectToLLVM(),
+        IntCastToLLVM(),
+        ReturnToLLVM(),
+        CallToLLVM(),
+        BranchToLLVM(),
+        CondBranchToLLVM(),
+        MemrefLoadToLLVM(),
+        MemrefStoreToLLVM(),
+        ViewToLLVM(),
+        GetGlobalToLLVM(),
+        VectorLoadToLLVM(),
+        VectorStoreToLLVM(),
+        BroadcastToLLVM(),
+        InsertToLLVM(),
+        ExtractToLLVM(),
+        ReductionToLLVM(),
+        LowerNarrowAcc(target),
+    ]
+
+
+def check_loop_level(module: ModuleOp) -> None:
+    """Fail, naming the op, if ``module`` holds an op outside the loop level."""
+    for op in module.walk():
+        if op.name not in LOOP_LEVEL_OPS and not op.name.startswith("llvm."):
+            raise _fail(f"'{op.name}' is not an op of the loop level (docs/lowering.md)")
+
+
+def check_llvm_only(module: ModuleOp) -> None:
+    for op in module.walk():
+        if op is not module and not op.name.startswith("llvm."):
+            raise _fail(f"'{op.name}' was left after the conversion to the llvm dialect")
+
+
+@dataclass(frozen=True)
+class ConvertBnnToLLVMPass(ModulePass):
+    """Lower the loop level to the ``llvm`` dialect for ``target`` (``host`` or ``aarch64``).
+
+    See the module docstring for the steps and the type mapping, and
+    :mod:`bnnmlir.passes.narrow_acc_to_llvm` for the per-target ``bnn.narrow_acc`` code.
+    """
+
+    name = "convert-bnn-to-llvm"
+
+    target: str = "host"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        try:
+            target = get_target(self.target)
+        except ValueError as err:
+            raise _fail(str(err)) from None
+        check_loop_level(op)
+        OutlineParallelLoopsPass().apply(ctx, op)
+        ConvertScfToCf().apply(ctx, op)
+        PatternRewriteWalker(
+            GreedyRewritePatternApplier(body_patterns(target)), apply_recursively=False
+        ).rewrite_module(op)
+        PatternRewriteWalker(
+            GreedyRewritePatternApplier([FuncToLLVM(), GlobalToLLVM()]), apply_recursively=False
+        ).rewrite_module(op)
+        reconcile_unrealized_casts(op, warn_on_failure=False)
+        check_llvm_only(op)
+        op.attributes["llvm.target_triple"] = StringAttr(target.triple)

@@ -1,0 +1,141 @@
+"""A small IR emitter for loop nests: constants hoisted to the function entry, loops, arithmetic.
+
+Only ops of the loop level (docs/lowering.md, level 3) are created here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from xdsl.builder import Builder
+from xdsl.dialects import arith, memref, scf, vector
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    VectorType,
+    f32,
+    i1,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.rewriter import InsertPoint
+
+LoopBody = Callable[["Emitter", SSAValue, Sequence[SSAValue]], Sequence[SSAValue]]
+"""``body(emitter, induction_variable, iter_args) -> values yielded``."""
+
+
+class ConstantPool:
+    """Constants and global addresses of one function, created once at its entry."""
+
+    def __init__(self, entry: Block):
+        self._builder = Builder(InsertPoint.at_start(entry))
+        self._cache: dict[tuple, SSAValue] = {}
+
+    def get(self, key: tuple, make: Callable[[], Operation]) -> SSAValue:
+        if key not in self._cache:
+            self._cache[key] = self._builder.insert(make()).results[0]
+        return self._cache[key]
+
+
+class Emitter:
+    """Inserts ops at one point; constants go to the shared :class:`ConstantPool`."""
+
+    def __init__(self, point: InsertPoint, pool: ConstantPool):
+        self.builder = Builder(point)
+        self.pool = pool
+
+    def at(self, block: Block) -> Emitter:
+        return Emitter(InsertPoint.at_end(block), self.pool)
+
+    def emit(self, op: Operation) -> SSAValue:
+        self.builder.insert(op)
+        return op.results[0] if op.results else None  # type: ignore[return-value]
+
+    # Constants -------------------------------------------------------------------------------
+    def index(self, value: int) -> SSAValue:
+        return self.pool.get(("index", value), lambda: arith.ConstantOp(IntegerAttr(value, IndexType())))
+
+    def int(self, value: int, type: IntegerType) -> SSAValue:
+        width = type.width.data
+        value = ((value + 2 ** (width - 1)) % 2**width) - 2 ** (width - 1) if width > 1 else value & 1
+        return self.pool.get(("int", value, width), lambda: arith.ConstantOp(IntegerAttr(value, type)))
+
+    def true(self) -> SSAValue:
+        return self.int(1, i1)
+
+    def f32_zero(self) -> SSAValue:
+        return self.pool.get(("f32", 0.0), lambda: arith.ConstantOp(FloatAttr(0.0, f32)))
+
+    def vector_const(self, values: Sequence[int], elem: IntegerType) -> SSAValue:
+        width = elem.width.data
+        wrapped = tuple(((v + 2 ** (width - 1)) % 2**width) - 2 ** (width - 1) for v in values)
+        vtype = VectorType(elem, [len(values)])
+        return self.pool.get(
+            ("vector", wrapped, width),
+            lambda: arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vtype, wrapped)),
+        )
+
+    def get_global(self, name: str, type: MemRefType) -> SSAValue:
+        return self.pool.get(("global", name), lambda: memref.GetGlobalOp(name, type))
+
+    # Arithmetic ------------------------------------------------------------------------------
+    def add(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.AddiOp(a, b))
+
+    def sub(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.SubiOp(a, b))
+
+    def mul(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.MuliOp(a, b))
+
+    def cmpi(self, a: SSAValue, b: SSAValue, predicate: str) -> SSAValue:
+        return self.emit(arith.CmpiOp(a, b, predicate))
+
+    def select(self, cond: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.SelectOp(cond, a, b))
+
+    def affine(self, base: SSAValue, scale: int, offset: int) -> SSAValue:
+        """``base * scale + offset`` on ``index`` values, without the trivial ops."""
+        value = base if scale == 1 else self.mul(base, self.index(scale))
+        return value if offset == 0 else self.add(value, self.index(offset))
+
+    # Memory ----------------------------------------------------------------------------------
+    def load(self, ref: SSAValue, indices: Sequence[SSAValue]) -> SSAValue:
+        return self.emit(memref.LoadOp.get(ref, indices))
+
+    def store(self, value: SSAValue, ref: SSAValue, indices: Sequence[SSAValue]) -> None:
+        self.emit(memref.StoreOp.get(value, ref, indices))
+
+    def vload(self, ref: SSAValue, indices: Sequence[SSAValue], lanes: int) -> SSAValue:
+        elem = ref.type.get_element_type()  # type: ignore[attr-defined]
+        return self.emit(vector.LoadOp(ref, indices, VectorType(elem, [lanes])))
+
+    # Loops -----------------------------------------------------------------------------------
+    def loop(self, lower: int, upper: int, body: LoopBody, iter_args: Sequence[SSAValue] = ()) -> Sequence[SSAValue]:
+        """``scf.for`` over ``[lower, upper)``; a single iteration is emitted inline."""
+        if upper - lower == 1:
+            return list(body(self, self.index(lower), list(iter_args)))
+        return self.loop_dynamic(self.index(lower), self.index(upper), body, iter_args)
+
+    def loop_dynamic(self, lower: SSAValue, upper: SSAValue, body: LoopBody,
+                     iter_args: Sequence[SSAValue] = ()) -> Sequence[SSAValue]:
+        block = Block(arg_types=[IndexType(), *(v.type for v in iter_args)])
+        inner = self.at(block)
+        yielded = body(inner, block.args[0], list(block.args[1:]))
+        inner.emit(scf.YieldOp(*yielded))
+        op = scf.ForOp(lower, upper, self.index(1), list(iter_args), Region(block))
+        self.builder.insert(op)
+        return list(op.results)
+
+    def parallel(self, upper: int, body: Callable[[Emitter, SSAValue], None]) -> None:
+        """``scf.parallel`` over ``[0, upper)`` with one induction variable and no reductions."""
+        block = Block(arg_types=[IndexType()])
+        inner = self.at(block)
+        body(inner, block.args[0])
+        inner.emit(scf.ReduceOp())
+        self.builder.insert(
+            scf.ParallelOp([self.index(0)], [self.index(upper)], [self.index(1)], Region(block))
+        )
