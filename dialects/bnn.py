@@ -29,7 +29,6 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     MemRefType,
-    Signedness,
     TensorType,
     VectorType,
     i8,
@@ -53,96 +52,19 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, conv_output_size, packed_words
+from bnnmlir.bits import WORD_BITS, PadValue, conv_output_size, packed_words
+from bnnmlir.dialects.common import (
+    ShapedOpMixin,
+    check_packed_output,
+    describe,
+    elem_of,
+    is_int,
+    shape_of,
+    static_shape,
+    vector_length,
+)
 
 I64Array = DenseArrayBase[IntegerType]
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared by the tensor-level ops
-# ---------------------------------------------------------------------------------------------
-
-
-def _shape(t: Attribute) -> tuple[int, ...]:
-    assert isinstance(t, TensorType | MemRefType)
-    return tuple(t.get_shape())
-
-
-def _elem(t: Attribute) -> Attribute:
-    assert isinstance(t, TensorType | MemRefType)
-    return t.get_element_type()
-
-
-def _is_int(t: Attribute, width: int | None = None) -> bool:
-    return (
-        isinstance(t, IntegerType)
-        and t.signedness.data == Signedness.SIGNLESS
-        and (width is None or t.width.data == width)
-    )
-
-
-def _vlen(t: Attribute) -> int:
-    assert isinstance(t, VectorType)
-    n = 1
-    for d in t.get_shape():
-        n *= d
-    return n
-
-
-def _describe(t: Attribute) -> str:
-    return str(t)
-
-
-class ShapedOpMixin:
-    """Value/buffer form checks shared by the tensor-level ops.
-
-    Subclasses define ``input``-like operands, an optional ``out`` operand and an optional
-    ``result``; :meth:`io_types` returns (operand types, output type) after checking that the op is
-    consistently in one form.
-    """
-
-    def _check_form(self, inputs: Sequence[SSAValue]) -> Attribute:
-        op: IRDLOperation = self  # type: ignore[assignment]
-        out = op.out  # type: ignore[attr-defined]
-        result = op.result  # type: ignore[attr-defined]
-        types = [v.type for v in inputs]
-        if all(isinstance(t, TensorType) for t in types):
-            if out is not None or result is None:
-                raise VerifyException(
-                    f"'{op.name}' on tensors takes no 'into' buffer and returns one tensor"
-                )
-            return result.type
-        if all(isinstance(t, MemRefType) for t in types):
-            if out is None or result is not None:
-                raise VerifyException(
-                    f"'{op.name}' on memrefs writes into an 'into' buffer and returns nothing"
-                )
-            if not isinstance(out.type, MemRefType):
-                raise VerifyException(f"'{op.name}' 'into' operand must be a memref")
-            return out.type
-        raise VerifyException(f"'{op.name}' operands must be all tensors or all memrefs")
-
-    def output_type(self) -> TensorType | MemRefType:
-        op: IRDLOperation = self  # type: ignore[assignment]
-        t = op.result.type if op.result is not None else op.out.type  # type: ignore[attr-defined]
-        assert isinstance(t, TensorType | MemRefType)
-        return t
-
-
-def _check_packed_output(op_name: str, in_shape: tuple[int, ...], out_type: Attribute) -> None:
-    expected = in_shape[:-1] + (packed_words(in_shape[-1]),)
-    if _shape(out_type) != expected or not _is_int(_elem(out_type), 8):
-        raise VerifyException(
-            f"'{op_name}' packs {in_shape[-1]} channels into {expected[-1]} i8 words: expected "
-            f"output shape {list(expected)} of i8, got {_describe(out_type)}"
-        )
-
-
-def _static(op_name: str, t: Attribute) -> tuple[int, ...]:
-    shape = _shape(t)
-    if any(d < 0 for d in shape):
-        raise VerifyException(f"'{op_name}' needs static shapes, got {_describe(t)}")
-    return shape
-
 
 # ---------------------------------------------------------------------------------------------
 # Tensor-level ops
@@ -178,15 +100,15 @@ class BinarizeOp(ShapedOpMixin, IRDLOperation):
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
-        in_shape = _static(self.name, self.input.type)
+        in_shape = static_shape(self.name, self.input.type)
         if not in_shape:
             raise VerifyException(f"'{self.name}' needs at least one dimension to pack")
-        elem = _elem(self.input.type)
-        if not (any(_is_int(elem, w) for w in (8, 16, 32)) or isinstance(elem, Float32Type)):
+        elem = elem_of(self.input.type)
+        if not (any(is_int(elem, w) for w in (8, 16, 32)) or isinstance(elem, Float32Type)):
             raise VerifyException(
                 f"'{self.name}' input elements must be i8, i16, i32 or f32, got {elem}"
             )
-        _check_packed_output(self.name, in_shape, out_type)
+        check_packed_output(self.name, in_shape, out_type)
 
 
 @irdl_op_definition
@@ -273,7 +195,7 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
-        s = _shape(self.weight.type)
+        s = shape_of(self.weight.type)
         return s[1], s[2]
 
     @property
@@ -284,17 +206,17 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input, self.weight])
-        in_shape = _static(self.name, self.input.type)
-        w_shape = _static(self.name, self.weight.type)
-        out_shape = _static(self.name, out_type)
+        in_shape = static_shape(self.name, self.input.type)
+        w_shape = static_shape(self.name, self.weight.type)
+        out_shape = static_shape(self.name, out_type)
         for what, t in (("input", self.input.type), ("weight", self.weight.type)):
-            if not _is_int(_elem(t), 8) or len(_shape(t)) != 4:
+            if not is_int(elem_of(t), 8) or len(shape_of(t)) != 4:
                 raise VerifyException(
-                    f"'{self.name}' {what} must be a rank-4 packed i8 operand, got {_describe(t)}"
+                    f"'{self.name}' {what} must be a rank-4 packed i8 operand, got {describe(t)}"
                 )
-        if not _is_int(_elem(out_type), 32) or len(out_shape) != 4:
+        if not is_int(elem_of(out_type), 32) or len(out_shape) != 4:
             raise VerifyException(
-                f"'{self.name}' output must be rank-4 i32, got {_describe(out_type)}"
+                f"'{self.name}' output must be rank-4 i32, got {describe(out_type)}"
             )
         c = self.channels
         if c < 1:
@@ -361,15 +283,15 @@ class Clip8Op(ShapedOpMixin, IRDLOperation):
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
-        in_shape = _static(self.name, self.input.type)
-        if not any(_is_int(_elem(self.input.type), w) for w in (16, 32)):
+        in_shape = static_shape(self.name, self.input.type)
+        if not any(is_int(elem_of(self.input.type), w) for w in (16, 32)):
             raise VerifyException(
-                f"'{self.name}' input elements must be i16 or i32, got {_elem(self.input.type)}"
+                f"'{self.name}' input elements must be i16 or i32, got {elem_of(self.input.type)}"
             )
-        if _shape(out_type) != in_shape or not _is_int(_elem(out_type), 8):
+        if shape_of(out_type) != in_shape or not is_int(elem_of(out_type), 8):
             raise VerifyException(
                 f"'{self.name}' output must be i8 of shape {list(in_shape)}, got "
-                f"{_describe(out_type)}"
+                f"{describe(out_type)}"
             )
 
 
@@ -420,14 +342,14 @@ class ThresholdOp(ShapedOpMixin, IRDLOperation):
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
-        in_shape = _static(self.name, self.input.type)
-        if not in_shape or not any(_is_int(_elem(self.input.type), w) for w in (8, 16, 32)):
+        in_shape = static_shape(self.name, self.input.type)
+        if not in_shape or not any(is_int(elem_of(self.input.type), w) for w in (8, 16, 32)):
             raise VerifyException(
                 f"'{self.name}' input must be a ranked integer operand, got "
-                f"{_describe(self.input.type)}"
+                f"{describe(self.input.type)}"
             )
         channels = in_shape[-1]
-        if not _is_int(self.thresholds.elt_type, 32) or not _is_int(self.directions.elt_type, 8):
+        if not is_int(self.thresholds.elt_type, 32) or not is_int(self.directions.elt_type, 8):
             raise VerifyException(f"'{self.name}' thresholds must be i32 and directions i8")
         ts, ds = self.thresholds.get_values(), self.directions.get_values()
         if len(ts) != channels or len(ds) != channels:
@@ -438,7 +360,7 @@ class ThresholdOp(ShapedOpMixin, IRDLOperation):
         bad = [d for d in ds if d not in (-1, 1)]
         if bad:
             raise VerifyException(f"'{self.name}' directions must be +1 or -1, got {bad[0]}")
-        _check_packed_output(self.name, in_shape, out_type)
+        check_packed_output(self.name, in_shape, out_type)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,7 +418,7 @@ class NarrowAccOp(IRDLOperation):
 
     @property
     def bytes_per_lane(self) -> int:
-        return _vlen(self.lhs.type) // _vlen(self.acc.type)
+        return vector_length(self.lhs.type) // vector_length(self.acc.type)
 
     @staticmethod
     def max_exact_steps(lane_bits: int, bytes_per_lane: int) -> int:
@@ -506,18 +428,18 @@ class NarrowAccOp(IRDLOperation):
     def verify_(self) -> None:
         acc_t, a_t, b_t = self.acc.type, self.lhs.type, self.rhs.type
         assert isinstance(acc_t, VectorType) and isinstance(a_t, VectorType)
-        if a_t != b_t or not _is_int(a_t.get_element_type(), 8) or a_t.get_shape().__len__() != 1:
+        if a_t != b_t or not is_int(a_t.get_element_type(), 8) or a_t.getshape_of().__len__() != 1:
             raise VerifyException(
                 f"'{self.name}' operands must be the same 1-D vector of i8, got {a_t} and {b_t}"
             )
         elem = acc_t.get_element_type()
-        if not any(_is_int(elem, w) for w in (8, 16, 32)) or len(acc_t.get_shape()) != 1:
+        if not any(is_int(elem, w) for w in (8, 16, 32)) or len(acc_t.getshape_of()) != 1:
             raise VerifyException(
                 f"'{self.name}' accumulator must be a 1-D vector of i8, i16 or i32, got {acc_t}"
             )
         if self.result.type != acc_t:
             raise VerifyException(f"'{self.name}' result type must equal the accumulator type")
-        m, lanes = _vlen(a_t), _vlen(acc_t)
+        m, lanes = vector_length(a_t), vector_length(acc_t)
         if m % lanes:
             raise VerifyException(
                 f"'{self.name}' {m} bytes cannot be split evenly over {lanes} lanes"
@@ -531,11 +453,12 @@ class NarrowAccOp(IRDLOperation):
             )
 
 
-BNN = Dialect(
-    "bnn",
-    [BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp, NarrowAccOp],
-    [],
-)
+CORE_OPS = [BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp, NarrowAccOp]
+
+# The integer/float support ops live in their own module; it does not import this one.
+from bnnmlir.dialects.bnn_support import SUPPORT_OPS  # noqa: E402
+
+BNN = Dialect("bnn", [*CORE_OPS, *SUPPORT_OPS], [])
 
 __all__ = [
     "BNN",

@@ -54,6 +54,7 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 from xdsl.rewriter import InsertPoint
+from xdsl.traits import SymbolTable
 from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_casts
 from xdsl.utils.exceptions import PassFailedException
@@ -156,6 +157,20 @@ def _emit(rewriter: PatternRewriter, op: Operation) -> SSAValue:
 
 def _i64(rewriter: PatternRewriter, value: int) -> SSAValue:
     return _emit(rewriter, llvm.ConstantOp(IntegerAttr(value, i64), i64))
+
+
+GEP_INBOUNDS_FLAGS = 3
+"""Upstream MLIR's ``noWrapFlags`` for ``inbounds`` (inbounds_flag | nusw); xDSL reads the
+``inbounds`` unit property, upstream reads the flags, so both are set."""
+
+
+def _inbounds_gep(
+    rewriter: PatternRewriter, base: SSAValue, offset: SSAValue, elem: Attribute
+) -> SSAValue:
+    """``base + offset`` elements of type ``elem``; the address stays inside the buffer."""
+    gep = llvm.GEPOp.from_mixed_indices(base, [offset], elem, inbounds=True)
+    gep.properties["noWrapFlags"] = IntegerAttr(GEP_INBOUNDS_FLAGS, 32)
+    return _emit(rewriter, gep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,7 +414,7 @@ def element_address(rewriter: PatternRewriter, ref: SSAValue, indices: list[SSAV
     if linear is None:
         return base
     elem = convert_type(ref.type.get_element_type())  # type: ignore[attr-defined]
-    return _emit(rewriter, llvm.GEPOp.from_mixed_indices(base, [linear], elem, inbounds=True))
+    return _inbounds_gep(rewriter, base, linear, elem)
 
 
 class MemrefLoadToLLVM(RewritePattern):
@@ -427,16 +442,20 @@ class ViewToLLVM(RewritePattern):
         _static_identity_shape(op.result.type)
         base = _llvm_value(rewriter, op.source)
         offset = _llvm_value(rewriter, op.byte_shift)
-        address = llvm.GEPOp.from_mixed_indices(base, [offset], IntegerType(8), inbounds=True)
-        rewriter.insert(address)
-        _replace(rewriter, op, [address.result])
+        _replace(rewriter, op, [_inbounds_gep(rewriter, base, offset, IntegerType(8))])
 
 
 class GetGlobalToLLVM(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: memref.GetGlobalOp, rewriter: PatternRewriter, /):
         _static_identity_shape(op.memref.type)
-        address = _emit(rewriter, llvm.AddressOfOp(op.name_, llvm.LLVMPointerType()))
+        ptr = llvm.LLVMPointerType()
+        address = _emit(rewriter, llvm.AddressOfOp(op.name_, ptr))
+        target = SymbolTable.lookup_symbol(op, op.name_)
+        if isinstance(target, memref.GlobalOp) and target.constant is None:
+            # Writable global: xDSL's llvmlite translation gives ``addressof`` a typed pointer
+            # and rejects stores of other types through it; a no-op cast makes it opaque.
+            address = _emit(rewriter, llvm.BitcastOp(address, ptr))
         _replace(rewriter, op, [address])
 
 

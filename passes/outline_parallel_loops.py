@@ -216,8 +216,11 @@ def outline_parallel_loop(loop: scf.ParallelOp, parent: func.FuncOp, module: Mod
         alloca = llvm.AllocaOp(size, struct, alignment=64)
         parent_entry = parent.body.blocks.first
         assert parent_entry is not None
-        Rewriter.insert_op([size, alloca], InsertPoint.at_start(parent_entry))
-        context = alloca.res
+        # A no-op cast: xDSL's llvmlite translation types an alloca as a typed pointer and then
+        # rejects stores of other types through it; a cast ``ptr`` is opaque again.
+        opaque = llvm.BitcastOp(alloca, ptr)
+        Rewriter.insert_op([size, alloca, opaque], InsertPoint.at_start(parent_entry))
+        context = opaque.results[0]
         for k, value in enumerate(passed):
             casts, stored = _cast(value, fields[k])
             field = llvm.GEPOp(context, [0, k], struct)

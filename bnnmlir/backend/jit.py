@@ -15,7 +15,7 @@ from pathlib import Path
 import llvmlite.binding as llvm
 from xdsl.dialects.builtin import ModuleOp
 
-from bnnmlir.backend.llvm_codegen import optimize, to_llvm_ir, target_machine
+from bnnmlir.backend.llvm_codegen import create_target_machine, optimize, to_llvm_ir
 from bnnmlir.backend.runtime_build import build_host_shared_library
 from bnnmlir.target import host_target
 
@@ -43,8 +43,9 @@ class JitModule:
             self.runtime: ctypes.CDLL | None = load_host_runtime()
         else:
             self.runtime = None
-        machine = target_machine(target, jit=True)
-        self._module = optimize(ir, target, jit=True)
+        # The engine owns the machine (and the module): a new machine per module.
+        machine = create_target_machine(target, jit=True)
+        self._module = optimize(ir, target, machine)
         self._engine = llvm.create_mcjit_compiler(self._module, machine)
         self._engine.finalize_object()
         self._engine.run_static_constructors()

@@ -29,9 +29,10 @@ def initialize_llvm() -> None:
     llvm.initialize_native_asmparser()
 
 
-@cache
-def target_machine(target: TargetInfo, *, jit: bool = False) -> llvm.TargetMachine:
-    """The LLVM target machine of ``target`` (position-independent code, -O3 code generation)."""
+def create_target_machine(target: TargetInfo, *, jit: bool = False) -> llvm.TargetMachine:
+    """A new LLVM target machine for ``target`` (-O3 code generation; position-independent code
+    unless ``jit``). An MCJIT engine takes ownership of the machine it is given: give it a new
+    one, never the shared machine of :func:`target_machine`."""
     initialize_llvm()
     llvm_target = llvm.Target.from_triple(target.triple)
     return llvm_target.create_target_machine(
@@ -42,6 +43,12 @@ def target_machine(target: TargetInfo, *, jit: bool = False) -> llvm.TargetMachi
         codemodel="jitdefault" if jit else "default",
         jit=jit,
     )
+
+
+@cache
+def target_machine(target: TargetInfo) -> llvm.TargetMachine:
+    """The shared (cached) target machine used to emit assembly and objects for ``target``."""
+    return create_target_machine(target)
 
 
 def to_llvm_ir(module: ModuleOp, target: TargetInfo) -> str:
@@ -62,10 +69,41 @@ def parse_ir(ir: str) -> llvm.ModuleRef:
     return module
 
 
-def optimize(ir: str | llvm.ModuleRef, target: TargetInfo, *, jit: bool = False) -> llvm.ModuleRef:
-    """Run the O3 pipeline of the new pass manager on ``ir`` for ``target``; verify the result."""
+ARCH_INTRINSIC_PREFIXES = ("aarch64", "arm", "x86", "ppc", "riscv", "wasm", "nvvm", "amdgcn", "mips")
+"""Intrinsic name spaces (``llvm.<prefix>.*``) that only one architecture can select."""
+
+
+def _intrinsic_prefix_of(triple: str) -> str:
+    arch = triple.split("-", 1)[0]
+    if arch in ("x86_64", "i386", "i686"):
+        return "x86"
+    if arch in ("aarch64", "arm64"):
+        return "aarch64"
+    return arch
+
+
+def check_intrinsics(module: llvm.ModuleRef, target: TargetInfo) -> None:
+    """Raise ``ValueError`` if ``module`` calls an intrinsic of another architecture than
+    ``target``'s: LLVM would abort the whole process ("Cannot select") instead of failing."""
+    own = _intrinsic_prefix_of(target.triple)
+    for function in module.functions:
+        parts = function.name.split(".")
+        if len(parts) > 2 and parts[0] == "llvm" and parts[1] in ARCH_INTRINSIC_PREFIXES:
+            if parts[1] != own:
+                raise ValueError(
+                    f"intrinsic '{function.name}' is specific to {parts[1]} and cannot be "
+                    f"compiled for {target.name} ({target.triple})"
+                )
+
+
+def optimize(
+    ir: str | llvm.ModuleRef, target: TargetInfo, machine: llvm.TargetMachine | None = None
+) -> llvm.ModuleRef:
+    """Run the O3 pipeline of the new pass manager on ``ir`` for ``target`` (with ``machine``,
+    by default the shared one); verify the result."""
     module = parse_ir(ir) if isinstance(ir, str) else ir
-    machine = target_machine(target, jit=jit)
+    check_intrinsics(module, target)
+    machine = machine or target_machine(target)
     module.triple = target.triple
     module.data_layout = str(machine.target_data)
     options = llvm.create_pipeline_tuning_options(speed_level=SPEED_LEVEL)
@@ -81,7 +119,8 @@ def as_optimized_module(module: LLVMModule, target: TargetInfo) -> llvm.ModuleRe
     if isinstance(module, ModuleOp):
         module = to_llvm_ir(module, target)
     if isinstance(module, str):
-        module = optimize(module, target)
+        return optimize(module, target)
+    check_intrinsics(module, target)
     return module
 
 

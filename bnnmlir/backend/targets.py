@@ -113,4 +113,16 @@ TARGET_CLASSES: tuple[type[Target], ...] = (
 
 def bnnmlir_targets() -> dict[str, Callable[[], type[Target]]]:
     """Target factories by name, in the form ``xDSLOptMain.available_targets`` uses."""
-    return {cls.name: (lambda cls=cls: cls) for cls in TARGET_CLASSES}
+    return {cls.name: _factory(cls) for cls in TARGET_CLASSES}
+
+
+def _factory(cls: type[Target]) -> Callable[[], type[Target]]:
+    # xDSL tells new-style target factories by their empty parameter list.
+    def factory() -> type[Target]:
+        return cls
+
+    return factory
+
+
+get_all_targets = bnnmlir_targets
+"""The name ``bnnmlir-opt`` imports (same as :func:`bnnmlir_targets`)."""

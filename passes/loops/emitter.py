@@ -114,19 +114,19 @@ class Emitter:
         return self.emit(vector.LoadOp(ref, indices, VectorType(elem, [lanes])))
 
     # Loops -----------------------------------------------------------------------------------
-    def loop(self, lower: int, upper: int, body: LoopBody, iter_args: Sequence[SSAValue] = ()) -> Sequence[SSAValue]:
-        """``scf.for`` over ``[lower, upper)``; a single iteration is emitted inline."""
-        if upper - lower == 1:
+    def loop(self, lower: int, upper: int, body: LoopBody, iter_args: Sequence[SSAValue] = (),
+             step: int = 1) -> list[SSAValue]:
+        """``scf.for`` over ``lower, lower + step, ... < upper``; one iteration is emitted inline,
+        none leaves ``iter_args`` unchanged."""
+        if upper <= lower:
+            return list(iter_args)
+        if upper - lower <= step:
             return list(body(self, self.index(lower), list(iter_args)))
-        return self.loop_dynamic(self.index(lower), self.index(upper), body, iter_args)
-
-    def loop_dynamic(self, lower: SSAValue, upper: SSAValue, body: LoopBody,
-                     iter_args: Sequence[SSAValue] = ()) -> Sequence[SSAValue]:
         block = Block(arg_types=[IndexType(), *(v.type for v in iter_args)])
         inner = self.at(block)
         yielded = body(inner, block.args[0], list(block.args[1:]))
         inner.emit(scf.YieldOp(*yielded))
-        op = scf.ForOp(lower, upper, self.index(1), list(iter_args), Region(block))
+        op = scf.ForOp(self.index(lower), self.index(upper), self.index(step), list(iter_args), Region(block))
         self.builder.insert(op)
         return list(op.results)
 

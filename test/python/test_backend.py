@@ -6,6 +6,7 @@ import ctypes
 import io
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -326,3 +327,33 @@ def test_qemu_arena_is_zeroed_scratch(aarch64_object):
 def test_qemu_failure_is_reported(aarch64_object):
     with pytest.raises(cross.CrossToolError, match="linking"):
         cross.run_aarch64(aarch64_object, "no_such_function", [], [np.zeros(1, np.uint8)])
+
+
+# ---- the cnt + uadalp accumulation (test/targets/aarch64-popcount-accumulate.mlir) ----------
+
+ACCUMULATE = Path(__file__).resolve().parents[1] / "targets" / "aarch64-popcount-accumulate.mlir"
+
+
+def accumulate_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    counts = popcount_bytes(a ^ b).astype(np.uint16).reshape(4, 8, 2)
+    return counts.sum(axis=(0, 2), dtype=np.uint16)
+
+
+def test_foreign_intrinsic_is_a_python_error():
+    module = parse(ACCUMULATE.read_text())
+    with pytest.raises(ValueError, match="specific to aarch64"):
+        emit_assembly(module, host_target())
+    with pytest.raises(ValueError, match="specific to aarch64"):
+        JitModule(module)
+
+
+@needs_cross
+def test_qemu_popcount_accumulate_uadalp():
+    obj = emit_object(parse(ACCUMULATE.read_text()), AARCH64)
+    rng = np.random.default_rng(14)
+    for a, b in [
+        (random_bytes(rng, 64), random_bytes(rng, 64)),
+        (np.zeros(64, np.uint8), np.full(64, 0xFF, np.uint8)),  # every bit differs: 4*16 per lane
+    ]:
+        (out,) = cross.run_aarch64(obj, "popcount_accumulate", [a, b], [np.zeros(8, np.uint16)])
+        np.testing.assert_array_equal(out, accumulate_reference(a, b))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bnnmlir import runtime
-from bnnmlir.backend.runtime_build import build_host_shared_library
+from bnnmlir.backend.runtime_build import RuntimeBuildError, build_host_shared_library
 from bnnmlir.bits import pack_bits, packed_words
 
 TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
@@ -192,3 +192,29 @@ def test_runtime_compiles_without_warnings(compiler, tmp_path):
             capture_output=True, text=True,
         )
         assert result.returncode == 0, result.stderr
+
+
+def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("BNNMLIR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "no-such-c-compiler")
+    with pytest.raises(RuntimeBuildError, match="no C compiler found.*no-such-c-compiler"):
+        build_host_shared_library()
+
+
+def test_failing_compiler_reports_its_output(monkeypatch, tmp_path):
+    script = tmp_path / "broken-cc"
+    script.write_text("#!/bin/sh\necho 'broken-cc: cannot compile' >&2\nexit 1\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("BNNMLIR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(script))
+    with pytest.raises(RuntimeBuildError, match="broken-cc: cannot compile"):
+        build_host_shared_library()
+    assert not list((tmp_path / "cache").glob("*.so"))
+
+
+def test_build_is_cached_by_content(monkeypatch, tmp_path):
+    monkeypatch.setenv("BNNMLIR_CACHE_DIR", str(tmp_path))
+    first = build_host_shared_library()
+    mtime = first.stat().st_mtime_ns
+    assert build_host_shared_library() == first and first.stat().st_mtime_ns == mtime
+    assert first.parent == tmp_path

@@ -1,0 +1,377 @@
+"""Fold an integer-valued per-channel function onto ``[-127, 127]`` (e.g. BatchNorm then Clip8).
+
+``fn`` (see :mod:`bnnmlir.folding.domain`) already contains the rounding and the clamp, so its
+values on the integer domain are integers in ``[-127, 127]``. :func:`fold_clip8` tabulates it
+exhaustively, builds the cheapest exact :class:`Requant`, re-evaluates ``fn`` on every integer of the
+domain against :meth:`Requant.apply`, and only then returns it. Anything not reproduced exactly
+raises :class:`FoldingError`.
+
+Integer semantics of the three kinds (``x`` is the integer input of channel ``c``; results are
+exact on the folded domain ``[lo, hi]``, which is recorded in the object):
+
+``affine``
+    ``out = clamp((x * multiplier[c] + offset[c]) >> shift[c], -127, 127)``, computed in ``int64``:
+    the product and the sum are exact (``|multiplier| <= 2**31 - 1``, and fold-time checks that
+    ``x * multiplier + offset`` fits ``int64`` on the domain), ``>>`` is an ARITHMETIC shift, i.e.
+    ``floor`` division by ``2**shift`` (rounding toward minus infinity), ``0 <= shift <= 62``.
+    A constant channel is ``multiplier = 0, shift = 0, offset = value``.
+``breakpoints``
+    ``out = base[c] + step[c] * #{k : breakpoints[c, k] <= x}`` with ``step[c]`` +1 (non-decreasing
+    channel, constant channels too) or -1 (non-increasing). Each row of ``breakpoints`` is sorted;
+    a breakpoint is repeated when the output jumps by more than one there; rows are padded at the
+    end with ``2**31 - 1``, which no domain value reaches. At most 254 real breakpoints per channel.
+``table``
+    ``out = table[c, x - lo]`` for ``lo <= x <= hi`` (undefined elsewhere). Any function, used only
+    on small domains (``hi - lo + 1 <= 256``, e.g. an int8 stream).
+
+Affine search: for a non-decreasing step function with runs ``[xa_k, xb_k] -> v_k`` the exact
+conditions are ``m*xa_k + b >= v_k * 2**s`` (unless ``v_k = -127``) and
+``m*xb_k + b < (v_k + 1) * 2**s`` (unless ``v_k = 127``). A real ``b`` exists iff every lower bound
+is below every upper bound, which gives ``floor(2**s * R_lo) < m < 2**s * R_hi`` with two
+channel constants ``R_lo, R_hi`` (extreme slopes between the constraint points, found exactly with
+integer cross-multiplication); all bounds are integers, so an integer ``b`` then exists too. The
+smallest ``s <= max_shift`` with an admissible ``m`` is taken, ``m`` and ``b`` at the middle of their
+ranges. A non-increasing channel is fitted on ``x -> -x`` and its multiplier negated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import Enum
+
+import numpy as np
+
+from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN
+from bnnmlir.folding.domain import ChannelFn, FoldingError, check_domain, domain_chunks
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+BREAKPOINT_PAD = INT32_MAX
+TABLE_MAX_DOMAIN = 256
+MAX_SHIFT = 30
+
+
+class RequantKind(str, Enum):
+    AFFINE = "affine"
+    BREAKPOINTS = "breakpoints"
+    TABLE = "table"
+
+
+DEFAULT_KINDS = (RequantKind.AFFINE, RequantKind.BREAKPOINTS, RequantKind.TABLE)
+
+
+@dataclass(frozen=True, eq=False)
+class Requant:
+    """Exact integer form of a per-channel map to ``[-127, 127]`` (kinds: module docstring).
+
+    Only the arrays of ``kind`` are set: ``affine`` uses ``multiplier`` (int64 [C], values within
+    int32), ``offset`` (int64 [C]) and ``shift`` (int32 [C]); ``breakpoints`` uses ``base`` (int8 [C]),
+    ``step`` (int8 [C]) and ``breakpoints`` (int32 [C, B]); ``table`` uses ``table`` (int8 [C, D]).
+    """
+
+    kind: RequantKind
+    lo: int
+    hi: int
+    multiplier: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    shift: np.ndarray | None = None
+    base: np.ndarray | None = None
+    step: np.ndarray | None = None
+    breakpoints: np.ndarray | None = None
+    table: np.ndarray | None = None
+
+    @property
+    def channels(self) -> int:
+        first = {
+            RequantKind.AFFINE: self.multiplier,
+            RequantKind.BREAKPOINTS: self.base,
+            RequantKind.TABLE: self.table,
+        }[self.kind]
+        return int(first.shape[0])
+
+    def apply(self, x: np.ndarray, channel_axis: int = -1) -> np.ndarray:
+        """The integer semantics on ``x`` (channels along ``channel_axis``), as ``int8``."""
+        x = np.moveaxis(np.asarray(x), channel_axis, -1)
+        if not np.issubdtype(x.dtype, np.integer):
+            raise TypeError(f"Requant.apply takes integers, got {x.dtype}")
+        x = x.astype(np.int64)
+        if x.shape[-1] != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {x.shape[-1]}")
+        if self.kind is RequantKind.AFFINE:
+            acc = x * self.multiplier + self.offset
+            out = np.clip(acc >> self.shift.astype(np.int64), CLIP8_MIN, CLIP8_MAX)
+        elif self.kind is RequantKind.BREAKPOINTS:
+            out = np.empty(x.shape, dtype=np.int64)
+            for c in range(self.channels):
+                count = np.searchsorted(self.breakpoints[c], x[..., c], side="right")
+                out[..., c] = int(self.base[c]) + int(self.step[c]) * count
+        else:
+            if x.size and (x.min() < self.lo or x.max() > self.hi):
+                raise ValueError(f"a table requant is defined on [{self.lo}, {self.hi}] only")
+            out = self.table[np.arange(self.channels), x - self.lo]
+        return np.moveaxis(out.astype(np.int8), -1, channel_axis)
+
+    def intermediate_range(self) -> tuple[int, int]:
+        """``(min, max)`` of ``x * multiplier + offset`` over the domain and channels (affine only):
+        tells whether a narrower accumulator than ``int64`` suffices."""
+        if self.kind is not RequantKind.AFFINE:
+            raise ValueError(f"no intermediate for a {self.kind.value} requant")
+        ends = [int(m) * x + int(b) for m, b in zip(self.multiplier, self.offset) for x in (self.lo, self.hi)]
+        return min(ends), max(ends)
+
+    def with_uniform_shift(self) -> Requant:
+        """The same function with one shift for all channels (the largest): ``m`` and ``b`` of the
+        other channels are multiplied by ``2**(s_max - s)``, an identity for every integer ``x``."""
+        if self.kind is not RequantKind.AFFINE:
+            raise ValueError(f"no shift in a {self.kind.value} requant")
+        top = int(self.shift.max())
+        scale = [1 << (top - int(s)) for s in self.shift]
+        m = [int(v) * k for v, k in zip(self.multiplier, scale)]
+        b = [int(v) * k for v, k in zip(self.offset, scale)]
+        if max(abs(v) for v in m) > INT32_MAX:
+            raise FoldingError(f"a uniform shift of {top} pushes a multiplier beyond int32")
+        result = replace(
+            self,
+            multiplier=np.array(m, dtype=np.int64),
+            offset=np.array(b, dtype=np.int64),
+            shift=np.full(self.channels, top, dtype=np.int32),
+        )
+        _check_int64(result)
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Tabulation: runs of equal output per channel
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Runs:
+    """Per channel: the output at ``lo`` and the sorted change points ``(x, new value, jump)``."""
+
+    first: np.ndarray  # int64 [C]
+    change_x: list[np.ndarray]
+    change_v: list[np.ndarray]
+    change_jump: list[np.ndarray]
+    monotone: np.ndarray  # bool [C]
+    table: np.ndarray | None  # int8 [C, D] when kept
+
+
+def _tabulate(fn: ChannelFn, channels: int, lo: int, hi: int, keep_table: bool) -> _Runs:
+    rising = np.zeros(channels, dtype=bool)
+    falling = np.zeros(channels, dtype=bool)
+    xs, cs, vs, js, table = [], [], [], [], []
+    first = prev = None
+    for x, y in domain_chunks(fn, channels, lo, hi):
+        bad = ~np.isfinite(y) | (y != np.round(y)) | (y < CLIP8_MIN) | (y > CLIP8_MAX)
+        if bad.any():
+            row, c = np.argwhere(bad)[0]
+            raise FoldingError(
+                f"channel {c}: fn({int(x[row, 0])}) = {y[row, c]!r} is not an integer in "
+                f"[{CLIP8_MIN}, {CLIP8_MAX}]"
+            )
+        v = y.astype(np.int64)
+        if keep_table:
+            table.append(v.astype(np.int8))
+        if first is None:
+            first, at = v[0], x[:, 0]
+        else:
+            v, at = np.concatenate([prev[None], v]), np.concatenate([x[:1, 0] - 1, x[:, 0]])
+        prev = v[-1]
+        jump = v[1:] - v[:-1]
+        rows, cols = np.nonzero(jump)
+        jumps = jump[rows, cols]
+        rising[cols[jumps > 0]] = True
+        falling[cols[jumps < 0]] = True
+        if not keep_table and (rising & falling).any():
+            c = int(np.flatnonzero(rising & falling)[0])
+            raise FoldingError(
+                f"channel {c}: fn is not monotone on [{lo}, {hi}] and the domain is too large "
+                f"for a table (> {TABLE_MAX_DOMAIN} values)"
+            )
+        xs.append(at[rows + 1])
+        cs.append(cols)
+        vs.append(v[rows + 1, cols])
+        js.append(jumps)
+    x_all, c_all, v_all, j_all = (np.concatenate(a) for a in (xs, cs, vs, js))
+    order = np.lexsort((x_all, c_all))
+    x_all, c_all, v_all, j_all = x_all[order], c_all[order], v_all[order], j_all[order]
+    bounds = np.searchsorted(c_all, np.arange(channels + 1))
+    split = lambda a: [a[bounds[c] : bounds[c + 1]] for c in range(channels)]  # noqa: E731
+    return _Runs(
+        first=first,
+        change_x=split(x_all),
+        change_v=split(v_all),
+        change_jump=split(j_all),
+        monotone=~(rising & falling),
+        table=np.concatenate(table).T.copy() if keep_table else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Affine fit
+# ---------------------------------------------------------------------------------------------
+
+
+def _extreme_ratio(num: np.ndarray, den: np.ndarray, smallest: bool) -> tuple[int, int] | None:
+    """Exact min (or max) of ``num / den`` (``den > 0``) as ``(num, den)``, or None if empty."""
+    if num.size == 0:
+        return None
+    ratio = num / den
+    k = int(np.argmin(ratio) if smallest else np.argmax(ratio))
+    while True:  # float picks a candidate; integer cross-multiplication settles near-ties
+        better = num * den[k] < num[k] * den if smallest else num * den[k] > num[k] * den
+        if not better.any():
+            return int(num[k]), int(den[k])
+        idx = np.flatnonzero(better)
+        k = int(idx[np.argmin(ratio[idx]) if smallest else np.argmax(ratio[idx])])
+
+
+def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, max_shift: int):
+    """``(m, b, s)`` with ``clamp((x*m + b) >> s)`` equal to the runs, or None (``v`` increasing)."""
+    low = v > CLIP8_MIN  # constraint m*xa + b >= v * 2**s
+    up = v < CLIP8_MAX  # constraint m*xb + b < (v + 1) * 2**s
+    num = (v[up] + 1)[None, :] - v[low][:, None]
+    den = xb[up][None, :] - xa[low][:, None]
+    if (num[den == 0] <= 0).any():
+        return None
+    r_hi = _extreme_ratio(num[den > 0], den[den > 0], smallest=True)  # m < 2**s * r_hi
+    r_lo = _extreme_ratio(-num[den < 0], -den[den < 0], smallest=False)  # m > 2**s * r_lo
+    for s in range(max_shift + 1):
+        m_lo = (r_lo[0] << s) // r_lo[1] + 1 if r_lo else 1
+        m_hi = -((-(r_hi[0] << s)) // r_hi[1]) - 1 if r_hi else INT32_MAX
+        m_lo, m_hi = max(m_lo, 1), min(m_hi, INT32_MAX)
+        if m_lo > INT32_MAX:
+            return None  # both bounds grow with s
+        if m_lo > m_hi:
+            continue
+        m = (m_lo + m_hi) // 2
+        b_lo = max(int(vk) * (1 << s) - m * int(x) for vk, x in zip(v[low], xa[low]))
+        b_hi = min((int(vk) + 1) * (1 << s) - m * int(x) for vk, x in zip(v[up], xb[up])) - 1
+        if b_lo > b_hi:
+            raise AssertionError("affine fit: empty offset range despite admissible multiplier")
+        return m, (b_lo + b_hi) // 2, s
+    return None
+
+
+def _fit_affine(runs: _Runs, lo: int, hi: int, max_shift: int) -> Requant | None:
+    params = []
+    for c in range(len(runs.first)):
+        cx = runs.change_x[c]
+        if cx.size == 0:
+            params.append((0, int(runs.first[c]), 0))
+            continue
+        if not runs.monotone[c]:
+            return None
+        xa = np.concatenate([[lo], cx]).astype(np.int64)
+        xb = np.concatenate([cx - 1, [hi]]).astype(np.int64)
+        v = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
+        if runs.change_jump[c][0] > 0:
+            fit = _fit_rising(xa, xb, v, max_shift)
+        else:  # fit y -> f(-y), which rises, then negate the multiplier
+            fit = _fit_rising(-xb[::-1], -xa[::-1], v[::-1], max_shift)
+            fit = fit and (-fit[0], fit[1], fit[2])
+        if fit is None:
+            return None
+        params.append(fit)
+    m, b, s = zip(*params)
+    result = Requant(
+        RequantKind.AFFINE, lo, hi,
+        multiplier=np.array(m, dtype=np.int64),
+        offset=np.array(b, dtype=np.int64),
+        shift=np.array(s, dtype=np.int32),
+    )
+    try:
+        _check_int64(result)
+    except FoldingError:
+        return None
+    return result
+
+
+def _check_int64(requant: Requant) -> None:
+    lo, hi = requant.intermediate_range()
+    if max(-lo, hi) > INT64_MAX or max(abs(int(b)) for b in requant.offset) > INT64_MAX:
+        raise FoldingError("affine requant intermediate exceeds int64")
+
+
+# ---------------------------------------------------------------------------------------------
+# Breakpoints, table, verification, entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _breakpoints(runs: _Runs, lo: int, hi: int) -> Requant | None:
+    if not runs.monotone.all():
+        return None
+    rows, steps = [], []
+    for c in range(len(runs.first)):
+        jumps = runs.change_jump[c]
+        steps.append(-1 if jumps.size and jumps[0] < 0 else 1)
+        rows.append(np.repeat(runs.change_x[c], np.abs(jumps)))
+    width = max(len(r) for r in rows)
+    table = np.full((len(rows), width), BREAKPOINT_PAD, dtype=np.int32)
+    for c, r in enumerate(rows):
+        table[c, : len(r)] = r
+    return Requant(
+        RequantKind.BREAKPOINTS, lo, hi,
+        base=runs.first.astype(np.int8), step=np.array(steps, dtype=np.int8), breakpoints=table,
+    )
+
+
+def verify_requant(fn: ChannelFn, requant: Requant, channels: int) -> None:
+    """Raise :class:`FoldingError` unless ``requant.apply(x) == fn(x)`` on every integer of the
+    requant's domain and every channel (one exhaustive pass of ``fn``)."""
+    if requant.channels != channels:
+        raise FoldingError(f"requant has {requant.channels} channels, expected {channels}")
+    for x, y in domain_chunks(fn, channels, requant.lo, requant.hi):
+        got = requant.apply(np.broadcast_to(x, y.shape))
+        mismatch = got != y
+        if mismatch.any():
+            row, c = np.argwhere(mismatch)[0]
+            raise FoldingError(
+                f"channel {c}: {requant.kind.value} requant gives {got[row, c]} at x = "
+                f"{int(x[row, 0])}, fn gives {y[row, c]!r}"
+            )
+
+
+def fold_clip8(
+    fn: ChannelFn,
+    channels: int,
+    lo: int,
+    hi: int,
+    *,
+    kinds: Sequence[RequantKind | str] = DEFAULT_KINDS,
+    max_shift: int = MAX_SHIFT,
+) -> Requant:
+    """Exact :class:`Requant` of ``fn`` (float32 ``[D, C] -> [D, C]``, integer values in
+    ``[-127, 127]`` on integers, e.g. BatchNorm then round-half-even then clamp) on ``[lo, hi]``.
+
+    ``kinds`` lists the acceptable kinds in order of preference (default: affine, breakpoints,
+    table); the first one that represents EVERY channel exactly is returned after an exhaustive
+    verification. ``affine`` needs every channel monotone and representable with
+    ``shift <= max_shift``; ``breakpoints`` needs every channel monotone; ``table`` needs
+    ``hi - lo + 1 <= 256``. Raises :class:`FoldingError` when none applies.
+    Cost: two exhaustive passes of ``fn`` (tabulation, verification) plus, for affine, about
+    ``254**2`` integer operations per non-constant channel.
+    """
+    kinds = [RequantKind(k) for k in kinds]
+    if not kinds:
+        raise ValueError("no requant kind allowed")
+    if not 0 <= max_shift <= 62:
+        raise ValueError(f"max_shift must be within [0, 62], got {max_shift}")
+    check_domain(channels, lo, hi)
+    small = hi - lo + 1 <= TABLE_MAX_DOMAIN
+    runs = _tabulate(fn, channels, lo, hi, keep_table=small and RequantKind.TABLE in kinds)
+    for kind in kinds:
+        if kind is RequantKind.AFFINE:
+            requant = _fit_affine(runs, lo, hi, max_shift)
+        elif kind is RequantKind.BREAKPOINTS:
+            requant = _breakpoints(runs, lo, hi)
+        else:
+            requant = runs.table is not None and Requant(RequantKind.TABLE, lo, hi, table=runs.table)
+        if requant:
+            verify_requant(fn, requant, channels)
+            return requant
+    bad = np.flatnonzero(~runs.monotone)
+    why = f"channel {bad[0]} is not monotone" if bad.size else "no allowed kind fits"
+    raise FoldingError(f"cannot fold on [{lo}, {hi}] as {[k.value for k in kinds]}: {why}")

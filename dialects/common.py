@@ -1,0 +1,95 @@
+"""Helpers shared by the ``bnn`` op definitions (shape checks, value/buffer forms)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import IntegerType, MemRefType, Signedness, TensorType, VectorType
+from xdsl.ir import Attribute, SSAValue
+from xdsl.irdl import IRDLOperation
+from xdsl.utils.exceptions import VerifyException
+
+from bnnmlir.bits import packed_words
+
+def shape_of(t: Attribute) -> tuple[int, ...]:
+    assert isinstance(t, TensorType | MemRefType)
+    return tuple(t.getshape_of())
+
+
+def elem_of(t: Attribute) -> Attribute:
+    assert isinstance(t, TensorType | MemRefType)
+    return t.get_element_type()
+
+
+def is_int(t: Attribute, width: int | None = None) -> bool:
+    return (
+        isinstance(t, IntegerType)
+        and t.signedness.data == Signedness.SIGNLESS
+        and (width is None or t.width.data == width)
+    )
+
+
+def vector_length(t: Attribute) -> int:
+    assert isinstance(t, VectorType)
+    n = 1
+    for d in t.getshape_of():
+        n *= d
+    return n
+
+
+def describe(t: Attribute) -> str:
+    return str(t)
+
+
+class ShapedOpMixin:
+    """Value/buffer form checks shared by the tensor-level ops.
+
+    Subclasses define ``input``-like operands, an optional ``out`` operand and an optional
+    ``result``; :meth:`io_types` returns (operand types, output type) after checking that the op is
+    consistently in one form.
+    """
+
+    def _check_form(self, inputs: Sequence[SSAValue]) -> Attribute:
+        op: IRDLOperation = self  # type: ignore[assignment]
+        out = op.out  # type: ignore[attr-defined]
+        result = op.result  # type: ignore[attr-defined]
+        types = [v.type for v in inputs]
+        if all(isinstance(t, TensorType) for t in types):
+            if out is not None or result is None:
+                raise VerifyException(
+                    f"'{op.name}' on tensors takes no 'into' buffer and returns one tensor"
+                )
+            return result.type
+        if all(isinstance(t, MemRefType) for t in types):
+            if out is None or result is not None:
+                raise VerifyException(
+                    f"'{op.name}' on memrefs writes into an 'into' buffer and returns nothing"
+                )
+            if not isinstance(out.type, MemRefType):
+                raise VerifyException(f"'{op.name}' 'into' operand must be a memref")
+            return out.type
+        raise VerifyException(f"'{op.name}' operands must be all tensors or all memrefs")
+
+    def output_type(self) -> TensorType | MemRefType:
+        op: IRDLOperation = self  # type: ignore[assignment]
+        t = op.result.type if op.result is not None else op.out.type  # type: ignore[attr-defined]
+        assert isinstance(t, TensorType | MemRefType)
+        return t
+
+
+def check_packed_output(op_name: str, in_shape: tuple[int, ...], out_type: Attribute) -> None:
+    expected = in_shape[:-1] + (packed_words(in_shape[-1]),)
+    if shape_of(out_type) != expected or not is_int(elem_of(out_type), 8):
+        raise VerifyException(
+            f"'{op_name}' packs {in_shape[-1]} channels into {expected[-1]} i8 words: expected "
+            f"output shape {list(expected)} of i8, got {describe(out_type)}"
+        )
+
+
+def static_shape(op_name: str, t: Attribute) -> tuple[int, ...]:
+    shape = shape_of(t)
+    if any(d < 0 for d in shape):
+        raise VerifyException(f"'{op_name}' needs static shapes, got {describe(t)}")
+    return shape
+
+

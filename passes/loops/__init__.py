@@ -1,0 +1,1 @@
+"""Loop-nest emission of the bnn ops, used by ``lower-bnn-to-loops``."""

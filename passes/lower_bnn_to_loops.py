@@ -1,0 +1,160 @@
+"""``lower-bnn-to-loops``: buffer-form bnn ops (level 2) to loop nests (level 3, docs/lowering.md).
+
+Input: ``func.func``s whose ``bnn.binarize``, ``bnn.bconv2d``, ``bnn.clip8`` and ``bnn.threshold``
+ops are in buffer form on memrefs of static shape and identity layout. Each op is replaced, in
+place, by a loop nest that writes its ``into`` buffer; constants (``arith.constant``,
+``memref.get_global``) are created once at the function entry. Anything else (value form, dynamic
+shapes, strided layouts) fails the pass with a diagnostic naming the op.
+
+* ``bnn.binarize``: per row and word, byte = OR of ``(x[c] < 0) << (c % 8)`` over the word's
+  channels (``cmpf olt`` for f32, ``cmpi slt`` for ints); the last word only has ``C % 8``.
+* ``bnn.threshold``: the same packing with bit 1 iff ``x < t[c]`` (``d[c] = +1``) or ``x > t[c]``
+  (``d[c] = -1``); ``t`` and ``d`` are private constant ``memref.global``s.
+* ``bnn.clip8``: ``trunci(minsi(maxsi(x, -127), 127))``.
+* ``bnn.bconv2d``: direct convolution, the reduction over each tap's packed bytes a chain of
+  ``bnn.narrow_acc`` on ``M``-byte vectors (``M = min(vector_bytes, next_pow2(ceil(C/8)))``), see
+  :mod:`bnnmlir.passes.loops.bconv2d`.
+
+Narrow accumulation, the proof (details in :mod:`bnnmlir.passes.accumulator_width`): one output is
+a chain of ``S = KH*KW*Q`` steps (``Q`` chunks per tap). A step adds at most ``8*G`` to a lane of
+``G`` bytes, so ``A``-bit lanes are exact for ``n`` steps iff ``n*8*G <= 2**A - 1``. The pass takes
+8-bit lanes if ``S`` steps fit, else 16-bit lanes, else 16-bit lanes flushed (extended to ``i32``
+and added to 32-bit lane totals) after every row of taps or every tap, else 32-bit lanes; every
+``narrow_acc`` carries the length of its uninterrupted chain as ``max_steps``, which the op
+verifier re-checks. The lanes are extended to ``i32`` before ``vector.reduction <add>``; the sum of
+all lanes is at most ``8*KH*KW*Q*M < 2**31`` (checked), and ``K - 2*popcount`` is the exact
+output, ``|out| <= K``.
+
+Options: ``target`` (``host`` or ``aarch64``, :func:`bnnmlir.target.get_target`) gives
+``vector_bytes``; ``parallel`` makes the outer loop of every convolution, over the ``N*OH`` output
+rows, an ``scf.parallel`` with one induction variable and no reductions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func, memref
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    i8,
+    i32,
+)
+from xdsl.ir import Operation
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.ir_utils import static_memref
+from bnnmlir.passes.loops.bconv2d import lower_bconv2d
+from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
+from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
+from bnnmlir.target import get_target
+
+LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
+
+
+class _ModuleGlobals:
+    """Private constant ``memref.global``s added to the module, with fresh names."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        self.taken = {
+            op.sym_name.data for op in module.ops if isinstance(getattr(op, "sym_name", None), StringAttr)
+        }
+
+    def add(self, stem: str, values: list[int], mtype: MemRefType, before: Operation) -> str:
+        k = 0
+        while f"{stem}_{k}" in self.taken:
+            k += 1
+        name = f"{stem}_{k}"
+        self.taken.add(name)
+        tensor = TensorType(mtype.get_element_type(), mtype.get_shape())
+        glob = memref.GlobalOp.get(
+            StringAttr(name),
+            mtype,
+            DenseIntOrFPElementsAttr.from_list(tensor, values),
+            sym_visibility=StringAttr("private"),
+            constant=UnitAttr(),
+        )
+        self.module.body.block.insert_op_before(glob, before)
+        return name
+
+
+def _fail(op: Operation, fn: func.FuncOp, why: str) -> PassFailedException:
+    return PassFailedException(
+        f"lower-bnn-to-loops: cannot lower '{op.name}' in @{fn.sym_name.data}: {why}"
+    )
+
+
+def _check_buffer_form(op: Operation, fn: func.FuncOp) -> None:
+    if op.results or getattr(op, "out", None) is None:
+        raise _fail(op, fn, "expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first")
+    for value in op.operands:
+        try:
+            static_memref(value.type)
+        except ValueError as e:
+            raise _fail(op, fn, str(e)) from None
+
+
+@dataclass(frozen=True)
+class LowerBnnToLoopsPass(ModulePass):
+    """Buffer-form bnn ops to loop nests with narrow accumulation (see the module docstring)."""
+
+    name = "lower-bnn-to-loops"
+
+    target: str = "host"
+    parallel: bool = False
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        try:
+            vector_bytes = get_target(self.target).vector_bytes
+        except ValueError as e:
+            raise PassFailedException(f"lower-bnn-to-loops: {e}") from None
+        module_globals = _ModuleGlobals(op)
+        for fn in list(op.ops):
+            if isinstance(fn, func.FuncOp) and not fn.is_declaration:
+                self._lower_function(fn, module_globals, vector_bytes)
+
+    def _lower_function(self, fn: func.FuncOp, module_globals: _ModuleGlobals, vector_bytes: int) -> None:
+        targets = [o for o in fn.walk() if isinstance(o, LOWERED_OPS)]
+        for bnn_op in targets:
+            _check_buffer_form(bnn_op, fn)
+        if not targets:
+            return
+        pool = ConstantPool(fn.body.blocks[0])
+        for bnn_op in targets:
+            em = Emitter(InsertPoint.before(bnn_op), pool)
+            try:
+                self._lower_op(bnn_op, em, fn, module_globals, vector_bytes)
+            except ValueError as e:
+                raise _fail(bnn_op, fn, str(e)) from None
+            Rewriter.erase_op(bnn_op)
+
+    def _lower_op(self, bnn_op: Operation, em: Emitter, fn: func.FuncOp,
+                  module_globals: _ModuleGlobals, vector_bytes: int) -> None:
+        if isinstance(bnn_op, BConv2dOp):
+            lower_bconv2d(em, bnn_op, vector_bytes, self.parallel)
+        elif isinstance(bnn_op, BinarizeOp):
+            lower_binarize(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
+        elif isinstance(bnn_op, Clip8Op):
+            lower_clip8(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
+        elif isinstance(bnn_op, ThresholdOp):
+            thresholds = list(bnn_op.thresholds.get_values())
+            directions = list(bnn_op.directions.get_values())
+            t_type = MemRefType(i32, [len(thresholds)])
+            t_name = module_globals.add("__bnn_thresholds", thresholds, t_type, fn)
+            d_ref = None
+            if len(set(directions)) > 1:
+                d_type = MemRefType(i8, [len(directions)])
+                d_name = module_globals.add("__bnn_directions", directions, d_type, fn)
+                d_ref = em.get_global(d_name, d_type)
+            lower_threshold(em, bnn_op.input, bnn_op.out, directions,  # type: ignore[arg-type]
+                            em.get_global(t_name, t_type), d_ref)

@@ -1,0 +1,20 @@
+// RUN: bnnmlir-opt %s -t 'aarch64-obj{path="%t.aarch64.o"}' | filecheck %s --check-prefix=EMPTY --allow-empty
+// RUN: %python -c "import sys; d = open(sys.argv[1], 'rb').read(); sys.exit(not (d[:4] == b'\x7fELF' and d[18] == 183))" %t.aarch64.o
+// RUN: bnnmlir-opt %s -t 'host-obj{path="%t.host.o"}'
+// RUN: %python -c "import sys; d = open(sys.argv[1], 'rb').read(); sys.exit(d[:4] != b'\x7fELF')" %t.host.o
+// RUN: not bnnmlir-opt %s -t aarch64-obj 2>&1 | filecheck %s --check-prefix=ERR
+
+// Object targets write ELF bytes to the file named by `path`, not to the text output.
+// EMPTY-NOT: {{.}}
+// ERR: target aarch64-obj produces a binary object: pass -t 'aarch64-obj{path="FILE"}'
+// ERR-NOT: Traceback
+
+builtin.module {
+  llvm.func @negate(%p: !llvm.ptr) {
+    %v = llvm.load %p {alignment = 1 : i64} : !llvm.ptr -> vector<16xi8>
+    %ones = llvm.mlir.constant(dense<-1> : vector<16xi8>) : vector<16xi8>
+    %n = llvm.xor %v, %ones : vector<16xi8>
+    llvm.store %n, %p {alignment = 1 : i64} : vector<16xi8>, !llvm.ptr
+    llvm.return
+  }
+}
