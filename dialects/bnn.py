@@ -428,12 +428,12 @@ class NarrowAccOp(IRDLOperation):
     def verify_(self) -> None:
         acc_t, a_t, b_t = self.acc.type, self.lhs.type, self.rhs.type
         assert isinstance(acc_t, VectorType) and isinstance(a_t, VectorType)
-        if a_t != b_t or not is_int(a_t.get_element_type(), 8) or a_t.getshape_of().__len__() != 1:
+        if a_t != b_t or not is_int(a_t.get_element_type(), 8) or a_t.get_shape().__len__() != 1:
             raise VerifyException(
                 f"'{self.name}' operands must be the same 1-D vector of i8, got {a_t} and {b_t}"
             )
         elem = acc_t.get_element_type()
-        if not any(is_int(elem, w) for w in (8, 16, 32)) or len(acc_t.getshape_of()) != 1:
+        if not any(is_int(elem, w) for w in (8, 16, 32)) or len(acc_t.get_shape()) != 1:
             raise VerifyException(
                 f"'{self.name}' accumulator must be a 1-D vector of i8, i16 or i32, got {acc_t}"
             )

@@ -13,7 +13,7 @@ from bnnmlir.bits import packed_words
 
 def shape_of(t: Attribute) -> tuple[int, ...]:
     assert isinstance(t, TensorType | MemRefType)
-    return tuple(t.getshape_of())
+    return tuple(t.get_shape())
 
 
 def elem_of(t: Attribute) -> Attribute:
@@ -32,7 +32,7 @@ def is_int(t: Attribute, width: int | None = None) -> bool:
 def vector_length(t: Attribute) -> int:
     assert isinstance(t, VectorType)
     n = 1
-    for d in t.getshape_of():
+    for d in t.get_shape():
         n *= d
     return n
 

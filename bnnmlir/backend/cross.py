@@ -49,8 +49,13 @@ def _require_tools() -> None:
         )
 
 
-def generate_main(entry: str, sizes: Sequence[int], num_outputs: int, arena_bytes: int | None,
-                  num_threads: int = 1) -> str:
+def generate_main(
+    entry: str,
+    sizes: Sequence[int],
+    num_outputs: int,
+    arena_bytes: int | None,
+    num_threads: int = 1,
+) -> str:
     """C source of a ``main`` whose arguments are one file per buffer (inputs then outputs): it
     reads them all, calls ``entry`` with the buffers (and a zeroed arena of ``arena_bytes`` when
     given), and writes the last ``num_outputs`` buffers back to their files."""
@@ -67,9 +72,9 @@ def generate_main(entry: str, sizes: Sequence[int], num_outputs: int, arena_byte
         "",
         "static void *read_buffer(const char *path, int64_t bytes) {",
         "    void *data = bnnmlir_arena_alloc(bytes);",
-        "    FILE *file = fopen(path, \"rb\");",
+        '    FILE *file = fopen(path, "rb");',
         "    if (data == NULL || file == NULL || fread(data, 1, (size_t)bytes, file) != (size_t)bytes) {",
-        "        fprintf(stderr, \"cannot read %lld bytes from %s\\n\", (long long)bytes, path);",
+        '        fprintf(stderr, "cannot read %lld bytes from %s\\n", (long long)bytes, path);',
         "        exit(2);",
         "    }",
         "    fclose(file);",
@@ -77,16 +82,16 @@ def generate_main(entry: str, sizes: Sequence[int], num_outputs: int, arena_byte
         "}",
         "",
         "static void write_buffer(const char *path, const void *data, int64_t bytes) {",
-        "    FILE *file = fopen(path, \"wb\");",
+        '    FILE *file = fopen(path, "wb");',
         "    if (file == NULL || fwrite(data, 1, (size_t)bytes, file) != (size_t)bytes || fclose(file) != 0) {",
-        "        fprintf(stderr, \"cannot write %s\\n\", path);",
+        '        fprintf(stderr, "cannot write %s\\n", path);',
         "        exit(3);",
         "    }",
         "}",
         "",
         "int main(int argc, char **argv) {",
         f"    if (argc != {count + 1}) {{",
-        f"        fprintf(stderr, \"usage: %s <{count} buffer files>\\n\", argv[0]);",
+        f'        fprintf(stderr, "usage: %s <{count} buffer files>\\n", argv[0]);',
         "        return 1;",
         "    }",
         f"    bnnmlir_set_num_threads({num_threads});",
@@ -96,7 +101,9 @@ def generate_main(entry: str, sizes: Sequence[int], num_outputs: int, arena_byte
     args = [f"buffer{index}" for index in range(count)]
     if arena_bytes is not None:
         lines.append(f"    void *arena = bnnmlir_arena_alloc({arena_bytes});")
-        lines.append('    if (arena == NULL) { fprintf(stderr, "arena allocation failed\\n"); return 4; }')
+        lines.append(
+            '    if (arena == NULL) { fprintf(stderr, "arena allocation failed\\n"); return 4; }'
+        )
         args.append("arena")
     lines.append(f"    {entry}({', '.join(args)});")
     for index in range(count - num_outputs, count):
@@ -107,7 +114,9 @@ def generate_main(entry: str, sizes: Sequence[int], num_outputs: int, arena_byte
 
 def _run(command: list[str], what: str, cwd: Path, timeout: float | None = None) -> None:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+        result = subprocess.run(
+            command, check=False, capture_output=True, text=True, cwd=cwd, timeout=timeout
+        )
     except subprocess.TimeoutExpired as error:
         raise CrossToolError(f"{what} timed out after {timeout} s: {' '.join(command)}") from error
     if result.returncode != 0:
@@ -125,8 +134,17 @@ def link_program(obj: bytes, main_source: str, workdir: Path) -> Path:
     (workdir / "main.c").write_text(main_source)
     program = workdir / "prog"
     command = [
-        CROSS_CC, "-std=c11", "-O2", "-static", f"-I{runtime.source_dir()}",
-        "main.c", "kernel.o", str(library), "-lpthread", "-o", str(program),
+        CROSS_CC,
+        "-std=c11",
+        "-O2",
+        "-static",
+        f"-I{runtime.source_dir()}",
+        "main.c",
+        "kernel.o",
+        str(library),
+        "-lpthread",
+        "-o",
+        str(program),
     ]
     _run(command, "linking the aarch64 program", workdir)
     return program
@@ -164,7 +182,7 @@ def run_aarch64(
             files.append(path.name)
         _run([QEMU, str(program), *files], f"running {entry} under {QEMU}", directory, timeout)
         results = []
-        for array, name in zip(buffers[len(inputs):], files[len(inputs):]):
+        for array, name in zip(buffers[len(inputs) :], files[len(inputs) :]):
             data = np.fromfile(directory / name, dtype=array.dtype)
             results.append(data.reshape(array.shape))
         return results

@@ -69,7 +69,17 @@ def parse_ir(ir: str) -> llvm.ModuleRef:
     return module
 
 
-ARCH_INTRINSIC_PREFIXES = ("aarch64", "arm", "x86", "ppc", "riscv", "wasm", "nvvm", "amdgcn", "mips")
+ARCH_INTRINSIC_PREFIXES = (
+    "aarch64",
+    "arm",
+    "x86",
+    "ppc",
+    "riscv",
+    "wasm",
+    "nvvm",
+    "amdgcn",
+    "mips",
+)
 """Intrinsic name spaces (``llvm.<prefix>.*``) that only one architecture can select."""
 
 
@@ -88,12 +98,12 @@ def check_intrinsics(module: llvm.ModuleRef, target: TargetInfo) -> None:
     own = _intrinsic_prefix_of(target.triple)
     for function in module.functions:
         parts = function.name.split(".")
-        if len(parts) > 2 and parts[0] == "llvm" and parts[1] in ARCH_INTRINSIC_PREFIXES:
-            if parts[1] != own:
-                raise ValueError(
-                    f"intrinsic '{function.name}' is specific to {parts[1]} and cannot be "
-                    f"compiled for {target.name} ({target.triple})"
-                )
+        foreign = len(parts) > 2 and parts[0] == "llvm" and parts[1] != own
+        if foreign and parts[1] in ARCH_INTRINSIC_PREFIXES:
+            raise ValueError(
+                f"intrinsic '{function.name}' is specific to {parts[1]} and cannot be "
+                f"compiled for {target.name} ({target.triple})"
+            )
 
 
 def optimize(

@@ -55,7 +55,7 @@ def require_tool(name: str) -> str:
 
 @cache
 def _compiler_identity(compiler: str) -> str:
-    result = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+    result = subprocess.run([compiler, "--version"], check=False, capture_output=True, text=True)
     return f"{compiler}\n{result.stdout}"
 
 
@@ -70,7 +70,7 @@ def _build_key(compiler: str, flags: tuple[str, ...]) -> str:
 
 
 def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=cwd)
     if result.returncode != 0:
         raise RuntimeBuildError(
             f"{what} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr}"
@@ -120,7 +120,10 @@ def build_static_library(compiler: str, archiver: str) -> Path:
             objects = []
             for source in runtime.source_files():
                 obj = Path(work) / (source.stem + ".o")
-                _run([compiler, *flags, "-c", str(source), "-o", str(obj)], f"compiling {source.name}")
+                _run(
+                    [compiler, *flags, "-c", str(source), "-o", str(obj)],
+                    f"compiling {source.name}",
+                )
                 objects.append(str(obj))
             out.unlink()
             _run([archiver, "rcs", str(out), *objects], "archiving the bnnmlir runtime")

@@ -187,8 +187,8 @@ def _tabulate(fn: ChannelFn, channels: int, lo: int, hi: int, keep_table: bool) 
         if not keep_table and (rising & falling).any():
             c = int(np.flatnonzero(rising & falling)[0])
             raise FoldingError(
-                f"channel {c}: fn is not monotone on [{lo}, {hi}] and the domain is too large "
-                f"for a table (> {TABLE_MAX_DOMAIN} values)"
+                f"channel {c}: fn is not monotone on [{lo}, {hi}] and no table is possible "
+                f"(domain larger than {TABLE_MAX_DOMAIN} values, or table kind not allowed)"
             )
         xs.append(at[rows + 1])
         cs.append(cols)
@@ -246,7 +246,7 @@ def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, max_shift: int):
             return None  # both bounds grow with s
         if m_lo > m_hi:
             continue
-        m = (m_lo + m_hi) // 2
+        m = (m_lo + m_hi) // 2 if r_hi else m_lo  # unbounded above: smallest gain
         b_lo = max(int(vk) * (1 << s) - m * int(x) for vk, x in zip(v[low], xa[low]))
         b_hi = min((int(vk) + 1) * (1 << s) - m * int(x) for vk, x in zip(v[up], xb[up])) - 1
         if b_lo > b_hi:

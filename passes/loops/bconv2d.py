@@ -59,12 +59,12 @@ def needs_bounds_check(size: int, out_size: int, kernel: int, stride: int, dilat
     return pad_lo > 0 or last >= size
 
 
-def reduce_add_i32(em: Emitter, lanes: SSAValue) -> SSAValue:
-    """``vector.reduction <add>`` of an ``i32`` vector into an ``i32`` scalar."""
+def reduce_add(em: Emitter, lanes: SSAValue, lane_type: IntegerType) -> SSAValue:
+    """``vector.reduction <add>`` of an integer vector into a scalar of its element type."""
     return em.emit(
         vector.ReductionOp.create(
             operands=[lanes],
-            result_types=[i32],
+            result_types=[lane_type],
             properties={"kind": vector.CombiningKindAttr(vector.CombiningKindFlag.ADD)},
         )
     )
@@ -102,17 +102,28 @@ class ConvLowering:
     def acc_type(self) -> VectorType:
         return VectorType(IntegerType(self.plan.lane_bits), [self.plan.lanes])
 
-    @property
-    def total_type(self) -> VectorType:
-        return VectorType(i32, [self.plan.lanes])
-
     def zero_acc(self, em: Emitter) -> SSAValue:
         return em.vector_const([0] * self.plan.lanes, IntegerType(self.plan.lane_bits))
 
-    def widen(self, em: Emitter, acc: SSAValue) -> SSAValue:
-        if self.plan.lane_bits == 32:
-            return acc
-        return em.emit(arith.ExtUIOp(acc, self.total_type))
+    def lane_sum(self, em: Emitter, acc: SSAValue, bound: int) -> SSAValue:
+        """The sum of the accumulator lanes as ``i32``, given that it is at most ``bound``.
+
+        In the lane type when ``bound`` fits it (one ``vector.reduction``, then ``extui``); else
+        each lane is extracted, extended to ``i32`` and summed by a balanced tree of ``addi``
+        (LLVM turns that into a widening vector reduction).
+        """
+        lane_type = IntegerType(self.plan.lane_bits)
+        if self.plan.lane_bits == 32 or bound <= 2**self.plan.lane_bits - 1:
+            total = reduce_add(em, acc, lane_type)
+            return total if self.plan.lane_bits == 32 else em.emit(arith.ExtUIOp(total, i32))
+        terms = [
+            em.emit(arith.ExtUIOp(em.emit(vector.ExtractOp(acc, [j], lane_type)), i32))
+            for j in range(self.plan.lanes)
+        ]
+        while len(terms) > 1:
+            pairs = [em.add(a, b) for a, b in zip(terms[::2], terms[1::2])]
+            terms = pairs + terms[len(pairs) * 2 :]
+        return terms[0]
 
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool) -> None:
@@ -143,27 +154,31 @@ class ConvLowering:
                ih0: SSAValue, iw0: SSAValue) -> None:
         """All taps of one output ``out[n, oh, ow, o]``; the store of ``K - 2*popcount``."""
         plan = self.plan
-        zero_count = [em.int(0, i32)] if self.count_taps else []
-        # Carried through the tap loops: the accumulator, or the 32-bit totals when the chain is
+        # Carried through the tap loops: the accumulator, or the i32 total when the chain is
         # flushed inside them; plus the number of in-range taps when it varies.
-        carried = self.zero_acc(em) if plan.flush == "none" else em.vector_const([0] * plan.lanes, i32)
-
-        def flush(e: Emitter, total: SSAValue, acc: SSAValue) -> SSAValue:
-            return e.emit(arith.AddiOp(total, self.widen(e, acc)))
+        carried = self.zero_acc(em) if plan.flush == "none" else em.int(0, i32)
+        zero_count = [em.int(0, i32)] if self.count_taps else []
+        # A flushed block sums at most 8 bits per byte of its steps.
+        block_bound = plan.chain_steps * self.m * 8
 
         def tap_row(e: Emitter, kh: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
-            ih = e.add(ih0, e.affine(kh, self.dh, 0)) if self.kh > 1 else ih0
+            ih = e.add(ih0, e.affine(kh, self.dh, 0))
             ok_h = e.cmpi(ih, e.index(self.h), "ult") if self.check_h else None
             ih_safe = e.select(ok_h, ih, e.index(0)) if ok_h is not None else ih
 
             def tap(e2: Emitter, kw: SSAValue, inner: Sequence[SSAValue]) -> list[SSAValue]:
-                iw = e2.add(iw0, e2.affine(kw, self.dw, 0)) if self.kw > 1 else iw0
+                iw = e2.add(iw0, e2.affine(kw, self.dw, 0))
                 ok_w = e2.cmpi(iw, e2.index(self.w), "ult") if self.check_w else None
                 iw_safe = e2.select(ok_w, iw, e2.index(0)) if ok_w is not None else iw
-                ok = ok_h if ok_w is None else ok_w if ok_h is None else e2.emit(arith.AndIOp(ok_h, ok_w))
+                if ok_h is None or ok_w is None:
+                    ok = ok_h if ok_w is None else ok_w
+                else:
+                    ok = e2.emit(arith.AndIOp(ok_h, ok_w))
                 acc = self.zero_acc(e2) if plan.flush == "tap" else inner[0]
                 acc = self.tap_chain(e2, acc, [n, ih_safe, iw_safe], [o, kh, kw], ok)
-                result = [flush(e2, inner[0], acc) if plan.flush == "tap" else acc]
+                if plan.flush == "tap":
+                    acc = e2.add(inner[0], self.lane_sum(e2, acc, block_bound))
+                result = [acc]
                 if self.count_taps:
                     assert ok is not None
                     result.append(e2.add(inner[1], e2.emit(arith.ExtUIOp(ok, i32))))
@@ -171,16 +186,17 @@ class ConvLowering:
 
             if plan.flush == "row":
                 acc, *count = e.loop(0, self.kw, tap, [self.zero_acc(e), *state[1:]])
-                return [flush(e, state[0], acc), *count]
+                return [e.add(state[0], self.lane_sum(e, acc, block_bound)), *count]
             return e.loop(0, self.kw, tap, state)
 
         final, *count = em.loop(0, self.kh, tap_row, [carried, *zero_count])
-        total = self.widen(em, final) if plan.flush == "none" else final
-        popcount = reduce_add_i32(em, total)
+        fan_in = self.channels * self.kh * self.kw
+        # By the bit convention only the C valid bits of a tap can differ: popcount <= K.
+        popcount = self.lane_sum(em, final, fan_in) if plan.flush == "none" else final
         if self.count_taps:
             k = em.mul(count[0], em.int(self.channels, i32))
         else:
-            k = em.int(self.channels * self.kh * self.kw, i32)
+            k = em.int(fan_in, i32)
         twice = em.emit(arith.ShLIOp(popcount, em.int(1, i32)))
         em.store(em.sub(k, twice), self.op.out, [n, oh, ow, o])  # type: ignore[arg-type]
 

@@ -33,10 +33,15 @@ class ConstantPool:
     def __init__(self, entry: Block):
         self._builder = Builder(InsertPoint.at_start(entry))
         self._cache: dict[tuple, SSAValue] = {}
+        self.index_values: dict[SSAValue, int] = {}
+        """The value of every ``index`` constant of the pool."""
 
     def get(self, key: tuple, make: Callable[[], Operation]) -> SSAValue:
         if key not in self._cache:
-            self._cache[key] = self._builder.insert(make()).results[0]
+            value = self._builder.insert(make()).results[0]
+            self._cache[key] = value
+            if key[0] == "index":
+                self.index_values[value] = key[1]
         return self._cache[key]
 
 
@@ -82,7 +87,16 @@ class Emitter:
         return self.pool.get(("global", name), lambda: memref.GetGlobalOp(name, type))
 
     # Arithmetic ------------------------------------------------------------------------------
+    def known(self, value: SSAValue) -> int | None:
+        """The value of an ``index`` constant, ``None`` if not a constant."""
+        return self.pool.index_values.get(value)
+
     def add(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        ka, kb = self.known(a), self.known(b)
+        if ka is not None and kb is not None:
+            return self.index(ka + kb)
+        if ka == 0 or kb == 0:
+            return b if ka == 0 else a
         return self.emit(arith.AddiOp(a, b))
 
     def sub(self, a: SSAValue, b: SSAValue) -> SSAValue:
@@ -99,6 +113,8 @@ class Emitter:
 
     def affine(self, base: SSAValue, scale: int, offset: int) -> SSAValue:
         """``base * scale + offset`` on ``index`` values, without the trivial ops."""
+        if (k := self.known(base)) is not None:
+            return self.index(k * scale + offset)
         value = base if scale == 1 else self.mul(base, self.index(scale))
         return value if offset == 0 else self.add(value, self.index(offset))
 

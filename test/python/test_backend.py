@@ -22,7 +22,6 @@ from bnnmlir.backend.llvm_codegen import (
     emit_assembly,
     emit_object,
     optimize,
-    optimized_ir,
     to_llvm_ir,
 )
 from bnnmlir.backend.targets import bnnmlir_targets, write_object
@@ -282,9 +281,19 @@ def test_generated_main_compiles_cleanly(tmp_path):
     source = tmp_path / "main.c"
     source.write_text(cross.generate_main("entry", [16, 16, 16], 1, 128, num_threads=2))
     result = subprocess.run(
-        [compiler, "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{runtime.source_dir()}",
-         "-fsyntax-only", str(source)],
-        capture_output=True, text=True,
+        [
+            compiler,
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{runtime.source_dir()}",
+            "-fsyntax-only",
+            str(source),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     with pytest.raises(ValueError, match="C identifier"):
@@ -305,7 +314,10 @@ def test_qemu_parallel_rows(aarch64_object):
     a = random_bytes(rng, ROWS * 16).reshape(ROWS, 16)
     b = random_bytes(rng, ROWS * 16).reshape(ROWS, 16)
     (out,) = cross.run_aarch64(
-        aarch64_object, "xor_popcount_rows", [a, b], [np.zeros((ROWS, 16), np.uint8)],
+        aarch64_object,
+        "xor_popcount_rows",
+        [a, b],
+        [np.zeros((ROWS, 16), np.uint8)],
         num_threads=3,
     )
     assert out.shape == (ROWS, 16)
@@ -317,7 +329,10 @@ def test_qemu_arena_is_zeroed_scratch(aarch64_object):
     rng = np.random.default_rng(13)
     a, b = random_bytes(rng, 16), random_bytes(rng, 16)
     (out,) = cross.run_aarch64(
-        aarch64_object, "xor_popcount_arena", [a, b], [np.full(16, 0xFF, np.uint8)],
+        aarch64_object,
+        "xor_popcount_arena",
+        [a, b],
+        [np.full(16, 0xFF, np.uint8)],
         arena_bytes=256,
     )
     np.testing.assert_array_equal(out, popcount_bytes(a ^ b))
@@ -357,3 +372,15 @@ def test_qemu_popcount_accumulate_uadalp():
     ]:
         (out,) = cross.run_aarch64(obj, "popcount_accumulate", [a, b], [np.zeros(8, np.uint16)])
         np.testing.assert_array_equal(out, accumulate_reference(a, b))
+
+
+def test_missing_cross_tools_are_reported(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert not cross.available()
+    assert set(cross.missing_tools()) == {
+        "aarch64-linux-gnu-gcc",
+        "aarch64-linux-gnu-ar",
+        "qemu-aarch64",
+    }
+    with pytest.raises(cross.CrossToolError, match="qemu-aarch64"):
+        cross.run_aarch64(b"", "f", [], [np.zeros(1, np.uint8)])

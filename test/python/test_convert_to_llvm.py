@@ -173,7 +173,7 @@ builtin.module {
   "memref.global"() <{sym_name = "table", sym_visibility = "private", type = memref<2x3xi16>,
       initial_value = dense<[[-7, 300, 5], [11, -2000, 9]]> : tensor<2x3xi16>, constant}> : () -> ()
   func.func @mixed(%x: memref<5x4xi32>, %f: memref<8xf32>, %out: memref<5x4xi32>,
-                   %bits: memref<8xi8>, %red: memref<4xi32>, %arena: memref<128xi8>) {
+                   %bits: memref<8xi8>, %red: memref<4xi32>, %arena: memref<192xi8>) {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
@@ -187,7 +187,7 @@ builtin.module {
     %kpos = arith.constant 100 : i32
     %zf = arith.constant 0.0 : f32
     %tbl = memref.get_global @table : memref<2x3xi16>
-    %tmp = memref.view %arena[%c64][] : memref<128xi8> to memref<5x4xi32>
+    %tmp = memref.view %arena[%c64][] : memref<192xi8> to memref<5x4xi32>
     scf.for %i = %c0 to %c5 step %c1 {
       scf.for %j = %c0 to %c4 step %c1 {
         %v = memref.load %x[%i, %j] : memref<5x4xi32>
@@ -302,7 +302,7 @@ def test_mixed_program_bit_exact():
         out = np.zeros((5, 4), dtype=np.int32)
         bits = np.zeros(8, dtype=np.uint8)
         red = np.zeros(4, dtype=np.int32)
-        arena = np.zeros(128, dtype=np.uint8)
+        arena = np.zeros(192, dtype=np.uint8)
         mixed(_ptr(x), _ptr(f), _ptr(out), _ptr(bits), _ptr(red), _ptr(arena))
         ref_out, ref_bits, ref_red = mixed_reference(x, f)
         np.testing.assert_array_equal(out, ref_out)
