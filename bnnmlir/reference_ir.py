@@ -6,12 +6,12 @@ touches the passes or the lowering.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 
 from bnnmlir import reference
 from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
@@ -22,8 +22,58 @@ def _as_words(packed_uint8: np.ndarray) -> np.ndarray:
     return packed_uint8.astype(np.uint8).view(np.int8)
 
 
+Evaluator = Callable[[Operation, list[np.ndarray]], np.ndarray]
+EVALUATORS: dict[type[Operation], Evaluator] = {}
+
+
+def reference_of(op_type: type[Operation]):
+    """Register the reference evaluation of ``op_type``: ``fn(op, operand_values) -> value``."""
+
+    def register(fn: Evaluator) -> Evaluator:
+        EVALUATORS[op_type] = fn
+        return fn
+
+    return register
+
+
+@reference_of(BinarizeOp)
+def _binarize(op: BinarizeOp, args: list[np.ndarray]) -> np.ndarray:
+    return _as_words(reference.binarize(args[0]))
+
+
+@reference_of(BConv2dOp)
+def _bconv2d(op: BConv2dOp, args: list[np.ndarray]) -> np.ndarray:
+    c = op.channels
+    x = reference.unpack(args[0].view(np.uint8), c)
+    w = reference.unpack(args[1].view(np.uint8), c)
+    return reference.bconv2d(x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad))
+
+
+@reference_of(Clip8Op)
+def _clip8(op: Clip8Op, args: list[np.ndarray]) -> np.ndarray:
+    return reference.clip8(args[0])
+
+
+@reference_of(ThresholdOp)
+def _threshold(op: ThresholdOp, args: list[np.ndarray]) -> np.ndarray:
+    pm1 = reference.threshold(args[0], op.thresholds.get_values(), op.directions.get_values())
+    return _as_words(reference.pack(pm1))
+
+
+def _load_support_evaluators() -> None:
+    """Register the evaluators of the support ops (they live beside their numpy references)."""
+    import importlib
+    import pkgutil
+
+    import bnnmlir.reference_ops as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+
+
 def evaluate(module: ModuleOp, inputs: Sequence[np.ndarray], entry: str | None = None) -> list[np.ndarray]:
     """Run function ``entry`` (the only one if ``None``) of a tensor-level module on ``inputs``."""
+    _load_support_evaluators()
     fns = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
     fn = next((f for f in fns if entry is None or f.sym_name.data == entry), None)
     if fn is None:
@@ -36,24 +86,10 @@ def evaluate(module: ModuleOp, inputs: Sequence[np.ndarray], entry: str | None =
             if isinstance(op.value, DenseIntOrFPElementsAttr):
                 env[op.result] = dense_to_numpy(op.value)
             continue
-        if isinstance(op, BinarizeOp):
-            env[op.result] = _as_words(reference.binarize(env[op.input]))
-        elif isinstance(op, BConv2dOp):
-            c = op.channels
-            x = reference.unpack(env[op.input].view(np.uint8), c)
-            w = reference.unpack(env[op.weight].view(np.uint8), c)
-            env[op.result] = reference.bconv2d(
-                x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad)
-            )
-        elif isinstance(op, Clip8Op):
-            env[op.result] = reference.clip8(env[op.input])
-        elif isinstance(op, ThresholdOp):
-            pm1 = reference.threshold(
-                env[op.input], op.thresholds.get_values(), op.directions.get_values()
-            )
-            env[op.result] = _as_words(reference.pack(pm1))
-        else:
+        evaluator = EVALUATORS.get(type(op))
+        if evaluator is None:
             raise NotImplementedError(f"the reference has no semantics for '{op.name}'")
+        env[op.results[0]] = evaluator(op, [env[v] for v in op.operands])
     raise ValueError("function without func.return")
 
 

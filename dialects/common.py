@@ -70,6 +70,20 @@ class ShapedOpMixin:
             return out.type
         raise VerifyException(f"'{op.name}' operands must be all tensors or all memrefs")
 
+    def buffer_form(self, operands: Sequence[SSAValue], out: SSAValue) -> IRDLOperation:
+        """This op in buffer form on ``operands`` (memrefs), writing ``into`` ``out``.
+
+        The default suits ops whose operands are the inputs followed by one optional ``out``;
+        ops with variadic or optional inputs override it.
+        """
+        op: IRDLOperation = self  # type: ignore[assignment]
+        return type(op).create(
+            operands=[*operands, out],
+            result_types=[],
+            properties=dict(op.properties),
+            attributes=dict(op.attributes),
+        )
+
     def output_type(self) -> TensorType | MemRefType:
         op: IRDLOperation = self  # type: ignore[assignment]
         t = op.result.type if op.result is not None else op.out.type  # type: ignore[attr-defined]

@@ -41,9 +41,10 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.common import ShapedOpMixin
 
-BUFFERIZABLE = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
+BUFFERIZABLE = ShapedOpMixin
+"""Every op with a value form and a buffer form (see :class:`ShapedOpMixin`)."""
 
 
 def memref_of(t: TensorType) -> MemRefType:
@@ -51,7 +52,13 @@ def memref_of(t: TensorType) -> MemRefType:
 
 
 def _buffer_form(op: Operation, operands: list[SSAValue], out: SSAValue) -> Operation:
-    """Clone a value-form tensor op into buffer form writing into ``out``."""
+    """Rebuild a value-form tensor op in buffer form, writing into ``out``.
+
+    Buffer form = the same operands as memrefs, then the ``into`` operand, and no result; ops with
+    several variadic operand groups record the split in ``operandSegmentSizes``.
+    """
+    if isinstance(op, ShapedOpMixin):
+        return op.buffer_form(operands, out)
     return type(op).create(
         operands=[*operands, out],
         result_types=[],

@@ -1,0 +1,340 @@
+"""Exact folding of float per-channel functions (BatchNorm + sign / Clip8) on integer domains.
+
+Every check compares the folded integer form against the float computation of the model itself
+(the eval-mode module on a model-shaped NCHW / NC tensor, then ``>= 0`` or ``torch.round`` + clamp)
+on EVERY integer of the domain.
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bnnmlir import reference
+from bnnmlir.folding import (
+    CONSTANT_THRESHOLD,
+    FoldingError,
+    Requant,
+    RequantKind,
+    apply_threshold,
+    fold_clip8,
+    fold_sign,
+    fold_torch_sign,
+    per_channel,
+    then_clip8,
+    verify_requant,
+    zero_points,
+)
+
+DOMAINS = [9, 27 * 64, 3 * 3 * 256, 4608]
+
+
+def model_clip8(y):
+    return torch.clamp(torch.round(y), -127, 127)
+
+
+def random_bn(rng, channels, two_d, gamma_kind="mixed"):
+    bn = (torch.nn.BatchNorm2d if two_d else torch.nn.BatchNorm1d)(
+        channels, eps=float(10 ** rng.uniform(-6, -1))
+    )
+    with torch.no_grad():
+        gamma = rng.standard_normal(channels) * 10 ** rng.uniform(-2, 1, channels)
+        pick = rng.random(channels)
+        if gamma_kind == "mixed":
+            gamma[pick < 0.15] = 0.0
+            gamma[(pick >= 0.15) & (pick < 0.55)] *= -1
+        bn.weight.copy_(torch.tensor(gamma))
+        bn.bias.copy_(torch.tensor(rng.standard_normal(channels) * 3))
+        bn.running_mean.copy_(torch.tensor(rng.standard_normal(channels) * 20))
+        bn.running_var.copy_(torch.tensor(10 ** rng.uniform(-2, 3, channels)))
+    return bn.eval()
+
+
+def model_view(bn, lo, hi, rng):
+    """The whole domain laid out as the model sees it (NCHW or NC, values shuffled per channel),
+    with the model's float output."""
+    channels = bn.num_features
+    values = np.arange(lo, hi + 1)
+    x = np.stack([rng.permutation(values) for _ in range(channels)], axis=0)  # [C, D]
+    if isinstance(bn, torch.nn.BatchNorm2d):
+        pad = (-x.shape[1]) % 6
+        x = np.concatenate([x, x[:, :pad]], axis=1)
+        nchw = x.reshape(channels, 2, 3, -1).transpose(1, 0, 2, 3)
+        with torch.no_grad():
+            y = bn(torch.tensor(nchw, dtype=torch.float32))
+        return nchw, y, 1
+    with torch.no_grad():
+        y = bn(torch.tensor(x.T, dtype=torch.float32))
+    return x.T, y, 1
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm then sign
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    channels=st.integers(1, 48),
+    k=st.sampled_from(DOMAINS),
+    two_d=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_fold_sign_matches_batchnorm(channels, k, two_d, seed):
+    rng = np.random.default_rng(seed)
+    bn = random_bn(rng, channels, two_d)
+    t, d = fold_sign(per_channel(bn, 4 if two_d else 2), channels, -k, k)
+    assert t.dtype == np.int32 and d.dtype == np.int8
+    x, y, axis = model_view(bn, -k, k, rng)
+    expected = torch.where(y >= 0, 1, -1).to(torch.int8)
+    got = torch.from_numpy(apply_threshold(x, t, d, channel_axis=axis))
+    assert torch.equal(got, expected)
+
+
+def test_apply_threshold_is_the_reference_semantics():
+    rng = np.random.default_rng(1)
+    t = rng.integers(-50, 50, 16).astype(np.int32)
+    d = rng.choice([-1, 1], 16).astype(np.int8)
+    t[:2] = CONSTANT_THRESHOLD
+    x = rng.integers(-60, 60, (7, 16))
+    assert np.array_equal(apply_threshold(x, t, d), reference.threshold(x, t, d))
+    assert np.array_equal(apply_threshold(x.T, t, d, channel_axis=0), reference.threshold(x, t, d).T)
+
+
+def test_threshold_exactly_at_an_integer_and_constants():
+    # (x - mean) * gamma / sqrt(var + eps) is exactly 0 at x = mean: sign(0) is +1.
+    bn = torch.nn.BatchNorm1d(6, eps=0.0).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([5.0, 5.0, -3.0, 0.0, 0.0, 0.0]))
+        bn.running_var.fill_(1.0)
+        bn.weight.copy_(torch.tensor([1.0, -1.0, 2.0, 0.0, 0.0, 1e-30]))
+        bn.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0, -1.0, -1e4]))
+    t, d = fold_sign(per_channel(bn), 6, -9, 9)
+    assert t.tolist() == [5, 5, -3, CONSTANT_THRESHOLD, CONSTANT_THRESHOLD, CONSTANT_THRESHOLD]
+    assert d.tolist() == [1, -1, 1, 1, -1, -1]
+    # torch.sign gives 0 at those points: not a binarization there.
+    with pytest.raises(FoldingError, match="channel 2: fn\\(-3\\) is exactly 0"):
+        fold_torch_sign(per_channel(bn), 6, -9, 9)
+    assert zero_points(per_channel(bn), 6, -9, 9).tolist() == [[-3, 2], [5, 0], [5, 1]]
+    # Away from the zeros torch.sign is a binarization with the same thresholds.
+    t2, d2 = fold_torch_sign(per_channel(bn), 6, 6, 9)
+    assert d2.tolist() == [1, -1, 1, 1, -1, -1]
+
+
+def test_negative_zero_binarizes_to_plus_one():
+    fn = lambda x: torch.where(x > 3, -x, torch.full_like(x, -0.0))  # noqa: E731
+    t, d = fold_sign(fn, 2, -9, 9)
+    assert t.tolist() == [3, 3] and d.tolist() == [-1, -1]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: torch.cos(x),  # many crossings
+        lambda x: x * x - 4.0,  # + - +
+        lambda x: torch.where(x == 7, -1.0, 1.0) * (x[:, :1] * 0 + 1),  # one dip, same every channel
+    ],
+)
+def test_non_monotone_sign_raises(fn):
+    with pytest.raises(FoldingError, match="channel 0: sign\\(fn\\(x\\)\\) is not a single-threshold"):
+        fold_sign(fn, 3, -20, 20)
+
+
+def test_non_monotone_channel_is_named():
+    def fn(x):
+        y = x.clone() - 1.0
+        y[:, 2] = -torch.abs(x[:, 2]) + 3.0  # + only on [-3, 3]
+        return y
+
+    with pytest.raises(FoldingError, match="channel 2"):
+        fold_sign(fn, 4, -10, 10)
+
+
+def test_invalid_inputs_raise():
+    with pytest.raises(FoldingError, match="NaN"):
+        fold_sign(lambda x: x / 0.0 * 0.0, 2, -3, 3)
+    with pytest.raises(FoldingError, match="empty"):
+        fold_sign(lambda x: x, 2, 3, -3)
+    with pytest.raises(FoldingError, match="2\\*\\*24"):
+        fold_sign(lambda x: x, 2, -(2**25), 0)
+    with pytest.raises(FoldingError, match="training mode"):
+        per_channel(torch.nn.BatchNorm1d(3))
+    with pytest.raises(FoldingError, match="map \\[D, C\\] to \\[D, C\\]"):
+        fold_sign(lambda x: x.sum(dim=1), 2, -3, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm / scale + bias then Clip8
+# ---------------------------------------------------------------------------------------------
+
+
+def check_clip8(bn, lo, hi, rng, **kwargs) -> Requant:
+    two_d = isinstance(bn, torch.nn.BatchNorm2d)
+    requant = fold_clip8(then_clip8(per_channel(bn, 4 if two_d else 2)), bn.num_features, lo, hi, **kwargs)
+    x, y, axis = model_view(bn, lo, hi, rng)
+    got = torch.from_numpy(requant.apply(x, channel_axis=axis).astype(np.float32))
+    assert torch.equal(got, model_clip8(y))
+    return requant
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    channels=st.integers(1, 32),
+    k=st.sampled_from(DOMAINS + [127]),
+    two_d=st.booleans(),
+    gain=st.sampled_from([1e-3, 0.1, 1.0, 30.0, 1e4]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_fold_clip8_matches_batchnorm(channels, k, two_d, gain, seed):
+    rng = np.random.default_rng(seed)
+    bn = random_bn(rng, channels, two_d)
+    with torch.no_grad():
+        bn.weight.mul_(gain)
+        bn.bias.mul_(gain)
+    requant = check_clip8(bn, -k, k, rng)
+    if requant.kind is RequantKind.AFFINE:
+        assert requant.shift.max() <= 30 and np.abs(requant.multiplier).max() < 2**31
+        uniform = requant.with_uniform_shift()
+        xs = np.arange(-k, k + 1)[:, None].repeat(channels, 1)
+        assert np.array_equal(uniform.apply(xs), requant.apply(xs))
+
+
+@pytest.mark.parametrize("kind", ["breakpoints", "table"])
+def test_forced_kinds_on_int8_domain(kind):
+    rng = np.random.default_rng(7)
+    bn = random_bn(rng, 24, two_d=True)
+    requant = check_clip8(bn, -127, 127, rng, kinds=(kind,))
+    assert requant.kind.value == kind
+
+
+def test_breakpoints_on_large_domain_and_table_unavailable():
+    rng = np.random.default_rng(8)
+    bn = random_bn(rng, 16, two_d=False)
+    requant = check_clip8(bn, -2304, 2304, rng, kinds=("breakpoints",))
+    assert requant.breakpoints.shape[1] <= 254
+    with pytest.raises(FoldingError, match="no allowed kind fits"):
+        fold_clip8(then_clip8(per_channel(bn)), 16, -2304, 2304, kinds=("table",))
+
+
+def test_round_half_to_even_ties_are_exact():
+    # x * 0.5 hits every .5 exactly: round-half-even gives runs of length 3, 1, 3, 1 ... which no
+    # clamp((x*m + b) >> s) reproduces, so the fold must fall back to breakpoints, exactly.
+    fn = then_clip8(lambda x: x * 0.5)
+    requant = fold_clip8(fn, 1, -400, 400)
+    assert requant.kind is RequantKind.BREAKPOINTS
+    x = np.arange(-400, 401)[:, None]
+    expected = np.clip(np.round(x * 0.5), -127, 127)  # numpy also rounds half to even
+    assert np.array_equal(requant.apply(x), expected)
+    assert requant.apply(np.array([[1], [3], [5], [-1], [-3]])).ravel().tolist() == [0, 2, 2, 0, -2]
+    # A 0.5 offset makes ties on the other parity; scale 1 + bias .5 ties at every integer.
+    for scale, bias in [(0.5, 0.5), (1.0, 0.5), (-1.0, 0.5), (0.25, -0.5)]:
+        fn = then_clip8(lambda x, s=scale, b=bias: x * s + b)
+        requant = fold_clip8(fn, 1, -300, 300)
+        expected = np.clip(np.round(x[100:-100] * scale + bias), -127, 127)
+        assert np.array_equal(requant.apply(x[100:-100]), expected)
+
+
+def test_batchnorm_value_exactly_half_and_zero():
+    # mean 0, var + eps = 4 -> (x / 2) * gamma + beta: exact .5 values at odd x.
+    bn = torch.nn.BatchNorm1d(4, eps=0.0).eval()
+    with torch.no_grad():
+        bn.running_var.fill_(4.0)
+        bn.weight.copy_(torch.tensor([1.0, -1.0, 3.0, 1.0]))
+        bn.bias.copy_(torch.tensor([0.0, 0.5, 0.0, -0.5]))
+    check_clip8(bn, -300, 300, np.random.default_rng(3))
+    check_clip8(bn, -127, 127, np.random.default_rng(4), kinds=("table",))
+
+
+def test_extreme_gains():
+    bn = torch.nn.BatchNorm1d(5, eps=1e-5).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([10.3, -7.0, 0.0, 3.0, 0.0]))
+        bn.weight.copy_(torch.tensor([1e6, -1e6, 1e-7, 1e-30, 0.0]))
+        bn.bias.copy_(torch.tensor([0.0, 0.0, 0.4, 200.0, -1e5]))
+    requant = check_clip8(bn, -4608, 4608, np.random.default_rng(5))
+    assert requant.kind is RequantKind.AFFINE
+    # Pure steps -127 -> 127 need a small gain, not a huge one; constants have multiplier 0.
+    assert np.abs(requant.multiplier[:2]).max() <= 254 and requant.multiplier[2:].tolist() == [0, 0, 0]
+    assert requant.apply(np.array([[10, -7, 0, 0, 0], [11, -8, 0, 0, 0]])).tolist() == [
+        [-127, 127, 0, 127, -127],
+        [127, -127, 0, 127, -127],
+    ]
+    t, d = fold_sign(per_channel(bn), 5, -4608, 4608)
+    assert t.tolist() == [11, -7, CONSTANT_THRESHOLD, CONSTANT_THRESHOLD, CONSTANT_THRESHOLD]
+    assert d.tolist() == [1, -1, 1, 1, -1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.integers(-(2**20), 2**20),
+    b=st.integers(-(2**40), 2**40),
+    s=st.integers(0, 24),
+    k=st.sampled_from([9, 300, 4608]),
+)
+def test_affine_search_finds_an_affine_function(m, b, s, k):
+    # A function that IS clamp((x*m + b) >> s) must be folded as affine (the search is complete).
+    fn = lambda x: torch.clamp((x.to(torch.int64) * m + b) >> s, -127, 127).to(torch.float32)  # noqa: E731
+    requant = fold_clip8(fn, 1, -k, k, kinds=("affine",))
+    assert requant.shift[0] <= s
+    x = np.arange(-k, k + 1)[:, None]
+    assert np.array_equal(requant.apply(x).ravel(), np.clip((x.ravel() * m + b) >> s, -127, 127))
+
+
+def test_non_monotone_clip8():
+    fn = then_clip8(lambda x: 100 * torch.cos(x / 10))
+    with pytest.raises(FoldingError, match="channel 0: fn is not monotone"):
+        fold_clip8(fn, 2, -1000, 1000)
+    requant = fold_clip8(fn, 2, -127, 127)  # small domain: a table
+    assert requant.kind is RequantKind.TABLE
+    x = np.arange(-127, 128)[:, None].repeat(2, 1)
+    assert np.array_equal(requant.apply(x), model_clip8(100 * torch.cos(torch.tensor(x) / 10)).numpy())
+    with pytest.raises(FoldingError, match="channel 0 is not monotone"):
+        fold_clip8(fn, 2, -127, 127, kinds=("affine", "breakpoints"))
+
+
+def test_clip8_rejects_non_integer_or_out_of_range_outputs():
+    with pytest.raises(FoldingError, match="not an integer"):
+        fold_clip8(lambda x: x * 0.5, 2, -5, 5)
+    with pytest.raises(FoldingError, match="not an integer"):
+        fold_clip8(lambda x: torch.round(x * 100), 2, -5, 5)
+
+
+def test_verify_requant_detects_a_wrong_form():
+    fn = then_clip8(lambda x: x * 0.3 + 2)
+    requant = fold_clip8(fn, 3, -500, 500)
+    verify_requant(fn, requant, 3)
+    wrong = Requant(
+        RequantKind.AFFINE, -500, 500,
+        multiplier=requant.multiplier.copy(), offset=requant.offset + (1 << requant.shift) * 2,
+        shift=requant.shift.copy(),
+    )
+    with pytest.raises(FoldingError, match="channel 0: affine requant gives"):
+        verify_requant(fn, wrong, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# The layout property the channel functions rely on
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    channels=st.integers(1, 40),
+    shape=st.sampled_from([(1, 1), (1, 7), (3, 5), (13, 13), (2, 33)]),
+    batch=st.integers(1, 3),
+    channels_last=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_batchnorm_float_result_does_not_depend_on_position(channels, shape, batch, channels_last, seed):
+    rng = np.random.default_rng(seed)
+    bn = random_bn(rng, channels, two_d=True)
+    values = torch.arange(-600, 601, dtype=torch.float32)
+    table = per_channel(bn, 4)(values[:, None].expand(-1, channels).contiguous())
+    idx = torch.from_numpy(rng.integers(0, len(values), (batch, channels) + shape))
+    x = values[idx]
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = bn(x)
+    assert torch.equal(y, table[idx, torch.arange(channels)[None, :, None, None].expand_as(idx)])
