@@ -77,8 +77,11 @@ def bconv2d(
 
 
 def clip8(x: np.ndarray) -> np.ndarray:
-    """``bnn.clip8``: saturate integers to [-127, 127] as ``int8``."""
-    return np.clip(np.asarray(x, dtype=np.int64), -127, 127).astype(np.int8)
+    """``bnn.clip8``: saturate to [-127, 127] as ``int8``; floats are first rounded half to even."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        return np.clip(np.rint(x.astype(np.float32)), -127, 127).astype(np.int8)
+    return np.clip(x.astype(np.int64), -127, 127).astype(np.int8)
 
 
 def threshold(x: np.ndarray, thresholds: np.ndarray, directions: np.ndarray) -> np.ndarray:

@@ -261,10 +261,14 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
 
 @irdl_op_definition
 class Clip8Op(ShapedOpMixin, IRDLOperation):
-    """Saturate integers to the int8 stream range: ``out = min(max(x, -127), 127)`` as ``i8``.
+    """The BNN-Clip clipping block: values to the int8 stream ``[-127, 127]``.
 
-    Input elements ``i16`` or ``i32``, any static shape; output the same shape in ``i8``. The value
-    -128 never occurs, so the stream stays symmetric.
+    * integer input (``i16``, ``i32``): ``out = min(max(x, -127), 127)``;
+    * ``f32`` input: ``out = min(max(round_half_to_even(x), -127), 127)`` (``torch.round`` then
+      ``clamp``, exactly; NaN is not a valid input).
+
+    Any static shape; the output has the same shape in ``i8``. The value -128 never occurs, so the
+    stream stays symmetric.
     """
 
     name = "bnn.clip8"
@@ -284,9 +288,10 @@ class Clip8Op(ShapedOpMixin, IRDLOperation):
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
         in_shape = static_shape(self.name, self.input.type)
-        if not any(is_int(elem_of(self.input.type), w) for w in (16, 32)):
+        elem = elem_of(self.input.type)
+        if not (any(is_int(elem, w) for w in (16, 32)) or isinstance(elem, Float32Type)):
             raise VerifyException(
-                f"'{self.name}' input elements must be i16 or i32, got {elem_of(self.input.type)}"
+                f"'{self.name}' input elements must be i16, i32 or f32, got {elem}"
             )
         if shape_of(out_type) != in_shape or not is_int(elem_of(out_type), 8):
             raise VerifyException(

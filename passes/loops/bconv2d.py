@@ -163,7 +163,7 @@ class ConvLowering:
 
         def tap_row(e: Emitter, kh: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
             ih = e.add(ih0, e.affine(kh, self.dh, 0))
-            ok_h = e.cmpi(ih, e.index(self.h), "ult") if self.check_h else None
+            ok_h = e.cmpi(ih, e.index(self.h), "slt") if self.check_h else None
             ih_safe = e.select(ok_h, ih, e.index(0)) if ok_h is not None else ih
 
             def tap(e2: Emitter, kw: SSAValue, inner: Sequence[SSAValue]) -> list[SSAValue]:

@@ -39,9 +39,11 @@ func.func @bconv2d_buffer(%x: memref<1x3x3x1xi8>, %w: memref<4x3x3x1xi8>, %o: me
 // CHECK-LABEL: func.func @clip8
 // CHECK: bnn.clip8 %{{.*}} : tensor<1x4x4x3xi32> -> tensor<1x4x4x3xi8>
 // CHECK: bnn.clip8 %{{.*}} into %{{.*}} : memref<7xi16>, memref<7xi8>
-func.func @clip8(%x: tensor<1x4x4x3xi32>, %y: memref<7xi16>, %o: memref<7xi8>) -> tensor<1x4x4x3xi8> {
+// CHECK: bnn.clip8 %{{.*}} : tensor<5xf32> -> tensor<5xi8>
+func.func @clip8(%x: tensor<1x4x4x3xi32>, %y: memref<7xi16>, %o: memref<7xi8>, %f: tensor<5xf32>) -> tensor<1x4x4x3xi8> {
   %0 = bnn.clip8 %x : tensor<1x4x4x3xi32> -> tensor<1x4x4x3xi8>
   bnn.clip8 %y into %o : memref<7xi16>, memref<7xi8>
+  %1 = bnn.clip8 %f : tensor<5xf32> -> tensor<5xi8>
   func.return %0 : tensor<1x4x4x3xi8>
 }
 

@@ -69,9 +69,9 @@ func.func @do_not_accept_kernel_larger_than_input(%x: tensor<1x3x3x1xi8>, %w: te
 
 // -----
 
-// CHECK: 'bnn.clip8' input elements must be i16 or i32, got f32
-func.func @do_not_clip_floats(%x: tensor<4xf32>) -> tensor<4xi8> {
-  %0 = bnn.clip8 %x : tensor<4xf32> -> tensor<4xi8>
+// CHECK: 'bnn.clip8' input elements must be i16, i32 or f32, got f64
+func.func @do_not_clip_f64(%x: tensor<4xf64>) -> tensor<4xi8> {
+  %0 = bnn.clip8 %x : tensor<4xf64> -> tensor<4xi8>
   func.return %0 : tensor<4xi8>
 }
 

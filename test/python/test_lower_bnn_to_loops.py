@@ -1,0 +1,314 @@
+"""``lower-bnn-to-loops``: the accumulator-width proof, and the loop nests run bit-exactly.
+
+The loop nests go through ``convert-bnn-to-llvm`` and the host JIT and are compared with
+:mod:`bnnmlir.reference`, which convolves the +-1 values directly (no bit tricks) and packs with
+``numpy.packbits``. Loops are generated for the host's vector width and for aarch64's (16 bytes),
+both executed on the host, so full chunks, tails, peeled chunks and every accumulator layout run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from xdsl.context import Context
+from xdsl.dialects import get_all_dialects
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir import reference
+from bnnmlir.backend.jit import JitModule
+from bnnmlir.dialects.bnn import BNN, NarrowAccOp
+from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
+from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
+from bnnmlir.passes.loops.bconv2d import chunk_bytes
+from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
+
+LOOP_TARGETS = ("host", "aarch64")
+
+# ---------------------------------------------------------------------------------------------
+# The accumulator-width choice (pure function)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lane_layouts():
+    assert lane_layout(8, 16) == (16, 1)
+    assert lane_layout(16, 16) == (8, 2)
+    assert lane_layout(16, 1) == (1, 1)
+    assert lane_layout(32, 64) == (16, 4)
+    assert lane_layout(32, 2) == (1, 2)
+
+
+@pytest.mark.parametrize("m", [2, 16, 64])
+def test_8_bit_lanes_up_to_255(m):
+    # S*8 <= 255 <=> S <= 31: 31 steps fit, 32 do not.
+    assert plan_accumulator(1, 31, 1, m) == AccumulatorPlan(8, m, 1, 31, "none")
+    assert plan_accumulator(1, 1, 31, m).lane_bits == 8
+    assert plan_accumulator(2, 16, 1, m) == AccumulatorPlan(16, m // 2, 2, 32, "none")
+
+
+def test_16_bit_lanes_up_to_65535():
+    # G = 2: S*16 <= 65535 <=> S <= 4095.
+    assert plan_accumulator(1, 1, 4095, 16) == AccumulatorPlan(16, 8, 2, 4095, "none")
+    assert plan_accumulator(3, 3, 455, 16) == AccumulatorPlan(16, 8, 2, 4095, "none")
+    # 4096 steps overflow 16 bits: flush after each row of taps (3*456 = 1368 steps).
+    assert plan_accumulator(3, 3, 456, 16) == AccumulatorPlan(16, 8, 2, 1368, "row")
+
+
+def test_16_bit_lanes_of_single_bytes():
+    # M = 1: L = G = 1, S*8 <= 65535 <=> S <= 8191.
+    assert plan_accumulator(1, 1, 8191, 1) == AccumulatorPlan(16, 1, 1, 8191, "none")
+    assert plan_accumulator(1, 2, 4096, 1) == AccumulatorPlan(16, 1, 1, 4096, "tap")
+
+
+def test_flush_per_tap_then_32_bit_lanes():
+    # A row of 2 taps of 4095 chunks is too long; one tap fits.
+    assert plan_accumulator(1, 2, 4095, 16) == AccumulatorPlan(16, 8, 2, 4095, "tap")
+    # One tap of 4096 chunks does not fit 16-bit lanes at all.
+    assert plan_accumulator(1, 1, 4096, 16) == AccumulatorPlan(32, 4, 4, 4096, "none")
+
+
+def test_every_plan_is_accepted_by_the_verifier_bound():
+    for kh, kw, q, m in [(1, 1, 1, 1), (3, 3, 4, 16), (7, 7, 90, 64), (1, 5, 1000, 2), (2, 2, 5000, 8)]:
+        p = plan_accumulator(kh, kw, q, m)
+        assert p.lanes * p.bytes_per_lane == m
+        assert p.chain_steps <= NarrowAccOp.max_exact_steps(p.lane_bits, p.bytes_per_lane)
+
+
+def test_plan_rejects_i32_overflow_and_bad_widths():
+    with pytest.raises(ValueError, match="overflows i32"):
+        plan_accumulator(7, 7, 2**20, 64)
+    with pytest.raises(ValueError, match="power of two"):
+        plan_accumulator(1, 1, 1, 12)
+
+
+def test_chunk_bytes():
+    assert [chunk_bytes(w, 16) for w in (1, 2, 3, 5, 16, 17, 38)] == [1, 2, 4, 8, 16, 16, 16]
+    assert chunk_bytes(38, 64) == 64
+
+
+# ---------------------------------------------------------------------------------------------
+# Compile and run
+# ---------------------------------------------------------------------------------------------
+
+
+def _context() -> Context:
+    ctx = Context()
+    for name, factory in get_all_dialects().items():
+        ctx.register_dialect(name, factory)
+    ctx.load_dialect(BNN)
+    return ctx
+
+
+def lower_to_loops(source: str, target: str = "host", parallel: bool = False) -> ModuleOp:
+    ctx = _context()
+    module = Parser(ctx, source).parse_module()
+    LowerBnnToLoopsPass(target=target, parallel=parallel).apply(ctx, module)
+    module.verify()
+    return module
+
+
+def run(source: str, args: list[np.ndarray], target: str = "host", parallel: bool = False,
+        threads: int = 1) -> None:
+    """Lower ``@f`` in ``source`` to loops (for ``target``'s vector width), JIT it for the host
+    and call it on ``args`` (outputs are written in place)."""
+    module = lower_to_loops(source, target, parallel)
+    ConvertBnnToLLVMPass(target="host").apply(_context(), module)
+    jit = JitModule(module)
+    f = jit.ctypes_function("f", [ctypes.c_void_p] * len(args))
+    assert jit.runtime is not None
+    jit.runtime.bnnmlir_set_num_threads(threads)
+    try:
+        f(*(a.ctypes.data for a in args))
+    finally:
+        jit.runtime.bnnmlir_set_num_threads(1)
+
+
+def _memref(shape: tuple[int, ...], elem: str) -> str:
+    return "memref<" + "".join(f"{d}x" for d in shape) + elem + ">"
+
+
+def _pm1(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.choice(np.array([-1, 1], dtype=np.int8), size=shape)
+
+
+def run_bconv2d(n, h, w, c, o, kh, kw, strides, dilations, padding, pad_value, seed,
+                target="host", parallel=False, threads=1):
+    rng = np.random.default_rng(seed)
+    x = _pm1(rng, (n, h, w, c))
+    wt = _pm1(rng, (o, kh, kw, c))
+    expected = reference.bconv2d(x, wt, strides, dilations, padding, pad_value)
+    xp = np.ascontiguousarray(reference.pack(x).view(np.int8))
+    wp = np.ascontiguousarray(reference.pack(wt).view(np.int8))
+    out = np.full(expected.shape, 0x5A5A5A5A, dtype=np.int32)
+    t_x, t_w, t_o = _memref(xp.shape, "i8"), _memref(wp.shape, "i8"), _memref(out.shape, "i32")
+    source = f"""
+    func.func @f(%x: {t_x}, %w: {t_w}, %o: {t_o}) {{
+      bnn.bconv2d %x, %w into %o {{in_channels = {c} : i64, strides = array<i64: {strides[0]}, {strides[1]}>,
+        dilations = array<i64: {dilations[0]}, {dilations[1]}>,
+        padding = array<i64: {", ".join(map(str, padding))}>, pad_value = {pad_value} : i64}}
+        : {t_x}, {t_w}, {t_o}
+      func.return
+    }}"""
+    run(source, [xp, wp, out], target, parallel, threads)
+    np.testing.assert_array_equal(out, expected)
+
+
+@st.composite
+def conv_cases(draw):
+    kh, kw = draw(st.sampled_from([1, 3, 5, 7])), draw(st.sampled_from([1, 3, 5, 7]))
+    dh, dw = draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    sh, sw = draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    padding = tuple(draw(st.integers(0, k - 1)) for k in (kh, kh, kw, kw))
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    h = max(1, span_h - padding[0] - padding[1]) + draw(st.integers(0, 4))
+    w = max(1, span_w - padding[2] - padding[3]) + draw(st.integers(0, 4))
+    return dict(
+        n=draw(st.integers(1, 3)), h=h, w=w,
+        c=draw(st.one_of(st.integers(1, 300), st.sampled_from([8, 32, 64, 65, 127, 128, 129, 257]))),
+        o=draw(st.integers(1, 4)), kh=kh, kw=kw, strides=(sh, sw), dilations=(dh, dw),
+        padding=padding, pad_value=draw(st.sampled_from([-1, 0, 1])),
+        seed=draw(st.integers(0, 2**31)), target=draw(st.sampled_from(LOOP_TARGETS)),
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(conv_cases())
+def test_bconv2d_matches_reference(case):
+    run_bconv2d(**case)
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("pad_value", [-1, 0, 1])
+@pytest.mark.parametrize("c", [5, 13, 128, 130])
+def test_bconv2d_padding_of_partial_and_full_words(target, pad_value, c):
+    # 13 channels over 2 bytes (aarch64: M = 2, no tail: the padded last chunk is peeled);
+    # 130 over 17 bytes (tail of 1 on aarch64, of 17 on the host).
+    run_bconv2d(2, 5, 4, c, 3, 3, 3, (1, 2), (1, 1), (2, 1, 1, 2), pad_value, seed=c, target=target)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bconv2d_parallel_rows(threads):
+    run_bconv2d(3, 7, 6, 70, 5, 3, 3, (1, 1), (2, 1), (2, 2, 1, 1), 0, seed=3,
+                target="aarch64", parallel=True, threads=threads)
+
+
+@pytest.mark.parametrize(
+    "c, kh, kw, lane_bits, flush",
+    [
+        (8 * 16 * 3, 5, 3, 16, "none"),  # aarch64: Q = 3, S = 45
+        (8 * 16 * 500, 3, 3, 16, "row"),  # Q = 500, S = 4500: rows of 1500 steps
+        (8 * 16 * 2500 + 9, 1, 2, 16, "tap"),  # Q = 2501, a row of 5002 steps is too long
+        (8 * 16 * 4100, 1, 1, 32, "none"),  # one tap of 4100 chunks
+    ],
+)
+def test_bconv2d_wide_accumulators_and_flushes(c, kh, kw, lane_bits, flush):
+    words = -(-c // 8)
+    q = -(-words // 16)
+    plan = plan_accumulator(kh, kw, q, 16)
+    assert (plan.lane_bits, plan.flush) == (lane_bits, flush)
+    run_bconv2d(1, kh + 1, kw, c, 2, kh, kw, (1, 1), (1, 1), (1, 0, 0, 0), -1, seed=c, target="aarch64")
+
+
+# Element-wise ops --------------------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.integers(1, 4), min_size=0, max_size=3),
+    st.integers(1, 40),
+    st.sampled_from(["f32", "i8", "i16", "i32"]),
+    st.integers(0, 2**31),
+)
+def test_binarize_matches_reference(lead, c, elem, seed):
+    rng = np.random.default_rng(seed)
+    shape = (*lead, c)
+    if elem == "f32":
+        x = rng.standard_normal(shape).astype(np.float32)
+        x.flat[:: max(1, x.size // 3)] = -0.0  # -0.0 binarizes to +1
+    else:
+        dtype = {"i8": np.int8, "i16": np.int16, "i32": np.int32}[elem]
+        info = np.iinfo(dtype)
+        x = rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+        x.flat[:: max(1, x.size // 4)] = 0
+    expected = reference.binarize(x).view(np.int8)
+    out = np.full(expected.shape, 0x55, dtype=np.int8)
+    t_x, t_o = _memref(x.shape, elem), _memref(out.shape, "i8")
+    source = f"""
+    func.func @f(%x: {t_x}, %o: {t_o}) {{
+      bnn.binarize %x into %o : {t_x}, {t_o}
+      func.return
+    }}"""
+    run(source, [np.ascontiguousarray(x), out])
+    np.testing.assert_array_equal(out, expected)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    st.integers(1, 30),
+    st.sampled_from(["i8", "i16", "i32"]),
+    st.booleans(),
+    st.integers(0, 2**31),
+)
+def test_threshold_matches_reference(lead, c, elem, mixed, seed):
+    rng = np.random.default_rng(seed)
+    dtype = {"i8": np.int8, "i16": np.int16, "i32": np.int32}[elem]
+    x = rng.integers(-130, 130, size=(*lead, c)).clip(np.iinfo(dtype).min, np.iinfo(dtype).max)
+    x = x.astype(dtype)
+    t = rng.integers(-128, 128, size=c).astype(np.int32)
+    t[:: max(1, c // 3)] = x.reshape(-1, c)[0, :: max(1, c // 3)]  # ties x == t
+    t[-1] = -(2**31)  # a constant channel
+    d = rng.choice([-1, 1], size=c).astype(np.int8) if mixed else np.full(c, rng.choice([-1, 1]), np.int8)
+    expected = reference.pack(reference.threshold(x, t, d)).view(np.int8)
+    out = np.full(expected.shape, 0x55, dtype=np.int8)
+    t_x, t_o = _memref(x.shape, elem), _memref(out.shape, "i8")
+    source = f"""
+    func.func @f(%x: {t_x}, %o: {t_o}) {{
+      bnn.threshold %x into %o {{thresholds = array<i32: {", ".join(map(str, t))}>,
+        directions = array<i8: {", ".join(map(str, d))}>}} : {t_x}, {t_o}
+      func.return
+    }}"""
+    run(source, [np.ascontiguousarray(x), out])
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("elem, dtype", [("i16", np.int16), ("i32", np.int32)])
+def test_clip8_matches_reference(elem, dtype):
+    info = np.iinfo(dtype)
+    x = np.array(
+        [[info.min, -129, -128, -127, -126, -1, 0, 1, 126, 127], [128, 129, info.max, 5, -5, 0, 0, 0, 0, 0]],
+        dtype=dtype,
+    )
+    expected = reference.clip8(x)
+    out = np.zeros(x.shape, dtype=np.int8)
+    t_x, t_o = _memref(x.shape, elem), _memref(out.shape, "i8")
+    source = f"""
+    func.func @f(%x: {t_x}, %o: {t_o}) {{
+      bnn.clip8 %x into %o : {t_x}, {t_o}
+      func.return
+    }}"""
+    run(source, [x, out])
+    np.testing.assert_array_equal(out, expected)
+
+
+# Rejected input ------------------------------------------------------------------------------
+
+
+def test_tensor_form_is_rejected():
+    source = """
+    func.func @f(%x: tensor<2x9xf32>) -> tensor<2x2xi8> {
+      %0 = bnn.binarize %x : tensor<2x9xf32> -> tensor<2x2xi8>
+      func.return %0 : tensor<2x2xi8>
+    }"""
+    with pytest.raises(PassFailedException, match=r"'bnn.binarize' in @f: expected the buffer form"):
+        lower_to_loops(source)
+
+
+def test_unknown_target_is_rejected():
+    with pytest.raises(PassFailedException, match="unknown target 'riscv'"):
+        lower_to_loops("func.func @f() {\n func.return\n}", target="riscv")
