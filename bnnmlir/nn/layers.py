@@ -46,7 +46,8 @@ def _pads(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
             pads = given
         else:
             raise ValueError(
-                f"padding must be an int, a pair (h, w) or (top, bottom, left, right), got {padding!r}"
+                "padding must be an int, a pair (h, w) or (top, bottom, left, right), "
+                f"got {padding!r}"
             )
     if not all(isinstance(p, int) and p >= 0 for p in pads):
         raise ValueError(f"padding must hold integers >= 0, got {padding!r}")

@@ -46,6 +46,37 @@ class BnnOptMain(xDSLOptMain):
             return
         self.available_targets.update(get_all_targets())
 
+    def output_resulting_program(self, prog):
+        """Object targets write bytes: to ``-o FILE`` or, without it, to binary stdout."""
+        from xdsl.utils.arg_spec import parse_spec
+
+        from bnnmlir.backend.targets import ObjectTarget
+
+        spec = parse_spec(self.args.target)
+        factory = self.available_targets.get(spec.name)
+        cls = factory() if factory is not None and not _is_legacy(factory) else None
+        if not (isinstance(cls, type) and issubclass(cls, ObjectTarget)):
+            return super().output_resulting_program(prog)
+        target = cls.from_spec(spec)
+        data = target.emit_bytes(prog)
+        if target.path is not None:
+            with open(target.path, "wb") as f:
+                f.write(data)
+        elif self.args.output_file is not None:
+            with open(self.args.output_file, "wb") as f:
+                f.write(data)
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        return ""
+
+
+def _is_legacy(factory) -> bool:
+    import inspect
+
+    return bool(inspect.signature(factory).parameters)
+
 
 def _report(message: str, error: BaseException | None = None) -> int:
     """Print a diagnostic (and the annotated IR that points at the op, if any); return 1."""

@@ -118,7 +118,7 @@ class ConvLowering:
             return total if self.plan.lane_bits == 32 else em.emit(arith.ExtUIOp(total, i32))
         terms = [
             em.emit(arith.ExtUIOp(em.emit(vector.ExtractOp(acc, [j], lane_type)), i32))
-            for j in range(self.plan.lanes)
+            for j in range(self.plan.lanes - 1 if self.plan.lanes > 1 else 1)
         ]
         while len(terms) > 1:
             pairs = [em.add(a, b) for a, b in zip(terms[::2], terms[1::2])]
@@ -163,7 +163,7 @@ class ConvLowering:
 
         def tap_row(e: Emitter, kh: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
             ih = e.add(ih0, e.affine(kh, self.dh, 0))
-            ok_h = e.cmpi(ih, e.index(self.h), "slt") if self.check_h else None
+            ok_h = e.cmpi(ih, e.index(self.h), "ult") if self.check_h else None
             ih_safe = e.select(ok_h, ih, e.index(0)) if ok_h is not None else ih
 
             def tap(e2: Emitter, kw: SSAValue, inner: Sequence[SSAValue]) -> list[SSAValue]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import shutil
+import subprocess
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -423,3 +425,61 @@ def test_unsupported_ops_fail_with_their_name(body: str, message: str):
 def test_unknown_target_fails():
     with pytest.raises(PassFailedException, match="unknown target 'riscv'"):
         lower("builtin.module {}", "riscv")
+
+
+# ---------------------------------------------------------------------------------------------
+# aarch64 execution under qemu: the neon lowering of every bnn.narrow_acc case, bit-exact
+# ---------------------------------------------------------------------------------------------
+
+needs_qemu = pytest.mark.skipif(
+    not (shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-gcc")),
+    reason="needs qemu-aarch64 and aarch64-linux-gnu-gcc",
+)
+
+
+def _c_array(name: str, ctype: str, values: np.ndarray) -> str:
+    return f"static {ctype} {name}[] = {{{', '.join(str(int(v)) for v in values)}}};"
+
+
+@needs_qemu
+def test_aarch64_narrow_acc_bit_exact_under_qemu(tmp_path):
+    cases = narrow_acc_cases()
+    body = "".join(narrow_acc_kernel(*case) for case in cases)
+    tm = _target_machine(AARCH64.triple, AARCH64.cpu, AARCH64.features)
+    mod = llvm_module(f"builtin.module {{{body}\n}}", "aarch64")
+    _optimize(mod, tm)
+    (tmp_path / "kernels.o").write_bytes(tm.emit_object(mod))
+
+    rng = np.random.default_rng(11)
+    ctypes_of = {8: "uint8_t", 16: "uint16_t", 32: "uint32_t"}
+    lines = ["#include <stdint.h>", "#include <stdio.h>", "#include <string.h>"]
+    calls = []
+    for k, (m, lanes, bits) in enumerate(cases):
+        a = rng.integers(0, 256, m, dtype=np.uint8)
+        b = np.bitwise_not(a) if k % 3 == 0 else rng.integers(0, 256, m, dtype=np.uint8)
+        acc = rng.integers(0, 2**bits, lanes, dtype=np.uint64).astype(NP_LANE[bits])
+        expected = narrow_acc_reference(acc, a, b)
+        name, ct = f"acc_{m}_{lanes}_{bits}", ctypes_of[bits]
+        lines += [
+            f"void {name}(void *, void *, void *);",
+            _c_array(f"a{k}", "uint8_t", a),
+            _c_array(f"b{k}", "uint8_t", b),
+            _c_array(f"s{k}", ct, acc),
+            _c_array(f"e{k}", ct, expected),
+        ]
+        calls.append(
+            f'  {name}(a{k}, b{k}, s{k});\n'
+            f'  if (memcmp(s{k}, e{k}, sizeof e{k})) {{ printf("MISMATCH {name}\\n"); bad++; }}'
+        )
+    lines += ["int main(void) {", "  int bad = 0;", *calls, '  printf("DONE %d\\n", bad);',
+              "  return bad != 0;", "}"]
+    (tmp_path / "main.c").write_text("\n".join(lines))
+    exe = tmp_path / "narrow_acc"
+    subprocess.run(
+        ["aarch64-linux-gnu-gcc", "-O1", "-static", str(tmp_path / "main.c"),
+         str(tmp_path / "kernels.o"), "-o", str(exe)],
+        check=True,
+    )
+    run = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip().endswith("DONE 0"), run.stdout
+    assert run.returncode == 0

@@ -2,12 +2,12 @@
 // RUN: %python -c "import sys; d = open(sys.argv[1], 'rb').read(); sys.exit(not (d[:4] == b'\x7fELF' and d[18] == 183))" %t.aarch64.o
 // RUN: bnnmlir-opt %s -t 'host-obj{path="%t.host.o"}'
 // RUN: %python -c "import sys; d = open(sys.argv[1], 'rb').read(); sys.exit(d[:4] != b'\x7fELF')" %t.host.o
-// RUN: not bnnmlir-opt %s -t aarch64-obj 2>&1 | filecheck %s --check-prefix=ERR
+// RUN: bnnmlir-opt %s -t aarch64-obj -o %t.o.2
+// RUN: %python -c "import sys; d = open(sys.argv[1], 'rb').read(); sys.exit(not (d[:4] == b'\x7fELF' and d[18] == 183))" %t.o.2
+// RUN: bnnmlir-opt %s -t aarch64-obj | %python -c "import sys; sys.exit(sys.stdin.buffer.read(4) != b'\x7fELF')"
 
-// Object targets write ELF bytes to the file named by `path`, not to the text output.
+// Object targets write ELF bytes to the file named by `path` or `-o`, else to binary stdout.
 // EMPTY-NOT: {{.}}
-// ERR: target aarch64-obj produces a binary object: pass -t 'aarch64-obj{path="FILE"}'
-// ERR-NOT: Traceback
 
 builtin.module {
   llvm.func @negate(%p: !llvm.ptr) {
