@@ -46,7 +46,14 @@ def _bconv2d(op: BConv2dOp, args: list[np.ndarray]) -> np.ndarray:
     c = op.channels
     x = reference.unpack(args[0].view(np.uint8), c)
     w = reference.unpack(args[1].view(np.uint8), c)
-    return reference.bconv2d(x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad))
+    acc = reference.bconv2d(x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad))
+    if op.output_kind == "clip8":
+        return reference.clip8(acc)
+    if op.output_kind == "threshold":
+        assert op.thresholds is not None and op.directions is not None
+        pm1 = reference.threshold(acc, op.thresholds.get_values(), op.directions.get_values())
+        return _as_words(reference.pack(pm1))
+    return acc
 
 
 @reference_of(Clip8Op)

@@ -29,6 +29,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     MemRefType,
+    StringAttr,
     TensorType,
     VectorType,
     i8,
@@ -39,6 +40,7 @@ from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
+    opt_prop_def,
     VarConstraint,
     base,
     irdl_op_definition,
@@ -65,6 +67,22 @@ from bnnmlir.dialects.common import (
 )
 
 I64Array = DenseArrayBase[IntegerType]
+
+def check_threshold_arrays(op_name: str, thresholds: DenseArrayBase, directions: DenseArrayBase,
+                           channels: int) -> None:
+    """One i32 threshold and one i8 direction (+1 or -1) per channel."""
+    if not is_int(thresholds.elt_type, 32) or not is_int(directions.elt_type, 8):
+        raise VerifyException(f"'{op_name}' thresholds must be i32 and directions i8")
+    ts, ds = thresholds.get_values(), directions.get_values()
+    if len(ts) != channels or len(ds) != channels:
+        raise VerifyException(
+            f"'{op_name}' needs one threshold and one direction per channel ({channels}), "
+            f"got {len(ts)} and {len(ds)}"
+        )
+    bad = [d for d in ds if d not in (-1, 1)]
+    if bad:
+        raise VerifyException(f"'{op_name}' directions must be +1 or -1, got {bad[0]}")
+
 
 # ---------------------------------------------------------------------------------------------
 # Tensor-level ops
@@ -127,6 +145,15 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
     ``|out| <= KH*KW*C``.
 
     ``padding`` is ``[top, bottom, left, right]``; ``strides`` and ``dilations`` are ``[h, w]``.
+
+    Fused output transform (optional property ``output``, set by ``bnn-fuse-output``); the
+    accumulator ``acc`` above then never goes to memory:
+
+    * absent or ``"i32"``: the result is ``acc`` as ``i32``;
+    * ``"clip8"``: the result is ``i8``, ``min(max(acc, -127), 127)`` (``bnn.clip8``);
+    * ``"threshold"``: with ``thresholds``/``directions`` (one per output channel, as
+      ``bnn.threshold``): the result is packed ``[N, OH, OW, ceil(O/8)] x i8`` bits, +1 (bit 0) iff
+      ``acc >= t`` (direction +1) or ``acc <= t`` (direction -1).
     """
 
     name = "bnn.bconv2d"
@@ -141,6 +168,11 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
     dilations = prop_def(I64Array)
     padding = prop_def(I64Array)
     pad_value = prop_def(IntegerAttr[IntegerType])
+    output = opt_prop_def(StringAttr)
+    thresholds = opt_prop_def(DenseArrayBase[IntegerType])
+    directions = opt_prop_def(DenseArrayBase[IntegerType])
+
+    OUTPUT_KINDS: ClassVar[tuple[str, ...]] = ("i32", "clip8", "threshold")
 
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = (
@@ -194,6 +226,11 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
         return PadValue(self.pad_value.value.data)
 
     @property
+    def output_kind(self) -> str:
+        """``i32``, ``clip8`` or ``threshold``: the fused output transform."""
+        return "i32" if self.output is None else self.output.data
+
+    @property
     def kernel_hw(self) -> tuple[int, int]:
         s = shape_of(self.weight.type)
         return s[1], s[2]
@@ -214,9 +251,20 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
                 raise VerifyException(
                     f"'{self.name}' {what} must be a rank-4 packed i8 operand, got {describe(t)}"
                 )
-        if not is_int(elem_of(out_type), 32) or len(out_shape) != 4:
+        kind = self.output_kind
+        if kind not in self.OUTPUT_KINDS:
             raise VerifyException(
-                f"'{self.name}' output must be rank-4 i32, got {describe(out_type)}"
+                f"'{self.name}' output must be one of {', '.join(self.OUTPUT_KINDS)}, got '{kind}'"
+            )
+        has_thresholds = self.thresholds is not None or self.directions is not None
+        if has_thresholds != (kind == "threshold"):
+            raise VerifyException(
+                f"'{self.name}' thresholds and directions go with output = \"threshold\" only"
+            )
+        width = 8 if kind in ("clip8", "threshold") else 32
+        if not is_int(elem_of(out_type), width) or len(out_shape) != 4:
+            raise VerifyException(
+                f"'{self.name}' with output {kind} produces rank-4 i{width}, got {describe(out_type)}"
             )
         c = self.channels
         if c < 1:
@@ -253,10 +301,14 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
                 f"'{self.name}' kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded "
                 f"{h}x{w} input"
             )
-        if out_shape != (n, oh, ow, o):
+        expected = (n, oh, ow, packed_words(o) if kind == "threshold" else o)
+        if out_shape != expected:
             raise VerifyException(
-                f"'{self.name}' expected output shape {[n, oh, ow, o]}, got {list(out_shape)}"
+                f"'{self.name}' expected output shape {list(expected)}, got {list(out_shape)}"
             )
+        if kind == "threshold":
+            assert self.thresholds is not None and self.directions is not None
+            check_threshold_arrays(self.name, self.thresholds, self.directions, o)
 
 
 @irdl_op_definition
@@ -353,18 +405,7 @@ class ThresholdOp(ShapedOpMixin, IRDLOperation):
                 f"'{self.name}' input must be a ranked integer operand, got "
                 f"{describe(self.input.type)}"
             )
-        channels = in_shape[-1]
-        if not is_int(self.thresholds.elt_type, 32) or not is_int(self.directions.elt_type, 8):
-            raise VerifyException(f"'{self.name}' thresholds must be i32 and directions i8")
-        ts, ds = self.thresholds.get_values(), self.directions.get_values()
-        if len(ts) != channels or len(ds) != channels:
-            raise VerifyException(
-                f"'{self.name}' needs one threshold and one direction per channel ({channels}), "
-                f"got {len(ts)} and {len(ds)}"
-            )
-        bad = [d for d in ds if d not in (-1, 1)]
-        if bad:
-            raise VerifyException(f"'{self.name}' directions must be +1 or -1, got {bad[0]}")
+        check_threshold_arrays(self.name, self.thresholds, self.directions, in_shape[-1])
         check_packed_output(self.name, in_shape, out_type)
 
 

@@ -82,9 +82,10 @@ LOOP_LEVEL_OPS = frozenset(
         *(
             f"arith.{name}"
             for name in (
-                "constant addi subi muli divui remui divsi remsi andi ori xori shli shrui "
-                "shrsi cmpi cmpf select extui extsi trunci index_cast maxsi minsi"
-            ).split()
+                "constant", "addi", "subi", "muli", "divui", "remui", "divsi", "remsi", "andi",
+                "ori", "xori", "shli", "shrui", "shrsi", "cmpi", "cmpf", "select", "extui",
+                "extsi", "trunci", "index_cast", "maxsi", "minsi",
+            )
         ),
         "memref.load",
         "memref.store",
@@ -349,7 +350,9 @@ def _retype_block_arguments(rewriter: PatternRewriter, block: Block) -> None:
         new_arg = rewriter.replace_value_with_new_type(arg, target)
         cast = UnrealizedConversionCastOp.get([new_arg], [old_type])
         rewriter.insert(cast, InsertPoint.at_start(block))
-        rewriter.replace_uses_with_if(new_arg, cast.results[0], lambda use: use.operation is not cast)
+        rewriter.replace_uses_with_if(
+            new_arg, cast.results[0], lambda use, cast=cast: use.operation is not cast
+        )
 
 
 class FuncToLLVM(RewritePattern):

@@ -66,7 +66,8 @@ def _search(fn: ChannelFn, channels: int, lo: int, hi: int, zero: str) -> tuple[
         if not active.any():
             break
         mid = np.where(active, (left + right) // 2, left)
-        at_mid = _plus(evaluate(fn, mid[None, :]), mid[None, :], zero)[0]
+        rows = np.stack([mid, mid])  # two rows: the same strides family as the exhaustive pass
+        at_mid = _plus(evaluate(fn, rows), rows, zero)[0]
         like_lo = at_mid == plus_lo
         left = np.where(active & like_lo, mid, left)
         right = np.where(active & ~like_lo, mid, right)

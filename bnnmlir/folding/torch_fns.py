@@ -1,9 +1,13 @@
 """Channel functions (``[D, C] float32 -> [D, C]``) built from PyTorch modules of a model.
 
-The float result of an eval-mode BatchNorm on CPU does not depend on where an element sits in the
-tensor (checked for NCHW, channels-last, NC and NCL inputs of many shapes in the tests), so the
-candidates may be laid out as ``[D, C, 1, 1]`` for a BatchNorm2d, ``[D, C]`` for a BatchNorm1d.
-What matters is to call the very module (same parameters, same dtype ``float32``, eval mode).
+The candidates must reach the module through the same float code path as the model's activations.
+For an eval-mode BatchNorm on CPU (PyTorch 2.13) the result does not depend on the position of an
+element nor on the batch/spatial sizes, but it DOES depend on the memory layout of the input:
+contiguous (NCHW / NC) and channels-last inputs compute ``x * alpha + beta`` with per-channel
+constants, while an input with other strides (e.g. a transposed view) goes through a generic kernel
+that computes ``(x - mean) * invstd * weight + bias`` and rounds differently. :func:`per_channel`
+feeds a contiguous tensor by default (what a convolution or a linear layer produces) and a
+column-major view with ``contiguous=False``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,19 @@ from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN
 from bnnmlir.folding.domain import ChannelFn, FoldingError
 
 
-def per_channel(op: Callable[[torch.Tensor], torch.Tensor], ndim: int = 2, channel_axis: int = 1) -> ChannelFn:
+def per_channel(
+    op: Callable[[torch.Tensor], torch.Tensor],
+    ndim: int = 2,
+    channel_axis: int = 1,
+    contiguous: bool = True,
+) -> ChannelFn:
     """Wrap ``op`` (a module or function on ``ndim``-D tensors with channels at ``channel_axis``)
     as a channel function: candidates ``[D, C]`` become ``[D, 1.., C, 1..]`` (the domain along
     axis 0, every other axis of size 1), and the result is reshaped back to ``[D, C]``.
-    An ``nn.Module`` still in training mode is rejected (its BatchNorm would use batch statistics).
+
+    ``contiguous=False`` passes a non-contiguous (column-major) view instead, to reproduce a model
+    that feeds ``op`` a strided tensor (see the module docstring). An ``nn.Module`` still in training
+    mode is rejected (its BatchNorm would use batch statistics).
     """
     if ndim < 2 or not -ndim <= channel_axis < ndim or channel_axis % ndim == 0:
         raise ValueError(f"channel axis {channel_axis} must be a non-batch axis of a {ndim}-D input")
@@ -31,7 +43,8 @@ def per_channel(op: Callable[[torch.Tensor], torch.Tensor], ndim: int = 2, chann
     def fn(x: torch.Tensor) -> torch.Tensor:
         shape = [x.shape[0]] + [1] * (ndim - 1)
         shape[axis] = x.shape[1]
-        return op(x.reshape(shape)).reshape(x.shape)
+        laid_out = x.contiguous() if contiguous else x.t().contiguous().t()
+        return op(laid_out.view(shape)).reshape(x.shape)
 
     return fn
 

@@ -118,7 +118,7 @@ class ConvLowering:
             return total if self.plan.lane_bits == 32 else em.emit(arith.ExtUIOp(total, i32))
         terms = [
             em.emit(arith.ExtUIOp(em.emit(vector.ExtractOp(acc, [j], lane_type)), i32))
-            for j in range(self.plan.lanes - 1 if self.plan.lanes > 1 else 1)
+            for j in range(self.plan.lanes)
         ]
         while len(terms) > 1:
             pairs = [em.add(a, b) for a, b in zip(terms[::2], terms[1::2])]

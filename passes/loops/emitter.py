@@ -21,7 +21,7 @@ from xdsl.dialects.builtin import (
     i1,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
-from xdsl.rewriter import InsertPoint
+from xdsl.rewriter import InsertPoint, Rewriter
 
 LoopBody = Callable[["Emitter", SSAValue, Sequence[SSAValue]], Sequence[SSAValue]]
 """``body(emitter, induction_variable, iter_args) -> values yielded``."""
@@ -31,14 +31,19 @@ class ConstantPool:
     """Constants and global addresses of one function, created once at its entry."""
 
     def __init__(self, entry: Block):
-        self._builder = Builder(InsertPoint.at_start(entry))
+        self._entry = entry
+        self._last: Operation | None = None
         self._cache: dict[tuple, SSAValue] = {}
         self.index_values: dict[SSAValue, int] = {}
         """The value of every ``index`` constant of the pool."""
 
     def get(self, key: tuple, make: Callable[[], Operation]) -> SSAValue:
         if key not in self._cache:
-            value = self._builder.insert(make()).results[0]
+            op = make()
+            point = InsertPoint.at_start(self._entry) if self._last is None else InsertPoint.after(self._last)
+            Rewriter.insert_op(op, point)
+            self._last = op
+            value = op.results[0]
             self._cache[key] = value
             if key[0] == "index":
                 self.index_values[value] = key[1]

@@ -350,7 +350,7 @@ def _parallel_for(fn: int, ctx: int, n: int) -> None:
     """Stand-in for the runtime: uneven chunks in reverse order, each iteration exactly once."""
     task = TASK_FN(fn)
     bounds = sorted({0, n, n // 3, (2 * n) // 3 + 1} & set(range(n + 1)))
-    for begin, end in reversed(list(zip(bounds, bounds[1:]))):
+    for begin, end in reversed(list(itertools.pairwise(bounds))):
         CHUNKS.append((begin, end))
         task(ctx, begin, end)
 
@@ -480,6 +480,8 @@ def test_aarch64_narrow_acc_bit_exact_under_qemu(tmp_path):
          str(tmp_path / "kernels.o"), "-o", str(exe)],
         check=True,
     )
-    run = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        ["qemu-aarch64", str(exe)], check=False, capture_output=True, text=True, timeout=120
+    )
     assert run.stdout.strip().endswith("DONE 0"), run.stdout
     assert run.returncode == 0

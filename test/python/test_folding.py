@@ -52,8 +52,8 @@ def random_bn(rng, channels, two_d, gamma_kind="mixed"):
 
 
 def model_view(bn, lo, hi, rng):
-    """The whole domain laid out as the model sees it (NCHW or NC, values shuffled per channel),
-    with the model's float output."""
+    """The whole domain laid out as the model sees it (contiguous NCHW or NC, values shuffled per
+    channel), with the model's float output."""
     channels = bn.num_features
     values = np.arange(lo, hi + 1)
     x = np.stack([rng.permutation(values) for _ in range(channels)], axis=0)  # [C, D]
@@ -65,7 +65,7 @@ def model_view(bn, lo, hi, rng):
             y = bn(torch.tensor(nchw, dtype=torch.float32))
         return nchw, y, 1
     with torch.no_grad():
-        y = bn(torch.tensor(x.T, dtype=torch.float32))
+        y = bn(torch.tensor(np.ascontiguousarray(x.T), dtype=torch.float32))
     return x.T, y, 1
 
 
@@ -338,3 +338,23 @@ def test_batchnorm_float_result_does_not_depend_on_position(channels, shape, bat
     with torch.no_grad():
         y = bn(x)
     assert torch.equal(y, table[idx, torch.arange(channels)[None, :, None, None].expand_as(idx)])
+
+
+@settings(max_examples=10, deadline=None)
+@given(channels=st.integers(2, 24), two_d=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_strided_input_is_folded_through_its_own_code_path(channels, two_d, seed):
+    # A model that feeds BatchNorm a transposed (non-contiguous) tensor: fold with contiguous=False.
+    rng = np.random.default_rng(seed)
+    bn = random_bn(rng, channels, two_d)
+    k = 1728
+    ndim = 4 if two_d else 2
+    requant = fold_clip8(then_clip8(per_channel(bn, ndim, contiguous=False)), channels, -k, k)
+    t, d = fold_sign(per_channel(bn, ndim, contiguous=False), channels, -k, k)
+    x = np.stack([rng.permutation(np.arange(-k, k + 1)) for _ in range(channels)], axis=0)  # [C, D]
+    strided = torch.tensor(x, dtype=torch.float32).t()  # [D, C] view, column-major
+    assert not strided.is_contiguous()
+    with torch.no_grad():
+        y = bn(strided[:, :, None, None] if two_d else strided).reshape(strided.shape)
+    got = torch.from_numpy(requant.apply(x.T).astype(np.float32))
+    assert torch.equal(got, model_clip8(y))
+    assert torch.equal(torch.from_numpy(apply_threshold(x.T, t, d)), torch.where(y >= 0, 1, -1).to(torch.int8))

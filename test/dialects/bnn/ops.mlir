@@ -36,6 +36,15 @@ func.func @bconv2d_buffer(%x: memref<1x3x3x1xi8>, %w: memref<4x3x3x1xi8>, %o: me
   func.return
 }
 
+// CHECK-LABEL: func.func @bconv2d_fused
+// CHECK: bnn.bconv2d %{{.*}}, %{{.*}} {{{.*}}output = "clip8"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+// CHECK: bnn.bconv2d %{{.*}}, %{{.*}} {{{.*}}output = "threshold", thresholds = array<i32: 0, 1, -2, 3, 0, 0, 0, 0, 9>, directions = array<i8: 1, -1, 1, 1, 1, 1, 1, 1, -1>} : tensor<1x3x3x1xi8>, tensor<9x3x3x1xi8> -> tensor<1x1x1x2xi8>
+func.func @bconv2d_fused(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>, %w9: tensor<9x3x3x1xi8>) -> (tensor<1x1x1x4xi8>, tensor<1x1x1x2xi8>) {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  %1 = bnn.bconv2d %x, %w9 {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "threshold", thresholds = array<i32: 0, 1, -2, 3, 0, 0, 0, 0, 9>, directions = array<i8: 1, -1, 1, 1, 1, 1, 1, 1, -1>} : tensor<1x3x3x1xi8>, tensor<9x3x3x1xi8> -> tensor<1x1x1x2xi8>
+  func.return %0, %1 : tensor<1x1x1x4xi8>, tensor<1x1x1x2xi8>
+}
+
 // CHECK-LABEL: func.func @clip8
 // CHECK: bnn.clip8 %{{.*}} : tensor<1x4x4x3xi32> -> tensor<1x4x4x3xi8>
 // CHECK: bnn.clip8 %{{.*}} into %{{.*}} : memref<7xi16>, memref<7xi8>

@@ -122,3 +122,27 @@ func.func @do_not_split_unevenly(%acc: vector<3xi16>, %a: vector<16xi8>) -> vect
   %0 = bnn.narrow_acc %acc, %a, %a max_steps = 1 : vector<16xi8> into vector<3xi16>
   func.return %0 : vector<3xi16>
 }
+
+// -----
+
+// CHECK: 'bnn.bconv2d' with output clip8 produces rank-4 i8, got tensor<1x1x1x4xi32>
+func.func @do_not_fuse_clip8_into_i32(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi32>
+  func.return %0 : tensor<1x1x1x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' thresholds and directions go with output = "threshold" only
+func.func @do_not_accept_thresholds_without_threshold_output(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8", thresholds = array<i32: 0, 0, 0, 0>, directions = array<i8: 1, 1, 1, 1>} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' output must be one of i32, clip8, threshold, got 'relu'
+func.func @do_not_accept_unknown_output(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "relu"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi32>
+  func.return %0 : tensor<1x1x1x4xi32>
+}
