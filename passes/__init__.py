@@ -17,6 +17,7 @@ PASS_MODULES: dict[str, str] = {
     "bnn-plan-arena": "bnnmlir.passes.plan_arena",
     "lower-bnn-to-loops": "bnnmlir.passes.lower_bnn_to_loops",
     "convert-bnn-to-llvm": "bnnmlir.passes.convert_to_llvm",
+    "outline-parallel-loops": "bnnmlir.passes.outline_parallel_loops",
     "bnn-lower-to-loops-pipeline": "bnnmlir.passes.pipelines",
     "bnn-to-llvm-pipeline": "bnnmlir.passes.pipelines",
 }

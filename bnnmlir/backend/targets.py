@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, ClassVar
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.utils.target import Target
 
 from bnnmlir.backend.llvm_codegen import emit_assembly, emit_object, optimized_ir, to_llvm_ir
@@ -31,13 +31,21 @@ from bnnmlir.target import AARCH64, TargetInfo, get_target, host_target
 class LLVMIRTarget(Target):
     name = "llvm"
 
-    target: str = "host"
+    target: str | None = None
+    """``host`` or ``aarch64``; by default the module's ``llvm.target_triple`` (else the host)."""
     optimize: bool = True
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        info = get_target(self.target)
+        info = get_target(self.target or _module_target(module))
         text = optimized_ir(module, info) if self.optimize else to_llvm_ir(module, info)
         output.write(text)
+
+
+def _module_target(module: ModuleOp) -> str:
+    triple = module.attributes.get("llvm.target_triple")
+    if isinstance(triple, StringAttr) and triple.data == AARCH64.triple:
+        return AARCH64.name
+    return "host"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-// RUN: bnnmlir-opt %s --split-input-file -p outline-parallel-loops | filecheck %s
+// RUN: bnnmlir-opt %s --split-input-file --verify-diagnostics -p outline-parallel-loops | filecheck %s
 // RUN: bnnmlir-opt %s --split-input-file --verify-diagnostics -p outline-parallel-loops | filecheck %s --check-prefix=ERR
 
 // The body moves into a task over [begin, end); captured values travel in a stack struct

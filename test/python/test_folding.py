@@ -60,7 +60,7 @@ def model_view(bn, lo, hi, rng):
     if isinstance(bn, torch.nn.BatchNorm2d):
         pad = (-x.shape[1]) % 6
         x = np.concatenate([x, x[:, :pad]], axis=1)
-        nchw = x.reshape(channels, 2, 3, -1).transpose(1, 0, 2, 3)
+        nchw = np.ascontiguousarray(x.reshape(channels, 2, 3, -1).transpose(1, 0, 2, 3))
         with torch.no_grad():
             y = bn(torch.tensor(nchw, dtype=torch.float32))
         return nchw, y, 1

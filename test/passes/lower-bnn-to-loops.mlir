@@ -1,0 +1,227 @@
+// RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64}' | filecheck %s --check-prefixes=CHECK,A64
+// RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=host}' | filecheck %s --check-prefixes=CHECK,HOST
+// RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64 parallel=true}' | filecheck %s --check-prefix=PAR
+//
+// The host of the test machines has AVX-512 (64-byte vectors); the HOST lines assume it.
+// CHECK-NOT: bnn.bconv2d
+// CHECK-NOT: bnn.binarize
+// CHECK-NOT: bnn.threshold
+// CHECK-NOT: bnn.clip8
+
+// 256 channels = 32 bytes per tap, 3x3 taps. aarch64: M = 16, 2 chunks per tap, S = 18 steps;
+// host: M = 32, one chunk per tap, S = 9. Both fit 8-bit lanes (S*8 <= 255). No padding: no
+// bounds checks. The fan-in 2304 exceeds 8 bits, so the lanes are widened one by one before the sum.
+// CHECK-LABEL: func.func @small_fan_in
+// CHECK-DAG:     %[[K:.*]] = arith.constant 2304 : i32
+// CHECK-DAG:     %[[ONE:.*]] = arith.constant 1 : i32
+// A64-DAG:       %[[ZERO:.*]] = arith.constant dense<0> : vector<16xi8>
+// HOST-DAG:      %[[ZERO:.*]] = arith.constant dense<0> : vector<32xi8>
+// CHECK:         scf.for %[[OH:.*]] = {{.*}} {
+// CHECK-NEXT:      scf.for %[[OW:.*]] = {{.*}} {
+// CHECK-NEXT:        scf.for %[[O:.*]] = {{.*}} {
+// CHECK-NEXT:          %[[ACC:.*]] = scf.for %[[KH:.*]] = {{.*}} iter_args({{.*}} = %[[ZERO]])
+// CHECK-NOT:             arith.cmpi
+// A64:                   scf.for %[[J:.*]] = {{.*}} to %{{.*}} step %{{.*}} iter_args
+// A64:                     %[[A:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %[[J]]] : memref<1x6x6x32xi8>, vector<16xi8>
+// A64:                     %[[B:.*]] = vector.load %{{.*}}[%[[O]], %[[KH]], %{{.*}}, %[[J]]] : memref<8x3x3x32xi8>, vector<16xi8>
+// A64-NEXT:                bnn.narrow_acc %{{.*}}, %[[A]], %[[B]] max_steps = 18 : vector<16xi8> into vector<16xi8>
+// HOST:                  vector.load {{.*}} : memref<1x6x6x32xi8>, vector<32xi8>
+// HOST:                  vector.load {{.*}} : memref<8x3x3x32xi8>, vector<32xi8>
+// HOST-NEXT:             bnn.narrow_acc {{.*}} max_steps = 9 : vector<32xi8> into vector<32xi8>
+// CHECK:                 vector.extract %[[ACC]][0] : i8 from
+// CHECK-NEXT:            arith.extui %{{.*}} : i8 to i32
+// A64:                   vector.extract %[[ACC]][15] : i8 from vector<16xi8>
+// HOST:                  vector.extract %[[ACC]][31] : i8 from vector<32xi8>
+// CHECK:                 %[[POP:.*]] = arith.addi %{{.*}}, %{{.*}} : i32
+// CHECK-NEXT:            %[[TWICE:.*]] = arith.shli %[[POP]], %[[ONE]] : i32
+// CHECK-NEXT:            %[[OUT:.*]] = arith.subi %[[K]], %[[TWICE]] : i32
+// CHECK-NEXT:            memref.store %[[OUT]], %{{.*}}[%{{.*}}, %[[OH]], %[[OW]], %[[O]]] : memref<1x4x4x8xi32>
+func.func @small_fan_in(%x: memref<1x6x6x32xi8>, %w: memref<8x3x3x32xi8>, %o: memref<1x4x4x8xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 256 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<1x6x6x32xi8>, memref<8x3x3x32xi8>, memref<1x4x4x8xi32>
+  func.return
+}
+
+// 1024 channels = 128 bytes, 5x5 taps, pad -1 on every side. aarch64: M = 16, 8 chunks per tap,
+// S = 200 > 31: 16-bit lanes (S*16 <= 65535); host: M = 64, S = 50: 16-bit lanes too. Fan-in
+// 25600 fits 16 bits: the lanes are summed in i16. Out-of-range taps read all ones (0xFF).
+// CHECK-LABEL: func.func @big_fan_in
+// CHECK-DAG:     %[[MINUS1:.*]] = arith.constant -2 : index
+// CHECK-DAG:     %[[FIVE:.*]] = arith.constant 5 : index
+// A64-DAG:       %[[PAD:.*]] = arith.constant dense<-1> : vector<16xi8>
+// HOST-DAG:      %[[PAD:.*]] = arith.constant dense<-1> : vector<64xi8>
+// CHECK:         %[[IH:.*]] = arith.addi %{{.*}}, %{{.*}} : index
+// CHECK-NEXT:    %[[OKH:.*]] = arith.cmpi ult, %[[IH]], %[[FIVE]] : index
+// CHECK-NEXT:    %[[IHS:.*]] = arith.select %[[OKH]], %[[IH]], %{{.*}} : index
+// CHECK:         %[[OK:.*]] = arith.andi %[[OKH]], %{{.*}} : i1
+// CHECK:         %[[X:.*]] = vector.load %{{.*}}[%{{.*}}, %[[IHS]], %{{.*}}, %{{.*}}] : memref<1x5x5x128xi8>
+// CHECK:         %[[XP:.*]] = arith.select %[[OK]], %[[X]], %[[PAD]]
+// A64-NEXT:      bnn.narrow_acc %{{.*}}, %[[XP]], %{{.*}} max_steps = 200 : vector<16xi8> into vector<8xi16>
+// HOST-NEXT:     bnn.narrow_acc %{{.*}}, %[[XP]], %{{.*}} max_steps = 50 : vector<64xi8> into vector<32xi16>
+// A64:           vector.reduction <add>, %{{.*}} : vector<8xi16> into i16
+// HOST:          vector.reduction <add>, %{{.*}} : vector<32xi16> into i16
+// CHECK-NEXT:    arith.extui %{{.*}} : i16 to i32
+func.func @big_fan_in(%x: memref<1x5x5x128xi8>, %w: memref<4x5x5x128xi8>, %o: memref<1x5x5x4xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 1024 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 2, 2, 2, 2>, pad_value = -1 : i64} : memref<1x5x5x128xi8>, memref<4x5x5x128xi8>, memref<1x5x5x4xi32>
+  func.return
+}
+
+// 240128 channels = 30016 bytes, 3x3 taps: the chain overflows 16-bit lanes and is split.
+// aarch64: 1876 chunks per tap, a row of taps (5628) is too long: flushed after every tap.
+// host: 469 chunks per tap, S = 4221 > 4095, a row (1407) fits: flushed after every row.
+// CHECK-LABEL: func.func @huge_fan_in
+// CHECK:         %[[TOTAL:.*]] = scf.for {{.*}} -> (i32) {
+// A64:             scf.for {{.*}} -> (i32) {
+// A64:               scf.for {{.*}} -> (vector<8xi16>) {
+// A64:                 bnn.narrow_acc {{.*}} max_steps = 1876 : vector<16xi8> into vector<8xi16>
+// A64:               vector.extract %{{.*}}[7] : i16 from vector<8xi16>
+// HOST:            scf.for {{.*}} -> (vector<32xi16>) {
+// HOST:              scf.for {{.*}} -> (vector<32xi16>) {
+// HOST:                bnn.narrow_acc {{.*}} max_steps = 1407 : vector<64xi8> into vector<32xi16>
+// HOST:            vector.extract %{{.*}}[31] : i16 from vector<32xi16>
+// CHECK:         arith.shli %[[TOTAL]], %{{.*}} : i32
+func.func @huge_fan_in(%x: memref<1x3x3x30016xi8>, %w: memref<1x3x3x30016xi8>, %o: memref<1x1x1x1xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 240128 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<1x3x3x30016xi8>, memref<1x3x3x30016xi8>, memref<1x1x1x1xi32>
+  func.return
+}
+
+// 65600 bytes in one 1x1 tap. aarch64: 4100 chunks > 4095 even for one tap: 32-bit lanes.
+// host: 1025 chunks fit 16-bit lanes.
+// CHECK-LABEL: func.func @enormous_tap
+// A64:           bnn.narrow_acc {{.*}} max_steps = 4100 : vector<16xi8> into vector<4xi32>
+// A64:           vector.reduction <add>, %{{.*}} : vector<4xi32> into i32
+// HOST:          bnn.narrow_acc {{.*}} max_steps = 1025 : vector<64xi8> into vector<32xi16>
+func.func @enormous_tap(%x: memref<1x1x1x65600xi8>, %w: memref<2x1x1x65600xi8>, %o: memref<1x1x1x2xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 524800 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<1x1x1x65600xi8>, memref<2x1x1x65600xi8>, memref<1x1x1x2xi32>
+  func.return
+}
+
+// 130 channels = 17 bytes, pad 0 on the left only. aarch64: one full chunk of 16 and a tail of 1
+// byte; host: M = 32, a tail of 17 bytes. Out-of-range taps select the weight bytes (XOR = 0) and
+// are not counted: K = 130 * (in-range taps). Only columns are checked.
+// CHECK-LABEL: func.func @tail_and_zero_padding
+// CHECK-DAG:     %[[C:.*]] = arith.constant 130 : i32
+// CHECK:         %[[N:.*]] = arith.divui %{{.*}}, %{{.*}} : index
+// CHECK-NEXT:    %[[OH:.*]] = arith.remui %{{.*}}, %{{.*}} : index
+// CHECK:         %[[ACC:.*]], %[[COUNT:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}, %[[CNT:.*]] = %{{.*}})
+// CHECK:           %[[OKW:.*]] = arith.cmpi ult
+// A64:             %[[W:.*]] = vector.load %{{.*}} : memref<2x1x2x17xi8>, vector<16xi8>
+// A64:             arith.select %[[OKW]], %{{.*}}, %[[W]] : vector<16xi8>
+// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
+// A64:             %[[T:.*]] = memref.load %{{.*}}[%[[N]], %[[OH]], %{{.*}}, %{{.*}}] : memref<2x3x3x17xi8>
+// A64-NEXT:        vector.insert %[[T]], %{{.*}} [0] : i8 into vector<16xi8>
+// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
+// HOST-NOT:        vector.load
+// HOST:            vector.insert %{{.*}}, %{{.*}} [16] : i8 into vector<32xi8>
+// HOST-NEXT:       arith.select %[[OKW]], %{{.*}}, %{{.*}} : vector<32xi8>
+// HOST-NEXT:       bnn.narrow_acc {{.*}} max_steps = 2 : vector<32xi8> into vector<32xi8>
+// CHECK:           %[[ONE_TAP:.*]] = arith.extui %[[OKW]] : i1 to i32
+// CHECK-NEXT:      arith.addi %[[CNT]], %[[ONE_TAP]] : i32
+// CHECK:         %[[K:.*]] = arith.muli %[[COUNT]], %[[C]] : i32
+// CHECK:         arith.subi %[[K]], %{{.*}} : i32
+func.func @tail_and_zero_padding(%x: memref<2x3x3x17xi8>, %w: memref<2x1x2x17xi8>, %o: memref<2x3x2x2xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 130 : i64, strides = array<i64: 1, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 1, 0>, pad_value = 0 : i64} : memref<2x3x3x17xi8>, memref<2x1x2x17xi8>, memref<2x3x2x2xi32>
+  func.return
+}
+
+// pad -1 with 13 channels (2 bytes, M = 2 everywhere, no tail): the last byte of a padded tap is
+// the mask 0x1F of the 5 valid channels, not 0xFF.
+// CHECK-LABEL: func.func @minus_one_padding_mask
+// CHECK:         %[[MASK:.*]] = arith.constant dense<[-1, 31]> : vector<2xi8>
+// CHECK:         arith.select %{{.*}}, %{{.*}}, %[[MASK]] : vector<2xi8>
+// CHECK-NEXT:    bnn.narrow_acc {{.*}} max_steps = 9 : vector<2xi8> into vector<2xi8>
+func.func @minus_one_padding_mask(%x: memref<1x5x5x2xi8>, %w: memref<4x3x3x2xi8>, %o: memref<1x5x5x4xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 13 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = -1 : i64} : memref<1x5x5x2xi8>, memref<4x3x3x2xi8>, memref<1x5x5x4xi32>
+  func.return
+}
+
+// The outer loop over the N*OH = 4 output rows is an scf.parallel with one induction variable
+// and no reductions (aarch64, parallel=true); without the option it is an scf.for.
+// PAR-LABEL: func.func @parallel_rows
+// PAR-DAG:     %[[ZERO:.*]] = arith.constant 0 : index
+// PAR-DAG:     %[[ONE:.*]] = arith.constant 1 : index
+// PAR-DAG:     %[[ROWS:.*]] = arith.constant 4 : index
+// PAR:         "scf.parallel"(%[[ZERO]], %[[ROWS]], %[[ONE]]) <{operandSegmentSizes = array<i32: 1, 1, 1, 0>}> ({
+// PAR-NEXT:    ^{{.*}}(%[[ROW:.*]]: index):
+// PAR-NEXT:      arith.divui %[[ROW]]
+// PAR-NEXT:      arith.remui %[[ROW]]
+// PAR:           bnn.narrow_acc {{.*}} max_steps = 9 : vector<1xi8> into vector<1xi8>
+// PAR:           scf.reduce
+// PAR-NEXT:    })
+// CHECK-LABEL: func.func @parallel_rows
+// CHECK-NOT:     scf.parallel
+// CHECK:         scf.for
+func.func @parallel_rows(%x: memref<2x4x4x1xi8>, %w: memref<3x3x3x1xi8>, %o: memref<2x2x2x3xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<2x4x4x1xi8>, memref<3x3x3x1xi8>, memref<2x2x2x3xi32>
+  func.return
+}
+
+// 13 f32 channels: one full word of 8 bits (bit b = x < 0, shifted by b) and a last word of 5.
+// CHECK-LABEL: func.func @binarize_f32
+// CHECK-DAG:     %[[FZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK:         scf.for %[[R:.*]] = {{.*}} {
+// CHECK:           %[[X0:.*]] = memref.load %{{.*}}[%[[R]], %{{.*}}] : memref<3x13xf32>
+// CHECK-NEXT:      %[[NEG0:.*]] = arith.cmpf olt, %[[X0]], %[[FZERO]] : f32
+// CHECK-NEXT:      %[[BIT0:.*]] = arith.extui %[[NEG0]] : i1 to i8
+// CHECK:           arith.shli %{{.*}}, %{{.*}} : i8
+// CHECK-NEXT:      arith.ori %[[BIT0]], %{{.*}} : i8
+// CHECK-COUNT-7:   arith.cmpf olt
+// CHECK:           memref.store %{{.*}}, %{{.*}}[%[[R]], %{{.*}}] : memref<3x2xi8>
+// CHECK-COUNT-5:   arith.cmpf olt
+// CHECK-NOT:       arith.cmpf
+// CHECK:           memref.store %{{.*}}, %{{.*}}[%[[R]], %{{.*}}] : memref<3x2xi8>
+func.func @binarize_f32(%x: memref<3x13xf32>, %o: memref<3x2xi8>) {
+  bnn.binarize %x into %o : memref<3x13xf32>, memref<3x2xi8>
+  func.return
+}
+
+// CHECK-LABEL: func.func @binarize_i16
+// CHECK:         %[[X:.*]] = memref.load %{{.*}} : memref<4x16xi16>
+// CHECK-NEXT:    arith.cmpi slt, %[[X]], %{{.*}} : i16
+func.func @binarize_i16(%x: memref<4x16xi16>, %o: memref<4x2xi8>) {
+  bnn.binarize %x into %o : memref<4x16xi16>, memref<4x2xi8>
+  func.return
+}
+
+// Mixed directions: thresholds and directions become private constant globals; bit 1 (-1) iff
+// x < t (d = +1) or x > t (d = -1), selected by d < 0.
+// CHECK:       "memref.global"() <{sym_name = "[[T:__bnn_thresholds_[0-9]+]]", type = memref<3xi32>, initial_value = dense<[-3, 0, 5]> : tensor<3xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[D:__bnn_directions_[0-9]+]]", type = memref<3xi8>, initial_value = dense<[1, -1, 1]> : tensor<3xi8>, sym_visibility = "private", constant}>
+// CHECK-LABEL: func.func @threshold_mixed
+// CHECK-DAG:     %[[DS:.*]] = memref.get_global @[[D]] : memref<3xi8>
+// CHECK-DAG:     %[[TS:.*]] = memref.get_global @[[T]] : memref<3xi32>
+// CHECK:         %[[X:.*]] = memref.load %{{.*}} : memref<2x3xi16>
+// CHECK-NEXT:    %[[XW:.*]] = arith.extsi %[[X]] : i16 to i32
+// CHECK-NEXT:    %[[TC:.*]] = memref.load %[[TS]][%{{.*}}] : memref<3xi32>
+// CHECK-NEXT:    %[[DC:.*]] = memref.load %[[DS]][%{{.*}}] : memref<3xi8>
+// CHECK-NEXT:    %[[DOWN:.*]] = arith.cmpi slt, %[[DC]], %{{.*}} : i8
+// CHECK-NEXT:    %[[ABOVE:.*]] = arith.cmpi sgt, %[[XW]], %[[TC]] : i32
+// CHECK-NEXT:    %[[BELOW:.*]] = arith.cmpi slt, %[[XW]], %[[TC]] : i32
+// CHECK-NEXT:    arith.select %[[DOWN]], %[[ABOVE]], %[[BELOW]] : i1
+func.func @threshold_mixed(%x: memref<2x3xi16>, %o: memref<2x1xi8>) {
+  bnn.threshold %x into %o {thresholds = array<i32: -3, 0, 5>, directions = array<i8: 1, -1, 1>} : memref<2x3xi16>, memref<2x1xi8>
+  func.return
+}
+
+// All directions +1: no directions global, bit 1 iff x < t.
+// CHECK-NOT:   __bnn_directions
+// CHECK-LABEL: func.func @threshold_upward
+// CHECK:         %[[X:.*]] = memref.load %{{.*}} : memref<9xi32>
+// CHECK-NEXT:    %[[T:.*]] = memref.load
+// CHECK-NEXT:    arith.cmpi slt, %[[X]], %[[T]] : i32
+func.func @threshold_upward(%x: memref<9xi32>, %o: memref<2xi8>) {
+  bnn.threshold %x into %o {thresholds = array<i32: 1, 2, 3, 4, 5, 6, 7, 8, 9>, directions = array<i8: 1, 1, 1, 1, 1, 1, 1, 1, 1>} : memref<9xi32>, memref<2xi8>
+  func.return
+}
+
+// CHECK-LABEL: func.func @clip8
+// CHECK-DAG:     %[[LO:.*]] = arith.constant -127 : i32
+// CHECK-DAG:     %[[HI:.*]] = arith.constant 127 : i32
+// CHECK:         %[[X:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<7xi32>
+// CHECK-NEXT:    %[[A:.*]] = arith.maxsi %[[X]], %[[LO]] : i32
+// CHECK-NEXT:    %[[B:.*]] = arith.minsi %[[A]], %[[HI]] : i32
+// CHECK-NEXT:    %[[C:.*]] = arith.trunci %[[B]] : i32 to i8
+// CHECK-NEXT:    memref.store %[[C]], %{{.*}}[%{{.*}}] : memref<7xi8>
+func.func @clip8(%x: memref<7xi32>, %o: memref<7xi8>) {
+  bnn.clip8 %x into %o : memref<7xi32>, memref<7xi8>
+  func.return
+}
