@@ -138,6 +138,12 @@ class CompiledProgram:
     def stage_names(self) -> tuple[str, ...]:
         return tuple(self._stages)
 
+    def mlir_module(self, stage: str) -> ModuleOp:
+        """The IR after ``stage`` as a module (do not modify it)."""
+        if stage not in self._stages:
+            raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(self._stages)}")
+        return self._stages[stage]
+
     def mlir(self, stage: str = "llvm", *, generic: bool = False) -> str:
         """The IR after ``stage`` (one of :attr:`stage_names`)."""
         if stage not in self._stages:

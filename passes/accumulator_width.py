@@ -11,15 +11,15 @@ Bound per lane: a lane gathers ``G`` bytes, so one step adds at most ``8*G`` to 
 
 1. 8-bit lanes (``L = M``, ``G = 1``) if the whole chain fits: ``S*8 <= 255``;
 2. 16-bit lanes (``L = M/2``, ``G = 2``; ``L = G = 1`` when ``M = 1``) if ``S*8*G <= 65535``;
-3. 16-bit lanes with the chain split into blocks that each fit, flushed into 32-bit lanes
-   (``extui`` to ``vector<L x i32>`` and ``addi``) between blocks: after every row of taps
-   (blocks of ``KW*Q`` steps) or, if a row is too long, after every tap (blocks of ``Q``);
+3. 16-bit lanes with the chain split into blocks that each fit, the lanes flushed (extended to
+   ``i32`` and summed) into an ``i32`` total between blocks: after every row of taps (blocks of
+   ``KW*Q`` steps) or, if a row is too long, after every tap (blocks of ``Q``);
 4. 32-bit lanes (``L = M/4``, ``G = 4``; ``L = 1``, ``G = M`` when ``M < 4``) for the whole chain.
 
-Bound per chain and total: every lane of the 32-bit total holds at most ``S*8*G`` and the whole
-output's popcount is at most ``8*KH*KW*Q*M``; :func:`plan_accumulator` refuses shapes where that
-does not fit a signed 32-bit integer, so the final ``vector.reduction <add>`` on the lanes
-extended to ``i32`` and ``K - 2*popcount`` are exact.
+Bound per reduction and total: the lanes of one block sum to at most ``8*M*steps``; the whole
+output's popcount is at most ``8*KH*KW*Q*M``, and :func:`plan_accumulator` refuses shapes where
+that does not fit a signed 32-bit integer. So summing the lanes extended to ``i32`` (or in the lane
+type when the sum provably fits it, see ``ConvLowering.lane_sum``) and ``K - 2*popcount`` are exact.
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ shapes, strided layouts) fails the pass with a diagnostic naming the op.
 Narrow accumulation, the proof (details in :mod:`bnnmlir.passes.accumulator_width`): one output is
 a chain of ``S = KH*KW*Q`` steps (``Q`` chunks per tap). A step adds at most ``8*G`` to a lane of
 ``G`` bytes, so ``A``-bit lanes are exact for ``n`` steps iff ``n*8*G <= 2**A - 1``. The pass takes
-8-bit lanes if ``S`` steps fit, else 16-bit lanes, else 16-bit lanes flushed (extended to ``i32``
-and added to 32-bit lane totals) after every row of taps or every tap, else 32-bit lanes; every
-``narrow_acc`` carries the length of its uninterrupted chain as ``max_steps``, which the op
-verifier re-checks. The lanes are extended to ``i32`` before ``vector.reduction <add>``; the sum of
-all lanes is at most ``8*KH*KW*Q*M < 2**31`` (checked), and ``K - 2*popcount`` is the exact
-output, ``|out| <= K``.
+8-bit lanes if ``S`` steps fit, else 16-bit lanes, else 16-bit lanes flushed into an ``i32`` total
+after every row of taps or every tap, else 32-bit lanes; every ``narrow_acc`` carries the length
+of its uninterrupted chain as ``max_steps``, which the op verifier re-checks. The lanes are summed
+in ``i32`` (extended lane by lane), or in the lane type when that sum is provably at most
+``2**A - 1`` (a whole output's popcount is at most ``K = KH*KW*C``); the sum of all lanes is at
+most ``8*KH*KW*Q*M < 2**31`` (checked), and ``K - 2*popcount`` is the exact output, ``|out| <= K``.
 
 Options: ``target`` (``host`` or ``aarch64``, :func:`bnnmlir.target.get_target`) gives
 ``vector_bytes``; ``parallel`` makes the outer loop of every convolution, over the ``N*OH`` output

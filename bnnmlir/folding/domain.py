@@ -47,7 +47,9 @@ def evaluate(fn: ChannelFn, candidates: np.ndarray) -> np.ndarray:
         y = fn(x)
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(x.shape):
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise FoldingError(f"channel function must map [D, C] to [D, C]; got {shape} for {tuple(x.shape)}")
+        raise FoldingError(
+            f"channel function must map [D, C] to [D, C]; got {shape} for {tuple(x.shape)}"
+        )
     return y.detach().to(torch.float32).cpu().numpy()
 
 

@@ -14,7 +14,8 @@ exact on the folded domain ``[lo, hi]``, which is recorded in the object):
     the product and the sum are exact (``|multiplier| <= 2**31 - 1``, and fold-time checks that
     ``x * multiplier + offset`` fits ``int64`` on the domain), ``>>`` is an ARITHMETIC shift, i.e.
     ``floor`` division by ``2**shift`` (rounding toward minus infinity), ``0 <= shift <= 62``.
-    A constant channel is ``multiplier = 0, shift = 0, offset = value``.
+    A constant channel is ``multiplier = 0, offset = value << shift`` (``shift = 0`` unless all
+    channels share one shift).
 ``breakpoints``
     ``out = base[c] + step[c] * #{k : breakpoints[c, k] <= x}`` with ``step[c]`` +1 (non-decreasing
     channel, constant channels too) or -1 (non-increasing). Each row of ``breakpoints`` is sorted;
@@ -37,7 +38,7 @@ ranges. A non-increasing channel is fitted on ``x -> -x`` and its multiplier neg
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
@@ -117,28 +118,12 @@ class Requant:
         tells whether a narrower accumulator than ``int64`` suffices."""
         if self.kind is not RequantKind.AFFINE:
             raise ValueError(f"no intermediate for a {self.kind.value} requant")
-        ends = [int(m) * x + int(b) for m, b in zip(self.multiplier, self.offset) for x in (self.lo, self.hi)]
+        ends = [
+            int(m) * x + int(b)
+            for m, b in zip(self.multiplier, self.offset)
+            for x in (self.lo, self.hi)
+        ]
         return min(ends), max(ends)
-
-    def with_uniform_shift(self) -> Requant:
-        """The same function with one shift for all channels (the largest): ``m`` and ``b`` of the
-        other channels are multiplied by ``2**(s_max - s)``, an identity for every integer ``x``."""
-        if self.kind is not RequantKind.AFFINE:
-            raise ValueError(f"no shift in a {self.kind.value} requant")
-        top = int(self.shift.max())
-        scale = [1 << (top - int(s)) for s in self.shift]
-        m = [int(v) * k for v, k in zip(self.multiplier, scale)]
-        b = [int(v) * k for v, k in zip(self.offset, scale)]
-        if max(abs(v) for v in m) > INT32_MAX:
-            raise FoldingError(f"a uniform shift of {top} pushes a multiplier beyond int32")
-        result = replace(
-            self,
-            multiplier=np.array(m, dtype=np.int64),
-            offset=np.array(b, dtype=np.int64),
-            shift=np.full(self.channels, top, dtype=np.int32),
-        )
-        _check_int64(result)
-        return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +183,7 @@ def _tabulate(fn: ChannelFn, channels: int, lo: int, hi: int, keep_table: bool) 
     order = np.lexsort((x_all, c_all))
     x_all, c_all, v_all, j_all = x_all[order], c_all[order], v_all[order], j_all[order]
     bounds = np.searchsorted(c_all, np.arange(channels + 1))
-    split = lambda a: [a[bounds[c] : bounds[c + 1]] for c in range(channels)]  # noqa: E731
+    split = lambda a: [a[bounds[c] : bounds[c + 1]] for c in range(channels)]
     return _Runs(
         first=first,
         change_x=split(x_all),
@@ -228,8 +213,9 @@ def _extreme_ratio(num: np.ndarray, den: np.ndarray, smallest: bool) -> tuple[in
         k = int(idx[np.argmin(ratio[idx]) if smallest else np.argmax(ratio[idx])])
 
 
-def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, max_shift: int):
-    """``(m, b, s)`` with ``clamp((x*m + b) >> s)`` equal to the runs, or None (``v`` increasing)."""
+def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, shifts: range):
+    """``(m, b, s)`` with ``clamp((x*m + b) >> s)`` equal to the runs (``v`` increasing), the first
+    ``s`` of ``shifts`` that admits one, or None."""
     low = v > CLIP8_MIN  # constraint m*xa + b >= v * 2**s
     up = v < CLIP8_MAX  # constraint m*xb + b < (v + 1) * 2**s
     num = (v[up] + 1)[None, :] - v[low][:, None]
@@ -238,7 +224,7 @@ def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, max_shift: int):
         return None
     r_hi = _extreme_ratio(num[den > 0], den[den > 0], smallest=True)  # m < 2**s * r_hi
     r_lo = _extreme_ratio(-num[den < 0], -den[den < 0], smallest=False)  # m > 2**s * r_lo
-    for s in range(max_shift + 1):
+    for s in shifts:
         m_lo = (r_lo[0] << s) // r_lo[1] + 1 if r_lo else 1
         m_hi = -((-(r_hi[0] << s)) // r_hi[1]) - 1 if r_hi else INT32_MAX
         m_lo, m_hi = max(m_lo, 1), min(m_hi, INT32_MAX)
@@ -255,44 +241,45 @@ def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, max_shift: int):
     return None
 
 
-def _fit_affine(runs: _Runs, lo: int, hi: int, max_shift: int) -> Requant | None:
-    params = []
-    for c in range(len(runs.first)):
-        cx = runs.change_x[c]
-        if cx.size == 0:
-            params.append((0, int(runs.first[c]), 0))
-            continue
-        if not runs.monotone[c]:
+def _fit_channel(runs: _Runs, c: int, lo: int, hi: int, shifts: range):
+    """``(m, b, s)`` of channel ``c`` with ``s`` the first admissible shift of ``shifts``, or None."""
+    cx = runs.change_x[c]
+    if cx.size == 0:
+        return 0, int(runs.first[c]) << shifts[0], shifts[0]
+    if not runs.monotone[c]:
+        return None
+    xa = np.concatenate([[lo], cx]).astype(np.int64)
+    xb = np.concatenate([cx - 1, [hi]]).astype(np.int64)
+    v = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
+    if runs.change_jump[c][0] > 0:
+        return _fit_rising(xa, xb, v, shifts)
+    fit = _fit_rising(-xb[::-1], -xa[::-1], v[::-1], shifts)  # y -> f(-y) rises
+    return fit and (-fit[0], fit[1], fit[2])
+
+
+def _fit_affine(
+    runs: _Runs, lo: int, hi: int, max_shift: int, uniform_shift: bool
+) -> Requant | None:
+    channels = range(len(runs.first))
+    params = [_fit_channel(runs, c, lo, hi, range(max_shift + 1)) for c in channels]
+    if None in params:
+        return None
+    if uniform_shift:  # admissible shifts are upward closed: refit every channel at the largest
+        top = max(p[2] for p in params)
+        params = [_fit_channel(runs, c, lo, hi, range(top, top + 1)) for c in channels]
+        if None in params:
             return None
-        xa = np.concatenate([[lo], cx]).astype(np.int64)
-        xb = np.concatenate([cx - 1, [hi]]).astype(np.int64)
-        v = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
-        if runs.change_jump[c][0] > 0:
-            fit = _fit_rising(xa, xb, v, max_shift)
-        else:  # fit y -> f(-y), which rises, then negate the multiplier
-            fit = _fit_rising(-xb[::-1], -xa[::-1], v[::-1], max_shift)
-            fit = fit and (-fit[0], fit[1], fit[2])
-        if fit is None:
-            return None
-        params.append(fit)
     m, b, s = zip(*params)
     result = Requant(
-        RequantKind.AFFINE, lo, hi,
+        RequantKind.AFFINE,
+        lo,
+        hi,
         multiplier=np.array(m, dtype=np.int64),
         offset=np.array(b, dtype=np.int64),
         shift=np.array(s, dtype=np.int32),
     )
-    try:
-        _check_int64(result)
-    except FoldingError:
-        return None
-    return result
-
-
-def _check_int64(requant: Requant) -> None:
-    lo, hi = requant.intermediate_range()
-    if max(-lo, hi) > INT64_MAX or max(abs(int(b)) for b in requant.offset) > INT64_MAX:
-        raise FoldingError("affine requant intermediate exceeds int64")
+    low, high = result.intermediate_range()
+    return result if max(-low, high) <= INT64_MAX else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,8 +300,12 @@ def _breakpoints(runs: _Runs, lo: int, hi: int) -> Requant | None:
     for c, r in enumerate(rows):
         table[c, : len(r)] = r
     return Requant(
-        RequantKind.BREAKPOINTS, lo, hi,
-        base=runs.first.astype(np.int8), step=np.array(steps, dtype=np.int8), breakpoints=table,
+        RequantKind.BREAKPOINTS,
+        lo,
+        hi,
+        base=runs.first.astype(np.int8),
+        step=np.array(steps, dtype=np.int8),
+        breakpoints=table,
     )
 
 
@@ -342,6 +333,7 @@ def fold_clip8(
     *,
     kinds: Sequence[RequantKind | str] = DEFAULT_KINDS,
     max_shift: int = MAX_SHIFT,
+    uniform_shift: bool = False,
 ) -> Requant:
     """Exact :class:`Requant` of ``fn`` (float32 ``[D, C] -> [D, C]``, integer values in
     ``[-127, 127]`` on integers, e.g. BatchNorm then round-half-even then clamp) on ``[lo, hi]``.
@@ -350,7 +342,9 @@ def fold_clip8(
     table); the first one that represents EVERY channel exactly is returned after an exhaustive
     verification. ``affine`` needs every channel monotone and representable with
     ``shift <= max_shift``; ``breakpoints`` needs every channel monotone; ``table`` needs
-    ``hi - lo + 1 <= 256``. Raises :class:`FoldingError` when none applies.
+    ``hi - lo + 1 <= 256``. ``uniform_shift=True`` asks for one shift shared by all channels (the
+    largest per-channel minimum; every channel is refitted at it, so affine may then be rejected
+    when a multiplier would leave int32). Raises :class:`FoldingError` when no kind applies.
     Cost: two exhaustive passes of ``fn`` (tabulation, verification) plus, for affine, about
     ``254**2`` integer operations per non-constant channel.
     """
@@ -364,11 +358,13 @@ def fold_clip8(
     runs = _tabulate(fn, channels, lo, hi, keep_table=small and RequantKind.TABLE in kinds)
     for kind in kinds:
         if kind is RequantKind.AFFINE:
-            requant = _fit_affine(runs, lo, hi, max_shift)
+            requant = _fit_affine(runs, lo, hi, max_shift, uniform_shift)
         elif kind is RequantKind.BREAKPOINTS:
             requant = _breakpoints(runs, lo, hi)
         else:
-            requant = runs.table is not None and Requant(RequantKind.TABLE, lo, hi, table=runs.table)
+            requant = runs.table is not None and Requant(
+                RequantKind.TABLE, lo, hi, table=runs.table
+            )
         if requant:
             verify_requant(fn, requant, channels)
             return requant

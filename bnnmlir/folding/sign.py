@@ -53,7 +53,9 @@ def apply_threshold(
     return np.moveaxis(np.where(plus, 1, -1).astype(np.int8), -1, channel_axis)
 
 
-def _search(fn: ChannelFn, channels: int, lo: int, hi: int, zero: str) -> tuple[np.ndarray, np.ndarray]:
+def _search(
+    fn: ChannelFn, channels: int, lo: int, hi: int, zero: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate thresholds/directions assuming every channel is a single step."""
     ends = np.array([[lo], [hi]], dtype=np.int64)
     plus = _plus(evaluate(fn, np.broadcast_to(ends, (2, channels))), ends, zero)
@@ -107,7 +109,9 @@ def fold_sign(
     return thresholds, directions
 
 
-def fold_torch_sign(fn: ChannelFn, channels: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+def fold_torch_sign(
+    fn: ChannelFn, channels: int, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Fold ``torch.sign(fn(x))`` (which maps 0 to 0) as a binarization.
 
     This is a binarization only if ``fn(x) != 0`` on the whole domain; otherwise

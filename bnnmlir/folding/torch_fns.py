@@ -35,7 +35,9 @@ def per_channel(
     mode is rejected (its BatchNorm would use batch statistics).
     """
     if ndim < 2 or not -ndim <= channel_axis < ndim or channel_axis % ndim == 0:
-        raise ValueError(f"channel axis {channel_axis} must be a non-batch axis of a {ndim}-D input")
+        raise ValueError(
+            f"channel axis {channel_axis} must be a non-batch axis of a {ndim}-D input"
+        )
     if isinstance(op, torch.nn.Module) and op.training:
         raise FoldingError(f"{type(op).__name__} is in training mode; fold only eval-mode modules")
     axis = channel_axis % ndim

@@ -9,11 +9,17 @@ Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, 
             for kw in [0, KW)     iw = ow*sw - pl + kw*dw
               for each full chunk of M bytes:   acc = narrow_acc(acc, x[n, ih, iw, j:j+M], w[o, kh, kw, j:j+M])
               tail of Cb % M bytes:            scalar loads inserted into zero vectors, one narrow_acc
-          out[n, oh, ow, o] = K - 2 * reduce_add(extui(acc) to i32)
+          out[n, oh, ow, o] = K - 2 * (sum of the lanes of acc, as i32)
 
 ``M = min(vector_bytes, next power of two >= Cb)``. Zero-filling the tail beyond ``Cb % M`` bytes
 in both operands makes those bytes XOR to 0. The accumulator layout and where the chain is flushed
 come from :func:`bnnmlir.passes.accumulator_width.plan_accumulator` (proof there).
+
+Summing the lanes: xDSL's ``arith.extui`` takes no vectors, so the lanes are summed either in the
+lane type by ``vector.reduction <add>`` when the sum provably fits it (by the bit convention only
+the ``C`` valid bits of a tap can differ, so a whole output's popcount is at most ``K = KH*KW*C``),
+or lane by lane: ``vector.extract`` + scalar ``extui`` to ``i32`` + a balanced tree of ``addi``,
+which LLVM folds back into one widening vector reduction.
 
 Padding, without out-of-bounds loads: a tap's row is in range iff ``ih`` is in ``[0, H)`` (one
 unsigned compare ``ih <u H``, negative ``ih`` being huge), same for columns; out-of-range taps load

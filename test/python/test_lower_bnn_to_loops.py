@@ -117,6 +117,7 @@ def run(source: str, args: list[np.ndarray], target: str = "host", parallel: boo
     """Lower ``@f`` in ``source`` to loops (for ``target``'s vector width), JIT it for the host
     and call it on ``args`` (outputs are written in place)."""
     module = lower_to_loops(source, target, parallel)
+    assert parallel == any(op.name == "scf.parallel" for op in module.walk())
     ConvertBnnToLLVMPass(target="host").apply(_context(), module)
     jit = JitModule(module)
     f = jit.ctypes_function("f", [ctypes.c_void_p] * len(args))
@@ -198,20 +199,23 @@ def test_bconv2d_parallel_rows(threads):
 
 
 @pytest.mark.parametrize(
-    "c, kh, kw, lane_bits, flush",
+    "c, kh, kw, lane_bits, flush, pad_value",
     [
-        (8 * 16 * 3, 5, 3, 16, "none"),  # aarch64: Q = 3, S = 45
-        (8 * 16 * 500, 3, 3, 16, "row"),  # Q = 500, S = 4500: rows of 1500 steps
-        (8 * 16 * 2500 + 9, 1, 2, 16, "tap"),  # Q = 2501, a row of 5002 steps is too long
-        (8 * 16 * 4100, 1, 1, 32, "none"),  # one tap of 4100 chunks
+        (8 * 16 * 3, 5, 3, 16, "none", -1),  # aarch64: Q = 3, S = 45
+        (8 * 16 * 500, 3, 3, 16, "row", -1),  # Q = 500, S = 4500: rows of 1500 steps
+        (8 * 16 * 500 - 3, 3, 3, 16, "row", 0),
+        (8 * 16 * 2500 + 9, 1, 2, 16, "tap", 0),  # Q = 2501, a row of 5002 steps is too long
+        (8 * 16 * 2500 + 9, 1, 2, 16, "tap", -1),
+        (8 * 16 * 4100, 1, 1, 32, "none", 1),  # one tap of 4100 chunks
     ],
 )
-def test_bconv2d_wide_accumulators_and_flushes(c, kh, kw, lane_bits, flush):
+def test_bconv2d_wide_accumulators_and_flushes(c, kh, kw, lane_bits, flush, pad_value):
     words = -(-c // 8)
     q = -(-words // 16)
     plan = plan_accumulator(kh, kw, q, 16)
     assert (plan.lane_bits, plan.flush) == (lane_bits, flush)
-    run_bconv2d(1, kh + 1, kw, c, 2, kh, kw, (1, 1), (1, 1), (1, 0, 0, 0), -1, seed=c, target="aarch64")
+    run_bconv2d(1, kh + 1, kw, c, 2, kh, kw, (1, 1), (1, 1), (1, 0, 0, 0), pad_value, seed=c,
+                target="aarch64")
 
 
 # Element-wise ops --------------------------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""``bnnmlir.compile``: from a PyTorch model to a bit-exact compiled callable.
+
+::
+
+    compiled = bnnmlir.compile(model, (example,))      # host JIT by default
+    y = compiled(x)                                     # == model.eval()(x), bit for bit
+    print(compiled.report())                            # per-layer table
+    compiled.mlir("optimized")                          # IR after a stage
+    compiled.save("out/", target="aarch64-linux-gnu")   # object + header + runtime sources
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bnnmlir.compiler import CompiledProgram, compile_module
+from bnnmlir.report import LayerReport, layer_report
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from bnnmlir.frontend import ImportedModel
+
+
+class CompiledModel:
+    """A compiled PyTorch model: call it like the model (in eval mode)."""
+
+    def __init__(self, imported: ImportedModel, program: CompiledProgram):
+        self.imported = imported
+        self.program = program
+
+    @property
+    def target(self) -> str:
+        return self.program.target.name
+
+    # ---- calling ----------------------------------------------------------------------------
+    def _check(self, args: Sequence[object]) -> list[np.ndarray]:
+        import torch
+
+        specs = self.imported.input_specs
+        if len(args) != len(specs):
+            raise TypeError(f"the model takes {len(specs)} inputs, got {len(args)}")
+        arrays = []
+        for i, (arg, spec) in enumerate(zip(args, specs)):
+            if not isinstance(arg, torch.Tensor):
+                raise TypeError(f"input {i} must be a torch.Tensor, got {type(arg).__name__}")
+            if arg.dtype != spec.dtype:
+                raise TypeError(f"input {i} must have dtype {spec.dtype}, got {arg.dtype}")
+            if tuple(arg.shape) != tuple(spec.shape):
+                raise ValueError(
+                    f"input {i} must have shape {list(spec.shape)}, got {list(arg.shape)}"
+                )
+            arrays.append(arg.detach().cpu().contiguous().numpy())
+        return arrays
+
+    def __call__(self, *args: torch.Tensor):
+        import torch
+
+        arrays = self._check(args)
+        if self.program.target.is_host:
+            outputs = self.program(*arrays)
+        else:
+            outputs = self.program.run_aarch64(*arrays)
+        tensors = [
+            torch.from_numpy(np.asarray(out)).to(spec.dtype).reshape(spec.shape)
+            for out, spec in zip(outputs, self.imported.output_specs)
+        ]
+        return tensors[0] if len(tensors) == 1 else tuple(tensors)
+
+    # ---- inspection -------------------------------------------------------------------------
+    def report(self) -> LayerReport:
+        """Per-layer table: path, kind, accumulator width, output type, MACs, weight bytes."""
+        return layer_report(self.program.mlir_module("optimized"), self.program.target)
+
+    def mlir(self, stage: str = "optimized") -> str:
+        """The IR after ``stage``: ``imported``, ``optimized``, ``buffers``, ``loops``, ``llvm``."""
+        return self.program.mlir(stage)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.imported.warnings)
+
+    # ---- deployment -------------------------------------------------------------------------
+    def save(self, path: str | Path, target: str = "aarch64-linux-gnu", *,
+             threads: int | None = None) -> Path:
+        """Write ``model.o`` (for ``target``), ``model.h`` and the runtime sources into ``path``."""
+        program = self.program
+        if program.target.name != _target_name(target) or (threads and threads != program.threads):
+            program = compile_module(
+                self.imported.module.clone(), target=target, threads=threads or 1
+            )
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.o").write_bytes(program.object_code())
+        (out / "model.h").write_text(c_header(program))
+        runtime_dir = out / "runtime"
+        runtime_dir.mkdir(exist_ok=True)
+        for source in resources.files("bnnmlir.runtime").iterdir():
+            if source.name.endswith((".c", ".h")):
+                with resources.as_file(source) as src:
+                    shutil.copyfile(src, runtime_dir / source.name)
+        return out
+
+
+def _target_name(target: str) -> str:
+    from bnnmlir.target import get_target
+
+    return get_target(target).name
+
+
+_C_TYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
+            "uint8": "uint8_t", "int64": "int64_t"}
+
+
+def c_header(program: CompiledProgram) -> str:
+    """A C header declaring the entry point and the sizes of its buffers."""
+    sig = program.signature
+    guard = f"BNNMLIR_{sig.entry.upper()}_H"
+    lines = [
+        f"/* {sig.entry}: compiled by bnnmlir for {program.target.triple} ({program.target.cpu}).",
+        " * Link with model.o and runtime/*.c (-lpthread). Buffers are row-major; activations are",
+        " * passed in the model's own layout. The arena holds every intermediate buffer; allocate",
+        " * it with bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES). Set threads with",
+        " * bnnmlir_set_num_threads(k) before calling. */",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "#include <stdint.h>",
+        '#include "runtime/bnnmlir_runtime.h"',
+        "",
+        f"#define BNNMLIR_NUM_INPUTS {len(sig.inputs)}",
+        f"#define BNNMLIR_NUM_OUTPUTS {len(sig.outputs)}",
+        f"#define BNNMLIR_ARENA_BYTES {sig.arena_size}",
+    ]
+    params = []
+    for kind, specs in (("INPUT", sig.inputs), ("OUTPUT", sig.outputs)):
+        for i, spec in enumerate(specs):
+            shape = ", ".join(str(d) for d in spec.shape)
+            lines.append(f"#define BNNMLIR_{kind}{i}_RANK {len(spec.shape)}")
+            lines.append(f"#define BNNMLIR_{kind}{i}_SHAPE {{{shape}}}")
+            lines.append(f"#define BNNMLIR_{kind}{i}_BYTES {spec.nbytes}")
+            ctype = _C_TYPES[spec.dtype.name]
+            const = "const " if kind == "INPUT" else ""
+            params.append(f"{const}{ctype} *{kind.lower()}{i}")
+    params.append("void *arena")
+    lines += ["", f"void {sig.entry}({', '.join(params)});", "", f"#endif /* {guard} */", ""]
+    return "\n".join(lines)
+
+
+def compile(model, example_inputs, *, target: str = "host", threads: int | None = None) -> CompiledModel:
+    """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
+
+    ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
+    dtypes of every later call. ``threads``: threads of the parallel loops (default: all cores of
+    this machine for the host, 1 for aarch64). Raises :class:`bnnmlir.CompileError` (with the
+    layer's module path) for what cannot be compiled.
+    """
+    import torch
+
+    from bnnmlir.frontend import import_model
+
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    imported = import_model(model, tuple(example_inputs))
+    program = compile_module(
+        imported.module.clone(), target=target, threads=threads, imported=imported.module
+    )
+    return CompiledModel(imported, program)

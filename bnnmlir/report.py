@@ -1,0 +1,153 @@
+"""Per-layer report of a compiled model, read off the optimized tensor-level IR.
+
+Each op is attributed to the layer named by its location (``NameLoc("<module path>")``, set by the
+importer and kept by the passes). A layer's kind is ``binary`` when it runs on packed bits, ``int8``
+when it is integer arithmetic on the int8 stream, and ``float`` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from io import StringIO
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import (
+    Float32Type,
+    ModuleOp,
+    NameLoc,
+    TensorType,
+)
+from xdsl.ir import Operation
+
+from bnnmlir.dialects.bnn import BConv2dOp
+from bnnmlir.ir_utils import byte_size
+from bnnmlir.target import TargetInfo
+
+BINARY_OPS = {"bnn.bconv2d", "bnn.binarize", "bnn.threshold"}
+LAYOUT_OPS = {"bnn.reshape", "bnn.transpose", "bnn.concat", "bnn.cast"}
+
+
+def layer_of(op: Operation) -> str:
+    """The module path in ``op``'s location, or ``"<model>"`` when it has none."""
+    loc = op.location
+    while loc is not None:
+        if isinstance(loc, NameLoc):
+            return loc.name.data
+        loc = getattr(loc, "child_loc", None)
+    return "<model>"
+
+
+def _type_name(t) -> str:
+    if isinstance(t, TensorType):
+        elem = t.get_element_type()
+        dims = "x".join(str(d) for d in t.get_shape())
+        return f"{elem}[{dims}]"
+    return str(t)
+
+
+def _macs(op: Operation) -> int:
+    """Multiply-accumulates of one op (binary MACs for bnn.bconv2d)."""
+    name = op.name
+    if name in ("bnn.bconv2d", "bnn.conv2d") and op.results:
+        out = op.results[0].type
+        w = op.operands[1].type
+        assert isinstance(out, TensorType) and isinstance(w, TensorType)
+        n, oh, ow, _ = out.get_shape()
+        o, kh, kw, _ = w.get_shape()
+        channels = op.channels if isinstance(op, BConv2dOp) else w.get_shape()[3]
+        return n * oh * ow * o * kh * kw * channels
+    if name == "bnn.dense" and op.results:
+        out = op.results[0].type
+        w = op.operands[1].type
+        assert isinstance(out, TensorType) and isinstance(w, TensorType)
+        return out.get_shape()[0] * int(np.prod(w.get_shape()))
+    return 0
+
+
+def _kind(op: Operation) -> str:
+    if op.name in BINARY_OPS:
+        return "binary"
+    types = [r.type for r in op.results] + [o.type for o in op.operands]
+    if any(isinstance(t, TensorType) and isinstance(t.get_element_type(), Float32Type) for t in types):
+        return "float"
+    return "int8"
+
+
+def _accumulator(op: BConv2dOp, target: TargetInfo) -> str:
+    from bnnmlir.passes.accumulator_width import plan_accumulator
+    from bnnmlir.passes.loops.bconv2d import chunk_bytes
+
+    words = op.input.type.get_shape()[3]  # type: ignore[union-attr]
+    kh, kw = op.kernel_hw
+    m = chunk_bytes(words, target.vector_bytes)
+    full, tail = divmod(words, m)
+    plan = plan_accumulator(kh, kw, full + (tail > 0), m)
+    flush = "" if plan.flush == "none" else f", flushed per {plan.flush}"
+    return f"i{plan.lane_bits} x {plan.lanes}{flush}"
+
+
+@dataclass
+class LayerRow:
+    layer: str
+    kind: str
+    ops: list[str] = field(default_factory=list)
+    accumulator: str = "-"
+    output: str = "-"
+    macs: int = 0
+    weight_bytes: int = 0
+
+
+@dataclass
+class LayerReport:
+    rows: list[LayerRow]
+    target: str
+
+    def table(self) -> Table:
+        table = Table(title=f"bnnmlir per-layer report ({self.target})")
+        for col in ("layer", "kind", "ops", "accumulator", "output", "MACs", "weight bytes"):
+            table.add_column(col, justify="right" if col in ("MACs", "weight bytes") else "left")
+        for r in self.rows:
+            table.add_row(r.layer, r.kind, ", ".join(r.ops), r.accumulator, r.output,
+                          f"{r.macs:,}", f"{r.weight_bytes:,}")
+        table.add_row("total", "", "", "", "", f"{sum(r.macs for r in self.rows):,}",
+                      f"{sum(r.weight_bytes for r in self.rows):,}", style="bold")
+        return table
+
+    def __rich__(self) -> Table:
+        return self.table()
+
+    def __str__(self) -> str:
+        out = StringIO()
+        Console(file=out, width=140, highlight=False, color_system=None).print(self.table())
+        return out.getvalue()
+
+
+def layer_report(module: ModuleOp, target: TargetInfo) -> LayerReport:
+    """Rows in program order, one per layer (module path)."""
+    rows: dict[str, LayerRow] = {}
+    fn = next(op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration)
+    for op in fn.body.block.ops:
+        if isinstance(op, arith.ConstantOp | func.ReturnOp) or not op.name.startswith("bnn."):
+            continue
+        layer = layer_of(op)
+        row = rows.setdefault(layer, LayerRow(layer, _kind(op)))
+        row.ops.append(op.name.removeprefix("bnn."))
+        kind = _kind(op)
+        if kind == "binary" or (kind == "float" and row.kind == "int8"):
+            row.kind = kind if row.kind != "binary" else row.kind
+        if isinstance(op, BConv2dOp):
+            row.accumulator = _accumulator(op, target)
+        if op.results and op.name not in LAYOUT_OPS:
+            row.output = _type_name(op.results[0].type)
+        row.macs += _macs(op)
+        for operand in op.operands:
+            owner = operand.owner
+            if isinstance(owner, arith.ConstantOp) and isinstance(owner.result.type, TensorType):
+                row.weight_bytes += byte_size(owner.result.type)
+    return LayerReport(list(rows.values()), target.name)
+
+
+__all__ = ["LayerReport", "LayerRow", "layer_report", "layer_of"]
