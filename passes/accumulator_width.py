@@ -27,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bnnmlir.bits import WORD_BITS
 from bnnmlir.dialects.bnn import NarrowAccOp
+
+from bnnmlir.bits import WORD_BITS
 
 Flush = Literal["none", "row", "tap"]
 
@@ -58,7 +59,9 @@ def lane_layout(lane_bits: int, vector_bytes: int) -> tuple[int, int]:
     return vector_bytes // group, group
 
 
-def plan_accumulator(kernel_h: int, kernel_w: int, chunks_per_tap: int, vector_bytes: int) -> AccumulatorPlan:
+def plan_accumulator(
+    kernel_h: int, kernel_w: int, chunks_per_tap: int, vector_bytes: int
+) -> AccumulatorPlan:
     """The narrowest exact accumulator for ``KH x KW`` taps of ``Q`` chunks of ``M`` bytes."""
     if min(kernel_h, kernel_w, chunks_per_tap, vector_bytes) < 1:
         raise ValueError("kernel extents, chunks per tap and vector bytes must be positive")

@@ -34,6 +34,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.passes.loops.bconv2d import lower_bconv2d
+from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
+from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from xdsl.context import Context
 from xdsl.dialects import func, memref
 from xdsl.dialects.builtin import (
@@ -51,11 +55,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
 from bnnmlir.ir_utils import static_memref
-from bnnmlir.passes.loops.bconv2d import lower_bconv2d
-from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
-from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.target import get_target
 
 LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
@@ -67,7 +67,9 @@ class _ModuleGlobals:
     def __init__(self, module: ModuleOp):
         self.module = module
         self.taken = {
-            op.sym_name.data for op in module.ops if isinstance(getattr(op, "sym_name", None), StringAttr)
+            op.sym_name.data
+            for op in module.ops
+            if isinstance(getattr(op, "sym_name", None), StringAttr)
         }
 
     def add(self, stem: str, values: list[int], mtype: MemRefType, before: Operation) -> str:
@@ -96,7 +98,11 @@ def _fail(op: Operation, fn: func.FuncOp, why: str) -> PassFailedException:
 
 def _check_buffer_form(op: Operation, fn: func.FuncOp) -> None:
     if op.results or getattr(op, "out", None) is None:
-        raise _fail(op, fn, "expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first")
+        raise _fail(
+            op,
+            fn,
+            "expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first",
+        )
     for value in op.operands:
         try:
             static_memref(value.type)
@@ -123,7 +129,9 @@ class LowerBnnToLoopsPass(ModulePass):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
                 self._lower_function(fn, module_globals, vector_bytes)
 
-    def _lower_function(self, fn: func.FuncOp, module_globals: _ModuleGlobals, vector_bytes: int) -> None:
+    def _lower_function(
+        self, fn: func.FuncOp, module_globals: _ModuleGlobals, vector_bytes: int
+    ) -> None:
         targets = [o for o in fn.walk() if isinstance(o, LOWERED_OPS)]
         for bnn_op in targets:
             _check_buffer_form(bnn_op, fn)
@@ -138,8 +146,14 @@ class LowerBnnToLoopsPass(ModulePass):
                 raise _fail(bnn_op, fn, str(e)) from None
             Rewriter.erase_op(bnn_op)
 
-    def _lower_op(self, bnn_op: Operation, em: Emitter, fn: func.FuncOp,
-                  module_globals: _ModuleGlobals, vector_bytes: int) -> None:
+    def _lower_op(
+        self,
+        bnn_op: Operation,
+        em: Emitter,
+        fn: func.FuncOp,
+        module_globals: _ModuleGlobals,
+        vector_bytes: int,
+    ) -> None:
         if isinstance(bnn_op, BConv2dOp):
             lower_bconv2d(em, bnn_op, vector_bytes, self.parallel)
         elif isinstance(bnn_op, BinarizeOp):
@@ -156,5 +170,11 @@ class LowerBnnToLoopsPass(ModulePass):
                 d_type = MemRefType(i8, [len(directions)])
                 d_name = module_globals.add("__bnn_directions", directions, d_type, fn)
                 d_ref = em.get_global(d_name, d_type)
-            lower_threshold(em, bnn_op.input, bnn_op.out, directions,  # type: ignore[arg-type]
-                            em.get_global(t_name, t_type), d_ref)
+            lower_threshold(
+                em,
+                bnn_op.input,
+                bnn_op.out,
+                directions,  # type: ignore[arg-type]
+                em.get_global(t_name, t_type),
+                d_ref,
+            )

@@ -25,7 +25,7 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 class FoldingError(ValueError):
-    """The function cannot be folded EXACTLY into the requested integer form (never approximated)."""
+    """The function has no EXACT integer form of the requested kind (nothing is approximated)."""
 
 
 def check_domain(channels: int, lo: int, hi: int) -> None:
@@ -41,7 +41,7 @@ def check_domain(channels: int, lo: int, hi: int) -> None:
 
 
 def evaluate(fn: ChannelFn, candidates: np.ndarray) -> np.ndarray:
-    """``fn`` on a ``[D, C]`` integer array of candidates, as a ``float32`` numpy array ``[D, C]``."""
+    """``fn`` on a ``[D, C]`` integer array of candidates, as a ``float32`` numpy ``[D, C]``."""
     x = torch.from_numpy(np.ascontiguousarray(candidates, dtype=np.float32))
     with torch.no_grad():
         y = fn(x)
@@ -57,7 +57,8 @@ def domain_chunks(
     fn: ChannelFn, channels: int, lo: int, hi: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Exhaustive pass: yield ``(x, y)`` with ``x`` the ``int64`` column ``[d, 1]`` of consecutive
-    domain values and ``y = fn(x broadcast to [d, C])`` (``float32``), covering ``[lo, hi]`` in order.
+    domain values and ``y = fn(x broadcast to [d, C])`` (``float32``), covering ``[lo, hi]`` in
+    order.
 
     Cost: ``(hi - lo + 1) * channels`` evaluations of ``fn``, in calls of about ``CHUNK_ELEMENTS``.
     """

@@ -2,8 +2,8 @@
 
 ``fn`` (see :mod:`bnnmlir.folding.domain`) already contains the rounding and the clamp, so its
 values on the integer domain are integers in ``[-127, 127]``. :func:`fold_clip8` tabulates it
-exhaustively, builds the cheapest exact :class:`Requant`, re-evaluates ``fn`` on every integer of the
-domain against :meth:`Requant.apply`, and only then returns it. Anything not reproduced exactly
+exhaustively, builds the cheapest exact :class:`Requant`, re-evaluates ``fn`` on every integer of
+the domain against :meth:`Requant.apply`, and only then returns it. Anything not reproduced exactly
 raises :class:`FoldingError`.
 
 Integer semantics of the three kinds (``x`` is the integer input of channel ``c``; results are
@@ -31,8 +31,8 @@ conditions are ``m*xa_k + b >= v_k * 2**s`` (unless ``v_k = -127``) and
 is below every upper bound, which gives ``floor(2**s * R_lo) < m < 2**s * R_hi`` with two
 channel constants ``R_lo, R_hi`` (extreme slopes between the constraint points, found exactly with
 integer cross-multiplication); all bounds are integers, so an integer ``b`` then exists too. The
-smallest ``s <= max_shift`` with an admissible ``m`` is taken, ``m`` and ``b`` at the middle of their
-ranges. A non-increasing channel is fitted on ``x -> -x`` and its multiplier negated.
+smallest ``s <= max_shift`` with an admissible ``m`` is taken, ``m`` and ``b`` at the middle of
+their ranges. A non-increasing channel is fitted on ``x -> -x`` and its multiplier negated.
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ class Requant:
     """Exact integer form of a per-channel map to ``[-127, 127]`` (kinds: module docstring).
 
     Only the arrays of ``kind`` are set: ``affine`` uses ``multiplier`` (int64 [C], values within
-    int32), ``offset`` (int64 [C]) and ``shift`` (int32 [C]); ``breakpoints`` uses ``base`` (int8 [C]),
-    ``step`` (int8 [C]) and ``breakpoints`` (int32 [C, B]); ``table`` uses ``table`` (int8 [C, D]).
+    int32), ``offset`` (int64 [C]) and ``shift`` (int32 [C]); ``breakpoints`` uses ``base``
+    (int8 [C]), ``step`` (int8 [C]) and ``breakpoints`` (int32 [C, B]); ``table`` uses ``table``
+    (int8 [C, D]).
     """
 
     kind: RequantKind
@@ -242,7 +243,7 @@ def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, shifts: range):
 
 
 def _fit_channel(runs: _Runs, c: int, lo: int, hi: int, shifts: range):
-    """``(m, b, s)`` of channel ``c`` with ``s`` the first admissible shift of ``shifts``, or None."""
+    """``(m, b, s)`` of channel ``c``, ``s`` the first admissible shift of ``shifts``; or None."""
     cx = runs.change_x[c]
     if cx.size == 0:
         return 0, int(runs.first[c]) << shifts[0], shifts[0]

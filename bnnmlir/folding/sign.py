@@ -6,10 +6,11 @@ Semantics produced (identical to ``bnn.threshold``): for channel ``c``
 * always +1: ``d = +1, t = -2**31``;  always -1: ``d = -1, t = -2**31``.
 
 Method: the sign of ``fn`` at ``lo`` and ``hi`` gives the candidate direction; a vectorized binary
-search over all channels finds the switching point (``log2(hi - lo)`` calls of ``fn`` on ``[1, C]``);
-then ONE exhaustive pass over ``[lo, hi] x channels`` checks the threshold against ``fn`` on every
-integer. A channel whose sign is not a single step (non-monotone function, several crossings) fails
-that check and raises :class:`FoldingError` naming the channel: nothing approximate is returned.
+search over all channels finds the switching point (``log2(hi - lo)`` calls of ``fn`` on
+``[2, C]``); then ONE exhaustive pass over ``[lo, hi] x channels`` checks the threshold against
+``fn`` on every integer. A channel whose sign is not a single step (non-monotone function, several
+crossings) fails that check and raises :class:`FoldingError` naming the channel: nothing
+approximate is returned.
 Cost: ``(hi - lo + 1) * C`` evaluations of ``fn`` in chunks (e.g. ``9217 x 1024`` for ``K = 4608``
 takes well under a second for a BatchNorm), plus the search.
 """
@@ -45,7 +46,7 @@ def _plus(y: np.ndarray, x: np.ndarray, zero: str) -> np.ndarray:
 def apply_threshold(
     x: np.ndarray, thresholds: np.ndarray, directions: np.ndarray, channel_axis: int = -1
 ) -> np.ndarray:
-    """``bnn.threshold`` on integers ``x`` as +-1 values (``int8``); channels along ``channel_axis``."""
+    """``bnn.threshold`` on integers ``x``, as +-1 ``int8``, channels on ``channel_axis``."""
     x = np.moveaxis(np.asarray(x, dtype=np.int64), channel_axis, -1)
     t = np.asarray(thresholds, dtype=np.int64)
     d = np.asarray(directions, dtype=np.int64)

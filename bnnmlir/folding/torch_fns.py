@@ -31,8 +31,8 @@ def per_channel(
     axis 0, every other axis of size 1), and the result is reshaped back to ``[D, C]``.
 
     ``contiguous=False`` passes a non-contiguous (column-major) view instead, to reproduce a model
-    that feeds ``op`` a strided tensor (see the module docstring). An ``nn.Module`` still in training
-    mode is rejected (its BatchNorm would use batch statistics).
+    that feeds ``op`` a strided tensor (see the module docstring). An ``nn.Module`` still in
+    training mode is rejected (its BatchNorm would use batch statistics).
     """
     if ndim < 2 or not -ndim <= channel_axis < ndim or channel_axis % ndim == 0:
         raise ValueError(
@@ -52,7 +52,7 @@ def per_channel(
 
 
 def clip8_float(y: torch.Tensor) -> torch.Tensor:
-    """The float Clip8 of a model: round half to even (``torch.round``), then clamp to [-127, 127]."""
+    """The float Clip8: round half to even (``torch.round``), then clamp to [-127, 127]."""
     return torch.clamp(torch.round(y), CLIP8_MIN, CLIP8_MAX)
 
 

@@ -1,4 +1,4 @@
-"""Direct binary convolution (``bnn.bconv2d`` in buffer form) as a loop nest with ``bnn.narrow_acc``.
+"""Direct binary convolution (buffer-form ``bnn.bconv2d``) as a loop nest with ``bnn.narrow_acc``.
 
 Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, O]``::
 
@@ -7,8 +7,9 @@ Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, 
         for o in [0, O)
           for kh in [0, KH)       ih = oh*sh - pt + kh*dh
             for kw in [0, KW)     iw = ow*sw - pl + kw*dw
-              for each full chunk of M bytes:   acc = narrow_acc(acc, x[n, ih, iw, j:j+M], w[o, kh, kw, j:j+M])
-              tail of Cb % M bytes:            scalar loads inserted into zero vectors, one narrow_acc
+              for j in full chunks of M bytes:
+                acc = narrow_acc(acc, x[n, ih, iw, j:j+M], w[o, kh, kw, j:j+M])
+              tail of Cb % M bytes: scalar loads inserted into zero vectors, one narrow_acc
           out[n, oh, ow, o] = K - 2 * (sum of the lanes of acc, as i32)
 
 ``M = min(vector_bytes, next power of two >= Cb)``. Zero-filling the tail beyond ``Cb % M`` bytes
@@ -41,14 +42,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
+from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
+from bnnmlir.passes.loops.emitter import Emitter
 from xdsl.dialects import arith, vector
 from xdsl.dialects.builtin import IntegerType, MemRefType, VectorType, i8, i32
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import PadValue, last_word_mask
-from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
-from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
-from bnnmlir.passes.loops.emitter import Emitter
 
 
 def chunk_bytes(words: int, vector_bytes: int) -> int:
@@ -59,7 +60,9 @@ def chunk_bytes(words: int, vector_bytes: int) -> int:
     return min(vector_bytes, m)
 
 
-def needs_bounds_check(size: int, out_size: int, kernel: int, stride: int, dilation: int, pad_lo: int) -> bool:
+def needs_bounds_check(
+    size: int, out_size: int, kernel: int, stride: int, dilation: int, pad_lo: int
+) -> bool:
     """Whether some tap along one axis falls outside ``[0, size)``."""
     last = (out_size - 1) * stride - pad_lo + (kernel - 1) * dilation
     return pad_lo > 0 or last >= size
@@ -156,8 +159,16 @@ class ConvLowering:
 
         em.loop(0, self.ow, column)
 
-    def output(self, em: Emitter, n: SSAValue, oh: SSAValue, ow: SSAValue, o: SSAValue,
-               ih0: SSAValue, iw0: SSAValue) -> None:
+    def output(
+        self,
+        em: Emitter,
+        n: SSAValue,
+        oh: SSAValue,
+        ow: SSAValue,
+        o: SSAValue,
+        ih0: SSAValue,
+        iw0: SSAValue,
+    ) -> None:
         """All taps of one output ``out[n, oh, ow, o]``; the store of ``K - 2*popcount``."""
         plan = self.plan
         # Carried through the tap loops: the accumulator, or the i32 total when the chain is
@@ -206,14 +217,22 @@ class ConvLowering:
         twice = em.emit(arith.ShLIOp(popcount, em.int(1, i32)))
         em.store(em.sub(k, twice), self.op.out, [n, oh, ow, o])  # type: ignore[arg-type]
 
-    def tap_chain(self, em: Emitter, acc: SSAValue, x_at: list[SSAValue], w_at: list[SSAValue],
-                  ok: SSAValue | None) -> SSAValue:
+    def tap_chain(
+        self,
+        em: Emitter,
+        acc: SSAValue,
+        x_at: list[SSAValue],
+        w_at: list[SSAValue],
+        ok: SSAValue | None,
+    ) -> SSAValue:
         """``narrow_acc`` over the ``Cb`` bytes of one tap: full chunks, then the tail."""
         m = self.m
         x, w = self.op.input, self.op.weight
         steps = self.plan.chain_steps
 
-        def chunk(e: Emitter, offset: SSAValue, state: Sequence[SSAValue], last: bool = False) -> list[SSAValue]:
+        def chunk(
+            e: Emitter, offset: SSAValue, state: Sequence[SSAValue], last: bool = False
+        ) -> list[SSAValue]:
             a = e.vload(x, [*x_at, offset], m)
             b = e.vload(w, [*w_at, offset], m)
             if ok is not None:

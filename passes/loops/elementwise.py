@@ -1,27 +1,29 @@
 """Loop nests of the element-wise bnn ops: ``bnn.binarize``, ``bnn.threshold``, ``bnn.clip8``.
 
 All three loop over the leading dimensions of their static input; the two packing ops then loop
-over the output words and build each byte from its (up to) 8 channels, unrolled: bit ``b`` of word
-``w`` is channel ``c = 8*w + b`` and is 1 iff that channel is -1. The last word, when ``C % 8 != 0``,
-is emitted separately with only its ``C % 8`` channels, so its unused bits stay 0.
+over the output words and build each byte from its (up to) 8 channels, unrolled: bit ``b`` of
+word ``w`` is channel ``c = 8*w + b`` and is 1 iff that channel is -1. The last word, when
+``C % 8 != 0``, is emitted separately with only its ``C % 8`` channels: its unused bits stay 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from bnnmlir.passes.loops.emitter import Emitter
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import Float32Type, IntegerType, MemRefType, i8, i32
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS
-from bnnmlir.passes.loops.emitter import Emitter
 
 BitOf = Callable[[Emitter, Sequence[SSAValue], SSAValue], SSAValue]
 """``bit_of(emitter, leading_indices, channel) -> i1``: 1 iff the channel binarizes to -1."""
 
 
-def loop_nest(em: Emitter, extents: Sequence[int], body: Callable[[Emitter, list[SSAValue]], None]) -> None:
+def loop_nest(
+    em: Emitter, extents: Sequence[int], body: Callable[[Emitter, list[SSAValue]], None]
+) -> None:
     """Nested ``scf.for`` loops over ``extents`` (outermost first) around ``body``."""
 
     def level(e: Emitter, depth: int, indices: list[SSAValue]) -> None:
@@ -64,7 +66,7 @@ def pack_words(em: Emitter, shape: Sequence[int], out: SSAValue, bit_of: BitOf) 
 
 
 def lower_binarize(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
-    """``bnn.binarize``: bit 1 iff ``x < 0`` (``cmpf olt x, 0.0`` for f32, ``cmpi slt`` for ints)."""
+    """``bnn.binarize``: bit 1 iff ``x < 0`` (``cmpf olt x, 0.0`` on f32, ``cmpi slt`` on ints)."""
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
     elem = in_type.get_element_type()

@@ -20,7 +20,7 @@ from xdsl.dialects.builtin import (
     f32,
     i1,
 )
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 LoopBody = Callable[["Emitter", SSAValue, Sequence[SSAValue]], Sequence[SSAValue]]
@@ -40,7 +40,11 @@ class ConstantPool:
     def get(self, key: tuple, make: Callable[[], Operation]) -> SSAValue:
         if key not in self._cache:
             op = make()
-            point = InsertPoint.at_start(self._entry) if self._last is None else InsertPoint.after(self._last)
+            point = (
+                InsertPoint.at_start(self._entry)
+                if self._last is None
+                else InsertPoint.after(self._last)
+            )
             Rewriter.insert_op(op, point)
             self._last = op
             value = op.results[0]
@@ -66,12 +70,18 @@ class Emitter:
 
     # Constants -------------------------------------------------------------------------------
     def index(self, value: int) -> SSAValue:
-        return self.pool.get(("index", value), lambda: arith.ConstantOp(IntegerAttr(value, IndexType())))
+        return self.pool.get(
+            ("index", value), lambda: arith.ConstantOp(IntegerAttr(value, IndexType()))
+        )
 
     def int(self, value: int, type: IntegerType) -> SSAValue:
         width = type.width.data
-        value = ((value + 2 ** (width - 1)) % 2**width) - 2 ** (width - 1) if width > 1 else value & 1
-        return self.pool.get(("int", value, width), lambda: arith.ConstantOp(IntegerAttr(value, type)))
+        value = (
+            ((value + 2 ** (width - 1)) % 2**width) - 2 ** (width - 1) if width > 1 else value & 1
+        )
+        return self.pool.get(
+            ("int", value, width), lambda: arith.ConstantOp(IntegerAttr(value, type))
+        )
 
     def true(self) -> SSAValue:
         return self.int(1, i1)
@@ -135,8 +145,14 @@ class Emitter:
         return self.emit(vector.LoadOp(ref, indices, VectorType(elem, [lanes])))
 
     # Loops -----------------------------------------------------------------------------------
-    def loop(self, lower: int, upper: int, body: LoopBody, iter_args: Sequence[SSAValue] = (),
-             step: int = 1) -> list[SSAValue]:
+    def loop(
+        self,
+        lower: int,
+        upper: int,
+        body: LoopBody,
+        iter_args: Sequence[SSAValue] = (),
+        step: int = 1,
+    ) -> list[SSAValue]:
         """``scf.for`` over ``lower, lower + step, ... < upper``; one iteration is emitted inline,
         none leaves ``iter_args`` unchanged."""
         if upper <= lower:
@@ -147,7 +163,9 @@ class Emitter:
         inner = self.at(block)
         yielded = body(inner, block.args[0], list(block.args[1:]))
         inner.emit(scf.YieldOp(*yielded))
-        op = scf.ForOp(self.index(lower), self.index(upper), self.index(step), list(iter_args), Region(block))
+        op = scf.ForOp(
+            self.index(lower), self.index(upper), self.index(step), list(iter_args), Region(block)
+        )
         self.builder.insert(op)
         return list(op.results)
 

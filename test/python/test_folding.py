@@ -119,8 +119,9 @@ def test_threshold_exactly_at_an_integer_and_constants():
     with pytest.raises(FoldingError, match="channel 2: fn\\(-3\\) is exactly 0"):
         fold_torch_sign(per_channel(bn), 6, -9, 9)
     assert zero_points(per_channel(bn), 6, -9, 9).tolist() == [[-3, 2], [5, 0], [5, 1]]
-    # Away from the zeros torch.sign is a binarization with the same thresholds.
+    # Away from the zeros torch.sign is a binarization: on [6, 9] every channel is constant.
     t2, d2 = fold_torch_sign(per_channel(bn), 6, 6, 9)
+    assert (t2 == CONSTANT_THRESHOLD).all()
     assert d2.tolist() == [1, -1, 1, 1, -1, -1]
 
 

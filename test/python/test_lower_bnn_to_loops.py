@@ -12,6 +12,11 @@ import ctypes
 
 import numpy as np
 import pytest
+from bnnmlir.dialects.bnn import BNN, NarrowAccOp
+from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
+from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
+from bnnmlir.passes.loops.bconv2d import chunk_bytes
+from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.context import Context
@@ -22,11 +27,6 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir import reference
 from bnnmlir.backend.jit import JitModule
-from bnnmlir.dialects.bnn import BNN, NarrowAccOp
-from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
-from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
-from bnnmlir.passes.loops.bconv2d import chunk_bytes
-from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 
 LOOP_TARGETS = ("host", "aarch64")
 
@@ -73,7 +73,13 @@ def test_flush_per_tap_then_32_bit_lanes():
 
 
 def test_every_plan_is_accepted_by_the_verifier_bound():
-    for kh, kw, q, m in [(1, 1, 1, 1), (3, 3, 4, 16), (7, 7, 90, 64), (1, 5, 1000, 2), (2, 2, 5000, 8)]:
+    for kh, kw, q, m in [
+        (1, 1, 1, 1),
+        (3, 3, 4, 16),
+        (7, 7, 90, 64),
+        (1, 5, 1000, 2),
+        (2, 2, 5000, 8),
+    ]:
         p = plan_accumulator(kh, kw, q, m)
         assert p.lanes * p.bytes_per_lane == m
         assert p.chain_steps <= NarrowAccOp.max_exact_steps(p.lane_bits, p.bytes_per_lane)
@@ -112,8 +118,13 @@ def lower_to_loops(source: str, target: str = "host", parallel: bool = False) ->
     return module
 
 
-def run(source: str, args: list[np.ndarray], target: str = "host", parallel: bool = False,
-        threads: int = 1) -> None:
+def run(
+    source: str,
+    args: list[np.ndarray],
+    target: str = "host",
+    parallel: bool = False,
+    threads: int = 1,
+) -> None:
     """Lower ``@f`` in ``source`` to loops (for ``target``'s vector width), JIT it for the host
     and call it on ``args`` (outputs are written in place)."""
     module = lower_to_loops(source, target, parallel)
@@ -137,8 +148,23 @@ def _pm1(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.choice(np.array([-1, 1], dtype=np.int8), size=shape)
 
 
-def run_bconv2d(n, h, w, c, o, kh, kw, strides, dilations, padding, pad_value, seed,
-                target="host", parallel=False, threads=1):
+def run_bconv2d(
+    n,
+    h,
+    w,
+    c,
+    o,
+    kh,
+    kw,
+    strides,
+    dilations,
+    padding,
+    pad_value,
+    seed,
+    target="host",
+    parallel=False,
+    threads=1,
+):
     rng = np.random.default_rng(seed)
     x = _pm1(rng, (n, h, w, c))
     wt = _pm1(rng, (o, kh, kw, c))
@@ -149,7 +175,8 @@ def run_bconv2d(n, h, w, c, o, kh, kw, strides, dilations, padding, pad_value, s
     t_x, t_w, t_o = _memref(xp.shape, "i8"), _memref(wp.shape, "i8"), _memref(out.shape, "i32")
     source = f"""
     func.func @f(%x: {t_x}, %w: {t_w}, %o: {t_o}) {{
-      bnn.bconv2d %x, %w into %o {{in_channels = {c} : i64, strides = array<i64: {strides[0]}, {strides[1]}>,
+      bnn.bconv2d %x, %w into %o {{in_channels = {c} : i64,
+        strides = array<i64: {strides[0]}, {strides[1]}>,
         dilations = array<i64: {dilations[0]}, {dilations[1]}>,
         padding = array<i64: {", ".join(map(str, padding))}>, pad_value = {pad_value} : i64}}
         : {t_x}, {t_w}, {t_o}
@@ -168,13 +195,23 @@ def conv_cases(draw):
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     h = max(1, span_h - padding[0] - padding[1]) + draw(st.integers(0, 4))
     w = max(1, span_w - padding[2] - padding[3]) + draw(st.integers(0, 4))
-    return dict(
-        n=draw(st.integers(1, 3)), h=h, w=w,
-        c=draw(st.one_of(st.integers(1, 300), st.sampled_from([8, 32, 64, 65, 127, 128, 129, 257]))),
-        o=draw(st.integers(1, 4)), kh=kh, kw=kw, strides=(sh, sw), dilations=(dh, dw),
-        padding=padding, pad_value=draw(st.sampled_from([-1, 0, 1])),
-        seed=draw(st.integers(0, 2**31)), target=draw(st.sampled_from(LOOP_TARGETS)),
-    )
+    return {
+        "n": draw(st.integers(1, 3)),
+        "h": h,
+        "w": w,
+        "c": draw(
+            st.one_of(st.integers(1, 300), st.sampled_from([8, 32, 64, 65, 127, 128, 129, 257]))
+        ),
+        "o": draw(st.integers(1, 4)),
+        "kh": kh,
+        "kw": kw,
+        "strides": (sh, sw),
+        "dilations": (dh, dw),
+        "padding": padding,
+        "pad_value": draw(st.sampled_from([-1, 0, 1])),
+        "seed": draw(st.integers(0, 2**31)),
+        "target": draw(st.sampled_from(LOOP_TARGETS)),
+    }
 
 
 @settings(max_examples=25, deadline=None)
@@ -194,8 +231,23 @@ def test_bconv2d_padding_of_partial_and_full_words(target, pad_value, c):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bconv2d_parallel_rows(threads):
-    run_bconv2d(3, 7, 6, 70, 5, 3, 3, (1, 1), (2, 1), (2, 2, 1, 1), 0, seed=3,
-                target="aarch64", parallel=True, threads=threads)
+    run_bconv2d(
+        3,
+        7,
+        6,
+        70,
+        5,
+        3,
+        3,
+        (1, 1),
+        (2, 1),
+        (2, 2, 1, 1),
+        0,
+        seed=3,
+        target="aarch64",
+        parallel=True,
+        threads=threads,
+    )
 
 
 @pytest.mark.parametrize(
@@ -214,8 +266,21 @@ def test_bconv2d_wide_accumulators_and_flushes(c, kh, kw, lane_bits, flush, pad_
     q = -(-words // 16)
     plan = plan_accumulator(kh, kw, q, 16)
     assert (plan.lane_bits, plan.flush) == (lane_bits, flush)
-    run_bconv2d(1, kh + 1, kw, c, 2, kh, kw, (1, 1), (1, 1), (1, 0, 0, 0), pad_value, seed=c,
-                target="aarch64")
+    run_bconv2d(
+        1,
+        kh + 1,
+        kw,
+        c,
+        2,
+        kh,
+        kw,
+        (1, 1),
+        (1, 1),
+        (1, 0, 0, 0),
+        pad_value,
+        seed=c,
+        target="aarch64",
+    )
 
 
 # Element-wise ops --------------------------------------------------------------------------------
@@ -267,7 +332,11 @@ def test_threshold_matches_reference(lead, c, elem, mixed, seed):
     t = rng.integers(-128, 128, size=c).astype(np.int32)
     t[:: max(1, c // 3)] = x.reshape(-1, c)[0, :: max(1, c // 3)]  # ties x == t
     t[-1] = -(2**31)  # a constant channel
-    d = rng.choice([-1, 1], size=c).astype(np.int8) if mixed else np.full(c, rng.choice([-1, 1]), np.int8)
+    d = (
+        rng.choice([-1, 1], size=c).astype(np.int8)
+        if mixed
+        else np.full(c, rng.choice([-1, 1]), np.int8)
+    )
     expected = reference.pack(reference.threshold(x, t, d)).view(np.int8)
     out = np.full(expected.shape, 0x55, dtype=np.int8)
     t_x, t_o = _memref(x.shape, elem), _memref(out.shape, "i8")
@@ -285,7 +354,10 @@ def test_threshold_matches_reference(lead, c, elem, mixed, seed):
 def test_clip8_matches_reference(elem, dtype):
     info = np.iinfo(dtype)
     x = np.array(
-        [[info.min, -129, -128, -127, -126, -1, 0, 1, 126, 127], [128, 129, info.max, 5, -5, 0, 0, 0, 0, 0]],
+        [
+            [info.min, -129, -128, -127, -126, -1, 0, 1, 126, 127],
+            [128, 129, info.max, 5, -5, 0, 0, 0, 0, 0],
+        ],
         dtype=dtype,
     )
     expected = reference.clip8(x)
@@ -309,7 +381,9 @@ def test_tensor_form_is_rejected():
       %0 = bnn.binarize %x : tensor<2x9xf32> -> tensor<2x2xi8>
       func.return %0 : tensor<2x2xi8>
     }"""
-    with pytest.raises(PassFailedException, match=r"'bnn.binarize' in @f: expected the buffer form"):
+    with pytest.raises(
+        PassFailedException, match=r"'bnn.binarize' in @f: expected the buffer form"
+    ):
         lower_to_loops(source)
 
 
