@@ -27,9 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bnnmlir.dialects.bnn import NarrowAccOp
-
 from bnnmlir.bits import WORD_BITS
+from bnnmlir.dialects.bnn import NarrowAccOp
 
 Flush = Literal["none", "row", "tap"]
 

@@ -34,10 +34,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.passes.loops.bconv2d import lower_bconv2d
-from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
-from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from xdsl.context import Context
 from xdsl.dialects import func, memref
 from xdsl.dialects.builtin import (
@@ -55,7 +51,11 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
+from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
 from bnnmlir.ir_utils import static_memref
+from bnnmlir.passes.loops.bconv2d import lower_bconv2d
+from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
+from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.target import get_target
 
 LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)

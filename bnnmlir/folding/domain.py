@@ -41,8 +41,13 @@ def check_domain(channels: int, lo: int, hi: int) -> None:
 
 
 def evaluate(fn: ChannelFn, candidates: np.ndarray) -> np.ndarray:
-    """``fn`` on a ``[D, C]`` integer array of candidates, as a ``float32`` numpy ``[D, C]``."""
+    """``fn`` on a ``[D, C]`` integer array of candidates, as a ``float32`` numpy ``[D, C]``.
+
+    ``fn`` always sees at least two rows (a single row is evaluated twice)."""
     x = torch.from_numpy(np.ascontiguousarray(candidates, dtype=np.float32))
+    single = x.shape[0] == 1
+    if single:  # a one-row tensor is contiguous whatever its strides: keep the strided paths
+        x = x.expand(2, -1)
     with torch.no_grad():
         y = fn(x)
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(x.shape):
@@ -50,7 +55,8 @@ def evaluate(fn: ChannelFn, candidates: np.ndarray) -> np.ndarray:
         raise FoldingError(
             f"channel function must map [D, C] to [D, C]; got {shape} for {tuple(x.shape)}"
         )
-    return y.detach().to(torch.float32).cpu().numpy()
+    y = y.detach().to(torch.float32).cpu().numpy()
+    return y[:1] if single else y
 
 
 def domain_chunks(

@@ -270,8 +270,11 @@ def _fit_affine(
         params = [_fit_channel(runs, c, lo, hi, range(top, top + 1)) for c in channels]
         if None in params:
             return None
+    ends = [m * x + b for m, b, _ in params for x in (lo, hi)] + [b for _, b, _ in params]
+    if max(abs(e) for e in ends) > INT64_MAX:
+        return None
     m, b, s = zip(*params)
-    result = Requant(
+    return Requant(
         RequantKind.AFFINE,
         lo,
         hi,
@@ -279,8 +282,6 @@ def _fit_affine(
         offset=np.array(b, dtype=np.int64),
         shift=np.array(s, dtype=np.int32),
     )
-    low, high = result.intermediate_range()
-    return result if max(-low, high) <= INT64_MAX else None
 
 
 # ---------------------------------------------------------------------------------------------

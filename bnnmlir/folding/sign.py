@@ -7,7 +7,7 @@ Semantics produced (identical to ``bnn.threshold``): for channel ``c``
 
 Method: the sign of ``fn`` at ``lo`` and ``hi`` gives the candidate direction; a vectorized binary
 search over all channels finds the switching point (``log2(hi - lo)`` calls of ``fn`` on
-``[2, C]``); then ONE exhaustive pass over ``[lo, hi] x channels`` checks the threshold against
+``[1, C]``); then ONE exhaustive pass over ``[lo, hi] x channels`` checks the threshold against
 ``fn`` on every integer. A channel whose sign is not a single step (non-monotone function, several
 crossings) fails that check and raises :class:`FoldingError` naming the channel: nothing
 approximate is returned.
@@ -69,8 +69,7 @@ def _search(
         if not active.any():
             break
         mid = np.where(active, (left + right) // 2, left)
-        rows = np.stack([mid, mid])  # two rows: the same strides family as the exhaustive pass
-        at_mid = _plus(evaluate(fn, rows), rows, zero)[0]
+        at_mid = _plus(evaluate(fn, mid[None, :]), mid[None, :], zero)[0]
         like_lo = at_mid == plus_lo
         left = np.where(active & like_lo, mid, left)
         right = np.where(active & ~like_lo, mid, right)

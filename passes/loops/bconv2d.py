@@ -42,14 +42,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
-from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
-from bnnmlir.passes.loops.emitter import Emitter
 from xdsl.dialects import arith, vector
-from xdsl.dialects.builtin import IntegerType, MemRefType, VectorType, i8, i32
+from xdsl.dialects.builtin import IntegerType, MemRefType, i8, i32
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import PadValue, last_word_mask
+from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
+from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
+from bnnmlir.passes.loops.emitter import Emitter
 
 
 def chunk_bytes(words: int, vector_bytes: int) -> int:
@@ -106,11 +106,7 @@ class ConvLowering:
         self.peel_last = self.pad == PadValue.MINUS_ONE and self.tail == 0 and last_mask != 0xFF
         self.last_mask = last_mask
 
-    # Types -----------------------------------------------------------------------------------
-    @property
-    def acc_type(self) -> VectorType:
-        return VectorType(IntegerType(self.plan.lane_bits), [self.plan.lanes])
-
+    # Accumulator -----------------------------------------------------------------------------
     def zero_acc(self, em: Emitter) -> SSAValue:
         return em.vector_const([0] * self.plan.lanes, IntegerType(self.plan.lane_bits))
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from bnnmlir.passes.loops.emitter import Emitter
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import Float32Type, IntegerType, MemRefType, i8, i32
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS
+from bnnmlir.passes.loops.emitter import Emitter
 
 BitOf = Callable[[Emitter, Sequence[SSAValue], SSAValue], SSAValue]
 """``bit_of(emitter, leading_indices, channel) -> i1``: 1 iff the channel binarizes to -1."""

@@ -18,13 +18,17 @@ from xdsl.dialects.builtin import (
     MemRefType,
     VectorType,
     f32,
-    i1,
 )
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 LoopBody = Callable[["Emitter", SSAValue, Sequence[SSAValue]], Sequence[SSAValue]]
 """``body(emitter, induction_variable, iter_args) -> values yielded``."""
+
+
+def _signed(value: int, width: int) -> int:
+    """``value`` modulo ``2**width`` as a signed ``width``-bit integer (0xFF -> -1 for i8)."""
+    return (value + 2 ** (width - 1)) % 2**width - 2 ** (width - 1)
 
 
 class ConstantPool:
@@ -76,22 +80,17 @@ class Emitter:
 
     def int(self, value: int, type: IntegerType) -> SSAValue:
         width = type.width.data
-        value = (
-            ((value + 2 ** (width - 1)) % 2**width) - 2 ** (width - 1) if width > 1 else value & 1
-        )
+        value = _signed(value, width)
         return self.pool.get(
             ("int", value, width), lambda: arith.ConstantOp(IntegerAttr(value, type))
         )
-
-    def true(self) -> SSAValue:
-        return self.int(1, i1)
 
     def f32_zero(self) -> SSAValue:
         return self.pool.get(("f32", 0.0), lambda: arith.ConstantOp(FloatAttr(0.0, f32)))
 
     def vector_const(self, values: Sequence[int], elem: IntegerType) -> SSAValue:
         width = elem.width.data
-        wrapped = tuple(((v + 2 ** (width - 1)) % 2**width) - 2 ** (width - 1) for v in values)
+        wrapped = tuple(_signed(v, width) for v in values)
         vtype = VectorType(elem, [len(values)])
         return self.pool.get(
             ("vector", wrapped, width),

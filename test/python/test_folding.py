@@ -380,3 +380,20 @@ def test_strided_input_is_folded_through_its_own_code_path(channels, two_d, seed
     assert torch.equal(
         torch.from_numpy(apply_threshold(x.T, t, d)), torch.where(y >= 0, 1, -1).to(torch.int8)
     )
+
+
+def test_single_row_evaluation_keeps_the_strided_path():
+    # A one-row tensor is contiguous whatever its strides; fn must still take the strided kernel,
+    # whose float results differ from the contiguous one (so a last chunk of one row, or lo == hi,
+    # would otherwise be folded through the wrong rounding).
+    from bnnmlir.folding.domain import evaluate
+
+    channels = 64
+    bn = random_bn(np.random.default_rng(11), channels, two_d=False)
+    rows = np.arange(-2000, 2000, 97)[:, None] + np.arange(channels)[None, :]
+    strided, contiguous = per_channel(bn, contiguous=False), per_channel(bn)
+    assert (evaluate(strided, rows) != evaluate(contiguous, rows)).any()  # the paths do differ
+    for i in range(len(rows)):
+        assert np.array_equal(
+            evaluate(strided, rows[i : i + 1]), evaluate(strided, rows)[i : i + 1]
+        )

@@ -12,11 +12,6 @@ import ctypes
 
 import numpy as np
 import pytest
-from bnnmlir.dialects.bnn import BNN, NarrowAccOp
-from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
-from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
-from bnnmlir.passes.loops.bconv2d import chunk_bytes
-from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.context import Context
@@ -27,6 +22,11 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir import reference
 from bnnmlir.backend.jit import JitModule
+from bnnmlir.dialects.bnn import BNN, NarrowAccOp
+from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
+from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
+from bnnmlir.passes.loops.bconv2d import chunk_bytes
+from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 
 LOOP_TARGETS = ("host", "aarch64")
 

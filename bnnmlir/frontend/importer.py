@@ -1,0 +1,308 @@
+"""Import a PyTorch model into tensor-level ``bnn`` IR.
+
+Graph capture: ``torch.export.export(model.eval(), example_inputs)`` then
+``run_decompositions(table)`` with the default table minus the decompositions of ops that map 1:1
+onto ``bnn`` ops (``conv2d``, ``linear``, ``prelu``, ``max_pool2d``, ``adaptive_avg_pool2d``...):
+decomposing them would only scatter one layer over several nodes (``linear`` into ``permute`` +
+``addmm``, ``prelu`` into ``gt`` + ``mul`` + ``where``). The decomposed spellings are accepted too.
+``torch.export`` is used rather than ``torch.fx.symbolic_trace`` because it records, per node, the
+module path (``nn_module_stack``), the source line (``stack_trace``) and the exact shapes, and it
+inlines custom ``autograd.Function`` STEs into ATen ops the importer recognizes.
+
+Walk: every node whose tensor inputs are all constants (parameters, buffers, lifted constants, and
+nodes computed from them only) is evaluated with PyTorch (so ``sign(W)`` becomes a +-1 constant);
+the other nodes are translated by :mod:`bnnmlir.frontend.patterns`, which tracks what is known
+about each value (:mod:`bnnmlir.frontend.values`).
+
+Signature: the function takes the model's inputs in the model's layout (NCHW ``f32``) and returns
+its outputs in the model's layout as ``f32``; rank-4 activations are channels-last inside, with a
+``bnn.transpose`` after each rank-4 input and before each rank-4 output, and a ``bnn.cast`` for
+integer-valued outputs.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import re
+from dataclasses import dataclass, field
+
+import torch
+from torch.export.graph_signature import InputKind
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    FileLineColLoc,
+    IntAttr,
+    ModuleOp,
+    NameLoc,
+    StringAttr,
+    UnknownLoc,
+    f32,
+)
+from xdsl.ir import Block, Region
+
+from bnnmlir.frontend.emitter import Emitter, LayerInfo, tensor
+from bnnmlir.frontend.errors import UnsupportedOperationError
+from bnnmlir.frontend.values import FLOAT, Act, stored_shape
+
+__all__ = ["ImportedModel", "LayerInfo", "TensorSpec", "import_model"]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape and dtype of one model input or output (PyTorch layout and dtype)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+@dataclass
+class ImportedModel:
+    """The result of :func:`import_model`."""
+
+    module: ModuleOp
+    input_specs: list[TensorSpec]
+    output_specs: list[TensorSpec]
+    layers: list[LayerInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def decomposition_table() -> dict:
+    """The default decompositions minus those of ops that map onto one ``bnn`` op."""
+    table = torch.export.default_decompositions()
+    aten = torch.ops.aten
+    for op in (
+        aten.conv2d.default,
+        aten.linear.default,
+        aten.prelu.default,
+        aten.max_pool2d.default,
+        aten.adaptive_avg_pool2d.default,
+        aten.hardtanh.default,
+        aten.relu.default,
+        aten.flatten.using_ints,
+    ):
+        if op in table:
+            del table[op]
+    return table
+
+
+def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> ImportedModel:
+    """Import ``model`` (put in eval mode) traced on ``example_inputs`` (fixing every shape).
+
+    Raises :class:`~bnnmlir.frontend.UnsupportedOperationError` for a node that has no exact
+    translation. Binary-looking layers that stay in float are listed in ``warnings``.
+    """
+    model.eval()
+    with torch.no_grad():
+        program = torch.export.export(model, tuple(example_inputs))
+        program = program.run_decompositions(decomposition_table())
+        return GraphImporter(program).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Locations
+# ---------------------------------------------------------------------------------------------
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in ')
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+def module_path(node: torch.fx.Node) -> str:
+    """Dotted path of the innermost module that created ``node`` (``""`` for the root)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return path if isinstance(path, str) else ""
+
+
+def source_line(node: torch.fx.Node) -> tuple[str, int] | None:
+    """Innermost frame of the node's stack trace outside PyTorch itself."""
+    frames = [(f, int(line)) for f, line in _FRAME.findall(node.meta.get("stack_trace") or "")]
+    if not frames:
+        return None
+    outside = [fr for fr in frames if not fr[0].startswith(_TORCH_DIR)]
+    return (outside or frames)[-1]
+
+
+def node_location(node: torch.fx.Node):
+    path = module_path(node) or "<root>"
+    src = source_line(node)
+    inner = (
+        FileLineColLoc(StringAttr(src[0]), IntAttr(src[1]), IntAttr(0)) if src else UnknownLoc()
+    )
+    return NameLoc(StringAttr(path), inner)
+
+
+def describe_source(node: torch.fx.Node) -> str:
+    src = source_line(node)
+    return f"{src[0]}:{src[1]}" if src else ""
+
+
+def op_name(node: torch.fx.Node) -> str:
+    target = node.target
+    name = getattr(target, "__name__", None) or str(target)
+    if isinstance(target, torch._ops.OpOverload):
+        name = str(target)
+        return name if name.startswith(("aten.", "bnnmlir.")) else f"aten.{name}"
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# The graph walk
+# ---------------------------------------------------------------------------------------------
+
+_SHAPE_ONLY = {
+    torch.ops.aten.full_like.default,
+    torch.ops.aten.ones_like.default,
+    torch.ops.aten.zeros_like.default,
+}
+
+
+class GraphImporter:
+    """Walks one exported program and emits ``func.func @forward``."""
+
+    def __init__(self, program: torch.export.ExportedProgram):
+        self.program = program
+        self.graph = program.graph_module.graph
+        self.env: dict[torch.fx.Node, object] = {}
+        self.block = Block()
+        self.emit = Emitter(self.block)
+        self.warnings: list[str] = []
+        self.node: torch.fx.Node | None = None
+
+    # ---- helpers used by the patterns ---------------------------------------------------------
+    def error(self, reason: str, node: torch.fx.Node | None = None) -> UnsupportedOperationError:
+        node = node or self.node
+        assert node is not None
+        return UnsupportedOperationError(op_name(node), module_path(node), describe_source(node),
+                                         reason)
+
+    def warn(self, message: str, node: torch.fx.Node | None = None) -> None:
+        node = node or self.node
+        assert node is not None
+        where = module_path(node) or "<root>"
+        src = describe_source(node)
+        self.warnings.append(f"{where} ({op_name(node)}{', ' + src if src else ''}): {message}")
+
+    def value_of(self, arg):
+        if isinstance(arg, torch.fx.Node):
+            return self.env[arg]
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(self.value_of(a) for a in arg)
+        return arg
+
+    # ---- walk ----------------------------------------------------------------------------------
+    def run(self) -> ImportedModel:
+        from bnnmlir.frontend.patterns import CONVERTERS, to_model_output
+
+        constants = self._constants()
+        inputs: list[TensorSpec] = []
+        input_types = []
+        for node in self.graph.nodes:
+            self.node = node
+            if node.op == "placeholder":
+                if node.name in constants:
+                    self.env[node] = constants[node.name]
+                    continue
+                self.env[node] = self._input(node, inputs, input_types)
+            elif node.op == "call_function":
+                with self.emit.at(node_location(node), module_path(node)):
+                    self.env[node] = self._call(node, CONVERTERS)
+            elif node.op == "output":
+                outputs, specs = [], []
+                with self.emit.at(node_location(node), ""):
+                    for res in node.args[0]:
+                        self.node = res if isinstance(res, torch.fx.Node) else node
+                        value = self.value_of(res)
+                        outputs.append(to_model_output(self, value))
+                        val = res.meta.get("val") if isinstance(res, torch.fx.Node) else None
+                        shape = tuple(val.shape) if val is not None else ()
+                        specs.append(TensorSpec(shape, torch.float32))
+                        if val is not None and val.dtype != torch.float32:
+                            raise self.error(f"model output of dtype {val.dtype}: only float32 "
+                                             "outputs are supported")
+                    self.block.add_op(func.ReturnOp(*outputs))
+                ftype = ([t for t in input_types], [o.type for o in outputs])
+                fn = func.FuncOp("forward", ftype, Region(self.block))
+                return ImportedModel(ModuleOp([fn]), inputs, specs, self.emit.layers,
+                                     self.warnings)
+            else:
+                raise self.error(f"graph node kind '{node.op}' is not supported")
+        raise AssertionError("exported graph without output")
+
+    def _constants(self) -> dict[str, torch.Tensor]:
+        program = self.program
+        values = {}
+        for spec in program.graph_signature.input_specs:
+            if spec.kind == InputKind.USER_INPUT:
+                continue
+            if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+                source = program.state_dict if spec.target in program.state_dict else program.constants
+                values[spec.arg.name] = source[spec.target].detach()
+            else:
+                raise UnsupportedOperationError(
+                    str(spec.kind), "", "", "only parameters, buffers and tensor constants are "
+                    "supported as graph inputs besides the model inputs"
+                )
+        return values
+
+    def _input(self, node: torch.fx.Node, specs: list, types: list) -> Act:
+        val = node.meta["val"]
+        if val.dtype != torch.float32:
+            raise self.error(f"model input '{node.name}' has dtype {val.dtype}: only float32 "
+                             "inputs are supported")
+        shape = tuple(int(d) for d in val.shape)
+        specs.append(TensorSpec(shape, val.dtype))
+        types.append(tensor(shape, f32))
+        arg = self.block.insert_arg(types[-1], len(self.block.args))
+        arg.name_hint = node.name
+        value = arg
+        if len(shape) == 4:
+            with self.emit.at(NameLoc(StringAttr("<input>"), UnknownLoc()), ""):
+                value = self.emit.transpose(arg, (0, 2, 3, 1))
+        return Act(value, shape, FLOAT)
+
+    def _call(self, node: torch.fx.Node, converters):
+        target = node.target
+        if target is operator.getitem:
+            seq, index = self.value_of(node.args[0]), node.args[1]
+            item = seq[index]
+            if item is None:
+                raise self.error(f"output {index} of {op_name(node.args[0])} is not supported")
+            return item
+        args = self.value_of(node.args)
+        kwargs = {k: self.value_of(v) for k, v in node.kwargs.items()}
+        if _all_constant(args) and _all_constant(kwargs):
+            return self._fold(node, args, kwargs)
+        if target in _SHAPE_ONLY:
+            val = node.meta["val"]
+            fill = {torch.ops.aten.ones_like.default: 1, torch.ops.aten.zeros_like.default: 0}
+            value = fill.get(target, args[1] if len(args) > 1 else kwargs.get("fill_value"))
+            return torch.full(tuple(val.shape), value, dtype=val.dtype)
+        convert = converters.get(target)
+        if convert is None:
+            raise self.error(
+                "no translation to the bnn op set (supported: the layers of docs/ops.md and the "
+                "bnnmlir.nn layers); rewrite the model with supported layers or add a pattern"
+            )
+        return convert(self, node, *args, **kwargs)
+
+    def _fold(self, node, args, kwargs):
+        try:
+            result = node.target(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - reported with the node
+            raise self.error(f"constant folding failed: {e}") from e
+        return result
+
+
+def _all_constant(value) -> bool:
+    from bnnmlir.frontend.values import Act, Compare, PaddedSign, Sign
+
+    if isinstance(value, (Act, Sign, PaddedSign, Compare)):
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(_all_constant(v) for v in value)
+    if isinstance(value, dict):
+        return all(_all_constant(v) for v in value.values())
+    return True

@@ -1,0 +1,346 @@
+"""Numpy references of the integer and float support ops (``dialects/bnn_support.py``).
+
+Written from the op docstrings only, in plain numpy, sharing nothing with the lowering: integer
+ops in ``int64``, float ops as ``float32`` array operations, each rounded once, in the documented
+order (a sum over taps or channels is a Python loop of ``acc = acc + term``), so compiled code
+can be compared with them bit for bit. Activations are NHWC; per-channel parameters index the
+last axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    ConcatOp,
+    Conv2dOp,
+    DenseOp,
+    GlobalAvgPoolOp,
+    Pool2dOp,
+    Requant8Op,
+    ReshapeOp,
+    TransposeOp,
+)
+from bnnmlir.reference_ir import reference_of
+
+F32 = np.float32
+
+# ---------------------------------------------------------------------------------------------
+# Integer requantization and conversion
+# ---------------------------------------------------------------------------------------------
+
+
+def _clip8(v: np.ndarray) -> np.ndarray:
+    return np.clip(v, -127, 127).astype(np.int8)
+
+
+def requant8_affine(x, multiplier, offset, shift) -> np.ndarray:
+    """``clamp((x * m[c] + b[c]) >> s[c], -127, 127)`` in int64 (``>>`` floors)."""
+    x = np.asarray(x).astype(np.int64)
+    m, b, s = (np.asarray(a, dtype=np.int64) for a in (multiplier, offset, shift))
+    return _clip8(np.right_shift(x * m + b, s))
+
+
+def requant8_breakpoints(x, base, step, breakpoints) -> np.ndarray:
+    """``clamp(base[c] + step[c] * #{j : bp[c, j] <= x}, -127, 127)``; ``breakpoints`` is ``[C, B]``."""
+    x = np.asarray(x).astype(np.int64)
+    bp = np.asarray(breakpoints, dtype=np.int64)
+    count = (bp <= x[..., None]).sum(axis=-1)
+    return _clip8(np.asarray(base, np.int64) + np.asarray(step, np.int64) * count)
+
+
+def requant8_table(x, lo: int, table) -> np.ndarray:
+    """``table[c, clamp(x, lo, lo + D - 1) - lo]``; ``table`` is ``[C, D]``."""
+    x = np.asarray(x).astype(np.int64)
+    table = np.asarray(table, dtype=np.int64)
+    d = table.shape[1]
+    idx = np.clip(x, lo, lo + d - 1) - lo
+    channel = np.arange(x.shape[-1]) if x.ndim else 0
+    return _clip8(table[channel, idx])
+
+
+def cast(x) -> np.ndarray:
+    """Integers (or f32) to f32, round to nearest even."""
+    return np.asarray(x).astype(F32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-channel float maps
+# ---------------------------------------------------------------------------------------------
+
+
+def fma_f32(a, b, c) -> np.ndarray:
+    """``a * b + c`` for float32 arrays with ONE rounding (what a fused multiply-add computes).
+
+    ``a * b`` is exact in float64; ``p + c`` is split exactly into ``s + e`` (TwoSum). Rounding
+    ``s`` to float32 is then correct unless ``s`` lies exactly halfway between two float32 values
+    and ``e != 0``; that case is decided by the sign of ``e``.
+    """
+    a, b, c = (np.asarray(v, dtype=np.float64) for v in (a, b, c))
+    p = a * b
+    s = p + c
+    bp = s - p
+    e = (p - (s - bp)) + (c - bp)
+    halfway = (s.view(np.uint64) & np.uint64((1 << 29) - 1)) == np.uint64(1 << 28)
+    nudged = np.where(halfway & (e != 0), np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
+    return nudged.astype(F32)
+
+
+def batch_norm_scale_shift(mean, var, gamma, beta, eps, fused: bool = False):
+    """Per-channel ``scale = (1 / sqrt(var + eps)) * gamma`` and ``shift = beta - mean * scale``
+    in float32 (``fused``: ``shift`` as one fused multiply-add)."""
+    mean, var, gamma, beta = (np.asarray(v, dtype=F32) for v in (mean, var, gamma, beta))
+    inv = F32(1.0) / np.sqrt(var + F32(eps))
+    scale = inv * gamma
+    shift = fma_f32(-mean, scale, beta) if fused else beta - mean * scale
+    return scale, shift
+
+
+def batch_norm(x, mean, var, gamma, beta, eps, fused: bool = False) -> np.ndarray:
+    """``bnn.batch_norm``: ``x * scale[c] + shift[c]`` (``fused``: one rounding per element, the
+    form of PyTorch builds that contract into fused multiply-adds)."""
+    x = np.asarray(x, dtype=F32)
+    scale, shift = batch_norm_scale_shift(mean, var, gamma, beta, eps, fused)
+    return fma_f32(x, scale, shift) if fused else x * scale + shift
+
+
+def affine(x, scale, bias) -> np.ndarray:
+    """``x * scale[c] + bias[c]``: an f32 multiply, then an f32 add."""
+    return np.asarray(x, dtype=F32) * np.asarray(scale, dtype=F32) + np.asarray(bias, dtype=F32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolution, dense, pooling
+# ---------------------------------------------------------------------------------------------
+
+
+def _taps(size: int, out_size: int, stride: int, pad_lo: int, offset: int):
+    """Input positions ``o*stride - pad_lo + offset`` for every output ``o``, clamped, and where
+    they lie inside ``[0, size)``."""
+    pos = np.arange(out_size) * stride - pad_lo + offset
+    return np.clip(pos, 0, size - 1), (pos >= 0) & (pos < size)
+
+
+def _out_size(size: int, kernel: int, stride: int, dilation: int, lo: int, hi: int) -> int:
+    return (size + lo + hi - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d(x, w, bias=None, strides=(1, 1), dilations=(1, 1), padding=(0, 0, 0, 0)) -> np.ndarray:
+    """``bnn.conv2d``: NHWC ``x``, ``w`` ``[O, KH, KW, C]``; f32 products summed over ``kh, kw, c``
+    in that order (``c`` innermost) from ``+0.0``, out-of-input taps skipped, then ``+ bias``."""
+    x = np.asarray(x).astype(F32)
+    w = np.asarray(w, dtype=F32)
+    n, h, wd, c = x.shape
+    o, kh, kw, _ = w.shape
+    (sh, sw), (dh, dw), (pt, pb, pl, pr) = strides, dilations, padding
+    oh, ow = _out_size(h, kh, sh, dh, pt, pb), _out_size(wd, kw, sw, dw, pl, pr)
+    acc = np.zeros((n, oh, ow, o), dtype=F32)
+    for i in range(kh):
+        rows, row_ok = _taps(h, oh, sh, pt, i * dh)
+        for j in range(kw):
+            cols, col_ok = _taps(wd, ow, sw, pl, j * dw)
+            ok = (row_ok[:, None] & col_ok[None, :])[None, :, :, None]
+            tap = x[:, rows][:, :, cols]  # [N, OH, OW, C]
+            for k in range(c):
+                acc = np.where(ok, acc + tap[..., k, None] * w[None, None, None, :, i, j, k], acc)
+    return acc if bias is None else acc + np.asarray(bias, dtype=F32)
+
+
+def dense(x, w, bias=None) -> np.ndarray:
+    """``bnn.dense``: ``acc = +0.0; acc = acc + x[n, c] * w[o, c]`` for ``c`` in order; ``+ bias``."""
+    x = np.asarray(x).astype(F32)
+    w = np.asarray(w, dtype=F32)
+    acc = np.zeros((x.shape[0], w.shape[0]), dtype=F32)
+    for k in range(x.shape[1]):
+        acc = acc + x[:, k, None] * w[None, :, k]
+    return acc if bias is None else acc + np.asarray(bias, dtype=F32)
+
+
+def pool2d(x, kind: str, kernel: Sequence[int], strides: Sequence[int],
+           padding: Sequence[int] = (0, 0, 0, 0), count_include_pad: bool = False) -> np.ndarray:
+    """``bnn.pool2d``: max (input type, padding never selected) or avg (f32 sum / count)."""
+    x = np.asarray(x)
+    n, h, wd, c = x.shape
+    (kh, kw), (sh, sw), (pt, pb, pl, pr) = kernel, strides, padding
+    oh, ow = _out_size(h, kh, sh, 1, pt, pb), _out_size(wd, kw, sw, 1, pl, pr)
+    if kind == "max":
+        low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        acc = np.full((n, oh, ow, c), low, dtype=x.dtype)
+    elif kind == "avg":
+        x = x.astype(F32)
+        acc = np.zeros((n, oh, ow, c), dtype=F32)
+        count = np.zeros((oh, ow), dtype=np.int64)
+    else:
+        raise ValueError(f"unknown pool kind {kind!r}")
+    for i in range(kh):
+        rows, row_ok = _taps(h, oh, sh, pt, i)
+        for j in range(kw):
+            cols, col_ok = _taps(wd, ow, sw, pl, j)
+            ok2 = row_ok[:, None] & col_ok[None, :]
+            ok = ok2[None, :, :, None]
+            tap = x[:, rows][:, :, cols]
+            if kind == "max":
+                acc = np.where(ok, np.maximum(acc, tap), acc)
+            else:
+                acc = np.where(ok, acc + tap, acc)
+                count += ok2
+    if kind == "max":
+        return acc
+    divisor = np.full((oh, ow), kh * kw) if count_include_pad else count
+    return acc / divisor.astype(F32)[None, :, :, None]
+
+
+def global_avg_pool(x) -> np.ndarray:
+    """``bnn.global_avg_pool``: f32 sum over ``h`` (outer), ``w`` (inner), divided by ``H*W``."""
+    x = np.asarray(x).astype(F32)
+    n, h, w, c = x.shape
+    acc = np.zeros((n, c), dtype=F32)
+    for i in range(h):
+        for j in range(w):
+            acc = acc + x[:, i, j, :]
+    return acc / F32(h * w)
+
+
+# ---------------------------------------------------------------------------------------------
+# Element-wise and data movement
+# ---------------------------------------------------------------------------------------------
+
+
+def add(a, b) -> np.ndarray:
+    """``bnn.add``: f32 sum, or the integer sum as i16 (i8 + i8) / i32 (wrapping)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype == F32 and b.dtype == F32:
+        return a + b
+    total = a.astype(np.int64) + b.astype(np.int64)
+    if a.dtype == np.int8 and b.dtype == np.int8:
+        return total.astype(np.int16)
+    return total.astype(np.uint64).astype(np.uint32).view(np.int32)
+
+
+def relu(x) -> np.ndarray:
+    x = np.asarray(x)
+    return np.maximum(x, x.dtype.type(0))
+
+
+def hardtanh(x, lo: float, hi: float) -> np.ndarray:
+    """``min(max(x, lo), hi)``; on integers the (integral) bounds are exact."""
+    x = np.asarray(x)
+    if x.dtype == F32:
+        return np.minimum(np.maximum(x, F32(lo)), F32(hi))
+    return np.clip(x.astype(np.int64), int(lo), int(hi)).astype(x.dtype)
+
+
+def prelu(x, slopes) -> np.ndarray:
+    """``x if x >= 0 else slopes[c] * x`` in f32."""
+    x = np.asarray(x, dtype=F32)
+    return np.where(x >= 0, x, np.asarray(slopes, dtype=F32) * x)
+
+
+def concat(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(a) for a in arrays], axis=-1)
+
+
+def reshape(x, shape: Sequence[int]) -> np.ndarray:
+    return np.ascontiguousarray(x).reshape(tuple(shape))
+
+
+def transpose(x, permutation: Sequence[int]) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(np.asarray(x), tuple(permutation)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration with the IR evaluator
+# ---------------------------------------------------------------------------------------------
+
+
+def _out_shape(op) -> tuple[int, ...]:
+    return tuple(op.output_type().get_shape())
+
+
+@reference_of(Requant8Op)
+def _requant8(op: Requant8Op, args: list[np.ndarray]) -> np.ndarray:
+    kind = op.kind.data
+    c = op.channels
+    if kind == "affine":
+        return requant8_affine(args[0], op.multiplier.get_values(), op.offset.get_values(),
+                               op.shift.get_values())
+    if kind == "breakpoints":
+        bps = np.asarray(op.breakpoints.get_values(), dtype=np.int64).reshape(c, -1)
+        return requant8_breakpoints(args[0], op.base.get_values(), op.step.get_values(), bps)
+    table = np.asarray(op.table.get_values(), dtype=np.int64).reshape(c, -1)
+    return requant8_table(args[0], op.lo.value.data, table)
+
+
+@reference_of(CastOp)
+def _cast(op: CastOp, args: list[np.ndarray]) -> np.ndarray:
+    return cast(args[0])
+
+
+@reference_of(BatchNormOp)
+def _batch_norm(op: BatchNormOp, args: list[np.ndarray]) -> np.ndarray:
+    return batch_norm(args[0], op.mean.get_values(), op.var.get_values(), op.gamma.get_values(),
+                      op.beta.get_values(), op.eps.value.data)
+
+
+@reference_of(AffineOp)
+def _affine(op: AffineOp, args: list[np.ndarray]) -> np.ndarray:
+    return affine(args[0], op.scale.get_values(), op.bias.get_values())
+
+
+@reference_of(Conv2dOp)
+def _conv2d(op: Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
+    bias = args[2] if op.bias is not None else None
+    return conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
+
+
+@reference_of(DenseOp)
+def _dense(op: DenseOp, args: list[np.ndarray]) -> np.ndarray:
+    return dense(args[0], args[1], args[2] if op.bias is not None else None)
+
+
+@reference_of(Pool2dOp)
+def _pool2d(op: Pool2dOp, args: list[np.ndarray]) -> np.ndarray:
+    return pool2d(args[0], op.kind.data, op.kernel_hw, op.stride_hw, op.pads,
+                  op.count_include_pad is not None)
+
+
+@reference_of(GlobalAvgPoolOp)
+def _global_avg_pool(op: GlobalAvgPoolOp, args: list[np.ndarray]) -> np.ndarray:
+    return global_avg_pool(args[0])
+
+
+@reference_of(AddOp)
+def _add(op: AddOp, args: list[np.ndarray]) -> np.ndarray:
+    return add(args[0], args[1])
+
+
+@reference_of(ActivationOp)
+def _activation(op: ActivationOp, args: list[np.ndarray]) -> np.ndarray:
+    kind = op.kind.data
+    if kind == "relu":
+        return relu(args[0])
+    if kind == "hardtanh":
+        return hardtanh(args[0], *op.bounds)
+    return prelu(args[0], op.slopes.get_values())
+
+
+@reference_of(ConcatOp)
+def _concat(op: ConcatOp, args: list[np.ndarray]) -> np.ndarray:
+    return concat(args)
+
+
+@reference_of(ReshapeOp)
+def _reshape(op: ReshapeOp, args: list[np.ndarray]) -> np.ndarray:
+    return reshape(args[0], _out_shape(op))
+
+
+@reference_of(TransposeOp)
+def _transpose(op: TransposeOp, args: list[np.ndarray]) -> np.ndarray:
+    return transpose(args[0], op.perm)
