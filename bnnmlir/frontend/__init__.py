@@ -1,0 +1,13 @@
+"""The PyTorch frontend: :func:`import_model` turns an ``nn.Module`` into tensor-level ``bnn`` IR.
+
+See :mod:`bnnmlir.frontend.importer` (graph capture, walk, signature),
+:mod:`bnnmlir.frontend.patterns` (one translation per ATen operator) and
+:mod:`bnnmlir.frontend.binary` (binarizations, binary layers, the ``torch.sign`` zero case).
+Importing this package imports ``torch``.
+"""
+
+from bnnmlir.frontend.emitter import LayerInfo
+from bnnmlir.frontend.errors import UnsupportedOperationError
+from bnnmlir.frontend.importer import ImportedModel, TensorSpec, import_model
+
+__all__ = ["ImportedModel", "LayerInfo", "TensorSpec", "UnsupportedOperationError", "import_model"]

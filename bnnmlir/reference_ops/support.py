@@ -187,7 +187,7 @@ def pool2d(x, kind: str, kernel: Sequence[int], strides: Sequence[int],
             ok = ok2[None, :, :, None]
             tap = x[:, rows][:, :, cols]
             if kind == "max":
-                acc = np.where(ok, np.maximum(acc, tap), acc)
+                acc = np.where(ok, ieee_maximum(acc, tap), acc)
             else:
                 acc = np.where(ok, acc + tap, acc)
                 count += ok2
@@ -224,16 +224,35 @@ def add(a, b) -> np.ndarray:
     return total.astype(np.uint64).astype(np.uint32).view(np.int32)
 
 
+def ieee_maximum(a, b) -> np.ndarray:
+    """IEEE-754 ``maximum``: NaN if either is NaN, and ``+0.0`` above ``-0.0``."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    if a.dtype.kind != "f":
+        return np.maximum(a, b)
+    pick_a = (a > b) | ((a == b) & ~np.signbit(a))
+    return np.where(np.isnan(a) | np.isnan(b), a + b, np.where(pick_a, a, b))
+
+
+def ieee_minimum(a, b) -> np.ndarray:
+    """IEEE-754 ``minimum``: NaN if either is NaN, and ``-0.0`` below ``+0.0``."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    if a.dtype.kind != "f":
+        return np.minimum(a, b)
+    pick_a = (a < b) | ((a == b) & np.signbit(a))
+    return np.where(np.isnan(a) | np.isnan(b), a + b, np.where(pick_a, a, b))
+
+
 def relu(x) -> np.ndarray:
+    """``maximum(x, 0)`` (IEEE for f32: ``-0.0 -> +0.0``, NaN stays NaN)."""
     x = np.asarray(x)
-    return np.maximum(x, x.dtype.type(0))
+    return ieee_maximum(x, x.dtype.type(0))
 
 
 def hardtanh(x, lo: float, hi: float) -> np.ndarray:
-    """``min(max(x, lo), hi)``; on integers the (integral) bounds are exact."""
+    """``minimum(maximum(x, lo), hi)``; on integers the (integral) bounds are exact."""
     x = np.asarray(x)
     if x.dtype == F32:
-        return np.minimum(np.maximum(x, F32(lo)), F32(hi))
+        return ieee_minimum(ieee_maximum(x, F32(lo)), F32(hi))
     return np.clip(x.astype(np.int64), int(lo), int(hi)).astype(x.dtype)
 
 

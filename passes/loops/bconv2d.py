@@ -12,8 +12,9 @@ Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, 
               tail of Cb % M bytes: scalar loads inserted into zero vectors, one narrow_acc
           out[n, oh, ow, o] = K - 2 * (sum of the lanes of acc, as i32)
 
-``M = min(vector_bytes, next power of two >= Cb)``. Zero-filling the tail beyond ``Cb % M`` bytes
-in both operands makes those bytes XOR to 0. The accumulator layout and where the chain is flushed
+``M = min(vector_bytes, largest power of two <= Cb)``, so the scalar tail ``Cb % M`` is shorter
+than one vector and as short as a power-of-two vector allows. Zero-filling the tail chunk beyond
+its ``Cb % M`` bytes in both operands makes those bytes XOR to 0. The accumulator layout and where the chain is flushed
 come from :func:`bnnmlir.passes.accumulator_width.plan_accumulator` (proof there).
 
 Summing the lanes: xDSL's ``arith.extui`` takes no vectors, so the lanes are summed either in the
@@ -53,11 +54,11 @@ from bnnmlir.passes.loops.emitter import Emitter
 
 
 def chunk_bytes(words: int, vector_bytes: int) -> int:
-    """``M``: the vector width in bytes for ``words`` packed bytes per tap."""
+    """``M``: the vector width in bytes for ``words`` packed bytes per tap (a power of two)."""
     m = 1
-    while m < words:
+    while m * 2 <= min(words, vector_bytes):
         m *= 2
-    return min(vector_bytes, m)
+    return m
 
 
 def needs_bounds_check(

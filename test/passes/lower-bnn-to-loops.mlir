@@ -95,8 +95,8 @@ func.func @enormous_tap(%x: memref<1x1x1x65600xi8>, %w: memref<2x1x1x65600xi8>, 
   func.return
 }
 
-// 130 channels = 17 bytes, pad 0 on the left only. aarch64: one full chunk of 16 and a tail of 1
-// byte; host: M = 32, a tail of 17 bytes. Out-of-range taps select the weight bytes (XOR = 0) and
+// 130 channels = 17 bytes, pad 0 on the left only. Both targets: one full chunk of 16 (the largest
+// power of two <= 17) and a scalar tail of 1 byte. Out-of-range taps select the weight bytes (XOR = 0) and
 // are not counted: K = 130 * (in-range taps). Only columns are checked.
 // CHECK-LABEL: func.func @tail_and_zero_padding
 // CHECK-DAG:     %[[C:.*]] = arith.constant 130 : i32
@@ -110,10 +110,11 @@ func.func @enormous_tap(%x: memref<1x1x1x65600xi8>, %w: memref<2x1x1x65600xi8>, 
 // A64:             %[[T:.*]] = memref.load %{{.*}}[%[[N]], %[[OH]], %{{.*}}, %{{.*}}] : memref<2x3x3x17xi8>
 // A64-NEXT:        vector.insert %[[T]], %{{.*}} [0] : i8 into vector<16xi8>
 // A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
-// HOST-NOT:        vector.load
-// HOST:            vector.insert %{{.*}}, %{{.*}} [16] : i8 into vector<32xi8>
-// HOST:            arith.select %[[OKW]], %{{.*}}, %{{.*}} : vector<32xi8>
-// HOST-NEXT:       bnn.narrow_acc {{.*}} max_steps = 2 : vector<32xi8> into vector<32xi8>
+// HOST:            %[[HW:.*]] = vector.load %{{.*}} : memref<2x1x2x17xi8>, vector<16xi8>
+// HOST:            arith.select %[[OKW]], %{{.*}}, %[[HW]] : vector<16xi8>
+// HOST:            bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
+// HOST:            vector.insert %{{.*}}, %{{.*}} [0] : i8 into vector<16xi8>
+// HOST:            bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
 // CHECK:           %[[ONE_TAP:.*]] = arith.extui %[[OKW]] : i1 to i32
 // CHECK-NEXT:      arith.addi %[[CNT]], %[[ONE_TAP]] : i32
 // CHECK:         %[[K:.*]] = arith.muli %[[COUNT]], %[[C]] : i32

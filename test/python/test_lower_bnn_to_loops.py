@@ -93,8 +93,9 @@ def test_plan_rejects_i32_overflow_and_bad_widths():
 
 
 def test_chunk_bytes():
-    assert [chunk_bytes(w, 16) for w in (1, 2, 3, 5, 16, 17, 38)] == [1, 2, 4, 8, 16, 16, 16]
-    assert chunk_bytes(38, 64) == 64
+    assert [chunk_bytes(w, 16) for w in (1, 2, 3, 5, 16, 17, 38)] == [1, 2, 2, 4, 16, 16, 16]
+    assert chunk_bytes(38, 64) == 32
+    assert chunk_bytes(64, 64) == 64
 
 
 # ---------------------------------------------------------------------------------------------

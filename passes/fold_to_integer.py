@@ -1,0 +1,311 @@
+"""``bnn-fold-to-integer``: fold float per-channel maps of integer values into integer ops.
+
+Matched IR (value form), where ``x`` is an integer tensor ``[..., C]`` whose range ``[lo, hi]`` is
+known (:mod:`bnnmlir.passes.value_range`) and ``chain`` is a non-empty sequence of per-channel
+``f32`` ops (``bnn.batch_norm``, ``bnn.affine``, ``bnn.activation`` relu/hardtanh/prelu,
+``bnn.cast`` f32 -> f32):
+
+* ``bnn.binarize(chain(bnn.cast(x)))``   ->  ``bnn.threshold(x)``
+* ``bnn.clip8(chain(bnn.cast(x)))`` (f32) ->  ``bnn.requant8(x)``
+* ``bnn.binarize(bnn.cast(x))``          ->  ``bnn.binarize(x)``
+* ``bnn.clip8(bnn.cast(x))`` (f32)        ->  ``bnn.clip8(x)`` (``i16``/``i32`` ``x``; an ``i8``
+  ``x`` becomes a ``bnn.requant8`` since ``bnn.clip8`` takes no ``i8``)
+
+Method: the chain is a function ``f_c`` of the channel ``c`` applied to one element. It is
+EVALUATED, op by op in ``float32`` with PyTorch, on every integer of ``[lo, hi]`` and every channel
+(:mod:`bnnmlir.folding`), and the integer form is read off and verified against that evaluation
+on the whole domain. Nothing is derived from algebra, so the rounding of every float operation is
+reproduced exactly; when no exact integer form exists the IR is left unchanged and a
+:class:`FoldNotApplied` warning names the op.
+
+Why the forms exist:
+
+* Threshold. ``binarize(y) = +1`` iff ``y >= 0``. BatchNorm is ``x * scale[c] + shift[c]`` with
+  ``scale = gamma / sqrt(var + eps)``; each float operation is a monotone (non-decreasing) function
+  of its input, so ``f_c`` is monotone in ``x``: non-decreasing for ``gamma > 0``, non-increasing
+  for ``gamma < 0``. The set ``{x : f_c(x) >= 0}`` of a monotone function on integers is an upper
+  set ``{x >= t}`` (``direction = +1``) or a lower set ``{x <= t}`` (``direction = -1``, negative
+  gamma). ``gamma = 0`` (or a ``beta`` that dominates on ``[lo, hi]``) gives a constant channel,
+  written as ``bnn.threshold`` documents (``t = -2**31``, direction ``+1`` always +1, ``-1`` always
+  -1). A non-monotone chain (e.g. a prelu with a negative slope) may still have a single switching
+  point; if it has several, the verification fails and nothing is folded.
+* Requant. ``clip8(y) = clamp(round_half_even(y), -127, 127)`` composed with a monotone ``f_c``
+  is a monotone step function of ``x`` with values in ``[-127, 127]``: at most 254 steps. It is
+  written as the cheapest exact ``bnn.requant8`` kind the folding library finds (``affine``
+  fixed-point multiplier, else ``breakpoints``, else ``table`` on domains of at most 256 values).
+* Casts only. ``float(x)`` is monotone and keeps the sign, so ``binarize(float(x)) =
+  binarize(x)``; integers are fixed by rounding and ``clamp`` commutes with a monotone map, so
+  ``clip8(float(x)) = clip8(x)``.
+
+The domain is limited to ``|x| <= 2**24`` (where every integer is exact in ``float32``); the cost
+of a fold is a few passes of ``(hi - lo + 1) * C`` evaluations.
+
+Option ``batch-norm`` selects how ``bnn.batch_norm`` is evaluated:
+
+* ``op`` (default): the op's documented semantics, i.e. what :mod:`bnnmlir.reference` and the
+  lowering compute: per-channel ``scale``/``shift`` in float32, then a float32 multiply and a
+  float32 add;
+* ``torch``: ``torch.nn.functional.batch_norm`` of the installed PyTorch. Builds that contract
+  ``x * scale + shift`` into fused multiply-adds round differently; the fold then reproduces the
+  PyTorch model rather than the IR op.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir.dialects.bnn import BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import ActivationOp, AffineOp, BatchNormOp, CastOp, Requant8Op
+from bnnmlir.passes.value_range import ValueRanges, element_type
+
+BATCH_NORM_MODES = ("op", "torch")
+CHAIN_OPS = (BatchNormOp, AffineOp, ActivationOp, CastOp)
+
+
+class FoldNotApplied(UserWarning):
+    """A foldable-looking op was left unchanged (no exact integer form, or no known range)."""
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - torch is a dependency of the frontend
+        raise PassFailedException(
+            "bnn-fold-to-integer evaluates float ops with PyTorch, which is not installed"
+        ) from e
+    return torch
+
+
+# ---------------------------------------------------------------------------------------------
+# The float chain and its channel function
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FloatChain:
+    """``ops`` (outermost last) applied to ``bnn.cast(source)``, ``source`` an integer tensor."""
+
+    source: SSAValue
+    ops: list[Operation] = field(default_factory=list)
+
+    @property
+    def channels(self) -> int:
+        t = self.source.type
+        assert isinstance(t, TensorType)
+        return t.get_shape()[-1]
+
+    @property
+    def only_casts(self) -> bool:
+        return all(isinstance(op, CastOp) for op in self.ops)
+
+
+def float_chain(value: SSAValue) -> FloatChain | None:
+    """The chain of per-channel f32 ops producing ``value`` from a cast of an integer tensor."""
+    ops: list[Operation] = []
+    while True:
+        op = value.owner
+        if not isinstance(op, CHAIN_OPS) or op.result is None:
+            return None
+        ops.append(op)
+        source = op.input
+        if isinstance(op, CastOp) and isinstance(element_type(source), IntegerType):
+            if not isinstance(source.type, TensorType):
+                return None
+            return FloatChain(source, ops[::-1])
+        if not isinstance(element_type(source), Float32Type):
+            return None
+        value = source
+
+
+def _f32(values: Sequence[float]) -> np.ndarray:
+    return np.asarray(list(values), dtype=np.float32)
+
+
+def _batch_norm_fn(op: BatchNormOp, mode: str):
+    torch = _torch()
+    mean, var, gamma, beta = (
+        _f32(a.get_values()) for a in (op.mean, op.var, op.gamma, op.beta)
+    )
+    eps = np.float32(op.eps.value.data)
+    if mode == "torch":
+        params = [torch.from_numpy(a) for a in (mean, var, gamma, beta)]
+        return lambda x: torch.nn.functional.batch_norm(
+            x, params[0], params[1], params[2], params[3], training=False, momentum=0.0,
+            eps=float(eps),
+        )
+    with np.errstate(all="ignore"):  # inf/NaN parameters propagate as the op computes them
+        inv = np.float32(1.0) / np.sqrt(var + eps)
+        scale = inv * gamma
+        shift = beta - mean * scale
+    scale_t, shift_t = torch.from_numpy(scale), torch.from_numpy(shift)
+    return lambda x: torch.add(torch.mul(x, scale_t), shift_t)
+
+
+def _affine_fn(op: AffineOp):
+    torch = _torch()
+    scale = torch.from_numpy(_f32(op.scale.get_values()))
+    bias = torch.from_numpy(_f32(op.bias.get_values()))
+    return lambda x: torch.add(torch.mul(x, scale), bias)
+
+
+def _activation_fn(op: ActivationOp):
+    torch = _torch()
+    kind = op.kind.data
+    if kind == "relu":
+        return lambda x: torch.maximum(x, torch.zeros((), dtype=x.dtype))
+    if kind == "hardtanh":
+        lo, hi = (torch.tensor(v, dtype=torch.float32) for v in op.bounds)
+        return lambda x: torch.minimum(torch.maximum(x, lo), hi)
+    slopes = torch.from_numpy(_f32(op.slopes.get_values()))  # type: ignore[union-attr]
+    return lambda x: torch.where(x >= 0, x, torch.mul(slopes, x))
+
+
+def channel_function(chain: FloatChain, batch_norm: str = "op") -> Callable:
+    """The chain as a folding channel function ``[D, C] float32 -> [D, C] float32``."""
+    steps = []
+    for op in chain.ops:
+        if isinstance(op, BatchNormOp):
+            steps.append(_batch_norm_fn(op, batch_norm))
+        elif isinstance(op, AffineOp):
+            steps.append(_affine_fn(op))
+        elif isinstance(op, ActivationOp):
+            steps.append(_activation_fn(op))
+        # bnn.cast is the identity on integers of the domain (|x| <= 2**24) and on f32
+
+    def fn(x):
+        for step in steps:
+            x = step(x)
+        return x
+
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Patterns
+# ---------------------------------------------------------------------------------------------
+
+
+def _not_applied(op: Operation, why: str) -> None:
+    warnings.warn(
+        f"{op.location}: bnn-fold-to-integer left '{op.name}' unchanged: {why}",
+        FoldNotApplied,
+        stacklevel=2,
+    )
+
+
+def _replace(rewriter: PatternRewriter, old: Operation, new: Operation, chain: FloatChain) -> None:
+    """Replace ``old`` by ``new`` (same location) and erase the chain ops left without users."""
+    new.location = old.location
+    rewriter.replace_op(old, new)
+    for op in reversed(chain.ops):
+        if all(not r.uses for r in op.results):
+            rewriter.erase_op(op)
+
+
+@dataclass
+class FoldFloatChain(RewritePattern):
+    """Shared matching of ``terminal(chain(bnn.cast(x)))`` for binarize and f32 clip8."""
+
+    ranges: ValueRanges
+    batch_norm: str = "op"
+
+    def chain_and_domain(self, op: Operation, input: SSAValue) -> tuple[FloatChain, int, int] | None:
+        if not isinstance(element_type(input), Float32Type) or not op.results:
+            return None
+        chain = float_chain(input)
+        if chain is None:
+            return None
+        r = self.ranges.range_of(chain.source)
+        if r is None:  # pragma: no cover - integer tensors always have a type range
+            _not_applied(op, "no integer range is known for the input")
+            return None
+        return chain, r.lo, r.hi
+
+
+class FoldBinarize(FoldFloatChain):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: BinarizeOp, rewriter: PatternRewriter) -> None:
+        from bnnmlir.folding import FoldingError, fold_sign
+
+        found = self.chain_and_domain(op, op.input)
+        if found is None:
+            return
+        chain, lo, hi = found
+        result_type = op.results[0].type
+        if chain.only_casts:
+            _replace(rewriter, op, BinarizeOp(chain.source, result_type), chain)
+            return
+        try:
+            fn = channel_function(chain, self.batch_norm)
+            thresholds, directions = fold_sign(fn, chain.channels, lo, hi)
+        except FoldingError as e:
+            _not_applied(op, str(e))
+            return
+        new = ThresholdOp(chain.source, [int(t) for t in thresholds],
+                          [int(d) for d in directions], result_type)
+        _replace(rewriter, op, new, chain)
+
+
+class FoldClip8(FoldFloatChain):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: Clip8Op, rewriter: PatternRewriter) -> None:
+        from bnnmlir.folding import FoldingError, clip8_float, fold_clip8
+
+        found = self.chain_and_domain(op, op.input)
+        if found is None:
+            return
+        chain, lo, hi = found
+        result_type = op.results[0].type
+        source_elem = element_type(chain.source)
+        assert isinstance(source_elem, IntegerType)
+        if chain.only_casts and source_elem.width.data > 8:
+            _replace(rewriter, op, Clip8Op(chain.source, result_type), chain)
+            return
+        try:
+            fn = channel_function(chain, self.batch_norm)
+            requant = fold_clip8(lambda x: clip8_float(fn(x)), chain.channels, lo, hi)
+        except FoldingError as e:
+            _not_applied(op, str(e))
+            return
+        _replace(rewriter, op, Requant8Op.from_requant(chain.source, requant, result_type), chain)
+
+
+@dataclass(frozen=True)
+class FoldToIntegerPass(ModulePass):
+    """Fold float per-channel maps of integer values into ``bnn.threshold`` / ``bnn.requant8``
+    (the math is in the module docstring)."""
+
+    name = "bnn-fold-to-integer"
+
+    batch_norm: str = "op"
+    """How ``bnn.batch_norm`` is evaluated: ``op`` (its documented semantics) or ``torch``."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.batch_norm not in BATCH_NORM_MODES:
+            raise PassFailedException(
+                f"bnn-fold-to-integer: batch-norm must be one of {', '.join(BATCH_NORM_MODES)}, "
+                f"got '{self.batch_norm}'"
+            )
+        _torch()
+        ranges = ValueRanges()
+        ranges.prime(op)
+        walker = PatternRewriteWalker(
+            FoldBinarize(ranges, self.batch_norm), apply_recursively=False
+        )
+        walker.rewrite_module(op)
+        PatternRewriteWalker(FoldClip8(ranges, self.batch_norm), apply_recursively=False).rewrite_module(op)

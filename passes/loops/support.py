@@ -1,0 +1,739 @@
+"""Loop nests of the integer and float support ops (buffer form, level 2 -> level 3).
+
+Every op becomes scalar ``scf.for`` nests with ``memref.load`` / ``memref.store``; the innermost
+loop always runs over the contiguous last dimension. Float operations are single ``arith`` ops
+(``mulf`` then ``addf``, never fused) in the order of the op docstrings, so the result equals
+:mod:`bnnmlir.reference_ops.support` bit for bit. Per-channel parameters become private constant
+``memref.global``s read with ``memref.get_global`` (a parameter equal on all channels becomes a
+constant instead).
+
+* ``bnn.requant8``: ``affine`` in ``i64`` (``extsi``, ``muli``, ``addi``, ``shrsi``, clamp,
+  ``trunci``); ``breakpoints``: a loop over the channel's ``B`` breakpoints counting
+  ``bp <= x`` (``i32``), then ``clamp(base + step * count)``; ``table``: one load at
+  ``clamp(x, lo, lo + D - 1) - lo``.
+* ``bnn.cast``: ``sitofp`` (or a copy). ``bnn.batch_norm``: ``scale`` and ``shift`` are computed
+  at compile time in float32 (numpy, IEEE operations: ``1 / sqrt(var + eps) * gamma``,
+  ``beta - mean * scale``), then ``mulf`` + ``addf``; ``bnn.affine``: ``mulf`` + ``addf``.
+* ``bnn.conv2d``: ``for n, oh, ow, o: acc = 0; for kh, kw: if tap in input: for c: acc += x*w``;
+  the input row/column of a tap is computed once per ``oh`` / ``ow``; taps that the shapes prove
+  in range get no ``scf.if``. ``out = acc + bias[o]``. ``bnn.dense``: ``for n, o, c``.
+* ``bnn.pool2d`` / ``bnn.global_avg_pool``: the output row ``out[n, oh, ow, :]`` is the
+  accumulator: filled with ``-inf`` / the integer minimum (max) or ``0.0`` (avg), then for each
+  in-range tap ``for c: out[c] = max(out[c], x[c])`` (``maximumf``/``maxsi``) or ``+ x[c]``;
+  avg then divides by the window count (a constant, or a compile-time ``[OH, OW]`` table when
+  padding is not counted).
+* ``bnn.add``: ``extsi`` to the result type and ``addi``, or ``addf``. ``bnn.activation``:
+  ``maximumf``/``minimumf`` (``maxsi``/``minsi``), prelu ``select(x >= 0, x, slope * x)``.
+* ``bnn.concat``, ``bnn.reshape``, ``bnn.transpose``: copies with index arithmetic (reshape
+  delinearizes the row-major output index into the input's with ``divui`` / ``remui``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from math import prod
+
+import numpy as np
+from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    Float32Type,
+    FloatAttr,
+    IndexType,
+    IntegerType,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    f32,
+    i8,
+    i32,
+    i64,
+)
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+from xdsl.rewriter import InsertPoint
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    ConcatOp,
+    Conv2dOp,
+    DenseOp,
+    GlobalAvgPoolOp,
+    Pool2dOp,
+    Requant8Op,
+    ReshapeOp,
+    TransposeOp,
+)
+from bnnmlir.ir_utils import static_memref
+from bnnmlir.passes.loops.elementwise import loop_nest
+from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
+
+AddGlobal = Callable[[str, list, MemRefType], str]
+"""``add_global(stem, values, memref_type) -> symbol name`` of a new private constant global."""
+
+SUPPORT_LOWERED_OPS = (
+    Requant8Op, CastOp, BatchNormOp, AffineOp, Conv2dOp, DenseOp, Pool2dOp, GlobalAvgPoolOp,
+    AddOp, ActivationOp, ConcatOp, ReshapeOp, TransposeOp,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Small emission helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def f32_const(em: Emitter, value: float) -> SSAValue:
+    """An ``f32`` constant, keyed by its bits (so ``-0.0`` and ``+0.0`` stay distinct)."""
+    v = float(np.float32(value))
+    bits = struct.unpack("<I", struct.pack("<f", v))[0]
+    return em.pool.get(("f32bits", bits), lambda: arith.ConstantOp(FloatAttr(v, f32)))
+
+
+def _int_type(t) -> IntegerType:
+    assert isinstance(t, IntegerType)
+    return t
+
+
+def _elem(ref: SSAValue):
+    t = ref.type
+    assert isinstance(t, MemRefType)
+    return t.get_element_type()
+
+
+def _shape(ref: SSAValue) -> tuple[int, ...]:
+    t = ref.type
+    assert isinstance(t, MemRefType)
+    return tuple(t.get_shape())
+
+
+def _to_f32(em: Emitter, value: SSAValue) -> SSAValue:
+    if isinstance(value.type, Float32Type):
+        return value
+    return em.emit(arith.SIToFPOp(value, f32))
+
+
+def _sext(em: Emitter, value: SSAValue, to: IntegerType) -> SSAValue:
+    if _int_type(value.type).width.data == to.width.data:
+        return value
+    return em.emit(arith.ExtSIOp(value, to))
+
+
+def _clamp_int(em: Emitter, value: SSAValue, lo: int, hi: int) -> SSAValue:
+    t = _int_type(value.type)
+    value = em.emit(arith.MaxSIOp(value, em.int(lo, t)))
+    return em.emit(arith.MinSIOp(value, em.int(hi, t)))
+
+
+def _if(em: Emitter, cond: SSAValue | None, then: Callable[[Emitter], list[SSAValue]],
+        otherwise: list[SSAValue]) -> list[SSAValue]:
+    """``scf.if cond`` yielding ``then(...)``, else ``otherwise``; ``cond = None`` is true."""
+    if cond is None:
+        return then(em)
+    then_block = Block()
+    inner = em.at(then_block)
+    inner.emit(scf.YieldOp(*then(inner)))
+    else_region = None
+    if otherwise:
+        else_block = Block()
+        em.at(else_block).emit(scf.YieldOp(*otherwise))
+        else_region = Region(else_block)
+    op = scf.IfOp(cond, [v.type for v in otherwise], Region(then_block), else_region)
+    em.builder.insert(op)
+    return list(op.results)
+
+
+def _and(em: Emitter, a: SSAValue | None, b: SSAValue | None) -> SSAValue | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return em.emit(arith.AndIOp(a, b))
+
+
+def _in_range(em: Emitter, pos: SSAValue, size: int) -> SSAValue:
+    """``0 <= pos < size`` as one unsigned compare (a negative ``pos`` is huge unsigned)."""
+    return em.cmpi(pos, em.index(size), "ult")
+
+
+def _needs_check(size: int, out_size: int, kernel: int, stride: int, dilation: int, pad_lo: int) -> bool:
+    last = (out_size - 1) * stride - pad_lo + (kernel - 1) * dilation
+    return pad_lo > 0 or last >= size
+
+
+class _Params:
+    """Per-channel parameter arrays: a global memref, or one constant when all values agree."""
+
+    def __init__(self, em: Emitter, add_global: AddGlobal):
+        self.em = em
+        self.add_global = add_global
+
+    def array(self, stem: str, values: Sequence, elem, shape: Sequence[int] | None = None) -> SSAValue:
+        shape = [len(values)] if shape is None else list(shape)
+        mtype = MemRefType(elem, shape)
+        return self.em.get_global(self.add_global(stem, list(values), mtype), mtype)
+
+    def per_channel(self, stem: str, values: Sequence, elem) -> Callable[[Emitter, SSAValue], SSAValue]:
+        """``value_of(emitter, channel)``: the parameter of ``channel`` (a constant if uniform)."""
+        values = list(values)
+        if len(set(values)) == 1:
+            v = values[0]
+            if isinstance(elem, Float32Type):
+                return lambda e, c: f32_const(e, v)
+            return lambda e, c: e.int(int(v), elem)
+        ref = self.array(stem, values, elem)
+        return lambda e, c: e.load(ref, [c])
+
+
+# ---------------------------------------------------------------------------------------------
+# Integer requantization and conversion
+# ---------------------------------------------------------------------------------------------
+
+
+def lower_requant8(em: Emitter, op: Requant8Op, params: _Params) -> None:
+    x_ref, out = op.input, op.out
+    assert out is not None
+    elem = _int_type(_elem(x_ref))
+    kind = op.kind.data
+    c_count = op.channels
+
+    if kind == "affine":
+        m = params.per_channel("__bnn_requant_m", op.multiplier.get_values(), i64)
+        b = params.per_channel("__bnn_requant_b", op.offset.get_values(), i64)
+        s = params.per_channel("__bnn_requant_s", op.shift.get_values(), i64)
+
+        def value(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
+            v = e.emit(arith.MuliOp(_sext(e, x, i64), m(e, c)))
+            v = e.emit(arith.AddiOp(v, b(e, c)))
+            return e.emit(arith.ShRSIOp(v, s(e, c)))
+
+    elif kind == "breakpoints":
+        width = op.row_width
+        bps = params.array("__bnn_requant_bp", op.breakpoints.get_values(), i32, [c_count, width])
+        base = params.per_channel("__bnn_requant_base", op.base.get_values(), i32)
+        step = params.per_channel("__bnn_requant_step", op.step.get_values(), i32)
+
+        def value(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
+            x32 = _sext(e, x, i32)
+
+            def count(inner: Emitter, j: SSAValue, acc: Sequence[SSAValue]) -> list[SSAValue]:
+                passed = inner.cmpi(inner.load(bps, [c, j]), x32, "sle")
+                return [inner.add(acc[0], inner.emit(arith.ExtUIOp(passed, i32)))]
+
+            (n,) = e.loop(0, width, count, [e.int(0, i32)])
+            return e.add(base(e, c), e.mul(step(e, c), n))
+
+    else:
+        width = op.row_width
+        lo = op.lo.value.data
+        table = params.array("__bnn_requant_table", op.table.get_values(), i8, [c_count, width])
+
+        def value(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
+            x64 = _clamp_int(e, _sext(e, x, i64), lo, lo + width - 1)
+            idx = e.emit(arith.IndexCastOp(e.emit(arith.SubiOp(x64, e.int(lo, i64))), IndexType()))
+            return _sext(e, e.load(table, [c, idx]), i32)  # in [-127, 127]: the clamp is a no-op
+
+    def body(e: Emitter, idx: list[SSAValue]) -> None:
+        v = value(e, e.load(x_ref, idx), idx[-1])
+        v = _clamp_int(e, v, -127, 127)
+        e.store(e.emit(arith.TruncIOp(v, i8)), out, idx)
+
+    loop_nest(em, _shape(x_ref), body)
+
+
+def _map_elements(em: Emitter, inp: SSAValue, out: SSAValue,
+                  fn: Callable[[Emitter, SSAValue, SSAValue], SSAValue]) -> None:
+    """``out[i] = fn(emitter, in[i], channel)`` over the whole (shared) shape."""
+    loop_nest(em, _shape(inp), lambda e, idx: e.store(fn(e, e.load(inp, idx), idx[-1]), out, idx))
+
+
+def lower_cast(em: Emitter, op: CastOp) -> None:
+    assert op.out is not None
+    _map_elements(em, op.input, op.out, lambda e, x, c: _to_f32(e, x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-channel float maps
+# ---------------------------------------------------------------------------------------------
+
+
+def _scale_shift(em: Emitter, inp: SSAValue, out: SSAValue, params: _Params,
+                 scale: Sequence[float], shift: Sequence[float]) -> None:
+    scale_of = params.per_channel("__bnn_scale", scale, f32)
+    shift_of = params.per_channel("__bnn_shift", shift, f32)
+
+    def fn(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
+        return e.emit(arith.AddfOp(e.emit(arith.MulfOp(x, scale_of(e, c))), shift_of(e, c)))
+
+    _map_elements(em, inp, out, fn)
+
+
+def batch_norm_parameters(op: BatchNormOp) -> tuple[list[float], list[float]]:
+    """``scale = (1 / sqrt(var + eps)) * gamma``, ``shift = beta - mean * scale`` in float32."""
+    mean, var, gamma, beta = (
+        np.asarray(a.get_values(), dtype=np.float32) for a in (op.mean, op.var, op.gamma, op.beta)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.float32(1.0) / np.sqrt(var + np.float32(op.eps.value.data))
+        scale = inv * gamma
+        shift = beta - mean * scale
+    return [float(v) for v in scale], [float(v) for v in shift]
+
+
+def lower_batch_norm(em: Emitter, op: BatchNormOp, params: _Params) -> None:
+    assert op.out is not None
+    scale, shift = batch_norm_parameters(op)
+    _scale_shift(em, op.input, op.out, params, scale, shift)
+
+
+def lower_affine(em: Emitter, op: AffineOp, params: _Params) -> None:
+    assert op.out is not None
+    _scale_shift(em, op.input, op.out, params, op.scale.get_values(), op.bias.get_values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolution and dense
+# ---------------------------------------------------------------------------------------------
+
+
+def _dot(em: Emitter, acc: SSAValue, length: int, x_at: Callable[[Emitter, SSAValue], SSAValue],
+         w_at: Callable[[Emitter, SSAValue], SSAValue]) -> SSAValue:
+    """``for c < length: acc = acc + f32(x(c)) * w(c)``."""
+
+    def step(e: Emitter, c: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
+        product = e.emit(arith.MulfOp(_to_f32(e, x_at(e, c)), w_at(e, c)))
+        return [e.emit(arith.AddfOp(state[0], product))]
+
+    return em.loop(0, length, step, [acc])[0]
+
+
+def _store_with_bias(em: Emitter, acc: SSAValue, bias: SSAValue | None, o: SSAValue,
+                     out: SSAValue, idx: list[SSAValue]) -> None:
+    if bias is not None:
+        acc = em.emit(arith.AddfOp(acc, em.load(bias, [o])))
+    em.store(acc, out, idx)
+
+
+def lower_conv2d(em: Emitter, op: Conv2dOp) -> None:
+    x, w, bias, out = op.input, op.weight, op.bias, op.out
+    assert out is not None
+    n_, h, wd, c = _shape(x)
+    o_, kh, kw, _ = _shape(w)
+    _, oh_, ow_, _ = _shape(out)
+    (sh, sw), (dh, dw), (pt, _, pl, _) = op.stride_hw, op.dilation_hw, op.pads
+    check_h = _needs_check(h, oh_, kh, sh, dh, pt)
+    check_w = _needs_check(wd, ow_, kw, sw, dw, pl)
+
+    def output(e: Emitter, n: SSAValue, oh: SSAValue, ow: SSAValue, ih0: SSAValue, iw0: SSAValue,
+               o: SSAValue) -> None:
+        def tap_row(e1: Emitter, i: SSAValue, s1: Sequence[SSAValue]) -> list[SSAValue]:
+            ih = e1.add(ih0, e1.affine(i, dh, 0))
+            ok_h = _in_range(e1, ih, h) if check_h else None
+
+            def tap(e2: Emitter, j: SSAValue, s2: Sequence[SSAValue]) -> list[SSAValue]:
+                iw = e2.add(iw0, e2.affine(j, dw, 0))
+                ok = _and(e2, ok_h, _in_range(e2, iw, wd) if check_w else None)
+                return _if(e2, ok, lambda e3: [_dot(
+                    e3, s2[0], c,
+                    lambda e4, ch: e4.load(x, [n, ih, iw, ch]),
+                    lambda e4, ch: e4.load(w, [o, i, j, ch]),
+                )], list(s2))
+
+            return e1.loop(0, kw, tap, s1)
+
+        (acc,) = e.loop(0, kh, tap_row, [f32_const(e, 0.0)])
+        _store_with_bias(e, acc, bias, o, out, [n, oh, ow, o])
+
+    def per_n(e: Emitter, n: SSAValue, _s) -> list:
+        def per_oh(e1: Emitter, oh: SSAValue, _s1) -> list:
+            ih0 = e1.affine(oh, sh, -pt)
+
+            def per_ow(e2: Emitter, ow: SSAValue, _s2) -> list:
+                iw0 = e2.affine(ow, sw, -pl)
+                e2.loop(0, o_, lambda e3, o, _s3: output(e3, n, oh, ow, ih0, iw0, o) or [])
+                return []
+
+            e1.loop(0, ow_, per_ow)
+            return []
+
+        e.loop(0, oh_, per_oh)
+        return []
+
+    em.loop(0, n_, per_n)
+
+
+def lower_dense(em: Emitter, op: DenseOp) -> None:
+    x, w, bias, out = op.input, op.weight, op.bias, op.out
+    assert out is not None
+    n_, c = _shape(x)
+    o_ = _shape(w)[0]
+
+    def output(e: Emitter, n: SSAValue, o: SSAValue) -> None:
+        acc = _dot(e, f32_const(e, 0.0), c, lambda e1, ch: e1.load(x, [n, ch]),
+                   lambda e1, ch: e1.load(w, [o, ch]))
+        _store_with_bias(e, acc, bias, o, out, [n, o])
+
+    def row(e: Emitter, n: SSAValue, _s) -> list:
+        e.loop(0, o_, lambda e1, o, _1: output(e1, n, o) or [])
+        return []
+
+    em.loop(0, n_, row)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------------------------
+
+
+def _lowest(em: Emitter, elem) -> SSAValue:
+    if isinstance(elem, Float32Type):
+        return f32_const(em, float("-inf"))
+    width = _int_type(elem).width.data
+    return em.int(-(2 ** (width - 1)), elem)
+
+
+def _row_loop(em: Emitter, channels: int, body: Callable[[Emitter, SSAValue], None]) -> None:
+    em.loop(0, channels, lambda e, c, _: body(e, c) or [])
+
+
+def lower_pool2d(em: Emitter, op: Pool2dOp, params: _Params) -> None:
+    x, out = op.input, op.out
+    assert out is not None
+    n_, h, wd, c = _shape(x)
+    _, oh_, ow_, _ = _shape(out)
+    (kh, kw), (sh, sw), (pt, _, pl, _) = op.kernel_hw, op.stride_hw, op.pads
+    is_max = op.kind.data == "max"
+    elem = _elem(x)
+    check_h = _needs_check(h, oh_, kh, sh, 1, pt)
+    check_w = _needs_check(wd, ow_, kw, sw, 1, pl)
+    divisor = None
+    if not is_max and op.count_include_pad is None and (check_h or check_w):
+        rows = [sum(0 <= r * sh - pt + i < h for i in range(kh)) for r in range(oh_)]
+        cols = [sum(0 <= q * sw - pl + j < wd for j in range(kw)) for q in range(ow_)]
+        table = [float(a * b) for a in rows for b in cols]
+        divisor = params.array("__bnn_pool_count", table, f32, [oh_, ow_])
+
+    def combine(e: Emitter, acc: SSAValue, v: SSAValue) -> SSAValue:
+        if not is_max:
+            return e.emit(arith.AddfOp(acc, _to_f32(e, v)))
+        if isinstance(elem, Float32Type):
+            return e.emit(arith.MaximumfOp(acc, v))
+        return e.emit(arith.MaxSIOp(acc, v))
+
+    def window(e: Emitter, n: SSAValue, oh: SSAValue, ow: SSAValue) -> None:
+        ih0, iw0 = e.affine(oh, sh, -pt), e.affine(ow, sw, -pl)
+        at = [n, oh, ow]
+        init = _lowest(e, elem) if is_max else f32_const(e, 0.0)
+        _row_loop(e, c, lambda e1, ch: e1.store(init, out, [*at, ch]))
+
+        def tap_row(e1: Emitter, i: SSAValue, _s) -> list:
+            ih = e1.add(ih0, i)
+            ok_h = _in_range(e1, ih, h) if check_h else None
+
+            def tap(e2: Emitter, j: SSAValue, _s2) -> list:
+                iw = e2.add(iw0, j)
+                ok = _and(e2, ok_h, _in_range(e2, iw, wd) if check_w else None)
+
+                def accumulate(e3: Emitter) -> list:
+                    _row_loop(e3, c, lambda e4, ch: e4.store(
+                        combine(e4, e4.load(out, [*at, ch]), e4.load(x, [n, ih, iw, ch])), out, [*at, ch]))
+                    return []
+
+                _if(e2, ok, accumulate, [])
+                return []
+
+            e1.loop(0, kw, tap)
+            return []
+
+        e.loop(0, kh, tap_row)
+        if is_max:
+            return
+        count = e.load(divisor, [oh, ow]) if divisor is not None else f32_const(e, float(kh * kw))
+        _row_loop(e, c, lambda e1, ch: e1.store(
+            e1.emit(arith.DivfOp(e1.load(out, [*at, ch]), count)), out, [*at, ch]))
+
+    loop_nest(em, (n_, oh_, ow_), lambda e, idx: window(e, *idx))
+
+
+def lower_global_avg_pool(em: Emitter, op: GlobalAvgPoolOp) -> None:
+    x, out = op.input, op.out
+    assert out is not None
+    n_, h, w, c = _shape(x)
+
+    def image(e: Emitter, n: SSAValue, _s) -> list:
+        _row_loop(e, c, lambda e1, ch: e1.store(f32_const(e1, 0.0), out, [n, ch]))
+
+        def pixel(e1: Emitter, idx: list[SSAValue]) -> None:
+            _row_loop(e1, c, lambda e2, ch: e2.store(e2.emit(arith.AddfOp(
+                e2.load(out, [n, ch]), _to_f32(e2, e2.load(x, [n, *idx, ch])))), out, [n, ch]))
+
+        loop_nest(e, (h, w), pixel)
+        count = f32_const(e, float(h * w))
+        _row_loop(e, c, lambda e1, ch: e1.store(
+            e1.emit(arith.DivfOp(e1.load(out, [n, ch]), count)), out, [n, ch]))
+        return []
+
+    em.loop(0, n_, image)
+
+
+# ---------------------------------------------------------------------------------------------
+# Element-wise
+# ---------------------------------------------------------------------------------------------
+
+
+def lower_add(em: Emitter, op: AddOp) -> None:
+    a_ref, b_ref, out = op.lhs, op.rhs, op.out
+    assert out is not None
+    elem = _elem(out)
+
+    def body(e: Emitter, idx: list[SSAValue]) -> None:
+        a, b = e.load(a_ref, idx), e.load(b_ref, idx)
+        if isinstance(elem, Float32Type):
+            total = e.emit(arith.AddfOp(a, b))
+        else:
+            total = e.emit(arith.AddiOp(_sext(e, a, elem), _sext(e, b, elem)))
+        e.store(total, out, idx)
+
+    loop_nest(em, _shape(out), body)
+
+
+def lower_activation(em: Emitter, op: ActivationOp, params: _Params) -> None:
+    assert op.out is not None
+    elem = _elem(op.input)
+    kind = op.kind.data
+    is_float = isinstance(elem, Float32Type)
+
+    def bound(e: Emitter, value: float) -> SSAValue:
+        if is_float:
+            return f32_const(e, value)
+        width = _int_type(elem).width.data
+        saturated = min(max(int(value), -(2 ** (width - 1))), 2 ** (width - 1) - 1)
+        return e.int(saturated, elem)
+
+    def maximum(e: Emitter, a: SSAValue, b: SSAValue) -> SSAValue:
+        return e.emit(arith.MaximumfOp(a, b) if is_float else arith.MaxSIOp(a, b))
+
+    def minimum(e: Emitter, a: SSAValue, b: SSAValue) -> SSAValue:
+        return e.emit(arith.MinimumfOp(a, b) if is_float else arith.MinSIOp(a, b))
+
+    if kind == "relu":
+        fn = lambda e, x, c: maximum(e, x, bound(e, 0.0))  # noqa: E731
+    elif kind == "hardtanh":
+        lo, hi = op.bounds
+        fn = lambda e, x, c: minimum(e, maximum(e, x, bound(e, lo)), bound(e, hi))  # noqa: E731
+    else:
+        slope = params.per_channel("__bnn_prelu_slope", op.slopes.get_values(), f32)
+
+        def fn(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
+            negative = e.emit(arith.MulfOp(slope(e, c), x))
+            keep = e.emit(arith.CmpfOp(x, f32_const(e, 0.0), "oge"))
+            return e.select(keep, x, negative)
+
+    _map_elements(em, op.input, op.out, fn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data movement
+# ---------------------------------------------------------------------------------------------
+
+
+def lower_concat(em: Emitter, op: ConcatOp) -> None:
+    out = op.out
+    assert out is not None
+    offset = 0
+    for inp in op.inputs:
+        shape = _shape(inp)
+
+        def body(e: Emitter, idx: list[SSAValue], at: int = offset) -> None:
+            e.store(e.load(inp, idx), out, [*idx[:-1], e.add(idx[-1], e.index(at))])
+
+        loop_nest(em, shape, body)
+        offset += shape[-1]
+
+
+def _delinearize(em: Emitter, linear: SSAValue, shape: Sequence[int]) -> list[SSAValue]:
+    """Row-major indices of ``linear`` in ``shape`` (``divui`` / ``remui`` by constants)."""
+    indices: list[SSAValue] = []
+    rest = linear
+    for k, dim in enumerate(shape):
+        inner = prod(shape[k + 1 :])
+        if k == len(shape) - 1:
+            indices.append(rest)
+        elif inner == 1:
+            indices.append(rest)
+            rest = em.index(0)
+        else:
+            indices.append(em.emit(arith.DivUIOp(rest, em.index(inner))) if dim > 1 else em.index(0))
+            rest = em.emit(arith.RemUIOp(rest, em.index(inner)))
+    return indices
+
+
+def _linearize(em: Emitter, indices: Sequence[SSAValue], shape: Sequence[int]) -> SSAValue:
+    total = em.index(0)
+    for k, idx in enumerate(indices):
+        total = em.add(total, em.affine(idx, prod(shape[k + 1 :]), 0))
+    return total
+
+
+def lower_reshape(em: Emitter, op: ReshapeOp) -> None:
+    x, out = op.input, op.out
+    assert out is not None
+    in_shape, out_shape = _shape(x), _shape(out)
+    if not in_shape or not out_shape:  # a single element
+        zero = em.index(0)
+        em.store(em.load(x, [zero] * len(in_shape)), out, [zero] * len(out_shape))
+        return
+    last = out_shape[-1]
+    same_rows = in_shape[-1] == last
+
+    def row(e: Emitter, lead: list[SSAValue]) -> None:
+        row_index = _linearize(e, lead, out_shape[:-1])
+        base = e.affine(row_index, last, 0)
+        in_lead = _delinearize(e, row_index, in_shape[:-1]) if same_rows else None
+
+        def element(e1: Emitter, j: SSAValue, _s) -> list:
+            if in_lead is not None:
+                src = [*in_lead, j]
+            else:
+                src = _delinearize(e1, e1.add(base, j), in_shape)
+            e1.store(e1.load(x, src), out, [*lead, j])
+            return []
+
+        e.loop(0, last, element)
+
+    loop_nest(em, out_shape[:-1], row)
+
+
+def lower_transpose(em: Emitter, op: TransposeOp) -> None:
+    x, out = op.input, op.out
+    assert out is not None
+    perm = op.perm
+
+    def body(e: Emitter, idx: list[SSAValue]) -> None:
+        src: list[SSAValue] = [None] * len(perm)  # type: ignore[list-item]
+        for k, p in enumerate(perm):
+            src[p] = idx[k]
+        e.store(e.load(x, src), out, idx)
+
+    loop_nest(em, _shape(out), body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def lower_support_op(em: Emitter, op: Operation, add_global: AddGlobal) -> None:
+    """Emit the loop nest of the buffer-form support op ``op`` at ``em`` (``op`` is not erased)."""
+    params = _Params(em, add_global)
+    if isinstance(op, Requant8Op):
+        lower_requant8(em, op, params)
+    elif isinstance(op, CastOp):
+        lower_cast(em, op)
+    elif isinstance(op, BatchNormOp):
+        lower_batch_norm(em, op, params)
+    elif isinstance(op, AffineOp):
+        lower_affine(em, op, params)
+    elif isinstance(op, Conv2dOp):
+        lower_conv2d(em, op)
+    elif isinstance(op, DenseOp):
+        lower_dense(em, op)
+    elif isinstance(op, Pool2dOp):
+        lower_pool2d(em, op, params)
+    elif isinstance(op, GlobalAvgPoolOp):
+        lower_global_avg_pool(em, op)
+    elif isinstance(op, AddOp):
+        lower_add(em, op)
+    elif isinstance(op, ActivationOp):
+        lower_activation(em, op, params)
+    elif isinstance(op, ConcatOp):
+        lower_concat(em, op)
+    elif isinstance(op, ReshapeOp):
+        lower_reshape(em, op)
+    elif isinstance(op, TransposeOp):
+        lower_transpose(em, op)
+    else:
+        raise ValueError(f"'{op.name}' is not a support op")
+
+
+def _enclosing(op: Operation, kind: type) -> Operation | None:
+    parent = op.parent_op()
+    while parent is not None and not isinstance(parent, kind):
+        parent = parent.parent_op()
+    return parent
+
+
+class ModuleConstants:
+    """``add_global`` for one module: private constant ``memref.global``s with fresh names, placed
+    before the function that uses them."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        self.taken = {
+            o.sym_name.data for o in module.ops if isinstance(getattr(o, "sym_name", None), StringAttr)
+        }
+
+    def adder(self, before: Operation) -> AddGlobal:
+        def add(stem: str, values: list, mtype: MemRefType) -> str:
+            k = 0
+            while f"{stem}_{k}" in self.taken:
+                k += 1
+            name = f"{stem}_{k}"
+            self.taken.add(name)
+            tensor = TensorType(mtype.get_element_type(), mtype.get_shape())
+            glob = memref.GlobalOp.get(
+                StringAttr(name), mtype, DenseIntOrFPElementsAttr.from_list(tensor, values),
+                sym_visibility=StringAttr("private"), constant=UnitAttr(),
+            )
+            self.module.body.block.insert_op_before(glob, before)
+            return name
+
+        return add
+
+
+def _fail(op: Operation, fn: Operation | None, why: str) -> PassFailedException:
+    where = f" in @{fn.sym_name.data}" if isinstance(fn, func.FuncOp) else ""
+    return PassFailedException(f"lower-bnn-to-loops: cannot lower '{op.name}'{where}: {why}")
+
+
+class LowerSupportOps(RewritePattern):
+    """Replace a buffer-form support op by its loop nest (constants at the function entry).
+
+    A support op in value form, or on memrefs without static shape and identity layout, fails
+    with :class:`PassFailedException` naming the op.
+    """
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, SUPPORT_LOWERED_OPS):
+            return
+        fn = _enclosing(op, func.FuncOp)
+        module = _enclosing(op, ModuleOp)
+        if op.results or getattr(op, "out", None) is None:
+            raise _fail(op, fn, "expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first")
+        for value in op.operands:
+            try:
+                static_memref(value.type)
+            except ValueError as e:
+                raise _fail(op, fn, str(e)) from None
+        if not isinstance(fn, func.FuncOp) or not isinstance(module, ModuleOp):
+            raise _fail(op, fn, "expected inside a func.func of a module")
+        em = Emitter(InsertPoint.before(op), ConstantPool(fn.body.blocks[0]))
+        lower_support_op(em, op, ModuleConstants(module).adder(fn))
+        rewriter.erase_op(op)
+
+
+SUPPORT_LOOP_PATTERNS: list[RewritePattern] = [LowerSupportOps()]
+"""The patterns that lower every support op (add them to ``lower-bnn-to-loops``)."""
+
+__all__ = [
+    "SUPPORT_LOOP_PATTERNS",
+    "SUPPORT_LOWERED_OPS",
+    "LowerSupportOps",
+    "ModuleConstants",
+    "batch_norm_parameters",
+    "lower_support_op",
+]
