@@ -13,6 +13,9 @@ from xdsl.passes import ModulePass
 
 PASS_MODULES: dict[str, str] = {
     "bnn-pack-weights": "bnnmlir.passes.pack_weights",
+    "bnn-annotate-ranges": "bnnmlir.passes.value_range",
+    "bnn-fold-to-integer": "bnnmlir.passes.fold_to_integer",
+    "bnn-fuse-output": "bnnmlir.passes.fuse_output",
     "bnn-bufferize": "bnnmlir.passes.bufferize",
     "bnn-plan-arena": "bnnmlir.passes.plan_arena",
     "lower-bnn-to-loops": "bnnmlir.passes.lower_bnn_to_loops",

@@ -62,6 +62,7 @@ from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
     PatternRewriter,
     PatternRewriteWalker,
     RewritePattern,
@@ -304,8 +305,7 @@ class FoldToIntegerPass(ModulePass):
         _torch()
         ranges = ValueRanges()
         ranges.prime(op)
-        walker = PatternRewriteWalker(
-            FoldBinarize(ranges, self.batch_norm), apply_recursively=False
-        )
-        walker.rewrite_module(op)
-        PatternRewriteWalker(FoldClip8(ranges, self.batch_norm), apply_recursively=False).rewrite_module(op)
+        patterns = [FoldBinarize(ranges, self.batch_norm), FoldClip8(ranges, self.batch_norm)]
+        PatternRewriteWalker(
+            GreedyRewritePatternApplier(patterns), apply_recursively=False
+        ).rewrite_module(op)

@@ -6,7 +6,7 @@ pass order from :func:`stage_passes`, stage by stage:
 ========== ===============================================================
 stage      passes
 ========== ===============================================================
-optimized  bnn-pack-weights
+optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-pack-weights
 buffers    bnn-bufferize, bnn-plan-arena
 loops      lower-bnn-to-loops{target, parallel}
 llvm       convert-bnn-to-llvm{target}
@@ -30,7 +30,13 @@ def stage_passes(stage: str, target: str = "host", parallel: bool = False) -> li
 
     passes = get_all_passes()
     if stage == "optimized":
-        return [passes["bnn-pack-weights"]()()]
+        # Folding first: it creates the bnn.threshold ops that fusion absorbs, and it turns
+        # binarize(cast(constant)) into binarize(constant), which weight packing then folds.
+        return [
+            passes["bnn-fold-to-integer"]()(),
+            passes["bnn-fuse-output"]()(),
+            passes["bnn-pack-weights"]()(),
+        ]
     if stage == "buffers":
         return [passes["bnn-bufferize"]()(), passes["bnn-plan-arena"]()()]
     if stage == "loops":

@@ -40,3 +40,16 @@ if _find("qemu-aarch64") and _find("aarch64-linux-gnu-gcc"):
     config.available_features.add("qemu-aarch64")
 if _find("llvm-mca"):
     config.available_features.add("llvm-mca")
+
+
+def _host_has(feature: str) -> bool:
+    try:
+        from bnnmlir.target import host_target
+
+        return feature in host_target().features.split(",")
+    except Exception:  # no llvmlite: the host tests cannot run anyway
+        return False
+
+
+if _host_has("+avx512bitalg"):
+    config.available_features.add("host-avx512")

@@ -723,7 +723,7 @@ class LowerSupportOps(RewritePattern):
             raise _fail(op, fn, "expected inside a func.func of a module")
         em = Emitter(InsertPoint.before(op), ConstantPool(fn.body.blocks[0]))
         lower_support_op(em, op, ModuleConstants(module).adder(fn))
-        rewriter.erase_op(op)
+        rewriter.erase(op)
 
 
 SUPPORT_LOOP_PATTERNS: list[RewritePattern] = [LowerSupportOps()]

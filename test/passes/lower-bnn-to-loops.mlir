@@ -1,5 +1,5 @@
 // RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64}' | filecheck %s --check-prefixes=CHECK,A64
-// RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=host}' | filecheck %s --check-prefixes=CHECK,HOST
+// RUN: %if host-avx512 %{ bnnmlir-opt %s -p 'lower-bnn-to-loops{target=host}' | filecheck %s --check-prefixes=CHECK,HOST %}
 // RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64 parallel=true}' | filecheck %s --check-prefix=PAR
 // RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64}' | filecheck %s --check-prefix=GONE
 //

@@ -1,0 +1,194 @@
+"""``bnnmlir bench``: speed of compiled binary convolutions, as tables.
+
+Two parts, both measured or modelled in the same run as their peers:
+
+1. host: each layer of :data:`bnnmlir.bench_layers.LAYERS` compiled for the host with 1 thread
+   and with ``--threads`` threads, timed against PyTorch fp32 and int8 convolutions of the same
+   shape (:mod:`bnnmlir.bench_host`); every compiled layer is first checked against the numpy
+   reference;
+2. ARM model (``--mca``): ``llvm-mca`` cycles of the innermost popcount loop of the aarch64 code
+   (cortex-a72) against small reference NEON loops (:mod:`bnnmlir.bench_mca`).
+
+GOPS are binary ops per second / 1e9 with ``ops = 2 * MACs`` (one XNOR-popcount MAC = 2 ops, the
+count that gives the fp32 convolution's FLOPs); speedups are time ratios (peer time / bnnmlir time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from bnnmlir.bench_host import QUICK_TIMING, HostResult, TimingPolicy, bench_host, host_speed_peak_note
+from bnnmlir.bench_layers import LAYERS, ConvLayer, select_layers
+from bnnmlir.bench_mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
+
+# The layers the ARM model looks at: their interior (no padding) runs the steady-state loop.
+MCA_LAYERS: tuple[str, ...] = ("stage1", "stage3", "stage4", "c37")
+QUICK_MCA_LAYERS: tuple[str, ...] = ("stage4",)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def host_table(results: Sequence[HostResult], cpu: str) -> Table:
+    table = Table(title=f"Host ({cpu}): binary conv, median time per call (batch 1)")
+    for column, justify in (
+        ("layer", "left"), ("shape (HxWxC -> OHxOWxO, KxK/s/p)", "left"), ("thr", "right"),
+        ("bnnmlir ms", "right"), ("GOPS", "right"), ("torch fp32 ms", "right"),
+        ("torch int8 ms", "right"), ("vs fp32", "right"), ("vs int8", "right"), ("check", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        if not r.bnnmlir_exact:
+            check = "[red]bnnmlir WRONG[/red]"
+        elif r.fp32_exact is False or r.int8_within_step is False:
+            check = "[yellow]peer differs[/yellow]"
+        elif r.fp32_exact is None:
+            check = "[green]exact[/green] (no peers)"
+        else:
+            check = "[green]exact[/green]"
+        ok = r.bnnmlir_exact
+        table.add_row(
+            r.layer, r.shape, str(r.threads), _ms(r.bnnmlir_s) if ok else "-",
+            f"{r.gops:.0f}" if ok else "-", _ms(r.fp32_s), _ms(r.int8_s),
+            _ratio(r.speedup_fp32) if ok else "-", _ratio(r.speedup_int8) if ok else "-", check,
+        )
+    return table
+
+
+def mca_table(results: Sequence[McaResult]) -> Table:
+    table = Table(
+        title="ARM model: llvm-mca, cortex-a72 (aarch64), innermost popcount loop, 1000 iterations"
+    )
+    for column, justify in (
+        ("loop", "left"), ("source", "left"), ("accumulate", "left"), ("blocks", "right"),
+        ("instrs", "right"), ("bytes/iter", "right"), ("cycles/iter", "right"),
+        ("cycles/16 B", "right"), ("bin ops/cycle", "right"), ("vs uadalp", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    base = next((r for r in results if r.source == "peer" and "uadalp" in r.name), None)
+    for r in results:
+        rel = None if base is None else base.cycles_per_16_bytes / r.cycles_per_16_bytes
+        table.add_row(
+            r.name, r.source, r.accumulate, str(r.blocks), str(r.instructions),
+            str(r.bytes_per_iteration), f"{r.cycles_per_iteration:.2f}",
+            f"{r.cycles_per_16_bytes:.2f}", f"{r.ops_per_cycle:.1f}", _ratio(rel),
+        )
+    return table
+
+
+def bench_mca(layers: Sequence[ConvLayer]) -> tuple[list[McaResult], list[str]]:
+    """Model the interior of each layer's generated loop, then the peers."""
+    mca = find_llvm_mca()
+    if mca is None:
+        return [], ["llvm-mca not found: ARM model skipped (Debian package 'llvm')"]
+    results, notes = [], []
+    for layer in layers:
+        result = layer_result(layer.interior(), mca)
+        if result is None:
+            notes.append(f"{layer.name}: no loop with cnt found in the aarch64 assembly")
+        else:
+            results.append(result)
+    return results + peer_results(mca), notes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bnnmlir.compiler import default_threads
+
+    names = ", ".join(layer.name for layer in LAYERS)
+    parser = argparse.ArgumentParser(
+        prog="bnnmlir bench",
+        description="Binary convolution speed: host (vs PyTorch) and an ARM model (llvm-mca).",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer layers and shorter timing (about 10 s)")
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="threads of the multi-threaded runs (default: every core); "
+                             "1 thread is always measured")
+    parser.add_argument("--layers", default=None,
+                        help=f"comma-separated layers (default: all; known: {names})")
+    parser.add_argument("--host", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the layers on the host (default: on)")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the PyTorch peers (default: on)")
+    parser.add_argument("--mca", action=argparse.BooleanOptionalAction, default=True,
+                        help="model the aarch64 inner loop with llvm-mca (default: on)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="exactly this many timed calls per kernel (default: adaptive)")
+    parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    return parser
+
+
+def timing_policy(args: argparse.Namespace) -> TimingPolicy:
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise ValueError("--repeats must be at least 1")
+        return TimingPolicy(warmup=1, min_repeats=args.repeats, max_repeats=args.repeats, min_time=0.0)
+    return QUICK_TIMING if args.quick else TimingPolicy()
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = console or Console(highlight=False)
+    if args.threads < 1:
+        console.print("[red]--threads must be at least 1[/red]")
+        return 2
+    try:
+        layers = select_layers(args.layers, args.quick)
+        policy = timing_policy(args)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        return 2
+    start = time.perf_counter()
+    report: dict[str, object] = {
+        "ops_definition": "binary ops = 2 * N*OH*OW*O*KH*KW*C; GOPS = ops / seconds / 1e9",
+        "timing": {"warmup": policy.warmup, "min_repeats": policy.min_repeats,
+                   "max_repeats": policy.max_repeats, "min_time_s": policy.min_time},
+    }
+    ok = True
+    if args.host:
+        threads = [1] if args.threads == 1 else [1, args.threads]
+        cpu = host_speed_peak_note()
+        results = bench_host(
+            layers, threads, policy, peers=args.peers,
+            progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        )
+        console.print(host_table(results, cpu))
+        ok &= all(r.bnnmlir_exact for r in results)
+        report["host"] = {"cpu": cpu, "results": [r.as_dict() for r in results]}
+    if args.mca:
+        if args.layers is None:
+            mca_layers = select_layers(",".join(QUICK_MCA_LAYERS if args.quick else MCA_LAYERS))
+        else:
+            mca_layers = layers
+        mca_results, notes = bench_mca(mca_layers)
+        if mca_results:
+            console.print(mca_table(mca_results))
+        for note in notes:
+            console.print(f"[yellow]{note}[/yellow]")
+        report["mca"] = {"command": " ".join(("llvm-mca", *MCA_ARGS)),
+                         "results": [r.as_dict() for r in mca_results], "notes": notes}
+    console.print(
+        "[dim]GOPS: binary ops/s / 1e9, ops = 2*MACs (MAC = XNOR + popcount-accumulate); "
+        "vs fp32 / vs int8: peer time / bnnmlir time, same thread count. "
+        f"Total {time.perf_counter() - start:.1f} s.[/dim]"
+    )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

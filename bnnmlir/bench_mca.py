@@ -1,0 +1,218 @@
+"""ARM model: llvm-mca throughput of the generated aarch64 popcount loop against reference loops.
+
+The layer is compiled for ``target="aarch64"`` (cortex-a72, NEON); :func:`innermost_popcount_loop`
+finds, in its assembly, the innermost loop (a label and the backward branch to it) that contains
+a ``cnt``; its instructions are fed to ``llvm-mca`` as a straight-line loop body. A loop made of
+several basic blocks is linearized, so every block counts as executed (an upper bound; the table
+says how many blocks the loop has).
+
+Reported per loop iteration: cycles, packed bytes popcounted (16 per ``cnt vN.16b``, 8 per
+``.8b``), cycles per 16 bytes and binary ops per cycle, where 16 packed bytes are 128 binary MACs =
+256 binary ops (the ``2 * MACs`` of :mod:`bnnmlir.bench_layers`).
+
+The peers are small NEON loops written here, each reading 64 bytes of activations and 64 bytes of
+weights per iteration (post-incremented loads, a counted branch) and differing only in how the
+byte popcounts are accumulated:
+
+* ``uadalp``: ``eor; cnt; uadalp v.8h`` into two 16-bit accumulators (the usual BNN inner loop);
+* ``add.16b``: ``eor; cnt; add v.16b`` into 8-bit lanes (exact for at most 31 steps);
+* ``uaddw``: ``eor; cnt; uaddw`` + ``uaddw2`` widening both halves into 16-bit lanes;
+* ``uaddlv``: ``eor; cnt; uaddlv h`` (a horizontal sum per vector) moved to a general register
+  and added there.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+LLVM_MCA = "llvm-mca"
+MCA_ARGS = ("-mtriple=aarch64-unknown-linux-gnu", "-mcpu=cortex-a72", "-iterations=1000")
+OPS_PER_BYTE = 16  # 8 binary MACs per packed byte, 2 ops per MAC
+
+_LABEL = re.compile(r"^([.\w$]+):")
+_BRANCH = re.compile(r"^(b(\.\w+)?|cbn?z|tbn?z)\s+(.*)$")
+
+
+def find_llvm_mca() -> str | None:
+    return shutil.which(LLVM_MCA)
+
+
+@dataclass(frozen=True)
+class LoopBody:
+    """A loop of the assembly: its instructions (labels and directives dropped)."""
+
+    instructions: tuple[str, ...]
+    blocks: int
+
+    @property
+    def cnt_bytes(self) -> int:
+        """Packed bytes popcounted per iteration."""
+        total = 0
+        for ins in self.instructions:
+            if ins.split()[0] == "cnt":
+                total += 16 if ".16b" in ins else 8
+        return total
+
+    @property
+    def accumulate(self) -> str:
+        """How the byte counts are accumulated (the mnemonics seen)."""
+        kinds = []
+        for mnemonic in ("uadalp", "uaddw", "uaddlv", "addp"):
+            if any(i.split()[0].startswith(mnemonic) for i in self.instructions):
+                kinds.append(mnemonic)
+        if any(re.match(r"add\s+v\d+\.(16|8)b", i) for i in self.instructions):
+            kinds.append("add.b")
+        return "+".join(kinds) or "-"
+
+    def text(self) -> str:
+        return "".join(f"\t{i}\n" for i in self.instructions)
+
+
+def _instructions(asm: str) -> list[tuple[str, str]]:
+    """``(kind, text)`` per meaningful line: kind is ``label`` or ``ins``."""
+    lines = []
+    for raw in asm.splitlines():
+        line = raw.split("//")[0].strip()
+        if not line:
+            continue
+        m = _LABEL.match(line)
+        if m:
+            lines.append(("label", m.group(1)))
+        elif not line.startswith("."):
+            lines.append(("ins", line))
+    return lines
+
+
+def innermost_popcount_loop(asm: str) -> LoopBody | None:
+    """The smallest loop (label ... backward branch to it) that contains a ``cnt``."""
+    lines = _instructions(asm)
+    label_at = {text: i for i, (kind, text) in enumerate(lines) if kind == "label"}
+    best: tuple[int, int] | None = None
+    for i, (kind, text) in enumerate(lines):
+        m = _BRANCH.match(text) if kind == "ins" else None
+        if m is None:
+            continue
+        target = m.group(3).split(",")[-1].strip()
+        start = label_at.get(target)
+        if start is None or start >= i:
+            continue
+        body = lines[start : i + 1]
+        if not any(k == "ins" and t.split()[0] == "cnt" for k, t in body):
+            continue
+        if best is None or i - start < best[1] - best[0]:
+            best = (start, i)
+    if best is None:
+        return None
+    body = lines[best[0] : best[1] + 1]
+    blocks = sum(1 for k, _ in body if k == "label")
+    return LoopBody(tuple(t for k, t in body if k == "ins"), blocks)
+
+
+def mca_cycles_per_iteration(body: str, mca: str | None = None) -> float:
+    """``llvm-mca`` total cycles / iterations of a straight-line loop body (cortex-a72)."""
+    mca = mca or find_llvm_mca()
+    if mca is None:
+        raise RuntimeError("llvm-mca not found (Debian package 'llvm')")
+    text = "# LLVM-MCA-BEGIN loop\n" + body + "# LLVM-MCA-END\n"
+    proc = subprocess.run(
+        [mca, *MCA_ARGS], input=text, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"llvm-mca failed: {proc.stderr.strip()}")
+    iterations = int(re.search(r"^Iterations:\s+(\d+)", proc.stdout, re.M).group(1))  # type: ignore[union-attr]
+    cycles = int(re.search(r"^Total Cycles:\s+(\d+)", proc.stdout, re.M).group(1))  # type: ignore[union-attr]
+    return cycles / iterations
+
+
+def _peer(accumulate: list[str]) -> str:
+    """A loop over 64 + 64 bytes: x0 activations, x1 weights, x2 the trip count."""
+    head = [
+        "ldp q0, q1, [x0], #32",
+        "ldp q2, q3, [x0], #32",
+        "ldp q4, q5, [x1], #32",
+        "ldp q6, q7, [x1], #32",
+        "eor v0.16b, v0.16b, v4.16b",
+        "eor v1.16b, v1.16b, v5.16b",
+        "eor v2.16b, v2.16b, v6.16b",
+        "eor v3.16b, v3.16b, v7.16b",
+        "cnt v0.16b, v0.16b",
+        "cnt v1.16b, v1.16b",
+        "cnt v2.16b, v2.16b",
+        "cnt v3.16b, v3.16b",
+    ]
+    tail = ["subs x2, x2, #1", "b.ne .Lpeer"]
+    return "".join(f"\t{i}\n" for i in head + accumulate + tail)
+
+
+PEERS: dict[str, str] = {
+    "eor+cnt+uadalp (16-bit lanes)": _peer(
+        [f"uadalp v{16 + i % 2}.8h, v{i}.16b" for i in range(4)]
+    ),
+    "eor+cnt+add (8-bit lanes)": _peer([f"add v{16 + i % 2}.16b, v{16 + i % 2}.16b, v{i}.16b" for i in range(4)]),
+    "eor+cnt+uaddw/uaddw2": _peer(
+        [f"uaddw v{16 + i % 2}.8h, v{16 + i % 2}.8h, v{i}.8b" for i in range(4)]
+        + [f"uaddw2 v{18 + i % 2}.8h, v{18 + i % 2}.8h, v{i}.16b" for i in range(4)]
+    ),
+    "eor+cnt+uaddlv (scalar sum)": _peer(
+        [f"uaddlv h{i}, v{i}.16b" for i in range(4)]
+        + [f"fmov w{9 + i}, s{i}" for i in range(4)]
+        + ["add w9, w9, w10", "add w11, w11, w12", "add x3, x3, x9", "add x4, x4, x11"]
+    ),
+}
+PEER_BYTES = 64
+
+
+@dataclass
+class McaResult:
+    """One loop: generated (``source`` = a layer) or a peer (``source`` = ``peer``)."""
+
+    name: str
+    source: str
+    accumulate: str
+    blocks: int
+    instructions: int
+    bytes_per_iteration: int
+    cycles_per_iteration: float
+
+    @property
+    def cycles_per_16_bytes(self) -> float:
+        return self.cycles_per_iteration * 16 / self.bytes_per_iteration
+
+    @property
+    def ops_per_cycle(self) -> float:
+        return self.bytes_per_iteration * OPS_PER_BYTE / self.cycles_per_iteration
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d.update(cycles_per_16_bytes=self.cycles_per_16_bytes, ops_per_cycle=self.ops_per_cycle)
+        return d
+
+
+def peer_results(mca: str | None = None) -> list[McaResult]:
+    results = []
+    for name, body in PEERS.items():
+        loop = LoopBody(tuple(line.strip() for line in body.splitlines()), 1)
+        results.append(
+            McaResult(name, "peer", loop.accumulate, 1, len(loop.instructions), PEER_BYTES,
+                      mca_cycles_per_iteration(body, mca))
+        )
+    return results
+
+
+def layer_result(layer, mca: str | None = None) -> McaResult | None:
+    """Compile ``layer`` for aarch64 and model its innermost popcount loop (None: no loop)."""
+    from bnnmlir.bench_layers import bconv_module, random_data
+    from bnnmlir.compiler import compile_module
+
+    data = random_data(layer)
+    program = compile_module(bconv_module(layer, data.w_packed), target="aarch64", threads=1)
+    loop = innermost_popcount_loop(program.assembly())
+    if loop is None or loop.cnt_bytes == 0:
+        return None
+    return McaResult(
+        layer.name, layer.describe(), loop.accumulate, loop.blocks, len(loop.instructions),
+        loop.cnt_bytes, mca_cycles_per_iteration(loop.text(), mca),
+    )

@@ -1,0 +1,42 @@
+// The binary convolution compiles to the popcount instructions of each target.
+// RUN: bnnmlir-opt %s -p 'bnn-to-llvm-pipeline{target=aarch64}' -t aarch64-asm | filecheck %s --check-prefix=A64
+// RUN: bnnmlir-opt %s -p 'bnn-to-llvm-pipeline{target=aarch64 parallel=true}' -t aarch64-asm | filecheck %s --check-prefix=A64PAR
+// RUN: %if host-avx512 %{ bnnmlir-opt %s -p 'bnn-to-llvm-pipeline{target=host}' -t host-asm | filecheck %s --check-prefix=HOST %}
+// RUN: bnnmlir-opt %s -p 'bnn-to-llvm-pipeline{target=aarch64}' -t llvm | filecheck %s --check-prefix=IR
+
+// 256 channels (32 bytes per tap), 3x3 kernel: 18 steps of 16 bytes; 18 * 8 <= 255, so the
+// popcounts accumulate in 8-bit lanes with plain byte adds.
+// A64-LABEL: conv_256:
+// A64:       eor v{{[0-9]+}}.16b
+// A64:       cnt v{{[0-9]+}}.16b
+// A64:       add v{{[0-9]+}}.16b
+// HOST-LABEL: conv_256:
+// HOST:      vpopcntb
+func.func @conv_256(%x: tensor<1x6x6x256xf32>, %w: tensor<32x3x3x256xf32>) -> tensor<1x4x4x32xi32> {
+  %b = bnn.binarize %x : tensor<1x6x6x256xf32> -> tensor<1x6x6x32xi8>
+  %p = bnn.binarize %w : tensor<32x3x3x256xf32> -> tensor<32x3x3x32xi8>
+  %c = bnn.bconv2d %b, %p {in_channels = 256 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x6x6x32xi8>, tensor<32x3x3x32xi8> -> tensor<1x4x4x32xi32>
+  func.return %c : tensor<1x4x4x32xi32>
+}
+
+// 512 channels, 3x3: 36 steps of 16 bytes exceed 8-bit lanes; 16-bit lanes: cnt + uadalp.
+// A64-LABEL: conv_512:
+// A64:       eor v{{[0-9]+}}.16b
+// A64:       cnt v{{[0-9]+}}.16b
+// A64:       uadalp v{{[0-9]+}}.8h, v{{[0-9]+}}.16b
+// A64PAR-LABEL: conv_512:
+// A64PAR:    bl bnnmlir_parallel_for
+// A64PAR-LABEL: conv_512_task0:
+// A64PAR:    cnt v{{[0-9]+}}.16b
+// A64PAR:    uadalp
+// HOST-LABEL: conv_512:
+// HOST:      vpopcnt
+// IR: target triple = "aarch64-unknown-linux-gnu"
+// IR: @llvm.ctpop.v16i8
+// IR: @llvm.aarch64.neon.uaddlp.v8i16.v16i8
+func.func @conv_512(%x: tensor<1x5x5x512xf32>, %w: tensor<8x3x3x512xf32>) -> tensor<1x3x3x8xi32> {
+  %b = bnn.binarize %x : tensor<1x5x5x512xf32> -> tensor<1x5x5x64xi8>
+  %p = bnn.binarize %w : tensor<8x3x3x512xf32> -> tensor<8x3x3x64xi8>
+  %c = bnn.bconv2d %b, %p {in_channels = 512 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x5x5x64xi8>, tensor<8x3x3x64xi8> -> tensor<1x3x3x8xi32>
+  func.return %c : tensor<1x3x3x8xi32>
+}
