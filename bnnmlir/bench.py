@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +25,13 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from bnnmlir.bench_host import QUICK_TIMING, HostResult, TimingPolicy, bench_host, host_speed_peak_note
+from bnnmlir.bench_host import (
+    QUICK_TIMING,
+    HostResult,
+    TimingPolicy,
+    bench_host,
+    host_speed_peak_note,
+)
 from bnnmlir.bench_layers import LAYERS, ConvLayer, select_layers
 from bnnmlir.bench_mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
 
@@ -44,7 +51,7 @@ def _ratio(value: float | None) -> str:
 def host_table(results: Sequence[HostResult], cpu: str) -> Table:
     table = Table(title=f"Host ({cpu}): binary conv, median time per call (batch 1)")
     for column, justify in (
-        ("layer", "left"), ("shape (HxWxC -> OHxOWxO, KxK/s/p)", "left"), ("thr", "right"),
+        ("layer", "left"), ("shape", "left"), ("thr", "right"),
         ("bnnmlir ms", "right"), ("GOPS", "right"), ("torch fp32 ms", "right"),
         ("torch int8 ms", "right"), ("vs fp32", "right"), ("vs int8", "right"), ("check", "left"),
     ):
@@ -69,10 +76,11 @@ def host_table(results: Sequence[HostResult], cpu: str) -> Table:
 
 def mca_table(results: Sequence[McaResult]) -> Table:
     table = Table(
-        title="ARM model: llvm-mca, cortex-a72 (aarch64), innermost popcount loop, 1000 iterations"
+        title="ARM model: llvm-mca -mcpu=cortex-a72, innermost popcount loop "
+        "(generated: interior of the layer, no padding; peers: reference NEON loops)"
     )
     for column, justify in (
-        ("loop", "left"), ("source", "left"), ("accumulate", "left"), ("blocks", "right"),
+        ("loop", "left"), ("shape", "left"), ("accumulate", "left"), ("blocks", "right"),
         ("instrs", "right"), ("bytes/iter", "right"), ("cycles/iter", "right"),
         ("cycles/16 B", "right"), ("bin ops/cycle", "right"), ("vs uadalp", "right"),
     ):
@@ -134,13 +142,17 @@ def timing_policy(args: argparse.Namespace) -> TimingPolicy:
     if args.repeats is not None:
         if args.repeats < 1:
             raise ValueError("--repeats must be at least 1")
-        return TimingPolicy(warmup=1, min_repeats=args.repeats, max_repeats=args.repeats, min_time=0.0)
+        return TimingPolicy(
+            warmup=1, min_repeats=args.repeats, max_repeats=args.repeats, min_time=0.0, rounds=1
+        )
     return QUICK_TIMING if args.quick else TimingPolicy()
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = console or Console(highlight=False)
+    if console is None:
+        console = Console(highlight=False)
+        console.width = max(console.width, 150)
     if args.threads < 1:
         console.print("[red]--threads must be at least 1[/red]")
         return 2
@@ -154,8 +166,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     report: dict[str, object] = {
         "ops_definition": "binary ops = 2 * N*OH*OW*O*KH*KW*C; GOPS = ops / seconds / 1e9",
         "timing": {"warmup": policy.warmup, "min_repeats": policy.min_repeats,
-                   "max_repeats": policy.max_repeats, "min_time_s": policy.min_time},
+                   "max_repeats": policy.max_repeats, "min_time_s": policy.min_time,
+                   "rounds": policy.rounds},
     }
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    report["load_average_1min"] = load
+    if load > 0.5:
+        console.print(
+            f"[yellow]the machine is busy (load average {load:.2f}): times, above all with "
+            "several threads, are disturbed by other processes[/yellow]"
+        )
     ok = True
     if args.host:
         threads = [1] if args.threads == 1 else [1, args.threads]

@@ -70,8 +70,8 @@ class ConvLayer:
     def describe(self) -> str:
         oh, ow = self.out_hw
         return (
-            f"{self.height}x{self.width}x{self.in_channels} -> {oh}x{ow}x{self.out_channels}, "
-            f"{self.kernel}x{self.kernel}/s{self.stride}/p{self.padding}"
+            f"{self.height}x{self.width}x{self.in_channels} -> {oh}x{ow}x{self.out_channels} "
+            f"{self.kernel}x{self.kernel} s{self.stride} p{self.padding}"
         )
 
 

@@ -6,6 +6,8 @@ a ``cnt``; its instructions are fed to ``llvm-mca`` as a straight-line loop body
 several basic blocks is linearized, so every block counts as executed (an upper bound; the table
 says how many blocks the loop has).
 
+Every peer loop is ``ldp`` x4, ``eor`` x4, ``cnt`` x4, then its accumulation, ``subs``, ``b.ne``.
+
 Reported per loop iteration: cycles, packed bytes popcounted (16 per ``cnt vN.16b``, 8 per
 ``.8b``), cycles per 16 bytes and binary ops per cycle, where 16 packed bytes are 128 binary MACs =
 256 binary ops (the ``2 * MACs`` of :mod:`bnnmlir.bench_layers`).
@@ -122,8 +124,8 @@ def mca_cycles_per_iteration(body: str, mca: str | None = None) -> float:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"llvm-mca failed: {proc.stderr.strip()}")
-    iterations = int(re.search(r"^Iterations:\s+(\d+)", proc.stdout, re.M).group(1))  # type: ignore[union-attr]
-    cycles = int(re.search(r"^Total Cycles:\s+(\d+)", proc.stdout, re.M).group(1))  # type: ignore[union-attr]
+    iterations = int(re.search(r"^Iterations:\s+(\d+)", proc.stdout, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    cycles = int(re.search(r"^Total Cycles:\s+(\d+)", proc.stdout, re.MULTILINE).group(1))  # type: ignore[union-attr]
     return cycles / iterations
 
 
@@ -148,15 +150,15 @@ def _peer(accumulate: list[str]) -> str:
 
 
 PEERS: dict[str, str] = {
-    "eor+cnt+uadalp (16-bit lanes)": _peer(
+    "uadalp (16-bit lanes)": _peer(
         [f"uadalp v{16 + i % 2}.8h, v{i}.16b" for i in range(4)]
     ),
-    "eor+cnt+add (8-bit lanes)": _peer([f"add v{16 + i % 2}.16b, v{16 + i % 2}.16b, v{i}.16b" for i in range(4)]),
-    "eor+cnt+uaddw/uaddw2": _peer(
+    "add.16b (8-bit lanes)": _peer([f"add v{16 + i % 2}.16b, v{16 + i % 2}.16b, v{i}.16b" for i in range(4)]),
+    "uaddw + uaddw2": _peer(
         [f"uaddw v{16 + i % 2}.8h, v{16 + i % 2}.8h, v{i}.8b" for i in range(4)]
         + [f"uaddw2 v{18 + i % 2}.8h, v{18 + i % 2}.8h, v{i}.16b" for i in range(4)]
     ),
-    "eor+cnt+uaddlv (scalar sum)": _peer(
+    "uaddlv (scalar sum)": _peer(
         [f"uaddlv h{i}, v{i}.16b" for i in range(4)]
         + [f"fmov w{9 + i}, s{i}" for i in range(4)]
         + ["add w9, w9, w10", "add w11, w11, w12", "add x3, x3, x9", "add x4, x4, x11"]

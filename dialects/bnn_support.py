@@ -22,6 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import prod
 
+from bnnmlir.dialects.common import (
+    ShapedOpMixin,
+    describe,
+    elem_of,
+    is_int,
+    shape_of,
+    static_shape,
+)
 from xdsl.dialects.builtin import (
     DenseArrayBase,
     Float32Type,
@@ -54,14 +62,6 @@ from xdsl.irdl import (
 from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import CLIP8_MIN, conv_output_size
-from bnnmlir.dialects.common import (
-    ShapedOpMixin,
-    describe,
-    elem_of,
-    is_int,
-    shape_of,
-    static_shape,
-)
 
 Value = SSAValue | Operation
 

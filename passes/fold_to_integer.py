@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
+from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType, UnknownLoc
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -145,9 +145,12 @@ def _batch_norm_fn(op: BatchNormOp, mode: str):
     eps = np.float32(op.eps.value.data)
     if mode == "torch":
         params = [torch.from_numpy(a) for a in (mean, var, gamma, beta)]
+        # A contiguous [D, C] input takes PyTorch's per-channel `x * alpha + beta` kernel, the
+        # path of a convolution's output; strided inputs go through a kernel that rounds
+        # differently (see bnnmlir.folding.torch_fns).
         return lambda x: torch.nn.functional.batch_norm(
-            x, params[0], params[1], params[2], params[3], training=False, momentum=0.0,
-            eps=float(eps),
+            x.contiguous(), params[0], params[1], params[2], params[3], training=False,
+            momentum=0.0, eps=float(eps),
         )
     with np.errstate(all="ignore"):  # inf/NaN parameters propagate as the op computes them
         inv = np.float32(1.0) / np.sqrt(var + eps)
@@ -202,8 +205,9 @@ def channel_function(chain: FloatChain, batch_norm: str = "op") -> Callable:
 
 
 def _not_applied(op: Operation, why: str) -> None:
+    where = "" if isinstance(op.location, UnknownLoc) else f"{op.location}: "
     warnings.warn(
-        f"{op.location}: bnn-fold-to-integer left '{op.name}' unchanged: {why}",
+        f"{where}bnn-fold-to-integer left '{op.name}' unchanged: {why}",
         FoldNotApplied,
         stacklevel=2,
     )
@@ -212,10 +216,10 @@ def _not_applied(op: Operation, why: str) -> None:
 def _replace(rewriter: PatternRewriter, old: Operation, new: Operation, chain: FloatChain) -> None:
     """Replace ``old`` by ``new`` (same location) and erase the chain ops left without users."""
     new.location = old.location
-    rewriter.replace_op(old, new)
+    rewriter.replace(old, new)
     for op in reversed(chain.ops):
         if all(not r.uses for r in op.results):
-            rewriter.erase_op(op)
+            rewriter.erase(op)
 
 
 @dataclass

@@ -54,8 +54,8 @@ def _fuse(rewriter: PatternRewriter, op: Operation, conv: BConv2dOp,
         attributes=dict(conv.attributes),
     )
     fused.location = conv.location
-    rewriter.replace_op(op, fused)
-    rewriter.erase_op(conv)
+    rewriter.replace(op, fused)
+    rewriter.erase(conv)
 
 
 class FuseClip8(RewritePattern):

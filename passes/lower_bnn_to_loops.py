@@ -53,7 +53,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
 from bnnmlir.ir_utils import static_memref
-from bnnmlir.passes.loops.bconv2d import lower_bconv2d
+from bnnmlir.passes.loops.bconv2d import ThresholdTables, lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.target import get_target
@@ -146,6 +146,25 @@ class LowerBnnToLoopsPass(ModulePass):
                 raise _fail(bnn_op, fn, str(e)) from None
             Rewriter.erase_op(bnn_op)
 
+    @staticmethod
+    def _threshold_tables(
+        thresholds: list[int],
+        directions: list[int],
+        em: Emitter,
+        fn: func.FuncOp,
+        module_globals: _ModuleGlobals,
+    ) -> ThresholdTables:
+        """Per-channel thresholds (and directions, unless all equal) as constant globals."""
+        t_type = MemRefType(i32, [len(thresholds)])
+        t_name = module_globals.add("__bnn_thresholds", thresholds, t_type, fn)
+        d_ref = None
+        uniform = directions[0] if len(set(directions)) == 1 else None
+        if uniform is None:
+            d_type = MemRefType(i8, [len(directions)])
+            d_name = module_globals.add("__bnn_directions", directions, d_type, fn)
+            d_ref = em.get_global(d_name, d_type)
+        return ThresholdTables(em.get_global(t_name, t_type), d_ref, uniform)
+
     def _lower_op(
         self,
         bnn_op: Operation,
@@ -155,26 +174,28 @@ class LowerBnnToLoopsPass(ModulePass):
         vector_bytes: int,
     ) -> None:
         if isinstance(bnn_op, BConv2dOp):
-            lower_bconv2d(em, bnn_op, vector_bytes, self.parallel)
+            tables = None
+            if bnn_op.output_kind == "threshold":
+                assert bnn_op.thresholds is not None and bnn_op.directions is not None
+                tables = self._threshold_tables(
+                    list(bnn_op.thresholds.get_values()), list(bnn_op.directions.get_values()),
+                    em, fn, module_globals,
+                )
+            lower_bconv2d(em, bnn_op, vector_bytes, self.parallel, tables)
         elif isinstance(bnn_op, BinarizeOp):
             lower_binarize(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
         elif isinstance(bnn_op, Clip8Op):
             lower_clip8(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
         elif isinstance(bnn_op, ThresholdOp):
-            thresholds = list(bnn_op.thresholds.get_values())
             directions = list(bnn_op.directions.get_values())
-            t_type = MemRefType(i32, [len(thresholds)])
-            t_name = module_globals.add("__bnn_thresholds", thresholds, t_type, fn)
-            d_ref = None
-            if len(set(directions)) > 1:
-                d_type = MemRefType(i8, [len(directions)])
-                d_name = module_globals.add("__bnn_directions", directions, d_type, fn)
-                d_ref = em.get_global(d_name, d_type)
+            tables = self._threshold_tables(
+                list(bnn_op.thresholds.get_values()), directions, em, fn, module_globals
+            )
             lower_threshold(
                 em,
                 bnn_op.input,
                 bnn_op.out,
                 directions,  # type: ignore[arg-type]
-                em.get_global(t_name, t_type),
-                d_ref,
+                tables.thresholds,
+                tables.directions,
             )

@@ -146,7 +146,7 @@ def binary_conv(imp, sign: Sign, w_ohwc: np.ndarray, out_shape: tuple[int, ...],
     src = sign.source
     o, kh, kw, c = w_ohwc.shape
     k = kh * kw * c
-    conv = dict(strides=list(strides), dilations=list(dilations), padding=list(pads))
+    conv = {"strides": list(strides), "dilations": list(dilations), "padding": list(pads)}
     if not sign.ternary:
         acc = em.bconv2d(em.binarize(src.value), w_ohwc, pad_value=pad_value, **conv)
         scale = 1.0
@@ -191,7 +191,7 @@ def materialize(imp, sign: Sign) -> Act:
     rows = int(np.prod(stored[:-1], dtype=np.int64))
     ones = np.ones((c, 1, 1, c), dtype=np.int8)
     diag = (2 * np.eye(c, dtype=np.int8) - 1).reshape(c, 1, 1, c)
-    conv = dict(strides=[1, 1], dilations=[1, 1], padding=[0, 0, 0, 0], pad_value=0)
+    conv = {"strides": [1, 1], "dilations": [1, 1], "padding": [0, 0, 0, 0], "pad_value": 0}
     terms = [(src.value, 1)] + ([(em.affine(src.value, [-1.0] * c, [0.0] * c), -1)]
                                 if sign.ternary else [])
     total = None

@@ -21,7 +21,6 @@ from xdsl.dialects.builtin import (
     UnknownLoc,
     f32,
     i8,
-    i16,
     i32,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue

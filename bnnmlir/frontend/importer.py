@@ -43,7 +43,7 @@ from xdsl.ir import Block, Region
 
 from bnnmlir.frontend.emitter import Emitter, LayerInfo, tensor
 from bnnmlir.frontend.errors import UnsupportedOperationError
-from bnnmlir.frontend.values import FLOAT, Act, stored_shape
+from bnnmlir.frontend.values import FLOAT, Act
 
 __all__ = ["ImportedModel", "LayerInfo", "TensorSpec", "import_model"]
 
@@ -291,7 +291,7 @@ class GraphImporter:
     def _fold(self, node, args, kwargs):
         try:
             result = node.target(*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - reported with the node
+        except Exception as e:
             raise self.error(f"constant folding failed: {e}") from e
         return result
 

@@ -555,7 +555,7 @@ def hardtanh(imp, node, x, min_val=-1.0, max_val=1.0):
 
 
 @converts(aten.clamp.default)
-def clamp(imp, node, x, min=None, max=None):  # noqa: A002 - ATen argument names
+def clamp(imp, node, x, min=None, max=None):
     if min is not None and max is not None:
         return hardtanh(imp, node, x, min, max)
     if min == 0 and max is None:
@@ -630,4 +630,4 @@ def _concat(imp, acts: list[Act], shape) -> Act:
     return Act(imp.emit.concat(values), shape, info)
 
 
-__all__ = ["CONVERTERS", "as_act", "to_model_output", "is_float"]
+__all__ = ["CONVERTERS", "as_act", "is_float", "to_model_output"]

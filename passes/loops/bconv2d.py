@@ -41,15 +41,17 @@ shapes prove in range (no padding reaches them) get no compare and no select at 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from xdsl.dialects import arith, vector
 from xdsl.dialects.builtin import IntegerType, MemRefType, i8, i32
 from xdsl.ir import SSAValue
 
-from bnnmlir.bits import PadValue, last_word_mask
+from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_mask
 from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
+from bnnmlir.passes.loops.elementwise import threshold_minus
 from bnnmlir.passes.loops.emitter import Emitter
 
 
@@ -83,12 +85,17 @@ def reduce_add(em: Emitter, lanes: SSAValue, lane_type: IntegerType) -> SSAValue
 class ConvLowering:
     """Emits the loop nest of one ``bnn.bconv2d`` (see the module docstring)."""
 
-    def __init__(self, op: BConv2dOp, vector_bytes: int):
+    def __init__(self, op: BConv2dOp, vector_bytes: int, thresholds: ThresholdTables | None = None):
         self.op = op
+        self.kind = op.output_kind
+        if (self.kind == "threshold") != (thresholds is not None):
+            raise ValueError("a threshold output needs its threshold tables, and only it")
+        self.thresholds = thresholds
         x_type, out_type = op.input.type, op.out.type  # type: ignore[union-attr]
         assert isinstance(x_type, MemRefType) and isinstance(out_type, MemRefType)
         self.n, self.h, self.w, self.words = x_type.get_shape()
-        _, self.oh, self.ow, self.o = out_type.get_shape()
+        _, self.oh, self.ow, _ = out_type.get_shape()
+        self.o = op.weight.type.get_shape()[0]  # type: ignore[union-attr]
         self.kh, self.kw = op.kernel_hw
         self.sh, self.sw = op.stride_hw
         self.dh, self.dw = op.dilation_hw
@@ -151,12 +158,52 @@ class ConvLowering:
 
         def column(e: Emitter, ow: SSAValue, _: Sequence[SSAValue]) -> list[SSAValue]:
             iw0 = e.affine(ow, self.sw, -self.pl)
-            e.loop(0, self.o, lambda e2, o, _: self.output(e2, n, oh, ow, o, ih0, iw0) or [])
+
+            def value(e2: Emitter, o: SSAValue) -> SSAValue:
+                return self.accumulate(e2, n, oh, ow, o, ih0, iw0)
+
+            if self.kind == "threshold":
+                self.store_bits(e, value, [n, oh, ow])
+            else:
+                e.loop(0, self.o, lambda e2, o, _: self.store(e2, value(e2, o), [n, oh, ow, o]) or [])
             return []
 
         em.loop(0, self.ow, column)
 
-    def output(
+    def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
+        """Store one ``i32`` result, through the fused ``clip8`` when there is one."""
+        if self.kind == "clip8":
+            acc = em.emit(arith.MaxSIOp(acc, em.int(CLIP8_MIN, i32)))
+            acc = em.emit(arith.MinSIOp(acc, em.int(CLIP8_MAX, i32)))
+            acc = em.emit(arith.TruncIOp(acc, i8))
+        em.store(acc, self.op.out, at)  # type: ignore[arg-type]
+
+    def store_bits(self, em: Emitter, value: Callable[[Emitter, SSAValue], SSAValue],
+                   lead: list[SSAValue]) -> None:
+        """Fused threshold: the ``O`` results of one position, thresholded and packed 8 per byte
+        (bit ``o % 8`` of word ``o // 8``; the unused high bits of the last word stay 0)."""
+        tables = self.thresholds
+        assert tables is not None
+        full_words, rest = divmod(self.o, WORD_BITS)
+
+        def word(e: Emitter, wo: SSAValue, bits: int) -> None:
+            def bit(e2: Emitter, b: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
+                o = e2.add(e2.affine(wo, WORD_BITS, 0), b)
+                minus = threshold_minus(e2, value(e2, o), o, tables.uniform, tables.thresholds,
+                                        tables.directions)
+                shift = e2.emit(arith.IndexCastOp(b, i32))
+                one = e2.emit(arith.ShLIOp(e2.emit(arith.ExtUIOp(minus, i32)), shift))
+                return [e2.emit(arith.OrIOp(state[0], one))]
+
+            (byte,) = e.loop(0, bits, bit, [e.int(0, i32)])
+            e.store(e.emit(arith.TruncIOp(byte, i8)), self.op.out, [*lead, wo])  # type: ignore[arg-type]
+
+        if full_words:
+            em.loop(0, full_words, lambda e, wo, _: word(e, wo, WORD_BITS) or [])
+        if rest:
+            word(em, em.index(full_words), rest)
+
+    def accumulate(
         self,
         em: Emitter,
         n: SSAValue,
@@ -165,8 +212,8 @@ class ConvLowering:
         o: SSAValue,
         ih0: SSAValue,
         iw0: SSAValue,
-    ) -> None:
-        """All taps of one output ``out[n, oh, ow, o]``; the store of ``K - 2*popcount``."""
+    ) -> SSAValue:
+        """All taps of one output ``out[n, oh, ow, o]``: ``K - 2*popcount`` as ``i32``."""
         plan = self.plan
         # Carried through the tap loops: the accumulator, or the i32 total when the chain is
         # flushed inside them; plus the number of in-range taps when it varies.
@@ -212,7 +259,7 @@ class ConvLowering:
         else:
             k = em.int(fan_in, i32)
         twice = em.emit(arith.ShLIOp(popcount, em.int(1, i32)))
-        em.store(em.sub(k, twice), self.op.out, [n, oh, ow, o])  # type: ignore[arg-type]
+        return em.sub(k, twice)
 
     def tap_chain(
         self,
@@ -267,8 +314,19 @@ class ConvLowering:
         return em.vector_const(values, i8)
 
 
-def lower_bconv2d(em: Emitter, op: BConv2dOp, vector_bytes: int, parallel: bool) -> None:
-    ConvLowering(op, vector_bytes).emit(em, parallel)
+@dataclass(frozen=True)
+class ThresholdTables:
+    """Where a fused threshold output reads its per-channel thresholds and directions."""
+
+    thresholds: SSAValue
+    directions: SSAValue | None
+    uniform: int | None
+    """The common direction of every channel, if any (then ``directions`` is not read)."""
 
 
-__all__ = ["ConvLowering", "chunk_bytes", "lower_bconv2d", "needs_bounds_check"]
+def lower_bconv2d(em: Emitter, op: BConv2dOp, vector_bytes: int, parallel: bool,
+                  thresholds: ThresholdTables | None = None) -> None:
+    ConvLowering(op, vector_bytes, thresholds).emit(em, parallel)
+
+
+__all__ = ["ConvLowering", "ThresholdTables", "chunk_bytes", "lower_bconv2d", "needs_bounds_check"]

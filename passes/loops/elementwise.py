@@ -81,6 +81,30 @@ def lower_binarize(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
     pack_words(em, in_type.get_shape(), out, bit_of)
 
 
+def threshold_minus(
+    em: Emitter,
+    x: SSAValue,
+    c: SSAValue,
+    uniform: int | None,
+    thresholds_ref: SSAValue,
+    directions_ref: SSAValue | None,
+) -> SSAValue:
+    """``i1``: the threshold gives -1 (bit 1) for the ``i32`` value ``x`` of channel ``c``.
+
+    That is ``x < t[c]`` when ``d[c] = +1`` and ``x > t[c]`` when ``d[c] = -1``: the negation of
+    "``x >= t`` (d = +1) or ``x <= t`` (d = -1) gives +1". ``uniform`` is the common direction of
+    all channels, if there is one (then ``directions_ref`` is not read).
+    """
+    t = em.load(thresholds_ref, [c])
+    if uniform == 1:
+        return em.cmpi(x, t, "slt")
+    if uniform == -1:
+        return em.cmpi(x, t, "sgt")
+    assert directions_ref is not None
+    downward = em.cmpi(em.load(directions_ref, [c]), em.int(0, i8), "slt")
+    return em.select(downward, em.cmpi(x, t, "sgt"), em.cmpi(x, t, "slt"))
+
+
 def lower_threshold(
     em: Emitter,
     inp: SSAValue,
@@ -89,11 +113,11 @@ def lower_threshold(
     thresholds_ref: SSAValue,
     directions_ref: SSAValue | None,
 ) -> None:
-    """``bnn.threshold``: bit 1 (-1) iff ``x < t[c]`` when ``d[c] = +1``, iff ``x > t[c]`` when -1.
+    """``bnn.threshold``: the bits of :func:`threshold_minus`, packed like ``bnn.binarize``.
 
-    That is the negation of "``x >= t`` (d = +1) or ``x <= t`` (d = -1) gives +1". The input is
-    sign-extended to ``i32``, the type of the thresholds. ``t`` is read from ``thresholds_ref``;
-    ``d`` from ``directions_ref``, unless all directions are equal (then it is folded in).
+    The input is sign-extended to ``i32``, the type of the thresholds. ``t`` is read from
+    ``thresholds_ref``; ``d`` from ``directions_ref``, unless all directions are equal (then it
+    is folded in).
     """
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
@@ -105,14 +129,7 @@ def lower_threshold(
         x = e.load(inp, [*lead, c])
         if elem.width.data < 32:
             x = e.emit(arith.ExtSIOp(x, i32))
-        t = e.load(thresholds_ref, [c])
-        if uniform == 1:
-            return e.cmpi(x, t, "slt")
-        if uniform == -1:
-            return e.cmpi(x, t, "sgt")
-        assert directions_ref is not None
-        downward = e.cmpi(e.load(directions_ref, [c]), e.int(0, i8), "slt")
-        return e.select(downward, e.cmpi(x, t, "sgt"), e.cmpi(x, t, "slt"))
+        return threshold_minus(e, x, c, uniform, thresholds_ref, directions_ref)
 
     pack_words(em, in_type.get_shape(), out, bit_of)
 

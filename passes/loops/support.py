@@ -35,6 +35,23 @@ from collections.abc import Callable, Sequence
 from math import prod
 
 import numpy as np
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    ConcatOp,
+    Conv2dOp,
+    DenseOp,
+    GlobalAvgPoolOp,
+    Pool2dOp,
+    Requant8Op,
+    ReshapeOp,
+    TransposeOp,
+)
+from bnnmlir.passes.loops.elementwise import loop_nest
+from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
@@ -57,24 +74,7 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnmlir.dialects.bnn_support import (
-    ActivationOp,
-    AddOp,
-    AffineOp,
-    BatchNormOp,
-    CastOp,
-    ConcatOp,
-    Conv2dOp,
-    DenseOp,
-    GlobalAvgPoolOp,
-    Pool2dOp,
-    Requant8Op,
-    ReshapeOp,
-    TransposeOp,
-)
 from bnnmlir.ir_utils import static_memref
-from bnnmlir.passes.loops.elementwise import loop_nest
-from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 
 AddGlobal = Callable[[str, list, MemRefType], str]
 """``add_global(stem, values, memref_type) -> symbol name`` of a new private constant global."""
@@ -197,7 +197,6 @@ class _Params:
 def lower_requant8(em: Emitter, op: Requant8Op, params: _Params) -> None:
     x_ref, out = op.input, op.out
     assert out is not None
-    elem = _int_type(_elem(x_ref))
     kind = op.kind.data
     c_count = op.channels
 

@@ -21,7 +21,6 @@ from bnnmlir.frontend import UnsupportedOperationError, import_model
 from bnnmlir.nn import BinaryConv2d, BinaryLinear, Clip8, QuantizeInput, binarize
 from bnnmlir.reference_ir import evaluate
 
-
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
@@ -196,8 +195,7 @@ def test_integer_output_is_exact_and_cast():
                           BinaryConv2d(7, 9, 2, bias=False))
     x = torch.randn(3, 5, 8, 8)
     imported, got, want = run_both(model, x)
-    assert names(imported)[-2:] == ["bnn.transpose", "bnn.cast"] or names(imported)[-2:] == [
-        "bnn.cast", "bnn.transpose"]
+    assert names(imported)[-2:] == ["bnn.transpose", "bnn.cast"]  # back to NCHW, then f32
     assert_exact(got[0], want[0])
 
 
@@ -230,7 +228,7 @@ def test_float_linear_after_flatten_and_binary_output():
             return self.fc(torch.flatten(y, 1)), torch.where(y >= 0, 1.0, -1.0)
 
     x = torch.randn(2, 4, 5, 5)
-    imported, got, want = run_both(Net(), x)
+    _, got, want = run_both(Net(), x)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-4)
     assert_exact(got[1], want[1])  # a binary model output, materialized as +-1
 
@@ -278,7 +276,7 @@ class PlainNet(nn.Module):
         return self.act(self.fc(y))
 
 
-def test_plain_pytorch_without_cat_slicing_is_rejected_clearly():
+def test_slicing_is_rejected_with_the_op_name():
     with pytest.raises(UnsupportedOperationError) as e:
         import_model(PlainNet(), (torch.randn(1, 3, 8, 8),))
     assert "aten.slice" in str(e.value)
@@ -370,7 +368,6 @@ def test_torch_sign_with_reachable_zero_is_exact():
     # sign(x) of the float input and sign(y) of the even sums are both ternary: 2 bconvs each
     assert names(imported).count("bnn.bconv2d") == 4
     assert len(imported.warnings) == 2 and all("torch.sign" in w for w in imported.warnings)
-    assert (want[0] == 0).any() or True
     assert_exact(got[0], want[0])
 
 
@@ -431,8 +428,8 @@ def test_binary_conv_configurations_exact(cin, cout, k, stride, pad, pad_value, 
     imported, got, want = run_both(nn.Sequential(layer), x)
     bconv = next(op for op in ops_of(imported) if op.name == "bnn.bconv2d")
     assert list(bconv.padding.get_values()) == list(layer.padding)
-    assert bconv.pad_value.value.data == (layer.pad_value_int if any(layer.padding) else 0) or \
-        not any(layer.padding)
+    if any(layer.padding):
+        assert bconv.pad_value.value.data == layer.pad_value_int
     assert_exact(got[0], want[0])
 
 
@@ -483,7 +480,7 @@ def test_unsupported_op_names_op_module_and_line():
     with pytest.raises(UnsupportedOperationError) as e:
         import_model(Net(), (torch.randn(1, 3, 4, 4),))
     msg = str(e.value)
-    assert "aten.tanh" in msg and "body.1" in msg and "activation.py" not in msg or True
+    assert "aten.tanh" in msg and "module 'body.1'" in msg
     assert e.value.module_path == "body.1"
     assert isinstance(e.value, CompileError)
 
@@ -582,3 +579,39 @@ def test_compile_imported_model_end_to_end():
     (got,) = program(x.numpy())
     with torch.no_grad():
         assert_exact(got, model(x).numpy())
+
+
+def test_per_feature_layers_on_flattened_channels_last_tensor():
+    torch.manual_seed(12)
+    model = nn.Sequential(BinaryConv2d(3, 4, 3, padding=1), nn.Flatten(), nn.BatchNorm1d(64),
+                          nn.PReLU(64), nn.Hardtanh(-2.0, 2.0), nn.Linear(64, 5), nn.ReLU())
+    randomize_bn(model[2], 3, spread=4)
+    with torch.no_grad():
+        model[3].weight.uniform_(-1, 1)
+    x = torch.randn(2, 3, 4, 4)
+    imported, got, want = run_both(model, x)
+    assert names(imported).count("bnn.transpose") == 1  # only the input's
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-4)
+
+
+def test_concat_of_signs_and_max_pool_of_a_sign():
+    torch.manual_seed(13)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = BinaryConv2d(3, 4, 3, padding=1)
+            self.b = BinaryConv2d(3, 5, 1)
+            self.c = BinaryConv2d(9, 6, 3)
+
+        def forward(self, x):
+            s = torch.cat([SignSTE.apply(self.a(x)), SignSTE.apply(self.b(x))], 1)
+            return self.c(F.max_pool2d(s, 2))
+
+    x = torch.randn(2, 3, 8, 8)
+    imported, got, want = run_both(Net(), x)
+    ops = names(imported)
+    # the sign is applied after the concatenation and the pooling of the integer sums
+    after = ops[ops.index("bnn.concat"):]
+    assert after[:3] == ["bnn.concat", "bnn.pool2d", "bnn.binarize"], ops
+    assert_exact(got[0], want[0])

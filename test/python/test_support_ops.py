@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from bnnmlir.dialects.bnn_support import Requant8Op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnnmlir.compiler import compile_module, parse_mlir
-from bnnmlir.dialects.bnn_support import Requant8Op
 from bnnmlir.reference_ir import evaluate, random_inputs
 from bnnmlir.reference_ops import support as ref
 
@@ -330,7 +330,7 @@ def test_conv2d_compiled(case, seed, int8_input):
     elem = "i8" if int8_input else "f32"
     weight = rng.standard_normal((o, kh, kw, c)).astype(F32)
     bias = rng.standard_normal(o).astype(F32)
-    use_bias = f" bias %b" if case["bias"] else ""
+    use_bias = " bias %b" if case["bias"] else ""
     bias_type = f" bias tensor<{o}xf32>" if case["bias"] else ""
     body = (
         f"  %w = {dense_const(weight)}\n  %b = {dense_const(bias)}\n"
@@ -453,9 +453,10 @@ def test_requant8_compiled(kind):
 
 def test_bufferized_segments_keep_the_optional_bias():
     """``bnn-bufferize`` rebuilds ops with optional/variadic operands with correct segments."""
-    from bnnmlir.compiler import make_context
     from bnnmlir.dialects.bnn_support import ConcatOp, Conv2dOp
     from bnnmlir.passes.bufferize import BufferizePass
+
+    from bnnmlir.compiler import make_context
 
     text = func(
         "%x: tensor<1x3x3x2xf32>, %w: tensor<4x1x1x2xf32>, %b: tensor<4xf32>",

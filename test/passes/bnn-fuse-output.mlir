@@ -1,0 +1,48 @@
+// RUN: bnnmlir-opt %s -p bnn-fuse-output | filecheck %s
+// RUN: bnnmlir-opt %s -p bnn-fuse-output --print-debuginfo | filecheck %s --check-prefix=LOC
+
+// CHECK-LABEL: func.func @fuse_clip8
+// CHECK-NEXT: %{{.*}} = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64, output = "clip8"} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi8>
+// CHECK-NEXT: func.return
+// LOC-LABEL: func.func @fuse_clip8
+// LOC: bnn.bconv2d {{.*}} loc("block1.conv")
+func.func @fuse_clip8(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>) -> tensor<1x4x4x2xi8> {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32> loc("block1.conv")
+  %q = bnn.clip8 %c : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8> loc("block1.clip")
+  func.return %q : tensor<1x4x4x2xi8>
+}
+
+// The threshold parameters move to the convolution; the result is the packed bits.
+// CHECK-LABEL: func.func @fuse_threshold
+// CHECK-NEXT: %{{.*}} = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = -1 : i64, output = "threshold", thresholds = array<i32: 3, -2147483648, 0>, directions = array<i8: 1, -1, -1>} : tensor<1x5x5x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x2x2x1xi8>
+// CHECK-NEXT: func.return
+func.func @fuse_threshold(%x: tensor<1x5x5x1xi8>, %w: tensor<3x3x3x1xi8>) -> tensor<1x2x2x1xi8> {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = -1 : i64} : tensor<1x5x5x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x2x2x3xi32>
+  %t = bnn.threshold %c {thresholds = array<i32: 3, -2147483648, 0>, directions = array<i8: 1, -1, -1>} : tensor<1x2x2x3xi32> -> tensor<1x2x2x1xi8>
+  func.return %t : tensor<1x2x2x1xi8>
+}
+
+// The i32 result is also returned: fusing would need the convolution twice.
+// CHECK-LABEL: func.func @do_not_fuse_multiple_uses
+// CHECK-NEXT: %[[C:.*]] = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} :
+// CHECK-NEXT: %[[Q:.*]] = bnn.clip8 %[[C]]
+// CHECK-NEXT: %[[T:.*]] = bnn.threshold %[[C]]
+// CHECK-NEXT: func.return %[[Q]], %[[T]], %[[C]]
+func.func @do_not_fuse_multiple_uses(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>) -> (tensor<1x2x2x2xi8>, tensor<1x2x2x1xi8>, tensor<1x2x2x2xi32>) {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x2x2x2xi32>
+  %q = bnn.clip8 %c : tensor<1x2x2x2xi32> -> tensor<1x2x2x2xi8>
+  %t = bnn.threshold %c {thresholds = array<i32: 0, 0>, directions = array<i8: 1, 1>} : tensor<1x2x2x2xi32> -> tensor<1x2x2x1xi8>
+  func.return %q, %t, %c : tensor<1x2x2x2xi8>, tensor<1x2x2x1xi8>, tensor<1x2x2x2xi32>
+}
+
+// A convolution that already has an output transform, and a clip8 of something else, stay.
+// CHECK-LABEL: func.func @do_not_fuse_twice_or_other_producers
+// CHECK-NEXT: %[[C:.*]] = bnn.bconv2d {{.*}}output = "threshold"
+// CHECK-NEXT: bnn.threshold %[[C]]
+// CHECK-NEXT: bnn.clip8 %y
+func.func @do_not_fuse_twice_or_other_producers(%x: tensor<1x4x4x1xi8>, %w: tensor<8x3x3x1xi8>, %y: tensor<3xi32>) -> (tensor<1x2x2x1xi8>, tensor<3xi8>) {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64, output = "threshold", thresholds = array<i32: 0, 0, 0, 0, 0, 0, 0, 0>, directions = array<i8: 1, 1, 1, 1, 1, 1, 1, 1>} : tensor<1x4x4x1xi8>, tensor<8x3x3x1xi8> -> tensor<1x2x2x1xi8>
+  %t = bnn.threshold %c {thresholds = array<i32: 0>, directions = array<i8: 1>} : tensor<1x2x2x1xi8> -> tensor<1x2x2x1xi8>
+  %q = bnn.clip8 %y : tensor<3xi32> -> tensor<3xi8>
+  func.return %t, %q : tensor<1x2x2x1xi8>, tensor<3xi8>
+}

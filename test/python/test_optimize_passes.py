@@ -1,0 +1,548 @@
+"""``bnn-annotate-ranges``, ``bnn-fold-to-integer`` and ``bnn-fuse-output`` against the oracles.
+
+Every folded or fused module is run with :func:`bnnmlir.reference_ir.evaluate` (numpy, written from
+the op docstrings) and must give EXACTLY the outputs of the module before the pass, on inputs
+that cover every integer of the folded domain ``[-K, K]``. Folds evaluated with PyTorch's own
+BatchNorm (``batch-norm=torch``) are compared with ``torch.nn.BatchNorm1d`` directly:
+``sign`` with ``sign(0) = +1`` and ``torch.round`` + ``clamp`` for clip8.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FunctionType,
+    ModuleOp,
+    TensorType,
+    f32,
+    i8,
+    i16,
+    i32,
+)
+from xdsl.dialects import arith
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir.bits import pack_bits, packed_words
+from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    Requant8Op,
+)
+from bnnmlir.ir_utils import numpy_to_dense
+from bnnmlir.passes.fold_to_integer import FoldNotApplied, FoldToIntegerPass
+from bnnmlir.passes.fuse_output import FuseOutputPass
+from bnnmlir.passes.pipelines import stage_passes
+from bnnmlir.passes.value_range import IntRange, ValueRanges
+from bnnmlir.reference_ir import evaluate
+
+F32 = np.float32
+
+# ---------------------------------------------------------------------------------------------
+# Building modules
+# ---------------------------------------------------------------------------------------------
+
+
+class Body:
+    """Appends ops to one block and returns their results."""
+
+    def __init__(self, arg_types: list) -> None:
+        self.block = Block(arg_types=arg_types)
+
+    @property
+    def args(self) -> tuple[SSAValue, ...]:
+        return tuple(self.block.args)
+
+    def __call__(self, op: Operation) -> SSAValue:
+        self.block.add_op(op)
+        return op.results[0]
+
+    def module(self, *results: SSAValue) -> ModuleOp:
+        self.block.add_op(func.ReturnOp(*results))
+        fn_type = FunctionType.from_lists([a.type for a in self.args], [r.type for r in results])
+        return ModuleOp([func.FuncOp("f", fn_type, Region(self.block))])
+
+
+def ftype(shape) -> TensorType:
+    return TensorType(f32, list(shape))
+
+
+def bits_type(shape) -> TensorType:
+    return TensorType(i8, [*shape[:-1], packed_words(shape[-1])])
+
+
+def bounded_input(body: Body, k: int) -> SSAValue:
+    """``hardtanh(arg, -k, k)`` of the i32 argument: an integer of range ``[-k, k]``."""
+    arg = body.args[0]
+    return body(ActivationOp.hardtanh(arg, -k, k, result_type=arg.type))
+
+
+def domain_input(k: int, channels: int, rng: np.random.Generator) -> np.ndarray:
+    """Every integer of ``[-k-3, k+3]`` in every channel (independently shuffled), ``[D, C]``."""
+    values = np.arange(-k - 3, k + 4, dtype=np.int32)
+    return np.stack([rng.permutation(values) for _ in range(channels)], axis=1)
+
+
+def run(module: ModuleOp, *passes) -> ModuleOp:
+    folded = module.clone()
+    for p in passes:
+        p.apply(Context(), folded)
+    folded.verify()
+    return folded
+
+
+def ops_of(module: ModuleOp, op_type: type[Operation]) -> list[Operation]:
+    return [op for op in module.walk() if isinstance(op, op_type)]
+
+
+def assert_same_outputs(before: ModuleOp, after: ModuleOp, inputs: list[np.ndarray]) -> list:
+    expected = evaluate(before, inputs)
+    got = evaluate(after, inputs)
+    for e, g in zip(expected, got, strict=True):
+        assert e.dtype == g.dtype and e.shape == g.shape
+        np.testing.assert_array_equal(g, e)
+    return got
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm statistics with the hard cases
+# ---------------------------------------------------------------------------------------------
+
+CHANNEL_KINDS = ("normal", "negative", "zero_gamma", "tiny", "huge", "constant", "exact_zero")
+
+
+def batch_norm_stats(channels: int, k: int, rng: np.random.Generator, gain: float = 1.0):
+    """``mean, var, gamma, beta`` (float32) mixing every kind of channel of ``CHANNEL_KINDS``."""
+    mean = (rng.standard_normal(channels) * k / 3).astype(F32)
+    var = (rng.random(channels) * 4 + 0.05).astype(F32) ** 2
+    gamma = (rng.standard_normal(channels) * gain).astype(F32)
+    beta = (rng.standard_normal(channels) * 2).astype(F32)
+    for c in range(channels):
+        kind = CHANNEL_KINDS[int(rng.integers(len(CHANNEL_KINDS)))]
+        if kind == "negative":
+            gamma[c] = -abs(gamma[c]) - F32(0.01)
+        elif kind == "zero_gamma":
+            gamma[c] = F32(0.0)
+        elif kind == "tiny":
+            gamma[c] = F32(rng.choice([1e-30, -1e-30, 1e-20]))
+        elif kind == "huge":
+            gamma[c] = F32(rng.choice([1e30, -1e30, 1e12]))
+            var[c] = F32(1.0)
+        elif kind == "constant":
+            beta[c] = F32(rng.choice([-1.0, 1.0]) * (abs(gamma[c]) / np.sqrt(var[c]) * 3 * k + 10))
+        elif kind == "exact_zero":  # x - mean is exactly 0 at an integer: sign(0) must be +1
+            mean[c], var[c], gamma[c], beta[c] = F32(rng.integers(-k, k + 1)), F32(1), F32(1), F32(0)
+    return mean, var, gamma, beta
+
+
+def bn_chain_module(channels: int, k: int, stats, eps: float, terminal: str) -> ModuleOp:
+    """``terminal(batch_norm(cast(hardtanh(arg, -k, k))))``, arg ``[D, C] x i32``."""
+    d = 2 * k + 7
+    body = Body([TensorType(i32, [d, channels])])
+    x = bounded_input(body, k)
+    f = body(CastOp(x, ftype([d, channels])))
+    y = body(BatchNormOp(f, *stats, eps=eps, result_type=ftype([d, channels])))
+    if terminal == "binarize":
+        return body.module(body(BinarizeOp(y, bits_type([d, channels]))))
+    return body.module(body(Clip8Op(y, TensorType(i8, [d, channels]))))
+
+
+def torch_batch_norm(x: np.ndarray, k: int, stats, eps: float) -> torch.Tensor:
+    """``torch.nn.BatchNorm1d`` (eval) of ``clamp(x, -k, k)`` as float32."""
+    mean, var, gamma, beta = stats
+    bn = torch.nn.BatchNorm1d(len(mean), eps=eps).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.from_numpy(mean))
+        bn.running_var.copy_(torch.from_numpy(var))
+        bn.weight.copy_(torch.from_numpy(gamma))
+        bn.bias.copy_(torch.from_numpy(beta))
+        return bn(torch.from_numpy(np.clip(x, -k, k).astype(F32)))
+
+
+EPS = st.sampled_from([0.0, 1e-5, 1e-3])
+DOMAIN = st.sampled_from([1, 9, 45, 288, 1152, 4608])
+
+
+# ---------------------------------------------------------------------------------------------
+# bnn-fold-to-integer: BatchNorm + sign -> threshold
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(channels=st.integers(1, 11), k=DOMAIN, eps=EPS, seed=st.integers(0, 2**32 - 1))
+def test_batch_norm_sign_folds_exactly(channels, k, eps, seed):
+    rng = np.random.default_rng(seed)
+    stats = batch_norm_stats(channels, k, rng)
+    module = bn_chain_module(channels, k, stats, eps, "binarize")
+    folded = run(module, FoldToIntegerPass())
+    assert not ops_of(folded, BatchNormOp) and not ops_of(folded, CastOp)
+    (threshold,) = ops_of(folded, ThresholdOp)
+    t = np.array(threshold.thresholds.get_values())
+    d = np.array(threshold.directions.get_values())
+    # A switching channel rises (+1) for gamma > 0 and falls (-1) for gamma < 0.
+    switching = t != -(2**31)
+    assert np.all(d[switching & (stats[2] > 0)] == 1)
+    assert np.all(d[switching & (stats[2] < 0)] == -1)
+    assert not np.any(switching & (stats[2] == 0))
+    x = domain_input(k, channels, rng)
+    assert_same_outputs(module, folded, [x])
+
+
+@settings(max_examples=15, deadline=None)
+@given(channels=st.integers(1, 11), k=DOMAIN, eps=EPS, seed=st.integers(0, 2**32 - 1))
+def test_batch_norm_sign_folded_with_torch_matches_torch(channels, k, eps, seed):
+    rng = np.random.default_rng(seed)
+    stats = batch_norm_stats(channels, k, rng)
+    module = bn_chain_module(channels, k, stats, eps, "binarize")
+    folded = run(module, FoldToIntegerPass(batch_norm="torch"))
+    assert ops_of(folded, ThresholdOp) and not ops_of(folded, BatchNormOp)
+    x = domain_input(k, channels, rng)
+    y = torch_batch_norm(x, k, stats, eps)
+    expected = pack_bits(torch.where(y >= 0, 1, -1).numpy()).view(np.int8)
+    (got,) = evaluate(folded, [x])
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_sign_directions_and_constant_channels():
+    # y = x - 2 (rising), y = -(x - 2) (falling), gamma = 0 with beta >= 0 / < 0 (constants),
+    # beta dominating on [-9, 9] (constant), and y = x exactly 0 at x = 0 (+1 there).
+    stats = (
+        np.array([2, 2, 0, 0, 0, 0], F32),
+        np.array([1, 1, 1, 1, 1, 1], F32),
+        np.array([1, -1, 0, 0, 1, 1], F32),
+        np.array([0, 0, 0, -0.5, 100, 0], F32),
+    )
+    module = bn_chain_module(6, 9, stats, 0.0, "binarize")
+    folded = run(module, FoldToIntegerPass())
+    (t,) = ops_of(folded, ThresholdOp)
+    assert list(t.thresholds.get_values()) == [2, 2, -(2**31), -(2**31), -(2**31), 0]
+    assert list(t.directions.get_values()) == [1, -1, 1, -1, 1, 1]
+    assert_same_outputs(module, folded, [domain_input(9, 6, np.random.default_rng(0))])
+
+
+# ---------------------------------------------------------------------------------------------
+# bnn-fold-to-integer: BatchNorm + clip8 -> requant8
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(channels=st.integers(1, 9), k=DOMAIN, eps=EPS, gain=st.sampled_from([0.1, 1.0, 20.0]),
+       seed=st.integers(0, 2**32 - 1))
+def test_batch_norm_clip8_folds_exactly(channels, k, eps, gain, seed):
+    rng = np.random.default_rng(seed)
+    stats = batch_norm_stats(channels, k, rng, gain * 127 / k)
+    module = bn_chain_module(channels, k, stats, eps, "clip8")
+    folded = run(module, FoldToIntegerPass())
+    (requant,) = ops_of(folded, Requant8Op)
+    assert requant.kind.data in ("affine", "breakpoints", "table")
+    assert not ops_of(folded, BatchNormOp) and not ops_of(folded, Clip8Op)
+    x = domain_input(k, channels, rng)
+    assert_same_outputs(module, folded, [x])
+
+
+@settings(max_examples=15, deadline=None)
+@given(channels=st.integers(1, 9), k=DOMAIN, eps=EPS, gain=st.sampled_from([0.1, 1.0, 20.0]),
+       seed=st.integers(0, 2**32 - 1))
+def test_batch_norm_clip8_folded_with_torch_matches_torch(channels, k, eps, gain, seed):
+    rng = np.random.default_rng(seed)
+    stats = batch_norm_stats(channels, k, rng, gain * 127 / k)
+    module = bn_chain_module(channels, k, stats, eps, "clip8")
+    folded = run(module, FoldToIntegerPass(batch_norm="torch"))
+    assert ops_of(folded, Requant8Op)
+    x = domain_input(k, channels, rng)
+    y = torch_batch_norm(x, k, stats, eps)
+    expected = torch.clamp(torch.round(y), -127, 127).to(torch.int8).numpy()
+    (got,) = evaluate(folded, [x])
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_requant_kinds_affine_and_breakpoints():
+    # 4x + 3 is affine; x / 2 with round half to even (0.5 -> 0, 1.5 -> 2) is not, but monotone.
+    affine = bn_chain_module(2, 40, (np.zeros(2, F32), np.ones(2, F32),
+                                     np.array([4, -4], F32), np.array([3, 3], F32)), 0.0, "clip8")
+    half = bn_chain_module(1, 300, (np.zeros(1, F32), np.ones(1, F32), np.array([0.5], F32),
+                                    np.zeros(1, F32)), 0.0, "clip8")
+    for module, kind in ((affine, "affine"), (half, "breakpoints")):
+        folded = run(module, FoldToIntegerPass())
+        (requant,) = ops_of(folded, Requant8Op)
+        assert requant.kind.data == kind
+        k = 40 if module is affine else 300
+        c = 2 if module is affine else 1
+        assert_same_outputs(module, folded, [domain_input(k, c, np.random.default_rng(1))])
+
+
+# ---------------------------------------------------------------------------------------------
+# bnn-fold-to-integer: other chains, casts only, and what is not folded
+# ---------------------------------------------------------------------------------------------
+
+
+def chain_module(k: int, channels: int, build: Callable[[Body, SSAValue, list[int]], SSAValue],
+                 terminal: str, source=i32) -> ModuleOp:
+    """``terminal(build(cast(x)))`` with ``x = hardtanh(arg, -k, k)`` for i32, else the argument
+    (``[2k+7, C]``; ``[256, C]`` for i8, the whole domain)."""
+    d = 256 if source == i8 else 2 * k + 7
+    shape = [d, channels]
+    body = Body([TensorType(source, shape)])
+    x = bounded_input(body, k) if source == i32 else body.args[0]
+    y = build(body, body(CastOp(x, ftype(shape))), shape)
+    if terminal == "binarize":
+        return body.module(body(BinarizeOp(y, bits_type(shape))))
+    return body.module(body(Clip8Op(y, TensorType(i8, shape))))
+
+
+@settings(max_examples=20, deadline=None)
+@given(channels=st.integers(1, 6), k=st.sampled_from([7, 45, 600]),
+       terminal=st.sampled_from(["binarize", "clip8"]), seed=st.integers(0, 2**32 - 1))
+def test_affine_and_activation_chains_fold_exactly(channels, k, terminal, seed):
+    rng = np.random.default_rng(seed)
+    scale = (rng.standard_normal(channels) * 127 / k * 4).astype(F32)
+    bias = (rng.standard_normal(channels) * 30).astype(F32)
+    slopes = (rng.random(channels) * 0.5 + 0.01).astype(F32)
+    stats = batch_norm_stats(channels, k, rng, 127 / k)
+
+    def build(body: Body, x: SSAValue, shape) -> SSAValue:
+        y = body(BatchNormOp(x, *stats, eps=1e-5, result_type=ftype(shape)))
+        y = body(ActivationOp.prelu(y, slopes, result_type=ftype(shape)))
+        y = body(AffineOp(y, scale, bias, result_type=ftype(shape)))
+        y = body(ActivationOp.hardtanh(y, -100.5, 90.25, result_type=ftype(shape)))
+        return body(ActivationOp.relu(y, result_type=ftype(shape))) if seed % 2 else y
+
+    module = chain_module(k, channels, build, terminal)
+    folded = run(module, FoldToIntegerPass())
+    assert not ops_of(folded, BatchNormOp) and not ops_of(folded, AffineOp)
+    assert_same_outputs(module, folded, [domain_input(k, channels, rng)])
+
+
+@pytest.mark.parametrize("source", [i8, i16, i32])
+def test_casts_alone_fold_to_integer_ops(source):
+    def identity(body, x, shape):
+        return body(CastOp(x, ftype(shape)))  # f32 -> f32 copy
+
+    for terminal in ("binarize", "clip8"):
+        module = chain_module(200, 11, identity, terminal, source=source)
+        folded = run(module, FoldToIntegerPass())
+        assert not ops_of(folded, CastOp)
+        if terminal == "clip8":
+            expected = Requant8Op if source == i8 else Clip8Op
+            assert len(ops_of(folded, expected)) == 1
+        dtype = {8: np.int8, 16: np.int16, 32: np.int32}[source.width.data]
+        info = np.iinfo(dtype)
+        rng = np.random.default_rng(2)
+        d = 256 if source == i8 else 407
+        x = rng.integers(info.min, info.max, size=(d, 11), endpoint=True).astype(dtype)
+        x[:4] = [[info.min], [info.max], [0], [-1]]
+        assert_same_outputs(module, folded, [x])
+
+
+def test_float_input_is_not_folded():
+    body = Body([ftype([4, 3])])
+    y = body(BatchNormOp(body.args[0], [0] * 3, [1] * 3, [1] * 3, [0] * 3,
+                         result_type=ftype([4, 3])))
+    module = body.module(body(BinarizeOp(y, bits_type([4, 3]))))
+    folded = run(module, FoldToIntegerPass())
+    assert str(folded) == str(module)
+
+
+def test_non_monotone_chain_is_left_unchanged_with_a_warning():
+    def v_shape(body, x, shape):  # |x| - 5: +1 outside (-5, 5), two switching points
+        y = body(ActivationOp.prelu(x, [-1.0], result_type=ftype(shape)))
+        return body(AffineOp(y, [1.0], [-5.0], result_type=ftype(shape)))
+
+    for terminal in ("binarize", "clip8"):
+        module = chain_module(200, 1, v_shape, terminal)
+        if terminal == "clip8":  # not monotone: no affine nor breakpoints; 401 values: no table
+            pattern = "not monotone"
+        else:
+            pattern = "not a single-threshold step function"
+        with pytest.warns(FoldNotApplied, match=pattern):
+            folded = run(module, FoldToIntegerPass())
+        assert str(folded) == str(module)
+
+
+def test_non_monotone_clip8_on_int8_becomes_a_table():
+    def v_shape(body, x, shape):  # clip8(|x| - 5) on the whole int8 domain
+        y = body(ActivationOp.prelu(x, [-1.0], result_type=ftype(shape)))
+        return body(AffineOp(y, [1.0], [-5.0], result_type=ftype(shape)))
+
+    module = chain_module(0, 1, v_shape, "clip8", source=i8)
+    folded = run(module, FoldToIntegerPass())
+    (requant,) = ops_of(folded, Requant8Op)
+    assert requant.kind.data == "table"
+    x = np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
+    (got,) = assert_same_outputs(module, folded, [x])
+    np.testing.assert_array_equal(got[:, 0], np.clip(np.abs(x[:, 0].astype(int)) - 5, -127, 127))
+
+
+def test_unbounded_input_is_left_unchanged_with_a_warning():
+    body = Body([TensorType(i32, [4, 2])])
+    f = body(CastOp(body.args[0], ftype([4, 2])))
+    y = body(BatchNormOp(f, [0, 0], [1, 1], [1, 1], [0, 0], result_type=ftype([4, 2])))
+    module = body.module(body(Clip8Op(y, TensorType(i8, [4, 2]))))
+    with pytest.warns(FoldNotApplied, match="exceeds"):
+        folded = run(module, FoldToIntegerPass())
+    assert str(folded) == str(module)
+
+
+def test_unknown_batch_norm_mode_fails():
+    module = bn_chain_module(1, 3, batch_norm_stats(1, 3, np.random.default_rng(0)), 0.0, "binarize")
+    with pytest.raises(PassFailedException, match="batch-norm"):
+        run(module, FoldToIntegerPass(batch_norm="fused"))
+
+
+def test_new_ops_keep_the_location():
+    from xdsl.dialects.builtin import NameLoc, StringAttr, UnknownLoc
+
+    module = bn_chain_module(2, 5, batch_norm_stats(2, 5, np.random.default_rng(3)), 0.0, "binarize")
+    (binarize,) = ops_of(module, BinarizeOp)
+    binarize.location = NameLoc(StringAttr("layer3.sign"), UnknownLoc())
+    folded = run(module, FoldToIntegerPass())
+    (threshold,) = ops_of(folded, ThresholdOp)
+    assert threshold.location == binarize.location
+
+
+# ---------------------------------------------------------------------------------------------
+# bnn-fuse-output and the whole "optimized" stage on binary convolutions
+# ---------------------------------------------------------------------------------------------
+
+
+def conv_module(n_in: int, c_in: int, c_out: int, kernel: int, pad_value: int, tail: str,
+                stats=None) -> ModuleOp:
+    """Packed input -> bconv2d (3x3 weights as an argument) -> ``tail``."""
+    words = packed_words(c_in)
+    x_t = TensorType(i8, [1, n_in, n_in, words])
+    w_t = TensorType(i8, [c_out, kernel, kernel, words])
+    o = n_in - kernel + 3  # padding 1 on every side
+    body = Body([x_t, w_t])
+    acc = body(BConv2dOp(*body.args, in_channels=c_in, padding=(1, 1, 1, 1), pad_value=pad_value,
+                         result_type=TensorType(i32, [1, o, o, c_out])))
+    shape = [1, o, o, c_out]
+    if tail == "clip8":
+        return body.module(body(Clip8Op(acc, TensorType(i8, shape))))
+    f = body(CastOp(acc, ftype(shape)))
+    y = body(BatchNormOp(f, *stats, eps=1e-5, result_type=ftype(shape)))
+    if tail == "bn_sign":
+        return body.module(body(BinarizeOp(y, bits_type(shape))))
+    return body.module(body(Clip8Op(y, TensorType(i8, shape))))
+
+
+def conv_inputs(module: ModuleOp, rng: np.random.Generator) -> list[np.ndarray]:
+    """Random packed input and weights; the first samples are uniform so that +-K occurs."""
+    fn = next(op for op in module.walk() if isinstance(op, func.FuncOp))
+    x_t, w_t = fn.function_type.inputs.data
+    x = rng.integers(-128, 128, size=tuple(x_t.get_shape())).astype(np.int8)
+    w = rng.integers(-128, 128, size=tuple(w_t.get_shape())).astype(np.int8)
+    w[0] = 0  # output channel 0 all +1: x all +1 gives +K, all -1 gives -K
+    x[0, :2] = 0
+    x[0, -2:] = -1
+    return [x, w]
+
+
+@settings(max_examples=12, deadline=None)
+@given(c_in=st.integers(1, 20), c_out=st.integers(1, 12), pad_value=st.sampled_from([-1, 0, 1]),
+       tail=st.sampled_from(["clip8", "bn_sign", "bn_clip8"]), seed=st.integers(0, 2**32 - 1))
+def test_optimized_stage_on_convolutions(c_in, c_out, pad_value, tail, seed):
+    rng = np.random.default_rng(seed)
+    k = 9 * c_in
+    stats = batch_norm_stats(c_out, k, rng, 127 / k if tail == "bn_clip8" else 1.0)
+    module = conv_module(6, c_in, c_out, 3, pad_value, tail, stats)
+    optimized = run(module, *stage_passes("optimized"))
+    (conv,) = ops_of(optimized, BConv2dOp)
+    expected_kind = {"clip8": "clip8", "bn_sign": "threshold", "bn_clip8": "i32"}[tail]
+    assert conv.output_kind == expected_kind
+    assert [op.name for op in optimized.walk() if op.name.startswith("bnn.")] == (
+        ["bnn.bconv2d", "bnn.requant8"] if tail == "bn_clip8" else ["bnn.bconv2d"]
+    )
+    for i in range(3):
+        assert_same_outputs(module, optimized, conv_inputs(module, np.random.default_rng(seed + i)))
+
+
+def test_fusion_needs_a_single_use():
+    body = Body([TensorType(i8, [1, 4, 4, 1]), TensorType(i8, [2, 3, 3, 1])])
+    acc = body(BConv2dOp(*body.args, in_channels=5, result_type=TensorType(i32, [1, 2, 2, 2])))
+    q = body(Clip8Op(acc, TensorType(i8, [1, 2, 2, 2])))
+    module = body.module(q, acc)
+    fused = run(module, FuseOutputPass())
+    assert str(fused) == str(module)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value ranges
+# ---------------------------------------------------------------------------------------------
+
+
+def test_int_range_arithmetic():
+    a, b = IntRange(-3, 5), IntRange(2, 2)
+    assert a + b == IntRange(-1, 7)
+    assert a.union(IntRange(7, 9)) == IntRange(-3, 9)
+    assert IntRange(-300, 50).clamp(-127, 127) == IntRange(-127, 50)
+    assert IntRange(200, 300).clamp(-127, 127) == IntRange(127, 127)
+    assert IntRange.of_type(i8) == IntRange(-128, 127)
+    assert IntRange.of_type(f32) is None
+    with pytest.raises(ValueError):
+        IntRange(1, 0)
+
+
+def test_value_ranges_of_a_residual_block():
+    body = Body([TensorType(i8, [1, 4, 4, 1]), TensorType(i8, [2, 3, 3, 1]),
+                 TensorType(i32, [1, 4, 4, 2])])
+    x, w, r = body.args
+    acc = body(BConv2dOp(x, w, in_channels=7, padding=(1, 1, 1, 1),
+                         result_type=TensorType(i32, [1, 4, 4, 2])))
+    q = body(Clip8Op(acc, TensorType(i8, [1, 4, 4, 2])))
+    s = body(AddOp(q, q, TensorType(i16, [1, 4, 4, 2])))
+    wide = body(AddOp(s, r, TensorType(i32, [1, 4, 4, 2])))
+    f = body(CastOp(s, ftype([1, 4, 4, 2])))
+    g = body(AddOp(f, f, ftype([1, 4, 4, 2])))
+    const = body(arith.ConstantOp(numpy_to_dense(np.array([[-2.0, 7.0]], F32))))
+    frac = body(arith.ConstantOp(numpy_to_dense(np.array([0.5, 7.0], F32))))
+    bits = body(BinarizeOp(f, bits_type([1, 4, 4, 2])))
+    module = body.module(wide, g, const, frac, bits)
+    ranges = ValueRanges()
+    ranges.prime(module)
+    assert ranges.range_of(acc) == IntRange(-63, 63)
+    assert ranges.range_of(q) == IntRange(-63, 63)
+    assert ranges.range_of(s) == IntRange(-126, 126)
+    assert ranges.range_of(wide) == IntRange(-(2**31), 2**31 - 1)  # may wrap
+    assert ranges.range_of(f) == IntRange(-126, 126)
+    assert ranges.range_of(g) == IntRange(-252, 252)
+    assert ranges.range_of(const) == IntRange(-2, 7)
+    assert ranges.range_of(frac) is None
+    assert ranges.range_of(bits) is None
+    assert isinstance(const.owner.value, DenseIntOrFPElementsAttr)
+
+
+def test_fold_uses_the_range_of_the_producer():
+    # A clip8 stream is [-127, 127], so the threshold is exact there even if it would not be
+    # beyond: with y = x - 200, every value of the stream is -1.
+    body = Body([TensorType(i32, [3, 1])])
+    q = body(Clip8Op(body.args[0], TensorType(i8, [3, 1])))
+    f = body(CastOp(q, ftype([3, 1])))
+    y = body(AffineOp(f, [1.0], [-200.0], result_type=ftype([3, 1])))
+    module = body.module(body(BinarizeOp(y, bits_type([3, 1]))))
+    folded = run(module, FoldToIntegerPass())
+    (t,) = ops_of(folded, ThresholdOp)
+    assert (list(t.thresholds.get_values()), list(t.directions.get_values())) == ([-(2**31)], [-1])
+    x = np.array([[-(2**31)], [2**31 - 1], [5]], dtype=np.int32)
+    assert_same_outputs(module, folded, [x])
+
+
+def test_warnings_are_not_raised_for_folded_ops():
+    module = bn_chain_module(3, 45, batch_norm_stats(3, 45, np.random.default_rng(5)), 1e-5,
+                             "clip8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FoldNotApplied)
+        run(module, FoldToIntegerPass())
