@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, builtin, cf, func, llvm, memref, vector
+from xdsl.dialects import arith, builtin, cf, func, llvm, math, memref, vector
 from xdsl.dialects.builtin import (
+    Float32Type,
     AffineMapAttr,
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -84,9 +85,11 @@ LOOP_LEVEL_OPS = frozenset(
             for name in (
                 "constant", "addi", "subi", "muli", "divui", "remui", "divsi", "remsi", "andi",
                 "ori", "xori", "shli", "shrui", "shrsi", "cmpi", "cmpf", "select", "extui",
-                "extsi", "trunci", "index_cast", "maxsi", "minsi",
+                "extsi", "trunci", "index_cast", "maxsi", "minsi", "addf", "subf", "mulf", "divf",
+                "maximumf", "minimumf", "negf", "sitofp", "fptosi",
             )
         ),
+        "math.roundeven",
         "memref.load",
         "memref.store",
         "memref.view",
@@ -599,6 +602,59 @@ class ReductionToLLVM(RewritePattern):
 
 
 # ---------------------------------------------------------------------------------------------
+# Floats (IEEE single operations: no fast-math flags, no contraction into fused multiply-adds)
+# ---------------------------------------------------------------------------------------------
+
+_FLOAT_BINARY: dict[type[Operation], type[Operation]] = {
+    arith.AddfOp: llvm.FAddOp,
+    arith.SubfOp: llvm.FSubOp,
+    arith.MulfOp: llvm.FMulOp,
+    arith.DivfOp: llvm.FDivOp,
+}
+
+_FLOAT_INTRINSIC: dict[type[Operation], str] = {
+    arith.MaximumfOp: "llvm.maximum",
+    arith.MinimumfOp: "llvm.minimum",
+    math.RoundEvenOp: "llvm.roundeven",
+}
+
+
+def _float_suffix(t: Attribute) -> str:
+    if isinstance(t, VectorType):
+        return f"v{t.get_shape()[0]}{_float_suffix(t.element_type)}"
+    if isinstance(t, Float32Type):
+        return "f32"
+    raise _fail(f"unsupported float type {t}")
+
+
+class FloatToLLVM(RewritePattern):
+    """Float arithmetic one to one; ``maximumf``/``minimumf`` (NaN-propagating, ``-0 < +0``)
+    and ``math.roundeven`` (ties to even) to their LLVM intrinsics; ``sitofp`` to a cast and
+    ``fptosi`` to the saturating ``llvm.fptosi.sat`` (exact on values that fit)."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /):
+        if not isinstance(op, (*_FLOAT_BINARY, *_FLOAT_INTRINSIC, arith.NegfOp, arith.SIToFPOp,
+                               arith.FPToSIOp)):
+            return
+        args = [_llvm_value(rewriter, v) for v in op.operands]
+        if (lowered := _FLOAT_BINARY.get(type(op))) is not None:
+            result = _emit(rewriter, lowered(*args))  # type: ignore[call-arg]
+        elif (intrinsic := _FLOAT_INTRINSIC.get(type(op))) is not None:
+            t = args[0].type
+            name = f"{intrinsic}.{_float_suffix(t)}"
+            result = _emit(rewriter, llvm.CallIntrinsicOp(name, args, [t]))
+        elif isinstance(op, arith.NegfOp):
+            result = _emit(rewriter, llvm.FNegOp(args[0]))
+        elif isinstance(op, arith.SIToFPOp):
+            result = _emit(rewriter, llvm.SIToFPOp(args[0], convert_type(op.result.type)))
+        else:
+            target = convert_type(op.results[0].type)
+            name = f"llvm.fptosi.sat.{intrinsic_suffix(target)}.{_float_suffix(args[0].type)}"  # type: ignore[arg-type]
+            result = _emit(rewriter, llvm.CallIntrinsicOp(name, args, [target]))
+        _replace(rewriter, op, [result])
+
+
+# ---------------------------------------------------------------------------------------------
 # The pass
 # ---------------------------------------------------------------------------------------------
 
@@ -612,6 +668,7 @@ def body_patterns(target: TargetInfo) -> list[RewritePattern]:
         CmpfToLLVM(),
         SelectToLLVM(),
         IntCastToLLVM(),
+        FloatToLLVM(),
         ReturnToLLVM(),
         CallToLLVM(),
         BranchToLLVM(),

@@ -56,9 +56,11 @@ from bnnmlir.ir_utils import static_memref
 from bnnmlir.passes.loops.bconv2d import ThresholdTables, lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
+from bnnmlir.passes.loops.support import SUPPORT_LOWERED_OPS, lower_support_op
 from bnnmlir.target import get_target
 
-LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
+CORE_LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
+LOWERED_OPS = (*CORE_LOWERED_OPS, *SUPPORT_LOWERED_OPS)
 
 
 class _ModuleGlobals:
@@ -186,6 +188,10 @@ class LowerBnnToLoopsPass(ModulePass):
             lower_binarize(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
         elif isinstance(bnn_op, Clip8Op):
             lower_clip8(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
+        elif isinstance(bnn_op, SUPPORT_LOWERED_OPS):
+            lower_support_op(
+                em, bnn_op, lambda stem, values, mtype: module_globals.add(stem, values, mtype, fn)
+            )
         elif isinstance(bnn_op, ThresholdOp):
             directions = list(bnn_op.directions.get_values())
             tables = self._threshold_tables(

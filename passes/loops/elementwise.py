@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from xdsl.dialects import arith
+from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import Float32Type, IntegerType, MemRefType, i8, i32
 from xdsl.ir import SSAValue
 
@@ -135,14 +135,22 @@ def lower_threshold(
 
 
 def lower_clip8(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
-    """``bnn.clip8``: ``trunci(minsi(maxsi(x, -127), 127))`` element by element."""
+    """``bnn.clip8``: ``trunci(minsi(maxsi(x, -127), 127))`` element by element; ``f32`` input is
+    first rounded half to even and clamped in float (``math.roundeven``, ``maximumf``,
+    ``minimumf``), then converted (``fptosi``, exact on [-127, 127])."""
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
     elem = in_type.get_element_type()
-    assert isinstance(elem, IntegerType)
 
     def body(e: Emitter, idx: list[SSAValue]) -> None:
         x = e.load(inp, idx)
+        if isinstance(elem, Float32Type):
+            x = e.emit(math.RoundEvenOp(x))
+            x = e.emit(arith.MaximumfOp(x, e.f32(float(CLIP8_MIN))))
+            x = e.emit(arith.MinimumfOp(x, e.f32(float(CLIP8_MAX))))
+            e.store(e.emit(arith.TruncIOp(e.emit(arith.FPToSIOp(x, i32)), i8)), out, idx)
+            return
+        assert isinstance(elem, IntegerType)
         x = e.emit(arith.MaxSIOp(x, e.int(CLIP8_MIN, elem)))
         x = e.emit(arith.MinSIOp(x, e.int(CLIP8_MAX, elem)))
         e.store(e.emit(arith.TruncIOp(x, i8)), out, idx)

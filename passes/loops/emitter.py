@@ -86,7 +86,10 @@ class Emitter:
         )
 
     def f32_zero(self) -> SSAValue:
-        return self.pool.get(("f32", 0.0), lambda: arith.ConstantOp(FloatAttr(0.0, f32)))
+        return self.f32(0.0)
+
+    def f32(self, value: float) -> SSAValue:
+        return self.pool.get(("f32", value), lambda: arith.ConstantOp(FloatAttr(value, f32)))
 
     def vector_const(self, values: Sequence[int], elem: IntegerType) -> SSAValue:
         width = elem.width.data

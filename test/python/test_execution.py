@@ -160,3 +160,17 @@ def test_invalid_ir_raises_compile_error_with_location():
             "  %y = bnn.clip8 %x : tensor<4xi32> -> tensor<4xi16>\n"
             "  func.return %y : tensor<4xi16>\n}"
         )
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("aarch64", marks=requires_aarch64)])
+def test_float_clip8_rounds_half_to_even_and_saturates(target):
+    text = (
+        "func.func @f(%x: tensor<16xf32>) -> tensor<16xi8> {\n"
+        "  %y = bnn.clip8 %x : tensor<16xf32> -> tensor<16xi8>\n"
+        "  func.return %y : tensor<16xi8>\n}"
+    )
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, -127.5, 1e9, -1e9, -0.0,
+                  0.49999997, 3.7, -3.2, 126.49], np.float32)
+    program = compile_module(parse_mlir(text), target=target, threads=1)
+    got = program(x)[0] if target == "host" else program.run_aarch64(x)[0]
+    assert got.tolist() == [0, 2, 2, 0, -2, -2, 126, 127, -127, 127, -127, 0, 0, 4, -3, 126]

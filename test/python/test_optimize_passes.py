@@ -439,16 +439,19 @@ def conv_module(n_in: int, c_in: int, c_out: int, kernel: int, pad_value: int, t
     return body.module(body(Clip8Op(y, TensorType(i8, shape))))
 
 
-def conv_inputs(module: ModuleOp, rng: np.random.Generator) -> list[np.ndarray]:
-    """Random packed input and weights; the first samples are uniform so that +-K occurs."""
+def conv_inputs(module: ModuleOp, channels: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Random packed input and weights (the bits past ``channels`` 0, as packing leaves them);
+    the first rows of the input are all +1 or all -1 and output channel 0 is all +1, so that
+    ``+K`` and ``-K`` occur."""
     fn = next(op for op in module.walk() if isinstance(op, func.FuncOp))
     x_t, w_t = fn.function_type.inputs.data
-    x = rng.integers(-128, 128, size=tuple(x_t.get_shape())).astype(np.int8)
-    w = rng.integers(-128, 128, size=tuple(w_t.get_shape())).astype(np.int8)
-    w[0] = 0  # output channel 0 all +1: x all +1 gives +K, all -1 gives -K
-    x[0, :2] = 0
+    pm1 = [rng.choice(np.array([-1, 1], np.int8), size=(*t.get_shape()[:-1], channels))
+           for t in (x_t, w_t)]
+    x, w = pm1
+    w[0] = 1
+    x[0, :2] = 1
     x[0, -2:] = -1
-    return [x, w]
+    return [pack_bits(x).view(np.int8), pack_bits(w).view(np.int8)]
 
 
 @settings(max_examples=12, deadline=None)
@@ -467,7 +470,8 @@ def test_optimized_stage_on_convolutions(c_in, c_out, pad_value, tail, seed):
         ["bnn.bconv2d", "bnn.requant8"] if tail == "bn_clip8" else ["bnn.bconv2d"]
     )
     for i in range(3):
-        assert_same_outputs(module, optimized, conv_inputs(module, np.random.default_rng(seed + i)))
+        inputs = conv_inputs(module, c_in, np.random.default_rng(seed + i))
+        assert_same_outputs(module, optimized, inputs)
 
 
 def test_fusion_needs_a_single_use():
@@ -546,3 +550,28 @@ def test_warnings_are_not_raised_for_folded_ops():
     with warnings.catch_warnings():
         warnings.simplefilter("error", FoldNotApplied)
         run(module, FoldToIntegerPass())
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled: the whole pipeline after folding and fusion, on the host
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tail", ["bn_sign", "bn_clip8", "clip8"])
+def test_compiled_program_matches_the_unoptimized_reference(tail):
+    from bnnmlir.compiler import compile_module
+
+    rng = np.random.default_rng(11)
+    c_in, c_out = 13, 10
+    k = 9 * c_in
+    stats = batch_norm_stats(c_out, k, rng, 127 / k if tail == "bn_clip8" else 1.0)
+    module = conv_module(7, c_in, c_out, 3, 0, tail, stats)
+    program = compile_module(module.clone(), target="host", threads=1)
+    optimized = program.mlir("optimized")
+    assert "bnn.batch_norm" not in optimized and "bnn.cast" not in optimized
+    for i in range(3):
+        inputs = conv_inputs(module, c_in, np.random.default_rng(100 + i))
+        expected = evaluate(module, inputs)
+        got = program(*inputs)
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(g, e)
