@@ -171,3 +171,14 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
         imported.module.clone(), target=target, threads=threads, imported=imported.module
     )
     return CompiledModel(imported, program)
+
+
+def compile_exported(program, *, target: str = "host", threads: int | None = None) -> CompiledModel:
+    """Compile a ``torch.export.ExportedProgram`` (shapes fixed by its example inputs)."""
+    from bnnmlir.frontend import import_exported_program
+
+    imported = import_exported_program(program)
+    compiled = compile_module(
+        imported.module.clone(), target=target, threads=threads, imported=imported.module
+    )
+    return CompiledModel(imported, compiled)

@@ -33,10 +33,8 @@ LAYOUT_OPS = {"bnn.reshape", "bnn.transpose", "bnn.concat", "bnn.cast"}
 def layer_of(op: Operation) -> str:
     """The module path in ``op``'s location, or ``"<model>"`` when it has none."""
     loc = op.location
-    while loc is not None:
-        if isinstance(loc, NameLoc):
-            return loc.name.data
-        loc = getattr(loc, "child_loc", None)
+    if isinstance(loc, NameLoc):
+        return loc.desc.data
     return "<model>"
 
 

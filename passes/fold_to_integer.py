@@ -57,6 +57,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from bnnmlir.dialects.bnn import BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import ActivationOp, AffineOp, BatchNormOp, CastOp, Requant8Op
+from bnnmlir.passes.value_range import ValueRanges, element_type
 from xdsl.context import Context
 from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType, UnknownLoc
 from xdsl.ir import Operation, SSAValue
@@ -69,10 +72,6 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 from xdsl.utils.exceptions import PassFailedException
-
-from bnnmlir.dialects.bnn import BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import ActivationOp, AffineOp, BatchNormOp, CastOp, Requant8Op
-from bnnmlir.passes.value_range import ValueRanges, element_type
 
 BATCH_NORM_MODES = ("op", "torch")
 CHAIN_OPS = (BatchNormOp, AffineOp, ActivationOp, CastOp)
@@ -150,7 +149,7 @@ def _batch_norm_fn(op: BatchNormOp, mode: str):
         # differently (see bnnmlir.folding.torch_fns).
         return lambda x: torch.nn.functional.batch_norm(
             x.contiguous(), params[0], params[1], params[2], params[3], training=False,
-            momentum=0.0, eps=float(eps),
+            momentum=0.0, eps=op.eps.value.data,
         )
     with np.errstate(all="ignore"):  # inf/NaN parameters propagate as the op computes them
         inv = np.float32(1.0) / np.sqrt(var + eps)
@@ -229,7 +228,9 @@ class FoldFloatChain(RewritePattern):
     ranges: ValueRanges
     batch_norm: str = "op"
 
-    def chain_and_domain(self, op: Operation, input: SSAValue) -> tuple[FloatChain, int, int] | None:
+    def chain_and_domain(
+        self, op: Operation, input: SSAValue
+    ) -> tuple[FloatChain, int, int] | None:
         if not isinstance(element_type(input), Float32Type) or not op.results:
             return None
         chain = float_chain(input)

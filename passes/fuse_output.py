@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bnnmlir.dialects.bnn import BConv2dOp, Clip8Op, ThresholdOp
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Attribute, Operation
@@ -29,8 +30,6 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
-
-from bnnmlir.dialects.bnn import BConv2dOp, Clip8Op, ThresholdOp
 
 
 def _sole_conv_producer(op: Operation) -> BConv2dOp | None:

@@ -8,6 +8,18 @@ Importing this package imports ``torch``.
 
 from bnnmlir.frontend.emitter import LayerInfo
 from bnnmlir.frontend.errors import UnsupportedOperationError
-from bnnmlir.frontend.importer import ImportedModel, TensorSpec, import_model
+from bnnmlir.frontend.importer import (
+    ImportedModel,
+    TensorSpec,
+    import_exported_program,
+    import_model,
+)
 
-__all__ = ["ImportedModel", "LayerInfo", "TensorSpec", "UnsupportedOperationError", "import_model"]
+__all__ = [
+    "ImportedModel",
+    "LayerInfo",
+    "TensorSpec",
+    "UnsupportedOperationError",
+    "import_exported_program",
+    "import_model",
+]

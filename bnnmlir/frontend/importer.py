@@ -95,6 +95,12 @@ def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...
     model.eval()
     with torch.no_grad():
         program = torch.export.export(model, tuple(example_inputs))
+    return import_exported_program(program)
+
+
+def import_exported_program(program: torch.export.ExportedProgram) -> ImportedModel:
+    """Import an exported program (e.g. loaded from a ``.pt2`` archive); its shapes are static."""
+    with torch.no_grad():
         program = program.run_decompositions(decomposition_table())
         return GraphImporter(program).run()
 

@@ -76,6 +76,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _compile(args: argparse.Namespace) -> int:
+    """Compile a saved torch.export archive: object + header + runtime, and the report."""
+    from bnnmlir.api import compile_exported
+    from bnnmlir.frontend.archive import load_exported_program
+
+    console = _console()
+    program = load_exported_program(args.model)
+    compiled = compile_exported(program, target=args.target, threads=args.threads or 1)
+    for warning in compiled.warnings:
+        console.print(f"[yellow]warning[/yellow]: {warning}")
+    out = compiled.save(args.output, target=args.target, threads=args.threads)
+    console.print(compiled.report())
+    console.print(f"wrote {out / 'model.o'}, {out / 'model.h'} and {out / 'runtime'}/ ({args.target})")
+    if args.emit:
+        for stage in args.emit:
+            (out / f"model.{stage}.mlir").write_text(compiled.mlir(stage))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bnnmlir.bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
 def _run(args: argparse.Namespace) -> int:
     ok = run_mlir_file(args.file, targets=args.target, seed=args.seed, threads=args.threads)
     return 0 if ok else 1
@@ -92,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     run.add_argument("--threads", type=int, default=None, help="threads of the parallel loops")
     run.set_defaults(handler=_run)
+
+    comp = sub.add_parser("compile", help="compile a saved torch.export archive (.pt2)")
+    comp.add_argument("model", help="file written by torch.export.save (loaded without unpickling)")
+    comp.add_argument("-o", "--output", required=True, help="output directory")
+    comp.add_argument("-t", "--target", default="aarch64-linux-gnu", choices=["aarch64-linux-gnu", "aarch64", "host"])
+    comp.add_argument("--threads", type=int, default=None, help="threads of the parallel loops")
+    comp.add_argument("--emit", action="append", choices=["imported", "optimized", "buffers", "loops", "llvm"],
+                      help="also write the IR after this stage (repeatable)")
+    comp.set_defaults(handler=_compile)
+
+    bench = sub.add_parser("bench", help="benchmarks: host speed vs PyTorch, llvm-mca model of NEON loops")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (see bnnmlir bench -- --help)")
+    bench.set_defaults(handler=_bench)
 
     demo = sub.add_parser("demo", help="the README demo")
     demo.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,10 @@
 // RUN: bnnmlir-opt %s -p bnn-fold-to-integer 2>/dev/null | filecheck %s
 // RUN: bnnmlir-opt %s -p bnn-fold-to-integer 2>&1 >/dev/null | filecheck %s --check-prefix=WARN
 // RUN: bnnmlir-opt %s -p bnn-fold-to-integer --print-debuginfo 2>/dev/null | filecheck %s --check-prefix=LOC
+// The same folds when BatchNorm is evaluated by torch.nn.functional.batch_norm (exact here):
+// RUN: bnnmlir-opt %s -p 'bnn-fold-to-integer{batch-norm=torch}' 2>/dev/null | filecheck %s
+// RUN: not bnnmlir-opt %s -p 'bnn-fold-to-integer{batch-norm=fused}' 2>&1 | filecheck %s --check-prefix=BAD-OPTION
+// BAD-OPTION: bnn-fold-to-integer: batch-norm must be one of op, torch, got 'fused'
 
 // BatchNorm then sign of a convolution (K = 45, x in [-45, 45]), per channel:
 //   0: 0.5x - 0.5 >= 0 <=> x >= 1                  (gamma > 0: direction +1)

@@ -1,0 +1,185 @@
+"""``bnnmlir.compile`` and the ``bnnmlir compile`` command: calling, checking, inspecting, saving."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import bnnmlir
+import bnnmlir.nn as bnn
+from bnnmlir.frontend.archive import UnsafeArchiveError, load_exported_program
+from bnnmlir.tools.cli import main as cli_main
+from conftest import requires_aarch64
+
+
+def binary_net() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        bnn.BinaryConv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        bnn.Clip8(),
+        bnn.BinaryConv2d(16, 12, 3, stride=2, padding=1, pad_value=-1.0),
+    )
+    bn = model[1]
+    bn.running_mean.uniform_(-4, 4)
+    bn.running_var.uniform_(0.5, 3)
+    bn.weight.data.uniform_(-2, 2)
+    bn.weight.data[0] = 0.0
+    bn.bias.data.uniform_(-2, 2)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    model = binary_net()
+    return model, bnnmlir.compile(model, (torch.randn(2, 3, 9, 9),), threads=2)
+
+
+def test_outputs_equal_pytorch(compiled):
+    model, cm = compiled
+    for seed in range(3):
+        x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(seed))
+        y = cm(x)
+        assert y.dtype == torch.float32 and y.shape == (2, 12, 5, 5)
+        assert torch.equal(y, model(x))
+
+
+def test_wrong_inputs_raise(compiled):
+    _, cm = compiled
+    with pytest.raises(ValueError, match=r"must have shape \[2, 3, 9, 9\]"):
+        cm(torch.randn(1, 3, 9, 9))
+    with pytest.raises(TypeError, match="must have dtype torch.float32"):
+        cm(torch.randn(2, 3, 9, 9, dtype=torch.float64))
+    with pytest.raises(TypeError, match="takes 1 inputs, got 2"):
+        cm(torch.randn(2, 3, 9, 9), torch.randn(2, 3, 9, 9))
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        cm(np.zeros((2, 3, 9, 9), np.float32))
+
+
+def test_report_names_layers_and_accumulators(compiled):
+    _, cm = compiled
+    report = cm.report()
+    rows = {r.layer: r for r in report.rows}
+    assert rows["0"].kind == "binary" and rows["0"].accumulator.startswith("i8")
+    assert rows["3"].kind == "binary" and rows["3"].macs == 2 * 5 * 5 * 12 * 9 * 16
+    assert "layer" in str(report) and "MACs" in str(report)
+
+
+def test_every_stage_is_inspectable(compiled):
+    _, cm = compiled
+    assert "bnn.bconv2d" in cm.mlir("imported")
+    assert "bnn.batch_norm" in cm.mlir("imported")
+    assert "bnn.batch_norm" not in cm.mlir("optimized")
+    assert "memref.view" in cm.mlir("buffers")
+    assert "bnn.narrow_acc" in cm.mlir("loops")
+    assert "llvm.func" in cm.mlir("llvm")
+    with pytest.raises(ValueError, match="unknown stage 'nope'"):
+        cm.mlir("nope")
+
+
+MAIN_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "model.h"
+int main(int argc, char **argv) {
+    float in[BNNMLIR_INPUT0_BYTES / 4], out[BNNMLIR_OUTPUT0_BYTES / 4];
+    FILE *f = fopen(argv[1], "rb");
+    if (!f || fread(in, 1, sizeof in, f) != sizeof in) return 2;
+    fclose(f);
+    void *arena = bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES);
+    bnnmlir_set_num_threads(2);
+    forward(in, out, arena);
+    bnnmlir_arena_free(arena);
+    fwrite(out, 1, sizeof out, stdout);
+    return 0;
+}
+"""
+
+
+@requires_aarch64
+def test_saved_object_links_and_runs_under_qemu(compiled, tmp_path: Path):
+    model, cm = compiled
+    out = cm.save(tmp_path / "deploy", target="aarch64-linux-gnu", threads=2)
+    assert {p.name for p in out.iterdir()} >= {"model.o", "model.h", "runtime"}
+    (out / "main.c").write_text(MAIN_C)
+    sources = sorted(str(p) for p in (out / "runtime").glob("*.c"))
+    subprocess.run(
+        ["aarch64-linux-gnu-gcc", "-O2", "-static", "-I", str(out), str(out / "main.c"),
+         str(out / "model.o"), *sources, "-lpthread", "-o", str(out / "prog")],
+        check=True,
+    )
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(7))
+    (out / "x.bin").write_bytes(x.numpy().tobytes())
+    run = subprocess.run(["qemu-aarch64", str(out / "prog"), str(out / "x.bin")], check=True,
+                         capture_output=True, timeout=300)
+    y = torch.from_numpy(np.frombuffer(run.stdout, dtype=np.float32).reshape(2, 12, 5, 5).copy())
+    assert torch.equal(y, model(x))
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pt2") / "model.pt2"
+    torch.export.save(torch.export.export(binary_net(), (torch.randn(2, 3, 9, 9),)), path)
+    return path
+
+
+def test_compile_command_writes_deployment(archive: Path, tmp_path: Path, capsys):
+    assert cli_main(["compile", str(archive), "-o", str(tmp_path / "out"), "--emit", "optimized"]) == 0
+    assert (tmp_path / "out" / "model.o").read_bytes()[:4] == b"\x7fELF"
+    assert "void forward(const float *input0, float *output0, void *arena);" in (
+        tmp_path / "out" / "model.h").read_text()
+    assert "bnn.bconv2d" in (tmp_path / "out" / "model.optimized.mlir").read_text()
+    assert "binary" in capsys.readouterr().out
+
+
+class Payload:
+    """Stands for any pickled object in an archive."""
+
+
+def _rewrite(src: Path, dst: Path, edit) -> None:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            zout.writestr(item, edit(item.filename, zin.read(item.filename)))
+
+
+def test_archives_needing_unpickling_are_refused(archive: Path, tmp_path: Path):
+    def mark_pickled(name: str, data: bytes) -> bytes:
+        if name.endswith("model_weights_config.json"):
+            config = json.loads(data)
+            first = next(iter(config["config"]))
+            config["config"][first]["use_pickle"] = True
+            return json.dumps(config).encode()
+        return data
+
+    bad = tmp_path / "pickled.pt2"
+    _rewrite(archive, bad, mark_pickled)
+    with pytest.raises(UnsafeArchiveError, match="is stored pickled"):
+        load_exported_program(bad)
+
+    def evil_inputs(name: str, data: bytes) -> bytes:
+        if name.endswith("sample_inputs/model.pt"):
+            buffer = io.BytesIO()
+            torch.save(Payload(), buffer)  # an arbitrary object: a weights-only load refuses it
+            return buffer.getvalue()
+        return data
+
+    evil = tmp_path / "evil.pt2"
+    _rewrite(archive, evil, evil_inputs)
+    with pytest.raises(UnsafeArchiveError, match="not loadable as plain tensors"):
+        load_exported_program(evil)
+
+
+def test_compile_command_reports_bad_files(tmp_path: Path, capsys):
+    (tmp_path / "junk.pt2").write_bytes(b"not a zip")
+    assert cli_main(["compile", str(tmp_path / "junk.pt2"), "-o", str(tmp_path / "o")]) == 1
+    assert "not a torch.export archive" in capsys.readouterr().err
+    assert cli_main(["compile", str(tmp_path / "missing.pt2"), "-o", str(tmp_path / "o")]) == 1
+    assert "no such file" in capsys.readouterr().err
