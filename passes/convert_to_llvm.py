@@ -90,6 +90,7 @@ LOOP_LEVEL_OPS = frozenset(
             )
         ),
         "math.roundeven",
+        "math.fma",
         "memref.load",
         "memref.store",
         "memref.view",
@@ -616,6 +617,7 @@ _FLOAT_INTRINSIC: dict[type[Operation], str] = {
     arith.MaximumfOp: "llvm.maximum",
     arith.MinimumfOp: "llvm.minimum",
     math.RoundEvenOp: "llvm.roundeven",
+    math.FmaOp: "llvm.fma",
 }
 
 
@@ -634,7 +636,7 @@ class FloatToLLVM(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /):
         if not isinstance(op, (*_FLOAT_BINARY, *_FLOAT_INTRINSIC, arith.NegfOp, arith.SIToFPOp,
-                               arith.FPToSIOp)):
+                               arith.FPToSIOp, math.FmaOp)):
             return
         args = [_llvm_value(rewriter, v) for v in op.operands]
         if (lowered := _FLOAT_BINARY.get(type(op))) is not None:

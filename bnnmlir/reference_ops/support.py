@@ -93,7 +93,7 @@ def fma_f32(a, b, c) -> np.ndarray:
     return nudged.astype(F32)
 
 
-def batch_norm_scale_shift(mean, var, gamma, beta, eps, fused: bool = False):
+def batch_norm_scale_shift(mean, var, gamma, beta, eps, fused: bool = True):
     """Per-channel ``scale = (1 / sqrt(var + eps)) * gamma`` and ``shift = beta - mean * scale``
     in float32 (``fused``: ``shift`` as one fused multiply-add)."""
     mean, var, gamma, beta = (np.asarray(v, dtype=F32) for v in (mean, var, gamma, beta))
@@ -103,9 +103,9 @@ def batch_norm_scale_shift(mean, var, gamma, beta, eps, fused: bool = False):
     return scale, shift
 
 
-def batch_norm(x, mean, var, gamma, beta, eps, fused: bool = False) -> np.ndarray:
-    """``bnn.batch_norm``: ``x * scale[c] + shift[c]`` (``fused``: one rounding per element, the
-    form of PyTorch builds that contract into fused multiply-adds)."""
+def batch_norm(x, mean, var, gamma, beta, eps, fused: bool = True) -> np.ndarray:
+    """``bnn.batch_norm``: ``fma(x, scale[c], shift[c])`` (one rounding per element, as PyTorch's
+    CPU kernel); ``fused=False`` gives the two-rounding ``x * scale + shift`` for comparison."""
     x = np.asarray(x, dtype=F32)
     scale, shift = batch_norm_scale_shift(mean, var, gamma, beta, eps, fused)
     return fma_f32(x, scale, shift) if fused else x * scale + shift

@@ -31,6 +31,7 @@ constant instead).
 from __future__ import annotations
 
 import struct
+from fractions import Fraction
 from collections.abc import Callable, Sequence
 from math import prod
 
@@ -52,7 +53,7 @@ from bnnmlir.dialects.bnn_support import (
 )
 from bnnmlir.passes.loops.elementwise import loop_nest
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
-from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects import arith, func, math, memref, scf
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     Float32Type,
@@ -261,32 +262,54 @@ def lower_cast(em: Emitter, op: CastOp) -> None:
 
 
 def _scale_shift(em: Emitter, inp: SSAValue, out: SSAValue, params: _Params,
-                 scale: Sequence[float], shift: Sequence[float]) -> None:
+                 scale: Sequence[float], shift: Sequence[float], fused: bool = False) -> None:
+    """``x * scale[c] + shift[c]``: ``math.fma`` (one rounding) or ``mulf`` then ``addf``."""
     scale_of = params.per_channel("__bnn_scale", scale, f32)
     shift_of = params.per_channel("__bnn_shift", shift, f32)
 
     def fn(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
+        if fused:
+            return e.emit(math.FmaOp(x, scale_of(e, c), shift_of(e, c)))
         return e.emit(arith.AddfOp(e.emit(arith.MulfOp(x, scale_of(e, c))), shift_of(e, c)))
 
     _map_elements(em, inp, out, fn)
 
 
+def _round_f32(value: Fraction) -> float:
+    """The float32 nearest to an exact rational (ties to even), without double rounding."""
+    near = np.float32(float(value))  # float() is correctly rounded to float64, then to float32
+    if not np.isfinite(near):
+        return float(near)
+    below, above = np.nextafter(near, np.float32(-np.inf)), np.nextafter(near, np.float32(np.inf))
+    best = min((below, near, above), key=lambda f: (abs(Fraction(float(f)) - value),
+                                                    int(np.float32(f).view(np.uint32)) & 1))
+    return float(best)
+
+
+def _fma_f32(a: float, b: float, c: float) -> float:
+    """``a * b + c`` with one rounding to float32, from the exact rational value."""
+    if not all(np.isfinite((a, b, c))):
+        return float(np.float32(np.float64(a) * np.float64(b) + np.float64(c)))
+    return _round_f32(Fraction(a) * Fraction(b) + Fraction(c))
+
+
 def batch_norm_parameters(op: BatchNormOp) -> tuple[list[float], list[float]]:
-    """``scale = (1 / sqrt(var + eps)) * gamma``, ``shift = beta - mean * scale`` in float32."""
+    """``scale = (1 / sqrt(var + eps)) * gamma``, ``shift = fma(-mean, scale, beta)`` in float32
+    (the op's semantics), computed once at compile time."""
     mean, var, gamma, beta = (
         np.asarray(a.get_values(), dtype=np.float32) for a in (op.mean, op.var, op.gamma, op.beta)
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.float32(1.0) / np.sqrt(var + np.float32(op.eps.value.data))
         scale = inv * gamma
-        shift = beta - mean * scale
-    return [float(v) for v in scale], [float(v) for v in shift]
+    shift = [_fma_f32(float(-m), float(s), float(b)) for m, s, b in zip(mean, scale, beta)]
+    return [float(v) for v in scale], shift
 
 
 def lower_batch_norm(em: Emitter, op: BatchNormOp, params: _Params) -> None:
     assert op.out is not None
     scale, shift = batch_norm_parameters(op)
-    _scale_shift(em, op.input, op.out, params, scale, shift)
+    _scale_shift(em, op.input, op.out, params, scale, shift, fused=True)
 
 
 def lower_affine(em: Emitter, op: AffineOp, params: _Params) -> None:
