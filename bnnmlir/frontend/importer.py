@@ -25,6 +25,7 @@ from __future__ import annotations
 import operator
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -93,7 +94,9 @@ def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...
     translation. Binary-looking layers that stay in float are listed in ``warnings``.
     """
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch.export's own deprecation chatter (pytree LeafSpec) is not the user's concern.
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         program = torch.export.export(model, tuple(example_inputs))
     return import_exported_program(program)
 
