@@ -1,9 +1,10 @@
 """Integer and float support ops of the ``bnn`` dialect (docs/ops.md, "Integer and float support").
 
-These ops carry the layers around the binary core: int8 requantization, float stems and heads,
-BatchNorm that cannot be folded, pooling, activations, residual adds and data movement. Like the
-core ops they have a value form (tensors in, one tensor result) and a buffer form (memrefs in,
-writing ``into`` an output memref, no result); :class:`ShapedOpMixin` checks the form.
+These ops carry the layers around the binary core: int8 requantization, float or exact-integer
+stems and heads, BatchNorm that cannot be folded, pooling, activations, residual adds and data
+movement. Like the core ops they have a value form (tensors in, one tensor result) and a buffer
+form (memrefs in, writing ``into`` an output memref, no result); :class:`ShapedOpMixin` checks
+the form.
 
 Conventions shared by every op below:
 
@@ -68,6 +69,8 @@ Value = SSAValue | Operation
 INT_WIDTHS = (8, 16, 32)
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
+MAX_INT8_FAN_IN = INT32_MAX // (128 * 128)
+"""Largest fan-in of the integer ``bnn.conv2d`` / ``bnn.dense``: ``|acc| <= 128*128*K < 2**31``."""
 BREAKPOINT_PAD = INT32_MAX
 """Value padding the rows of ``bnn.requant8`` breakpoints (counted only at ``x = 2**31 - 1``)."""
 
@@ -444,9 +447,17 @@ class BatchNormOp(ShapedOpMixin, IRDLOperation):
 
 @irdl_op_definition
 class AffineOp(ShapedOpMixin, IRDLOperation):
-    """Per-channel scale and bias in f32: ``out = x * scale[c] + bias[c]`` (multiply, then add).
+    """Per-channel scale (or divisor) and bias in f32, one rounding per operation.
 
-    ``scale`` and ``bias`` are ``f32`` arrays of ``C`` (the last dimension).
+    Exactly one of two forms, with ``f32`` arrays of ``C`` (the last dimension):
+
+    * ``scale``: ``out = x * scale[c] + bias[c]`` (f32 multiply, then f32 add);
+    * ``divisor``: ``out = x / divisor[c] + bias[c]`` (f32 division, then f32 add). Division is
+      not multiplication by the reciprocal in float32 (``x / 3.0`` and ``x * (1 / 3.0)`` differ
+      in the last bit for many ``x``); this form is PyTorch's ``x / d``.
+
+    A ``bias`` of ``-0.0`` adds nothing: ``v + (-0.0)`` is ``v`` for every ``v``, ``-0.0``
+    included (``+0.0`` would turn ``-0.0`` into ``+0.0``).
     """
 
     name = "bnn.affine"
@@ -455,30 +466,46 @@ class AffineOp(ShapedOpMixin, IRDLOperation):
     out = opt_operand_def(MemRefType)
     result = opt_result_def(TensorType)
 
-    scale = prop_def(DenseArrayBase)
+    scale = opt_prop_def(DenseArrayBase)
+    divisor = opt_prop_def(DenseArrayBase)
     bias = prop_def(DenseArrayBase)
 
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = UNARY_FORMAT
 
-    def __init__(self, input: Value, scale: Sequence[float], bias: Sequence[float],
-                 result_type: Attribute | None = None, out: Value | None = None):
-        super().__init__(
-            operands=[input, out],
-            result_types=[result_type],
-            properties={
-                "scale": _array([float(v) for v in scale], f32),
-                "bias": _array([float(v) for v in bias], f32),
-            },
-        )
+    def __init__(self, input: Value, scale: Sequence[float] | None, bias: Sequence[float],
+                 result_type: Attribute | None = None, out: Value | None = None, *,
+                 divisor: Sequence[float] | None = None):
+        if (scale is None) == (divisor is None):
+            raise ValueError("bnn.affine takes exactly one of scale and divisor")
+        props: dict[str, Attribute] = {"bias": _array([float(v) for v in bias], f32)}
+        if scale is not None:
+            props["scale"] = _array([float(v) for v in scale], f32)
+        else:
+            assert divisor is not None
+            props["divisor"] = _array([float(v) for v in divisor], f32)
+        super().__init__(operands=[input, out], result_types=[result_type], properties=props)
+
+    @classmethod
+    def division(cls, input: Value, divisor: Sequence[float], bias: Sequence[float],
+                 result_type: Attribute | None = None, out: Value | None = None) -> AffineOp:
+        """``x / divisor[c] + bias[c]``."""
+        return cls(input, None, bias, result_type, out, divisor=divisor)
+
+    @property
+    def divides(self) -> bool:
+        """True for the ``divisor`` form."""
+        return self.divisor is not None
 
     def verify_(self) -> None:
         _, shape = _check_float_unary(self)
-        _check_channel_f32(self, ("scale", "bias"), shape[-1])
+        if (self.scale is None) == (self.divisor is None):
+            raise VerifyException(f"'{self.name}' needs exactly one of 'scale' and 'divisor'")
+        _check_channel_f32(self, ("divisor" if self.divides else "scale", "bias"), shape[-1])
 
 
 # ---------------------------------------------------------------------------------------------
-# Float convolution and dense layers
+# Convolution and dense layers (float or exact integer)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -495,16 +522,35 @@ class _WeightedMixin(ShapedOpMixin):
             attributes=dict(op.attributes),
         )
 
-    def _check_weighted(self, in_elems: str, in_ok) -> tuple[Attribute, tuple, tuple]:
+    def _check_weighted(self, in_elems: str, in_ok) -> tuple[Attribute, tuple, tuple, bool]:
+        """Checks the operands; returns ``(output type, input shape, weight shape, integer)``.
+
+        Integer form: ``i8`` input, ``i8`` weight, no bias (``i32`` result). Float form: ``f32``
+        weight, input elements accepted by ``in_ok``, optional ``f32`` bias (``f32`` result).
+        """
         op: IRDLOperation = self  # type: ignore[assignment]
         x, w, b = op.input, op.weight, op.bias  # type: ignore[attr-defined]
         out_type = self._check_form([x, w] + ([b] if b is not None else []))
-        if not in_ok(elem_of(x.type)):
-            raise VerifyException(
-                f"'{op.name}' input elements must be {in_elems}, got {elem_of(x.type)}"
-            )
-        if not _is_f32(elem_of(w.type)):
-            raise VerifyException(f"'{op.name}' weight must be f32, got {describe(w.type)}")
+        x_elem, w_elem = elem_of(x.type), elem_of(w.type)
+        integer = is_int(w_elem, 8)
+        if integer:
+            if not is_int(x_elem, 8):
+                raise VerifyException(
+                    f"'{op.name}' with i8 weights is the integer form and needs i8 input, got "
+                    f"{x_elem} (all-integer or all-float)"
+                )
+            if b is not None:
+                raise VerifyException(
+                    f"'{op.name}' integer form (i8 input and weights) takes no bias; add it after "
+                    "the i32 result"
+                )
+        else:
+            if not in_ok(x_elem):
+                raise VerifyException(f"'{op.name}' input elements must be {in_elems}, got {x_elem}")
+            if not _is_f32(w_elem):
+                raise VerifyException(
+                    f"'{op.name}' weight must be f32 (or i8 with i8 input), got {describe(w.type)}"
+                )
         w_shape = static_shape(op.name, w.type)
         if b is not None:
             if static_shape(op.name, b.type) != (w_shape[0],) or not _is_f32(elem_of(b.type)):
@@ -512,23 +558,40 @@ class _WeightedMixin(ShapedOpMixin):
                     f"'{op.name}' bias must be f32 [{w_shape[0]}] (one per output channel), got "
                     f"{describe(b.type)}"
                 )
-        return out_type, static_shape(op.name, x.type), w_shape
+        return out_type, static_shape(op.name, x.type), w_shape, integer
+
+    def _check_fan_in(self, fan_in: int) -> None:
+        """The integer form accumulates in ``i32``: ``128 * 128 * fan_in`` must fit."""
+        op: IRDLOperation = self  # type: ignore[assignment]
+        if fan_in > MAX_INT8_FAN_IN:
+            raise VerifyException(
+                f"'{op.name}' integer form: fan-in {fan_in} exceeds {MAX_INT8_FAN_IN} "
+                "(128 * 128 * fan-in must fit i32 for an exact accumulation)"
+            )
 
 
 @irdl_op_definition
 class Conv2dOp(_WeightedMixin, IRDLOperation):
-    """Ordinary 2-D convolution (groups = 1) of NHWC activations, f32 accumulation.
+    """Ordinary 2-D convolution (groups = 1) of NHWC activations: float or exact integer.
 
-    Operands: ``input`` ``[N, H, W, C]`` of ``f32`` or ``i8`` (converted exactly), ``weight``
-    ``[O, KH, KW, C]`` of ``f32``, optional ``bias`` ``[O]`` of ``f32``. Result ``f32``
-    ``[N, OH, OW, O]``, ``OH = (H + pad_top + pad_bottom - dh*(KH-1) - 1) // sh + 1`` (same for W).
-    ``padding`` is ``[top, bottom, left, right]``, ``strides`` and ``dilations`` ``[h, w]``.
+    Float form: ``input`` ``[N, H, W, C]`` of ``f32`` or ``i8`` (converted exactly), ``weight``
+    ``[O, KH, KW, C]`` of ``f32``, optional ``bias`` ``[O]`` of ``f32``; result ``f32``.
+    Integer form: ``input`` ``i8``, ``weight`` ``i8``, no bias; result ``i32`` (all-integer or
+    all-float; an ``i8`` input with ``f32`` weights is the float form).
+    Result shape ``[N, OH, OW, O]``, ``OH = (H + pad_top + pad_bottom - dh*(KH-1) - 1) // sh + 1``
+    (same for W). ``padding`` is ``[top, bottom, left, right]``, ``strides`` and ``dilations``
+    ``[h, w]``.
 
-    ``out[n, oh, ow, o]``: ``acc = +0.0``; for ``kh`` in ``0..KH-1``, ``kw`` in ``0..KW-1`` whose
+    ``out[n, oh, ow, o]``: ``acc = 0``; for ``kh`` in ``0..KH-1``, ``kw`` in ``0..KW-1`` whose
     input position ``ih = oh*sh - pad_top + kh*dh``, ``iw = ow*sw - pad_left + kw*dw`` lies inside
-    the input, for ``c`` in ``0..C-1``: ``acc = acc + float(x[n, ih, iw, c]) * w[o, kh, kw, c]``
-    (f32 multiply, then f32 add). Taps outside the input (zero padding) are skipped. Finally
-    ``out = acc + bias[o]`` with a bias, else ``acc``.
+    the input, for ``c`` in ``0..C-1``: ``acc = acc + x[n, ih, iw, c] * w[o, kh, kw, c]``. Taps
+    outside the input (zero padding) are skipped.
+
+    * Float: ``acc`` starts at ``+0.0``; ``float(x) * w`` is an f32 multiply, then an f32 add.
+      Finally ``out = acc + bias[o]`` with a bias, else ``acc``.
+    * Integer: both factors sign-extended to ``i32``, ``i32`` multiply and add. Exact: every
+      partial sum is at most ``128 * 128 * KH*KW*C`` in magnitude and the verifier bounds the
+      fan-in ``KH*KW*C`` by ``(2**31 - 1) // 128**2 = 131071``, so nothing wraps.
     """
 
     name = "bnn.conv2d"
@@ -573,7 +636,9 @@ class Conv2dOp(_WeightedMixin, IRDLOperation):
         return tuple(self.padding.get_values())  # type: ignore[return-value]
 
     def verify_(self) -> None:
-        out_type, x_shape, w_shape = self._check_weighted("f32 or i8", lambda t: _is_f32(t) or is_int(t, 8))
+        out_type, x_shape, w_shape, integer = self._check_weighted(
+            "f32 or i8", lambda t: _is_f32(t) or is_int(t, 8)
+        )
         n, h, w, c = _nhwc(self, "input", self.input.type)
         if len(w_shape) != 4 or w_shape[3] != c:
             raise VerifyException(
@@ -590,17 +655,28 @@ class Conv2dOp(_WeightedMixin, IRDLOperation):
                 f"'{self.name}' kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded "
                 f"{h}x{w} input"
             )
-        _expect_output(self, out_type, (n, oh, ow, o), f32)
+        if integer:
+            self._check_fan_in(kh * kw * c)
+        _expect_output(self, out_type, (n, oh, ow, o), i32 if integer else f32)
+
+    @property
+    def is_integer(self) -> bool:
+        """True for the integer form (``i8`` input and weights, ``i32`` result)."""
+        return is_int(elem_of(self.weight.type), 8)
 
 
 @irdl_op_definition
 class DenseOp(_WeightedMixin, IRDLOperation):
-    """Fully connected layer ``x @ w.T + bias`` with f32 accumulation.
+    """Fully connected layer ``x @ w.T (+ bias)``: float or exact integer.
 
-    Operands: ``input`` ``[N, C]`` of ``f32``, ``i8`` or ``i32`` (converted to f32, exact for
+    Float form: ``input`` ``[N, C]`` of ``f32``, ``i8`` or ``i32`` (converted to f32, exact for
     ``|x| <= 2**24``), ``weight`` ``[O, C]`` of ``f32``, optional ``bias`` ``[O]``. Result ``f32``
     ``[N, O]``: ``acc = +0.0``; for ``c`` in ``0..C-1``: ``acc = acc + float(x[n, c]) * w[o, c]``
     (multiply, then add); ``out[n, o] = acc + bias[o]`` with a bias, else ``acc``.
+
+    Integer form: ``input`` ``i8``, ``weight`` ``i8``, no bias; result ``i32``: the same sum of
+    sign-extended products in ``i32``, exact (the verifier bounds ``C`` by ``131071``, so
+    ``|acc| <= 128 * 128 * C < 2**31``).
     """
 
     name = "bnn.dense"
@@ -619,7 +695,7 @@ class DenseOp(_WeightedMixin, IRDLOperation):
         super().__init__(operands=[input, weight, bias, out], result_types=[result_type])
 
     def verify_(self) -> None:
-        out_type, x_shape, w_shape = self._check_weighted(
+        out_type, x_shape, w_shape, integer = self._check_weighted(
             "f32, i8 or i32", lambda t: _is_f32(t) or is_int(t, 8) or is_int(t, 32)
         )
         if len(x_shape) != 2:
@@ -628,7 +704,14 @@ class DenseOp(_WeightedMixin, IRDLOperation):
             raise VerifyException(
                 f"'{self.name}' weight must be [O, {x_shape[1]}], got {describe(self.weight.type)}"
             )
-        _expect_output(self, out_type, (x_shape[0], w_shape[0]), f32)
+        if integer:
+            self._check_fan_in(x_shape[1])
+        _expect_output(self, out_type, (x_shape[0], w_shape[0]), i32 if integer else f32)
+
+    @property
+    def is_integer(self) -> bool:
+        """True for the integer form (``i8`` input and weights, ``i32`` result)."""
+        return is_int(elem_of(self.weight.type), 8)
 
 
 # ---------------------------------------------------------------------------------------------

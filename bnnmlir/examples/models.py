@@ -38,8 +38,8 @@ def randomize_batchnorm(model: nn.Module, generator: torch.Generator | None = No
 class ClipBlock(nn.Module):
     """``clip8(x + clip8(bn(bconv3x3(x))))``: a binary convolution with its own shortcut.
 
-    When the shape changes, the shortcut is ``clip8(bn(bconv1x1(maxpool2(x))))``: max pooling keeps
-    the int8 stream integral, so the whole block is integer arithmetic.
+    When the shape changes, the shortcut is ``clip8(bn(bconv1x1_stride(x)))``, so the whole block is
+    integer arithmetic on the int8 stream.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
@@ -50,8 +50,7 @@ class ClipBlock(nn.Module):
         self.shortcut: nn.Module | None = None
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.MaxPool2d(stride) if stride != 1 else nn.Identity(),
-                bnn.BinaryConv2d(in_channels, out_channels, 1),
+                bnn.BinaryConv2d(in_channels, out_channels, 1, stride=stride),
                 nn.BatchNorm2d(out_channels),
                 bnn.Clip8(),
             )

@@ -177,6 +177,12 @@ class Emitter:
         return self._add(AffineOp(x, scale, bias, tensor(shape_of(x), f32)),
                          weight_bytes=8 * len(scale))
 
+    def divide(self, x: SSAValue, divisor: Sequence[float], bias: Sequence[float]) -> SSAValue:
+        """``x / divisor[c] + bias[c]`` (``bnn.affine`` in its division form)."""
+        x = self.cast(x)
+        return self._add(AffineOp.division(x, divisor, bias, tensor(shape_of(x), f32)),
+                         weight_bytes=8 * len(divisor))
+
     def batch_norm(self, x: SSAValue, mean, var, gamma, beta, eps: float) -> SSAValue:
         x = self.cast(x)
         return self._add(BatchNormOp(x, mean, var, gamma, beta, eps, tensor(shape_of(x), f32)),
@@ -196,6 +202,25 @@ class Emitter:
                       result_type=tensor((n, oh, ow, o), f32))
         return self._add(op, macs=n * oh * ow * o * kh * kw * c,
                          weight_bytes=4 * (w_ohwc.size + (0 if bias is None else bias.size)))
+
+    def int_conv2d(self, x: SSAValue, w_ohwc: np.ndarray, *, strides: Sequence[int],
+                   dilations: Sequence[int], padding: Sequence[int]) -> SSAValue:
+        """Integer ``bnn.conv2d``: ``i8`` input ``x``, integer weights (stored ``i8``), ``i32``."""
+        o, kh, kw, c = w_ohwc.shape
+        w = self.constant(w_ohwc.astype(np.int8))
+        n, h, wd, _ = shape_of(x)
+        oh = conv_output_size(h, kh, strides[0], dilations[0], padding[0], padding[1])
+        ow = conv_output_size(wd, kw, strides[1], dilations[1], padding[2], padding[3])
+        op = Conv2dOp(x, w, None, strides=strides, dilations=dilations, padding=padding,
+                      result_type=tensor((n, oh, ow, o), i32))
+        return self._add(op, macs=n * oh * ow * o * kh * kw * c, weight_bytes=w_ohwc.size)
+
+    def int_dense(self, x: SSAValue, w: np.ndarray) -> SSAValue:
+        """Integer ``bnn.dense``: ``i8`` input ``x``, integer weights ``[O, C]`` (stored ``i8``)."""
+        wv = self.constant(w.astype(np.int8))
+        n = shape_of(x)[0]
+        op = DenseOp(x, wv, None, result_type=tensor((n, w.shape[0]), i32))
+        return self._add(op, macs=n * w.size, weight_bytes=w.size)
 
     def dense(self, x: SSAValue, w: np.ndarray, bias: np.ndarray | None) -> SSAValue:
         if int_width(x) not in (None, 8, 32):
@@ -234,6 +259,12 @@ class Emitter:
 
     def relu(self, x: SSAValue) -> SSAValue:
         return self._add(ActivationOp.relu(x, tensor(shape_of(x), elem_of(x))))
+
+    def range_hint(self, x: SSAValue, lo: int, hi: int) -> SSAValue:
+        """``clamp(x, lo, hi)`` on an integer tensor PROVEN to lie in ``[lo, hi]``: the identity,
+        which states the interval in the IR (``bnn.activation`` hardtanh, a rule of the
+        value-range analysis)."""
+        return self._add(ActivationOp.hardtanh(x, float(lo), float(hi), tensor(shape_of(x), elem_of(x))))
 
     def hardtanh(self, x: SSAValue, lo: float, hi: float) -> SSAValue:
         if not is_float(x) and not (float(lo).is_integer() and float(hi).is_integer()):

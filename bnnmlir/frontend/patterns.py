@@ -9,15 +9,19 @@ the value of the node. One line per construct:
 * ``constant_pad_nd`` of a sign -> folded into the next ``bnn.bconv2d`` (``padding``,
   ``pad_value``);
 * convolution of a sign with +-1 weights -> ``bnn.binarize`` + ``bnn.bconv2d`` (two for ternary);
-  otherwise ``bnn.conv2d`` (f32 weights ``[O, KH, KW, C]``);
+  of an int8-valued input with int8 integer weights and no bias -> integer ``bnn.conv2d``
+  (``i8`` x ``i8`` -> ``i32``, see :mod:`bnnmlir.frontend.integer`); otherwise ``bnn.conv2d``
+  (f32 weights ``[O, KH, KW, C]``);
 * ``linear`` / ``addmm`` / ``mm`` of a sign with +-1 weights -> 1x1 ``bnn.bconv2d`` on
-  ``[N, 1, 1, C]`` (``bnn.reshape`` around it); otherwise ``bnn.dense``;
+  ``[N, 1, 1, C]`` (``bnn.reshape`` around it); integer ``bnn.dense`` as for convolutions;
+  otherwise ``bnn.dense``;
 * bias of a binary layer -> ``bnn.affine`` (scale 1, bias b) on the cast accumulator;
 * BatchNorm (eval) -> ``bnn.batch_norm`` (``bnn.cast`` first for an integer input);
 * ``bnnmlir::clip8`` -> ``bnn.clip8`` (integer input directly; nothing for an i8 value already in
   [-127, 127]);
 * ``x / d``, ``x * s``, ``x + b``, ``x - b``, ``-x`` with per-channel constants -> ``bnn.affine``
-  (a division only by powers of two: ``x / d`` is not ``x * (1/d)`` in float32);
+  (``x / d``: a multiplication by ``1/d`` for powers of two, else the division form, since
+  ``x / d`` is not ``x * (1/d)`` in float32; "no bias" is ``-0.0``, which keeps ``-0.0``);
 * ``a + b`` -> ``bnn.add`` (integers widen: i8 + i8 -> i16), ``a - b`` -> ``bnn.affine`` (-1) +
   ``bnn.add``;
 * max / avg pooling -> ``bnn.pool2d`` (max of a sign: pooled before the sign, as sign is monotone);
@@ -36,6 +40,7 @@ import numpy as np
 import torch
 
 from bnnmlir.frontend import binary
+from bnnmlir.frontend.integer import hinted, integer_conv, integer_dense
 from bnnmlir.frontend.emitter import int_width, is_float
 from bnnmlir.frontend.layout import (
     channel_vector,
@@ -232,12 +237,17 @@ def _conv(imp, node, x, w, b, stride, padding, dilation, groups):
                  ": kept as a float convolution")
     elif signlike:
         imp.warn(f"binary input and +-1 weights but groups={groups}: bnn.bconv2d needs groups=1")
-    elif pm1 and not isinstance(x, torch.Tensor):
-        imp.warn(f"+-1 weights but the input is {as_act(imp, x).info.kind}, not binary: kept as a "
-                 "float convolution")
     if groups != 1:
         raise imp.error(f"groups={groups}: bnn.conv2d and bnn.bconv2d support groups=1 only "
                         "(split the layer into per-group convolutions and a concatenation)")
+    if isinstance(x, Act) and bias is None:
+        integer = integer_conv(imp, x, w_ohwc, shape, strides=strides, dilations=dilations,
+                               pads=pads)
+        if integer is not None:
+            return integer
+    if pm1 and not signlike and not isinstance(x, torch.Tensor):
+        imp.warn(f"+-1 weights but the input is {as_act(imp, x).info.kind}, not binary: kept as a "
+                 "float convolution")
     if isinstance(x, PaddedSign):
         if x.value != 0:
             raise imp.error(f"padding with {x.value} before a float convolution is not supported")
@@ -292,11 +302,15 @@ def _dense(imp, node, x, w, b):
     if isinstance(x, Sign):
         imp.warn(f"binary input but the weights are not all +-1 (values {binary.weight_summary(w)})"
                  ": kept as a float linear layer")
-    elif pm1:
-        imp.warn(f"+-1 weights but the input is {as_act(imp, x).info.kind}, not binary: kept as a "
-                 "float linear layer")
     act = as_act(imp, x)
     cols = stored_columns(act, w.detach().float().numpy())
+    if isinstance(x, Act) and bias is None:
+        integer = integer_dense(imp, act, cols, shape)
+        if integer is not None:
+            return integer
+    if pm1 and not isinstance(x, Sign):
+        imp.warn(f"+-1 weights but the input is {act.info.kind}, not binary: kept as a "
+                 "float linear layer")
     return Act(imp.emit.dense(act.value, cols, bias), shape, FLOAT)
 
 
@@ -326,7 +340,7 @@ def batch_norm(imp, node, x, w, b, mean, var, training, momentum, eps, cudnn_ena
 
 
 def _batch_norm(imp, x, w, b, mean, var, eps):
-    act = _channel_act(imp, x)
+    act = hinted(imp, _channel_act(imp, x))
     if not isinstance(mean, torch.Tensor) or not isinstance(var, torch.Tensor):
         raise imp.error("BatchNorm without running statistics (track_running_stats=False)")
     c = mean.numel()
@@ -354,6 +368,7 @@ def clip8(imp, node, x):
 
 
 def _affine(imp, act: Act, scale: np.ndarray, bias: np.ndarray) -> Act:
+    act = hinted(imp, act)
     info = FLOAT
     s, t = scale.astype(np.float64), bias.astype(np.float64)
     if act.info.bounded and np.all(s == np.round(s)) and np.all(t == np.round(t)):
@@ -361,6 +376,11 @@ def _affine(imp, act: Act, scale: np.ndarray, bias: np.ndarray) -> Act:
         info = ValueInfo.integer(float(ends.min()), float(ends.max()))
     value = imp.emit.affine(act.value, scale.tolist(), bias.tolist())
     return Act(value, act.shape, info, act.flat)
+
+
+def _no_bias(vec: np.ndarray) -> np.ndarray:
+    """A bias that adds nothing: ``-0.0`` (``v + -0.0 == v`` also for ``v = -0.0``)."""
+    return np.full(np.shape(vec), -0.0, dtype=np.float32)
 
 
 def _const(v) -> bool:
@@ -402,7 +422,7 @@ def sub(imp, node, a, b, alpha=1):
         raise imp.error("constant minus tensor is not supported")
     bn = _channel_act(imp, b)
     c = bn.stored_shape[-1]
-    negated = _affine(imp, bn, -np.ones(c, np.float32), np.zeros(c, np.float32))
+    negated = _affine(imp, bn, -np.ones(c, np.float32), _no_bias(np.zeros(c, np.float32)))
     return _add_acts(imp, node, as_act(imp, a), negated)
 
 
@@ -410,7 +430,7 @@ def sub(imp, node, a, b, alpha=1):
 def neg(imp, node, x):
     act = _channel_act(imp, x)
     c = act.stored_shape[-1]
-    return _affine(imp, act, -np.ones(c, np.float32), np.zeros(c, np.float32))
+    return _affine(imp, act, -np.ones(c, np.float32), _no_bias(np.zeros(c, np.float32)))
 
 
 @converts(aten.mul.Tensor, aten.mul.Scalar)
@@ -421,7 +441,7 @@ def mul(imp, node, a, b):
         raise imp.error("the product of two run-time tensors is not supported")
     act = _channel_act(imp, a)
     vec = channel_vector(imp, act, b, "factor")
-    return _affine(imp, act, vec, np.zeros_like(vec))
+    return _affine(imp, act, vec, _no_bias(vec))
 
 
 def _power_of_two(v: float) -> bool:
@@ -434,15 +454,11 @@ def div(imp, node, a, b):
         raise imp.error("division by a run-time tensor is not supported")
     act = _channel_act(imp, a)
     vec = channel_vector(imp, act, b, "divisor")
-    if not all(_power_of_two(float(d)) for d in vec):
-        raise imp.error(
-            f"x / {vec[0]:.9g}: float32 division is not multiplication by the reciprocal "
-            "(they differ in the last bit, e.g. for QuantizeInput's x / scale), and bnn.affine "
-            "only multiplies; an exact import needs a division form of bnn.affine "
-            "(out = x / d[c] + bias[c]) or a power-of-two divisor"
-        )
-    return _affine(imp, act, (1.0 / vec.astype(np.float64)).astype(np.float32),
-                   np.zeros_like(vec))
+    if all(_power_of_two(float(d)) for d in vec):  # x / 2**k is exactly x * 2**-k
+        return _affine(imp, act, (1.0 / vec.astype(np.float64)).astype(np.float32), _no_bias(vec))
+    act = hinted(imp, act)
+    value = imp.emit.divide(act.value, vec.tolist(), _no_bias(vec).tolist())
+    return Act(value, act.shape, FLOAT, act.flat)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,7 +581,7 @@ def clamp(imp, node, x, min=None, max=None):
 
 @converts(aten.prelu.default)
 def prelu(imp, node, x, weight):
-    act = _channel_act(imp, x)
+    act = hinted(imp, _channel_act(imp, x))
     if not isinstance(weight, torch.Tensor):
         raise imp.error("PReLU slopes must be constant")
     c = act.shape[1]

@@ -16,6 +16,9 @@ Layers
         ``clip8(x / scale)``: puts a float image on the int8 stream.
     :func:`clamp_latent_weights_`
         Clamps latent weights to [-1, 1] after an optimizer step.
+    :class:`Int8Conv2d`, :class:`Int8Linear` (:mod:`bnnmlir.nn.int8`)
+        Int8 first / last layers: ``conv2d(x, q(W))`` / ``linear(x, q(W))`` with
+        ``q(W) = clamp(round(W / s), -127, 127)``, integer outputs (see "Int8 stem and head").
 
     ``sign`` is the custom operator ``bnnmlir::sign`` (``x >= 0`` -> +1, ``-0.0`` -> +1) and
     ``clip8`` is ``bnnmlir::clip8``; both stay single nodes in ``torch.export`` graphs, also after
@@ -59,9 +62,38 @@ Training recipe (BNN-Clip)
        [-127, 127] and 0 where it saturates, so the network learns to live in the int8 range.
 
     The training runs themselves are not part of this package.
+
+Int8 stem and head
+    A float first layer makes a network float at its entry. To keep it integer end to end:
+    ``QuantizeInput(scale) -> Int8Conv2d -> BatchNorm2d -> Clip8 -> binary layers ...``, and
+    optionally an :class:`Int8Linear` as the last layer (its input a Clip8 output).
+
+    * :class:`Int8Conv2d` fake-quantizes its latent float weights in the forward pass to integers
+      ``q = clamp(round(W / s), -127, 127)`` (straight-through gradient: ``1 / s`` inside the
+      clamp range, 0 where it saturates) with a per-output-channel scale
+      ``s[o] = max |W[o]| / 127`` (default) or a fixed ``weight_scale`` (one float, or one per
+      output channel).
+    * Its output is the INTEGER convolution of the int8 input with ``q`` -- the scale ``s`` is
+      NOT multiplied back. Every partial sum is an integer with ``|v| <= 127 * 127 * K``
+      (``K = in_channels * kh * kw``); the constructor refuses ``K > 1040``, so the sums stay
+      below ``2**24`` and float32 holds them exactly, whatever the summation order: PyTorch and
+      the compiled ``int32`` code (``bnn.conv2d`` on ``i8`` operands) agree bit for bit.
+    * Training recipe: put a BatchNorm2d right after the layer. The real-valued convolution is
+      ``s[o] * out[o]``; BatchNorm normalizes each channel by its own statistics, so it absorbs
+      ``s[o]`` (its running mean and variance are learned in integer units). Then a Clip8 puts
+      the result on the int8 stream. Train with the fake quantization from the start (or
+      fine-tune a float stem with it): the weights the network sees are always the integers it
+      is compiled with. The importer recognizes the pattern from the values alone: an integer
+      input within int8 and constant integer weights within int8 make the layer integer, and
+      BatchNorm + Clip8 (or BatchNorm + sign) after it fold into an integer requantization (or
+      threshold).
+    * ``QuantizeInput(scale)`` computes ``x / scale`` as PyTorch does (a float32 division, which
+      is not ``x * (1 / scale)``); the compiler keeps the division, so any positive ``scale`` is
+      exact, not only powers of two.
 """
 
 from bnnmlir.nn.functional import CLIP8_OP, SIGN_OP, binarize, clip8, quantize_input
+from bnnmlir.nn.int8 import MAX_FAN_IN, Int8Conv2d, Int8Linear, quantize_weight
 from bnnmlir.nn.layers import (
     BinaryConv2d,
     BinaryLinear,
@@ -76,9 +108,13 @@ __all__ = [
     "BinaryConv2d",
     "BinaryLinear",
     "Clip8",
+    "Int8Conv2d",
+    "Int8Linear",
+    "MAX_FAN_IN",
     "QuantizeInput",
     "binarize",
     "clamp_latent_weights_",
     "clip8",
     "quantize_input",
+    "quantize_weight",
 ]

@@ -116,6 +116,13 @@ def affine(x, scale, bias) -> np.ndarray:
     return np.asarray(x, dtype=F32) * np.asarray(scale, dtype=F32) + np.asarray(bias, dtype=F32)
 
 
+def affine_divide(x, divisor, bias) -> np.ndarray:
+    """``x / divisor[c] + bias[c]``: an f32 division (IEEE, correctly rounded), then an f32 add."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quotient = np.asarray(x, dtype=F32) / np.asarray(divisor, dtype=F32)
+    return quotient + np.asarray(bias, dtype=F32)
+
+
 # ---------------------------------------------------------------------------------------------
 # Convolution, dense, pooling
 # ---------------------------------------------------------------------------------------------
@@ -151,6 +158,31 @@ def conv2d(x, w, bias=None, strides=(1, 1), dilations=(1, 1), padding=(0, 0, 0, 
             for k in range(c):
                 acc = np.where(ok, acc + tap[..., k, None] * w[None, None, None, :, i, j, k], acc)
     return acc if bias is None else acc + np.asarray(bias, dtype=F32)
+
+
+def conv2d_int(x, w, strides=(1, 1), dilations=(1, 1), padding=(0, 0, 0, 0)) -> np.ndarray:
+    """Integer ``bnn.conv2d``: i8 ``x`` (NHWC) and ``w`` ``[O, KH, KW, C]``, the exact sum of
+    products over the in-range taps (``int64``, no order to respect), returned as ``int32``."""
+    x = np.asarray(x).astype(np.int64)
+    w = np.asarray(w).astype(np.int64)
+    n, h, wd, c = x.shape
+    o, kh, kw, _ = w.shape
+    (sh, sw), (dh, dw), (pt, pb, pl, pr) = strides, dilations, padding
+    oh, ow = _out_size(h, kh, sh, dh, pt, pb), _out_size(wd, kw, sw, dw, pl, pr)
+    acc = np.zeros((n, oh, ow, o), dtype=np.int64)
+    for i in range(kh):
+        rows, row_ok = _taps(h, oh, sh, pt, i * dh)
+        for j in range(kw):
+            cols, col_ok = _taps(wd, ow, sw, pl, j * dw)
+            ok = (row_ok[:, None] & col_ok[None, :])[None, :, :, None]
+            tap = x[:, rows][:, :, cols]  # [N, OH, OW, C]
+            acc += np.where(ok, tap @ w[:, i, j, :].T, 0)
+    return acc.astype(np.int32)
+
+
+def dense_int(x, w) -> np.ndarray:
+    """Integer ``bnn.dense``: ``x @ w.T`` of i8 operands, exact (``int64``), as ``int32``."""
+    return (np.asarray(x).astype(np.int64) @ np.asarray(w).astype(np.int64).T).astype(np.int32)
 
 
 def dense(x, w, bias=None) -> np.ndarray:
@@ -310,17 +342,23 @@ def _batch_norm(op: BatchNormOp, args: list[np.ndarray]) -> np.ndarray:
 
 @reference_of(AffineOp)
 def _affine(op: AffineOp, args: list[np.ndarray]) -> np.ndarray:
+    if op.divides:
+        return affine_divide(args[0], op.divisor.get_values(), op.bias.get_values())
     return affine(args[0], op.scale.get_values(), op.bias.get_values())
 
 
 @reference_of(Conv2dOp)
 def _conv2d(op: Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
+    if op.is_integer:
+        return conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
     bias = args[2] if op.bias is not None else None
     return conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
 
 
 @reference_of(DenseOp)
 def _dense(op: DenseOp, args: list[np.ndarray]) -> np.ndarray:
+    if op.is_integer:
+        return dense_int(args[0], args[1])
     return dense(args[0], args[1], args[2] if op.bias is not None else None)
 
 

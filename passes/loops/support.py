@@ -12,11 +12,13 @@ constant instead).
   ``bp <= x`` (``i32``), then ``clamp(base + step * count)``; ``table``: one load at
   ``clamp(x, lo, lo + D - 1) - lo``.
 * ``bnn.cast``: ``sitofp`` (or a copy). ``bnn.batch_norm``: ``scale`` and ``shift`` are computed
-  at compile time in float32 (numpy, IEEE operations: ``1 / sqrt(var + eps) * gamma``,
-  ``beta - mean * scale``), then ``mulf`` + ``addf``; ``bnn.affine``: ``mulf`` + ``addf``.
+  at compile time in float32 (``1 / sqrt(var + eps) * gamma``, ``fma(-mean, scale, beta)``), then
+  ``math.fma(x, scale, shift)``; ``bnn.affine``: ``mulf`` + ``addf``
+  (``divisor`` form: ``divf`` + ``addf``).
 * ``bnn.conv2d``: ``for n, oh, ow, o: acc = 0; for kh, kw: if tap in input: for c: acc += x*w``;
   the input row/column of a tap is computed once per ``oh`` / ``ow``; taps that the shapes prove
-  in range get no ``scf.if``. ``out = acc + bias[o]``. ``bnn.dense``: ``for n, o, c``.
+  in range get no ``scf.if``. ``out = acc + bias[o]``. ``bnn.dense``: ``for n, o, c``. The
+  integer forms (i8 x i8) accumulate in ``i32``: ``extsi`` of both factors, ``muli``, ``addi``.
 * ``bnn.pool2d`` / ``bnn.global_avg_pool``: the output row ``out[n, oh, ow, :]`` is the
   accumulator: filled with ``-inf`` / the integer minimum (max) or ``0.0`` (avg), then for each
   in-range tap ``for c: out[c] = max(out[c], x[c])`` (``maximumf``/``maxsi``) or ``+ x[c]``;
@@ -262,15 +264,18 @@ def lower_cast(em: Emitter, op: CastOp) -> None:
 
 
 def _scale_shift(em: Emitter, inp: SSAValue, out: SSAValue, params: _Params,
-                 scale: Sequence[float], shift: Sequence[float], fused: bool = False) -> None:
-    """``x * scale[c] + shift[c]``: ``math.fma`` (one rounding) or ``mulf`` then ``addf``."""
-    scale_of = params.per_channel("__bnn_scale", scale, f32)
+                 scale: Sequence[float], shift: Sequence[float], fused: bool = False,
+                 divide: bool = False) -> None:
+    """``x * scale[c] + shift[c]``: ``math.fma`` (one rounding) or ``mulf`` then ``addf``;
+    ``divide``: ``x / scale[c] + shift[c]`` with ``divf`` then ``addf``."""
+    scale_of = params.per_channel("__bnn_divisor" if divide else "__bnn_scale", scale, f32)
     shift_of = params.per_channel("__bnn_shift", shift, f32)
 
     def fn(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
         if fused:
             return e.emit(math.FmaOp(x, scale_of(e, c), shift_of(e, c)))
-        return e.emit(arith.AddfOp(e.emit(arith.MulfOp(x, scale_of(e, c))), shift_of(e, c)))
+        scaled = arith.DivfOp(x, scale_of(e, c)) if divide else arith.MulfOp(x, scale_of(e, c))
+        return e.emit(arith.AddfOp(e.emit(scaled), shift_of(e, c)))
 
     _map_elements(em, inp, out, fn)
 
@@ -314,6 +319,10 @@ def lower_batch_norm(em: Emitter, op: BatchNormOp, params: _Params) -> None:
 
 def lower_affine(em: Emitter, op: AffineOp, params: _Params) -> None:
     assert op.out is not None
+    if op.divides:
+        _scale_shift(em, op.input, op.out, params, op.divisor.get_values(), op.bias.get_values(),
+                     divide=True)
+        return
     _scale_shift(em, op.input, op.out, params, op.scale.get_values(), op.bias.get_values())
 
 
@@ -324,13 +333,22 @@ def lower_affine(em: Emitter, op: AffineOp, params: _Params) -> None:
 
 def _dot(em: Emitter, acc: SSAValue, length: int, x_at: Callable[[Emitter, SSAValue], SSAValue],
          w_at: Callable[[Emitter, SSAValue], SSAValue]) -> SSAValue:
-    """``for c < length: acc = acc + f32(x(c)) * w(c)``."""
+    """``for c < length: acc = acc + x(c) * w(c)``: ``f32(x) * w`` with ``mulf``/``addf`` for an
+    ``f32`` ``acc``; for an ``i32`` ``acc`` both factors ``extsi`` to ``i32``, ``muli``/``addi``."""
+    integer = isinstance(acc.type, IntegerType)
 
     def step(e: Emitter, c: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
+        if integer:
+            product = e.emit(arith.MuliOp(_sext(e, x_at(e, c), i32), _sext(e, w_at(e, c), i32)))
+            return [e.emit(arith.AddiOp(state[0], product))]
         product = e.emit(arith.MulfOp(_to_f32(e, x_at(e, c)), w_at(e, c)))
         return [e.emit(arith.AddfOp(state[0], product))]
 
     return em.loop(0, length, step, [acc])[0]
+
+
+def _zero_acc(em: Emitter, integer: bool) -> SSAValue:
+    return em.int(0, i32) if integer else f32_const(em, 0.0)
 
 
 def _store_with_bias(em: Emitter, acc: SSAValue, bias: SSAValue | None, o: SSAValue,
@@ -367,7 +385,7 @@ def lower_conv2d(em: Emitter, op: Conv2dOp) -> None:
 
             return e1.loop(0, kw, tap, s1)
 
-        (acc,) = e.loop(0, kh, tap_row, [f32_const(e, 0.0)])
+        (acc,) = e.loop(0, kh, tap_row, [_zero_acc(e, op.is_integer)])
         _store_with_bias(e, acc, bias, o, out, [n, oh, ow, o])
 
     def per_n(e: Emitter, n: SSAValue, _s) -> list:
@@ -395,7 +413,7 @@ def lower_dense(em: Emitter, op: DenseOp) -> None:
     o_ = _shape(w)[0]
 
     def output(e: Emitter, n: SSAValue, o: SSAValue) -> None:
-        acc = _dot(e, f32_const(e, 0.0), c, lambda e1, ch: e1.load(x, [n, ch]),
+        acc = _dot(e, _zero_acc(e, op.is_integer), c, lambda e1, ch: e1.load(x, [n, ch]),
                    lambda e1, ch: e1.load(w, [o, ch]))
         _store_with_bias(e, acc, bias, o, out, [n, o])
 
