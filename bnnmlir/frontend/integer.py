@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from xdsl.dialects.builtin import NameLoc
 from xdsl.ir import SSAValue
 
 from bnnmlir.dialects.bnn_support import Conv2dOp, DenseOp
@@ -124,6 +125,9 @@ def hinted(imp, act: Act) -> Act:
     if not (isinstance(owner, Conv2dOp | DenseOp) and owner.is_integer and act.info.bounded):
         return act
     hints = imp.range_hints
-    if act.value not in hints:
-        hints[act.value] = imp.emit.range_hint(act.value, int(act.info.lo), int(act.info.hi))
+    if act.value not in hints:  # attributed to the layer that computed the value
+        loc = owner.location
+        path = loc.desc.data if isinstance(loc, NameLoc) else ""
+        with imp.emit.at(loc, path):
+            hints[act.value] = imp.emit.range_hint(act.value, int(act.info.lo), int(act.info.hi))
     return Act(hints[act.value], act.shape, act.info, act.flat)

@@ -455,12 +455,37 @@ def test_quantize_input_power_of_two_scale_is_exact():
     assert_exact(got[0], want[0])
 
 
-def test_quantize_input_general_scale_needs_division():
-    model = nn.Sequential(QuantizeInput(1 / 127), BinaryConv2d(3, 4, 3))
-    with pytest.raises(UnsupportedOperationError) as e:
-        import_model(model, (torch.randn(1, 3, 6, 6),))
-    msg = str(e.value)
-    assert "aten.div.Tensor" in msg and "module '0'" in msg and "division" in msg
+@pytest.mark.parametrize("scale", [1 / 127, 0.0123, 3.3])
+def test_quantize_input_general_scale_is_an_exact_division(scale):
+    """``x / scale`` is a float32 division (not ``x * (1/scale)``): the division form of
+    ``bnn.affine``; inputs on both sides of every rounding tie of ``x / scale``."""
+    model = nn.Sequential(QuantizeInput(scale), BinaryConv2d(3, 4, 3))
+    x = (torch.randn(2, 3, 6, 6) * 60 * scale).float()
+    k = torch.arange(-20, 20, dtype=torch.float32) + 0.5
+    ties = (k * torch.tensor(scale, dtype=torch.float32))
+    flat = x.view(-1)
+    flat[: ties.numel()] = ties
+    flat[ties.numel() : 2 * ties.numel()] = torch.nextafter(ties, torch.full_like(ties, 1e9))
+    imported, got, want = run_both(model, x)
+    assert names(imported)[:4] == ["bnn.transpose", "bnn.affine", "bnn.clip8", "bnn.binarize"]
+    affine = next(op for op in ops_of(imported) if op.name == "bnn.affine")
+    assert affine.divides and list(affine.divisor.get_values()) == [np.float32(scale)] * 3
+    assert_exact(got[0], want[0])
+    # the multiplication by the reciprocal is not what PyTorch computes
+    xs = x.numpy()
+    assert not np.array_equal(xs / np.float32(scale), xs * np.float32(1 / np.float32(scale)))
+
+
+def test_division_keeps_negative_zero():
+    class Net(nn.Module):
+        def forward(self, x):
+            return (x / 3.0) * 5.0
+
+    x = torch.tensor([[-0.0, 0.0, 1.0, -7.0]])
+    imported, got, want = run_both(Net(), x)
+    assert torch.equal(torch.from_numpy(got[0]).signbit(), want[0].signbit() if isinstance(
+        want[0], torch.Tensor) else torch.from_numpy(want[0]).signbit())
+    assert_exact(got[0], want[0])
 
 
 # ---------------------------------------------------------------------------------------------
