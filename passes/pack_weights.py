@@ -45,7 +45,7 @@ class PackConstantBinarize(RewritePattern):
         result_type = op.result.type
         assert isinstance(result_type, TensorType)
         packed = pack_bits(dense_to_numpy(value)).view(np.int8)
-        rewriter.replace_matched_op(arith.ConstantOp(numpy_to_dense(packed, result_type)))
+        rewriter.replace(op, arith.ConstantOp(numpy_to_dense(packed, result_type)))
 
 
 @dataclass(frozen=True)
