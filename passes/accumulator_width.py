@@ -59,7 +59,7 @@ def lane_layout(lane_bits: int, vector_bytes: int) -> tuple[int, int]:
 
 
 def plan_accumulator(
-    kernel_h: int, kernel_w: int, chunks_per_tap: int, vector_bytes: int
+    kernel_h: int, kernel_w: int, chunks_per_tap: int, vector_bytes: int, min_lane_bits: int = 8
 ) -> AccumulatorPlan:
     """The narrowest exact accumulator for ``KH x KW`` taps of ``Q`` chunks of ``M`` bytes."""
     if min(kernel_h, kernel_w, chunks_per_tap, vector_bytes) < 1:
@@ -79,7 +79,7 @@ def plan_accumulator(
         lanes, group = lane_layout(lane_bits, vector_bytes)
         return AccumulatorPlan(lane_bits, lanes, group, steps, flush)
 
-    if fits(8, total):
+    if min_lane_bits <= 8 and fits(8, total):
         return plan(8, total, "none")
     if fits(16, total):
         return plan(16, total, "none")

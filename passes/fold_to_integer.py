@@ -162,9 +162,13 @@ def _batch_norm_fn(op: BatchNormOp, mode: str):
 
 
 def _affine_fn(op: AffineOp):
+    """``x * scale + bias`` or, in the division form, ``x / divisor + bias`` (float32, as torch)."""
     torch = _torch()
-    scale = torch.from_numpy(_f32(op.scale.get_values()))
     bias = torch.from_numpy(_f32(op.bias.get_values()))
+    if op.divides:
+        divisor = torch.from_numpy(_f32(op.divisor.get_values()))  # type: ignore[union-attr]
+        return lambda x: torch.add(torch.div(x, divisor), bias)
+    scale = torch.from_numpy(_f32(op.scale.get_values()))  # type: ignore[union-attr]
     return lambda x: torch.add(torch.mul(x, scale), bias)
 
 

@@ -25,6 +25,10 @@ function argument / block argument   ``T(iN)`` for ``iN`` elements (``i8``: ``[-
 ``bnn.add``                          ``[a.lo + b.lo, a.hi + b.hi]``; integers: the result type's
                                      range if the sum may wrap; ``f32``: none if it may leave
                                      ``|v| <= 2**24`` (the addition would round)
+``bnn.conv2d``, ``bnn.dense``        integer form (i8 input, constant i8 weights ``w``): per output
+                                     channel ``sum_k`` of the extreme products ``w[o,k] * lo`` or
+                                     ``w[o,k] * hi`` (with 0 included when padding may drop a tap),
+                                     the union over channels; float form: none
 ``bnn.pool2d`` max                   the input range (avg: none)
 ``bnn.reshape``, ``bnn.transpose``   the input range; ``bnn.concat``: the union of the inputs
 ``bnn.activation``                   relu: ``[max(lo, 0), max(hi, 0)]``; hardtanh: clamped to
@@ -51,6 +55,8 @@ from bnnmlir.dialects.bnn_support import (
     AddOp,
     CastOp,
     ConcatOp,
+    Conv2dOp,
+    DenseOp,
     Pool2dOp,
     Requant8Op,
     ReshapeOp,
@@ -234,6 +240,27 @@ def _activation(op: ActivationOp, args: Sequence[IntRange | None]) -> IntRange |
             return None  # a non-integral bound would be reached
         return r.clamp(int(lo), int(hi))
     return r if r.lo >= 0 else None  # prelu is the identity on x >= 0
+
+
+def _weighted_sum(weights: np.ndarray, x: IntRange, may_skip: bool) -> IntRange:
+    """Range of ``sum_k w[o, k] * x_k`` over every output ``o`` (rows of ``weights``)."""
+    a, b = weights * x.lo, weights * x.hi
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    if may_skip:
+        low, high = np.minimum(low, 0), np.maximum(high, 0)
+    return IntRange(int(low.sum(axis=1).min()), int(high.sum(axis=1).max()))
+
+
+@range_rule(Conv2dOp, DenseOp)
+def _integer_product(op: Operation, args: Sequence[IntRange | None]) -> IntRange | None:
+    if not getattr(op, "is_integer", False) or args[0] is None:
+        return IntRange.of_type(element_type(op.results[0]))
+    weight = op.operands[1].owner
+    if not (isinstance(weight, arith.ConstantOp) and isinstance(weight.value, DenseIntOrFPElementsAttr)):
+        return IntRange.of_type(element_type(op.results[0]))
+    w = dense_to_numpy(weight.value).astype(np.int64)
+    may_skip = isinstance(op, Conv2dOp) and any(op.padding.get_values())
+    return _weighted_sum(w.reshape(w.shape[0], -1), args[0], may_skip)
 
 
 @range_rule(arith.ConstantOp)

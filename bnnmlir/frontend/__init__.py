@@ -1,8 +1,9 @@
 """The PyTorch frontend: :func:`import_model` turns an ``nn.Module`` into tensor-level ``bnn`` IR.
 
 See :mod:`bnnmlir.frontend.importer` (graph capture, walk, signature),
-:mod:`bnnmlir.frontend.patterns` (one translation per ATen operator) and
-:mod:`bnnmlir.frontend.binary` (binarizations, binary layers, the ``torch.sign`` zero case).
+:mod:`bnnmlir.frontend.patterns` (one translation per ATen operator),
+:mod:`bnnmlir.frontend.binary` (binarizations, binary layers, the ``torch.sign`` zero case) and
+:mod:`bnnmlir.frontend.integer` (exact integer convolution / linear layers: int8 stems and heads).
 Importing this package imports ``torch``.
 """
 

@@ -260,12 +260,6 @@ class Emitter:
     def relu(self, x: SSAValue) -> SSAValue:
         return self._add(ActivationOp.relu(x, tensor(shape_of(x), elem_of(x))))
 
-    def range_hint(self, x: SSAValue, lo: int, hi: int) -> SSAValue:
-        """``clamp(x, lo, hi)`` on an integer tensor PROVEN to lie in ``[lo, hi]``: the identity,
-        which states the interval in the IR (``bnn.activation`` hardtanh, a rule of the
-        value-range analysis)."""
-        return self._add(ActivationOp.hardtanh(x, float(lo), float(hi), tensor(shape_of(x), elem_of(x))))
-
     def hardtanh(self, x: SSAValue, lo: float, hi: float) -> SSAValue:
         if not is_float(x) and not (float(lo).is_integer() and float(hi).is_integer()):
             x = self.cast(x)

@@ -179,7 +179,6 @@ class GraphImporter:
         self.emit = Emitter(self.block)
         self.warnings: list[str] = []
         self.node: torch.fx.Node | None = None
-        self.range_hints: dict = {}  # integer value -> its range hint (frontend.integer.hinted)
 
     # ---- helpers used by the patterns ---------------------------------------------------------
     def error(self, reason: str, node: torch.fx.Node | None = None) -> UnsupportedOperationError:

@@ -17,21 +17,16 @@ the zero padding also allows 0), ``lo_out = min_o lo_o``, ``hi_out = max_o hi_o`
 interval, so BatchNorm + Clip8 or BatchNorm + sign after the layer fold into integer ops on a
 domain of ``hi_out - lo_out + 1`` values.
 
-Range hint: the value-range analysis of the passes (``passes/value_range.py``) gives an ``i32``
-result of a rule-less op the whole ``i32`` range, on which nothing can be folded. Before a float
-chain starts on such a value (BatchNorm, per-channel arithmetic), :func:`hinted` inserts
-``bnn.activation hardtanh [lo_out, hi_out]``: the identity on the proven interval, whose range
-rule carries the interval to the folding.
+The value-range analysis of the passes (``passes/value_range.py``) derives the same interval from
+the constant weights, so the folding passes see it without any help from the importer.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from xdsl.dialects.builtin import NameLoc
 from xdsl.ir import SSAValue
 
-from bnnmlir.dialects.bnn_support import Conv2dOp, DenseOp
 from bnnmlir.frontend.emitter import int_width
 from bnnmlir.frontend.values import Act, ValueInfo
 
@@ -116,18 +111,3 @@ def integer_dense(imp, act: Act, cols: np.ndarray, shape) -> Act | None:
     if not _exact_in_f32(imp, bound, "linear layer"):
         return None
     return Act(imp.emit.int_dense(int8_input(imp, act), w), shape, ValueInfo.integer(lo, hi))
-
-
-def hinted(imp, act: Act) -> Act:
-    """``act`` with its interval stated in the IR when it is the ``i32`` result of an integer
-    ``bnn.conv2d`` / ``bnn.dense`` (see "Range hint"); other values are returned unchanged."""
-    owner = act.value.owner
-    if not (isinstance(owner, Conv2dOp | DenseOp) and owner.is_integer and act.info.bounded):
-        return act
-    hints = imp.range_hints
-    if act.value not in hints:  # attributed to the layer that computed the value
-        loc = owner.location
-        path = loc.desc.data if isinstance(loc, NameLoc) else ""
-        with imp.emit.at(loc, path):
-            hints[act.value] = imp.emit.range_hint(act.value, int(act.info.lo), int(act.info.hi))
-    return Act(hints[act.value], act.shape, act.info, act.flat)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from bnnmlir.frontend import binary
-from bnnmlir.frontend.integer import hinted, integer_conv, integer_dense
+from bnnmlir.frontend.integer import integer_conv, integer_dense
 from bnnmlir.frontend.emitter import int_width, is_float
 from bnnmlir.frontend.layout import (
     channel_vector,
@@ -340,7 +340,7 @@ def batch_norm(imp, node, x, w, b, mean, var, training, momentum, eps, cudnn_ena
 
 
 def _batch_norm(imp, x, w, b, mean, var, eps):
-    act = hinted(imp, _channel_act(imp, x))
+    act = _channel_act(imp, x)
     if not isinstance(mean, torch.Tensor) or not isinstance(var, torch.Tensor):
         raise imp.error("BatchNorm without running statistics (track_running_stats=False)")
     c = mean.numel()
@@ -368,7 +368,6 @@ def clip8(imp, node, x):
 
 
 def _affine(imp, act: Act, scale: np.ndarray, bias: np.ndarray) -> Act:
-    act = hinted(imp, act)
     info = FLOAT
     s, t = scale.astype(np.float64), bias.astype(np.float64)
     if act.info.bounded and np.all(s == np.round(s)) and np.all(t == np.round(t)):
@@ -456,7 +455,6 @@ def div(imp, node, a, b):
     vec = channel_vector(imp, act, b, "divisor")
     if all(_power_of_two(float(d)) for d in vec):  # x / 2**k is exactly x * 2**-k
         return _affine(imp, act, (1.0 / vec.astype(np.float64)).astype(np.float32), _no_bias(vec))
-    act = hinted(imp, act)
     value = imp.emit.divide(act.value, vec.tolist(), _no_bias(vec).tolist())
     return Act(value, act.shape, FLOAT, act.flat)
 
@@ -581,7 +579,7 @@ def clamp(imp, node, x, min=None, max=None):
 
 @converts(aten.prelu.default)
 def prelu(imp, node, x, weight):
-    act = hinted(imp, _channel_act(imp, x))
+    act = _channel_act(imp, x)
     if not isinstance(weight, torch.Tensor):
         raise imp.error("PReLU slopes must be constant")
     c = act.shape[1]

@@ -2,26 +2,46 @@
 
 Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, O]``::
 
-    for r in [0, N*OH)            (scf.parallel when requested; n = r / OH, oh = r % OH)
-      for ow in [0, OW)
-        for o in [0, O)
-          for kh in [0, KH)       ih = oh*sh - pt + kh*dh
-            for kw in [0, KW)     iw = ow*sw - pl + kw*dw
-              for j in full chunks of M bytes:
-                acc = narrow_acc(acc, x[n, ih, iw, j:j+M], w[o, kh, kw, j:j+M])
-              tail of Cb % M bytes: scalar loads inserted into zero vectors, one narrow_acc
-          out[n, oh, ow, o] = K - 2 * (sum of the lanes of acc, as i32)
+    for r in [0, N*OH)                 (scf.parallel when requested; n = r / OH, oh = r % OH)
+      if oh in the interior rows:      (scf.if, only when some rows are not interior)
+        columns(rows checked = no)
+      else:
+        columns(rows checked = yes)
 
-``M = min(vector_bytes, largest power of two <= Cb)``, so the scalar tail ``Cb % M`` is shorter
-than one vector and as short as a power-of-two vector allows. Zero-filling the tail chunk beyond
-its ``Cb % M`` bytes in both operands makes those bytes XOR to 0. The accumulator layout and where the chain is flushed
-come from :func:`bnnmlir.passes.accumulator_width.plan_accumulator` (proof there).
+    columns: for ow in [0, lo) border | [lo, hi) interior | [hi, OW) border
+               for each block of B output channels o0 .. o0+B-1 (then the O % B left over):
+                 B outputs accumulated together, every loaded activation vector shared by the B
 
-Summing the lanes: xDSL's ``arith.extui`` takes no vectors, so the lanes are summed either in the
-lane type by ``vector.reduction <add>`` when the sum provably fits it (by the bit convention only
-the ``C`` valid bits of a tap can differ, so a whole output's popcount is at most ``K = KH*KW*C``),
-or lane by lane: ``vector.extract`` + scalar ``extui`` to ``i32`` + a balanced tree of ``addi``,
-which LLVM folds back into one widening vector reduction.
+Interior, at compile time: along an axis of input size ``S``, output size ``OS``, kernel ``K``,
+stride ``s``, dilation ``d`` and leading padding ``p``, output ``i`` reads ``i*s - p + k*d`` for
+``k < K``; all those are in ``[0, S)`` iff ``lo <= i < hi`` with ``lo = ceil(p / s)`` and
+``hi = floor((S - 1 + p - (K-1)*d) / s) + 1`` (both clamped to ``[0, OS]``, empty when
+``hi <= lo``). Interior rows need no row check, interior columns no column check; a position that
+is interior along both axes runs no compare and no select at all.
+
+Two ways to reduce one output, each with its own chunking and accumulator plan
+(:func:`bnnmlir.passes.accumulator_width.plan_accumulator`, proof there):
+
+* **kernel-row runs** (interior columns, ``dilation_w == 1``): the ``KW`` taps of kernel row
+  ``kh`` are contiguous in both operands (NHWC, row-major): ``x[n, ih, iw0 : iw0+KW, :]`` and
+  ``w[o, kh, 0:KW, :]`` are each one run of ``R = KW*Cb`` bytes. The run is read as ``M``-byte
+  vectors (``M = chunk_bytes(R)``) at the compile-time offsets ``0, M, ..., (R//M - 1)*M`` and,
+  when ``R % M != 0``, ``R - M``: that last vector overlaps the previous one by ``M - R % M``
+  bytes, which are ANDed to 0 in both operands (``0 XOR 0 = 0``, nothing is counted twice). So a
+  row is ``Q = ceil(R / M)`` steps, an output a chain of ``KH*Q`` steps
+  (``plan_accumulator(KH, 1, Q, M)``; its flushes are per kernel row). A vector may span several
+  taps: its load starts at the in-range element ``(iw0 + off // Cb, off % Cb)`` and reads on into
+  the next taps of the same run (the memref is row-major with the identity layout). Only used
+  when ``Q <= MAX_RUN_CHUNKS`` (the offsets are unrolled); else interior columns take the per-tap
+  path without column checks.
+  In a border row (only reached when some row is out of range), kernel row ``kh`` is in range or
+  not as a whole (``ok = ih <u H``, one compare per row): the activation vectors are selected
+  with the padding bytes below, ``-1`` padding using the per-offset pattern of the run (``0xFF``,
+  and ``last_word_mask(C)`` at each tap's last byte).
+* **per tap** (border columns, or ``dilation_w != 1``, or long runs): each tap's ``Cb`` bytes in
+  ``M = chunk_bytes(Cb)`` chunks (a loop), then a tail of ``Cb % M`` bytes inserted one by one into
+  zero vectors: an output is a chain of ``KH*KW*Q`` steps (``Q`` chunks per tap,
+  ``plan_accumulator(KH, KW, Q, M)``).
 
 Padding, without out-of-bounds loads: a tap's row is in range iff ``ih`` is in ``[0, H)`` (one
 unsigned compare ``ih <u H``, negative ``ih`` being huge), same for columns; out-of-range taps load
@@ -29,14 +49,21 @@ from the clamped position ``(ok ? ih : 0, ok ? iw : 0)`` and the loaded activati
 replaced with ``arith.select ok, loaded, padding``, where ``padding`` is
 
 * ``pad_value = +1``: all bits 0 (+1);
-* ``pad_value = -1``: 0xFF on full bytes and ``last_word_mask(C)`` on the last byte (only the ``C``
-  valid channels are -1; the unused bits must stay 0 like the weight's);
+* ``pad_value = -1``: 0xFF on full bytes and ``last_word_mask(C)`` on the last byte of a tap (only
+  the ``C`` valid channels are -1; the unused bits must stay 0 like the weight's);
 * ``pad_value = 0``: the weight vector itself, so ``a XOR w = 0`` and the tap adds no popcount;
   the tap is not counted in ``K`` either: ``K = C * (number of in-range taps)``, counted in ``i32``.
 
-With ``pad_value = -1`` and ``C % 8 != 0`` the last byte lies in the last full chunk when there is
-no tail; that chunk is peeled off the chunk loop to use its own padding vector. Taps that the
-shapes prove in range (no padding reaches them) get no compare and no select at all.
+With ``pad_value = -1`` and ``C % 8 != 0`` the last byte lies in the last full chunk of the
+per-tap path when there is no tail; that chunk is peeled off the chunk loop to use its own padding
+vector.
+
+Summing the lanes: xDSL's ``arith.extui`` takes no vectors, so the lanes are summed either in the
+lane type by ``vector.reduction <add>`` when the sum provably fits it (by the bit convention only
+the ``C`` valid bits of a tap can differ, so a whole output's popcount is at most ``K = KH*KW*C``),
+or lane by lane: ``vector.extract`` + scalar ``extui`` to ``i32`` + a balanced tree of ``addi``,
+which LLVM folds back into one widening vector reduction. Each output keeps its own accumulator;
+``out = K - 2*popcount``.
 """
 
 from __future__ import annotations
@@ -54,21 +81,67 @@ from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
 from bnnmlir.passes.loops.elementwise import threshold_minus
 from bnnmlir.passes.loops.emitter import Emitter
 
+MAX_RUN_CHUNKS = 16
+"""Most vectors per kernel-row run (their offsets are unrolled)."""
+OUTPUT_BLOCK = 4
+"""Output channels accumulated together (``B``), sharing their activation loads."""
+
+Outputs = Callable[[Emitter, Sequence[SSAValue]], list[SSAValue]]
+"""``outputs(emitter, channels) -> the i32 results of those channels at one position``."""
+
 
 def chunk_bytes(words: int, vector_bytes: int) -> int:
-    """``M``: the vector width in bytes for ``words`` packed bytes per tap (a power of two)."""
+    """``M``: the vector width in bytes for ``words`` packed bytes (a power of two, at most
+    ``words`` and ``vector_bytes``)."""
     m = 1
     while m * 2 <= min(words, vector_bytes):
         m *= 2
     return m
 
 
+def interior_range(
+    size: int, out_size: int, kernel: int, stride: int, dilation: int, pad_lo: int
+) -> tuple[int, int]:
+    """``(lo, hi)``: the outputs along one axis whose taps all lie in ``[0, size)`` (``lo == hi``
+    when there are none)."""
+    lo = min(out_size, -(-pad_lo // stride))
+    hi = min(out_size, (size - 1 + pad_lo - (kernel - 1) * dilation) // stride + 1)
+    return lo, max(lo, hi)
+
+
 def needs_bounds_check(
     size: int, out_size: int, kernel: int, stride: int, dilation: int, pad_lo: int
 ) -> bool:
     """Whether some tap along one axis falls outside ``[0, size)``."""
-    last = (out_size - 1) * stride - pad_lo + (kernel - 1) * dilation
-    return pad_lo > 0 or last >= size
+    return interior_range(size, out_size, kernel, stride, dilation, pad_lo) != (0, out_size)
+
+
+@dataclass(frozen=True)
+class RunChunks:
+    """The vectors of one kernel-row run of ``run_bytes`` contiguous bytes."""
+
+    run_bytes: int
+    m: int
+    offsets: tuple[int, ...]
+    """Start of each ``M``-byte vector in the run; the last one may overlap its predecessor."""
+    overlap: int
+    """Bytes at the start of the last vector that the previous one already counted (masked)."""
+
+
+def run_chunks(run_bytes: int, vector_bytes: int) -> RunChunks:
+    m = chunk_bytes(run_bytes, vector_bytes)
+    full, rest = divmod(run_bytes, m)
+    offsets = tuple(i * m for i in range(full)) + ((run_bytes - m,) if rest else ())
+    return RunChunks(run_bytes, m, offsets, m - rest if rest else 0)
+
+
+def conv_plans(
+    op: BConv2dOp, vector_bytes: int
+) -> tuple[AccumulatorPlan, AccumulatorPlan | None]:
+    """The accumulator plans of the per-tap path and of the kernel-row runs (``None`` when the
+    interior does not use runs)."""
+    lowering = ConvLowering(op, vector_bytes, None, check_kind=False)
+    return lowering.tap_plan, lowering.run_plan
 
 
 def reduce_add(em: Emitter, lanes: SSAValue, lane_type: IntegerType) -> SSAValue:
@@ -82,13 +155,44 @@ def reduce_add(em: Emitter, lanes: SSAValue, lane_type: IntegerType) -> SSAValue
     )
 
 
+def zero_acc(em: Emitter, plan: AccumulatorPlan) -> SSAValue:
+    return em.vector_const([0] * plan.lanes, IntegerType(plan.lane_bits))
+
+
+def lane_sum(em: Emitter, plan: AccumulatorPlan, acc: SSAValue, bound: int) -> SSAValue:
+    """The sum of the accumulator lanes as ``i32``, given that it is at most ``bound``.
+
+    In the lane type when ``bound`` fits it (one ``vector.reduction``, then ``extui``); else
+    each lane is extracted, extended to ``i32`` and summed by a balanced tree of ``addi``
+    (LLVM turns that into a widening vector reduction).
+    """
+    lane_type = IntegerType(plan.lane_bits)
+    if plan.lane_bits == 32 or bound <= 2**plan.lane_bits - 1:
+        total = reduce_add(em, acc, lane_type)
+        return total if plan.lane_bits == 32 else em.emit(arith.ExtUIOp(total, i32))
+    terms = [
+        em.emit(arith.ExtUIOp(em.emit(vector.ExtractOp(acc, [j], lane_type)), i32))
+        for j in range(plan.lanes)
+    ]
+    while len(terms) > 1:
+        pairs = [em.add(a, b) for a, b in zip(terms[::2], terms[1::2])]
+        terms = pairs + terms[len(pairs) * 2 :]
+    return terms[0]
+
+
 class ConvLowering:
     """Emits the loop nest of one ``bnn.bconv2d`` (see the module docstring)."""
 
-    def __init__(self, op: BConv2dOp, vector_bytes: int, thresholds: ThresholdTables | None = None):
+    def __init__(
+        self,
+        op: BConv2dOp,
+        vector_bytes: int,
+        thresholds: ThresholdTables | None = None,
+        check_kind: bool = True,
+    ):
         self.op = op
         self.kind = op.output_kind
-        if (self.kind == "threshold") != (thresholds is not None):
+        if check_kind and (self.kind == "threshold") != (thresholds is not None):
             raise ValueError("a threshold output needs its threshold tables, and only it")
         self.thresholds = thresholds
         x_type, out_type = op.input.type, op.out.type  # type: ignore[union-attr]
@@ -102,41 +206,25 @@ class ConvLowering:
         self.pt, _, self.pl, _ = op.pads
         self.pad = op.pad
         self.channels = op.channels
+        self.block = min(OUTPUT_BLOCK, self.o)
+        # Per-tap chunking.
         self.m = chunk_bytes(self.words, vector_bytes)
         self.full, self.tail = divmod(self.words, self.m)
-        self.plan: AccumulatorPlan = plan_accumulator(
+        self.tap_plan: AccumulatorPlan = plan_accumulator(
             self.kh, self.kw, self.full + (self.tail > 0), self.m
         )
-        self.check_h = needs_bounds_check(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
-        self.check_w = needs_bounds_check(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
-        self.count_taps = self.pad == PadValue.ZERO and (self.check_h or self.check_w)
-        last_mask = last_word_mask(self.channels)
-        self.peel_last = self.pad == PadValue.MINUS_ONE and self.tail == 0 and last_mask != 0xFF
-        self.last_mask = last_mask
-
-    # Accumulator -----------------------------------------------------------------------------
-    def zero_acc(self, em: Emitter) -> SSAValue:
-        return em.vector_const([0] * self.plan.lanes, IntegerType(self.plan.lane_bits))
-
-    def lane_sum(self, em: Emitter, acc: SSAValue, bound: int) -> SSAValue:
-        """The sum of the accumulator lanes as ``i32``, given that it is at most ``bound``.
-
-        In the lane type when ``bound`` fits it (one ``vector.reduction``, then ``extui``); else
-        each lane is extracted, extended to ``i32`` and summed by a balanced tree of ``addi``
-        (LLVM turns that into a widening vector reduction).
-        """
-        lane_type = IntegerType(self.plan.lane_bits)
-        if self.plan.lane_bits == 32 or bound <= 2**self.plan.lane_bits - 1:
-            total = reduce_add(em, acc, lane_type)
-            return total if self.plan.lane_bits == 32 else em.emit(arith.ExtUIOp(total, i32))
-        terms = [
-            em.emit(arith.ExtUIOp(em.emit(vector.ExtractOp(acc, [j], lane_type)), i32))
-            for j in range(self.plan.lanes)
-        ]
-        while len(terms) > 1:
-            pairs = [em.add(a, b) for a, b in zip(terms[::2], terms[1::2])]
-            terms = pairs + terms[len(pairs) * 2 :]
-        return terms[0]
+        self.last_mask = last_word_mask(self.channels)
+        self.peel_last = self.pad == PadValue.MINUS_ONE and self.tail == 0 and self.last_mask != 0xFF
+        # Kernel-row runs.
+        self.run: RunChunks | None = None
+        self.run_plan: AccumulatorPlan | None = None
+        if self.dw == 1 or self.kw == 1:
+            run = run_chunks(self.kw * self.words, vector_bytes)
+            if len(run.offsets) <= MAX_RUN_CHUNKS:
+                self.run = run
+                self.run_plan = plan_accumulator(self.kh, 1, len(run.offsets), run.m, 16)
+        self.rows = interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
+        self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
 
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool) -> None:
@@ -154,21 +242,79 @@ class ConvLowering:
         else:
             n = em.emit(arith.DivUIOp(r, em.index(self.oh)))
             oh = em.emit(arith.RemUIOp(r, em.index(self.oh)))
+        lo, hi = self.rows
+        if (lo, hi) == (0, self.oh):
+            self.columns(em, n, oh, check_h=False)
+        elif lo == hi:
+            self.columns(em, n, oh, check_h=True)
+        else:
+            shifted = oh if lo == 0 else em.sub(oh, em.index(lo))
+            inside = em.cmpi(shifted, em.index(hi - lo), "ult")
+            em.if_else(
+                inside,
+                lambda e: self.columns(e, n, oh, check_h=False),
+                lambda e: self.columns(e, n, oh, check_h=True),
+            )
+
+    def columns(self, em: Emitter, n: SSAValue, oh: SSAValue, check_h: bool) -> None:
+        """All output columns of one row: border, interior, border."""
         ih0 = em.affine(oh, self.sh, -self.pt)
+        lo, hi = self.cols
+        regions = [(0, lo, True), (lo, hi, False), (hi, self.ow, True)] if lo < hi else [
+            (0, self.ow, True)
+        ]
+        for begin, end, check_w in regions:
 
-        def column(e: Emitter, ow: SSAValue, _: Sequence[SSAValue]) -> list[SSAValue]:
-            iw0 = e.affine(ow, self.sw, -self.pl)
+            def column(e: Emitter, ow: SSAValue, _: Sequence[SSAValue], check_w=check_w) -> list:
+                iw0 = e.affine(ow, self.sw, -self.pl)
+                if not check_w and self.run is not None:
 
-            def value(e2: Emitter, o: SSAValue) -> SSAValue:
-                return self.accumulate(e2, n, oh, ow, o, ih0, iw0)
+                    def outputs(e2: Emitter, os: Sequence[SSAValue]) -> list[SSAValue]:
+                        return self.run_outputs(e2, n, ih0, iw0, os, check_h)
+                else:
 
-            if self.kind == "threshold":
-                self.store_bits(e, value, [n, oh, ow])
-            else:
-                e.loop(0, self.o, lambda e2, o, _: self.store(e2, value(e2, o), [n, oh, ow, o]) or [])
+                    def outputs(e2: Emitter, os: Sequence[SSAValue]) -> list[SSAValue]:
+                        return self.tap_outputs(e2, n, ih0, iw0, os, check_h, check_w)
+
+                if self.kind == "threshold":
+                    self.store_bits(e, outputs, [n, oh, ow])
+                else:
+                    self.store_blocks(e, outputs, [n, oh, ow])
+                return []
+
+            em.loop(begin, end, column)
+
+    def blocks(self, em: Emitter, count: int, body: Callable[[Emitter, SSAValue, int], None]) -> None:
+        """``body(e, first, size)`` over channels ``0 .. count-1`` in blocks of ``B`` (a loop),
+        then one block of the ``count % B`` left over."""
+        b = self.block
+        full = count // b * b
+        em.loop(0, full, lambda e, k, _: body(e, k, b) or [], step=b)
+        if count > full:
+            body(em, em.index(full), count - full)
+
+    @staticmethod
+    def channels_from(em: Emitter, first: SSAValue, size: int) -> list[SSAValue]:
+        return [first] + [em.add(first, em.index(j)) for j in range(1, size)]
+
+    def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
+        """Every channel of one position: blocks of ``B`` channels ``q, q+P, ..., q+(B-1)*P``
+        (``P = O // B``, ``q < P``), then the ``O % B`` last channels one by one. The channels of
+        a block are ``P`` apart so that their stores are not adjacent (adjacent scalar stores make
+        LLVM's SLP vectorizer interleave the ``B`` lane reductions)."""
+        b = self.block
+        spread = self.o // b
+
+        def block(e: Emitter, q: SSAValue, _: Sequence[SSAValue]) -> list[SSAValue]:
+            os = [e.add(q, e.index(j * spread)) for j in range(b)]
+            for o, value in zip(os, outputs(e, os)):
+                self.store(e, value, [*lead, o])
             return []
 
-        em.loop(0, self.ow, column)
+        em.loop(0, spread, block)
+        for o in range(spread * b, self.o):
+            (value,) = outputs(em, [em.index(o)])
+            self.store(em, value, [*lead, em.index(o)])
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
         """Store one ``i32`` result, through the fused ``clip8`` when there is one."""
@@ -178,8 +324,7 @@ class ConvLowering:
             acc = em.emit(arith.TruncIOp(acc, i8))
         em.store(acc, self.op.out, at)  # type: ignore[arg-type]
 
-    def store_bits(self, em: Emitter, value: Callable[[Emitter, SSAValue], SSAValue],
-                   lead: list[SSAValue]) -> None:
+    def store_bits(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
         """Fused threshold: the ``O`` results of one position, thresholded and packed 8 per byte
         (bit ``o % 8`` of word ``o // 8``; the unused high bits of the last word stay 0)."""
         tables = self.thresholds
@@ -187,15 +332,27 @@ class ConvLowering:
         full_words, rest = divmod(self.o, WORD_BITS)
 
         def word(e: Emitter, wo: SSAValue, bits: int) -> None:
-            def bit(e2: Emitter, b: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
-                o = e2.add(e2.affine(wo, WORD_BITS, 0), b)
-                minus = threshold_minus(e2, value(e2, o), o, tables.uniform, tables.thresholds,
-                                        tables.directions)
-                shift = e2.emit(arith.IndexCastOp(b, i32))
-                one = e2.emit(arith.ShLIOp(e2.emit(arith.ExtUIOp(minus, i32)), shift))
-                return [e2.emit(arith.OrIOp(state[0], one))]
+            base = e.affine(wo, WORD_BITS, 0)
 
-            (byte,) = e.loop(0, bits, bit, [e.int(0, i32)])
+            def group(e2: Emitter, k: SSAValue, size: int, byte: SSAValue) -> SSAValue:
+                """Bits ``k .. k+size-1`` of the word, ORed into ``byte``."""
+                bits_at = self.channels_from(e2, k, size)
+                os = [e2.add(base, b) for b in bits_at]
+                for b, o, value in zip(bits_at, os, outputs(e2, os)):
+                    minus = threshold_minus(e2, value, o, tables.uniform, tables.thresholds,
+                                            tables.directions)
+                    shift = e2.emit(arith.IndexCastOp(b, i32))
+                    one = e2.emit(arith.ShLIOp(e2.emit(arith.ExtUIOp(minus, i32)), shift))
+                    byte = e2.emit(arith.OrIOp(byte, one))
+                return byte
+
+            size = self.block
+            full = bits // size * size
+            (byte,) = e.loop(
+                0, full, lambda e2, k, st: [group(e2, k, size, st[0])], [e.int(0, i32)], step=size
+            )
+            if bits > full:
+                byte = group(e, e.index(full), bits - full, byte)
             e.store(e.emit(arith.TruncIOp(byte, i8)), self.op.out, [*lead, wo])  # type: ignore[arg-type]
 
         if full_words:
@@ -203,115 +360,203 @@ class ConvLowering:
         if rest:
             word(em, em.index(full_words), rest)
 
-    def accumulate(
+    # Per-tap path ----------------------------------------------------------------------------
+    def tap_outputs(
         self,
         em: Emitter,
         n: SSAValue,
-        oh: SSAValue,
-        ow: SSAValue,
-        o: SSAValue,
         ih0: SSAValue,
         iw0: SSAValue,
-    ) -> SSAValue:
-        """All taps of one output ``out[n, oh, ow, o]``: ``K - 2*popcount`` as ``i32``."""
-        plan = self.plan
-        # Carried through the tap loops: the accumulator, or the i32 total when the chain is
+        os: Sequence[SSAValue],
+        check_h: bool,
+        check_w: bool,
+    ) -> list[SSAValue]:
+        """``K - 2*popcount`` (``i32``) of the outputs ``os`` at one position, tap by tap."""
+        plan = self.tap_plan
+        count_taps = self.pad == PadValue.ZERO and (check_h or check_w)
+        # Carried through the tap loops: the accumulators, or the i32 totals when the chains are
         # flushed inside them; plus the number of in-range taps when it varies.
-        carried = self.zero_acc(em) if plan.flush == "none" else em.int(0, i32)
-        zero_count = [em.int(0, i32)] if self.count_taps else []
-        # A flushed block sums at most 8 bits per byte of its steps.
-        block_bound = plan.chain_steps * self.m * 8
+        zero = zero_acc(em, plan) if plan.flush == "none" else em.int(0, i32)
+        carried = [zero] * len(os) + ([em.int(0, i32)] if count_taps else [])
+        block_bound = plan.chain_steps * self.m * 8  # a flushed block sums <= 8 bits per byte
+        k = len(os)
 
         def tap_row(e: Emitter, kh: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
             ih = e.add(ih0, e.affine(kh, self.dh, 0))
-            ok_h = e.cmpi(ih, e.index(self.h), "ult") if self.check_h else None
+            ok_h = e.cmpi(ih, e.index(self.h), "ult") if check_h else None
             ih_safe = e.select(ok_h, ih, e.index(0)) if ok_h is not None else ih
 
             def tap(e2: Emitter, kw: SSAValue, inner: Sequence[SSAValue]) -> list[SSAValue]:
                 iw = e2.add(iw0, e2.affine(kw, self.dw, 0))
-                ok_w = e2.cmpi(iw, e2.index(self.w), "ult") if self.check_w else None
+                ok_w = e2.cmpi(iw, e2.index(self.w), "ult") if check_w else None
                 iw_safe = e2.select(ok_w, iw, e2.index(0)) if ok_w is not None else iw
                 if ok_h is None or ok_w is None:
                     ok = ok_h if ok_w is None else ok_w
                 else:
                     ok = e2.emit(arith.AndIOp(ok_h, ok_w))
-                acc = self.zero_acc(e2) if plan.flush == "tap" else inner[0]
-                acc = self.tap_chain(e2, acc, [n, ih_safe, iw_safe], [o, kh, kw], ok)
+                accs = [zero_acc(e2, plan)] * k if plan.flush == "tap" else list(inner[:k])
+                accs = self.tap_chain(e2, accs, [n, ih_safe, iw_safe], os, [kh, kw], ok)
                 if plan.flush == "tap":
-                    acc = e2.add(inner[0], self.lane_sum(e2, acc, block_bound))
-                result = [acc]
-                if self.count_taps:
+                    accs = [e2.add(t, lane_sum(e2, plan, a, block_bound))
+                            for t, a in zip(inner[:k], accs)]
+                if count_taps:
                     assert ok is not None
-                    result.append(e2.add(inner[1], e2.emit(arith.ExtUIOp(ok, i32))))
-                return result
+                    accs.append(e2.add(inner[k], e2.emit(arith.ExtUIOp(ok, i32))))
+                return accs
 
             if plan.flush == "row":
-                acc, *count = e.loop(0, self.kw, tap, [self.zero_acc(e), *state[1:]])
-                return [e.add(state[0], self.lane_sum(e, acc, block_bound)), *count]
+                init = [zero_acc(e, plan)] * k + list(state[k:])
+                result = e.loop(0, self.kw, tap, init)
+                sums = [e.add(t, lane_sum(e, plan, a, block_bound))
+                        for t, a in zip(state[:k], result[:k])]
+                return sums + result[k:]
             return e.loop(0, self.kw, tap, state)
 
-        final, *count = em.loop(0, self.kh, tap_row, [carried, *zero_count])
+        final = em.loop(0, self.kh, tap_row, carried)
+        count = final[k] if count_taps else None
+        return self.finish(em, plan, final[:k], count, self.channels)
+
+    def finish(self, em: Emitter, plan: AccumulatorPlan, totals: Sequence[SSAValue],
+               count: SSAValue | None, per_count: int) -> list[SSAValue]:
+        """``K - 2*popcount`` per output; ``K = per_count * count`` when counted, else the fan-in."""
         fan_in = self.channels * self.kh * self.kw
-        # By the bit convention only the C valid bits of a tap can differ: popcount <= K.
-        popcount = self.lane_sum(em, final, fan_in) if plan.flush == "none" else final
-        if self.count_taps:
-            k = em.mul(count[0], em.int(self.channels, i32))
-        else:
-            k = em.int(fan_in, i32)
-        twice = em.emit(arith.ShLIOp(popcount, em.int(1, i32)))
-        return em.sub(k, twice)
+        k = em.int(fan_in, i32) if count is None else em.mul(count, em.int(per_count, i32))
+        results = []
+        for total in totals:
+            # By the bit convention only the C valid bits of a tap can differ: popcount <= K.
+            popcount = lane_sum(em, plan, total, fan_in) if plan.flush == "none" else total
+            twice = em.emit(arith.ShLIOp(popcount, em.int(1, i32)))
+            results.append(em.sub(k, twice))
+        return results
 
     def tap_chain(
         self,
         em: Emitter,
-        acc: SSAValue,
+        accs: list[SSAValue],
         x_at: list[SSAValue],
-        w_at: list[SSAValue],
+        os: Sequence[SSAValue],
+        w_tap: list[SSAValue],
         ok: SSAValue | None,
-    ) -> SSAValue:
-        """``narrow_acc`` over the ``Cb`` bytes of one tap: full chunks, then the tail."""
+    ) -> list[SSAValue]:
+        """``narrow_acc`` over the ``Cb`` bytes of one tap for each output: full chunks, then
+        the tail."""
         m = self.m
         x, w = self.op.input, self.op.weight
-        steps = self.plan.chain_steps
+        steps = self.tap_plan.chain_steps
+
+        def step(e: Emitter, state: Sequence[SSAValue], a: SSAValue, bs: list[SSAValue],
+                 last_byte_at: int | None) -> list[SSAValue]:
+            a_each = self.padded(e, ok, a, bs, m, lambda: self.tap_padding(e, m, last_byte_at))
+            return [e.emit(NarrowAccOp(acc, ai, b, steps)) for acc, ai, b in zip(state, a_each, bs)]
 
         def chunk(
             e: Emitter, offset: SSAValue, state: Sequence[SSAValue], last: bool = False
         ) -> list[SSAValue]:
             a = e.vload(x, [*x_at, offset], m)
-            b = e.vload(w, [*w_at, offset], m)
-            if ok is not None:
-                a = e.select(ok, a, self.padding(e, b, m, m if last else None))
-            return [e.emit(NarrowAccOp(state[0], a, b, steps))]
+            bs = [e.vload(w, [o, *w_tap, offset], m) for o in os]
+            return step(e, state, a, bs, m if last else None)
 
         looped = self.full - 1 if self.peel_last else self.full
-        (acc,) = em.loop(0, looped * m, chunk, [acc], step=m)
+        accs = em.loop(0, looped * m, chunk, accs, step=m)
         if self.peel_last:
-            (acc,) = chunk(em, em.index(looped * m), [acc], last=True)
+            accs = chunk(em, em.index(looped * m), accs, last=True)
         if self.tail:
-            a, b = self.zero_bytes(em), self.zero_bytes(em)
+            a = self.zero_bytes(em, m)
+            bs = [self.zero_bytes(em, m) for _ in os]
             for i in range(self.tail):
                 at = em.index(self.full * m + i)
                 a = em.emit(vector.InsertOp(em.load(x, [*x_at, at]), a, [i]))
-                b = em.emit(vector.InsertOp(em.load(w, [*w_at, at]), b, [i]))
-            if ok is not None:
-                a = em.select(ok, a, self.padding(em, b, m, self.tail))
-            acc = em.emit(NarrowAccOp(acc, a, b, steps))
-        return acc
+                bs = [em.emit(vector.InsertOp(em.load(w, [o, *w_tap, at]), b, [i]))
+                      for o, b in zip(os, bs)]
+            accs = step(em, accs, a, bs, self.tail)
+        return accs
 
-    def zero_bytes(self, em: Emitter) -> SSAValue:
-        return em.vector_const([0] * self.m, i8)
-
-    def padding(self, em: Emitter, weight: SSAValue, m: int, last_byte_at: int | None) -> SSAValue:
-        """The activation bytes of an out-of-range tap (``last_byte_at``: bytes up to and including
-        the tap's last byte, when this chunk holds it)."""
+    def padded(self, em: Emitter, ok: SSAValue | None, a: SSAValue, bs: list[SSAValue], m: int,
+               padding: Callable[[], SSAValue]) -> list[SSAValue]:
+        """The activation vector of each output: ``a`` if ``ok`` (or unchecked), else the
+        padding: the output's own weight vector for ``pad_value = 0``, else ``padding()``."""
+        if ok is None:
+            return [a] * len(bs)
         if self.pad == PadValue.ZERO:
-            return weight
+            return [em.select(ok, a, b) for b in bs]
+        return [em.select(ok, a, padding())] * len(bs)
+
+    @staticmethod
+    def zero_bytes(em: Emitter, m: int) -> SSAValue:
+        return em.vector_const([0] * m, i8)
+
+    def tap_padding(self, em: Emitter, m: int, last_byte_at: int | None) -> SSAValue:
+        """Out-of-range activation bytes of a chunk of one tap (``pad_value`` +1 or -1;
+        ``last_byte_at``: bytes up to and including the tap's last byte, when this chunk holds
+        it)."""
         if self.pad == PadValue.PLUS_ONE:
-            return self.zero_bytes(em)
+            return self.zero_bytes(em, m)
         if last_byte_at is None:
             return em.vector_const([0xFF] * m, i8)
         values = [0xFF] * (last_byte_at - 1) + [self.last_mask] + [0] * (m - last_byte_at)
         return em.vector_const(values, i8)
+
+    # Kernel-row runs -------------------------------------------------------------------------
+    def run_padding(self, em: Emitter, offset: int, m: int) -> SSAValue:
+        """Out-of-range activation bytes at ``offset`` of a run (``pad_value`` +1 or -1)."""
+        if self.pad == PadValue.PLUS_ONE:
+            return self.zero_bytes(em, m)
+        cb = self.words
+        values = [self.last_mask if (offset + i) % cb == cb - 1 else 0xFF for i in range(m)]
+        return em.vector_const(values, i8)
+
+    def run_outputs(
+        self,
+        em: Emitter,
+        n: SSAValue,
+        ih0: SSAValue,
+        iw0: SSAValue,
+        os: Sequence[SSAValue],
+        check_h: bool,
+    ) -> list[SSAValue]:
+        """``K - 2*popcount`` (``i32``) of the outputs ``os`` at an interior column, one
+        contiguous run of ``KW*Cb`` bytes per kernel row."""
+        run, plan = self.run, self.run_plan
+        assert run is not None and plan is not None
+        m, cb, k = run.m, self.words, len(os)
+        x, w = self.op.input, self.op.weight
+        count_rows = self.pad == PadValue.ZERO and check_h
+        zero = zero_acc(em, plan) if plan.flush == "none" else em.int(0, i32)
+        carried = [zero] * k + ([em.int(0, i32)] if count_rows else [])
+        block_bound = plan.chain_steps * m * 8
+        keep = None
+        if run.overlap:
+            keep = em.vector_const([0] * run.overlap + [0xFF] * (m - run.overlap), i8)
+
+        def kernel_row(e: Emitter, kh: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
+            ih = e.add(ih0, e.affine(kh, self.dh, 0))
+            ok = e.cmpi(ih, e.index(self.h), "ult") if check_h else None
+            ih_safe = e.select(ok, ih, e.index(0)) if ok is not None else ih
+            accs = [zero_acc(e, plan)] * k if plan.flush != "none" else list(state[:k])
+            last = len(run.offsets) - 1
+            for i, offset in enumerate(run.offsets):
+                tap, byte = divmod(offset, cb)
+                at_tap = e.index(tap)
+                a = e.vload(x, [n, ih_safe, e.add(iw0, at_tap), e.index(byte)], m)
+                bs = [e.vload(w, [o, kh, at_tap, e.index(byte)], m) for o in os]
+                a_each = self.padded(e, ok, a, bs, m, lambda: self.run_padding(e, offset, m))
+                if i == last and keep is not None:
+                    masked = {}
+                    a_each = [masked.setdefault(ai, e.emit(arith.AndIOp(ai, keep)))
+                              for ai in a_each]
+                    bs = [e.emit(arith.AndIOp(b, keep)) for b in bs]
+                accs = [e.emit(NarrowAccOp(acc, ai, b, plan.chain_steps))
+                        for acc, ai, b in zip(accs, a_each, bs)]
+            if plan.flush != "none":
+                accs = [e.add(t, lane_sum(e, plan, a, block_bound)) for t, a in zip(state[:k], accs)]
+            if count_rows:
+                assert ok is not None
+                accs.append(e.add(state[k], e.emit(arith.ExtUIOp(ok, i32))))
+            return accs
+
+        final = em.loop(0, self.kh, kernel_row, carried)
+        count = final[k] if count_rows else None
+        return self.finish(em, plan, final[:k], count, self.channels * self.kw)
 
 
 @dataclass(frozen=True)
@@ -329,4 +574,14 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, vector_bytes: int, parallel: bool,
     ConvLowering(op, vector_bytes, thresholds).emit(em, parallel)
 
 
-__all__ = ["ConvLowering", "ThresholdTables", "chunk_bytes", "lower_bconv2d", "needs_bounds_check"]
+__all__ = [
+    "ConvLowering",
+    "RunChunks",
+    "ThresholdTables",
+    "chunk_bytes",
+    "conv_plans",
+    "interior_range",
+    "lower_bconv2d",
+    "needs_bounds_check",
+    "run_chunks",
+]

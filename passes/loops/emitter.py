@@ -171,6 +171,23 @@ class Emitter:
         self.builder.insert(op)
         return list(op.results)
 
+    def if_else(
+        self,
+        cond: SSAValue,
+        then_body: Callable[[Emitter], None],
+        else_body: Callable[[Emitter], None],
+    ) -> None:
+        """``scf.if`` without results: ``then_body`` when ``cond`` (``i1``) holds, else
+        ``else_body``."""
+        regions = []
+        for body in (then_body, else_body):
+            block = Block()
+            inner = self.at(block)
+            body(inner)
+            inner.emit(scf.YieldOp())
+            regions.append(Region(block))
+        self.builder.insert(scf.IfOp(cond, [], regions[0], regions[1]))
+
     def parallel(self, upper: int, body: Callable[[Emitter, SSAValue], None]) -> None:
         """``scf.parallel`` over ``[0, upper)`` with one induction variable and no reductions."""
         block = Block(arg_types=[IndexType()])

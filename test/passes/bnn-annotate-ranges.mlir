@@ -47,3 +47,22 @@ func.func @fused_outputs(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>) -> (ten
   %c = bnn.requant8 %a {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>} : tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi8>
   func.return %a, %b, %c : tensor<1x4x4x2xi8>, tensor<1x4x4x1xi8>, tensor<1x4x4x2xi8>
 }
+
+// Integer convolution / dense with constant i8 weights: per output channel the sum of the extreme
+// products (weights 1, -2, 3 and 0, 0, 5 on [0, 127]: [-254, 508] and [0, 635]); with zero
+// padding 0 would join every partial sum. A non-constant weight gives the whole i32 range.
+// CHECK-LABEL: func.func @integer_products
+// CHECK: bnn.activation {{.*}}bnn.range = [0 : i64, 127 : i64]
+// CHECK: bnn.dense {{.*}}bnn.range = [-254 : i64, 635 : i64]
+// CHECK: bnn.conv2d {{.*}}bnn.range = [-254 : i64, 635 : i64]
+// CHECK: bnn.dense {{.*}}bnn.range = [-2147483648 : i64, 2147483647 : i64]
+func.func @integer_products(%x: tensor<2x3xi8>, %y: tensor<1x1x1x3xi8>, %wv: tensor<2x3xi8>) -> (tensor<2x2xi32>, tensor<1x1x1x2xi32>, tensor<2x2xi32>) {
+  %r = bnn.activation %x {kind = "relu"} : tensor<2x3xi8> -> tensor<2x3xi8>
+  %w = arith.constant dense<[[1, -2, 3], [0, 0, 5]]> : tensor<2x3xi8>
+  %d = bnn.dense %r, %w : tensor<2x3xi8>, tensor<2x3xi8> -> tensor<2x2xi32>
+  %ry = bnn.activation %y {kind = "relu"} : tensor<1x1x1x3xi8> -> tensor<1x1x1x3xi8>
+  %wc = arith.constant dense<[[[[1, -2, 3]]], [[[0, 0, 5]]]]> : tensor<2x1x1x3xi8>
+  %c = bnn.conv2d %ry, %wc {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x1x1x3xi8>, tensor<2x1x1x3xi8> -> tensor<1x1x1x2xi32>
+  %v = bnn.dense %r, %wv : tensor<2x3xi8>, tensor<2x3xi8> -> tensor<2x2xi32>
+  func.return %d, %c, %v : tensor<2x2xi32>, tensor<1x1x1x2xi32>, tensor<2x2xi32>
+}

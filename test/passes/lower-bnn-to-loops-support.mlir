@@ -52,6 +52,62 @@ func.func @conv2d(%x: memref<1x5x5x3xf32>, %w: memref<4x3x3x3xf32>, %b: memref<4
 
 // -----
 
+// Integer convolution (i8 x i8): an i32 accumulator from 0; both factors extsi to i32, muli, addi;
+// no scf.if when every tap is in range; the i32 sum is stored as is.
+// CHECK-LABEL: func.func @conv2d_integer
+// CHECK: %[[ACC:.*]] = scf.for %[[KH:[^ ]+]] = {{.*}} iter_args(%{{.*}} = %{{.*}}) -> (i32) {
+// CHECK: scf.for %[[KW:[^ ]+]] = {{.*}} -> (i32) {
+// CHECK-NOT: scf.if
+// CHECK: scf.for %[[CH:[^ ]+]] = {{.*}} iter_args(%[[S0:.*]] = %{{.*}}) -> (i32) {
+// CHECK-NEXT: %[[XV:.*]] = memref.load %x[%{{.*}}, %{{.*}}, %{{.*}}, %[[CH]]] : memref<1x4x4x3xi8>
+// CHECK-NEXT: %[[XE:.*]] = arith.extsi %[[XV]] : i8 to i32
+// CHECK-NEXT: %[[WV:.*]] = memref.load %w[%{{.*}}, %[[KH]], %[[KW]], %[[CH]]] : memref<2x2x2x3xi8>
+// CHECK-NEXT: %[[WE:.*]] = arith.extsi %[[WV]] : i8 to i32
+// CHECK-NEXT: %[[PR:.*]] = arith.muli %[[XE]], %[[WE]] : i32
+// CHECK-NEXT: %[[S:.*]] = arith.addi %[[S0]], %[[PR]] : i32
+// CHECK-NEXT: scf.yield %[[S]] : i32
+// CHECK: memref.store %[[ACC]], %o[{{.*}}] : memref<1x3x3x2xi32>
+func.func @conv2d_integer(%x: memref<1x4x4x3xi8>, %w: memref<2x2x2x3xi8>, %o: memref<1x3x3x2xi32>) {
+  bnn.conv2d %x, %w into %o {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : memref<1x4x4x3xi8>, memref<2x2x2x3xi8>, memref<1x3x3x2xi32>
+  func.return
+}
+
+// -----
+
+// CHECK-LABEL: func.func @dense_integer
+// CHECK: %[[ZERO:.*]] = arith.constant 0 : i32
+// CHECK: %[[ACC:.*]] = scf.for %[[C:[^ ]+]] = {{.*}} iter_args(%[[S0:.*]] = %[[ZERO]]) -> (i32) {
+// CHECK-NEXT: %[[XV:.*]] = memref.load %x[%{{.*}}, %[[C]]] : memref<2x5xi8>
+// CHECK-NEXT: %[[XE:.*]] = arith.extsi %[[XV]] : i8 to i32
+// CHECK-NEXT: %[[WV:.*]] = memref.load %w[%{{.*}}, %[[C]]] : memref<3x5xi8>
+// CHECK-NEXT: %[[WE:.*]] = arith.extsi %[[WV]] : i8 to i32
+// CHECK-NEXT: %[[PR:.*]] = arith.muli %[[XE]], %[[WE]] : i32
+// CHECK-NEXT: arith.addi %[[S0]], %[[PR]] : i32
+// CHECK: memref.store %[[ACC]], %o[%{{.*}}, %{{.*}}] : memref<2x3xi32>
+func.func @dense_integer(%x: memref<2x5xi8>, %w: memref<3x5xi8>, %o: memref<2x3xi32>) {
+  bnn.dense %x, %w into %o : memref<2x5xi8>, memref<3x5xi8>, memref<2x3xi32>
+  func.return
+}
+
+// -----
+
+// The division form of bnn.affine divides (divf), it does not multiply by a reciprocal.
+// CHECK: "memref.global"() <{sym_name = "__bnn_divisor_0", type = memref<2xf32>, initial_value = dense<[3.000000e+00, 1.230000e-02]> : tensor<2xf32>, sym_visibility = "private", constant}>
+// CHECK-LABEL: func.func @affine_divisor
+// CHECK-DAG: %[[D:.*]] = memref.get_global @__bnn_divisor_0 : memref<2xf32>
+// CHECK-DAG: %[[NZ:.*]] = arith.constant -0.000000e+00 : f32
+// CHECK: %[[X:.*]] = memref.load %x[%{{.*}}, %[[C:.*]]] : memref<4x2xf32>
+// CHECK-NEXT: %[[DV:.*]] = memref.load %[[D]][%[[C]]] : memref<2xf32>
+// CHECK-NEXT: %[[Q:.*]] = arith.divf %[[X]], %[[DV]] : f32
+// CHECK-NEXT: %[[R:.*]] = arith.addf %[[Q]], %[[NZ]] : f32
+// CHECK-NEXT: memref.store %[[R]], %o[%{{.*}}, %[[C]]] : memref<4x2xf32>
+func.func @affine_divisor(%x: memref<4x2xf32>, %o: memref<4x2xf32>) {
+  bnn.affine %x into %o {divisor = array<f32: 3.0, 0.0123>, bias = array<f32: -0.0, -0.0>} : memref<4x2xf32>, memref<4x2xf32>
+  func.return
+}
+
+// -----
+
 // Max pooling accumulates in the output row: filled with the lowest value, then one
 // contiguous loop over the channels per in-range tap.
 // CHECK-LABEL: func.func @max_pool

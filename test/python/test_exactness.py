@@ -29,9 +29,12 @@ def clip_networks(draw):
     size = draw(st.integers(3, 11))
     batch = draw(st.integers(1, 2))
     pad_value = draw(st.sampled_from([0.0, 1.0, -1.0]))
+    k = draw(st.sampled_from([1, 3]))
+    in_size = size
+    size = size + 2 - k + 1  # padding 1 on each side
     layers: list[nn.Module] = [
         bnn.QuantizeInput(1.0 / 32.0),
-        bnn.BinaryConv2d(cin, width, draw(st.sampled_from([1, 3])), padding=1, pad_value=pad_value),
+        bnn.BinaryConv2d(cin, width, k, padding=1, pad_value=pad_value),
         nn.BatchNorm2d(width),
         bnn.Clip8(),
     ]
@@ -51,7 +54,7 @@ def clip_networks(draw):
     elif tail == "maxpool":
         layers += [nn.MaxPool2d(2, ceil_mode=False)] if size >= 2 else []
     model = randomize_batchnorm(nn.Sequential(*layers), torch.Generator().manual_seed(seed)).eval()
-    x = torch.randn(batch, cin, size if tail != "maxpool" else size, size, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(batch, cin, in_size, in_size, generator=torch.Generator().manual_seed(seed))
     return model, x
 
 

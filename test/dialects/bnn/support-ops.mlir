@@ -69,6 +69,29 @@ func.func @dense(%x: tensor<2x7xf32>, %w: tensor<3x7xf32>, %b: tensor<3xf32>, %q
   func.return %0 : tensor<2x3xf32>
 }
 
+// CHECK-LABEL: func.func @affine_divisor
+// CHECK: bnn.affine %{{.*}} {divisor = array<f32: 3.000000e+00, 1.230000e-02>, bias = array<f32: -0.000000e+00, 1.000000e+00>} : tensor<4x2xf32> -> tensor<4x2xf32>
+// GENERIC: "bnn.affine"(%{{.*}}) <{divisor = array<f32: 3.000000e+00, 1.230000e-02>, bias = array<f32: -0.000000e+00, 1.000000e+00>}> : (tensor<4x2xf32>) -> tensor<4x2xf32>
+func.func @affine_divisor(%x: tensor<4x2xf32>) -> tensor<4x2xf32> {
+  %0 = bnn.affine %x {divisor = array<f32: 3.0, 0.0123>, bias = array<f32: -0.0, 1.0>} : tensor<4x2xf32> -> tensor<4x2xf32>
+  func.return %0 : tensor<4x2xf32>
+}
+
+// The integer forms: i8 input, i8 weights, i32 result, no bias.
+// CHECK-LABEL: func.func @integer_conv2d_dense
+// CHECK: bnn.conv2d %{{.*}}, %{{.*}} {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 3, 3, 3, 3>} : tensor<1x16x16x3xi8>, tensor<8x7x7x3xi8> -> tensor<1x8x8x8xi32>
+// CHECK: bnn.conv2d %{{.*}}, %{{.*}} into %{{.*}} {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : memref<1x3x3x2xi8>, memref<4x3x3x2xi8>, memref<1x1x1x4xi32>
+// CHECK: bnn.dense %{{.*}}, %{{.*}} : tensor<2x7xi8>, tensor<3x7xi8> -> tensor<2x3xi32>
+// GENERIC: "bnn.conv2d"(%{{.*}}, %{{.*}}) <{strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 3, 3, 3, 3>, operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<1x16x16x3xi8>, tensor<8x7x7x3xi8>) -> tensor<1x8x8x8xi32>
+// GENERIC: "bnn.dense"(%{{.*}}, %{{.*}}) <{operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<2x7xi8>, tensor<3x7xi8>) -> tensor<2x3xi32>
+func.func @integer_conv2d_dense(%x: tensor<1x16x16x3xi8>, %w: tensor<8x7x7x3xi8>, %mx: memref<1x3x3x2xi8>, %mw: memref<4x3x3x2xi8>, %mo: memref<1x1x1x4xi32>,
+                                %d: tensor<2x7xi8>, %dw: tensor<3x7xi8>) -> (tensor<1x8x8x8xi32>, tensor<2x3xi32>) {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 3, 3, 3, 3>} : tensor<1x16x16x3xi8>, tensor<8x7x7x3xi8> -> tensor<1x8x8x8xi32>
+  bnn.conv2d %mx, %mw into %mo {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : memref<1x3x3x2xi8>, memref<4x3x3x2xi8>, memref<1x1x1x4xi32>
+  %1 = bnn.dense %d, %dw : tensor<2x7xi8>, tensor<3x7xi8> -> tensor<2x3xi32>
+  func.return %0, %1 : tensor<1x8x8x8xi32>, tensor<2x3xi32>
+}
+
 // CHECK-LABEL: func.func @pool2d
 // CHECK: bnn.pool2d %{{.*}} {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, padding = array<i64: 1, 1, 1, 1>} : tensor<1x7x7x5xi8> -> tensor<1x4x4x5xi8>
 // CHECK: bnn.pool2d %{{.*}} {kind = "avg", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 1, 0, 1, 0>, count_include_pad} : tensor<1x7x7x5xf32> -> tensor<1x4x4x5xf32>

@@ -180,6 +180,30 @@ func.func @do_not_accept_affine_int_scale(%x: tensor<2xf32>) -> tensor<2xf32> {
 
 // -----
 
+// CHECK: 'bnn.affine' needs exactly one of 'scale' and 'divisor'
+func.func @do_not_accept_affine_scale_and_divisor(%x: tensor<2xf32>) -> tensor<2xf32> {
+  %0 = bnn.affine %x {scale = array<f32: 1.0, 2.0>, divisor = array<f32: 3.0, 3.0>, bias = array<f32: 0.0, 0.0>} : tensor<2xf32> -> tensor<2xf32>
+  func.return %0 : tensor<2xf32>
+}
+
+// -----
+
+// CHECK: 'bnn.affine' needs exactly one of 'scale' and 'divisor'
+func.func @do_not_accept_affine_without_scale(%x: tensor<2xf32>) -> tensor<2xf32> {
+  %0 = bnn.affine %x {bias = array<f32: 0.0, 0.0>} : tensor<2xf32> -> tensor<2xf32>
+  func.return %0 : tensor<2xf32>
+}
+
+// -----
+
+// CHECK: 'bnn.affine' divisor needs 2 values, got 3
+func.func @do_not_accept_affine_divisor_wrong_channels(%x: tensor<2xf32>) -> tensor<2xf32> {
+  %0 = bnn.affine %x {divisor = array<f32: 1.0, 2.0, 3.0>, bias = array<f32: 0.0, 0.0>} : tensor<2xf32> -> tensor<2xf32>
+  func.return %0 : tensor<2xf32>
+}
+
+// -----
+
 // CHECK: 'bnn.conv2d' input elements must be f32 or i8, got i32
 func.func @do_not_accept_conv2d_int32_input(%x: tensor<1x3x3x2xi32>, %w: tensor<4x3x3x2xf32>) -> tensor<1x1x1x4xf32> {
   %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xi32>, tensor<4x3x3x2xf32> -> tensor<1x1x1x4xf32>
@@ -188,10 +212,58 @@ func.func @do_not_accept_conv2d_int32_input(%x: tensor<1x3x3x2xi32>, %w: tensor<
 
 // -----
 
-// CHECK: 'bnn.conv2d' weight must be f32, got tensor<4x3x3x2xi8>
-func.func @do_not_accept_conv2d_int8_weight(%x: tensor<1x3x3x2xf32>, %w: tensor<4x3x3x2xi8>) -> tensor<1x1x1x4xf32> {
+// CHECK: 'bnn.conv2d' with i8 weights is the integer form and needs i8 input, got f32 (all-integer or all-float)
+func.func @do_not_accept_conv2d_float_input_int8_weight(%x: tensor<1x3x3x2xf32>, %w: tensor<4x3x3x2xi8>) -> tensor<1x1x1x4xf32> {
   %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xf32>, tensor<4x3x3x2xi8> -> tensor<1x1x1x4xf32>
   func.return %0 : tensor<1x1x1x4xf32>
+}
+
+// -----
+
+// CHECK: 'bnn.conv2d' weight must be f32 (or i8 with i8 input), got tensor<4x3x3x2xi32>
+func.func @do_not_accept_conv2d_int32_weight(%x: tensor<1x3x3x2xi8>, %w: tensor<4x3x3x2xi32>) -> tensor<1x1x1x4xi32> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xi8>, tensor<4x3x3x2xi32> -> tensor<1x1x1x4xi32>
+  func.return %0 : tensor<1x1x1x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.conv2d' expected output [1, 1, 1, 4] of i32, got tensor<1x1x1x4xf32>
+func.func @do_not_accept_integer_conv2d_float_output(%x: tensor<1x3x3x2xi8>, %w: tensor<4x3x3x2xi8>) -> tensor<1x1x1x4xf32> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xi8>, tensor<4x3x3x2xi8> -> tensor<1x1x1x4xf32>
+  func.return %0 : tensor<1x1x1x4xf32>
+}
+
+// -----
+
+// CHECK: 'bnn.conv2d' integer form (i8 input and weights) takes no bias; add it after the i32 result
+func.func @do_not_accept_integer_conv2d_bias(%x: tensor<1x3x3x2xi8>, %w: tensor<4x3x3x2xi8>, %b: tensor<4xf32>) -> tensor<1x1x1x4xi32> {
+  %0 = bnn.conv2d %x, %w bias %b {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xi8>, tensor<4x3x3x2xi8> bias tensor<4xf32> -> tensor<1x1x1x4xi32>
+  func.return %0 : tensor<1x1x1x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.conv2d' integer form: fan-in 131072 exceeds 131071 (128 * 128 * fan-in must fit i32 for an exact accumulation)
+func.func @do_not_accept_integer_conv2d_huge_fan_in(%x: tensor<1x1x1x131072xi8>, %w: tensor<1x1x1x131072xi8>) -> tensor<1x1x1x1xi32> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x1x1x131072xi8>, tensor<1x1x1x131072xi8> -> tensor<1x1x1x1xi32>
+  func.return %0 : tensor<1x1x1x1xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.dense' with i8 weights is the integer form and needs i8 input, got i32 (all-integer or all-float)
+func.func @do_not_accept_dense_int32_input_int8_weight(%x: tensor<1x8xi32>, %w: tensor<3x8xi8>) -> tensor<1x3xi32> {
+  %0 = bnn.dense %x, %w : tensor<1x8xi32>, tensor<3x8xi8> -> tensor<1x3xi32>
+  func.return %0 : tensor<1x3xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.dense' expected output [1, 3] of i32, got tensor<1x3xf32>
+func.func @do_not_accept_integer_dense_float_output(%x: tensor<1x8xi8>, %w: tensor<3x8xi8>) -> tensor<1x3xf32> {
+  %0 = bnn.dense %x, %w : tensor<1x8xi8>, tensor<3x8xi8> -> tensor<1x3xf32>
+  func.return %0 : tensor<1x3xf32>
 }
 
 // -----
