@@ -3,13 +3,17 @@
 One output of ``bnn.bconv2d`` accumulates ``popcount(a XOR w)`` over ``KH*KW`` taps and, per tap,
 over ``Q = ceil(Cb / M)`` chunks of ``M`` packed bytes (``Q - 1`` or ``Q`` full chunks and at most
 one zero-filled tail chunk). Each chunk is one ``bnn.narrow_acc`` step, so a whole output is a chain
-of ``S = KH*KW*Q`` steps.
+of ``S = KH*KW*Q`` steps. Where the ``KW`` taps of a kernel row are read as one contiguous run of
+``KW*Cb`` bytes (:mod:`bnnmlir.passes.loops.bconv2d`), a row is ``Q = ceil(KW*Cb / M)`` chunks (the
+last one possibly overlapping its predecessor, the overlap masked to 0): the plan of that chain is
+``plan_accumulator(KH, 1, Q, M)``, its "rows" being the kernel rows.
 
 Bound per lane: a lane gathers ``G`` bytes, so one step adds at most ``8*G`` to it; a chain of
 ``n`` steps from zero stays below ``2**A`` (``A`` the lane width) iff ``n*8*G <= 2**A - 1``, i.e.
 ``n <= NarrowAccOp.max_exact_steps(A, G)``. The plan picks, in this order:
 
-1. 8-bit lanes (``L = M``, ``G = 1``) if the whole chain fits: ``S*8 <= 255``;
+1. 8-bit lanes (``L = M``, ``G = 1``) if the whole chain fits: ``S*8 <= 255`` (skipped when the
+   caller asks for lanes of at least ``min_lane_bits = 16``);
 2. 16-bit lanes (``L = M/2``, ``G = 2``; ``L = G = 1`` when ``M = 1``) if ``S*8*G <= 65535``;
 3. 16-bit lanes with the chain split into blocks that each fit, the lanes flushed (extended to
    ``i32`` and summed) into an ``i32`` total between blocks: after every row of taps (blocks of
@@ -61,7 +65,10 @@ def lane_layout(lane_bits: int, vector_bytes: int) -> tuple[int, int]:
 def plan_accumulator(
     kernel_h: int, kernel_w: int, chunks_per_tap: int, vector_bytes: int, min_lane_bits: int = 8
 ) -> AccumulatorPlan:
-    """The narrowest exact accumulator for ``KH x KW`` taps of ``Q`` chunks of ``M`` bytes."""
+    """The narrowest exact accumulator of at least ``min_lane_bits`` (8 or 16) bits for
+    ``KH x KW`` taps of ``Q`` chunks of ``M`` bytes."""
+    if min_lane_bits not in (8, 16):
+        raise ValueError(f"min_lane_bits must be 8 or 16, got {min_lane_bits}")
     if min(kernel_h, kernel_w, chunks_per_tap, vector_bytes) < 1:
         raise ValueError("kernel extents, chunks per tap and vector bytes must be positive")
     if vector_bytes & (vector_bytes - 1):

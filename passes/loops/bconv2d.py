@@ -84,7 +84,22 @@ from bnnmlir.passes.loops.emitter import Emitter
 MAX_RUN_CHUNKS = 16
 """Most vectors per kernel-row run (their offsets are unrolled)."""
 OUTPUT_BLOCK = 4
-"""Output channels accumulated together (``B``), sharing their activation loads."""
+"""Output channels accumulated together (``B``) when blocking pays off, see
+:func:`blocks_outputs`."""
+
+
+def blocks_outputs(vector_bytes: int) -> bool:
+    """Whether to accumulate ``OUTPUT_BLOCK`` channels together, in lanes of at least 16 bits.
+
+    Blocking shares every activation load between ``B`` outputs, but LLVM only turns the lane sum
+    of an 8-bit accumulator (``extract`` + ``extui`` + ``addi`` tree) into a vector reduction when
+    one such tree is alone in its block: ``B`` of them are scalarized. So blocked outputs use lanes
+    of at least 16 bits, summed by one ``vector.reduction`` in the lane type. That is free with
+    16-byte (NEON) vectors, where the widening step is ``uadalp`` and the sum ``addv``; with
+    wider (AVX-512) vectors the byte-pair widening costs four more instructions per step, more than
+    the shared loads save, so those keep single outputs with 8-bit lanes.
+    """
+    return vector_bytes <= 16
 
 Outputs = Callable[[Emitter, Sequence[SSAValue]], list[SSAValue]]
 """``outputs(emitter, channels) -> the i32 results of those channels at one position``."""
@@ -206,12 +221,16 @@ class ConvLowering:
         self.pt, _, self.pl, _ = op.pads
         self.pad = op.pad
         self.channels = op.channels
-        self.block = min(OUTPUT_BLOCK, self.o)
+        fan_in = self.channels * self.kh * self.kw
+        # Blocked outputs need lane sums in the lane type (see blocks_outputs).
+        blocked = blocks_outputs(vector_bytes) and fan_in <= 2**16 - 1
+        self.block = min(OUTPUT_BLOCK, self.o) if blocked else 1
+        min_lane_bits = 16 if self.block > 1 else 8
         # Per-tap chunking.
         self.m = chunk_bytes(self.words, vector_bytes)
         self.full, self.tail = divmod(self.words, self.m)
         self.tap_plan: AccumulatorPlan = plan_accumulator(
-            self.kh, self.kw, self.full + (self.tail > 0), self.m
+            self.kh, self.kw, self.full + (self.tail > 0), self.m, min_lane_bits
         )
         self.last_mask = last_word_mask(self.channels)
         self.peel_last = self.pad == PadValue.MINUS_ONE and self.tail == 0 and self.last_mask != 0xFF
@@ -222,7 +241,9 @@ class ConvLowering:
             run = run_chunks(self.kw * self.words, vector_bytes)
             if len(run.offsets) <= MAX_RUN_CHUNKS:
                 self.run = run
-                self.run_plan = plan_accumulator(self.kh, 1, len(run.offsets), run.m, 16)
+                self.run_plan = plan_accumulator(
+                    self.kh, 1, len(run.offsets), run.m, min_lane_bits
+                )
         self.rows = interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
 
@@ -298,23 +319,12 @@ class ConvLowering:
         return [first] + [em.add(first, em.index(j)) for j in range(1, size)]
 
     def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
-        """Every channel of one position: blocks of ``B`` channels ``q, q+P, ..., q+(B-1)*P``
-        (``P = O // B``, ``q < P``), then the ``O % B`` last channels one by one. The channels of
-        a block are ``P`` apart so that their stores are not adjacent (adjacent scalar stores make
-        LLVM's SLP vectorizer interleave the ``B`` lane reductions)."""
-        b = self.block
-        spread = self.o // b
-
-        def block(e: Emitter, q: SSAValue, _: Sequence[SSAValue]) -> list[SSAValue]:
-            os = [e.add(q, e.index(j * spread)) for j in range(b)]
+        def body(e: Emitter, first: SSAValue, size: int) -> None:
+            os = self.channels_from(e, first, size)
             for o, value in zip(os, outputs(e, os)):
                 self.store(e, value, [*lead, o])
-            return []
 
-        em.loop(0, spread, block)
-        for o in range(spread * b, self.o):
-            (value,) = outputs(em, [em.index(o)])
-            self.store(em, value, [*lead, em.index(o)])
+        self.blocks(em, self.o, body)
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
         """Store one ``i32`` result, through the fused ``clip8`` when there is one."""

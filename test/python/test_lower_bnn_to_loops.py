@@ -25,7 +25,13 @@ from bnnmlir.backend.jit import JitModule
 from bnnmlir.dialects.bnn import BNN, NarrowAccOp
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
-from bnnmlir.passes.loops.bconv2d import chunk_bytes
+from bnnmlir.passes.loops.bconv2d import (
+    RunChunks,
+    chunk_bytes,
+    conv_plans,
+    interior_range,
+    run_chunks,
+)
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 
 LOOP_TARGETS = ("host", "aarch64")
@@ -391,3 +397,118 @@ def test_tensor_form_is_rejected():
 def test_unknown_target_is_rejected():
     with pytest.raises(PassFailedException, match="unknown target 'riscv'"):
         lower_to_loops("func.func @f() {\n func.return\n}", target="riscv")
+
+
+# Interior / border split and kernel-row runs -----------------------------------------------------
+
+
+def test_interior_range():
+    # 5 wide, 3 taps, pad 1: columns 1..3 read only in-range taps.
+    assert interior_range(5, 5, 3, 1, 1, 1) == (1, 4)
+    # No padding: every output is interior.
+    assert interior_range(6, 4, 3, 1, 1, 0) == (0, 4)
+    # One column wide input, pad 1 each side: no interior.
+    assert interior_range(1, 1, 3, 1, 1, 1) == (1, 1)
+    # Stride 2, pad 1: ow*2 - 1 >= 0 from ow = 1; ow*2 - 1 + 2 <= 6 up to ow = 2.
+    assert interior_range(7, 4, 3, 2, 1, 1) == (1, 3)
+    # Dilation 2 over 5 columns, pad 2: only ow = 2 reads 0, 2, 4.
+    assert interior_range(5, 5, 3, 1, 2, 2) == (2, 3)
+
+
+def test_run_chunks_overlap_the_last_vector():
+    assert run_chunks(24, 64) == RunChunks(24, 16, (0, 8), 8)
+    assert run_chunks(48, 16) == RunChunks(48, 16, (0, 16, 32), 0)
+    assert run_chunks(15, 16) == RunChunks(15, 8, (0, 7), 1)
+    assert run_chunks(1, 16) == RunChunks(1, 1, (0,), 0)
+
+
+def test_plan_with_16_bit_lanes_at_least():
+    assert plan_accumulator(3, 1, 2, 16, 16) == AccumulatorPlan(16, 8, 2, 6, "none")
+    assert plan_accumulator(3, 1, 2, 16) == AccumulatorPlan(8, 16, 1, 6, "none")
+    with pytest.raises(ValueError, match="min_lane_bits"):
+        plan_accumulator(3, 1, 2, 16, 32)
+
+
+def _conv_op(source: str, target: str):
+    ctx = _context()
+    module = Parser(ctx, source).parse_module()
+    return next(op for op in module.walk() if op.name == "bnn.bconv2d")
+
+
+def test_runs_chain_length_is_max_steps():
+    # 64 channels, 3x3 (stage-1 shape): a kernel row is a run of 24 bytes.
+    source = """
+    func.func @f(%x: memref<1x6x6x8xi8>, %w: memref<8x3x3x8xi8>, %o: memref<1x6x6x8xi32>) {
+      bnn.bconv2d %x, %w into %o {in_channels = 64 : i64, strides = array<i64: 1, 1>,
+        dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64}
+        : memref<1x6x6x8xi8>, memref<8x3x3x8xi8>, memref<1x6x6x8xi32>
+      func.return
+    }"""
+    for target, m, steps, lane_bits in (("host", 16, 6, 8), ("aarch64", 16, 6, 16)):
+        tap_plan, run_plan = conv_plans(_conv_op(source, target), 64 if target == "host" else 16)
+        assert run_plan is not None
+        assert (run_plan.chain_steps, run_plan.lane_bits, run_plan.flush) == (steps, lane_bits, "none")
+        assert run_plan.lanes * run_plan.bytes_per_lane == m
+        module = lower_to_loops(source, target)
+        found = {(op.lhs.type.get_shape()[0], op.max_steps.value.data)
+                 for op in module.walk() if isinstance(op, NarrowAccOp)}
+        # Interior: 16-byte vectors, 2 per kernel row; border: 8-byte taps, 9 per output.
+        assert found == {(16, steps), (8, tap_plan.chain_steps)}
+        assert tap_plan.chain_steps == 9
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize(
+    "h, w, c, o, k, strides, dilations, padding",
+    [
+        (1, 1, 64, 5, 3, (1, 1), (1, 1), (1, 1, 1, 1)),  # no interior at all
+        (3, 3, 64, 6, 3, (1, 1), (1, 1), (1, 1, 1, 1)),  # one interior row and column
+        (5, 9, 37, 9, 3, (1, 1), (1, 1), (1, 1, 1, 1)),  # runs of 15 bytes: masked overlap
+        (7, 8, 130, 4, 3, (2, 2), (1, 1), (1, 1, 1, 1)),  # stride 2
+        (8, 9, 24, 7, 3, (1, 1), (2, 2), (2, 2, 2, 2)),  # dilation 2: per-tap interior
+        (6, 7, 16, 3, 3, (1, 1), (2, 1), (2, 0, 1, 1)),  # dilation 2 in rows only: runs
+        (6, 10, 8, 9, 5, (1, 2), (1, 1), (0, 2, 2, 0)),  # one-sided padding, 5x5
+        (5, 5, 8, 3, 1, (1, 1), (1, 1), (0, 0, 0, 0)),  # 1x1: a run is one tap
+    ],
+)
+@pytest.mark.parametrize("pad_value", [-1, 0, 1])
+def test_bconv2d_interior_and_border_paths(target, h, w, c, o, k, strides, dilations, padding,
+                                           pad_value):
+    run_bconv2d(2, h, w, c, o, k, k, strides, dilations, padding, pad_value, seed=h * w + c,
+                target=target)
+
+
+@pytest.mark.parametrize("kind", ["clip8", "threshold"])
+@pytest.mark.parametrize("o", [3, 8, 13])
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+def test_fused_outputs_in_channel_blocks(kind, o, target):
+    # O = 3, 8, 13: fewer channels than a block, whole blocks, and blocks plus a rest; threshold
+    # bits of a word come from several blocks.
+    rng = np.random.default_rng(o)
+    n, h, w, c, k = 1, 5, 6, 37, 3
+    x = _pm1(rng, (n, h, w, c))
+    wt = _pm1(rng, (o, k, k, c))
+    conv = reference.bconv2d(x, wt, (1, 1), (1, 1), (1, 1, 1, 1), -1)
+    t = rng.integers(-20, 20, size=o).astype(np.int32)
+    d = rng.choice([-1, 1], size=o).astype(np.int8)
+    if kind == "clip8":
+        expected = reference.clip8(conv)
+        extra = 'output = "clip8"'
+        out = np.zeros(expected.shape, dtype=np.int8)
+    else:
+        expected = reference.pack(reference.threshold(conv, t, d)).view(np.int8)
+        extra = (f'output = "threshold", thresholds = array<i32: {", ".join(map(str, t))}>, '
+                 f'directions = array<i8: {", ".join(map(str, d))}>')
+        out = np.full(expected.shape, 0x55, dtype=np.int8)
+    xp = np.ascontiguousarray(reference.pack(x).view(np.int8))
+    wp = np.ascontiguousarray(reference.pack(wt).view(np.int8))
+    t_x, t_w, t_o = _memref(xp.shape, "i8"), _memref(wp.shape, "i8"), _memref(out.shape, "i8")
+    source = f"""
+    func.func @f(%x: {t_x}, %w: {t_w}, %o: {t_o}) {{
+      bnn.bconv2d %x, %w into %o {{in_channels = {c} : i64, strides = array<i64: 1, 1>,
+        dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = -1 : i64,
+        {extra}}} : {t_x}, {t_w}, {t_o}
+      func.return
+    }}"""
+    run(source, [xp, wp, out], target)
+    np.testing.assert_array_equal(out, expected)
