@@ -103,7 +103,8 @@ def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...
 
 def import_exported_program(program: torch.export.ExportedProgram) -> ImportedModel:
     """Import an exported program (e.g. loaded from a ``.pt2`` archive); its shapes are static."""
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         program = program.run_decompositions(decomposition_table())
         return GraphImporter(program).run()
 

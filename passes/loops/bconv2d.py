@@ -94,7 +94,8 @@ def blocks_outputs(vector_bytes: int) -> bool:
     Blocking shares every activation load between ``B`` outputs, but LLVM only turns the lane sum
     of an 8-bit accumulator (``extract`` + ``extui`` + ``addi`` tree) into a vector reduction when
     one such tree is alone in its block: ``B`` of them are scalarized. So blocked outputs use lanes
-    of at least 16 bits, summed by one ``vector.reduction`` in the lane type. That is free with
+    whose type holds the whole sum (16 bits, or 8 when ``K <= 255``), summed by one
+    ``vector.reduction`` in the lane type. That is free with
     16-byte (NEON) vectors, where the widening step is ``uadalp`` and the sum ``addv``; with
     wider (AVX-512) vectors the byte-pair widening costs four more instructions per step, more than
     the shared loads save, so those keep single outputs with 8-bit lanes.
@@ -225,7 +226,8 @@ class ConvLowering:
         # Blocked outputs need lane sums in the lane type (see blocks_outputs).
         blocked = blocks_outputs(vector_bytes) and fan_in <= 2**16 - 1
         self.block = min(OUTPUT_BLOCK, self.o) if blocked else 1
-        min_lane_bits = 16 if self.block > 1 else 8
+        # 8-bit lanes stay when the whole sum fits them (fan-in <= 255).
+        min_lane_bits = 16 if self.block > 1 and fan_in > 2**8 - 1 else 8
         # Per-tap chunking.
         self.m = chunk_bytes(self.words, vector_bytes)
         self.full, self.tail = divmod(self.words, self.m)
@@ -544,10 +546,13 @@ class ConvLowering:
             ih_safe = e.select(ok, ih, e.index(0)) if ok is not None else ih
             accs = [zero_acc(e, plan)] * k if plan.flush != "none" else list(state[:k])
             last = len(run.offsets) - 1
+            columns: dict[int, SSAValue] = {}
             for i, offset in enumerate(run.offsets):
                 tap, byte = divmod(offset, cb)
                 at_tap = e.index(tap)
-                a = e.vload(x, [n, ih_safe, e.add(iw0, at_tap), e.index(byte)], m)
+                if tap not in columns:
+                    columns[tap] = e.add(iw0, at_tap)
+                a = e.vload(x, [n, ih_safe, columns[tap], e.index(byte)], m)
                 bs = [e.vload(w, [o, kh, at_tap, e.index(byte)], m) for o in os]
                 a_each = self.padded(e, ok, a, bs, m, lambda: self.run_padding(e, offset, m))
                 if i == last and keep is not None:

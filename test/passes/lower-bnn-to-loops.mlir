@@ -9,35 +9,49 @@
 // GONE-NOT: bnn.threshold
 // GONE-NOT: bnn.clip8
 
-// 256 channels = 32 bytes per tap, 3x3 taps. aarch64: M = 16, 2 chunks per tap, S = 18 steps;
-// host: M = 32, one chunk per tap, S = 9. Both fit 8-bit lanes (S*8 <= 255). No padding: no
-// bounds checks. The fan-in 2304 exceeds 8 bits, so the lanes are widened one by one before the sum.
+// 256 channels = 32 bytes per tap, 3x3 taps, no padding: every position is interior, and each
+// kernel row is one contiguous run of 3*32 = 96 bytes, read without compares or selects.
+// aarch64: M = 16, 6 vectors per row, S = 18; 4 output channels per pass share each activation
+// vector, in 16-bit lanes (fan-in 2304 > 255) summed by one vector.reduction.
+// host: M = 64, vectors at offsets 0 and 32 (the second ANDed with a mask that drops the 32 bytes
+// the first one counted), S = 6, 8-bit lanes widened one by one before the sum (fan-in 2304).
 // CHECK-LABEL: func.func @small_fan_in
 // CHECK-DAG:     %[[K:.*]] = arith.constant 2304 : i32
 // CHECK-DAG:     %[[ONE:.*]] = arith.constant 1 : i32
-// A64-DAG:       %[[ZERO:.*]] = arith.constant dense<0> : vector<16xi8>
+// A64-DAG:       %[[ZERO:.*]] = arith.constant dense<0> : vector<8xi16>
 // A64-DAG:       %[[SIXTEEN:.*]] = arith.constant 16 : index
-// HOST-DAG:      %[[ZERO:.*]] = arith.constant dense<0> : vector<32xi8>
+// A64-DAG:       %[[FOUR:.*]] = arith.constant 4 : index
+// HOST-DAG:      %[[ZERO:.*]] = arith.constant dense<0> : vector<64xi8>
+// HOST-DAG:      %[[KEEP:.*]] = arith.constant dense<[0, {{.*}}, 0, -1, {{.*}}, -1]> : vector<64xi8>
 // CHECK:         scf.for %[[OH:.*]] = {{.*}} {
 // CHECK-NEXT:      scf.for %[[OW:.*]] = {{.*}} {
-// CHECK-NEXT:        scf.for %[[O:.*]] = {{.*}} {
-// CHECK-NEXT:          %[[ACC:.*]] = scf.for %[[KH:.*]] = {{.*}} iter_args({{.*}} = %[[ZERO]])
+// A64-NEXT:          scf.for %[[O:.*]] = %{{.*}} to %{{.*}} step %[[FOUR]] {
+// HOST-NEXT:         scf.for %[[O:.*]] = {{.*}} {
 // CHECK-NOT:             arith.cmpi
-// A64:                   scf.for %[[J:[0-9]+]] = %{{[0-9]+}} to %{{[0-9]+}} step %[[SIXTEEN]] iter_args
-// A64:                     %[[A:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %[[J]]] : memref<1x6x6x32xi8>, vector<16xi8>
-// A64:                     %[[B:.*]] = vector.load %{{.*}}[%[[O]], %[[KH]], %{{.*}}, %[[J]]] : memref<8x3x3x32xi8>, vector<16xi8>
-// A64-NEXT:                bnn.narrow_acc %{{.*}}, %[[A]], %[[B]] max_steps = 18 : vector<16xi8> into vector<16xi8>
-// HOST:                  vector.load {{.*}} : memref<1x6x6x32xi8>, vector<32xi8>
-// HOST:                  vector.load {{.*}} : memref<8x3x3x32xi8>, vector<32xi8>
-// HOST-NEXT:             bnn.narrow_acc {{.*}} max_steps = 9 : vector<32xi8> into vector<32xi8>
-// CHECK:                 vector.extract %[[ACC]][0] : i8 from
-// CHECK-NEXT:            arith.extui %{{.*}} : i8 to i32
-// A64:                   vector.extract %[[ACC]][15] : i8 from vector<16xi8>
-// HOST:                  vector.extract %[[ACC]][31] : i8 from vector<32xi8>
-// CHECK:                 arith.addi %{{.*}}, %{{.*}} : i32
+// CHECK:                 %[[ACC:[0-9]+]]{{.*}} = scf.for %[[KH:.*]] = {{.*}} iter_args({{.*}} = %[[ZERO]]
+// CHECK-NOT:             arith.cmpi
+// CHECK-NOT:             arith.select
+// A64:                   %[[A:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}, %[[OW]], %[[SIXTEEN]]] : memref<1x6x6x32xi8>, vector<16xi8>
+// A64-NEXT:              %[[B:.*]] = vector.load %{{.*}}[%[[O]], %[[KH]], %{{.*}}, %[[SIXTEEN]]] : memref<8x3x3x32xi8>, vector<16xi8>
+// A64-COUNT-3:           vector.load %{{.*}} : memref<8x3x3x32xi8>, vector<16xi8>
+// A64-NEXT:              bnn.narrow_acc %{{.*}}, %[[A]], %[[B]] max_steps = 18 : vector<16xi8> into vector<8xi16>
+// A64-COUNT-3:           bnn.narrow_acc %{{.*}}, %[[A]], %{{.*}} max_steps = 18 : vector<16xi8> into vector<8xi16>
+// A64:                   vector.reduction <add>, %[[ACC]] : vector<8xi16> into i16
+// HOST:                  vector.load %{{.*}}[%{{.*}}, %{{.*}}, %[[OW]], %{{.*}}] : memref<1x6x6x32xi8>, vector<64xi8>
+// HOST-NEXT:             vector.load %{{.*}}[%[[O]], %[[KH]], %{{.*}}, %{{.*}}] : memref<8x3x3x32xi8>, vector<64xi8>
+// HOST-NEXT:             bnn.narrow_acc {{.*}} max_steps = 6 : vector<64xi8> into vector<64xi8>
+// HOST:                  %[[A2:.*]] = vector.load {{.*}} : memref<1x6x6x32xi8>, vector<64xi8>
+// HOST-NEXT:             %[[B2:.*]] = vector.load {{.*}} : memref<8x3x3x32xi8>, vector<64xi8>
+// HOST-NEXT:             %[[A2M:.*]] = arith.andi %[[A2]], %[[KEEP]] : vector<64xi8>
+// HOST-NEXT:             %[[B2M:.*]] = arith.andi %[[B2]], %[[KEEP]] : vector<64xi8>
+// HOST-NEXT:             bnn.narrow_acc %{{.*}}, %[[A2M]], %[[B2M]] max_steps = 6 : vector<64xi8> into vector<64xi8>
+// HOST:                  vector.extract %[[ACC]][0] : i8 from vector<64xi8>
+// HOST-NEXT:             arith.extui %{{.*}} : i8 to i32
+// HOST:                  vector.extract %[[ACC]][63] : i8 from vector<64xi8>
+// HOST:                  arith.addi %{{.*}}, %{{.*}} : i32
 // CHECK:                 %[[TWICE:.*]] = arith.shli %{{.*}}, %[[ONE]] : i32
 // CHECK-NEXT:            %[[OUT:.*]] = arith.subi %[[K]], %[[TWICE]] : i32
-// CHECK-NEXT:            memref.store %[[OUT]], %{{.*}}[%{{.*}}, %[[OH]], %[[OW]], %[[O]]] : memref<1x4x4x8xi32>
+// CHECK:                 memref.store %[[OUT]], %{{.*}}[%{{.*}}, %[[OH]], %[[OW]], %[[O]]] : memref<1x4x4x8xi32>
 func.func @small_fan_in(%x: memref<1x6x6x32xi8>, %w: memref<8x3x3x32xi8>, %o: memref<1x4x4x8xi32>) {
   bnn.bconv2d %x, %w into %o {in_channels = 256 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<1x6x6x32xi8>, memref<8x3x3x32xi8>, memref<1x4x4x8xi32>
   func.return
@@ -50,6 +64,9 @@ func.func @small_fan_in(%x: memref<1x6x6x32xi8>, %w: memref<8x3x3x32xi8>, %o: me
 // CHECK-DAG:     %[[FIVE:.*]] = arith.constant 5 : index
 // A64-DAG:       %[[PAD:.*]] = arith.constant dense<-1> : vector<16xi8>
 // HOST-DAG:      %[[PAD:.*]] = arith.constant dense<-1> : vector<64xi8>
+// Only output row 2 is interior (scf.if); border rows check rows and columns per tap.
+// CHECK:         scf.if %{{.*}} {
+// CHECK:         } else {
 // CHECK:         %[[OKH:.*]] = arith.cmpi ult, %[[IH:[0-9]+]], %[[FIVE]] : index
 // CHECK-NEXT:    %[[IHS:.*]] = arith.select %[[OKH]], %[[IH]], %{{.*}} : index
 // CHECK:         %[[OK:.*]] = arith.andi %[[OKH]], %{{.*}} : i1
@@ -95,21 +112,23 @@ func.func @enormous_tap(%x: memref<1x1x1x65600xi8>, %w: memref<2x1x1x65600xi8>, 
   func.return
 }
 
-// 130 channels = 17 bytes, pad 0 on the left only. Both targets: one full chunk of 16 (the largest
-// power of two <= 17) and a scalar tail of 1 byte. Out-of-range taps select the weight bytes (XOR = 0) and
+// 130 channels = 17 bytes, pad 0 on the left only, so output column 0 is a border column: one
+// full chunk of 16 (the largest power of two <= 17) and a scalar tail of 1 byte per tap (aarch64:
+// both output channels in one pass, in 16-bit lanes as the fan-in 260 exceeds 8 bits). Out-of-range taps select the weight bytes (XOR = 0) and
 // are not counted: K = 130 * (in-range taps). Only columns are checked.
 // CHECK-LABEL: func.func @tail_and_zero_padding
 // CHECK-DAG:     %[[C:.*]] = arith.constant 130 : i32
 // CHECK:         %[[N:.*]] = arith.divui %{{.*}}, %{{.*}} : index
 // CHECK-NEXT:    %[[OH:.*]] = arith.remui %{{.*}}, %{{.*}} : index
-// CHECK:         %{{[0-9]+}}, %[[COUNT:[0-9]+]] = scf.for {{.*}} iter_args(%{{[0-9]+}} = %{{[0-9]+}}, %[[CNT:[0-9]+]] = %{{[0-9]+}})
+// A64:           %{{[0-9]+}}, %{{[0-9]+}}, %[[COUNT:[0-9]+]] = scf.for {{.*}} iter_args(%{{[0-9]+}} = %{{[0-9]+}}, %{{[0-9]+}} = %{{[0-9]+}}, %[[CNT:[0-9]+]] = %{{[0-9]+}})
+// HOST:          %{{[0-9]+}}, %[[COUNT:[0-9]+]] = scf.for {{.*}} iter_args(%{{[0-9]+}} = %{{[0-9]+}}, %[[CNT:[0-9]+]] = %{{[0-9]+}})
 // CHECK:           %[[OKW:.*]] = arith.cmpi ult
 // A64:             %[[W:.*]] = vector.load %{{.*}} : memref<2x1x2x17xi8>, vector<16xi8>
 // A64:             arith.select %[[OKW]], %{{.*}}, %[[W]] : vector<16xi8>
-// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
+// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<8xi16>
 // A64:             %[[T:.*]] = memref.load %{{.*}}[%[[N]], %[[OH]], %{{.*}}, %{{.*}}] : memref<2x3x3x17xi8>
 // A64-NEXT:        vector.insert %[[T]], %{{.*}} [0] : i8 into vector<16xi8>
-// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
+// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<8xi16>
 // HOST:            %[[HW:.*]] = vector.load %{{.*}} : memref<2x1x2x17xi8>, vector<16xi8>
 // HOST:            arith.select %[[OKW]], %{{.*}}, %[[HW]] : vector<16xi8>
 // HOST:            bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
@@ -145,7 +164,8 @@ func.func @minus_one_padding_mask(%x: memref<1x5x5x2xi8>, %w: memref<4x3x3x2xi8>
 // PAR-NEXT:    ^{{.*}}(%[[ROW:.*]]: index):
 // PAR-NEXT:      arith.divui %[[ROW]]
 // PAR-NEXT:      arith.remui %[[ROW]]
-// PAR:           bnn.narrow_acc {{.*}} max_steps = 9 : vector<1xi8> into vector<1xi8>
+// A kernel row of 3 one-byte taps is a run read as 2-byte vectors at offsets 0 and 1: 6 steps.
+// PAR:           bnn.narrow_acc {{.*}} max_steps = 6 : vector<2xi8> into vector<2xi8>
 // PAR:           scf.reduce
 // PAR-NEXT:    })
 // CHECK-LABEL: func.func @parallel_rows

@@ -4,12 +4,29 @@
 // RUN: %if host-avx512 %{ bnnmlir-opt %s -p 'bnn-to-llvm-pipeline{target=host}' -t host-asm | filecheck %s --check-prefix=HOST %}
 // RUN: bnnmlir-opt %s -p 'bnn-to-llvm-pipeline{target=aarch64}' -t llvm | filecheck %s --check-prefix=IR
 
-// 256 channels (32 bytes per tap), 3x3 kernel: 18 steps of 16 bytes; 18 * 8 <= 255, so the
-// popcounts accumulate in 8-bit lanes with plain byte adds.
-// A64-LABEL: conv_256:
+// 80 channels (10 bytes per tap), 1x3 kernel: a kernel row is a run of 30 bytes, 2 steps of 16
+// bytes; the fan-in 240 fits 8 bits, so the popcounts accumulate in 8-bit lanes with plain byte
+// adds and are summed in 8 bits.
+// A64-LABEL: conv_80_1x3:
 // A64:       eor v{{[0-9]+}}.16b
 // A64:       cnt v{{[0-9]+}}.16b
 // A64:       add v{{[0-9]+}}.16b
+// A64:       addv b{{[0-9]+}}, v{{[0-9]+}}.16b
+func.func @conv_80_1x3(%x: tensor<1x4x6x80xf32>, %w: tensor<8x1x3x80xf32>) -> tensor<1x4x4x8xi32> {
+  %b = bnn.binarize %x : tensor<1x4x6x80xf32> -> tensor<1x4x6x10xi8>
+  %p = bnn.binarize %w : tensor<8x1x3x80xf32> -> tensor<8x1x3x10xi8>
+  %c = bnn.bconv2d %b, %p {in_channels = 80 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x4x6x10xi8>, tensor<8x1x3x10xi8> -> tensor<1x4x4x8xi32>
+  func.return %c : tensor<1x4x4x8xi32>
+}
+
+// 256 channels (32 bytes per tap), 3x3 kernel: a kernel row is a run of 96 bytes. aarch64: 18
+// steps of 16 bytes for 4 output channels at a time, in 16-bit lanes (cnt + uadalp) so that each
+// output's lanes are summed by one addv (fan-in 2304); host: 6 steps of 64 bytes in 8-bit lanes.
+// A64-LABEL: conv_256:
+// A64:       eor v{{[0-9]+}}.16b
+// A64:       cnt v{{[0-9]+}}.16b
+// A64:       uadalp v{{[0-9]+}}.8h, v{{[0-9]+}}.16b
+// A64:       addv h{{[0-9]+}}, v{{[0-9]+}}.8h
 // HOST-LABEL: conv_256:
 // HOST:      vpopcntb
 func.func @conv_256(%x: tensor<1x6x6x256xf32>, %w: tensor<32x3x3x256xf32>) -> tensor<1x4x4x32xi32> {
