@@ -74,17 +74,19 @@ def _kind(op: Operation) -> str:
     return "int8"
 
 
-def _accumulator(op: BConv2dOp, target: TargetInfo) -> str:
-    from bnnmlir.passes.accumulator_width import plan_accumulator
-    from bnnmlir.passes.loops.bconv2d import chunk_bytes
-
-    words = op.input.type.get_shape()[3]  # type: ignore[union-attr]
-    kh, kw = op.kernel_hw
-    m = chunk_bytes(words, target.vector_bytes)
-    full, tail = divmod(words, m)
-    plan = plan_accumulator(kh, kw, full + (tail > 0), m)
+def _describe_plan(plan) -> str:
     flush = "" if plan.flush == "none" else f", flushed per {plan.flush}"
     return f"i{plan.lane_bits} x {plan.lanes}{flush}"
+
+
+def _accumulator(op: BConv2dOp, target: TargetInfo) -> str:
+    """The accumulator lanes the loop lowering uses (interior kernel-row runs, border taps)."""
+    from bnnmlir.passes.loops.bconv2d import conv_plans
+
+    tap_plan, run_plan = conv_plans(op, target)
+    if run_plan is None or run_plan == tap_plan:
+        return _describe_plan(tap_plan)
+    return f"{_describe_plan(run_plan)} (border taps: {_describe_plan(tap_plan)})"
 
 
 @dataclass

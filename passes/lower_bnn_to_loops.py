@@ -12,7 +12,7 @@ shapes, strided layouts) fails the pass with a diagnostic naming the op.
   (``d[c] = -1``); ``t`` and ``d`` are private constant ``memref.global``s.
 * ``bnn.clip8``: ``trunci(minsi(maxsi(x, -127), 127))``.
 * ``bnn.bconv2d``: direct convolution, the reduction over each tap's packed bytes a chain of
-  ``bnn.narrow_acc`` on ``M``-byte vectors (``M = min(vector_bytes, next_pow2(ceil(C/8)))``), see
+  ``bnn.narrow_acc`` on ``M``-byte vectors chosen from the target's vector width, see
   :mod:`bnnmlir.passes.loops.bconv2d`.
 
 Narrow accumulation, the proof (details in :mod:`bnnmlir.passes.accumulator_width`): one output is
@@ -25,8 +25,8 @@ in ``i32`` (extended lane by lane), or in the lane type when that sum is provabl
 ``2**A - 1`` (a whole output's popcount is at most ``K = KH*KW*C``); the sum of all lanes is at
 most ``8*KH*KW*Q*M < 2**31`` (checked), and ``K - 2*popcount`` is the exact output, ``|out| <= K``.
 
-Options: ``target`` (``host`` or ``aarch64``, :func:`bnnmlir.target.get_target`) gives
-``vector_bytes``; ``parallel`` makes the outer loop of every convolution, over the ``N*OH`` output
+Options: ``target`` (``host`` or ``aarch64``, :func:`bnnmlir.target.get_target`) gives the
+vector width and the popcount kind; ``parallel`` makes the outer loop of every convolution, over the ``N*OH`` output
 rows, an ``scf.parallel`` with one induction variable and no reductions.
 """
 
@@ -57,7 +57,7 @@ from bnnmlir.passes.loops.bconv2d import ThresholdTables, lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.passes.loops.support import SUPPORT_LOWERED_OPS, lower_support_op
-from bnnmlir.target import get_target
+from bnnmlir.target import TargetInfo, get_target
 
 CORE_LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
 LOWERED_OPS = (*CORE_LOWERED_OPS, *SUPPORT_LOWERED_OPS)
@@ -123,16 +123,16 @@ class LowerBnnToLoopsPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
-            vector_bytes = get_target(self.target).vector_bytes
+            target = get_target(self.target)
         except ValueError as e:
             raise PassFailedException(f"lower-bnn-to-loops: {e}") from None
         module_globals = _ModuleGlobals(op)
         for fn in list(op.ops):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
-                self._lower_function(fn, module_globals, vector_bytes)
+                self._lower_function(fn, module_globals, target)
 
     def _lower_function(
-        self, fn: func.FuncOp, module_globals: _ModuleGlobals, vector_bytes: int
+        self, fn: func.FuncOp, module_globals: _ModuleGlobals, target: TargetInfo
     ) -> None:
         targets = [o for o in fn.walk() if isinstance(o, LOWERED_OPS)]
         for bnn_op in targets:
@@ -143,7 +143,7 @@ class LowerBnnToLoopsPass(ModulePass):
         for bnn_op in targets:
             em = Emitter(InsertPoint.before(bnn_op), pool)
             try:
-                self._lower_op(bnn_op, em, fn, module_globals, vector_bytes)
+                self._lower_op(bnn_op, em, fn, module_globals, target)
             except ValueError as e:
                 raise _fail(bnn_op, fn, str(e)) from None
             Rewriter.erase_op(bnn_op)
@@ -173,7 +173,7 @@ class LowerBnnToLoopsPass(ModulePass):
         em: Emitter,
         fn: func.FuncOp,
         module_globals: _ModuleGlobals,
-        vector_bytes: int,
+        target: TargetInfo,
     ) -> None:
         if isinstance(bnn_op, BConv2dOp):
             tables = None
@@ -183,7 +183,7 @@ class LowerBnnToLoopsPass(ModulePass):
                     list(bnn_op.thresholds.get_values()), list(bnn_op.directions.get_values()),
                     em, fn, module_globals,
                 )
-            lower_bconv2d(em, bnn_op, vector_bytes, self.parallel, tables)
+            lower_bconv2d(em, bnn_op, target, self.parallel, tables)
         elif isinstance(bnn_op, BinarizeOp):
             lower_binarize(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
         elif isinstance(bnn_op, Clip8Op):

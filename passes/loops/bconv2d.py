@@ -72,7 +72,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, vector
-from xdsl.dialects.builtin import IntegerType, MemRefType, i8, i32
+from xdsl.dialects.builtin import IntegerType, MemRefType, TensorType, i8, i32
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_mask
@@ -80,6 +80,7 @@ from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
 from bnnmlir.passes.loops.elementwise import threshold_minus
 from bnnmlir.passes.loops.emitter import Emitter
+from bnnmlir.target import TargetInfo
 
 MAX_RUN_CHUNKS = 16
 """Most vectors per kernel-row run (their offsets are unrolled)."""
@@ -88,7 +89,7 @@ OUTPUT_BLOCK = 4
 :func:`blocks_outputs`."""
 
 
-def blocks_outputs(vector_bytes: int) -> bool:
+def blocks_outputs(target: TargetInfo) -> bool:
     """Whether to accumulate ``OUTPUT_BLOCK`` channels together, in lanes of at least 16 bits.
 
     Blocking shares every activation load between ``B`` outputs, but LLVM only turns the lane sum
@@ -100,7 +101,7 @@ def blocks_outputs(vector_bytes: int) -> bool:
     wider (AVX-512) vectors the byte-pair widening costs four more instructions per step, more than
     the shared loads save, so those keep single outputs with 8-bit lanes.
     """
-    return vector_bytes <= 16
+    return target.popcount == "neon"
 
 Outputs = Callable[[Emitter, Sequence[SSAValue]], list[SSAValue]]
 """``outputs(emitter, channels) -> the i32 results of those channels at one position``."""
@@ -152,11 +153,11 @@ def run_chunks(run_bytes: int, vector_bytes: int) -> RunChunks:
 
 
 def conv_plans(
-    op: BConv2dOp, vector_bytes: int
+    op: BConv2dOp, target: TargetInfo
 ) -> tuple[AccumulatorPlan, AccumulatorPlan | None]:
     """The accumulator plans of the per-tap path and of the kernel-row runs (``None`` when the
     interior does not use runs)."""
-    lowering = ConvLowering(op, vector_bytes, None, check_kind=False)
+    lowering = ConvLowering(op, target, None, check_kind=False)
     return lowering.tap_plan, lowering.run_plan
 
 
@@ -202,17 +203,19 @@ class ConvLowering:
     def __init__(
         self,
         op: BConv2dOp,
-        vector_bytes: int,
+        target: TargetInfo,
         thresholds: ThresholdTables | None = None,
         check_kind: bool = True,
     ):
         self.op = op
+        vector_bytes = target.vector_bytes
         self.kind = op.output_kind
         if check_kind and (self.kind == "threshold") != (thresholds is not None):
             raise ValueError("a threshold output needs its threshold tables, and only it")
         self.thresholds = thresholds
-        x_type, out_type = op.input.type, op.out.type  # type: ignore[union-attr]
-        assert isinstance(x_type, MemRefType) and isinstance(out_type, MemRefType)
+        # Shapes only: the value form works too (the per-layer report plans tensor-level ops).
+        x_type, out_type = op.input.type, op.output_type()
+        assert isinstance(x_type, MemRefType | TensorType)
         self.n, self.h, self.w, self.words = x_type.get_shape()
         _, self.oh, self.ow, _ = out_type.get_shape()
         self.o = op.weight.type.get_shape()[0]  # type: ignore[union-attr]
@@ -224,7 +227,7 @@ class ConvLowering:
         self.channels = op.channels
         fan_in = self.channels * self.kh * self.kw
         # Blocked outputs need lane sums in the lane type (see blocks_outputs).
-        blocked = blocks_outputs(vector_bytes) and fan_in <= 2**16 - 1
+        blocked = blocks_outputs(target) and fan_in <= 2**16 - 1
         self.block = min(OUTPUT_BLOCK, self.o) if blocked else 1
         # 8-bit lanes stay when the whole sum fits them (fan-in <= 255).
         min_lane_bits = 16 if self.block > 1 and fan_in > 2**8 - 1 else 8
@@ -584,9 +587,9 @@ class ThresholdTables:
     """The common direction of every channel, if any (then ``directions`` is not read)."""
 
 
-def lower_bconv2d(em: Emitter, op: BConv2dOp, vector_bytes: int, parallel: bool,
+def lower_bconv2d(em: Emitter, op: BConv2dOp, target: TargetInfo, parallel: bool,
                   thresholds: ThresholdTables | None = None) -> None:
-    ConvLowering(op, vector_bytes, thresholds).emit(em, parallel)
+    ConvLowering(op, target, thresholds).emit(em, parallel)
 
 
 __all__ = [

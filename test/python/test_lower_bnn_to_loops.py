@@ -33,6 +33,7 @@ from bnnmlir.passes.loops.bconv2d import (
     run_chunks,
 )
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
+from bnnmlir.target import get_target
 
 LOOP_TARGETS = ("host", "aarch64")
 
@@ -445,7 +446,7 @@ def test_runs_chain_length_is_max_steps():
       func.return
     }"""
     for target, m, steps, lane_bits in (("host", 16, 6, 8), ("aarch64", 16, 6, 16)):
-        tap_plan, run_plan = conv_plans(_conv_op(source, target), 64 if target == "host" else 16)
+        tap_plan, run_plan = conv_plans(_conv_op(source, target), get_target(target))
         assert run_plan is not None
         assert (run_plan.chain_steps, run_plan.lane_bits, run_plan.flush) == (steps, lane_bits, "none")
         assert run_plan.lanes * run_plan.bytes_per_lane == m
