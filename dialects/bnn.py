@@ -57,6 +57,7 @@ from xdsl.utils.exceptions import VerifyException
 from bnnmlir.bits import WORD_BITS, PadValue, conv_output_size, packed_words
 from bnnmlir.dialects.common import (
     ShapedOpMixin,
+    UnaryShapedOp,
     check_packed_output,
     describe,
     elem_of,
@@ -90,7 +91,7 @@ def check_threshold_arrays(op_name: str, thresholds: DenseArrayBase, directions:
 
 
 @irdl_op_definition
-class BinarizeOp(ShapedOpMixin, IRDLOperation):
+class BinarizeOp(UnaryShapedOp):
     """Binarize and bit-pack along the last dimension.
 
     Semantics: ``out[..., c // 8] bit (c % 8) = 1 if in[..., c] < 0 else 0`` for every channel
@@ -100,21 +101,6 @@ class BinarizeOp(ShapedOpMixin, IRDLOperation):
     """
 
     name = "bnn.binarize"
-
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
-    assembly_format = (
-        "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
-    )
-
-    def __init__(self, input: SSAValue | Operation, result_type: Attribute | None = None,
-                 out: SSAValue | Operation | None = None):
-        super().__init__(
-            operands=[input, out],
-            result_types=[result_type],
-        )
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
@@ -312,7 +298,7 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
 
 
 @irdl_op_definition
-class Clip8Op(ShapedOpMixin, IRDLOperation):
+class Clip8Op(UnaryShapedOp):
     """The BNN-Clip clipping block: values to the int8 stream ``[-127, 127]``.
 
     * integer input (``i16``, ``i32``): ``out = min(max(x, -127), 127)``;
@@ -324,18 +310,6 @@ class Clip8Op(ShapedOpMixin, IRDLOperation):
     """
 
     name = "bnn.clip8"
-
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
-    assembly_format = (
-        "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
-    )
-
-    def __init__(self, input: SSAValue | Operation, result_type: Attribute | None = None,
-                 out: SSAValue | Operation | None = None):
-        super().__init__(operands=[input, out], result_types=[result_type])
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
@@ -353,7 +327,7 @@ class Clip8Op(ShapedOpMixin, IRDLOperation):
 
 
 @irdl_op_definition
-class ThresholdOp(ShapedOpMixin, IRDLOperation):
+class ThresholdOp(UnaryShapedOp):
     """Per-channel integer threshold producing packed bits: BatchNorm + sign, folded.
 
     For channel ``c`` (last dimension) with threshold ``t[c]`` and direction ``d[c]``:
@@ -368,18 +342,10 @@ class ThresholdOp(ShapedOpMixin, IRDLOperation):
 
     name = "bnn.threshold"
 
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
     thresholds = prop_def(DenseArrayBase[IntegerType])
     directions = prop_def(DenseArrayBase[IntegerType])
 
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = (
-        "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
-    )
-
     def __init__(
         self,
         input: SSAValue | Operation,
@@ -388,10 +354,7 @@ class ThresholdOp(ShapedOpMixin, IRDLOperation):
         result_type: Attribute | None = None,
         out: SSAValue | Operation | None = None,
     ):
-        super().__init__(
-            operands=[input, out],
-            result_types=[result_type],
-            properties={
+        super().__init__(input, result_type, out, properties={
                 "thresholds": DenseArrayBase.from_list(i32, thresholds),
                 "directions": DenseArrayBase.from_list(i8, directions),
             },

@@ -25,6 +25,7 @@ from math import prod
 
 from bnnmlir.dialects.common import (
     ShapedOpMixin,
+    UnaryShapedOp,
     describe,
     elem_of,
     is_int,
@@ -74,9 +75,6 @@ MAX_INT8_FAN_IN = INT32_MAX // (128 * 128)
 BREAKPOINT_PAD = INT32_MAX
 """Value padding the rows of ``bnn.requant8`` breakpoints (counted only at ``x = 2**31 - 1``)."""
 
-UNARY_FORMAT = (
-    "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
-)
 BINARY_FORMAT = (
     "$lhs `,` $rhs (`into` $out^)? attr-dict `:` type($lhs) `,` type($rhs) (`,` type($out)^)? "
     "(`->` type($result)^)?"
@@ -185,7 +183,7 @@ _REQUANT_PROPS = {
 
 
 @irdl_op_definition
-class Requant8Op(ShapedOpMixin, IRDLOperation):
+class Requant8Op(UnaryShapedOp):
     """Per-channel exact integer map of ``i8``/``i16``/``i32`` onto the int8 stream ``[-127, 127]``.
 
     Input ``[..., C]``, output ``i8`` of the same shape; ``x`` is the input element of channel ``c``
@@ -210,10 +208,6 @@ class Requant8Op(ShapedOpMixin, IRDLOperation):
 
     name = "bnn.requant8"
 
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
     kind = prop_def(StringAttr)
     multiplier = opt_prop_def(DenseArrayBase)
     offset = opt_prop_def(DenseArrayBase)
@@ -225,14 +219,9 @@ class Requant8Op(ShapedOpMixin, IRDLOperation):
     table = opt_prop_def(DenseArrayBase)
 
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = UNARY_FORMAT
-
     def __init__(self, input: Value, kind: str, params: dict[str, Attribute],
                  result_type: Attribute | None = None, out: Value | None = None):
-        super().__init__(
-            operands=[input, out],
-            result_types=[result_type],
-            properties={"kind": StringAttr(kind), **params},
+        super().__init__(input, result_type, out, properties={"kind": StringAttr(kind), **params},
         )
 
     # Constructors per kind -------------------------------------------------------------------
@@ -344,7 +333,7 @@ class Requant8Op(ShapedOpMixin, IRDLOperation):
 
 
 @irdl_op_definition
-class CastOp(ShapedOpMixin, IRDLOperation):
+class CastOp(UnaryShapedOp):
     """Convert to ``f32``: ``out = float(x)``, element by element, same shape.
 
     Input ``i8``/``i16``/``i32`` (signed, converted with round to nearest even; exact for
@@ -352,15 +341,6 @@ class CastOp(ShapedOpMixin, IRDLOperation):
     """
 
     name = "bnn.cast"
-
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
-    assembly_format = UNARY_FORMAT
-
-    def __init__(self, input: Value, result_type: Attribute | None = None, out: Value | None = None):
-        super().__init__(operands=[input, out], result_types=[result_type])
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
@@ -393,7 +373,7 @@ def _check_float_unary(op: IRDLOperation) -> tuple[Attribute, tuple[int, ...]]:
 
 
 @irdl_op_definition
-class BatchNormOp(ShapedOpMixin, IRDLOperation):
+class BatchNormOp(UnaryShapedOp):
     """Inference BatchNorm over the last dimension, as ``torch.nn.functional.batch_norm`` in f32.
 
     Parameters (``f32`` arrays of ``C``): ``mean``, ``var`` (running statistics), ``gamma``
@@ -410,10 +390,6 @@ class BatchNormOp(ShapedOpMixin, IRDLOperation):
 
     name = "bnn.batch_norm"
 
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
     mean = prop_def(DenseArrayBase)
     var = prop_def(DenseArrayBase)
     gamma = prop_def(DenseArrayBase)
@@ -421,15 +397,10 @@ class BatchNormOp(ShapedOpMixin, IRDLOperation):
     eps = prop_def(FloatAttr)
 
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = UNARY_FORMAT
-
     def __init__(self, input: Value, mean: Sequence[float], var: Sequence[float],
                  gamma: Sequence[float], beta: Sequence[float], eps: float = 1e-5,
                  result_type: Attribute | None = None, out: Value | None = None):
-        super().__init__(
-            operands=[input, out],
-            result_types=[result_type],
-            properties={
+        super().__init__(input, result_type, out, properties={
                 "mean": _array([float(v) for v in mean], f32),
                 "var": _array([float(v) for v in var], f32),
                 "gamma": _array([float(v) for v in gamma], f32),
@@ -446,7 +417,7 @@ class BatchNormOp(ShapedOpMixin, IRDLOperation):
 
 
 @irdl_op_definition
-class AffineOp(ShapedOpMixin, IRDLOperation):
+class AffineOp(UnaryShapedOp):
     """Per-channel scale (or divisor) and bias in f32, one rounding per operation.
 
     Exactly one of two forms, with ``f32`` arrays of ``C`` (the last dimension):
@@ -462,17 +433,11 @@ class AffineOp(ShapedOpMixin, IRDLOperation):
 
     name = "bnn.affine"
 
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
     scale = opt_prop_def(DenseArrayBase)
     divisor = opt_prop_def(DenseArrayBase)
     bias = prop_def(DenseArrayBase)
 
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = UNARY_FORMAT
-
     def __init__(self, input: Value, scale: Sequence[float] | None, bias: Sequence[float],
                  result_type: Attribute | None = None, out: Value | None = None, *,
                  divisor: Sequence[float] | None = None):
@@ -484,7 +449,7 @@ class AffineOp(ShapedOpMixin, IRDLOperation):
         else:
             assert divisor is not None
             props["divisor"] = _array([float(v) for v in divisor], f32)
-        super().__init__(operands=[input, out], result_types=[result_type], properties=props)
+        super().__init__(input, result_type, out, properties=props)
 
     @classmethod
     def division(cls, input: Value, divisor: Sequence[float], bias: Sequence[float],
@@ -722,7 +687,7 @@ POOL_KINDS = ("max", "avg")
 
 
 @irdl_op_definition
-class Pool2dOp(ShapedOpMixin, IRDLOperation):
+class Pool2dOp(UnaryShapedOp):
     """Max or average pooling over ``kernel = [KH, KW]`` windows of NHWC ``i8``/``i32``/``f32``.
 
     ``strides`` ``[h, w]``, ``padding`` ``[top, bottom, left, right]`` (each pad smaller than the
@@ -741,10 +706,6 @@ class Pool2dOp(ShapedOpMixin, IRDLOperation):
 
     name = "bnn.pool2d"
 
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
     kind = prop_def(StringAttr)
     kernel = prop_def(DenseArrayBase)
     strides = prop_def(DenseArrayBase)
@@ -752,8 +713,6 @@ class Pool2dOp(ShapedOpMixin, IRDLOperation):
     count_include_pad = opt_prop_def(UnitAttr)
 
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = UNARY_FORMAT
-
     def __init__(self, input: Value, kind: str, kernel: Sequence[int], *,
                  strides: Sequence[int] | None = None, padding: Sequence[int] = (0, 0, 0, 0),
                  count_include_pad: bool = False, result_type: Attribute | None = None,
@@ -766,7 +725,7 @@ class Pool2dOp(ShapedOpMixin, IRDLOperation):
         }
         if count_include_pad:
             props["count_include_pad"] = UnitAttr()
-        super().__init__(operands=[input, out], result_types=[result_type], properties=props)
+        super().__init__(input, result_type, out, properties=props)
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
@@ -805,7 +764,7 @@ class Pool2dOp(ShapedOpMixin, IRDLOperation):
 
 
 @irdl_op_definition
-class GlobalAvgPoolOp(ShapedOpMixin, IRDLOperation):
+class GlobalAvgPoolOp(UnaryShapedOp):
     """Global average pooling: NHWC ``i8``/``i32``/``f32`` ``[N, H, W, C]`` -> ``f32`` ``[N, C]``.
 
     ``sum = +0.0``, then ``sum = sum + float(x[n, h, w, c])`` for ``h`` in ``0..H-1`` (outer),
@@ -813,15 +772,6 @@ class GlobalAvgPoolOp(ShapedOpMixin, IRDLOperation):
     """
 
     name = "bnn.global_avg_pool"
-
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
-    assembly_format = UNARY_FORMAT
-
-    def __init__(self, input: Value, result_type: Attribute | None = None, out: Value | None = None):
-        super().__init__(operands=[input, out], result_types=[result_type])
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
@@ -889,7 +839,7 @@ ACTIVATION_KINDS = ("relu", "hardtanh", "prelu")
 
 
 @irdl_op_definition
-class ActivationOp(ShapedOpMixin, IRDLOperation):
+class ActivationOp(UnaryShapedOp):
     """Element-wise activation; output of the input's type and shape.
 
     ``relu``: ``max(x, 0)`` (f32: IEEE ``maximum``, NaN propagates, ``-0.0 -> +0.0``; ints: signed).
@@ -902,18 +852,12 @@ class ActivationOp(ShapedOpMixin, IRDLOperation):
 
     name = "bnn.activation"
 
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
     kind = prop_def(StringAttr)
     min = opt_prop_def(FloatAttr)
     max = opt_prop_def(FloatAttr)
     slopes = opt_prop_def(DenseArrayBase)
 
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = UNARY_FORMAT
-
     def __init__(self, input: Value, kind: str, *, min: float | None = None,
                  max: float | None = None, slopes: Sequence[float] | None = None,
                  result_type: Attribute | None = None, out: Value | None = None):
@@ -924,7 +868,7 @@ class ActivationOp(ShapedOpMixin, IRDLOperation):
             props["max"] = FloatAttr(float(max), f32)
         if slopes is not None:
             props["slopes"] = _array([float(v) for v in slopes], f32)
-        super().__init__(operands=[input, out], result_types=[result_type], properties=props)
+        super().__init__(input, result_type, out, properties=props)
 
     @classmethod
     def relu(cls, input: Value, result_type: Attribute | None = None, out: Value | None = None) -> ActivationOp:
@@ -1033,20 +977,11 @@ class ConcatOp(ShapedOpMixin, IRDLOperation):
 
 
 @irdl_op_definition
-class ReshapeOp(ShapedOpMixin, IRDLOperation):
+class ReshapeOp(UnaryShapedOp):
     """Row-major reinterpretation: the ``i``-th element in row-major order of the input is the
     ``i``-th of the output. Same element type and element count (a copy in buffer form)."""
 
     name = "bnn.reshape"
-
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
-    assembly_format = UNARY_FORMAT
-
-    def __init__(self, input: Value, result_type: Attribute | None = None, out: Value | None = None):
-        super().__init__(operands=[input, out], result_types=[result_type])
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
@@ -1060,7 +995,7 @@ class ReshapeOp(ShapedOpMixin, IRDLOperation):
 
 
 @irdl_op_definition
-class TransposeOp(ShapedOpMixin, IRDLOperation):
+class TransposeOp(UnaryShapedOp):
     """Dimension permutation, as ``numpy.transpose(x, permutation)``.
 
     ``out.shape[k] = in.shape[permutation[k]]`` and ``out[j_0, ..., j_{r-1}] = in[i]`` with
@@ -1069,20 +1004,12 @@ class TransposeOp(ShapedOpMixin, IRDLOperation):
 
     name = "bnn.transpose"
 
-    input = operand_def(TensorType | MemRefType)
-    out = opt_operand_def(MemRefType)
-    result = opt_result_def(TensorType)
-
     permutation = prop_def(DenseArrayBase)
 
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = UNARY_FORMAT
-
     def __init__(self, input: Value, permutation: Sequence[int], result_type: Attribute | None = None,
                  out: Value | None = None):
-        super().__init__(
-            operands=[input, out], result_types=[result_type],
-            properties={"permutation": _array(permutation, i64)},
+        super().__init__(input, result_type, out, properties={"permutation": _array(permutation, i64)},
         )
 
     @property

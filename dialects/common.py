@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import IntegerType, MemRefType, Signedness, TensorType, VectorType
-from xdsl.ir import Attribute, SSAValue
-from xdsl.irdl import IRDLOperation
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.irdl import IRDLOperation, operand_def, opt_operand_def, opt_result_def
 from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import packed_words
@@ -107,3 +107,27 @@ def static_shape(op_name: str, t: Attribute) -> tuple[int, ...]:
     return shape
 
 
+
+
+UNARY_FORMAT = (
+    "$input (`into` $out^)? attr-dict `:` type($input) (`,` type($out)^)? (`->` type($result)^)?"
+)
+"""Assembly of a one-input op: ``%r = op %x : T -> R`` or ``op %x into %o : T, O``."""
+
+
+class UnaryShapedOp(ShapedOpMixin, IRDLOperation):
+    """Base of the one-input tensor-level ops: an ``input``, an optional ``into`` buffer (buffer
+    form) or a ``result`` (value form), and :data:`UNARY_FORMAT`. Subclasses add properties and
+    a ``verify_``."""
+
+    input = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    assembly_format = UNARY_FORMAT
+
+    def __init__(self, input: SSAValue | Operation, result_type: Attribute | None = None,
+                 out: SSAValue | Operation | None = None, *,
+                 properties: dict[str, Attribute] | None = None):
+        super().__init__(operands=[input, out], result_types=[result_type],
+                         properties=properties or {})
