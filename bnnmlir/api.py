@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bnnmlir.compiler import CompiledProgram, compile_module
+from bnnmlir.compiler import CompiledProgram, check_entry_name, compile_module, rename_function
 from bnnmlir.report import LayerReport, layer_report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +35,10 @@ class CompiledModel:
     def __init__(self, imported: ImportedModel, program: CompiledProgram):
         self.imported = imported
         self.program = program
+        self._lock = threading.Lock()
+        self._programs: dict[tuple[str, int, str], CompiledProgram] = {
+            (program.target.name, program.threads, program.signature.entry): program
+        }
 
     @property
     def target(self) -> str:
@@ -87,14 +92,37 @@ class CompiledModel:
         return list(self.imported.warnings)
 
     # ---- deployment -------------------------------------------------------------------------
+    def program_for(self, target: str, *, threads: int | None = None,
+                    entry: str | None = None) -> CompiledProgram:
+        """The model compiled for ``target`` with ``threads`` threads (default: those of
+        :attr:`program` for its own target, else 1) and entry point ``entry`` (default: that of
+        :attr:`program`). Each combination is compiled once and kept, its object code with it."""
+        name = _target_name(target)
+        if threads is None:
+            threads = self.program.threads if name == self.program.target.name else 1
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        default_entry = self.program.signature.entry
+        entry = check_entry_name(entry) if entry is not None else default_entry
+        key = (name, threads, entry)
+        with self._lock:
+            program = self._programs.get(key)
+            if program is None:
+                module = self.imported.module.clone()
+                rename_function(module, default_entry, entry)
+                program = compile_module(module, target=name, threads=threads, entry=entry,
+                                         jit=False)
+                self._programs[key] = program
+        return program
+
     def save(self, path: str | Path, target: str = "aarch64-linux-gnu", *,
-             threads: int | None = None) -> Path:
-        """Write ``model.o`` (for ``target``), ``model.h`` and the runtime sources into ``path``."""
-        program = self.program
-        if program.target.name != _target_name(target) or (threads and threads != program.threads):
-            program = compile_module(
-                self.imported.module.clone(), target=target, threads=threads or 1
-            )
+             threads: int | None = None, entry: str | None = None) -> Path:
+        """Write ``model.o`` (for ``target``), ``model.h`` and the runtime sources into ``path``.
+
+        ``entry``: the C name of the entry point (default ``forward``). Saving again for the same
+        target, threads and entry reuses the compiled object code.
+        """
+        program = self.program_for(target, threads=threads, entry=entry)
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.o").write_bytes(program.object_code())
@@ -152,13 +180,15 @@ def c_header(program: CompiledProgram) -> str:
     return "\n".join(lines)
 
 
-def compile(model, example_inputs, *, target: str = "host", threads: int | None = None) -> CompiledModel:
+def compile(model, example_inputs, *, target: str = "host", threads: int | None = None,
+            jit: bool = True) -> CompiledModel:
     """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
 
     ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
     dtypes of every later call. ``threads``: threads of the parallel loops (default: all cores of
-    this machine for the host, 1 for aarch64). Raises :class:`bnnmlir.CompileError` (with the
-    layer's module path) for what cannot be compiled.
+    this machine for the host, 1 for aarch64). ``jit``: build the host machine code now (else at
+    the first call). Raises :class:`bnnmlir.CompileError` (with the layer's module path) for what
+    cannot be compiled. The ``training`` flags of the model's modules are left as they were.
     """
     import torch
 
@@ -166,19 +196,25 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
 
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
-    imported = import_model(model, tuple(example_inputs))
+    modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
+    try:
+        imported = import_model(model, tuple(example_inputs))
+    finally:
+        for module, training in modes:
+            module.training = training
     program = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module
+        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
     )
     return CompiledModel(imported, program)
 
 
-def compile_exported(program, *, target: str = "host", threads: int | None = None) -> CompiledModel:
+def compile_exported(program, *, target: str = "host", threads: int | None = None,
+                     jit: bool = True) -> CompiledModel:
     """Compile a ``torch.export.ExportedProgram`` (shapes fixed by its example inputs)."""
     from bnnmlir.frontend import import_exported_program
 
     imported = import_exported_program(program)
     compiled = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module
+        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
     )
     return CompiledModel(imported, compiled)

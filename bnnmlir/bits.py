@@ -5,7 +5,8 @@ Every op, pass, runtime routine and test uses these definitions.
 Values and bits
     A binary value is +1 or -1. It is stored as one bit: **+1 is bit 0, -1 is bit 1**. Binarizing a
     number ``x`` gives +1 when ``x >= 0`` and -1 when ``x < 0`` (so the bit is the sign bit of ``x``;
-    for floats, ``-0.0 >= 0`` holds and binarizes to +1; NaN is not a valid input).
+    for floats, ``-0.0 >= 0`` holds and binarizes to +1, and NaN, for which ``x >= 0`` is false,
+    binarizes to -1, as ``torch.where(x >= 0, 1, -1)`` does).
 
 Packing
     Binary tensors are packed along their LAST dimension (channels innermost, NHWC for activations,

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Sequence
+import re
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, StringAttr, SymbolRefAttr
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 
@@ -123,8 +124,54 @@ def _aligned_empty(nbytes: int) -> np.ndarray:
     return raw[start : start + nbytes]
 
 
+C_KEYWORDS = frozenset((
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
+    "union", "unsigned", "void", "volatile", "while", "main",
+))
+"""C keywords (those spelled ``_Xxx`` are reserved names anyway) and ``main``."""
+RESERVED_PREFIX = "bnnmlir_"
+
+
+def check_entry_name(name: str) -> str:
+    """``name`` if it can name a compiled entry point: a C identifier that C does not reserve
+    (keywords, ``main``, ``__x``, ``_X``) and that does not start with the runtime's prefix
+    ``bnnmlir_``; else ``ValueError``."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"entry point '{name}' is not a C identifier")
+    if name in C_KEYWORDS or re.match(r"__|_[A-Z]", name):
+        raise ValueError(f"entry point '{name}' is reserved in C programs")
+    if name.startswith(RESERVED_PREFIX):
+        raise ValueError(f"entry point '{name}' uses the runtime's prefix '{RESERVED_PREFIX}'")
+    return name
+
+
+def rename_function(module: ModuleOp, old: str, new: str) -> None:
+    """Rename function ``@old`` of a tensor-level module to ``@new`` (a valid entry name, see
+    :func:`check_entry_name`), calls included; ``CompileError`` if ``@new`` exists already."""
+    check_entry_name(new)
+    if old == new:
+        return
+    names = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
+    if old not in names:
+        raise CompileError(f"no function @{old} in the module")
+    if new in names:
+        raise CompileError(f"the module already has a function @{new}")
+    for op in module.walk():
+        if isinstance(op, func.FuncOp) and op.sym_name.data == old:
+            op.sym_name = StringAttr(new)
+        elif isinstance(op, func.CallOp) and op.callee.root_reference.data == old:
+            op.callee = SymbolRefAttr(new)
+
+
 class CompiledProgram:
-    """A compiled entry point, with the IR of every stage."""
+    """A compiled entry point, with the IR of every stage.
+
+    Machine code is made once and kept: the host JIT (built by :func:`compile_module`, or at the
+    first call), the object code, the assembly and the optimized LLVM IR. A program may be
+    called from several Python threads at once.
+    """
 
     def __init__(self, stages: dict[str, ModuleOp], signature: Signature, target: TargetInfo,
                  threads: int):
@@ -132,6 +179,9 @@ class CompiledProgram:
         self.signature = signature
         self.target = target
         self.threads = threads
+        self._lock = threading.Lock()
+        self._code: dict[str, object] = {}
+        self._host = None
 
     # ---- inspection -------------------------------------------------------------------------
     @property
@@ -156,21 +206,29 @@ class CompiledProgram:
         Printer(stream=out, print_generic_format=generic).print_op(self._stages[stage])
         return out.getvalue()
 
+    def _cached(self, kind: str, make: Callable[[], object]):
+        with self._lock:
+            if kind not in self._code:
+                self._code[kind] = make()
+            return self._code[kind]
+
     def llvm_ir(self) -> str:
-        """Optimized LLVM IR for the target."""
+        """Optimized LLVM IR for the target (made once)."""
         from bnnmlir.backend.llvm_codegen import optimized_ir
 
-        return optimized_ir(self._stages["llvm"], self.target)
+        return self._cached("llvm_ir", lambda: optimized_ir(self._stages["llvm"], self.target))
 
     def assembly(self) -> str:
+        """Assembly for the target (made once)."""
         from bnnmlir.backend.llvm_codegen import emit_assembly
 
-        return emit_assembly(self._stages["llvm"], self.target)
+        return self._cached("assembly", lambda: emit_assembly(self._stages["llvm"], self.target))
 
     def object_code(self) -> bytes:
+        """ELF object for the target (made once: every call returns the same ``bytes``)."""
         from bnnmlir.backend.llvm_codegen import emit_object
 
-        return emit_object(self._stages["llvm"], self.target)
+        return self._cached("object", lambda: emit_object(self._stages["llvm"], self.target))
 
     # ---- execution --------------------------------------------------------------------------
     def check_inputs(self, arrays: Sequence[object]) -> list[np.ndarray]:
@@ -191,31 +249,54 @@ class CompiledProgram:
             checked.append(np.ascontiguousarray(array))
         return checked
 
-    @cached_property
-    def _host_function(self):
+    @property
+    def host_ready(self) -> bool:
+        """Whether the host machine code is built (calls do not compile anything)."""
+        return self._host is not None
+
+    def build_host(self) -> None:
+        """Build the host JIT now (once); ``CompileError`` if LLVM rejects the module."""
         if not self.target.is_host:
             raise RuntimeError(
                 f"a program compiled for {self.target.name} cannot run in this process; use "
                 "run_aarch64() or compile for target='host'"
             )
-        from bnnmlir.backend.jit import JitModule
+        with self._lock:
+            if self._host is not None:
+                return
+            from bnnmlir.backend.jit import JitModule
+            from bnnmlir.backend.runtime_build import RuntimeBuildError
 
-        jit = JitModule(self._stages["llvm"])
-        n = len(self.signature.inputs) + len(self.signature.outputs) + 1
-        return jit, jit.ctypes_function(self.signature.entry, [ctypes.c_void_p] * n)
+            try:
+                jit = JitModule(self._stages["llvm"])
+            except RuntimeBuildError:
+                raise
+            except (RuntimeError, ValueError) as e:
+                raise CompileError(f"host code generation failed: {e}") from None
+            n = len(self.signature.inputs) + len(self.signature.outputs) + 1
+            self._host = (jit, jit.ctypes_function(self.signature.entry, [ctypes.c_void_p] * n))
 
     def _new_outputs(self) -> list[np.ndarray]:
         return [np.zeros(s.shape, dtype=s.dtype) for s in self.signature.outputs]
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        """Run on the host: numpy inputs in, a list of numpy outputs back."""
+        """Run on the host: numpy inputs in, a list of numpy outputs back. Safe to call from
+        several threads at once; each call runs its parallel loops on :attr:`threads` threads."""
         inputs = self.check_inputs(arrays)
-        jit, function = self._host_function
+        if self._host is None:
+            self.build_host()
+        jit, function = self._host
         outputs = self._new_outputs()
         arena = _aligned_empty(self.signature.arena_size)
-        if jit.runtime is not None:
-            jit.runtime.bnnmlir_set_num_threads(self.threads)
-        function(*[a.ctypes.data for a in (*inputs, *outputs, arena)])
+        runtime = jit.runtime
+        if runtime is not None:
+            # The count of this thread only: concurrent calls of other programs keep theirs.
+            runtime.bnnmlir_set_local_num_threads(self.threads)
+        try:
+            function(*[a.ctypes.data for a in (*inputs, *outputs, arena)])
+        finally:
+            if runtime is not None:
+                runtime.bnnmlir_set_local_num_threads(0)
         return outputs
 
     def run_aarch64(self, *arrays: np.ndarray) -> list[np.ndarray]:
@@ -246,11 +327,14 @@ def compile_module(
     threads: int | None = None,
     entry: str | None = None,
     imported: ModuleOp | None = None,
+    jit: bool = True,
 ) -> CompiledProgram:
     """Compile tensor-level IR (``module`` is consumed) for ``target`` (``host`` or ``aarch64``).
 
     ``threads``: threads of the parallel loops at run time (``None``: every core of this machine
     for the host, 1 for aarch64 unless given); with 1 thread the loops are not outlined at all.
+    ``jit``: for the host, also build the machine code now (else at the first call), so that a
+    code generation error is a :class:`CompileError` here.
     """
     info = get_target(target)
     if threads is None:
@@ -268,4 +352,18 @@ def compile_module(
         except DiagnosticException as e:
             raise CompileError(f"stage '{stage}' failed: {e}") from None
         stages[stage] = module.clone()
-    return CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads)
+    _check_entry_is_unique(stages["llvm"], entry)
+    program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads)
+    if jit and info.is_host:
+        program.build_host()
+    return program
+
+
+def _check_entry_is_unique(module: ModuleOp, entry: str) -> None:
+    """The generated code may declare library functions (``memset``...): the entry point must
+    not take one of their names."""
+    clashes = [op for op in module.ops if getattr(op, "sym_name", None) == StringAttr(entry)]
+    if len(clashes) != 1:
+        raise CompileError(
+            f"the entry point name '{entry}' clashes with a symbol of the generated code"
+        )

@@ -53,6 +53,10 @@ def _bconv2d(op: BConv2dOp, args: list[np.ndarray]) -> np.ndarray:
         assert op.thresholds is not None and op.directions is not None
         pm1 = reference.threshold(acc, op.thresholds.get_values(), op.directions.get_values())
         return _as_words(reference.pack(pm1))
+    if op.output_kind == "requant8":
+        from bnnmlir.reference_ops.support import requant8  # it registers into this module
+
+        return requant8(acc, op.requant_params)
     return acc
 
 

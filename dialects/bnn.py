@@ -25,6 +25,7 @@ from xdsl.dialects.builtin import (
     I16,
     I32,
     DenseArrayBase,
+    DictionaryAttr,
     Float32Type,
     IntegerAttr,
     IntegerType,
@@ -55,6 +56,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import WORD_BITS, PadValue, conv_output_size, packed_words
+from bnnmlir.dialects.bnn_support import verify_requant8_params
 from bnnmlir.dialects.common import (
     ShapedOpMixin,
     UnaryShapedOp,
@@ -139,7 +141,21 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
     * ``"clip8"``: the result is ``i8``, ``min(max(acc, -127), 127)`` (``bnn.clip8``);
     * ``"threshold"``: with ``thresholds``/``directions`` (one per output channel, as
       ``bnn.threshold``): the result is packed ``[N, OH, OW, ceil(O/8)] x i8`` bits, +1 (bit 0) iff
-      ``acc >= t`` (direction +1) or ``acc <= t`` (direction -1).
+      ``acc >= t`` (direction +1) or ``acc <= t`` (direction -1);
+    * ``"requant8"``: with ``requant``, a dictionary holding ``kind`` and that kind's arrays exactly
+      as ``bnn.requant8`` holds its properties (per-channel arrays have ``O`` entries, table and
+      breakpoint rows one row per output channel ``o``): the result is ``[N, OH, OW, O] x i8``,
+      ``out[n, oh, ow, o] = requant8(acc[n, oh, ow, o])`` with the map of channel ``o``, i.e.
+
+      - ``affine``: ``clamp((acc * multiplier[o] + offset[o]) >> shift[o], -127, 127)`` in int64;
+      - ``breakpoints``: ``clamp(base[o] + step[o] * #{j : breakpoints[o*B + j] <= acc}, -127, 127)``;
+      - ``table``: ``table[o*D + clamp(acc, lo, lo + D - 1) - lo]``.
+
+      The parameters are verified by the rules of ``bnn.requant8``
+      (:func:`~bnnmlir.dialects.bnn_support.verify_requant8_params`).
+
+    ``thresholds``/``directions`` go with ``"threshold"`` only and ``requant`` with
+    ``"requant8"`` only.
     """
 
     name = "bnn.bconv2d"
@@ -157,8 +173,9 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
     output = opt_prop_def(StringAttr)
     thresholds = opt_prop_def(DenseArrayBase[IntegerType])
     directions = opt_prop_def(DenseArrayBase[IntegerType])
+    requant = opt_prop_def(DictionaryAttr)
 
-    OUTPUT_KINDS: ClassVar[tuple[str, ...]] = ("i32", "clip8", "threshold")
+    OUTPUT_KINDS: ClassVar[tuple[str, ...]] = ("i32", "clip8", "threshold", "requant8")
 
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = (
@@ -213,8 +230,15 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
 
     @property
     def output_kind(self) -> str:
-        """``i32``, ``clip8`` or ``threshold``: the fused output transform."""
+        """``i32``, ``clip8``, ``threshold`` or ``requant8``: the fused output transform."""
         return "i32" if self.output is None else self.output.data
+
+    @property
+    def requant_params(self) -> dict[str, Attribute]:
+        """The ``requant8`` map of a ``requant8`` output: ``kind`` and its arrays."""
+        if self.requant is None:
+            raise ValueError(f"'{self.name}' has no requant8 output")
+        return dict(self.requant.data)
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
@@ -247,7 +271,17 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
             raise VerifyException(
                 f"'{self.name}' thresholds and directions go with output = \"threshold\" only"
             )
-        width = 8 if kind in ("clip8", "threshold") else 32
+        if self.requant is not None and kind != "requant8":
+            raise VerifyException(
+                f"'{self.name}' requant parameters go with output = \"requant8\" only, not "
+                f"with output {kind}"
+            )
+        if self.requant is None and kind == "requant8":
+            raise VerifyException(
+                f"'{self.name}' with output = \"requant8\" needs the requant parameters "
+                f"(requant = {{kind = ..., ...}})"
+            )
+        width = 32 if kind == "i32" else 8
         if not is_int(elem_of(out_type), width) or len(out_shape) != 4:
             raise VerifyException(
                 f"'{self.name}' with output {kind} produces rank-4 i{width}, got {describe(out_type)}"
@@ -295,6 +329,8 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
         if kind == "threshold":
             assert self.thresholds is not None and self.directions is not None
             check_threshold_arrays(self.name, self.thresholds, self.directions, o)
+        if kind == "requant8":
+            verify_requant8_params(f"'{self.name}' requant", self.requant_params, o, noun="entry")
 
 
 @irdl_op_definition

@@ -20,7 +20,7 @@ Conventions shared by every op below:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from math import prod
 
 from bnnmlir.dialects.common import (
@@ -175,11 +175,85 @@ def _nhwc(op: IRDLOperation, what: str, t: Attribute) -> tuple[int, int, int, in
 # ---------------------------------------------------------------------------------------------
 
 REQUANT_KINDS = ("affine", "breakpoints", "table")
-_REQUANT_PROPS = {
+REQUANT_PROPS = {
     "affine": ("multiplier", "offset", "shift"),
     "breakpoints": ("base", "step", "breakpoints"),
     "table": ("lo", "table"),
 }
+"""The parameter names of each ``bnn.requant8`` kind."""
+
+
+def verify_requant8_params(where: str, params: Mapping[str, Attribute], channels: int,
+                           noun: str = "property") -> str:
+    """Check the ``kind`` and arrays of a requant8 map over ``channels`` channels; return the kind.
+
+    ``params`` maps ``kind`` (a string) and the parameter names of :data:`REQUANT_PROPS` to their
+    attributes, as ``bnn.requant8`` holds them as properties and a ``bnn.bconv2d`` with
+    ``output = "requant8"`` in its ``requant`` dictionary. Errors start with ``where`` (e.g.
+    ``'bnn.requant8'``) and call a missing entry a ``noun``. The rules are those of
+    :class:`Requant8Op`.
+    """
+    kind_attr = params.get("kind")
+    if not isinstance(kind_attr, StringAttr):
+        raise VerifyException(f"{where} needs the {noun} 'kind' (a string)")
+    kind = kind_attr.data
+    if kind not in REQUANT_KINDS:
+        raise VerifyException(
+            f"{where} kind must be one of {', '.join(REQUANT_KINDS)}, got '{kind}'"
+        )
+    extra = [n for n in params if n != "kind" and n not in REQUANT_PROPS[kind]]
+    if extra:
+        raise VerifyException(f"{where} of kind '{kind}' takes no '{extra[0]}'")
+
+    def array(name: str, width: int, length: int | None = None,
+              multiple_of: int | None = None) -> tuple[int, ...]:
+        arr = params.get(name)
+        if arr is None:
+            raise VerifyException(f"{where} needs the {noun} '{name}'")
+        if not isinstance(arr, DenseArrayBase) or not is_int(arr.elt_type, width):
+            got = arr.elt_type if isinstance(arr, DenseArrayBase) else arr
+            raise VerifyException(f"{where} {name} must be an array of i{width}, got {got}")
+        vals = tuple(arr.get_values())
+        if length is not None and len(vals) != length:
+            raise VerifyException(f"{where} {name} needs {length} values, got {len(vals)}")
+        if multiple_of is not None and (not vals or len(vals) % multiple_of):
+            raise VerifyException(
+                f"{where} {name} needs a positive multiple of {multiple_of} values (one row per "
+                f"channel), got {len(vals)}"
+            )
+        return vals  # type: ignore[return-value]
+
+    c = channels
+    if kind == "affine":
+        m, b, s = array("multiplier", 64, c), array("offset", 64, c), array("shift", 64, c)
+        if any(abs(v) > INT32_MAX for v in m):
+            raise VerifyException(f"{where} multipliers must be within +-(2**31 - 1)")
+        if any(abs(v) > 2**62 for v in b):
+            raise VerifyException(f"{where} offsets must be within +-2**62")
+        if any(not 0 <= v <= 62 for v in s):
+            raise VerifyException(f"{where} shifts must be within [0, 62], got {list(s)}")
+    elif kind == "breakpoints":
+        base, step = array("base", 8, c), array("step", 8, c)
+        bps = array("breakpoints", 32, multiple_of=c)
+        if any(v not in (-1, 1) for v in step):
+            raise VerifyException(f"{where} steps must be +1 or -1, got {list(step)}")
+        if any(v < CLIP8_MIN for v in base):
+            raise VerifyException(f"{where} bases must be within [-127, 127]")
+        width = len(bps) // c
+        for ch in range(c):
+            row = bps[ch * width : (ch + 1) * width]
+            if any(a > b for a, b in zip(row, row[1:])):
+                raise VerifyException(
+                    f"{where} breakpoints of channel {ch} are not sorted: {list(row)}"
+                )
+    else:
+        lo = params.get("lo")
+        if not isinstance(lo, IntegerAttr) or not is_int(lo.type, 64):
+            raise VerifyException(f"{where} of kind 'table' needs an i64 'lo'")
+        table = array("table", 8, multiple_of=c)
+        if any(v < CLIP8_MIN for v in table):
+            raise VerifyException(f"{where} table entries must be within [-127, 127]")
+    return kind
 
 
 @irdl_op_definition
@@ -277,6 +351,13 @@ class Requant8Op(UnaryShapedOp):
     def channels(self) -> int:
         return shape_of(self.input.type)[-1]
 
+    @property
+    def params(self) -> dict[str, Attribute]:
+        """``kind`` and the arrays of this kind (the form :func:`verify_requant8_params` takes)."""
+        kind = self.kind.data
+        names = ("kind", *REQUANT_PROPS.get(kind, ()))
+        return {n: self.properties[n] for n in names if n in self.properties}
+
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
         in_shape = static_shape(self.name, self.input.type)
@@ -286,43 +367,11 @@ class Requant8Op(UnaryShapedOp):
                 f"{describe(self.input.type)}"
             )
         _expect_output(self, out_type, in_shape, i8)
-        kind = _kind(self, REQUANT_KINDS)
-        _forbid(self, kind, [p for k, ps in _REQUANT_PROPS.items() if k != kind for p in ps])
-        c = in_shape[-1]
-        if kind == "affine":
-            i64_ok = lambda t: is_int(t, 64)  # noqa: E731
-            m = _check_array(self, "multiplier", self.multiplier, i64_ok, "i64", c)
-            b = _check_array(self, "offset", self.offset, i64_ok, "i64", c)
-            s = _check_array(self, "shift", self.shift, i64_ok, "i64", c)
-            if any(abs(v) > INT32_MAX for v in m):
-                raise VerifyException(f"'{self.name}' multipliers must be within +-(2**31 - 1)")
-            if any(abs(v) > 2**62 for v in b):
-                raise VerifyException(f"'{self.name}' offsets must be within +-2**62")
-            if any(not 0 <= v <= 62 for v in s):
-                raise VerifyException(f"'{self.name}' shifts must be within [0, 62], got {list(s)}")
-        elif kind == "breakpoints":
-            i8_ok = lambda t: is_int(t, 8)  # noqa: E731
-            base = _check_array(self, "base", self.base, i8_ok, "i8", c)
-            step = _check_array(self, "step", self.step, i8_ok, "i8", c)
-            bps = _check_array(self, "breakpoints", self.breakpoints, lambda t: is_int(t, 32), "i32",
-                               multiple_of=c)
-            if any(v not in (-1, 1) for v in step):
-                raise VerifyException(f"'{self.name}' steps must be +1 or -1, got {list(step)}")
-            if any(v < CLIP8_MIN for v in base):
-                raise VerifyException(f"'{self.name}' bases must be within [-127, 127]")
-            width = len(bps) // c
-            for ch in range(c):
-                row = bps[ch * width : (ch + 1) * width]
-                if any(a > b for a, b in zip(row, row[1:])):
-                    raise VerifyException(
-                        f"'{self.name}' breakpoints of channel {ch} are not sorted: {list(row)}"
-                    )
-        else:
-            if self.lo is None or not is_int(self.lo.type, 64):
-                raise VerifyException(f"'{self.name}' of kind 'table' needs an i64 'lo'")
-            table = _check_array(self, "table", self.table, lambda t: is_int(t, 8), "i8", multiple_of=c)
-            if any(v < CLIP8_MIN for v in table):
-                raise VerifyException(f"'{self.name}' table entries must be within [-127, 127]")
+        present = ("kind", *(p for ps in REQUANT_PROPS.values() for p in ps))
+        verify_requant8_params(
+            f"'{self.name}'", {n: self.properties[n] for n in present if n in self.properties},
+            in_shape[-1],
+        )
 
     @property
     def row_width(self) -> int:

@@ -13,7 +13,9 @@ shapes, strided layouts) fails the pass with a diagnostic naming the op.
 * ``bnn.clip8``: ``trunci(minsi(maxsi(x, -127), 127))``.
 * ``bnn.bconv2d``: direct convolution, the reduction over each tap's packed bytes a chain of
   ``bnn.narrow_acc`` on ``M``-byte vectors chosen from the target's vector width, see
-  :mod:`bnnmlir.passes.loops.bconv2d`.
+  :mod:`bnnmlir.passes.loops.bconv2d`. A fused output transform is applied to each ``i32``
+  result before its store: ``clip8`` and ``threshold`` as the standalone ops, ``requant8`` with
+  the per-element code of ``bnn.requant8`` (its arrays private constant ``memref.global``s).
 
 Narrow accumulation, the proof (details in :mod:`bnnmlir.passes.accumulator_width`): one output is
 a chain of ``S = KH*KW*Q`` steps (``Q`` chunks per tap). A step adds at most ``8*G`` to a lane of
@@ -56,7 +58,11 @@ from bnnmlir.ir_utils import static_memref
 from bnnmlir.passes.loops.bconv2d import ThresholdTables, lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
-from bnnmlir.passes.loops.support import SUPPORT_LOWERED_OPS, lower_support_op
+from bnnmlir.passes.loops.support import (
+    SUPPORT_LOWERED_OPS,
+    lower_support_op,
+    requant8_epilogue,
+)
 from bnnmlir.target import TargetInfo, get_target
 
 CORE_LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
@@ -183,7 +189,14 @@ class LowerBnnToLoopsPass(ModulePass):
                     list(bnn_op.thresholds.get_values()), list(bnn_op.directions.get_values()),
                     em, fn, module_globals,
                 )
-            lower_bconv2d(em, bnn_op, target, self.parallel, tables)
+            requant = None
+            if bnn_op.output_kind == "requant8":
+                channels = bnn_op.output_type().get_shape()[-1]
+                requant = requant8_epilogue(
+                    em, lambda stem, values, mtype: module_globals.add(stem, values, mtype, fn),
+                    bnn_op.requant_params, channels,
+                )
+            lower_bconv2d(em, bnn_op, target, self.parallel, tables, requant)
         elif isinstance(bnn_op, BinarizeOp):
             lower_binarize(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
         elif isinstance(bnn_op, Clip8Op):

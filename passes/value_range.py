@@ -16,7 +16,8 @@ function argument / block argument   ``T(iN)`` for ``iN`` elements (``i8``: ``[-
                                      integers with ``|v| <= 2**24``)
 ``bnn.bconv2d``                      ``[-K, K]`` (every tap adds ``+-1`` per channel or nothing, so
                                      also with ``pad_value = 0``); ``output = "clip8"``: that
-                                     clamped to ``[-127, 127]``; ``output = "threshold"``: bits
+                                     clamped to ``[-127, 127]``; ``output = "requant8"``:
+                                     ``[-127, 127]``; ``output = "threshold"``: bits
 ``bnn.clip8``                        the input range clamped to ``[-127, 127]``, or ``[-127, 127]``
                                      (an ``f32`` input without a range is rounded to an integer)
 ``bnn.requant8``                     ``[-127, 127]``
@@ -172,6 +173,8 @@ def _bconv2d(op: BConv2dOp, args: Sequence[IntRange | None]) -> IntRange | None:
         return acc
     if kind == "clip8":
         return acc.clamp(CLIP8_RANGE.lo, CLIP8_RANGE.hi)
+    if kind == "requant8":
+        return CLIP8_RANGE
     return None
 
 

@@ -23,13 +23,25 @@ extern "C" {
 typedef void (*bnnmlir_task_fn)(void *ctx, int64_t begin, int64_t end);
 
 /* Runs fn over [0, n) split into contiguous chunks, one per thread, and returns when all are
- * done. With one thread (the default) fn(ctx, 0, n) runs inline on the caller's thread. Calls
- * must not overlap (one caller at a time); a nested call from inside fn runs inline. */
+ * done. With one thread (the default) fn(ctx, 0, n) runs inline on the caller's thread. Any
+ * thread may call it: calls from different threads share one worker pool and run one after the
+ * other (each call waits for the pool to be free). A nested call from inside fn of a loop that
+ * runs on several threads runs inline. */
 void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n);
 
-/* Number of threads parallel loops use, counting the caller; k < 1 is taken as 1. The worker
- * threads are created on the next parallel loop and joined at exit or on the next change. */
+/* Number of threads parallel loops use, counting the caller; k < 1 is taken as 1. This is the
+ * process-wide count; it takes effect at the next parallel loop (never inside a running one).
+ * The worker threads are created by the first parallel loop that needs them, resized by a later
+ * loop that needs another count, and joined at exit. */
 void bnnmlir_set_num_threads(int k);
+
+/* Thread count of the parallel loops started by the calling thread only, overriding the
+ * process-wide count (k >= 1); k < 1 removes the override. Lets threads that run models with
+ * different counts at the same time each get their own. */
+void bnnmlir_set_local_num_threads(int k);
+
+/* The count parallel loops started by the calling thread use: its override, else the
+ * process-wide count. */
 int bnnmlir_get_num_threads(void);
 
 /* ---- memory ----------------------------------------------------------------------------- */

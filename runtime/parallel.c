@@ -2,13 +2,25 @@
  *
  * With k threads the caller runs chunk 0 and k - 1 worker threads run chunks 1..k-1 of the
  * current job; [0, n) is split into min(n, k) contiguous chunks whose sizes differ by at most 1.
- * The job is published under the pool lock with a new generation number; the caller waits until
- * every busy worker has reported back, so jobs never overlap. */
+ *
+ * Protocol:
+ * - `submit_lock` is held by the submitting thread for the whole job (posting, running chunk 0,
+ *   waiting for the workers), so jobs from different threads run one after the other and never
+ *   overwrite each other's descriptor. Starting, resizing and stopping the pool also happen
+ *   under it, so the pool never changes while a job runs.
+ * - The job descriptor and `generation` are written under `pool.lock`; a worker waits on
+ *   `job_posted` until the generation differs from the last one it saw (a predicate loop: a
+ *   spurious wakeup waits again, and a job posted before the worker waits is not missed).
+ * - Each worker taking part decrements `pending` under `pool.lock`; the submitter waits on
+ *   `job_finished` until `pending` is 0 (again a predicate loop).
+ * - Thread counts are atomics: setting one never blocks and never touches a running job; the
+ *   next job resizes the pool under `submit_lock` when it needs to. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "bnnmlir_runtime.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 typedef struct worker_pool {
@@ -26,13 +38,16 @@ typedef struct worker_pool {
     int pending;
 } worker_pool;
 
+static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 static worker_pool pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .job_posted = PTHREAD_COND_INITIALIZER,
     .job_finished = PTHREAD_COND_INITIALIZER,
 };
-static int requested_threads = 1;
-static int exit_hook_registered;
+static atomic_int global_threads = 1;
+/* Per-thread override of global_threads (0: none). */
+static _Thread_local int local_threads;
+static int exit_hook_registered; /* guarded by submit_lock */
 /* Set on pool threads and on a caller running its chunk: nested loops run inline. */
 static _Thread_local int inside_parallel_for;
 
@@ -78,7 +93,10 @@ static void *worker_main(void *raw) {
     return NULL;
 }
 
-static void stop_workers(void) {
+/* Caller holds submit_lock (no job is running). */
+static void stop_workers_locked(void) {
+    if (pool.num_workers == 0)
+        return;
     pthread_mutex_lock(&pool.lock);
     pool.stopping = 1;
     pthread_cond_broadcast(&pool.job_posted);
@@ -91,9 +109,19 @@ static void stop_workers(void) {
     pool.stopping = 0;
 }
 
-static void start_workers(int count) {
+static void stop_workers_at_exit(void) {
+    /* exit() while another thread is inside a job: leave the pool to the process teardown
+     * rather than wait for that job. */
+    if (inside_parallel_for || pthread_mutex_trylock(&submit_lock) != 0)
+        return;
+    stop_workers_locked();
+    pthread_mutex_unlock(&submit_lock);
+}
+
+/* Caller holds submit_lock. Creates up to `count` workers; fewer if the system refuses. */
+static void start_workers_locked(int count) {
     if (!exit_hook_registered) {
-        atexit(stop_workers);
+        atexit(stop_workers_at_exit);
         exit_hook_registered = 1;
     }
     pool.threads = calloc((size_t)count, sizeof(pthread_t));
@@ -117,31 +145,46 @@ static void start_workers(int count) {
     pthread_mutex_unlock(&pool.lock);
 }
 
-void bnnmlir_set_num_threads(int k) {
-    if (k < 1)
-        k = 1;
-    if (pool.num_workers != 0 && pool.num_workers != k - 1)
-        stop_workers();
-    requested_threads = k;
+/* Caller holds submit_lock. A job with the process-wide count sizes the pool exactly; a job
+ * with a per-thread count only grows it (idle extra workers skip the job). */
+static void fit_pool_locked(int threads, int exact) {
+    int wanted = threads - 1;
+    if (pool.num_workers == wanted || (!exact && pool.num_workers > wanted))
+        return;
+    stop_workers_locked();
+    start_workers_locked(wanted);
 }
 
-int bnnmlir_get_num_threads(void) { return requested_threads; }
+void bnnmlir_set_num_threads(int k) {
+    atomic_store(&global_threads, k < 1 ? 1 : k);
+}
+
+void bnnmlir_set_local_num_threads(int k) { local_threads = k < 1 ? 0 : k; }
+
+int bnnmlir_get_num_threads(void) {
+    return local_threads != 0 ? local_threads : atomic_load(&global_threads);
+}
 
 void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n) {
     if (n <= 0)
         return;
-    if (requested_threads == 1 || n == 1 || inside_parallel_for) {
+    int threads = bnnmlir_get_num_threads();
+    if (threads == 1 || n == 1 || inside_parallel_for) {
         fn(ctx, 0, n);
         return;
     }
-    if (pool.num_workers == 0)
-        start_workers(requested_threads - 1);
-    int threads = pool.num_workers + 1;
+    pthread_mutex_lock(&submit_lock);
+    fit_pool_locked(threads, local_threads == 0);
+    int available = pool.num_workers + 1;
+    if (available < threads)
+        threads = available;
     int chunks = n < threads ? (int)n : threads;
-    if (chunks == 1) {
+    if (chunks == 1) { /* no worker could be started */
+        pthread_mutex_unlock(&submit_lock);
         fn(ctx, 0, n);
         return;
     }
+    inside_parallel_for = 1;
     pthread_mutex_lock(&pool.lock);
     pool.fn = fn;
     pool.ctx = ctx;
@@ -152,12 +195,12 @@ void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n) {
     pthread_cond_broadcast(&pool.job_posted);
     pthread_mutex_unlock(&pool.lock);
 
-    inside_parallel_for = 1;
     run_chunk(fn, ctx, n, chunks, 0);
-    inside_parallel_for = 0;
 
     pthread_mutex_lock(&pool.lock);
     while (pool.pending != 0)
         pthread_cond_wait(&pool.job_finished, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
+    inside_parallel_for = 0;
+    pthread_mutex_unlock(&submit_lock);
 }

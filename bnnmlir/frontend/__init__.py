@@ -2,7 +2,8 @@
 
 See :mod:`bnnmlir.frontend.importer` (graph capture, walk, signature),
 :mod:`bnnmlir.frontend.patterns` (one translation per ATen operator),
-:mod:`bnnmlir.frontend.binary` (binarizations, binary layers, the ``torch.sign`` zero case) and
+:mod:`bnnmlir.frontend.binary` (binarizations, binary layers, the ``torch.sign`` zero case),
+:mod:`bnnmlir.frontend.bias` (when a binary layer's bias is bit-exact with PyTorch) and
 :mod:`bnnmlir.frontend.integer` (exact integer convolution / linear layers: int8 stems and heads).
 Importing this package imports ``torch``.
 """

@@ -15,6 +15,8 @@ Recognized binarizations (all yield a :class:`~bnnmlir.frontend.values.Sign`):
 Binary convolution of a :class:`Sign` with +-1 weights (``bnn.bconv2d``):
 
 * binary input: ``bnn.binarize(x)`` then ``bnn.bconv2d`` (result ``i32`` in ``[-K, K]``);
+* a bias: ``bnn.affine`` (scale 1) adds it to the exact sum in float32; when that is bit-exact
+  with PyTorch (which adds it inside its float sum) is decided by :mod:`bnnmlir.frontend.bias`;
 * ternary input ``t = torch.sign(y)``: with ``b`` the ``y >= 0`` binarization,
   ``t = (b(y) - b(-y)) / 2`` for every real ``y`` (``y = 0`` gives ``(1 - 1)/2``), so
   ``conv(t, w) = (bconv(b(y), w) + bconv(b(-y), -w)) / 2``: two binary convolutions (the second
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 
 from bnnmlir.folding import FoldingError, zero_points
+from bnnmlir.frontend.bias import record as record_bias
 from bnnmlir.frontend.emitter import shape_of
 from bnnmlir.frontend.values import Act, Sign, ValueInfo
 
@@ -161,6 +164,8 @@ def binary_conv(imp, sign: Sign, w_ohwc: np.ndarray, out_shape: tuple[int, ...],
     if bias is None and scale == 1.0:
         return Act(acc, out_shape, info)
     b = np.zeros(o, dtype=np.float32) if bias is None else bias.astype(np.float32)
+    if bias is not None:
+        record_bias(imp, b, k)
     value = em.affine(acc, [scale] * o, b.tolist())
     return Act(value, out_shape, info if bias is None else ValueInfo())
 

@@ -42,6 +42,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, Region
 
+from bnnmlir.frontend.bias import check_biased_layers
 from bnnmlir.frontend.emitter import Emitter, LayerInfo, tensor
 from bnnmlir.frontend.errors import UnsupportedOperationError
 from bnnmlir.frontend.values import FLOAT, Act
@@ -180,6 +181,7 @@ class GraphImporter:
         self.emit = Emitter(self.block)
         self.warnings: list[str] = []
         self.node: torch.fx.Node | None = None
+        self.biased_layers: list = []  # bnnmlir.frontend.bias.BiasedLayer
 
     # ---- helpers used by the patterns ---------------------------------------------------------
     def error(self, reason: str, node: torch.fx.Node | None = None) -> UnsupportedOperationError:
@@ -233,6 +235,7 @@ class GraphImporter:
                             raise self.error(f"model output of dtype {val.dtype}: only float32 "
                                              "outputs are supported")
                     self.block.add_op(func.ReturnOp(*outputs))
+                check_biased_layers(self)
                 ftype = ([t for t in input_types], [o.type for o in outputs])
                 fn = func.FuncOp("forward", ftype, Region(self.block))
                 return ImportedModel(ModuleOp([fn]), inputs, specs, self.emit.layers,
@@ -290,6 +293,7 @@ class GraphImporter:
             fill = {torch.ops.aten.ones_like.default: 1, torch.ops.aten.zeros_like.default: 0}
             value = fill.get(target, args[1] if len(args) > 1 else kwargs.get("fill_value"))
             return torch.full(tuple(val.shape), value, dtype=val.dtype)
+        self._check_operand_dtypes(node)
         convert = converters.get(target)
         if convert is None:
             raise self.error(
@@ -297,6 +301,24 @@ class GraphImporter:
                 "bnnmlir.nn layers); rewrite the model with supported layers or add a pattern"
             )
         return convert(self, node, *args, **kwargs)
+
+    def _check_operand_dtypes(self, node: torch.fx.Node) -> None:
+        """Run-time operands of any dtype but float32 (and the bool of a comparison) reach only
+        conversions and data movement (``patterns.DTYPE_AGNOSTIC``)."""
+        from bnnmlir.frontend.patterns import DTYPE_AGNOSTIC, node_dtype
+
+        if node.target in DTYPE_AGNOSTIC:
+            return
+        for arg in node.all_input_nodes:
+            dtype = node_dtype(arg)
+            if dtype in (None, torch.float32, torch.bool) or isinstance(self.env.get(arg),
+                                                                         torch.Tensor):
+                continue
+            raise self.error(
+                f"operand '{arg.name}' has dtype {dtype}: the compiled program computes in "
+                "float32 (holding integers exactly), so a tensor of another dtype may only be "
+                "reshaped or converted back to float32 (e.g. with .float()) before other ops"
+            )
 
     def _fold(self, node, args, kwargs):
         try:

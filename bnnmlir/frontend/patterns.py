@@ -15,7 +15,11 @@ the value of the node. One line per construct:
 * ``linear`` / ``addmm`` / ``mm`` of a sign with +-1 weights -> 1x1 ``bnn.bconv2d`` on
   ``[N, 1, 1, C]`` (``bnn.reshape`` around it); integer ``bnn.dense`` as for convolutions;
   otherwise ``bnn.dense``;
-* bias of a binary layer -> ``bnn.affine`` (scale 1, bias b) on the cast accumulator;
+* bias of a binary layer -> ``bnn.affine`` (scale 1, bias b) on the cast accumulator (when that
+  is bit-exact: :mod:`bnnmlir.frontend.bias`);
+* ``.float()``, ``.to(dtype)``, ``.type_as``, memory-format / device copies -> nothing when exact
+  on the proven value range (``convert_dtype``), else an error; ``_assert_tensor_metadata`` ->
+  nothing (a check of the traced metadata);
 * BatchNorm (eval) -> ``bnn.batch_norm`` (``bnn.cast`` first for an integer input);
 * ``bnnmlir::clip8`` -> ``bnn.clip8`` (integer input directly; nothing for an i8 value already in
   [-127, 127]);
@@ -40,8 +44,8 @@ import numpy as np
 import torch
 
 from bnnmlir.frontend import binary
-from bnnmlir.frontend.integer import integer_conv, integer_dense
 from bnnmlir.frontend.emitter import int_width, is_float
+from bnnmlir.frontend.integer import integer_conv, integer_dense
 from bnnmlir.frontend.layout import (
     channel_vector,
     plain_act,
@@ -609,11 +613,105 @@ def identity(imp, node, x, *rest, **kwargs):
     return x
 
 
-@converts(aten._to_copy.default)
-def to_copy(imp, node, x, **kwargs):
-    if kwargs.get("dtype") not in (None, torch.float32):
-        raise imp.error(f"conversion to {kwargs['dtype']} is not supported")
-    return x
+# ---------------------------------------------------------------------------------------------
+# dtype conversions and metadata checks
+# ---------------------------------------------------------------------------------------------
+
+
+def node_dtype(arg) -> torch.dtype | None:
+    """PyTorch dtype of a graph node's tensor value (``None`` for non-tensors)."""
+    val = arg.meta.get("val") if isinstance(arg, torch.fx.Node) else None
+    return val.dtype if isinstance(val, torch.Tensor) else None
+
+
+#: Exactly representable integers of the floating dtypes: ``|x| <= 2**(significand bits)``.
+_EXACT_INTEGERS = {torch.float64: 2**53, torch.float32: 2**24, torch.float16: 2**11,
+                   torch.bfloat16: 2**8}
+
+
+def _value_range(x) -> tuple[bool, float, float]:
+    """``(integral, lo, hi)`` of a run-time value."""
+    info = x.info
+    return info.integral, info.lo, info.hi
+
+
+@converts(aten._to_copy.default, aten.to.dtype, aten.to.dtype_layout, aten.to.device,
+          aten.to.other, aten.type_as.default)
+def convert_dtype(imp, node, x, *args, **kwargs):
+    """``.float()``, ``.to(dtype)``, ``.type_as(t)``, ``.to(memory_format=...)``, ``.to(device)``.
+
+    The importer holds values, not dtypes: a conversion is the identity on them when it is exact,
+    i.e. when every value of ``x`` is a number of the target dtype:
+
+    * same dtype (a copy for another memory format, layout or the CPU device): always;
+    * integer -> float32 (or wider float): integers of magnitude ``<= 2**24`` (the value range
+      proves it); float32 -> float64: always; float64 -> float32: a float64 tensor comes from a
+      conversion (see the operand check of the importer), so it holds float32 values, or
+      integers, exact in float32 when the value range stays within ``2**24``;
+    * float -> integer dtype: PyTorch truncates toward zero (and is undefined outside the
+      target's range); exact as the identity when the value range proves integers within the
+      range (a Clip8 output, a sign, an integer layer); there is no truncating ``bnn`` op, so
+      anything else is rejected;
+    * float32 -> float16 / bfloat16 rounds: only integer values the narrow type holds.
+    """
+    src, dst = node_dtype(node.args[0]), node_dtype(node)
+    if isinstance(x, Compare):
+        raise imp.error(f"converting a comparison (bool tensor) to {dst} is not supported; a "
+                        "binarization is written where(x >= 0, 1, -1) or bnnmlir.nn.binarize")
+    if isinstance(x, PaddedSign):
+        raise imp.error("a padded sign is only supported as the input of a convolution")
+    if src is None or dst is None or src == dst:
+        return x
+    if dst == torch.bool or dst.is_complex or src.is_complex:
+        raise imp.error(f"conversion from {src} to {dst} is not supported")
+    integral, lo, hi = _value_range(x)
+    if dst.is_floating_point:
+        if src.is_floating_point and _EXACT_INTEGERS[dst] >= _EXACT_INTEGERS[src]:
+            return x  # widening: every value is kept
+        limit = _EXACT_INTEGERS[dst]
+        if src == torch.float64 and dst == torch.float32 and not integral:
+            return x  # a float64 tensor of non-integers holds float32 values (see the docstring)
+        if integral and -limit <= lo and hi <= limit:
+            return x
+        what = "integers" if not src.is_floating_point else "values"
+        raise imp.error(
+            f"conversion from {src} to {dst} rounds {what} that {dst} cannot hold, and the value "
+            f"range of the operand ({x.info.kind}) is not proven within +-{limit}"
+        )
+    bounds = torch.iinfo(dst)
+    if integral and bounds.min <= lo and hi <= bounds.max:
+        return x
+    if src.is_floating_point:
+        raise imp.error(
+            f"conversion from {src} to {dst} truncates toward zero (undefined outside "
+            f"[{bounds.min}, {bounds.max}]); the operand ({x.info.kind}) is not proven to hold "
+            "integers in that range and the bnn op set has no truncating conversion"
+        )
+    raise imp.error(f"conversion from {src} to {dst} wraps values outside [{bounds.min}, "
+                    f"{bounds.max}]; the operand ({x.info.kind}) is not proven within it")
+
+
+@converts(aten._assert_tensor_metadata.default)
+def assert_tensor_metadata(imp, node, x, size=None, stride=None, dtype=None, **kwargs):
+    """A run-time check of the traced metadata: nothing to compute once verified on the graph."""
+    if node.users:
+        raise imp.error("_assert_tensor_metadata with users: expected a pure check")
+    actual = node_dtype(node.args[0])
+    if dtype is not None and actual is not None and dtype != actual:
+        raise imp.error(f"the model asserts dtype {dtype} on a tensor of dtype {actual}")
+
+
+DTYPE_AGNOSTIC = {
+    aten._to_copy.default, aten.to.dtype, aten.to.dtype_layout, aten.to.device, aten.to.other,
+    aten.type_as.default, aten._assert_tensor_metadata.default,
+    aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.flatten.using_ints,
+    aten.squeeze.dims, aten.squeeze.dim, aten.unsqueeze.default,
+    aten.clone.default, aten.alias.default, aten.detach.default, aten.contiguous.default,
+}
+"""Ops accepting run-time operands of any dtype: conversions and value-preserving data movement.
+Every other op needs float32 operands (or the bool of a comparison): integer and float64
+arithmetic (wrapping, other roundings) is not what the compiled float32 / exact-integer program
+computes."""
 
 
 @converts(aten.cat.default)
@@ -644,4 +742,4 @@ def _concat(imp, acts: list[Act], shape) -> Act:
     return Act(imp.emit.concat(values), shape, info)
 
 
-__all__ = ["CONVERTERS", "as_act", "is_float", "to_model_output"]
+__all__ = ["CONVERTERS", "DTYPE_AGNOSTIC", "as_act", "is_float", "node_dtype", "to_model_output"]

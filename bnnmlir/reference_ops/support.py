@@ -9,7 +9,7 @@ last axis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from bnnmlir.dialects.bnn_support import (
     TransposeOp,
 )
 from bnnmlir.reference_ir import reference_of
+from xdsl.ir import Attribute
 
 F32 = np.float32
 
@@ -315,18 +316,30 @@ def _out_shape(op) -> tuple[int, ...]:
     return tuple(op.output_type().get_shape())
 
 
+def requant8(x, params: Mapping[str, Attribute]) -> np.ndarray:
+    """``bnn.requant8`` (or the ``requant8`` output of ``bnn.bconv2d``) with the map ``params``:
+    ``kind`` and that kind's arrays, the channel being the last axis of ``x``."""
+    x = np.asarray(x)
+    c = x.shape[-1]
+
+    def values(name: str) -> np.ndarray:
+        return np.asarray(params[name].get_values(), dtype=np.int64)  # type: ignore[attr-defined]
+
+    kind = params["kind"].data  # type: ignore[attr-defined]
+    if kind == "affine":
+        return requant8_affine(x, values("multiplier"), values("offset"), values("shift"))
+    if kind == "breakpoints":
+        return requant8_breakpoints(x, values("base"), values("step"),
+                                    values("breakpoints").reshape(c, -1))
+    if kind == "table":
+        lo = params["lo"].value.data  # type: ignore[attr-defined]
+        return requant8_table(x, lo, values("table").reshape(c, -1))
+    raise ValueError(f"unknown requant8 kind {kind!r}")
+
+
 @reference_of(Requant8Op)
 def _requant8(op: Requant8Op, args: list[np.ndarray]) -> np.ndarray:
-    kind = op.kind.data
-    c = op.channels
-    if kind == "affine":
-        return requant8_affine(args[0], op.multiplier.get_values(), op.offset.get_values(),
-                               op.shift.get_values())
-    if kind == "breakpoints":
-        bps = np.asarray(op.breakpoints.get_values(), dtype=np.int64).reshape(c, -1)
-        return requant8_breakpoints(args[0], op.base.get_values(), op.step.get_values(), bps)
-    table = np.asarray(op.table.get_values(), dtype=np.int64).reshape(c, -1)
-    return requant8_table(args[0], op.lo.value.data, table)
+    return requant8(args[0], op.params)
 
 
 @reference_of(CastOp)

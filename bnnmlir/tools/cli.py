@@ -17,10 +17,44 @@ from importlib import resources
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
 
 
 def _console() -> Console:
     return Console(highlight=False, width=max(140, Console().width))
+
+
+def packed_channels(module: ModuleOp, entry: str | None = None) -> dict[int, int]:
+    """Channel counts of the entry function's arguments that hold packed bits: argument index ->
+    channels, for each argument read as the input or weights of a ``bnn.bconv2d``."""
+    from bnnmlir.dialects.bnn import BConv2dOp
+
+    fns = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
+    fn = next(f for f in fns if entry is None or f.sym_name.data == entry)
+    channels: dict[int, int] = {}
+    for index, arg in enumerate(fn.body.block.args):
+        for use in arg.uses:
+            if isinstance(use.operation, BConv2dOp) and use.index in (0, 1):
+                c = use.operation.channels
+                channels[index] = min(c, channels.get(index, c))
+    return channels
+
+
+def random_inputs(module: ModuleOp, seed: int = 0, entry: str | None = None) -> list[np.ndarray]:
+    """Random inputs of the entry function: those of :func:`bnnmlir.reference_ir.random_inputs`,
+    except that packed-bit arguments are random +-1 tensors packed by :mod:`bnnmlir.bits` (so the
+    unused high bits of the last word are 0, as the convention requires)."""
+    from bnnmlir import reference_ir
+    from bnnmlir.bits import pack_bits
+
+    arrays = reference_ir.random_inputs(module, seed, entry)
+    rng = np.random.default_rng([seed, 1])
+    for index, channels in packed_channels(module, entry).items():
+        words = arrays[index]
+        signs = rng.choice(np.array([-1, 1], dtype=np.int8), size=(*words.shape[:-1], channels))
+        arrays[index] = pack_bits(signs).view(words.dtype).reshape(words.shape)
+    return arrays
 
 
 def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: int | None = None,
@@ -33,7 +67,7 @@ def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: 
     with open(path, encoding="utf-8") as f:
         text = f.read()
     reference_module = parse_mlir(text, path)
-    inputs = reference_ir.random_inputs(reference_module, seed)
+    inputs = random_inputs(reference_module, seed)
     expected = reference_ir.evaluate(reference_module, inputs)
 
     table = Table(title=f"{os.path.basename(path)}: compiled code vs numpy reference")
@@ -119,10 +153,10 @@ def _compile(args: argparse.Namespace) -> int:
 
     console = _console()
     program = load_exported_program(args.model)
-    compiled = compile_exported(program, target=args.target, threads=args.threads or 1)
+    compiled = compile_exported(program, target=args.target, threads=args.threads or 1, jit=False)
     for warning in compiled.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}")
-    out = compiled.save(args.output, target=args.target, threads=args.threads)
+    out = compiled.save(args.output, target=args.target, threads=args.threads, entry=args.entry)
     console.print(compiled.report())
     console.print(f"wrote {out / 'model.o'}, {out / 'model.h'} and {out / 'runtime'}/ ({args.target})")
     if args.emit:
@@ -143,6 +177,34 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _int_at_least(minimum: int):
+    """An argparse type: an integer ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer: '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_seed = _int_at_least(0)
+
+
+def _entry_name(text: str) -> str:
+    from bnnmlir.compiler import check_entry_name
+
+    try:
+        return check_entry_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bnnmlir", description="bnnmlir: a compiler for binary neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,15 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file")
     run.add_argument("-t", "--target", action="append", choices=["host", "aarch64"],
                      help="target to run on (repeatable; default: host)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    run.add_argument("--threads", type=int, default=None, help="threads of the parallel loops")
+    run.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (>= 0)")
+    run.add_argument("--threads", type=_positive_int, default=None,
+                     help="threads of the parallel loops (>= 1)")
     run.set_defaults(handler=_run)
 
     comp = sub.add_parser("compile", help="compile a saved torch.export archive (.pt2)")
     comp.add_argument("model", help="file written by torch.export.save (loaded without unpickling)")
     comp.add_argument("-o", "--output", required=True, help="output directory")
     comp.add_argument("-t", "--target", default="aarch64-linux-gnu", choices=["aarch64-linux-gnu", "aarch64", "host"])
-    comp.add_argument("--threads", type=int, default=None, help="threads of the parallel loops")
+    comp.add_argument("--threads", type=_positive_int, default=None,
+                      help="threads of the parallel loops (>= 1)")
+    comp.add_argument("--entry", type=_entry_name, default=None,
+                      help="C name of the entry point (default: forward)")
     comp.add_argument("--emit", action="append", choices=["imported", "optimized", "buffers", "loops", "llvm"],
                       help="also write the IR after this stage (repeatable)")
     comp.set_defaults(handler=_compile)
@@ -169,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_bench)
 
     demo = sub.add_parser("demo", help="the README demo")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.set_defaults(handler=_demo)
     return parser
 

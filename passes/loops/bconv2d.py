@@ -64,6 +64,11 @@ the ``C`` valid bits of a tap can differ, so a whole output's popcount is at mos
 or lane by lane: ``vector.extract`` + scalar ``extui`` to ``i32`` + a balanced tree of ``addi``,
 which LLVM folds back into one widening vector reduction. Each output keeps its own accumulator;
 ``out = K - 2*popcount``.
+
+Fused output transforms, applied to each ``i32`` result before its store: ``clip8`` (``maxsi``,
+``minsi``, ``trunci``), ``threshold`` (compare with the channel's threshold, bits packed 8 per
+byte), ``requant8`` (the per-element map of ``bnn.requant8`` for output channel ``o``, emitted by
+:func:`bnnmlir.passes.loops.support.requant8_element`; its arrays are constant globals).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
 from bnnmlir.passes.loops.elementwise import threshold_minus
 from bnnmlir.passes.loops.emitter import Emitter
+from bnnmlir.passes.loops.support import RequantElement
 from bnnmlir.target import TargetInfo
 
 MAX_RUN_CHUNKS = 16
@@ -206,13 +212,17 @@ class ConvLowering:
         target: TargetInfo,
         thresholds: ThresholdTables | None = None,
         check_kind: bool = True,
+        requant: RequantElement | None = None,
     ):
         self.op = op
         vector_bytes = target.vector_bytes
         self.kind = op.output_kind
         if check_kind and (self.kind == "threshold") != (thresholds is not None):
             raise ValueError("a threshold output needs its threshold tables, and only it")
+        if check_kind and (self.kind == "requant8") != (requant is not None):
+            raise ValueError("a requant8 output needs its requant8 emission, and only it")
         self.thresholds = thresholds
+        self.requant = requant
         # Shapes only: the value form works too (the per-layer report plans tensor-level ops).
         x_type, out_type = op.input.type, op.output_type()
         assert isinstance(x_type, MemRefType | TensorType)
@@ -332,8 +342,12 @@ class ConvLowering:
         self.blocks(em, self.o, body)
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
-        """Store one ``i32`` result, through the fused ``clip8`` when there is one."""
-        if self.kind == "clip8":
+        """Store one ``i32`` result at ``[n, oh, ow, o]``, through the fused ``clip8`` or
+        ``requant8`` (of channel ``o``) when there is one."""
+        if self.kind == "requant8":
+            assert self.requant is not None
+            acc = self.requant(em, acc, at[-1])
+        elif self.kind == "clip8":
             acc = em.emit(arith.MaxSIOp(acc, em.int(CLIP8_MIN, i32)))
             acc = em.emit(arith.MinSIOp(acc, em.int(CLIP8_MAX, i32)))
             acc = em.emit(arith.TruncIOp(acc, i8))
@@ -588,8 +602,11 @@ class ThresholdTables:
 
 
 def lower_bconv2d(em: Emitter, op: BConv2dOp, target: TargetInfo, parallel: bool,
-                  thresholds: ThresholdTables | None = None) -> None:
-    ConvLowering(op, target, thresholds).emit(em, parallel)
+                  thresholds: ThresholdTables | None = None,
+                  requant: RequantElement | None = None) -> None:
+    """Emit the loop nest of the buffer-form ``op``; ``thresholds`` go with a ``threshold``
+    output, ``requant`` (the per-element map) with a ``requant8`` output."""
+    ConvLowering(op, target, thresholds, requant=requant).emit(em, parallel)
 
 
 __all__ = [

@@ -66,7 +66,8 @@ def pack_words(em: Emitter, shape: Sequence[int], out: SSAValue, bit_of: BitOf) 
 
 
 def lower_binarize(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
-    """``bnn.binarize``: bit 1 iff ``x < 0`` (``cmpf olt x, 0.0`` on f32, ``cmpi slt`` on ints)."""
+    """``bnn.binarize``: bit 1 iff not ``x >= 0`` (``cmpf ult x, 0.0`` on f32, so NaN gives 1;
+    ``cmpi slt`` on ints)."""
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
     elem = in_type.get_element_type()
@@ -74,7 +75,7 @@ def lower_binarize(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
     def bit_of(e: Emitter, lead: Sequence[SSAValue], c: SSAValue) -> SSAValue:
         x = e.load(inp, [*lead, c])
         if isinstance(elem, Float32Type):
-            return e.emit(arith.CmpfOp(x, e.f32_zero(), "olt"))
+            return e.emit(arith.CmpfOp(x, e.f32_zero(), "ult"))
         assert isinstance(elem, IntegerType)
         return e.cmpi(x, e.int(0, elem), "slt")
 

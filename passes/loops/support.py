@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import struct
 from fractions import Fraction
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from math import prod
 
 import numpy as np
@@ -72,7 +72,7 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
@@ -197,16 +197,22 @@ class _Params:
 # ---------------------------------------------------------------------------------------------
 
 
-def lower_requant8(em: Emitter, op: Requant8Op, params: _Params) -> None:
-    x_ref, out = op.input, op.out
-    assert out is not None
-    kind = op.kind.data
-    c_count = op.channels
+RequantElement = Callable[[Emitter, SSAValue, SSAValue], SSAValue]
+"""``value(emitter, x, channel) -> i8``: one element of a requant8 map, ``x`` an integer scalar."""
+
+
+def requant8_element(params: _Params, requant: Mapping[str, Attribute], channels: int) -> RequantElement:
+    """The per-element emission of the requant8 map ``requant`` (``kind`` and its arrays, see
+    :class:`Requant8Op`) over ``channels`` channels; its arrays become constants or globals."""
+    kind = requant["kind"].data  # type: ignore[attr-defined]
+
+    def values(name: str) -> list[int]:
+        return list(requant[name].get_values())  # type: ignore[attr-defined]
 
     if kind == "affine":
-        m = params.per_channel("__bnn_requant_m", op.multiplier.get_values(), i64)
-        b = params.per_channel("__bnn_requant_b", op.offset.get_values(), i64)
-        s = params.per_channel("__bnn_requant_s", op.shift.get_values(), i64)
+        m = params.per_channel("__bnn_requant_m", values("multiplier"), i64)
+        b = params.per_channel("__bnn_requant_b", values("offset"), i64)
+        s = params.per_channel("__bnn_requant_s", values("shift"), i64)
 
         def value(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
             v = e.emit(arith.MuliOp(_sext(e, x, i64), m(e, c)))
@@ -214,10 +220,11 @@ def lower_requant8(em: Emitter, op: Requant8Op, params: _Params) -> None:
             return e.emit(arith.ShRSIOp(v, s(e, c)))
 
     elif kind == "breakpoints":
-        width = op.row_width
-        bps = params.array("__bnn_requant_bp", op.breakpoints.get_values(), i32, [c_count, width])
-        base = params.per_channel("__bnn_requant_base", op.base.get_values(), i32)
-        step = params.per_channel("__bnn_requant_step", op.step.get_values(), i32)
+        flat = values("breakpoints")
+        width = len(flat) // channels
+        bps = params.array("__bnn_requant_bp", flat, i32, [channels, width])
+        base = params.per_channel("__bnn_requant_base", values("base"), i32)
+        step = params.per_channel("__bnn_requant_step", values("step"), i32)
 
         def value(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
             x32 = _sext(e, x, i32)
@@ -229,22 +236,37 @@ def lower_requant8(em: Emitter, op: Requant8Op, params: _Params) -> None:
             (n,) = e.loop(0, width, count, [e.int(0, i32)])
             return e.add(base(e, c), e.mul(step(e, c), n))
 
-    else:
-        width = op.row_width
-        lo = op.lo.value.data
-        table = params.array("__bnn_requant_table", op.table.get_values(), i8, [c_count, width])
+    elif kind == "table":
+        flat = values("table")
+        width = len(flat) // channels
+        lo = requant["lo"].value.data  # type: ignore[attr-defined]
+        table = params.array("__bnn_requant_table", flat, i8, [channels, width])
 
         def value(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
             x64 = _clamp_int(e, _sext(e, x, i64), lo, lo + width - 1)
             idx = e.emit(arith.IndexCastOp(e.emit(arith.SubiOp(x64, e.int(lo, i64))), IndexType()))
             return _sext(e, e.load(table, [c, idx]), i32)  # in [-127, 127]: the clamp is a no-op
 
-    def body(e: Emitter, idx: list[SSAValue]) -> None:
-        v = value(e, e.load(x_ref, idx), idx[-1])
-        v = _clamp_int(e, v, -127, 127)
-        e.store(e.emit(arith.TruncIOp(v, i8)), out, idx)
+    else:
+        raise ValueError(f"unknown requant8 kind '{kind}'")
 
-    loop_nest(em, _shape(x_ref), body)
+    def element(e: Emitter, x: SSAValue, c: SSAValue) -> SSAValue:
+        return e.emit(arith.TruncIOp(_clamp_int(e, value(e, x, c), -127, 127), i8))
+
+    return element
+
+
+def requant8_epilogue(em: Emitter, add_global: AddGlobal, requant: Mapping[str, Attribute],
+                      channels: int) -> RequantElement:
+    """:func:`requant8_element` for a fused output (``bnn.bconv2d`` with ``output = "requant8"``)."""
+    return requant8_element(_Params(em, add_global), requant, channels)
+
+
+def lower_requant8(em: Emitter, op: Requant8Op, params: _Params) -> None:
+    x_ref, out = op.input, op.out
+    assert out is not None
+    element = requant8_element(params, op.params, op.channels)
+    loop_nest(em, _shape(x_ref), lambda e, idx: e.store(element(e, e.load(x_ref, idx), idx[-1]), out, idx))
 
 
 def _map_elements(em: Emitter, inp: SSAValue, out: SSAValue,
@@ -776,4 +798,6 @@ __all__ = [
     "ModuleConstants",
     "batch_norm_parameters",
     "lower_support_op",
+    "requant8_element",
+    "requant8_epilogue",
 ]

@@ -46,3 +46,44 @@ func.func @do_not_fuse_twice_or_other_producers(%x: tensor<1x4x4x1xi8>, %w: tens
   %q = bnn.clip8 %y : tensor<3xi32> -> tensor<3xi8>
   func.return %t, %q : tensor<1x2x2x1xi8>, tensor<3xi8>
 }
+
+// A requant8 of every kind moves, as the requant dictionary, into the convolution (i8 result).
+// CHECK-LABEL: func.func @fuse_requant8
+// CHECK-NEXT: %[[A:.*]] = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>}} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi8>
+// CHECK-NEXT: %[[B:.*]] = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = -1 : i64, output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5>, step = array<i8: 1, -1>, breakpoints = array<i32: -3, 0, 2147483647, 4, 4, 9>}} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi8>
+// CHECK-NEXT: %[[C:.*]] = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x1x1x2xi8>
+// CHECK-NEXT: func.return %[[A]], %[[B]], %[[C]]
+// LOC-LABEL: func.func @fuse_requant8
+// LOC: bnn.bconv2d {{.*}}output = "requant8"{{.*}} loc("block2.conv")
+func.func @fuse_requant8(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>) -> (tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>, tensor<1x1x1x2xi8>) {
+  %a = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32> loc("block2.conv")
+  %qa = bnn.requant8 %a {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>} : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8> loc("block2.requant")
+  %b = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = -1 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %qb = bnn.requant8 %b {kind = "breakpoints", base = array<i8: -127, 5>, step = array<i8: 1, -1>, breakpoints = array<i32: -3, 0, 2147483647, 4, 4, 9>} : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x1x1x2xi32>
+  %qc = bnn.requant8 %c {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>} : tensor<1x1x1x2xi32> -> tensor<1x1x1x2xi8>
+  func.return %qa, %qb, %qc : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>, tensor<1x1x1x2xi8>
+}
+
+// Two requant8 users of one convolution: the i32 accumulator is needed twice, nothing fuses.
+// CHECK-LABEL: func.func @do_not_fuse_requant8_of_a_shared_convolution
+// CHECK-NEXT: %[[C:.*]] = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} :
+// CHECK-NEXT: %[[Q:.*]] = bnn.requant8 %[[C]] {kind = "affine"
+// CHECK-NEXT: %[[R:.*]] = bnn.requant8 %[[C]] {kind = "table"
+// CHECK-NEXT: func.return %[[Q]], %[[R]]
+func.func @do_not_fuse_requant8_of_a_shared_convolution(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>) -> (tensor<1x2x2x2xi8>, tensor<1x2x2x2xi8>) {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x2x2x2xi32>
+  %q = bnn.requant8 %c {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>} : tensor<1x2x2x2xi32> -> tensor<1x2x2x2xi8>
+  %r = bnn.requant8 %c {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>} : tensor<1x2x2x2xi32> -> tensor<1x2x2x2xi8>
+  func.return %q, %r : tensor<1x2x2x2xi8>, tensor<1x2x2x2xi8>
+}
+
+// A requant8 of a convolution that already has an output transform (its i8 result) stays.
+// CHECK-LABEL: func.func @do_not_fuse_requant8_twice
+// CHECK-NEXT: %[[C:.*]] = bnn.bconv2d {{.*}}output = "clip8"
+// CHECK-NEXT: bnn.requant8 %[[C]]
+func.func @do_not_fuse_requant8_twice(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>) -> tensor<1x2x2x2xi8> {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64, output = "clip8"} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x2x2x2xi8>
+  %q = bnn.requant8 %c {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>} : tensor<1x2x2x2xi8> -> tensor<1x2x2x2xi8>
+  func.return %q : tensor<1x2x2x2xi8>
+}

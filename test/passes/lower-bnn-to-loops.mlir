@@ -181,13 +181,13 @@ func.func @parallel_rows(%x: memref<2x4x4x1xi8>, %w: memref<3x3x3x1xi8>, %o: mem
 // CHECK-DAG:     %[[FZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK:         scf.for %[[R:.*]] = {{.*}} {
 // CHECK:           %[[X0:.*]] = memref.load %{{.*}}[%[[R]], %{{.*}}] : memref<3x13xf32>
-// CHECK-NEXT:      %[[NEG0:.*]] = arith.cmpf olt, %[[X0]], %[[FZERO]] : f32
+// CHECK-NEXT:      %[[NEG0:.*]] = arith.cmpf ult, %[[X0]], %[[FZERO]] : f32
 // CHECK-NEXT:      %[[BIT0:.*]] = arith.extui %[[NEG0]] : i1 to i8
 // CHECK:           arith.shli %{{.*}}, %{{.*}} : i8
 // CHECK-NEXT:      arith.ori %[[BIT0]], %{{.*}} : i8
-// CHECK-COUNT-6:   arith.cmpf olt
+// CHECK-COUNT-6:   arith.cmpf ult
 // CHECK:           memref.store %{{.*}}, %{{.*}}[%[[R]], %{{.*}}] : memref<3x2xi8>
-// CHECK-COUNT-5:   arith.cmpf olt
+// CHECK-COUNT-5:   arith.cmpf ult
 // CHECK-NOT:       arith.cmpf
 // CHECK:           memref.store %{{.*}}, %{{.*}}[%[[R]], %{{.*}}] : memref<3x2xi8>
 func.func @binarize_f32(%x: memref<3x13xf32>, %o: memref<3x2xi8>) {
@@ -244,5 +244,52 @@ func.func @threshold_upward(%x: memref<9xi32>, %o: memref<2xi8>) {
 // CHECK-NEXT:    memref.store %[[C]], %{{.*}}[%{{.*}}] : memref<7xi8>
 func.func @clip8(%x: memref<7xi32>, %o: memref<7xi8>) {
   bnn.clip8 %x into %o : memref<7xi32>, memref<7xi8>
+  func.return
+}
+
+// Fused requant8, affine: per-channel multipliers and offsets become private constant globals, the
+// equal shifts one constant; each i32 result goes through the code of bnn.requant8 (in i64:
+// extsi, muli, addi, shrsi, clamp to [-127, 127], trunci) and is stored as i8.
+// CHECK:       "memref.global"() <{sym_name = "[[M:__bnn_requant_m_[0-9]+]]", type = memref<2xi64>, initial_value = dense<[3, -5]> : tensor<2xi64>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[B:__bnn_requant_b_[0-9]+]]", type = memref<2xi64>, initial_value = dense<[64, -7]> : tensor<2xi64>, sym_visibility = "private", constant}>
+// CHECK-NOT:   __bnn_requant_s
+// CHECK-LABEL: func.func @fused_requant8_affine
+// CHECK-DAG:     %[[MS:.*]] = memref.get_global @[[M]] : memref<2xi64>
+// CHECK-DAG:     %[[BS:.*]] = memref.get_global @[[B]] : memref<2xi64>
+// CHECK-DAG:     %[[S:.*]] = arith.constant 2 : i64
+// CHECK-DAG:     %[[LO:.*]] = arith.constant -127 : i64
+// CHECK-DAG:     %[[HI:.*]] = arith.constant 127 : i64
+// CHECK:         %[[ACC:.*]] = arith.subi %{{.*}}, %{{.*}} : i32
+// CHECK:         %[[X:.*]] = arith.extsi %[[ACC]] : i32 to i64
+// CHECK-NEXT:    %[[MC:.*]] = memref.load %[[MS]][%[[O:.*]]] : memref<2xi64>
+// CHECK-NEXT:    %[[P:.*]] = arith.muli %[[X]], %[[MC]] : i64
+// CHECK-NEXT:    %[[BC:.*]] = memref.load %[[BS]][%[[O]]] : memref<2xi64>
+// CHECK-NEXT:    %[[V:.*]] = arith.addi %[[P]], %[[BC]] : i64
+// CHECK-NEXT:    %[[SH:.*]] = arith.shrsi %[[V]], %[[S]] : i64
+// CHECK-NEXT:    %[[C1:.*]] = arith.maxsi %[[SH]], %[[LO]] : i64
+// CHECK-NEXT:    %[[C2:.*]] = arith.minsi %[[C1]], %[[HI]] : i64
+// CHECK-NEXT:    %[[Q:.*]] = arith.trunci %[[C2]] : i64 to i8
+// CHECK-NEXT:    memref.store %[[Q]], %o[%{{.*}}, %{{.*}}, %{{.*}}, %[[O]]] : memref<1x1x1x2xi8>
+// CHECK-NOT:     memref.store %{{.*}} : memref<1x1x1x2xi32>
+func.func @fused_requant8_affine(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %o: memref<1x1x1x2xi8>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 2, 2>}} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8>, memref<1x1x1x2xi8>
+  func.return
+}
+
+// Fused requant8, table: one [O, D] global, indexed by the channel and clamp(acc, lo, lo+D-1) - lo.
+// CHECK:       "memref.global"() <{sym_name = "[[T:__bnn_requant_table_[0-9]+]]", type = memref<2x3xi8>, initial_value = dense<{{\[\[}}1, 2, 3], [-4, -5, -6]]> : tensor<2x3xi8>, sym_visibility = "private", constant}>
+// CHECK-LABEL: func.func @fused_requant8_table
+// CHECK-DAG:     %[[TS:.*]] = memref.get_global @[[T]] : memref<2x3xi8>
+// CHECK-DAG:     %[[LO:.*]] = arith.constant -1 : i64
+// CHECK-DAG:     %[[HI:.*]] = arith.constant 1 : i64
+// CHECK:         %[[X:.*]] = arith.extsi %{{.*}} : i32 to i64
+// CHECK-NEXT:    %[[A:.*]] = arith.maxsi %[[X]], %[[LO]] : i64
+// CHECK-NEXT:    %[[B:.*]] = arith.minsi %[[A]], %[[HI]] : i64
+// CHECK-NEXT:    %[[I:.*]] = arith.subi %[[B]], %[[LO]] : i64
+// CHECK-NEXT:    %[[IDX:.*]] = arith.index_cast %[[I]] : i64 to index
+// CHECK-NEXT:    %{{.*}} = memref.load %[[TS]][%{{.*}}, %[[IDX]]] : memref<2x3xi8>
+// CHECK:         memref.store %{{.*}}, %o[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x1x1x2xi8>
+func.func @fused_requant8_table(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %o: memref<1x1x1x2xi8>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8>, memref<1x1x1x2xi8>
   func.return
 }

@@ -5,8 +5,8 @@
 // RUN: bnnmlir-opt %s -p bnn-fold-to-integer,bnn-fuse-output,bnn-pack-weights | filecheck %s
 // RUN: bnnmlir-opt %s -p bnn-fuse-output,bnn-fold-to-integer,bnn-pack-weights | filecheck %s --check-prefix=FUSE-FIRST
 //
-// Folding comes first: it creates the bnn.threshold that fusion absorbs into the convolution,
-// and it turns binarize(cast(constant)) into binarize(constant), which weight packing folds.
+// Folding comes first: it creates the bnn.threshold and bnn.requant8 that fusion absorbs into
+// the convolutions, and it turns binarize(cast(constant)) into binarize(constant), which weight packing folds.
 // The accumulator width of each convolution is chosen later, at loop level, by
 // lower-bnn-to-loops (passes/accumulator_width.py).
 
@@ -14,8 +14,7 @@
 // CHECK-NEXT: %[[W1:.*]] = arith.constant dense<{{\[\[\[\[}}2]]], {{\[\[\[}}3]]]]> : tensor<2x1x1x1xi8>
 // CHECK-NEXT: %[[B:.*]] = bnn.bconv2d %x, %[[W1]] {{{.*}}output = "threshold", thresholds = array<i32: 1, 0>, directions = array<i8: 1, -1>} : tensor<1x3x3x1xi8>, tensor<2x1x1x1xi8> -> tensor<1x3x3x1xi8>
 // CHECK-NEXT: %[[W2:.*]] = arith.constant dense<{{\[\[\[\[}}2]]], {{\[\[\[}}3]]], {{\[\[\[}}0]]]]> : tensor<3x1x1x1xi8>
-// CHECK-NEXT: %[[C:.*]] = bnn.bconv2d %[[B]], %[[W2]] {{{.*}}pad_value = 0 : i64} : tensor<1x3x3x1xi8>, tensor<3x1x1x1xi8> -> tensor<1x3x3x3xi32>
-// CHECK-NEXT: %[[Q:.*]] = bnn.requant8 %[[C]] {kind = "affine", multiplier = array<i64: 8, -16, 32>, offset = array<i64: 0, 1, -32>, shift = array<i64: 0, 0, 0>} : tensor<1x3x3x3xi32> -> tensor<1x3x3x3xi8>
+// CHECK-NEXT: %[[Q:.*]] = bnn.bconv2d %[[B]], %[[W2]] {{{.*}}pad_value = 0 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 8, -16, 32>, offset = array<i64: 0, 1, -32>, shift = array<i64: 0, 0, 0>}} : tensor<1x3x3x1xi8>, tensor<3x1x1x1xi8> -> tensor<1x3x3x3xi8>
 // CHECK-NEXT: func.return %[[Q]]
 
 // FUSE-FIRST-LABEL: func.func @two_layers

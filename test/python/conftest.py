@@ -1,4 +1,9 @@
-"""Shared pytest configuration: hypothesis profiles and tool availability."""
+"""Shared pytest configuration: hypothesis profiles and tool availability.
+
+Tests that need an external tool use the ``requires_*`` markers below. Outside CI a missing tool
+skips the test; in CI (``CI`` set) the tools are installed by scripts/setup.sh, so the test runs
+and fails on a missing tool instead of passing silently.
+"""
 
 import os
 import shutil
@@ -13,12 +18,29 @@ settings.register_profile("dev", deadline=None, max_examples=10)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def missing_tools(*tools: str) -> list[str]:
+    return [tool for tool in tools if shutil.which(tool) is None]
+
+
+def requires_tools(*tools: str) -> pytest.MarkDecorator:
+    """Skip when one of ``tools`` is not on PATH, except in CI, where the test runs (and fails)."""
+    missing = missing_tools(*tools)
+    return pytest.mark.skipif(
+        bool(missing) and not os.environ.get("CI"),
+        reason=f"{', '.join(missing)} not installed",
+    )
+
+
 def have_aarch64_tools() -> bool:
-    return bool(shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-gcc"))
+    return not missing_tools("qemu-aarch64", "aarch64-linux-gnu-gcc")
 
 
-# In CI (CI=true) the tools are installed by scripts/setup.sh: a missing tool must fail, not skip.
-requires_aarch64 = pytest.mark.skipif(
-    not have_aarch64_tools() and not os.environ.get("CI"),
-    reason="qemu-aarch64 and aarch64-linux-gnu-gcc are not installed",
-)
+requires_aarch64 = requires_tools("qemu-aarch64", "aarch64-linux-gnu-gcc")
+"""qemu-aarch64 and the aarch64 cross compiler (a hand-linked program run under qemu)."""
+
+requires_cross = requires_tools("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ar", "qemu-aarch64")
+"""Everything the harness of :mod:`bnnmlir.backend.cross` uses."""
+
+requires_cross_gcc = requires_tools("aarch64-linux-gnu-gcc")
+requires_gcc = requires_tools("gcc")
+requires_llvm_mca = requires_tools("llvm-mca")

@@ -11,30 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from conftest import requires_aarch64, requires_gcc
+from torch_models import binary_net
 
 import bnnmlir
-import bnnmlir.nn as bnn
 from bnnmlir.frontend.archive import UnsafeArchiveError, load_exported_program
 from bnnmlir.tools.cli import main as cli_main
-from conftest import requires_aarch64
-
-
-def binary_net() -> nn.Module:
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        bnn.BinaryConv2d(3, 16, 3, padding=1),
-        nn.BatchNorm2d(16),
-        bnn.Clip8(),
-        bnn.BinaryConv2d(16, 12, 3, stride=2, padding=1, pad_value=-1.0),
-    )
-    bn = model[1]
-    bn.running_mean.uniform_(-4, 4)
-    bn.running_var.uniform_(0.5, 3)
-    bn.weight.data.uniform_(-2, 2)
-    bn.weight.data[0] = 0.0
-    bn.bias.data.uniform_(-2, 2)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +122,15 @@ def test_compile_command_writes_deployment(archive: Path, tmp_path: Path, capsys
     assert "binary" in capsys.readouterr().out
 
 
+def test_compile_command_entry_name(archive: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert cli_main(["compile", str(archive), "-o", str(out), "-t", "aarch64", "--threads", "2",
+                     "--entry", "bnn_classify"]) == 0
+    assert "void bnn_classify(const float *input0, float *output0, void *arena);" in (
+        out / "model.h").read_text()
+    assert b"bnn_classify_task0\0" in (out / "model.o").read_bytes()
+
+
 class Payload:
     """Stands for any pickled object in an archive."""
 
@@ -183,3 +174,127 @@ def test_compile_command_reports_bad_files(tmp_path: Path, capsys):
     assert "not a torch.export archive" in capsys.readouterr().err
     assert cli_main(["compile", str(tmp_path / "missing.pt2"), "-o", str(tmp_path / "o")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+# ---- training flags, eager JIT, code caching, entry name ------------------------------------
+
+
+def test_compile_restores_training_flags():
+    model = binary_net()
+    model.train()
+    model[2].eval()  # a mix of flags must come back as it was
+    before = [m.training for m in model.modules()]
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(3))
+    cm = bnnmlir.compile(model, (x,), threads=1)
+    assert [m.training for m in model.modules()] == before
+    model.eval()
+    assert torch.equal(cm(x), model(x))
+
+
+def test_host_code_is_built_at_compile_time(compiled, monkeypatch):
+    model, cm = compiled
+    assert cm.program.host_ready
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a call compiled code")
+
+    import bnnmlir.backend.jit as jit
+
+    monkeypatch.setattr(jit, "JitModule", no_build)
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(cm(x), model(x))
+
+
+def test_code_generation_errors_surface_at_compile_time(monkeypatch):
+    import bnnmlir.backend.jit as jit
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("LLVM ERROR: simulated")
+
+    monkeypatch.setattr(jit, "JitModule", failing)
+    with pytest.raises(bnnmlir.CompileError, match="host code generation failed.*simulated"):
+        bnnmlir.compile(binary_net(), (torch.randn(2, 3, 9, 9),), threads=1)
+    from bnnmlir.api import compile as compile_model
+
+    lazy = compile_model(binary_net(), (torch.randn(2, 3, 9, 9),), threads=1, jit=False)
+    assert not lazy.program.host_ready
+
+
+@pytest.fixture
+def count_emits(monkeypatch):
+    import bnnmlir.backend.llvm_codegen as codegen
+
+    calls = []
+    real = codegen.emit_object
+
+    def counting(module, target):
+        calls.append(target.name)
+        return real(module, target)
+
+    monkeypatch.setattr(codegen, "emit_object", counting)
+    return calls
+
+
+def test_object_code_is_made_once_per_target(tmp_path: Path, count_emits):
+    cm = bnnmlir.compile(binary_net(), (torch.randn(2, 3, 9, 9),), threads=2)
+    first = cm.save(tmp_path / "a", target="aarch64", threads=2)
+    second = cm.save(tmp_path / "b", target="aarch64-linux-gnu", threads=2)
+    assert (first / "model.o").read_bytes() == (second / "model.o").read_bytes()
+    program = cm.program_for("aarch64", threads=2)
+    assert program.object_code() is program.object_code()
+    assert count_emits == ["aarch64"]
+    cm.save(tmp_path / "c", target="aarch64", threads=1)
+    cm.save(tmp_path / "d", target="host")
+    assert count_emits == ["aarch64", "aarch64", "host"]
+    assert cm.program_for("host") is cm.program  # the host program made by compile
+
+
+@requires_aarch64
+def test_run_aarch64_reuses_the_object(count_emits):
+    model = binary_net()
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(5))
+    cm = bnnmlir.compile(model, (x,), target="aarch64")
+    assert torch.equal(cm(x), model(x))
+    assert torch.equal(cm(x), model(x))
+    assert count_emits == ["aarch64"]
+
+
+HOST_MAIN_C = MAIN_C.replace("forward(in, out, arena);", "classify(in, out, arena);")
+
+
+@requires_gcc
+def test_saved_host_object_with_entry_name_runs(compiled, tmp_path: Path):
+    model, cm = compiled
+    out = cm.save(tmp_path / "deploy", target="host", threads=2, entry="classify")
+    header = (out / "model.h").read_text()
+    assert "void classify(const float *input0, float *output0, void *arena);" in header
+    assert "forward" not in header
+    obj = (out / "model.o").read_bytes()
+    assert b"classify\0" in obj and b"forward\0" not in obj
+    (out / "main.c").write_text(HOST_MAIN_C)
+    sources = sorted(str(p) for p in (out / "runtime").glob("*.c"))
+    subprocess.run(["gcc", "-O2", "-I", str(out), str(out / "main.c"), str(out / "model.o"),
+                    *sources, "-lpthread", "-o", str(out / "prog")], check=True)
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(8))
+    (out / "x.bin").write_bytes(x.numpy().tobytes())
+    run = subprocess.run([str(out / "prog"), str(out / "x.bin")], check=True,
+                         capture_output=True, timeout=60)
+    y = torch.from_numpy(np.frombuffer(run.stdout, dtype=np.float32).reshape(2, 12, 5, 5).copy())
+    assert torch.equal(y, model(x))
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("not-a-name", "not a C identifier"),
+        ("int", "reserved"),
+        ("main", "reserved"),
+        ("__x", "reserved"),
+        ("bnnmlir_forward", "runtime's prefix"),
+    ],
+)
+def test_bad_entry_names_are_refused(compiled, tmp_path: Path, entry, message):
+    _, cm = compiled
+    with pytest.raises(ValueError, match=message):
+        cm.save(tmp_path, target="aarch64", entry=entry)
+

@@ -26,7 +26,7 @@ TINY = (
     ConvLayer("tiny1x1", 4, 4, 24, 8, kernel=1, padding=0),
 )
 
-needs_mca = pytest.mark.skipif(find_llvm_mca() is None, reason="llvm-mca not installed")
+from conftest import requires_llvm_mca as needs_mca
 
 
 def rendered(table) -> str:

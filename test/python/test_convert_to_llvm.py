@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import shutil
 import subprocess
 
 import llvmlite.binding as llvm
@@ -431,10 +430,7 @@ def test_unknown_target_fails():
 # aarch64 execution under qemu: the neon lowering of every bnn.narrow_acc case, bit-exact
 # ---------------------------------------------------------------------------------------------
 
-needs_qemu = pytest.mark.skipif(
-    not (shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-gcc")),
-    reason="needs qemu-aarch64 and aarch64-linux-gnu-gcc",
-)
+from conftest import requires_aarch64 as needs_qemu
 
 
 def _c_array(name: str, ctype: str, values: np.ndarray) -> str:

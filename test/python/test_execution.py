@@ -17,11 +17,20 @@ from bnnmlir import reference_ir
 from bnnmlir.bits import conv_output_size, packed_words
 from bnnmlir.compiler import CompileError, compile_module, parse_mlir
 from conftest import requires_aarch64
+import requant_cases
+
+TAILS = ("i32", "clip8", "threshold", "fused-clip8", "fused-threshold")
+REQUANT_TAILS = tuple(
+    f"{fused}requant8-{kind}" for fused in ("", "fused-") for kind in requant_cases.KINDS
+)
+"""``requant8-<kind>``: a ``bnn.requant8`` after the convolution (fused by the pipeline);
+``fused-requant8-<kind>``: written fused, ``output = "requant8"``."""
 
 
 @st.composite
-def conv_programs(draw, max_channels=300, max_size=9):
-    """A program: binarize -> bconv2d (random geometry) -> one of i32 / clip8 / threshold."""
+def conv_programs(draw, max_channels=300, max_size=9, tails=TAILS + REQUANT_TAILS):
+    """A program: binarize -> bconv2d (random geometry) -> one of ``tails``: i32 / clip8 /
+    threshold / requant8 of each kind, written apart or fused."""
     n = draw(st.integers(1, 3))
     c = draw(st.integers(1, max_channels))
     k = draw(st.sampled_from([1, 3, 5, 7]))
@@ -34,7 +43,7 @@ def conv_programs(draw, max_channels=300, max_size=9):
     h = draw(st.integers(max(1, span - pads[0] - pads[1]), max(max_size, span)))
     w = draw(st.integers(max(1, span - pads[2] - pads[3]), max(max_size, span)))
     pad_value = draw(st.sampled_from([-1, 0, 1]))
-    tail = draw(st.sampled_from(["i32", "clip8", "threshold", "fused-clip8", "fused-threshold"]))
+    tail = draw(st.sampled_from(tails))
     in_type = draw(st.sampled_from(["f32", "i8", "i32"]))
     seed = draw(st.integers(0, 2**31 - 1))
     return make_program(n, h, w, c, o, k, s, d, pads, pad_value, tail, in_type, seed)
@@ -54,6 +63,10 @@ def make_program(n, h, w, c, o, k, s, d, pads, pad_value, tail, in_type, seed):
     t = rng.integers(-k * k * c // 4 - 1, k * k * c // 4 + 2, size=o)
     dirs = rng.choice([-1, 1], size=o)
     thr = f"thresholds = array<i32: {', '.join(map(str, t))}>, directions = array<i8: {', '.join(map(str, dirs))}>"
+    rq = ""
+    if "requant8-" in tail:
+        rq = requant_cases.attr_text(
+            requant_cases.random_requant(rng, tail.rsplit("-", 1)[1], o, k * k * c))
     xt = f"tensor<{n}x{h}x{w}x{c}x{in_type}>"
     pre = f"tensor<{n}x{oh}x{ow}x"
     conv = f"{pre}{o}x"
@@ -64,8 +77,9 @@ def make_program(n, h, w, c, o, k, s, d, pads, pad_value, tail, in_type, seed):
     ]
     conv_in = f"tensor<{n}x{h}x{w}x{cb}xi8>, tensor<{o}x{k}x{k}x{cb}xi8>"
     if tail.startswith("fused-"):
-        kind = tail.removeprefix("fused-")
-        extra = f', output = "{kind}"' + (f", {thr}" if kind == "threshold" else "")
+        kind = tail.removeprefix("fused-").split("-")[0]
+        params = {"threshold": f", {thr}", "requant8": f", requant = {{{rq}}}"}.get(kind, "")
+        extra = f', output = "{kind}"{params}'
         result = f"{pre}{ob}xi8>" if kind == "threshold" else f"{conv}i8>"
         body.append(f"  %r = bnn.bconv2d %b, %p {{{attrs}{extra}}} : {conv_in} -> {result}")
     else:
@@ -76,6 +90,9 @@ def make_program(n, h, w, c, o, k, s, d, pads, pad_value, tail, in_type, seed):
         elif tail == "threshold":
             result = f"{pre}{ob}xi8>"
             body.append(f"  %r = bnn.threshold %c {{{thr}}} : {conv}i32> -> {result}")
+        elif tail.startswith("requant8-"):
+            result = f"{conv}i8>"
+            body.append(f"  %r = bnn.requant8 %c {{{rq}}} : {conv}i32> -> {result}")
         else:
             result = f"{conv}i32>"
     ret = "%c" if tail == "i32" else "%r"
@@ -107,6 +124,24 @@ def test_host_programs_are_bit_exact(program, threads):
 @given(program=conv_programs(max_channels=140, max_size=7), threads=st.sampled_from([1, 2]))
 def test_aarch64_programs_are_bit_exact_under_qemu(program, threads):
     check(program, "aarch64", threads)
+
+
+@settings(max_examples=18, deadline=None)
+@given(program=conv_programs(tails=REQUANT_TAILS), threads=st.sampled_from([1, 2]))
+def test_host_requant8_outputs_are_bit_exact(program, threads):
+    """bconv2d -> requant8 of every kind, compiled fused, against the reference of the IR as
+    written (separate ops, or the fused form)."""
+    check(program, "host", threads)
+
+
+@requires_aarch64
+@pytest.mark.parametrize("kind", requant_cases.KINDS)
+def test_aarch64_fused_requant8_under_qemu(kind):
+    # 37 channels, 5 outputs: one NEON block of 4 plus one, border and interior columns.
+    text = make_program(2, 6, 7, 37, 5, 3, 1, 1, (1, 1, 1, 1), -1, f"fused-requant8-{kind}",
+                        "i8", 7)
+    assert 'output = "requant8"' in text
+    check(text, "aarch64", 2, seed=5)
 
 
 def test_example_network_on_both_targets():

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch_models import randomize_bn
 from xdsl.dialects.builtin import FileLineColLoc, NameLoc
 
 from bnnmlir.compiler import CompileError
@@ -55,16 +56,6 @@ def run_both(model, x):
 def assert_exact(got, want):
     assert got.dtype == np.float32 and got.shape == want.shape
     assert torch.equal(torch.from_numpy(got), torch.from_numpy(want))
-
-
-def randomize_bn(bn: nn.BatchNorm2d | nn.BatchNorm1d, seed: int, spread: float = 3.0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    c = bn.num_features
-    with torch.no_grad():
-        bn.running_mean.copy_((torch.rand(c, generator=g) * 2 - 1) * spread)
-        bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-        bn.weight.copy_(torch.randn(c, generator=g))
-        bn.bias.copy_(torch.randn(c, generator=g))
 
 
 class SignSTE(torch.autograd.Function):
@@ -598,13 +589,51 @@ def test_compile_imported_model_end_to_end():
                           BinaryConv2d(7, 9, 3, padding=1, pad_value=-1.0), Clip8())
     x = torch.randn(2, 5, 8, 8)
     imported = import_model(model, (x,))
-    try:
-        program = compile_module(imported.module, target="host", threads=1)
-    except CompileError as e:
-        pytest.xfail(f"the pipeline does not lower every support op yet: {e}")
+    program = compile_module(imported.module, target="host", threads=1)
     (got,) = program(x.numpy())
     with torch.no_grad():
         assert_exact(got, model(x).numpy())
+
+
+class _SupportOpsNet(nn.Module):
+    """Every spelling the importer turns into a support op, in one model."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = QuantizeInput(0.0123)  # bnn.affine in division form, then bnn.clip8
+        self.a = BinaryConv2d(3, 6, 3, padding=1, bias=True)
+        self.bn = nn.BatchNorm2d(6)
+        self.b = BinaryConv2d(3, 5, 1)
+        self.prelu = nn.PReLU(11)
+        self.head = nn.Linear(11, 4)
+
+    def forward(self, x):
+        q = self.q(x)
+        y = torch.cat([torch.sign(self.bn(self.a(q))), self.b(q).float() * 0.5], 1)
+        y = F.hardtanh(self.prelu(y + F.relu(y)), -3.0, 2.5)
+        y = F.avg_pool2d(y, 2, padding=1) - F.max_pool2d(y, 2, padding=1)
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
+def test_compile_support_ops_end_to_end():
+    """The support ops the importer emits through the whole pipeline on the host: equal to the
+    numpy reference of the imported IR, and to PyTorch within float tolerance."""
+    from bnnmlir.compiler import compile_module
+
+    torch.manual_seed(14)
+    model = _SupportOpsNet()
+    randomize_bn(model.bn, 14)
+    with torch.no_grad():
+        model.a.bias.copy_(torch.randint(-4, 4, (6,)) * 0.5)
+    x = torch.randn(2, 3, 7, 7)
+    imported, want_ref, want = run_both(model, x)
+    ops = set(names(imported))
+    assert {"bnn.affine", "bnn.batch_norm", "bnn.concat", "bnn.add", "bnn.activation",
+            "bnn.pool2d", "bnn.global_avg_pool", "bnn.dense", "bnn.cast"} <= ops, ops
+    program = compile_module(imported.module, target="host", threads=1)
+    (got,) = program(x.numpy())
+    assert_exact(got, want_ref[0])
+    np.testing.assert_allclose(got, want[0], rtol=1e-5, atol=1e-4)
 
 
 def test_per_feature_layers_on_flattened_channels_last_tensor():

@@ -34,6 +34,8 @@ from bnnmlir.passes.loops.bconv2d import (
 )
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from bnnmlir.target import get_target
+from requant_cases import KINDS, attr_text, random_requant
+from requant_cases import apply as apply_requant
 
 LOOP_TARGETS = ("host", "aarch64")
 
@@ -479,7 +481,7 @@ def test_bconv2d_interior_and_border_paths(target, h, w, c, o, k, strides, dilat
                 target=target)
 
 
-@pytest.mark.parametrize("kind", ["clip8", "threshold"])
+@pytest.mark.parametrize("kind", ["clip8", "threshold", *(f"requant8-{k}" for k in KINDS)])
 @pytest.mark.parametrize("o", [3, 8, 13])
 @pytest.mark.parametrize("target", LOOP_TARGETS)
 def test_fused_outputs_in_channel_blocks(kind, o, target):
@@ -496,6 +498,11 @@ def test_fused_outputs_in_channel_blocks(kind, o, target):
         expected = reference.clip8(conv)
         extra = 'output = "clip8"'
         out = np.zeros(expected.shape, dtype=np.int8)
+    elif kind.startswith("requant8-"):
+        rq = random_requant(rng, kind.removeprefix("requant8-"), o, k * k * c)
+        expected = apply_requant(conv, rq)
+        extra = f'output = "requant8", requant = {{{attr_text(rq)}}}'
+        out = np.full(expected.shape, 0x55, dtype=np.int8)
     else:
         expected = reference.pack(reference.threshold(conv, t, d)).view(np.int8)
         extra = (f'output = "threshold", thresholds = array<i32: {", ".join(map(str, t))}>, '

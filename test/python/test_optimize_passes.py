@@ -47,6 +47,7 @@ from xdsl.utils.exceptions import PassFailedException
 from bnnmlir.bits import pack_bits, packed_words
 from bnnmlir.ir_utils import numpy_to_dense
 from bnnmlir.reference_ir import evaluate
+import requant_cases
 
 F32 = np.float32
 
@@ -465,11 +466,9 @@ def test_optimized_stage_on_convolutions(c_in, c_out, pad_value, tail, seed):
     module = conv_module(6, c_in, c_out, 3, pad_value, tail, stats)
     optimized = run(module, *stage_passes("optimized"))
     (conv,) = ops_of(optimized, BConv2dOp)
-    expected_kind = {"clip8": "clip8", "bn_sign": "threshold", "bn_clip8": "i32"}[tail]
+    expected_kind = {"clip8": "clip8", "bn_sign": "threshold", "bn_clip8": "requant8"}[tail]
     assert conv.output_kind == expected_kind
-    assert [op.name for op in optimized.walk() if op.name.startswith("bnn.")] == (
-        ["bnn.bconv2d", "bnn.requant8"] if tail == "bn_clip8" else ["bnn.bconv2d"]
-    )
+    assert [op.name for op in optimized.walk() if op.name.startswith("bnn.")] == ["bnn.bconv2d"]
     for i in range(3):
         inputs = conv_inputs(module, c_in, np.random.default_rng(seed + i))
         assert_same_outputs(module, optimized, inputs)
@@ -482,6 +481,43 @@ def test_fusion_needs_a_single_use():
     module = body.module(q, acc)
     fused = run(module, FuseOutputPass())
     assert str(fused) == str(module)
+
+
+@settings(max_examples=15, deadline=None)
+@given(c_in=st.integers(1, 20), c_out=st.integers(1, 12), n_in=st.integers(2, 7),
+       kernel=st.sampled_from([1, 3]), pad_value=st.sampled_from([-1, 0, 1]),
+       kind=st.sampled_from(requant_cases.KINDS), seed=st.integers(0, 2**32 - 1))
+def test_fused_requant8_equals_bconv2d_then_requant8(c_in, c_out, n_in, kernel, pad_value, kind,
+                                                     seed):
+    """``bnn-fuse-output`` moves a requant8 of every kind into the convolution: the reference of
+    the fused form equals bconv2d followed by bnn.requant8, on inputs reaching +-K."""
+    rng = np.random.default_rng(seed)
+    words = packed_words(c_in)
+    o = n_in - kernel + 3
+    shape = [1, o, o, c_out]
+    body = Body([TensorType(i8, [1, n_in, n_in, words]), TensorType(i8, [c_out, kernel, kernel, words])])
+    acc = body(BConv2dOp(*body.args, in_channels=c_in, padding=(1, 1, 1, 1), pad_value=pad_value,
+                         result_type=TensorType(i32, shape)))
+    rq = requant_cases.random_requant(rng, kind, c_out, kernel * kernel * c_in)
+    module = body.module(body(requant_cases.build(acc, rq, TensorType(i8, shape))))
+    fused = run(module, FuseOutputPass())
+    (conv,) = ops_of(fused, BConv2dOp)
+    assert conv.output_kind == "requant8" and not ops_of(fused, Requant8Op)
+    assert conv.requant_params["kind"].data == kind
+    assert ValueRanges().range_of(conv.results[0]) == IntRange(-127, 127)
+    for i in range(3):
+        assert_same_outputs(module, fused, conv_inputs(module, c_in, np.random.default_rng(seed + i)))
+
+
+def test_requant8_of_a_shared_convolution_stays():
+    body = Body([TensorType(i8, [1, 4, 4, 1]), TensorType(i8, [2, 3, 3, 1])])
+    shape = [1, 2, 2, 2]
+    acc = body(BConv2dOp(*body.args, in_channels=5, result_type=TensorType(i32, shape)))
+    rq = requant_cases.random_requant(np.random.default_rng(0), "affine", 2, 45)
+    first = body(requant_cases.build(acc, rq, TensorType(i8, shape)))
+    second = body(requant_cases.build(acc, rq, TensorType(i8, shape)))
+    module = body.module(first, second)
+    assert str(run(module, FuseOutputPass())) == str(module)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -575,3 +611,22 @@ def test_compiled_program_matches_the_unoptimized_reference(tail):
         got = program(*inputs)
         for g, e in zip(got, expected, strict=True):
             np.testing.assert_array_equal(g, e)
+
+
+def test_bnn_clip_net_fuses_batch_norm_clip8_into_the_binary_convolutions():
+    """binary conv -> BatchNorm -> Clip8 of the example network: folded to requant8, fused into
+    the convolutions, and the compiled network still equals PyTorch exactly."""
+    import bnnmlir
+    from bnnmlir.examples.models import bnn_clip_net
+
+    model = bnn_clip_net(width=16, seed=1)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    compiled = bnnmlir.compile(model, (x,), threads=2)
+    optimized = compiled.mlir("optimized")
+    fused = optimized.count('output = "requant8", requant = {kind = ')
+    assert fused >= 4 and fused == optimized.count("bnn.bconv2d") - 1  # all but the binary head
+    assert "bnn.batch_norm" not in optimized
+    for seed in range(2):
+        probe = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            assert torch.equal(compiled(probe), model(probe))

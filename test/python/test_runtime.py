@@ -6,9 +6,11 @@ import ctypes
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import requires_cross_gcc, requires_gcc
 
 from bnnmlir import runtime
 from bnnmlir.backend.runtime_build import RuntimeBuildError, build_host_shared_library
@@ -24,6 +26,7 @@ def rt():
     lib.bnnmlir_parallel_for.argtypes = [TASK, ctypes.c_void_p, ctypes.c_int64]
     lib.bnnmlir_parallel_for.restype = None
     lib.bnnmlir_set_num_threads.argtypes = [ctypes.c_int]
+    lib.bnnmlir_set_local_num_threads.argtypes = [ctypes.c_int]
     lib.bnnmlir_get_num_threads.restype = ctypes.c_int
     lib.bnnmlir_arena_alloc.argtypes = [ctypes.c_int64]
     lib.bnnmlir_arena_alloc.restype = ctypes.c_void_p
@@ -34,6 +37,7 @@ def rt():
         getattr(lib, name).argtypes = PACK_ARGS
     yield lib
     lib.bnnmlir_set_num_threads(1)
+    lib.bnnmlir_set_local_num_threads(0)
 
 
 def run_parallel_for(rt, n: int, threads: int, body=None):
@@ -104,6 +108,109 @@ def test_num_threads(rt):
     rt.bnnmlir_set_num_threads(6)
     assert rt.bnnmlir_get_num_threads() == 6
     rt.bnnmlir_set_num_threads(1)
+
+
+def test_local_num_threads_overrides_the_global_count_on_this_thread_only(rt):
+    rt.bnnmlir_set_num_threads(2)
+    try:
+        rt.bnnmlir_set_local_num_threads(3)
+        assert rt.bnnmlir_get_num_threads() == 3
+        seen_elsewhere = []
+        other = threading.Thread(target=lambda: seen_elsewhere.append(rt.bnnmlir_get_num_threads()))
+        other.start()
+        other.join()
+        assert seen_elsewhere == [2]
+        chunks = []
+
+        def task(ctx, begin, end):
+            chunks.append((begin, end))
+
+        callback = TASK(task)
+        rt.bnnmlir_parallel_for(callback, None, 30)
+        assert sorted(chunks) == [(0, 10), (10, 20), (20, 30)]
+        rt.bnnmlir_set_local_num_threads(0)
+        assert rt.bnnmlir_get_num_threads() == 2
+    finally:
+        rt.bnnmlir_set_local_num_threads(0)
+        rt.bnnmlir_set_num_threads(1)
+
+
+def test_parallel_for_from_concurrent_threads(rt):
+    """Python threads with different thread counts submit loops at once (each call waits for
+    the shared pool); every loop covers its range exactly once with its own count of chunks."""
+    errors: list[str] = []
+    done = []
+
+    def submitter(index: int, local: int):
+        rt.bnnmlir_set_local_num_threads(local)
+        for round_ in range(40):
+            n = 3 + (round_ * 5 + index) % 29
+            covered = np.zeros(n, dtype=np.int64)
+            chunks = []
+
+            def task(ctx, begin, end, covered=covered, chunks=chunks):
+                covered[begin:end] += 1
+                chunks.append(begin)
+
+            rt.bnnmlir_parallel_for(TASK(task), None, n)
+            if not (covered == 1).all() or len(chunks) != min(n, local):
+                errors.append(f"thread {index} round {round_}: {covered.tolist()} {chunks}")
+        done.append(index)
+
+    threads = [
+        threading.Thread(target=submitter, args=(i, 2 + i % 3), daemon=True) for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(done) == [0, 1, 2, 3], "parallel_for deadlocked (a submitter did not finish)"
+    assert not errors, errors[:3]
+
+
+STRESS_SOURCE = Path(__file__).with_name("runtime_stress.c")
+
+
+def tsan_works(compiler: str, tmp_path: Path) -> bool:
+    probe = tmp_path / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    build = subprocess.run(
+        [compiler, "-fsanitize=thread", str(probe), "-o", str(tmp_path / "probe")],
+        check=False, capture_output=True,
+    )
+    if build.returncode != 0:
+        return False
+    return subprocess.run([str(tmp_path / "probe")], check=False, capture_output=True).returncode == 0
+
+
+@requires_gcc
+@pytest.mark.parametrize("sanitizer", [None, "thread"])
+def test_parallel_for_stress_in_c(sanitizer, tmp_path):
+    """runtime_stress.c: 4 submitting threads, per-thread and changing process-wide counts,
+    nested loops; built with -Werror, optionally under ThreadSanitizer (races fail the run)."""
+    compiler = shutil.which("gcc") or "gcc"
+    flags = ["-O2"]
+    if sanitizer is not None:
+        if not tsan_works(compiler, tmp_path):
+            pytest.skip("this gcc cannot build or run ThreadSanitizer programs")
+        flags = ["-O1", "-g", f"-fsanitize={sanitizer}"]
+    program = tmp_path / "stress"
+    build = subprocess.run(
+        [compiler, "-std=c11", *flags, "-Wall", "-Wextra", "-Werror", "-pthread",
+         f"-I{runtime.source_dir()}", str(STRESS_SOURCE),
+         *[str(p) for p in runtime.source_files()], "-o", str(program)],
+        check=False, capture_output=True, text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    try:
+        run = subprocess.run(
+            [str(program)], check=False, capture_output=True, text=True, timeout=120,
+            env={"TSAN_OPTIONS": "halt_on_error=1 exitcode=66"},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the stress program deadlocked")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 failures" in run.stdout
 
 
 @pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 1000, 1 << 20])
@@ -185,10 +292,14 @@ def test_negative_zero_is_plus_one(rt):
     assert out[0] == 0b1000
 
 
-@pytest.mark.parametrize("compiler", ["gcc", "aarch64-linux-gnu-gcc"])
+@pytest.mark.parametrize(
+    "compiler",
+    [
+        pytest.param("gcc", marks=requires_gcc),
+        pytest.param("aarch64-linux-gnu-gcc", marks=requires_cross_gcc),
+    ],
+)
 def test_runtime_compiles_without_warnings(compiler, tmp_path):
-    if shutil.which(compiler) is None:
-        pytest.skip(f"{compiler} is not installed")
     for source in runtime.source_files():
         result = subprocess.run(
             [

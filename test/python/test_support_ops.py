@@ -27,7 +27,9 @@ F32 = np.float32
 
 
 def nchw(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+    """NCHW-contiguous: torch 2.13's oneDNN channels-last convolution returns wrong values for
+    some strided geometries (e.g. 4x3 input, 1x2 kernel, stride (1, 2), batch 3)."""
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
 
 
 def nhwc(t: torch.Tensor) -> np.ndarray:
@@ -70,7 +72,7 @@ def test_conv2d_matches_torch(case, seed, int8_input):
     got = ref.conv2d(x, wt, b, case["s"], case["d"], case["pad"])
     pt, pb, pl, pr = case["pad"]
     xt = F.pad(nchw(x.astype(F32)), (pl, pr, pt, pb))
-    want = F.conv2d(xt, torch.from_numpy(wt).permute(0, 3, 1, 2),
+    want = F.conv2d(xt, nchw(wt),
                     None if b is None else torch.from_numpy(b), stride=case["s"], dilation=case["d"])
     scale = 127.0 if int8_input else 1.0  # products of int8 values are larger
     np.testing.assert_allclose(got, nhwc(want), rtol=RTOL, atol=ATOL * scale)

@@ -45,6 +45,23 @@ func.func @bconv2d_fused(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>, %w9: te
   func.return %0, %1 : tensor<1x1x1x4xi8>, tensor<1x1x1x2xi8>
 }
 
+// The requant8 map is a dictionary property: kind and the arrays of bnn.requant8, one row per
+// output channel.
+// CHECK-LABEL: func.func @bconv2d_fused_requant8
+// CHECK: bnn.bconv2d %{{.*}}, %{{.*}} {{{.*}}output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5, 7>, offset = array<i64: 64, -7, 0>, shift = array<i64: 7, 0, 2>}} : tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x1x1x3xi8>
+// CHECK: bnn.bconv2d %{{.*}}, %{{.*}} {{{.*}}output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5, 0>, step = array<i8: 1, -1, 1>, breakpoints = array<i32: -3, 0, 4, 2147483647, 4, 9>}} : tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x1x1x3xi8>
+// CHECK: bnn.bconv2d %{{.*}}, %{{.*}} into %{{.*}} {{{.*}}output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}} : memref<1x3x3x1xi8>, memref<3x3x3x1xi8>, memref<1x1x1x3xi8>
+// GENERIC-LABEL: sym_name = "bconv2d_fused_requant8"
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5, 7>, offset = array<i64: 64, -7, 0>, shift = array<i64: 7, 0, 2>}}> : (tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8>) -> tensor<1x1x1x3xi8>
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5, 0>, step = array<i8: 1, -1, 1>, breakpoints = array<i32: -3, 0, 4, 2147483647, 4, 9>}}> : (tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8>) -> tensor<1x1x1x3xi8>
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}}> : (memref<1x3x3x1xi8>, memref<3x3x3x1xi8>, memref<1x1x1x3xi8>) -> ()
+func.func @bconv2d_fused_requant8(%x: tensor<1x3x3x1xi8>, %w: tensor<3x3x3x1xi8>, %xb: memref<1x3x3x1xi8>, %wb: memref<3x3x3x1xi8>, %o: memref<1x1x1x3xi8>) -> (tensor<1x1x1x3xi8>, tensor<1x1x1x3xi8>) {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5, 7>, offset = array<i64: 64, -7, 0>, shift = array<i64: 7, 0, 2>}} : tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x1x1x3xi8>
+  %1 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5, 0>, step = array<i8: 1, -1, 1>, breakpoints = array<i32: -3, 0, 4, 2147483647, 4, 9>}} : tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x1x1x3xi8>
+  bnn.bconv2d %xb, %wb into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}} : memref<1x3x3x1xi8>, memref<3x3x3x1xi8>, memref<1x1x1x3xi8>
+  func.return %0, %1 : tensor<1x1x1x3xi8>, tensor<1x1x1x3xi8>
+}
+
 // CHECK-LABEL: func.func @clip8
 // CHECK: bnn.clip8 %{{.*}} : tensor<1x4x4x3xi32> -> tensor<1x4x4x3xi8>
 // CHECK: bnn.clip8 %{{.*}} into %{{.*}} : memref<7xi16>, memref<7xi8>

@@ -141,8 +141,112 @@ func.func @do_not_accept_thresholds_without_threshold_output(%x: tensor<1x3x3x1x
 
 // -----
 
-// CHECK: 'bnn.bconv2d' output must be one of i32, clip8, threshold, got 'relu'
+// CHECK: 'bnn.bconv2d' output must be one of i32, clip8, threshold, requant8, got 'relu'
 func.func @do_not_accept_unknown_output(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi32> {
   %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "relu"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi32>
   func.return %0 : tensor<1x1x1x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant parameters go with output = "requant8" only, not with output clip8
+func.func @do_not_accept_requant_without_requant8_output(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8", requant = {kind = "affine", multiplier = array<i64: 1, 2, 3, 4>, offset = array<i64: 0, 0, 0, 0>, shift = array<i64: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant parameters go with output = "requant8" only, not with output i32
+func.func @do_not_accept_requant_without_output(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, requant = {kind = "affine", multiplier = array<i64: 1, 2, 3, 4>, offset = array<i64: 0, 0, 0, 0>, shift = array<i64: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi32>
+  func.return %0 : tensor<1x1x1x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' with output = "requant8" needs the requant parameters (requant = {kind = ..., ...})
+func.func @do_not_accept_requant8_output_without_parameters(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' with output requant8 produces rank-4 i8, got tensor<1x1x1x4xi32>
+func.func @do_not_fuse_requant8_into_i32(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 1, 2, 3, 4>, offset = array<i64: 0, 0, 0, 0>, shift = array<i64: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi32>
+  func.return %0 : tensor<1x1x1x4xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant kind must be one of affine, breakpoints, table, got 'linear'
+func.func @do_not_accept_unknown_requant_kind(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "linear", multiplier = array<i64: 1, 1, 1, 1>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant needs the entry 'kind' (a string)
+func.func @do_not_accept_requant_without_kind(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {multiplier = array<i64: 1, 1, 1, 1>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant multiplier needs 4 values, got 3
+func.func @do_not_accept_a_multiplier_per_input_channel(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 1, 2, 3>, offset = array<i64: 0, 0, 0, 0>, shift = array<i64: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant needs the entry 'step'
+func.func @do_not_accept_breakpoints_without_steps(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "breakpoints", base = array<i8: 0, 0, 0, 0>, breakpoints = array<i32: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant breakpoints of channel 2 are not sorted: [5, -5]
+func.func @do_not_accept_unsorted_breakpoints(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "breakpoints", base = array<i8: 0, 0, 0, 0>, step = array<i8: 1, 1, -1, -1>, breakpoints = array<i32: 0, 1, 2, 3, 5, -5, 7, 7>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant table needs a positive multiple of 4 values (one row per channel), got 6
+func.func @do_not_accept_a_table_with_partial_rows(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = 0 : i64, table = array<i8: 1, 2, 3, 4, 5, 6>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant of kind 'table' takes no 'shift'
+func.func @do_not_accept_entries_of_another_kind(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = 0 : i64, table = array<i8: 1, 2, 3, 4>, shift = array<i64: 0, 0, 0, 0>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant of kind 'table' needs an i64 'lo'
+func.func @do_not_accept_a_table_without_lo(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", table = array<i8: 1, 2, 3, 4>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' requant shift must be an array of i64, got i32
+func.func @do_not_accept_i32_shifts(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 1, 2, 3, 4>, offset = array<i64: 0, 0, 0, 0>, shift = array<i32: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
 }
