@@ -125,6 +125,14 @@ class LayerReport:
         return out.getvalue()
 
 
+def _op_label(op: Operation) -> str:
+    """The op name without ``bnn.``; a fused convolution names its output transform."""
+    label = op.name.removeprefix("bnn.")
+    if isinstance(op, BConv2dOp) and op.output_kind != "i32":
+        label += f"+{op.output_kind}"
+    return label
+
+
 def layer_report(module: ModuleOp, target: TargetInfo) -> LayerReport:
     """Rows in program order, one per layer (module path)."""
     rows: dict[str, LayerRow] = {}
@@ -134,7 +142,7 @@ def layer_report(module: ModuleOp, target: TargetInfo) -> LayerReport:
             continue
         layer = layer_of(op)
         row = rows.setdefault(layer, LayerRow(layer, _kind(op)))
-        row.ops.append(op.name.removeprefix("bnn."))
+        row.ops.append(_op_label(op))
         kind = _kind(op)
         if kind == "binary" or (kind == "float" and row.kind == "int8"):
             row.kind = kind if row.kind != "binary" else row.kind
