@@ -176,7 +176,12 @@ def c_header(program: CompiledProgram) -> str:
             const = "const " if kind == "INPUT" else ""
             params.append(f"{const}{ctype} *{kind.lower()}{i}")
     params.append("void *arena")
-    lines += ["", f"void {sig.entry}({', '.join(params)});", "", f"#endif /* {guard} */", ""]
+    lines += [
+        "", "#ifdef __cplusplus", 'extern "C" {', "#endif",
+        f"void {sig.entry}({', '.join(params)});",
+        "#ifdef __cplusplus", "}", "#endif",
+        "", f"#endif /* {guard} */", "",
+    ]
     return "\n".join(lines)
 
 

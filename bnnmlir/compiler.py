@@ -129,21 +129,47 @@ C_KEYWORDS = frozenset((
     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
     "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
     "union", "unsigned", "void", "volatile", "while", "main",
+    # C23
+    "alignas", "alignof", "bool", "constexpr", "false", "nullptr", "static_assert",
+    "thread_local", "true", "typeof", "typeof_unqual",
+    # C++ (the header declares the entry point inside extern "C")
+    "and", "and_eq", "asm", "bitand", "bitor", "catch", "char8_t", "char16_t", "char32_t",
+    "class", "co_await", "co_return", "co_yield", "compl", "concept", "consteval",
+    "constinit", "const_cast", "decltype", "delete", "dynamic_cast", "explicit", "export",
+    "friend", "mutable", "namespace", "new", "noexcept", "not", "not_eq", "operator", "or",
+    "or_eq", "private", "protected", "public", "reinterpret_cast", "requires",
+    "static_cast", "template", "this", "throw", "try", "typeid", "typename", "using",
+    "virtual", "wchar_t", "xor", "xor_eq",
 ))
-"""C keywords (those spelled ``_Xxx`` are reserved names anyway) and ``main``."""
+"""C (up to C23) and C++ keywords (those spelled ``_Xxx`` are reserved names anyway) and ``main``."""
 RESERVED_PREFIX = "bnnmlir_"
+
+
+def _c_library_defines(name: str) -> bool:
+    """Whether the C library (libc, libm, libpthread, as loaded in this process) exports
+    ``name``: an entry point of that name would replace the library's function when linked."""
+    import ctypes
+
+    try:
+        return hasattr(ctypes.CDLL(None), name)
+    except OSError:  # pragma: no cover - no dynamic loader
+        return False
 
 
 def check_entry_name(name: str) -> str:
     """``name`` if it can name a compiled entry point: a C identifier that C does not reserve
-    (keywords, ``main``, ``__x``, ``_X``) and that does not start with the runtime's prefix
-    ``bnnmlir_``; else ``ValueError``."""
+    (keywords, ``main``, ``__x``, ``_X``), that no C library function has, and that does not
+    start with the runtime's prefix ``bnnmlir_``; else ``ValueError``."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"entry point '{name}' is not a C identifier")
     if name in C_KEYWORDS or re.match(r"__|_[A-Z]", name):
-        raise ValueError(f"entry point '{name}' is reserved in C programs")
+        raise ValueError(f"entry point '{name}' is reserved in C and C++ programs")
     if name.startswith(RESERVED_PREFIX):
         raise ValueError(f"entry point '{name}' uses the runtime's prefix '{RESERVED_PREFIX}'")
+    if _c_library_defines(name):
+        raise ValueError(
+            f"entry point '{name}' is a C library function: linking the model would replace it"
+        )
     return name
 
 

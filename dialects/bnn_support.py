@@ -183,6 +183,9 @@ REQUANT_PROPS = {
 """The parameter names of each ``bnn.requant8`` kind."""
 
 
+I64_MAX = 2**63 - 1
+
+
 def verify_requant8_params(where: str, params: Mapping[str, Attribute], channels: int,
                            noun: str = "property") -> str:
     """Check the ``kind`` and arrays of a requant8 map over ``channels`` channels; return the kind.
@@ -253,6 +256,11 @@ def verify_requant8_params(where: str, params: Mapping[str, Attribute], channels
         table = array("table", 8, multiple_of=c)
         if any(v < CLIP8_MIN for v in table):
             raise VerifyException(f"{where} table entries must be within [-127, 127]")
+        last = lo.value.data + len(table) // c - 1
+        if last > I64_MAX:
+            raise VerifyException(
+                f"{where} table ends at lo + {len(table) // c} - 1 = {last}, beyond 2**63 - 1"
+            )
     return kind
 
 
@@ -276,7 +284,8 @@ class Requant8Op(UnaryShapedOp):
         ``2**31 - 1``. The clamp only acts outside the domain the map was built for.
     ``table`` (``lo``: integer; ``table``: ``i8`` array of ``C * D``, row ``c`` =
     ``table[c*D : (c+1)*D]``)
-        ``out = table[c*D + clamp(x, lo, lo + D - 1) - lo]``: any function on ``[lo, lo + D - 1]``,
+        ``out = table[c*D + clamp(x, lo, lo + D - 1) - lo]``: any function on ``[lo, lo + D - 1]``
+        (the verifier requires ``lo + D - 1 <= 2**63 - 1``, so the clamp is computed in ``int64``),
         extended by its end values outside. Table entries must lie in ``[-127, 127]``.
     """
 

@@ -47,7 +47,7 @@ static worker_pool pool = {
 static atomic_int global_threads = 1;
 /* Per-thread override of global_threads (0: none). */
 static _Thread_local int local_threads;
-static int exit_hook_registered; /* guarded by submit_lock */
+static int exit_hook_registered; /* atexit and atfork handlers; guarded by submit_lock */
 /* Set on pool threads and on a caller running its chunk: nested loops run inline. */
 static _Thread_local int inside_parallel_for;
 
@@ -109,6 +109,31 @@ static void stop_workers_locked(void) {
     pool.stopping = 0;
 }
 
+/* fork(): the prepare handler takes both locks, so no job or resize is in flight at the fork;
+ * the child has none of the parent's workers and starts with an empty pool (created again by
+ * its first parallel loop), fresh condition variables and both locks released. */
+static void lock_pool_for_fork(void) {
+    pthread_mutex_lock(&submit_lock);
+    pthread_mutex_lock(&pool.lock);
+}
+
+static void unlock_pool_after_fork(void) {
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&submit_lock);
+}
+
+static void reset_pool_in_child(void) {
+    free(pool.threads);
+    pool.threads = NULL;
+    pool.num_workers = 0;
+    pool.stopping = 0;
+    pool.pending = 0;
+    pthread_cond_init(&pool.job_posted, NULL);
+    pthread_cond_init(&pool.job_finished, NULL);
+    inside_parallel_for = 0;
+    unlock_pool_after_fork();
+}
+
 static void stop_workers_at_exit(void) {
     /* exit() while another thread is inside a job: leave the pool to the process teardown
      * rather than wait for that job. */
@@ -122,6 +147,7 @@ static void stop_workers_at_exit(void) {
 static void start_workers_locked(int count) {
     if (!exit_hook_registered) {
         atexit(stop_workers_at_exit);
+        pthread_atfork(lock_pool_for_fork, unlock_pool_after_fork, reset_pool_in_child);
         exit_hook_registered = 1;
     }
     pool.threads = calloc((size_t)count, sizeof(pthread_t));

@@ -41,6 +41,12 @@ if _find("qemu-aarch64") and _find("aarch64-linux-gnu-gcc"):
 if _find("llvm-mca"):
     config.available_features.add("llvm-mca")
 
+# In CI (CI set) scripts/setup.sh installs every tool: a missing one is an error, not a test
+# silently reported as UNSUPPORTED.
+missing = sorted({"mlir-opt", "qemu-aarch64", "llvm-mca"} - config.available_features)
+if os.environ.get("CI") and missing:
+    lit_config.fatal(f"CI is set but these tools are missing: {', '.join(missing)}")
+
 
 def _host_has(feature: str) -> bool:
     try:

@@ -290,6 +290,11 @@ def test_saved_host_object_with_entry_name_runs(compiled, tmp_path: Path):
         ("int", "reserved"),
         ("main", "reserved"),
         ("__x", "reserved"),
+        ("bool", "reserved"),
+        ("class", "reserved"),
+        ("malloc", "C library function"),
+        ("memset", "C library function"),
+        ("sin", "C library function"),
         ("bnnmlir_forward", "runtime's prefix"),
     ],
 )

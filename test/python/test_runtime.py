@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -168,6 +170,32 @@ def test_parallel_for_from_concurrent_threads(rt):
     assert not errors, errors[:3]
 
 
+def run_in_forked_child(check) -> int:
+    """Fork; the child runs ``check()`` (True: exit 0) under a 30 s alarm. Returns its status."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            signal.alarm(30)
+            code = 0 if check() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return status
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_parallel_for_after_fork(rt):
+    """A child forked after the pool started has none of its workers: it must build its own."""
+    expected = [(i * 16, i * 16 + 16) for i in range(4)]
+    assert [c[:2] for c in run_parallel_for(rt, 64, 4)] == expected  # the pool is running
+
+    status = run_in_forked_child(lambda: [c[:2] for c in run_parallel_for(rt, 64, 4)] == expected)
+    assert os.WIFEXITED(status), f"the child did not finish (status {status}: deadlock?)"
+    assert os.WEXITSTATUS(status) == 0
+    assert [c[:2] for c in run_parallel_for(rt, 64, 4)] == expected  # the parent's pool still works
+
+
 STRESS_SOURCE = Path(__file__).with_name("runtime_stress.c")
 
 
@@ -192,7 +220,8 @@ def test_parallel_for_stress_in_c(sanitizer, tmp_path):
     flags = ["-O2"]
     if sanitizer is not None:
         if not tsan_works(compiler, tmp_path):
-            pytest.skip("this gcc cannot build or run ThreadSanitizer programs")
+            message = "this gcc cannot build or run ThreadSanitizer programs"
+            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
         flags = ["-O1", "-g", f"-fsanitize={sanitizer}"]
     program = tmp_path / "stress"
     build = subprocess.run(

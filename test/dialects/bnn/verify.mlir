@@ -245,6 +245,14 @@ func.func @do_not_accept_a_table_without_lo(%x: tensor<1x3x3x1xi8>, %w: tensor<4
 
 // -----
 
+// CHECK: 'bnn.bconv2d' requant table ends at lo + 2 - 1 = 9223372036854775808, beyond 2**63 - 1
+func.func @do_not_accept_a_table_past_the_i64_range(%x: tensor<1x3x3x1xi8>, %w: tensor<2x3x3x1xi8>) -> tensor<1x1x1x2xi8> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = 9223372036854775807 : i64, table = array<i8: 5, -127, 1, 2>}} : tensor<1x3x3x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x1x1x2xi8>
+  func.return %0 : tensor<1x1x1x2xi8>
+}
+
+// -----
+
 // CHECK: 'bnn.bconv2d' requant shift must be an array of i64, got i32
 func.func @do_not_accept_i32_shifts(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi8> {
   %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 1, 2, 3, 4>, offset = array<i64: 0, 0, 0, 0>, shift = array<i32: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
