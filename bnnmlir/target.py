@@ -21,6 +21,9 @@ class TargetInfo:
     """Width of the vector registers the kernels are written for, in bytes."""
     popcount: str
     """How ``bnn.narrow_acc`` is lowered: ``neon`` (cnt + uadalp) or ``ctpop`` (vector ctpop)."""
+    masked_loads: bool = False
+    """Whether a zero-masked vector load (``vector.maskedload``) is one cheap instruction that
+    does not read the masked-off bytes (AVX-512 ``vmovdqu8 {k}{z}``)."""
 
     @property
     def is_host(self) -> bool:
@@ -62,6 +65,7 @@ def host_target() -> TargetInfo:
         features=features,
         vector_bytes=vector_bytes,
         popcount=popcount,
+        masked_loads=popcount == "ctpop" and "+avx512bw" in features.split(","),
     )
 
 

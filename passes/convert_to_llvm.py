@@ -42,6 +42,7 @@ from xdsl.dialects.builtin import (
     UnrealizedConversionCastOp,
     VectorType,
     i1,
+    i32,
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
@@ -97,6 +98,7 @@ LOOP_LEVEL_OPS = frozenset(
         "memref.get_global",
         "memref.global",
         "vector.load",
+        "vector.maskedload",
         "vector.store",
         "vector.broadcast",
         "vector.insert",
@@ -518,6 +520,21 @@ class VectorLoadToLLVM(RewritePattern):
         _replace(rewriter, op, [_emit(rewriter, load)])
 
 
+class MaskedLoadToLLVM(RewritePattern):
+    """``vector.maskedload`` -> ``llvm.masked.load`` (alignment 1): lane ``i`` is loaded where
+    ``mask[i]`` is set, else it is ``pass_thru[i]`` and its address is not accessed."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.MaskedLoadOp, rewriter: PatternRewriter, /):
+        address = element_address(rewriter, op.base, list(op.indices))
+        result_type = _vector_type(op.result.type)
+        align = _emit(rewriter, llvm.ConstantOp(IntegerAttr(1, i32), i32))
+        args = [address, align, _llvm_value(rewriter, op.mask), _llvm_value(rewriter, op.pass_thru)]
+        name = f"llvm.masked.load.{intrinsic_suffix(result_type)}.p0"
+        load = llvm.CallIntrinsicOp(name, args, [result_type])
+        _replace(rewriter, op, [_emit(rewriter, load)])
+
+
 class VectorStoreToLLVM(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: vector.StoreOp, rewriter: PatternRewriter, /):
@@ -680,6 +697,7 @@ def body_patterns(target: TargetInfo) -> list[RewritePattern]:
         ViewToLLVM(),
         GetGlobalToLLVM(),
         VectorLoadToLLVM(),
+        MaskedLoadToLLVM(),
         VectorStoreToLLVM(),
         BroadcastToLLVM(),
         InsertToLLVM(),

@@ -23,6 +23,14 @@ Why the widening is exact
     ``c[j*G + g]`` (``g < G``) after zero-extending them to ``A`` bits; the partial sums are at
     most ``8 * G <= 2**A - 1``, again exact.
 
+Lane-width popcount
+    When a lane is exactly as wide as its bytes (``8*G == A``), the bitcast of ``a XOR b`` to
+    ``vector<L x iA>`` puts bytes ``j*G .. j*G + G - 1`` in lane ``j`` (any byte order: popcount
+    ignores it), so ``ctpop`` of that lane already is the group sum, at most ``8*G <= 2**A - 1``:
+    exact with no widening. On the ``ctpop`` (host) targets this is the lowering of ``G = 1, 2, 4``
+    with 8/16/32-bit lanes (AVX-512: ``vpopcntb``/``vpopcntw``/``vpopcntd``); NEON, whose
+    popcount is byte-only, keeps ``cnt`` and the widening steps.
+
 Targets
     * ``ctpop`` (host): a pairwise step is two shuffles (even and odd elements), ``zext`` when the
       width grows, and ``add``. With AVX-512 BITALG the byte popcount is ``vpopcntb``.
@@ -150,13 +158,23 @@ def sum_lane_groups(e: _Emitter, counts: SSAValue, lanes: int, bits: int,
     return total
 
 
+def lane_popcount(e: _Emitter, diff: SSAValue, lanes: int, bits: int) -> SSAValue:
+    """``ctpop`` of ``diff`` reinterpreted as ``vector<lanes x i{bits}>`` (``G*8 == A``): lane
+    ``j`` is the popcount of its ``G`` bytes (see "Lane-width popcount")."""
+    lane_type = VectorType(IntegerType(bits), [lanes])
+    words = diff if diff.type == lane_type else e.emit(llvm.BitcastOp(diff, lane_type))
+    return e.intrinsic(f"llvm.ctpop.{intrinsic_suffix(lane_type)}", [words], lane_type)
+
+
 def lower_narrow_acc(e: _Emitter, op: NarrowAccOp, popcount: str) -> SSAValue:
     """Emit the llvm ops of ``op`` for the popcount kind ``popcount``; return the result."""
     if popcount not in PAIRWISE_STEPS:
         raise PassFailedException(f"bnn.narrow_acc: no lowering for popcount kind '{popcount}'")
     diff = e.emit(llvm.XOrOp(op.lhs, op.rhs))
-    counts = e.intrinsic(f"llvm.ctpop.{intrinsic_suffix(diff.type)}", [diff], diff.type)  # type: ignore[arg-type]
     lanes, bits = _vec(op.acc)
+    if popcount == "ctpop" and op.bytes_per_lane * 8 == bits:
+        return e.add(op.acc, lane_popcount(e, diff, lanes, bits))
+    counts = e.intrinsic(f"llvm.ctpop.{intrinsic_suffix(diff.type)}", [diff], diff.type)  # type: ignore[arg-type]
     sums = sum_lane_groups(e, counts, lanes, bits, PAIRWISE_STEPS[popcount])
     return e.add(op.acc, sums)
 

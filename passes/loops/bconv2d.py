@@ -19,8 +19,24 @@ stride ``s``, dilation ``d`` and leading padding ``p``, output ``i`` reads ``i*s
 ``hi <= lo``). Interior rows need no row check, interior columns no column check; a position that
 is interior along both axes runs no compare and no select at all.
 
-Two ways to reduce one output, each with its own chunking and accumulator plan
+Three ways to reduce one output, each with its own chunking and accumulator plan
 (:func:`bnnmlir.passes.accumulator_width.plan_accumulator`, proof there):
+
+* **patches** (positions interior along both axes, ``dilation_w == 1``, targets with cheap
+  zero-masked loads, ``TargetInfo.masked_loads``): the weights of channel ``o`` are one run of
+  ``T = KH*R`` bytes (``R = KW*Cb``), and the window of a position is ``KH`` runs of ``R`` bytes.
+  The window is read once per position, before the channel loop, as ``Q = ceil(T / M)`` vectors
+  (``M``: :func:`patch_width`, which weighs ``Q`` against the cost of summing wider lanes; a
+  short window is ``T`` rounded up to a power of two): lane ``p`` of vector
+  ``j`` is window byte ``t = j*M + p``, i.e. byte ``t - r*R`` of kernel row ``r = t // R``. Each
+  kernel row that meets vector ``j`` fills its lanes by one ``vector.maskedload`` that merges
+  into the previous rows' lanes (lanes past ``T`` stay 0); each channel then reads its weights
+  ``j*M ..`` as plain vectors, the last one zero-masked past ``T``. Bytes past the window are 0 in
+  both operands and count nothing, so an output is a chain of ``Q`` steps
+  (``plan_accumulator(1, 1, Q, M)``). A row's load may start before its run (at ``r*R - j*M``
+  masked-off lanes): that address is still inside the input, since the run starts at flat byte
+  ``((n*H + ih)*W + iw0)*Cb >= r*W*Cb >= r*R`` (``ih >= r``, ``R <= W*Cb``), and masked-off lanes
+  are never accessed. Used when ``Q <= MAX_PATCH_CHUNKS``.
 
 * **kernel-row runs** (interior columns, ``dilation_w == 1``): the ``KW`` taps of kernel row
   ``kh`` are contiguous in both operands (NHWC, row-major): ``x[n, ih, iw0 : iw0+KW, :]`` and
@@ -77,7 +93,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, vector
-from xdsl.dialects.builtin import IntegerType, MemRefType, TensorType, i8, i32
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    IntegerType,
+    MemRefType,
+    TensorType,
+    VectorType,
+    i1,
+    i8,
+    i32,
+)
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_mask
@@ -90,6 +115,8 @@ from bnnmlir.target import TargetInfo
 
 MAX_RUN_CHUNKS = 16
 """Most vectors per kernel-row run (their offsets are unrolled)."""
+MAX_PATCH_CHUNKS = 16
+"""Most vectors per patch (they stay live across the output channels of a position)."""
 OUTPUT_BLOCK = 4
 """Output channels accumulated together (``B``) when blocking pays off, see
 :func:`blocks_outputs`."""
@@ -102,12 +129,12 @@ def blocks_outputs(target: TargetInfo) -> bool:
     of an 8-bit accumulator (``extract`` + ``extui`` + ``addi`` tree) into a vector reduction when
     one such tree is alone in its block: ``B`` of them are scalarized. So blocked outputs use lanes
     whose type holds the whole sum (16 bits, or 8 when ``K <= 255``), summed by one
-    ``vector.reduction`` in the lane type. That is free with
-    16-byte (NEON) vectors, where the widening step is ``uadalp`` and the sum ``addv``; with
-    wider (AVX-512) vectors the byte-pair widening costs four more instructions per step, more than
-    the shared loads save, so those keep single outputs with 8-bit lanes.
+    ``vector.reduction`` in the lane type. That is free on both targets: with 16-byte (NEON)
+    vectors the widening step is ``uadalp`` and the sum ``addv``; on the ``ctpop`` (host) targets
+    a 16-bit lane is exactly two bytes, so its step is one ``vpopcntw`` (no widening, see
+    :mod:`bnnmlir.passes.narrow_acc_to_llvm`), and LLVM reduces the ``B`` sums together.
     """
-    return target.popcount == "neon"
+    return target.popcount in ("neon", "ctpop")
 
 Outputs = Callable[[Emitter, Sequence[SSAValue]], list[SSAValue]]
 """``outputs(emitter, channels) -> the i32 results of those channels at one position``."""
@@ -156,6 +183,67 @@ def run_chunks(run_bytes: int, vector_bytes: int) -> RunChunks:
     full, rest = divmod(run_bytes, m)
     offsets = tuple(i * m for i in range(full)) + ((run_bytes - m,) if rest else ())
     return RunChunks(run_bytes, m, offsets, m - rest if rest else 0)
+
+
+@dataclass(frozen=True)
+class PatchPiece:
+    """Lanes ``first .. first+lanes-1`` of a patch vector, read from kernel row ``row``."""
+
+    row: int
+    first: int
+    lanes: int
+
+
+@dataclass(frozen=True)
+class PatchChunks:
+    """The receptive field of one output as ``Q`` vectors of ``M`` bytes (see the module
+    docstring, "patches")."""
+
+    patch_bytes: int
+    """``T = KH*R``: the bytes of one output's window, and of one output channel's weights."""
+    run_bytes: int
+    """``R = KW*Cb``: one kernel row."""
+    m: int
+    pieces: tuple[tuple[PatchPiece, ...], ...]
+    """Per vector ``j``, the kernel rows that fill its lanes (the lanes past ``T`` stay 0)."""
+
+    def valid(self, j: int) -> int:
+        """Bytes of vector ``j`` inside the window (``M`` except maybe for the last)."""
+        return min(self.m, self.patch_bytes - j * self.m)
+
+
+PATCH_SUM_COST = {16: 0, 32: 6, 64: 9}
+"""Extra cost of summing the lanes of a ``M``-byte accumulator, in ``narrow_acc`` steps, relative
+to 16 bytes: one output pays ``ceil(T / M) + PATCH_SUM_COST[M]``. Measured with AVX-512 (Rocket
+Lake, ``bnnmlir bench``): the wider sums cross 128-bit lanes and keep 512-bit units busy, so a
+72-byte window is faster as 5 vectors of 16 bytes than as 2 of 64, a 288-byte one as 5 of 64."""
+
+
+def patch_width(total: int, vector_bytes: int) -> int:
+    """``M`` for a window of ``T = total`` bytes: ``T`` rounded up to a power of two when that is
+    at most 16 bytes, else the width in ``PATCH_SUM_COST`` (at most ``vector_bytes``) of least
+    cost."""
+    fit = 1 << (total - 1).bit_length()
+    widths = [m for m in PATCH_SUM_COST if m <= vector_bytes]
+    if fit <= 16 or not widths:
+        return min(fit, vector_bytes)
+    return min(widths, key=lambda m: (-(-total // m) + PATCH_SUM_COST[m], m))
+
+
+def patch_chunks(kernel_h: int, run_bytes: int, vector_bytes: int) -> PatchChunks:
+    """Vector ``j`` holds window bytes ``j*M .. j*M + M - 1`` (``M = patch_width(T)``); row
+    ``r`` covers window bytes ``r*R .. r*R + R - 1``."""
+    total = kernel_h * run_bytes
+    m = patch_width(total, vector_bytes)
+    pieces = []
+    for j in range(-(-total // m)):
+        row_pieces = []
+        for r in range(kernel_h):
+            lo, hi = max(r * run_bytes, j * m), min((r + 1) * run_bytes, (j + 1) * m)
+            if lo < hi:
+                row_pieces.append(PatchPiece(r, lo - j * m, hi - lo))
+        pieces.append(tuple(row_pieces))
+    return PatchChunks(total, run_bytes, m, tuple(pieces))
 
 
 def conv_plans(
@@ -259,6 +347,15 @@ class ConvLowering:
                 self.run_plan = plan_accumulator(
                     self.kh, 1, len(run.offsets), run.m, min_lane_bits
                 )
+        # Patches (interior positions, zero-masked loads).
+        self.patch: PatchChunks | None = None
+        self.patch_plan: AccumulatorPlan | None = None
+        if self.run is not None and target.masked_loads:
+            patch = patch_chunks(self.kh, self.kw * self.words, vector_bytes)
+            if len(patch.pieces) <= MAX_PATCH_CHUNKS:
+                plan = plan_accumulator(1, 1, len(patch.pieces), patch.m, min_lane_bits)
+                if plan.flush == "none":
+                    self.patch, self.patch_plan = patch, plan
         self.rows = interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
 
@@ -303,7 +400,12 @@ class ConvLowering:
 
             def column(e: Emitter, ow: SSAValue, _: Sequence[SSAValue], check_w=check_w) -> list:
                 iw0 = e.affine(ow, self.sw, -self.pl)
-                if not check_w and self.run is not None:
+                if not check_w and not check_h and self.patch is not None:
+                    patch = self.patch_vectors(e, n, ih0, iw0)
+
+                    def outputs(e2: Emitter, os: Sequence[SSAValue]) -> list[SSAValue]:
+                        return self.patch_outputs(e2, patch, os)
+                elif not check_w and self.run is not None:
 
                     def outputs(e2: Emitter, os: Sequence[SSAValue]) -> list[SSAValue]:
                         return self.run_outputs(e2, n, ih0, iw0, os, check_h)
@@ -589,6 +691,58 @@ class ConvLowering:
         final = em.loop(0, self.kh, kernel_row, carried)
         count = final[k] if count_rows else None
         return self.finish(em, plan, final[:k], count, self.channels * self.kw)
+
+    # Patches ---------------------------------------------------------------------------------
+    def masked_vload(self, em: Emitter, ref: SSAValue, at: list[SSAValue], first: int,
+                     lanes: int, into: SSAValue | None = None) -> SSAValue:
+        """``M`` bytes: lanes ``first .. first+lanes-1`` read from ``at`` + lane, the others
+        from ``into`` (zeros when ``None``) and not accessed. A full mask is a plain load."""
+        m = self.patch.m  # type: ignore[union-attr]
+        if (first, lanes) == (0, m):
+            return em.vload(ref, at, m)
+        bits = (0,) * first + (1,) * lanes + (0,) * (m - first - lanes)
+        mask = em.pool.get(("lane mask", bits), lambda: arith.ConstantOp(
+            DenseIntOrFPElementsAttr.from_list(VectorType(i1, [m]), bits)))
+        passthru = self.zero_bytes(em, m) if into is None else into
+        return em.emit(vector.MaskedLoadOp(ref, at, mask, passthru))
+
+    def patch_vectors(self, em: Emitter, n: SSAValue, ih0: SSAValue,
+                      iw0: SSAValue) -> list[SSAValue]:
+        """The ``Q`` activation vectors of the window at an interior position."""
+        patch = self.patch
+        assert patch is not None
+        x = self.op.input
+        rows = [em.add(ih0, em.index(r * self.dh)) if r else ih0 for r in range(self.kh)]
+        columns: dict[int, SSAValue] = {0: iw0}
+        vectors = []
+        for j, pieces in enumerate(patch.pieces):
+            v: SSAValue | None = None
+            for piece in pieces:
+                # Lane p of the load is run byte p + shift of row r; a negative shift starts
+                # before the run, at lanes that are masked off.
+                tap, byte = divmod(j * patch.m - piece.row * patch.run_bytes, self.words)
+                if tap not in columns:
+                    columns[tap] = em.add(iw0, em.index(tap))
+                at = [n, rows[piece.row], columns[tap], em.index(byte)]
+                v = self.masked_vload(em, x, at, piece.first, piece.lanes, v)
+            assert v is not None
+            vectors.append(v)
+        return vectors
+
+    def patch_outputs(self, em: Emitter, patch_vectors: Sequence[SSAValue],
+                      os: Sequence[SSAValue]) -> list[SSAValue]:
+        """``K - 2*popcount`` (``i32``) of the outputs ``os`` at an interior position: vector
+        ``j`` of the window against weight bytes ``j*M ..`` of each channel."""
+        patch, plan = self.patch, self.patch_plan
+        assert patch is not None and plan is not None
+        w = self.op.weight
+        accs = [zero_acc(em, plan)] * len(os)
+        for j, a in enumerate(patch_vectors):
+            row, rest = divmod(j * patch.m, patch.run_bytes)
+            at = [em.index(i) for i in (row, *divmod(rest, self.words))]
+            bs = [self.masked_vload(em, w, [o, *at], 0, patch.valid(j)) for o in os]
+            accs = [em.emit(NarrowAccOp(acc, a, b, plan.chain_steps)) for acc, b in zip(accs, bs)]
+        return self.finish(em, plan, accs, None, self.channels)
 
 
 @dataclass(frozen=True)

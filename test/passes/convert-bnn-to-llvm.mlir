@@ -118,15 +118,17 @@ func.func @loop(%m: memref<8xi8>) {
   func.return
 }
 
-// 16 bytes into 8 x i16: neon is cnt + uaddlp (+ add = uadalp); the host widens by shuffles.
+// 16 bytes into 8 x i16: neon is cnt + uaddlp (+ add = uadalp); on the host a lane is exactly
+// two bytes, so the popcount is taken in 16-bit lanes (vpopcntw), with no widening.
 // CHECK-LABEL: llvm.func @narrow_acc_16x8xi16(
 // CHECK: %[[X:.*]] = llvm.xor %{{.*}}, %{{.*}} : vector<16xi8>
-// CHECK: %[[P:.*]] = llvm.call_intrinsic "llvm.ctpop.v16i8"(%[[X]]) : (vector<16xi8>) -> vector<16xi8>
+// NEON: %[[P:.*]] = llvm.call_intrinsic "llvm.ctpop.v16i8"(%[[X]]) : (vector<16xi8>) -> vector<16xi8>
 // NEON: %[[W:.*]] = llvm.call_intrinsic "llvm.aarch64.neon.uaddlp.v8i16.v16i8"(%[[P]]) : (vector<16xi8>) -> vector<8xi16>
 // NEON: llvm.add %{{.*}}, %[[W]] : vector<8xi16>
-// HOST: llvm.shufflevector %[[P]], %[[P]] [0, 2, 4, 6, 8, 10, 12, 14] : vector<16xi8>
-// HOST: llvm.shufflevector %[[P]], %[[P]] [1, 3, 5, 7, 9, 11, 13, 15] : vector<16xi8>
-// HOST: llvm.zext %{{.*}} : vector<8xi8> to vector<8xi16>
+// HOST: %[[L:.*]] = llvm.bitcast %[[X]] : vector<16xi8> to vector<8xi16>
+// HOST-NEXT: %[[P:.*]] = llvm.call_intrinsic "llvm.ctpop.v8i16"(%[[L]]) : (vector<8xi16>) -> vector<8xi16>
+// HOST-NEXT: llvm.add %{{.*}}, %[[P]] : vector<8xi16>
+// HOST-NOT: llvm.shufflevector
 // CHECK: llvm.return
 func.func @narrow_acc_16x8xi16(%acc: vector<8xi16>, %a: vector<16xi8>, %b: vector<16xi8>) -> vector<8xi16> {
   %r = bnn.narrow_acc %acc, %a, %b max_steps = 2047 : vector<16xi8> into vector<8xi16>
@@ -143,26 +145,55 @@ func.func @narrow_acc_bytes(%acc: vector<16xi8>, %a: vector<16xi8>, %b: vector<1
   func.return %r : vector<16xi8>
 }
 
-// Four bytes per 32-bit lane: two widening pairwise steps (neon: two uaddlp).
+// Four bytes per 32-bit lane: two widening pairwise steps (neon: two uaddlp); the host takes
+// the popcount in 32-bit lanes (vpopcntd).
 // CHECK-LABEL: llvm.func @narrow_acc_16x4xi32(
 // NEON: "llvm.aarch64.neon.uaddlp.v8i16.v16i8"
 // NEON: "llvm.aarch64.neon.uaddlp.v4i32.v8i16"
-// HOST: llvm.zext %{{.*}} : vector<8xi8> to vector<8xi16>
-// HOST: llvm.zext %{{.*}} : vector<4xi16> to vector<4xi32>
+// HOST: llvm.bitcast %{{.*}} : vector<16xi8> to vector<4xi32>
+// HOST-NEXT: llvm.call_intrinsic "llvm.ctpop.v4i32"
 // CHECK: llvm.add %{{.*}}, %{{.*}} : vector<4xi32>
 func.func @narrow_acc_16x4xi32(%acc: vector<4xi32>, %a: vector<16xi8>, %b: vector<16xi8>) -> vector<4xi32> {
   %r = bnn.narrow_acc %acc, %a, %b max_steps = 1000 : vector<16xi8> into vector<4xi32>
   func.return %r : vector<4xi32>
 }
 
+// Eight bytes per 32-bit lane: no lane type holds exactly 8 bytes here, so the host sums the
+// byte popcounts by three pairwise steps (shuffles, zext to 16 then 32 bits, add).
+// CHECK-LABEL: llvm.func @narrow_acc_16x2xi32(
+// CHECK: %[[P:.*]] = llvm.call_intrinsic "llvm.ctpop.v16i8"
+// HOST: llvm.shufflevector %[[P]], %[[P]] [0, 2, 4, 6, 8, 10, 12, 14] : vector<16xi8>
+// HOST: llvm.shufflevector %[[P]], %[[P]] [1, 3, 5, 7, 9, 11, 13, 15] : vector<16xi8>
+// HOST: llvm.zext %{{.*}} : vector<8xi8> to vector<8xi16>
+// HOST: llvm.zext %{{.*}} : vector<4xi16> to vector<4xi32>
+// CHECK: llvm.add %{{.*}}, %{{.*}} : vector<2xi32>
+func.func @narrow_acc_16x2xi32(%acc: vector<2xi32>, %a: vector<16xi8>, %b: vector<16xi8>) -> vector<2xi32> {
+  %r = bnn.narrow_acc %acc, %a, %b max_steps = 1000 : vector<16xi8> into vector<2xi32>
+  func.return %r : vector<2xi32>
+}
+
 // 64 bytes on neon: uaddlp works on 128-bit halves, concatenated by shuffles.
 // CHECK-LABEL: llvm.func @narrow_acc_64x32xi16(
-// CHECK: "llvm.ctpop.v64i8"
+// NEON: "llvm.ctpop.v64i8"
+// HOST: "llvm.ctpop.v32i16"
 // NEON-COUNT-4: "llvm.aarch64.neon.uaddlp.v8i16.v16i8"
 // CHECK: llvm.add %{{.*}}, %{{.*}} : vector<32xi16>
 func.func @narrow_acc_64x32xi16(%acc: vector<32xi16>, %a: vector<64xi8>, %b: vector<64xi8>) -> vector<32xi16> {
   %r = bnn.narrow_acc %acc, %a, %b max_steps = 100 : vector<64xi8> into vector<32xi16>
   func.return %r : vector<32xi16>
+}
+
+// A zero-masked load: llvm.masked.load with alignment 1, the mask and the pass-through value.
+// CHECK-LABEL: llvm.func @masked_load(
+// CHECK: %[[ADDR:.*]] = llvm.getelementptr inbounds %{{.*}}[%{{.*}}] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+// CHECK: %[[ALIGN:.*]] = llvm.mlir.constant(1 : i32) : i32
+// CHECK: llvm.call_intrinsic "llvm.masked.load.v16i8.p0"(%[[ADDR]], %[[ALIGN]], %{{.*}}, %{{.*}}) : (!llvm.ptr, i32, vector<16xi1>, vector<16xi8>) -> vector<16xi8>
+func.func @masked_load(%m: memref<4x8xi8>, %i: index) -> vector<16xi8> {
+  %c0 = arith.constant 0 : index
+  %mask = arith.constant dense<[true, true, true, true, true, true, true, true, true, true, true, true, false, false, false, false]> : vector<16xi1>
+  %zero = arith.constant dense<0> : vector<16xi8>
+  %v = vector.maskedload %m[%i, %c0], %mask, %zero : memref<4x8xi8>, vector<16xi1>, vector<16xi8> into vector<16xi8>
+  func.return %v : vector<16xi8>
 }
 
 // scf.parallel is outlined into a task and run by the runtime.

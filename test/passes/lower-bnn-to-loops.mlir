@@ -13,45 +13,50 @@
 // kernel row is one contiguous run of 3*32 = 96 bytes, read without compares or selects.
 // aarch64: M = 16, 6 vectors per row, S = 18; 4 output channels per pass share each activation
 // vector, in 16-bit lanes (fan-in 2304 > 255) summed by one vector.reduction.
-// host: M = 64, vectors at offsets 0 and 32 (the second ANDed with a mask that drops the 32 bytes
-// the first one counted), S = 6, 8-bit lanes widened one by one before the sum (fan-in 2304).
+// host (masked loads): the 288-byte window of a position is read once, before the channel loop,
+// as 5 vectors of 64 bytes (M = 64, S = 5): row 0 fills vector 0 and lanes 0..31 of vector 1
+// (a zero-masked load), row 1 lanes 32..63 of vector 1 (a masked load merging into it, which
+// starts 32 bytes before the run, at column ow - 1) and vector 2; each channel's 288 weight
+// bytes are 4 plain vectors and a last one masked to 32 bytes; 4 channels per block in 16-bit
+// lanes, each summed by one vector.reduction in i16.
 // CHECK-LABEL: func.func @small_fan_in
 // CHECK-DAG:     %[[K:.*]] = arith.constant 2304 : i32
 // CHECK-DAG:     %[[ONE:.*]] = arith.constant 1 : i32
 // A64-DAG:       %[[ZERO:.*]] = arith.constant dense<0> : vector<8xi16>
 // A64-DAG:       %[[SIXTEEN:.*]] = arith.constant 16 : index
 // A64-DAG:       %[[FOUR:.*]] = arith.constant 4 : index
-// HOST-DAG:      %[[ZERO:.*]] = arith.constant dense<0> : vector<64xi8>
-// HOST-DAG:      %[[KEEP:.*]] = arith.constant dense<[0, {{.*}}, 0, -1, {{.*}}, -1]> : vector<64xi8>
+// HOST-DAG:      %[[ZERO:.*]] = arith.constant dense<0> : vector<32xi16>
+// HOST-DAG:      %[[NOBYTES:.*]] = arith.constant dense<0> : vector<64xi8>
+// HOST-DAG:      %[[MINUS1:.*]] = arith.constant -1 : index
+// HOST-DAG:      %[[FOUR:.*]] = arith.constant 4 : index
 // CHECK:         scf.for %[[OH:.*]] = {{.*}} {
 // CHECK-NEXT:      scf.for %[[OW:.*]] = {{.*}} {
+// CHECK-NOT:         arith.cmpi
+// HOST:              %[[V0:.*]] = vector.load %{{.*}}[%{{.*}}, %[[OH]], %[[OW]], %{{.*}}] : memref<1x6x6x32xi8>, vector<64xi8>
+// HOST:              %[[R0:.*]] = vector.maskedload %{{.*}}[%{{.*}}, %[[OH]], %{{.*}}, %{{.*}}], %{{.*}}, %[[NOBYTES]] : memref<1x6x6x32xi8>, vector<64xi1>, vector<64xi8> into vector<64xi8>
+// HOST:              %[[BACK:.*]] = arith.addi %[[OW]], %[[MINUS1]] : index
+// HOST:              %[[V1:.*]] = vector.maskedload %{{.*}}[%{{.*}}, %{{.*}}, %[[BACK]], %{{.*}}], %{{.*}}, %[[R0]] : memref<1x6x6x32xi8>, vector<64xi1>, vector<64xi8> into vector<64xi8>
+// HOST:              scf.for %[[O:.*]] = %{{.*}} to %{{.*}} step %[[FOUR]] {
+// HOST:                %[[B0:.*]] = vector.load %{{.*}}[%[[O]], %{{.*}}, %{{.*}}, %{{.*}}] : memref<8x3x3x32xi8>, vector<64xi8>
+// HOST:                bnn.narrow_acc %[[ZERO]], %[[V0]], %[[B0]] max_steps = 5 : vector<64xi8> into vector<32xi16>
+// HOST:                bnn.narrow_acc %{{.*}}, %[[V1]], %{{.*}} max_steps = 5 : vector<64xi8> into vector<32xi16>
+// HOST:                vector.maskedload %{{.*}}[%[[O]], %{{.*}}, %{{.*}}, %{{.*}}], %{{.*}}, %[[NOBYTES]] : memref<8x3x3x32xi8>
+// HOST:                %[[ACC:.*]] = bnn.narrow_acc {{.*}} max_steps = 5 : vector<64xi8> into vector<32xi16>
+// HOST:                vector.reduction <add>, %[[ACC]] : vector<32xi16> into i16
 // A64-NEXT:          scf.for %[[O:.*]] = %{{.*}} to %{{.*}} step %[[FOUR]] {
-// HOST-NEXT:         scf.for %[[O:.*]] = {{.*}} {
-// CHECK-NOT:             arith.cmpi
-// CHECK:                 %[[ACC:[0-9]+]]{{.*}} = scf.for %[[KH:.*]] = {{.*}} iter_args({{.*}} = %[[ZERO]]
-// CHECK-NOT:             arith.cmpi
-// CHECK-NOT:             arith.select
-// A64:                   %[[A:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}, %[[OW]], %[[SIXTEEN]]] : memref<1x6x6x32xi8>, vector<16xi8>
-// A64-NEXT:              %[[B:.*]] = vector.load %{{.*}}[%[[O]], %[[KH]], %{{.*}}, %[[SIXTEEN]]] : memref<8x3x3x32xi8>, vector<16xi8>
-// A64-COUNT-3:           vector.load %{{.*}} : memref<8x3x3x32xi8>, vector<16xi8>
-// A64-NEXT:              bnn.narrow_acc %{{.*}}, %[[A]], %[[B]] max_steps = 18 : vector<16xi8> into vector<8xi16>
-// A64-COUNT-3:           bnn.narrow_acc %{{.*}}, %[[A]], %{{.*}} max_steps = 18 : vector<16xi8> into vector<8xi16>
-// A64:                   vector.reduction <add>, %[[ACC]] : vector<8xi16> into i16
-// HOST:                  vector.load %{{.*}}[%{{.*}}, %{{.*}}, %[[OW]], %{{.*}}] : memref<1x6x6x32xi8>, vector<64xi8>
-// HOST-NEXT:             vector.load %{{.*}}[%[[O]], %[[KH]], %{{.*}}, %{{.*}}] : memref<8x3x3x32xi8>, vector<64xi8>
-// HOST-NEXT:             bnn.narrow_acc {{.*}} max_steps = 6 : vector<64xi8> into vector<64xi8>
-// HOST:                  %[[A2:.*]] = vector.load {{.*}} : memref<1x6x6x32xi8>, vector<64xi8>
-// HOST-NEXT:             %[[B2:.*]] = vector.load {{.*}} : memref<8x3x3x32xi8>, vector<64xi8>
-// HOST-NEXT:             %[[A2M:.*]] = arith.andi %[[A2]], %[[KEEP]] : vector<64xi8>
-// HOST-NEXT:             %[[B2M:.*]] = arith.andi %[[B2]], %[[KEEP]] : vector<64xi8>
-// HOST-NEXT:             bnn.narrow_acc %{{.*}}, %[[A2M]], %[[B2M]] max_steps = 6 : vector<64xi8> into vector<64xi8>
-// HOST:                  vector.extract %[[ACC]][0] : i8 from vector<64xi8>
-// HOST-NEXT:             arith.extui %{{.*}} : i8 to i32
-// HOST:                  vector.extract %[[ACC]][63] : i8 from vector<64xi8>
-// HOST:                  arith.addi %{{.*}}, %{{.*}} : i32
-// CHECK:                 %[[TWICE:.*]] = arith.shli %{{.*}}, %[[ONE]] : i32
-// CHECK-NEXT:            %[[OUT:.*]] = arith.subi %[[K]], %[[TWICE]] : i32
-// CHECK:                 memref.store %[[OUT]], %{{.*}}[%{{.*}}, %[[OH]], %[[OW]], %[[O]]] : memref<1x4x4x8xi32>
+// A64-NOT:             arith.cmpi
+// A64:                 %[[ACC:[0-9]+]]{{.*}} = scf.for %[[KH:.*]] = {{.*}} iter_args({{.*}} = %[[ZERO]]
+// A64-NOT:             arith.cmpi
+// A64-NOT:             arith.select
+// A64:                 %[[A:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}, %[[OW]], %[[SIXTEEN]]] : memref<1x6x6x32xi8>, vector<16xi8>
+// A64-NEXT:            %[[B:.*]] = vector.load %{{.*}}[%[[O]], %[[KH]], %{{.*}}, %[[SIXTEEN]]] : memref<8x3x3x32xi8>, vector<16xi8>
+// A64-COUNT-3:         vector.load %{{.*}} : memref<8x3x3x32xi8>, vector<16xi8>
+// A64-NEXT:            bnn.narrow_acc %{{.*}}, %[[A]], %[[B]] max_steps = 18 : vector<16xi8> into vector<8xi16>
+// A64-COUNT-3:         bnn.narrow_acc %{{.*}}, %[[A]], %{{.*}} max_steps = 18 : vector<16xi8> into vector<8xi16>
+// A64:                 vector.reduction <add>, %[[ACC]] : vector<8xi16> into i16
+// CHECK:               %[[TWICE:.*]] = arith.shli %{{.*}}, %[[ONE]] : i32
+// CHECK-NEXT:          %[[OUT:.*]] = arith.subi %[[K]], %[[TWICE]] : i32
+// CHECK:               memref.store %[[OUT]], %{{.*}}[%{{.*}}, %[[OH]], %[[OW]], %[[O]]] : memref<1x4x4x8xi32>
 func.func @small_fan_in(%x: memref<1x6x6x32xi8>, %w: memref<8x3x3x32xi8>, %o: memref<1x4x4x8xi32>) {
   bnn.bconv2d %x, %w into %o {in_channels = 256 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<1x6x6x32xi8>, memref<8x3x3x32xi8>, memref<1x4x4x8xi32>
   func.return
@@ -113,27 +118,22 @@ func.func @enormous_tap(%x: memref<1x1x1x65600xi8>, %w: memref<2x1x1x65600xi8>, 
 }
 
 // 130 channels = 17 bytes, pad 0 on the left only, so output column 0 is a border column: one
-// full chunk of 16 (the largest power of two <= 17) and a scalar tail of 1 byte per tap (aarch64:
-// both output channels in one pass, in 16-bit lanes as the fan-in 260 exceeds 8 bits). Out-of-range taps select the weight bytes (XOR = 0) and
-// are not counted: K = 130 * (in-range taps). Only columns are checked.
+// full chunk of 16 (the largest power of two <= 17) and a scalar tail of 1 byte per tap, both
+// output channels in one pass, in 16-bit lanes as the fan-in 260 exceeds 8 bits (both targets).
+// Out-of-range taps select the weight bytes (XOR = 0) and are not counted:
+// K = 130 * (in-range taps). Only columns are checked.
 // CHECK-LABEL: func.func @tail_and_zero_padding
 // CHECK-DAG:     %[[C:.*]] = arith.constant 130 : i32
 // CHECK:         %[[N:.*]] = arith.divui %{{.*}}, %{{.*}} : index
 // CHECK-NEXT:    %[[OH:.*]] = arith.remui %{{.*}}, %{{.*}} : index
-// A64:           %{{[0-9]+}}, %{{[0-9]+}}, %[[COUNT:[0-9]+]] = scf.for {{.*}} iter_args(%{{[0-9]+}} = %{{[0-9]+}}, %{{[0-9]+}} = %{{[0-9]+}}, %[[CNT:[0-9]+]] = %{{[0-9]+}})
-// HOST:          %{{[0-9]+}}, %[[COUNT:[0-9]+]] = scf.for {{.*}} iter_args(%{{[0-9]+}} = %{{[0-9]+}}, %[[CNT:[0-9]+]] = %{{[0-9]+}})
+// CHECK:         %{{[0-9]+}}, %{{[0-9]+}}, %[[COUNT:[0-9]+]] = scf.for {{.*}} iter_args(%{{[0-9]+}} = %{{[0-9]+}}, %{{[0-9]+}} = %{{[0-9]+}}, %[[CNT:[0-9]+]] = %{{[0-9]+}})
 // CHECK:           %[[OKW:.*]] = arith.cmpi ult
-// A64:             %[[W:.*]] = vector.load %{{.*}} : memref<2x1x2x17xi8>, vector<16xi8>
-// A64:             arith.select %[[OKW]], %{{.*}}, %[[W]] : vector<16xi8>
-// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<8xi16>
-// A64:             %[[T:.*]] = memref.load %{{.*}}[%[[N]], %[[OH]], %{{.*}}, %{{.*}}] : memref<2x3x3x17xi8>
-// A64-NEXT:        vector.insert %[[T]], %{{.*}} [0] : i8 into vector<16xi8>
-// A64:             bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<8xi16>
-// HOST:            %[[HW:.*]] = vector.load %{{.*}} : memref<2x1x2x17xi8>, vector<16xi8>
-// HOST:            arith.select %[[OKW]], %{{.*}}, %[[HW]] : vector<16xi8>
-// HOST:            bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
-// HOST:            vector.insert %{{.*}}, %{{.*}} [0] : i8 into vector<16xi8>
-// HOST:            bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<16xi8>
+// CHECK:           %[[W:.*]] = vector.load %{{.*}} : memref<2x1x2x17xi8>, vector<16xi8>
+// CHECK:           arith.select %[[OKW]], %{{.*}}, %[[W]] : vector<16xi8>
+// CHECK:           bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<8xi16>
+// CHECK:           %[[T:.*]] = memref.load %{{.*}}[%[[N]], %[[OH]], %{{.*}}, %{{.*}}] : memref<2x3x3x17xi8>
+// CHECK-NEXT:      vector.insert %[[T]], %{{.*}} [0] : i8 into vector<16xi8>
+// CHECK:           bnn.narrow_acc {{.*}} max_steps = 4 : vector<16xi8> into vector<8xi16>
 // CHECK:           %[[ONE_TAP:.*]] = arith.extui %[[OKW]] : i1 to i32
 // CHECK-NEXT:      arith.addi %[[CNT]], %[[ONE_TAP]] : i32
 // CHECK:         %[[K:.*]] = arith.muli %[[COUNT]], %[[C]] : i32

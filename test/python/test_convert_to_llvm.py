@@ -371,6 +371,58 @@ def test_parallel_loop_runs_every_row_once():
     np.testing.assert_array_equal(out[:, 1], expected_u)
 
 
+MASKED_LOAD_PROGRAM = """
+builtin.module {
+  func.func @masked(%src: memref<2x8xi8>, %into: memref<16xi8>, %out: memref<16xi8>) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %cm3 = arith.constant -3 : index
+    %mask = arith.constant dense<[false, false, false, true, true, true, true, true, true, true,
+                                  true, false, false, false, false, false]> : vector<16xi1>
+    %pass = vector.load %into[%c0] : memref<16xi8>, vector<16xi8>
+    %v = vector.maskedload %src[%c1, %cm3], %mask, %pass
+      : memref<2x8xi8>, vector<16xi1>, vector<16xi8> into vector<16xi8>
+    vector.store %v, %out[%c0] : memref<16xi8>, vector<16xi8>
+    func.return
+  }
+}"""
+
+
+def test_masked_load_reads_only_the_masked_lanes():
+    # The load starts 3 bytes before row 1 (flat byte 5): lanes 3..10 are row 1, the last 8
+    # bytes of the buffer; lanes 11..15 would lie past its end and are masked off, like 0..2.
+    jit = HostJIT(MASKED_LOAD_PROGRAM)
+    kernel = jit.fn("masked", P, P, P)
+    rng = np.random.default_rng(7)
+    src = rng.integers(0, 256, (2, 8), dtype=np.uint8)
+    into = rng.integers(0, 256, 16, dtype=np.uint8)
+    out = np.zeros(16, dtype=np.uint8)
+    kernel(_ptr(src), _ptr(into), _ptr(out))
+    expected = into.copy()
+    expected[3:11] = src[1]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_masked_load_is_one_masked_vector_load_on_avx512():
+    host = host_target()
+    if not host.masked_loads:
+        pytest.skip("the host has no AVX-512 masked byte loads")
+    tm = _target_machine(host.triple, host.cpu, host.features)
+    mod = llvm_module(MASKED_LOAD_PROGRAM, "host")
+    _optimize(mod, tm)
+    asm = tm.emit_assembly(mod)
+    assert "vmovdqu8" in asm and "{%k" in asm
+
+
+@pytest.mark.parametrize("m,lanes,bits", [(64, 64, 8), (64, 32, 16), (64, 16, 32), (16, 8, 16)])
+def test_host_lane_width_popcount_has_no_widening(m: int, lanes: int, bits: int):
+    module = lower(f"builtin.module {{{narrow_acc_kernel(m, lanes, bits)}\n}}", "host")
+    names = [op.name for op in module.walk()]
+    intrinsics = [op.intrin.data for op in module.walk() if op.name == "llvm.call_intrinsic"]
+    assert intrinsics == [f"llvm.ctpop.v{lanes}i{bits}"]
+    assert "llvm.shufflevector" not in names and "llvm.zext" not in names
+
+
 # ---------------------------------------------------------------------------------------------
 # aarch64 code generation
 # ---------------------------------------------------------------------------------------------

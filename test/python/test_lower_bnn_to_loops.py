@@ -26,10 +26,14 @@ from bnnmlir.dialects.bnn import BNN, NarrowAccOp
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.loops.bconv2d import (
+    PatchChunks,
+    PatchPiece,
     RunChunks,
     chunk_bytes,
     conv_plans,
     interior_range,
+    patch_chunks,
+    patch_width,
     run_chunks,
 )
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
@@ -447,7 +451,7 @@ def test_runs_chain_length_is_max_steps():
         : memref<1x6x6x8xi8>, memref<8x3x3x8xi8>, memref<1x6x6x8xi32>
       func.return
     }"""
-    for target, m, steps, lane_bits in (("host", 16, 6, 8), ("aarch64", 16, 6, 16)):
+    for target, m, steps, lane_bits in (("host", 16, 6, 16), ("aarch64", 16, 6, 16)):
         tap_plan, run_plan = conv_plans(_conv_op(source, target), get_target(target))
         assert run_plan is not None
         assert (run_plan.chain_steps, run_plan.lane_bits, run_plan.flush) == (steps, lane_bits, "none")
@@ -455,9 +459,63 @@ def test_runs_chain_length_is_max_steps():
         module = lower_to_loops(source, target)
         found = {(op.lhs.type.get_shape()[0], op.max_steps.value.data)
                  for op in module.walk() if isinstance(op, NarrowAccOp)}
-        # Interior: 16-byte vectors, 2 per kernel row; border: 8-byte taps, 9 per output.
-        assert found == {(16, steps), (8, tap_plan.chain_steps)}
+        # Interior columns: 16-byte vectors, 2 per kernel row; border: 8-byte taps, 9 per output.
+        expected = {(16, steps), (8, tap_plan.chain_steps)}
+        if get_target(target).masked_loads:
+            # Interior positions: the 72-byte window as 5 vectors of 16 bytes.
+            expected.add((16, 5))
+        assert found == expected
         assert tap_plan.chain_steps == 9
+
+
+def test_patch_width_weighs_steps_against_the_lane_sum():
+    # ceil(T / M) + PATCH_SUM_COST[M]: 72 bytes -> 5 + 0 (16) < 3 + 6 (32) < 2 + 9 (64).
+    assert patch_width(72, 64) == 16
+    # 288 bytes -> 18 (16), 9 + 6 (32), 5 + 9 (64).
+    assert patch_width(288, 64) == 64
+    assert patch_width(288, 32) == 32
+    assert patch_width(288, 16) == 16
+    # Short windows: T rounded up to a power of two.
+    assert [patch_width(t, 64) for t in (1, 3, 8, 9, 16)] == [1, 4, 8, 16, 16]
+
+
+def test_patch_chunks_split_the_window_by_kernel_row():
+    # Stage-3 shape: 3 rows of 96 bytes in 64-byte vectors; row 1 straddles vectors 1 and 2.
+    assert patch_chunks(3, 96, 64) == PatchChunks(288, 96, 64, (
+        (PatchPiece(0, 0, 64),),
+        (PatchPiece(0, 0, 32), PatchPiece(1, 32, 32)),
+        (PatchPiece(1, 0, 64),),
+        (PatchPiece(2, 0, 64),),
+        (PatchPiece(2, 0, 32),),
+    ))
+    assert [patch_chunks(3, 96, 64).valid(j) for j in range(5)] == [64, 64, 64, 64, 32]
+    # A window shorter than a vector rounds M up to a power of two; lanes past T stay 0.
+    chunks = patch_chunks(1, 5, 64)
+    assert (chunks.m, len(chunks.pieces), chunks.valid(0)) == (8, 1, 5)
+    # Every window byte lies in exactly one piece, at lane t - j*M of vector j.
+    for kh, run, width in ((3, 24, 64), (5, 15, 64), (7, 3, 16), (3, 192, 64), (1, 1, 64)):
+        chunks = patch_chunks(kh, run, width)
+        covered = [j * chunks.m + piece.first + i
+                   for j, pieces in enumerate(chunks.pieces) for piece in pieces
+                   for i in range(piece.lanes)]
+        assert covered == list(range(kh * run))
+        assert all(piece.row == (j * chunks.m + piece.first) // run
+                   for j, pieces in enumerate(chunks.pieces) for piece in pieces)
+
+
+def test_patches_only_where_masked_loads_are_cheap():
+    source = """
+    func.func @f(%x: memref<2x5x5x5xi8>, %w: memref<3x3x3x5xi8>, %o: memref<2x3x3x3xi32>) {
+      bnn.bconv2d %x, %w into %o {in_channels = 37 : i64, strides = array<i64: 1, 1>,
+        dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64}
+        : memref<2x5x5x5xi8>, memref<3x3x3x5xi8>, memref<2x3x3x3xi32>
+      func.return
+    }"""
+    for target in LOOP_TARGETS:
+        masked = sum(op.name == "vector.maskedload" for op in lower_to_loops(source, target).walk())
+        # Host: the 45-byte window is 3 vectors of 16 bytes filled by 5 row pieces, and the
+        # last 13 weight bytes of each of the 3 channels (one block) are one masked load.
+        assert masked == (5 + 3 if get_target(target).masked_loads else 0), target
 
 
 @pytest.mark.parametrize("target", LOOP_TARGETS)
@@ -472,6 +530,9 @@ def test_runs_chain_length_is_max_steps():
         (6, 7, 16, 3, 3, (1, 1), (2, 1), (2, 0, 1, 1)),  # dilation 2 in rows only: runs
         (6, 10, 8, 9, 5, (1, 2), (1, 1), (0, 2, 2, 0)),  # one-sided padding, 5x5
         (5, 5, 8, 3, 1, (1, 1), (1, 1), (0, 0, 0, 0)),  # 1x1: a run is one tap
+        (9, 4, 3, 5, 3, (1, 1), (1, 1), (0, 0, 0, 0)),  # 1-byte taps: a 9-byte window
+        (9, 9, 37, 6, 5, (2, 1), (2, 1), (1, 1, 1, 1)),  # window of 2 vectors, a row split
+        (6, 6, 520, 2, 3, (1, 1), (1, 1), (1, 1, 1, 1)),  # 65-byte taps: 10 vectors
     ],
 )
 @pytest.mark.parametrize("pad_value", [-1, 0, 1])

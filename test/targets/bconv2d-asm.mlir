@@ -21,14 +21,19 @@ func.func @conv_80_1x3(%x: tensor<1x4x6x80xf32>, %w: tensor<8x1x3x80xf32>) -> te
 
 // 256 channels (32 bytes per tap), 3x3 kernel: a kernel row is a run of 96 bytes. aarch64: 18
 // steps of 16 bytes for 4 output channels at a time, in 16-bit lanes (cnt + uadalp) so that each
-// output's lanes are summed by one addv (fan-in 2304); host: 6 steps of 64 bytes in 8-bit lanes.
+// output's lanes are summed by one addv (fan-in 2304); host: the 288-byte window as 5 vectors of
+// 64 bytes (rows joined by zero-masked loads), 4 output channels at a time in 16-bit lanes
+// (vpopcntw on the XOR of whole 64-byte vectors, no widening).
 // A64-LABEL: conv_256:
 // A64:       eor v{{[0-9]+}}.16b
 // A64:       cnt v{{[0-9]+}}.16b
 // A64:       uadalp v{{[0-9]+}}.8h, v{{[0-9]+}}.16b
 // A64:       addv h{{[0-9]+}}, v{{[0-9]+}}.8h
 // HOST-LABEL: conv_256:
-// HOST:      vpopcntb
+// HOST:      vmovdqu8 {{.*}}(%{{.*}}), %zmm{{[0-9]+}} {%k{{[0-9]}}}
+// HOST:      vpxorq {{.*}}%zmm
+// HOST:      vpopcntw %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
+// HOST:      vpaddw %zmm
 func.func @conv_256(%x: tensor<1x6x6x256xf32>, %w: tensor<32x3x3x256xf32>) -> tensor<1x4x4x32xi32> {
   %b = bnn.binarize %x : tensor<1x6x6x256xf32> -> tensor<1x6x6x32xi8>
   %p = bnn.binarize %w : tensor<32x3x3x256xf32> -> tensor<32x3x3x32xi8>
