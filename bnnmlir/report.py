@@ -80,13 +80,15 @@ def _describe_plan(plan) -> str:
 
 
 def _accumulator(op: BConv2dOp, target: TargetInfo) -> str:
-    """The accumulator lanes the loop lowering uses (interior kernel-row runs, border taps)."""
-    from bnnmlir.passes.loops.bconv2d import conv_plans
+    """The accumulator lanes the loop lowering uses: interior positions (whole-window vectors or
+    kernel-row runs), then the border taps when they differ."""
+    from bnnmlir.passes.loops.bconv2d import conv_plans, patch_plan
 
     tap_plan, run_plan = conv_plans(op, target)
-    if run_plan is None or run_plan == tap_plan:
+    interior = patch_plan(op, target) or run_plan
+    if interior is None or interior == tap_plan:
         return _describe_plan(tap_plan)
-    return f"{_describe_plan(run_plan)} (border taps: {_describe_plan(tap_plan)})"
+    return f"{_describe_plan(interior)} (border taps: {_describe_plan(tap_plan)})"
 
 
 @dataclass

@@ -255,6 +255,12 @@ def conv_plans(
     return lowering.tap_plan, lowering.run_plan
 
 
+def patch_plan(op: BConv2dOp, target: TargetInfo) -> AccumulatorPlan | None:
+    """The accumulator plan of the whole-window path of interior positions (``None`` when the
+    target or the shape does not use it)."""
+    return ConvLowering(op, target, None, check_kind=False).patch_plan
+
+
 def reduce_add(em: Emitter, lanes: SSAValue, lane_type: IntegerType) -> SSAValue:
     """``vector.reduction <add>`` of an integer vector into a scalar of its element type."""
     return em.emit(
@@ -769,6 +775,7 @@ __all__ = [
     "ThresholdTables",
     "chunk_bytes",
     "conv_plans",
+    "patch_plan",
     "interior_range",
     "lower_bconv2d",
     "needs_bounds_check",

@@ -31,6 +31,7 @@ from bnnmlir.passes.loops.bconv2d import (
     RunChunks,
     chunk_bytes,
     conv_plans,
+    patch_plan,
     interior_range,
     patch_chunks,
     patch_width,
@@ -454,6 +455,8 @@ def test_runs_chain_length_is_max_steps():
     for target, m, steps, lane_bits in (("host", 16, 6, 16), ("aarch64", 16, 6, 16)):
         tap_plan, run_plan = conv_plans(_conv_op(source, target), get_target(target))
         assert run_plan is not None
+        window_plan = patch_plan(_conv_op(source, target), get_target(target))
+        assert (window_plan is not None) == get_target(target).masked_loads
         assert (run_plan.chain_steps, run_plan.lane_bits, run_plan.flush) == (steps, lane_bits, "none")
         assert run_plan.lanes * run_plan.bytes_per_lane == m
         module = lower_to_loops(source, target)
