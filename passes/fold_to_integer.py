@@ -10,6 +10,12 @@ known (:mod:`bnnmlir.passes.value_range`) and ``chain`` is a non-empty sequence 
 * ``bnn.binarize(bnn.cast(x))``          ->  ``bnn.binarize(x)``
 * ``bnn.clip8(bnn.cast(x))`` (f32)        ->  ``bnn.clip8(x)`` (``i16``/``i32`` ``x``; an ``i8``
   ``x`` becomes a ``bnn.requant8`` since ``bnn.clip8`` takes no ``i8``)
+* ``bnn.binarize(bnn.requant8(x))``      ->  ``bnn.threshold(x)``
+* ``bnn.binarize(bnn.clip8(x))`` (integer ``x``) ->  ``bnn.threshold(x)`` (``t = 0``, ``d = +1``)
+
+The last two drop the int8 stream between a convolution and the next binary layer (math in
+:class:`FoldBinarizeOfInt8`); they apply after the first ones, so a BatchNorm -> Clip8 -> sign
+chain ends as one threshold.
 
 Method: the chain is a function ``f_c`` of the channel ``c`` applied to one element. It is
 EVALUATED, op by op in ``float32`` with PyTorch, on every integer of ``[lo, hi]`` and every channel
@@ -297,10 +303,83 @@ class FoldClip8(FoldFloatChain):
         _replace(rewriter, op, Requant8Op.from_requant(chain.source, requant, result_type), chain)
 
 
+def requant8_map(op: Requant8Op) -> dict[str, object]:
+    """``kind`` and the arrays of ``op`` as numpy (rows ``[C, B]`` / ``[C, D]``), ``lo`` an int:
+    the form :func:`bnnmlir.folding.fold_requant8_sign` takes."""
+    found: dict[str, object] = {}
+    for name, attr in op.params.items():
+        if name == "kind":
+            found[name] = attr.data  # type: ignore[attr-defined]
+        elif name == "lo":
+            found[name] = attr.value.data  # type: ignore[attr-defined]
+        else:
+            found[name] = np.asarray(attr.get_values(), dtype=np.int64)  # type: ignore[attr-defined]
+    for name in ("breakpoints", "table"):
+        if name in found:
+            found[name] = found[name].reshape(op.channels, -1)  # type: ignore[union-attr]
+    return found
+
+
+@dataclass
+class FoldBinarizeOfInt8(RewritePattern):
+    """``bnn.binarize(bnn.requant8(x))`` / ``bnn.binarize(bnn.clip8(x))`` -> ``bnn.threshold(x)``.
+
+    Both ops map channel ``c`` (the last dimension, which ``bnn.binarize`` packs) of the integer
+    ``x`` onto ``[-127, 127]``; binarize gives +1 iff that value is ``>= 0``:
+
+    * ``clip8(x) = min(max(x, -127), 127) >= 0`` iff ``x >= 0``: threshold 0, direction +1 for
+      every channel, whatever the domain;
+    * ``requant8_c(x) >= 0`` on the domain ``[lo, hi]`` of ``x`` (value ranges; ``[-K, K]`` for
+      a ``bnn.bconv2d``) is an up-set ``{x >= t}`` or a down-set ``{x <= t}`` for the affine and
+      breakpoints kinds (monotone), and for a table when its signs change at most once on the
+      domain: exactly ``bnn.threshold`` with threshold ``t`` and direction ``+1`` / ``-1``
+      (derivation per kind, constant channels: :mod:`bnnmlir.folding.int8_sign`).
+
+    Preconditions: value form; the requant8/clip8 result has the binarize as its ONLY user
+    (otherwise the int8 stream is still needed, e.g. by a residual addition, and nothing is
+    folded); the input is an integer tensor (an ``f32`` clip8 rounds first: not folded here). When
+    a table channel changes sign more than once the IR is left unchanged with a
+    :class:`FoldNotApplied` warning.
+    """
+
+    ranges: ValueRanges
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: BinarizeOp, rewriter: PatternRewriter) -> None:
+        from bnnmlir.folding import FoldingError, fold_requant8_sign
+
+        producer = op.input.owner
+        if not isinstance(producer, Requant8Op | Clip8Op) or not op.results:
+            return
+        if not producer.results or not producer.results[0].has_one_use():
+            return
+        source = producer.input
+        if not isinstance(element_type(source), IntegerType):
+            return
+        if isinstance(producer, Clip8Op):
+            channels = producer.results[0].type.get_shape()[-1]  # type: ignore[union-attr]
+            thresholds, directions = [0] * channels, [1] * channels
+        else:
+            r = self.ranges.range_of(source)
+            if r is None:  # pragma: no cover - integer tensors always have a type range
+                return
+            try:
+                thresholds, directions = fold_requant8_sign(requant8_map(producer), r.lo, r.hi)
+            except FoldingError as e:
+                _not_applied(op, str(e))
+                return
+        new = ThresholdOp(source, [int(t) for t in thresholds], [int(d) for d in directions],
+                          op.results[0].type)
+        new.location = op.location
+        rewriter.replace(op, new)
+        rewriter.erase(producer)
+
+
 @dataclass(frozen=True)
 class FoldToIntegerPass(ModulePass):
-    """Fold float per-channel maps of integer values into ``bnn.threshold`` / ``bnn.requant8``
-    (the math is in the module docstring)."""
+    """Fold float per-channel maps of integer values into ``bnn.threshold`` / ``bnn.requant8``,
+    and the sign of an int8 stream into ``bnn.threshold`` (the math is in the module docstring
+    and in :class:`FoldBinarizeOfInt8`)."""
 
     name = "bnn-fold-to-integer"
 
@@ -316,7 +395,11 @@ class FoldToIntegerPass(ModulePass):
         _torch()
         ranges = ValueRanges()
         ranges.prime(op)
-        patterns = [FoldBinarize(ranges, self.batch_norm), FoldClip8(ranges, self.batch_norm)]
+        patterns = [
+            FoldBinarize(ranges, self.batch_norm),
+            FoldClip8(ranges, self.batch_norm),
+            FoldBinarizeOfInt8(ranges),
+        ]
         PatternRewriteWalker(
             GreedyRewritePatternApplier(patterns), apply_recursively=False
         ).rewrite_module(op)

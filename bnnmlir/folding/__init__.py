@@ -9,10 +9,13 @@ the domain before it is returned. Nothing is approximated: when no exact form ex
 
 * :func:`fold_sign` / :func:`fold_torch_sign` -> ``bnn.threshold`` thresholds and directions.
 * :func:`fold_clip8` -> :class:`Requant` (affine fixed point, breakpoints, or table).
+* :func:`fold_requant8_sign` -> ``bnn.threshold`` parameters of ``binarize(requant8(x))`` (integer
+  arithmetic on the requant8 map, no evaluation).
 * :func:`per_channel`, :func:`then_clip8`, :func:`clip8_float` build channel functions from modules.
 """
 
 from bnnmlir.folding.domain import MAX_ABS_DOMAIN, ChannelFn, FoldingError
+from bnnmlir.folding.int8_sign import fold_requant8_sign
 from bnnmlir.folding.requant import (
     DEFAULT_KINDS,
     MAX_SHIFT,
@@ -48,6 +51,7 @@ __all__ = [
     "apply_threshold",
     "clip8_float",
     "fold_clip8",
+    "fold_requant8_sign",
     "fold_sign",
     "fold_torch_sign",
     "per_channel",

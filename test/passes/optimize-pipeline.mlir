@@ -36,3 +36,23 @@ func.func @two_layers(%x: tensor<1x3x3x1xi8>) -> tensor<1x3x3x3xi8> {
   %q = bnn.clip8 %n2 : tensor<1x3x3x3xf32> -> tensor<1x3x3x3xi8>
   func.return %q : tensor<1x3x3x3xi8>
 }
+
+// Binary conv -> BatchNorm -> Clip8 -> next binary layer, without a residual: the int8 stream
+// only feeds a sign, so BatchNorm + Clip8 + sign fold to one integer threshold (x >= 1, x <= 0)
+// that fusion moves into the first convolution; no requant8 and no int8 tensor remain.
+// CHECK-LABEL: func.func @clip8_then_binary_layer
+// CHECK-NEXT: %[[B:.*]] = bnn.bconv2d %x, %w1 {{{.*}}output = "threshold", thresholds = array<i32: 1, 0>, directions = array<i8: 1, -1>} : tensor<1x4x4x1xi8>, tensor<2x1x1x1xi8> -> tensor<1x4x4x1xi8>
+// CHECK-NEXT: %[[C:.*]] = bnn.bconv2d %[[B]], %w2 {{{.*}}pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<1x1x1x1xi8> -> tensor<1x4x4x1xi32>
+// CHECK-NEXT: func.return %[[C]]
+// FUSE-FIRST-LABEL: func.func @clip8_then_binary_layer
+// FUSE-FIRST: %[[C:.*]] = bnn.bconv2d %x, %w1
+// FUSE-FIRST-NEXT: bnn.threshold %[[C]]
+func.func @clip8_then_binary_layer(%x: tensor<1x4x4x1xi8>, %w1: tensor<2x1x1x1xi8>, %w2: tensor<1x1x1x1xi8>) -> tensor<1x4x4x1xi32> {
+  %c1 = bnn.bconv2d %x, %w1 {in_channels = 3 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x1x1x1xi8> -> tensor<1x4x4x2xi32>
+  %f = bnn.cast %c1 : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xf32>
+  %n = bnn.batch_norm %f {mean = array<f32: 0.75, 0.0>, var = array<f32: 1.0, 1.0>, gamma = array<f32: 16.0, -16.0>, beta = array<f32: 0.0, 0.0>, eps = 0.0 : f32} : tensor<1x4x4x2xf32> -> tensor<1x4x4x2xf32>
+  %q = bnn.clip8 %n : tensor<1x4x4x2xf32> -> tensor<1x4x4x2xi8>
+  %b = bnn.binarize %q : tensor<1x4x4x2xi8> -> tensor<1x4x4x1xi8>
+  %c2 = bnn.bconv2d %b, %w2 {in_channels = 2 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<1x1x1x1xi8> -> tensor<1x4x4x1xi32>
+  func.return %c2 : tensor<1x4x4x1xi32>
+}

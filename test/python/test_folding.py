@@ -19,6 +19,7 @@ from bnnmlir.folding import (
     RequantKind,
     apply_threshold,
     fold_clip8,
+    fold_requant8_sign,
     fold_sign,
     fold_torch_sign,
     per_channel,
@@ -26,6 +27,8 @@ from bnnmlir.folding import (
     verify_requant,
     zero_points,
 )
+
+import requant_cases
 
 DOMAINS = [9, 27 * 64, 3 * 3 * 256, 4608]
 
@@ -397,3 +400,93 @@ def test_single_row_evaluation_keeps_the_strided_path():
         assert np.array_equal(
             evaluate(strided, rows[i : i + 1]), evaluate(strided, rows)[i : i + 1]
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sign of an int8 stream: binarize(requant8(x)) -> threshold
+# ---------------------------------------------------------------------------------------------
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _domain(rng, where: str, k: int) -> tuple[int, int]:
+    """An integer domain of at most ~10**4 values: around the map's active region, or at an end
+    of the i32 range (where the constant-channel encodings matter)."""
+    if where == "conv":
+        return -k, k
+    if where == "inside":
+        lo, hi = sorted(int(v) for v in rng.integers(-k - 30, k + 31, size=2))
+        return lo, hi
+    if where == "int8":
+        return -128, 127
+    if where == "i32_low":
+        return INT32_MIN, INT32_MIN + int(rng.integers(0, 3000))
+    return INT32_MAX - int(rng.integers(0, 3000)), INT32_MAX
+
+
+def _sign_of_requant(x: np.ndarray, rq: dict) -> np.ndarray:
+    """binarize(requant8(x)) as +-1 by the numpy reference of bnn.requant8."""
+    return np.where(requant_cases.apply(x, rq) >= 0, 1, -1).astype(np.int8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(requant_cases.KINDS),
+    channels=st.integers(1, 9),
+    k=st.sampled_from([9, 45, 288, 4608]),
+    where=st.sampled_from(["conv", "inside", "int8", "i32_low", "i32_high"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_requant8_sign_threshold_equals_binarize_of_requant8(kind, channels, k, where, seed):
+    """Every kind of requant8, random domains: the threshold gives binarize(requant8(x)) on every
+    integer of the domain, or the fold is refused only for a table channel with several sign
+    changes on the domain."""
+    rng = np.random.default_rng(seed)
+    rq = requant_cases.random_requant(rng, kind, channels, k)
+    if kind == "table" and rng.random() < 0.5:  # sorted rows: one sign change at most
+        rq["table"] = [sorted(row, reverse=bool(rng.random() < 0.5)) for row in rq["table"]]
+    lo, hi = _domain(rng, where, k)
+    x = np.broadcast_to(np.arange(lo, hi + 1, dtype=np.int64)[:, None], (hi - lo + 1, channels))
+    expected = _sign_of_requant(x, rq)
+    changes = (np.diff(expected.astype(np.int64), axis=0) != 0).sum(axis=0)
+    try:
+        t, d = fold_requant8_sign(rq, lo, hi)
+    except FoldingError as e:
+        assert kind == "table" and (changes > 1).any()
+        assert f"channel {int(np.flatnonzero(changes > 1)[0])}:" in str(e)
+        return
+    assert (changes <= 1).all()
+    assert t.dtype == np.int32 and d.dtype == np.int8 and t.shape == d.shape == (channels,)
+    np.testing.assert_array_equal(reference.threshold(x, t, d), expected)
+
+
+def test_requant8_sign_constant_channels_on_the_whole_i32_range():
+    # always +1, x >= 5, x <= -4 on every i32 value; always -1 has no threshold there
+    rq = {"kind": "affine", "multiplier": [0, 3, -2], "offset": [7, -13, -8], "shift": [4, 0, 1]}
+    t, d = fold_requant8_sign(rq, INT32_MIN, INT32_MAX)
+    assert (t.tolist(), d.tolist()) == ([INT32_MIN, 5, -4], [1, 1, -1])
+    never = {"kind": "affine", "multiplier": [0], "offset": [-1], "shift": [0]}
+    with pytest.raises(FoldingError, match="channel 0: always -1 on the whole i32 range"):
+        fold_requant8_sign(never, INT32_MIN, INT32_MAX)
+    # elsewhere "always -1" has an encoding: t = -2**31, d = -1, or t = 2**31 - 1, d = +1 when
+    # the domain reaches -2**31
+    assert [v.tolist() for v in fold_requant8_sign(never, -5, INT32_MAX)] == [[INT32_MIN], [-1]]
+    assert [v.tolist() for v in fold_requant8_sign(never, INT32_MIN, 9)] == [[INT32_MAX], [1]]
+
+
+def test_requant8_sign_breakpoints_count_the_padding():
+    # base -3, step +1: +1 iff three breakpoints are <= x; the third is the padding 2**31 - 1
+    rq = {"kind": "breakpoints", "base": [-3, 2], "step": [1, -1],
+          "breakpoints": [[-4, 6, 2**31 - 1], [-4, 6, 2**31 - 1]]}
+    t, d = fold_requant8_sign(rq, INT32_MAX - 2, INT32_MAX)
+    assert (t.tolist(), d.tolist()) == ([INT32_MAX, INT32_MAX - 1], [1, -1])
+    x = np.arange(INT32_MAX - 2, INT32_MAX + 1, dtype=np.int64)[:, None].repeat(2, axis=1)
+    np.testing.assert_array_equal(reference.threshold(x, t, d), _sign_of_requant(x, rq))
+
+
+def test_requant8_sign_of_a_non_monotone_table_is_refused():
+    rq = {"kind": "table", "lo": 0, "table": [[1, -1, 1], [-1, 1, 1]]}
+    with pytest.raises(FoldingError, match="channel 0: the sign of the table changes 2 times"):
+        fold_requant8_sign(rq, -10, 10)
+    t, d = fold_requant8_sign(rq, 1, 10)  # on [1, 10]: channel 0 changes once, 1 is always +1
+    assert (t.tolist(), d.tolist()) == ([2, INT32_MIN], [1, 1])

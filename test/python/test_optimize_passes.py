@@ -521,6 +521,93 @@ def test_requant8_of_a_shared_convolution_stays():
 
 
 # ---------------------------------------------------------------------------------------------
+# Sign of an int8 stream: binarize(requant8(x)) / binarize(clip8(x)) -> threshold
+# ---------------------------------------------------------------------------------------------
+
+
+def int8_sign_module(channels: int, lo: int, hi: int, rq: dict | None) -> ModuleOp:
+    """``binarize(requant8(hardtanh(arg, lo, hi)))`` (``clip8`` when ``rq`` is None), arg
+    ``[D, C] x i32``: the requant8 sees exactly the integers of ``[lo, hi]``."""
+    d = hi - lo + 7
+    body = Body([TensorType(i32, [d, channels])])
+    x = body(ActivationOp.hardtanh(body.args[0], lo, hi, result_type=body.args[0].type))
+    int8 = TensorType(i8, [d, channels])
+    q = body(Clip8Op(x, int8) if rq is None else requant_cases.build(x, rq, int8))
+    return body.module(body(BinarizeOp(q, bits_type([d, channels]))))
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from([*requant_cases.KINDS, "clip8"]), channels=st.integers(1, 9),
+       k=st.sampled_from([9, 45, 288]), seed=st.integers(0, 2**32 - 1))
+def test_sign_of_int8_stream_folds_to_threshold(kind, channels, k, seed):
+    """The folded module equals binarize(requant8(x)) on every integer of a random domain (and
+    beyond it, through the clamp), by the numpy reference of the IR."""
+    rng = np.random.default_rng(seed)
+    rq = None if kind == "clip8" else requant_cases.random_requant(rng, kind, channels, k)
+    if kind == "table":  # monotone rows, so that the fold applies
+        rq["table"] = [sorted(row, reverse=bool(rng.random() < 0.5)) for row in rq["table"]]
+    lo, hi = sorted(int(v) for v in rng.integers(-k - 20, k + 21, size=2))
+    module = int8_sign_module(channels, lo, hi, rq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FoldNotApplied)
+        folded = run(module, FoldToIntegerPass())
+    assert [op.name for op in folded.walk() if op.name.startswith("bnn.")] == [
+        "bnn.activation", "bnn.threshold"]
+    values = np.arange(lo - 3, hi + 4, dtype=np.int32)
+    x = np.stack([rng.permutation(values) for _ in range(channels)], axis=1)
+    assert_same_outputs(module, folded, [x])
+
+
+def test_sign_of_int8_stream_with_two_users_or_sign_changes_stays():
+    body = Body([TensorType(i8, [3, 2])])
+    rq = {"kind": "table", "lo": -1, "table": [[-1, 0, 1], [5, -5, 5]]}
+    q = body(requant_cases.build(body.args[0], rq, TensorType(i8, [3, 2])))
+    shared = body.module(body(BinarizeOp(q, bits_type([3, 2]))), q)
+    assert str(run(shared, FoldToIntegerPass())) == str(shared)  # the int8 stream is needed
+    body = Body([TensorType(i8, [3, 2])])
+    q = body(requant_cases.build(body.args[0], rq, TensorType(i8, [3, 2])))
+    single = body.module(body(BinarizeOp(q, bits_type([3, 2]))))
+    with pytest.warns(FoldNotApplied, match="channel 1: the sign of the table changes 2 times"):
+        folded = run(single, FoldToIntegerPass())
+    assert str(folded) == str(single)
+
+
+def test_binary_conv_batch_norm_clip8_binary_conv_compiles_to_a_fused_threshold():
+    """BinaryConv2d -> BatchNorm2d (negative and zero gamma) -> Clip8 -> BinaryConv2d: the int8
+    stream feeds only the sign, so it disappears into a threshold fused into the first
+    convolution, and the compiled model still equals PyTorch exactly."""
+    import bnnmlir
+    import bnnmlir.nn as bnn
+    from torch import nn
+
+    torch.manual_seed(3)
+    bn = nn.BatchNorm2d(12)
+    model = nn.Sequential(bnn.BinaryConv2d(5, 12, 3, padding=1), bn, bnn.Clip8(),
+                          bnn.BinaryConv2d(12, 7, 3, padding=1)).eval()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        bn.running_mean.copy_((torch.rand(12, generator=g) - 0.5) * 20)
+        bn.running_var.copy_(torch.rand(12, generator=g) * 8 + 0.25)
+        gamma = torch.randn(12, generator=g) * 4
+        gamma[:3] = -gamma[:3].abs() - 0.1
+        gamma[3:5] = 0.0
+        bn.weight.copy_(gamma)
+        bn.bias.copy_(torch.randn(12, generator=g) * 2)
+    x = torch.randn(2, 5, 9, 9, generator=g)
+    compiled = bnnmlir.compile(model, (x,), threads=1)
+    optimized = compiled.mlir("optimized")
+    assert "bnn.requant8" not in optimized and 'output = "requant8"' not in optimized
+    assert "bnn.clip8" not in optimized and "bnn.threshold" not in optimized
+    assert optimized.count('output = "threshold"') == 1
+    (first, _) = ops_of(compiled.program.mlir_module("optimized"), BConv2dOp)
+    assert set(first.directions.get_values()) == {-1, 1}  # negative gamma: direction -1
+    for seed in range(3):
+        probe = torch.randn(2, 5, 9, 9, generator=torch.Generator().manual_seed(seed)) * 2
+        with torch.no_grad():
+            assert torch.equal(compiled(probe), model(probe))
+
+
+# ---------------------------------------------------------------------------------------------
 # Value ranges
 # ---------------------------------------------------------------------------------------------
 
