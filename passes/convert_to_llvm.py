@@ -103,6 +103,7 @@ LOOP_LEVEL_OPS = frozenset(
         "vector.broadcast",
         "vector.insert",
         "vector.extract",
+        "vector.shuffle",
         "vector.reduction",
         "bnn.narrow_acc",
     }
@@ -601,6 +602,23 @@ class ExtractToLLVM(RewritePattern):
         _replace(rewriter, op, [_emit(rewriter, scalar)])
 
 
+class ShuffleToLLVM(RewritePattern):
+    """1-D ``vector.shuffle %a, %b [mask]`` -> ``llvm.shufflevector`` with the same mask (lane
+    ``i`` of the result is lane ``mask[i]`` of the concatenation of ``%a`` and ``%b``)."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.ShuffleOp, rewriter: PatternRewriter, /):
+        result_type = _vector_type(op.result.type)
+        mask = op.mask.get_values()
+        if len(_vector_type(op.v1.type).get_shape()) != 1 or any(i < 0 for i in mask):
+            raise _fail("'vector.shuffle' supports 1-D vectors without poison lanes")
+        shuffle = llvm.ShuffleVectorOp(
+            _llvm_value(rewriter, op.v1), _llvm_value(rewriter, op.v2),
+            builtin.DenseArrayBase.from_list(builtin.i32, list(mask)), result_type,
+        )
+        _replace(rewriter, op, [_emit(rewriter, shuffle)])
+
+
 class ReductionToLLVM(RewritePattern):
     """``vector.reduction <add>`` on integers -> ``llvm.vector.reduce.add`` (+ the accumulator)."""
 
@@ -702,6 +720,7 @@ def body_patterns(target: TargetInfo) -> list[RewritePattern]:
         BroadcastToLLVM(),
         InsertToLLVM(),
         ExtractToLLVM(),
+        ShuffleToLLVM(),
         ReductionToLLVM(),
         LowerNarrowAcc(target),
     ]

@@ -37,6 +37,11 @@ Three ways to reduce one output, each with its own chunking and accumulator plan
   masked-off lanes): that address is still inside the input, since the run starts at flat byte
   ``((n*H + ih)*W + iw0)*Cb >= r*W*Cb >= r*R`` (``ih >= r``, ``R <= W*Cb``), and masked-off lanes
   are never accessed. Used when ``Q <= MAX_PATCH_CHUNKS``.
+  On the ``ctpop`` (host) targets, when the weights are a constant ``memref.global`` and
+  ``B*M`` bytes fit one vector, a full block of ``B`` channels reads them from a re-laid copy
+  (:func:`weight_blocks`): one ``B*M``-byte load per vector ``j`` for the whole block, against
+  the window vector repeated ``B`` times (``vector.shuffle``), into one accumulator holding the
+  ``B`` outputs in runs of ``L`` lanes.
 
 * **kernel-row runs** (interior columns, ``dilation_w == 1``): the ``KW`` taps of kernel row
   ``kh`` are contiguous in both operands (NHWC, row-major): ``x[n, ih, iw0 : iw0+KW, :]`` and
@@ -75,11 +80,15 @@ per-tap path when there is no tail; that chunk is peeled off the chunk loop to u
 vector.
 
 Summing the lanes: xDSL's ``arith.extui`` takes no vectors, so the lanes are summed either in the
-lane type by ``vector.reduction <add>`` when the sum provably fits it (by the bit convention only
-the ``C`` valid bits of a tap can differ, so a whole output's popcount is at most ``K = KH*KW*C``),
-or lane by lane: ``vector.extract`` + scalar ``extui`` to ``i32`` + a balanced tree of ``addi``,
-which LLVM folds back into one widening vector reduction. Each output keeps its own accumulator;
-``out = K - 2*popcount``.
+lane type when the sum provably fits it (by the bit convention only the ``C`` valid bits of a tap
+can differ, so a whole output's popcount is at most ``K = KH*KW*C``), or lane by lane:
+``vector.extract`` + scalar ``extui`` to ``i32`` + a balanced tree of ``addi``, which LLVM folds
+back into one widening vector reduction. In the lane type, one output is one
+``vector.reduction <add>``; the ``B`` outputs of a block are summed together
+(:func:`transposed_lane_sums`: ``vector.shuffle`` + ``addi`` levels that only ever add lanes of
+the same output, so every partial sum is at most that output's ``K``) on the ``ctpop`` targets
+when each accumulator is a whole vector (:func:`sums_together`), and always for the one
+accumulator of a block read from re-laid weights. ``out = K - 2*popcount``.
 
 Fused output transforms, applied to each ``i32`` result before its store: ``clip8`` (``maxsi``,
 ``minsi``, ``trunci``), ``threshold`` (compare with the channel's threshold, bits packed 8 per
@@ -92,18 +101,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from xdsl.dialects import arith, vector
+from xdsl.dialects import arith, memref, vector
 from xdsl.dialects.builtin import (
+    DenseArrayBase,
     DenseIntOrFPElementsAttr,
     IntegerType,
     MemRefType,
+    StringAttr,
     TensorType,
+    UnitAttr,
     VectorType,
     i1,
     i8,
     i32,
+    i64,
 )
 from xdsl.ir import SSAValue
+from xdsl.traits import SymbolTable
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_mask
 from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
@@ -135,6 +149,22 @@ def blocks_outputs(target: TargetInfo) -> bool:
     :mod:`bnnmlir.passes.narrow_acc_to_llvm`), and LLVM reduces the ``B`` sums together.
     """
     return target.popcount in ("neon", "ctpop")
+
+def sums_together(target: TargetInfo) -> bool:
+    """Whether the lanes of the ``B`` outputs of a block are summed together
+    (:func:`transposed_lane_sums`) rather than by one ``vector.reduction`` each.
+
+    Each reduction of ``L`` lanes is ``log2 L`` shuffle-add levels on one output; summed
+    together, the first levels serve ``B`` outputs at once (``B = 4``, ``L = 32``: 7 shuffle-adds
+    for the block instead of 20). Only used when each accumulator is a whole vector
+    (``ConvLowering.lane_sums``): narrower ones LLVM already packs into one vector itself
+    (4 x 128 bits in one ``zmm``) and reduces with in-lane shuffles, which explicit shuffles
+    prevent (measured slower: 4 x 16 bytes 0.32 -> 0.36 ms on stage1, 2 x 32 bytes 5% slower on
+    stage2). Measured on AVX-512 (``ctpop``, Rocket Lake, stage3 about 0.18 -> 0.16 ms, stage4
+    about 4% faster); NEON keeps ``addv``.
+    """
+    return target.popcount == "ctpop"
+
 
 Outputs = Callable[[Emitter, Sequence[SSAValue]], list[SSAValue]]
 """``outputs(emitter, channels) -> the i32 results of those channels at one position``."""
@@ -272,8 +302,100 @@ def reduce_add(em: Emitter, lanes: SSAValue, lane_type: IntegerType) -> SSAValue
     )
 
 
+@dataclass(frozen=True)
+class LaneShuffle:
+    """One level of :func:`transposed_sum_plan`: ``add(shuffle(lhs, rhs, lo), shuffle(lhs, rhs,
+    hi))`` (``rhs`` is ``lhs`` for a halving of one vector)."""
+
+    lhs: int
+    rhs: int
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
+
+
+def transposed_sum_plan(count: int, lanes: int, segments: int = 1
+                        ) -> tuple[list[list[LaneShuffle]], int, int]:
+    """How to sum the lanes of each of ``count`` accumulators of ``L = lanes`` lanes together,
+    each accumulator holding ``segments`` outputs in equal runs of lanes (output ``i`` of the
+    accumulators in order is accumulator ``i // segments``, lanes of run ``i % segments``).
+
+    Returns ``(levels, vectors, per_vector)``: level by level the shuffle-adds (their results
+    replace the level's vectors, in order), then the number of vectors left and the outputs each
+    of them holds, one per lane: output ``i`` ends in lane ``i % per_vector`` of vector
+    ``i // per_vector``.
+
+    The vectors of a level hold whole outputs in equal segments of ``s`` lanes: initially
+    ``P = 2**ceil(log2 count)`` vectors (the ``count`` accumulators, then zero vectors),
+    ``segments`` outputs each, ``s = L / segments``. While there are several vectors and
+    ``s >= 2``, vectors ``2i`` and ``2i+1`` become one: ``lo`` takes the first ``s/2`` lanes of every segment of ``2i``, then of
+    ``2i+1``; ``hi`` the last ``s/2``; their sum holds the outputs of both, ``s/2`` lanes each,
+    every lane the sum of two lanes of the same output. Then each vector left halves itself the
+    same way down to ``s = 1``. So the lanes of one output are only ever added to each other:
+    every intermediate lane is a partial sum of one output's lanes, at most that output's total
+    (lanes are unsigned), and no add wraps when the totals fit the lane type. ``count = 4``,
+    ``L = 8``: 4 shuffle-adds instead of 4 reductions of 3 levels each.
+    """
+    assert count >= 1 and lanes >= 1 and lanes & (lanes - 1) == 0 and lanes % segments == 0
+    vectors, seg, levels = 1 << (count - 1).bit_length(), lanes // segments, []
+
+    def halves(seg: int, segments: int, base: int, upper: bool) -> list[int]:
+        first = seg // 2 if upper else 0
+        return [base + s * seg + first + i for s in range(segments) for i in range(seg // 2)]
+
+    while vectors > 1 and seg >= 2:
+        per = lanes // seg
+        level = [LaneShuffle(2 * i, 2 * i + 1,
+                             tuple(halves(seg, per, 0, False) + halves(seg, per, lanes, False)),
+                             tuple(halves(seg, per, 0, True) + halves(seg, per, lanes, True)))
+                 for i in range(vectors // 2)]
+        levels.append(level)
+        vectors, seg = vectors // 2, seg // 2
+    width = lanes
+    while seg >= 2:
+        per = width // seg
+        levels.append([LaneShuffle(i, i, tuple(halves(seg, per, 0, False)),
+                                   tuple(halves(seg, per, 0, True))) for i in range(vectors)])
+        width, seg = width // 2, seg // 2
+    return levels, vectors, width
+
+
+def transposed_lane_sums(em: Emitter, accs: Sequence[SSAValue], lanes: int,
+                         lane_type: IntegerType, segments: int = 1) -> list[SSAValue]:
+    """The lane sums (in ``lane_type``) of the outputs in ``accs`` by
+    :func:`transposed_sum_plan`: pairwise ``vector.shuffle`` + ``addi`` levels, then one
+    ``vector.extract`` per output. Exact when every output's sum fits ``lane_type``."""
+    levels, _, per_vector = transposed_sum_plan(len(accs), lanes, segments)
+    zero = em.vector_const([0] * lanes, lane_type)
+    vs = list(accs) + [zero] * ((1 << (len(accs) - 1).bit_length()) - len(accs))
+
+    def shuffle(a: SSAValue, b: SSAValue, mask: tuple[int, ...]) -> SSAValue:
+        return em.emit(vector.ShuffleOp(a, b, DenseArrayBase.from_list(i64, mask),
+                                        result_type=VectorType(lane_type, [len(mask)])))
+
+    for level in levels:
+        vs = [em.emit(arith.AddiOp(shuffle(vs[s.lhs], vs[s.rhs], s.lo),
+                                   shuffle(vs[s.lhs], vs[s.rhs], s.hi))) for s in level]
+    return [em.emit(vector.ExtractOp(vs[i // per_vector], [i % per_vector], lane_type))
+            for i in range(len(accs) * segments)]
+
+
 def zero_acc(em: Emitter, plan: AccumulatorPlan) -> SSAValue:
     return em.vector_const([0] * plan.lanes, IntegerType(plan.lane_bits))
+
+
+def fits_lane(plan: AccumulatorPlan, bound: int) -> bool:
+    return plan.lane_bits == 32 or bound <= 2**plan.lane_bits - 1
+
+
+def lane_sums(em: Emitter, plan: AccumulatorPlan, accs: Sequence[SSAValue], bound: int,
+              together: bool) -> list[SSAValue]:
+    """The lane sums of ``accs`` as ``i32``, given that each is at most ``bound``: all together
+    by :func:`transposed_lane_sums` when ``together`` and ``bound`` fits the lane type (and
+    there are several), else one :func:`lane_sum` each."""
+    if not together or len(accs) < 2 or not fits_lane(plan, bound):
+        return [lane_sum(em, plan, acc, bound) for acc in accs]
+    sums = transposed_lane_sums(em, accs, plan.lanes, IntegerType(plan.lane_bits))
+    return sums if plan.lane_bits == 32 else [em.emit(arith.ExtUIOp(t, i32)) for t in sums]
 
 
 def lane_sum(em: Emitter, plan: AccumulatorPlan, acc: SSAValue, bound: int) -> SSAValue:
@@ -284,7 +406,7 @@ def lane_sum(em: Emitter, plan: AccumulatorPlan, acc: SSAValue, bound: int) -> S
     (LLVM turns that into a widening vector reduction).
     """
     lane_type = IntegerType(plan.lane_bits)
-    if plan.lane_bits == 32 or bound <= 2**plan.lane_bits - 1:
+    if fits_lane(plan, bound):
         total = reduce_add(em, acc, lane_type)
         return total if plan.lane_bits == 32 else em.emit(arith.ExtUIOp(total, i32))
     terms = [
@@ -333,6 +455,8 @@ class ConvLowering:
         # Blocked outputs need lane sums in the lane type (see blocks_outputs).
         blocked = blocks_outputs(target) and fan_in <= 2**16 - 1
         self.block = min(OUTPUT_BLOCK, self.o) if blocked else 1
+        self.sums_together = sums_together(target)
+        self.vector_bytes = vector_bytes
         # 8-bit lanes stay when the whole sum fits them (fan-in <= 255).
         min_lane_bits = 16 if self.block > 1 and fan_in > 2**8 - 1 else 8
         # Per-tap chunking.
@@ -362,11 +486,20 @@ class ConvLowering:
                 plan = plan_accumulator(1, 1, len(patch.pieces), patch.m, min_lane_bits)
                 if plan.flush == "none":
                     self.patch, self.patch_plan = patch, plan
+        # Re-laid constant weights for full blocks (see weight_blocks): B*M bytes in one vector.
+        self.blocked_weights = (
+            target.popcount == "ctpop" and self.patch is not None and self.block == OUTPUT_BLOCK
+            and self.block * self.patch.m <= vector_bytes
+        )
+        self.weight_blocks: tuple[str, MemRefType] | None = None
         self.rows = interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
 
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool) -> None:
+        if self.blocked_weights:
+            assert self.patch is not None
+            self.weight_blocks = weight_blocks(self.op, self.patch, self.block)
         rows = self.n * self.oh
         if parallel:
             em.parallel(rows, self.row)
@@ -408,8 +541,11 @@ class ConvLowering:
                 iw0 = e.affine(ow, self.sw, -self.pl)
                 if not check_w and not check_h and self.patch is not None:
                     patch = self.patch_vectors(e, n, ih0, iw0)
+                    wide = self.repeated(e, patch) if self.weight_blocks is not None else None
 
                     def outputs(e2: Emitter, os: Sequence[SSAValue]) -> list[SSAValue]:
+                        if wide is not None and len(os) == self.block:
+                            return self.blocked_patch_outputs(e2, wide, os)
                         return self.patch_outputs(e2, patch, os)
                 elif not check_w and self.run is not None:
 
@@ -534,8 +670,8 @@ class ConvLowering:
                 accs = [zero_acc(e2, plan)] * k if plan.flush == "tap" else list(inner[:k])
                 accs = self.tap_chain(e2, accs, [n, ih_safe, iw_safe], os, [kh, kw], ok)
                 if plan.flush == "tap":
-                    accs = [e2.add(t, lane_sum(e2, plan, a, block_bound))
-                            for t, a in zip(inner[:k], accs)]
+                    accs = [e2.add(t, a) for t, a in
+                            zip(inner[:k], self.lane_sums(e2, plan, accs, block_bound))]
                 if count_taps:
                     assert ok is not None
                     accs.append(e2.add(inner[k], e2.emit(arith.ExtUIOp(ok, i32))))
@@ -544,8 +680,8 @@ class ConvLowering:
             if plan.flush == "row":
                 init = [zero_acc(e, plan)] * k + list(state[k:])
                 result = e.loop(0, self.kw, tap, init)
-                sums = [e.add(t, lane_sum(e, plan, a, block_bound))
-                        for t, a in zip(state[:k], result[:k])]
+                sums = [e.add(t, a) for t, a in
+                        zip(state[:k], self.lane_sums(e, plan, result[:k], block_bound))]
                 return sums + result[k:]
             return e.loop(0, self.kw, tap, state)
 
@@ -553,15 +689,28 @@ class ConvLowering:
         count = final[k] if count_taps else None
         return self.finish(em, plan, final[:k], count, self.channels)
 
+    def lane_sums(self, em: Emitter, plan: AccumulatorPlan, accs: Sequence[SSAValue],
+                  bound: int) -> list[SSAValue]:
+        """See :func:`sums_together`: only when each accumulator fills a whole vector."""
+        wide = plan.lanes * plan.lane_bits >= 8 * self.vector_bytes
+        return lane_sums(em, plan, accs, bound, self.sums_together and wide)
+
     def finish(self, em: Emitter, plan: AccumulatorPlan, totals: Sequence[SSAValue],
                count: SSAValue | None, per_count: int) -> list[SSAValue]:
         """``K - 2*popcount`` per output; ``K = per_count * count`` when counted, else the fan-in."""
+        # By the bit convention only the C valid bits of a tap can differ: popcount <= K.
+        fan_in = self.channels * self.kh * self.kw
+        popcounts = (self.lane_sums(em, plan, totals, fan_in) if plan.flush == "none"
+                     else list(totals))
+        return self.outputs_from(em, popcounts, count, per_count)
+
+    def outputs_from(self, em: Emitter, popcounts: Sequence[SSAValue], count: SSAValue | None,
+                     per_count: int) -> list[SSAValue]:
+        """``K - 2*popcount`` per output (see :meth:`finish`)."""
         fan_in = self.channels * self.kh * self.kw
         k = em.int(fan_in, i32) if count is None else em.mul(count, em.int(per_count, i32))
         results = []
-        for total in totals:
-            # By the bit convention only the C valid bits of a tap can differ: popcount <= K.
-            popcount = lane_sum(em, plan, total, fan_in) if plan.flush == "none" else total
+        for popcount in popcounts:
             twice = em.emit(arith.ShLIOp(popcount, em.int(1, i32)))
             results.append(em.sub(k, twice))
         return results
@@ -688,7 +837,8 @@ class ConvLowering:
                 accs = [e.emit(NarrowAccOp(acc, ai, b, plan.chain_steps))
                         for acc, ai, b in zip(accs, a_each, bs)]
             if plan.flush != "none":
-                accs = [e.add(t, lane_sum(e, plan, a, block_bound)) for t, a in zip(state[:k], accs)]
+                accs = [e.add(t, a) for t, a in
+                        zip(state[:k], self.lane_sums(e, plan, accs, block_bound))]
             if count_rows:
                 assert ok is not None
                 accs.append(e.add(state[k], e.emit(arith.ExtUIOp(ok, i32))))
@@ -751,6 +901,79 @@ class ConvLowering:
         return self.finish(em, plan, accs, None, self.channels)
 
 
+    # Blocked weights ----------------------------------------------------------------------------
+    def repeated(self, em: Emitter, patch_vectors: Sequence[SSAValue]) -> list[SSAValue]:
+        """Each window vector repeated ``B`` times: ``vector<B*M x i8>``, lane ``b*M + p`` is
+        lane ``p``."""
+        m, b = self.patch.m, self.block  # type: ignore[union-attr]
+        mask = DenseArrayBase.from_list(i64, [p for _ in range(b) for p in range(m)])
+        return [em.emit(vector.ShuffleOp(a, a, mask, result_type=VectorType(i8, [b * m])))
+                for a in patch_vectors]
+
+    def blocked_patch_outputs(self, em: Emitter, wide: Sequence[SSAValue],
+                              os: Sequence[SSAValue]) -> list[SSAValue]:
+        """``K - 2*popcount`` of a full block ``os = o0 .. o0+B-1`` (``o0 % B == 0``) at an
+        interior position, the ``B`` outputs in one accumulator (see :func:`weight_blocks`)."""
+        patch, plan = self.patch, self.patch_plan
+        assert patch is not None and plan is not None and self.weight_blocks is not None
+        b, lane_type = self.block, IntegerType(plan.lane_bits)
+        ref = em.get_global(*self.weight_blocks)
+        ob = em.emit(arith.DivUIOp(os[0], em.index(b)))
+        acc = em.vector_const([0] * (b * plan.lanes), lane_type)
+        for j, a in enumerate(wide):
+            w = em.vload(ref, [ob, em.index(j), em.index(0)], b * patch.m)
+            acc = em.emit(NarrowAccOp(acc, a, w, plan.chain_steps))
+        sums = transposed_lane_sums(em, [acc], b * plan.lanes, lane_type, segments=b)
+        if plan.lane_bits != 32:
+            sums = [em.emit(arith.ExtUIOp(t, i32)) for t in sums]
+        return self.outputs_from(em, sums, None, self.channels)
+
+
+def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int
+                  ) -> tuple[str, MemRefType] | None:
+    """The weights of ``op`` re-laid for the patches path, when they are a constant global.
+
+    ``wb[q, j, b*M + p] = w[q*B + b]`` at window byte ``t = j*M + p`` (0 for ``t >= T``), shape
+    ``[O // B, Q, B*M]``: vector ``j`` of the ``B`` channels of block ``q`` is one contiguous load
+    of ``B*M`` bytes. Against the window vector ``j`` repeated ``B`` times, lane group ``b`` of a
+    ``narrow_acc`` only sees channel ``q*B + b``; the bytes past ``T`` are 0 in both operands.
+    The accumulator holds the ``B`` outputs in runs of ``L`` lanes, each bounded as one output's
+    (same chain, same ``max_steps``), summed by :func:`transposed_lane_sums` with ``B``
+    segments. ``None`` when the weights are not a constant ``memref.global``."""
+    source = op.weight.owner
+    if not isinstance(source, memref.GetGlobalOp):
+        return None
+    module = op.get_toplevel_object()
+    glob = SymbolTable.lookup_symbol(op, source.name_)
+    if not isinstance(glob, memref.GlobalOp) or glob.constant is None:
+        return None
+    init = glob.initial_value
+    if not isinstance(init, DenseIntOrFPElementsAttr):
+        return None
+    o = op.weight.type.get_shape()[0]  # type: ignore[union-attr]
+    values = [int(v) for v in init.get_values()]
+    if len(values) == 1:  # a splat
+        values = values * (o * patch.patch_bytes)
+    assert len(values) == o * patch.patch_bytes
+    t, m, q = patch.patch_bytes, patch.m, len(patch.pieces)
+    blocked = [values[(ob * block + b) * t + j * m + p] if j * m + p < t else 0
+               for ob in range(o // block) for j in range(q) for b in range(block)
+               for p in range(m)]
+    taken = {getattr(x, "sym_name", None) for x in module.walk()}
+    k = 0
+    while StringAttr(f"__bnn_wblocks_{k}") in taken:
+        k += 1
+    name = f"__bnn_wblocks_{k}"
+    mtype = MemRefType(i8, [o // block, q, block * m])
+    module_block = glob.parent_block()
+    assert module_block is not None
+    module_block.insert_op_before(memref.GlobalOp.get(
+        StringAttr(name), mtype,
+        DenseIntOrFPElementsAttr.from_list(TensorType(i8, mtype.get_shape()), blocked),
+        sym_visibility=StringAttr("private"), constant=UnitAttr()), glob)
+    return name, mtype
+
+
 @dataclass(frozen=True)
 class ThresholdTables:
     """Where a fused threshold output reads its per-channel thresholds and directions."""
@@ -780,4 +1003,8 @@ __all__ = [
     "lower_bconv2d",
     "needs_bounds_check",
     "run_chunks",
+    "sums_together",
+    "transposed_lane_sums",
+    "transposed_sum_plan",
+    "weight_blocks",
 ]

@@ -101,6 +101,19 @@ func.func @vector_ops(%m: memref<16xi32>, %s: i32) -> i32 {
   func.return %t : i32
 }
 
+// vector.shuffle is llvm.shufflevector with the same mask (two sources, any result length).
+// CHECK-LABEL: llvm.func @shuffle(
+// CHECK-SAME:    %[[A:.*]]: vector<8xi16>, %[[B:.*]]: vector<8xi16>) -> vector<4xi16>
+// CHECK-NEXT:    %[[LO:.*]] = llvm.shufflevector %[[A]], %[[B]] [0, 1, 8, 9] : vector<8xi16>
+// CHECK-NEXT:    %[[HI:.*]] = llvm.shufflevector %[[A]], %[[B]] [2, 3, 10, 11] : vector<8xi16>
+// CHECK-NEXT:    llvm.add %[[LO]], %[[HI]] : vector<4xi16>
+func.func @shuffle(%a: vector<8xi16>, %b: vector<8xi16>) -> vector<4xi16> {
+  %lo = vector.shuffle %a, %b [0, 1, 8, 9] : vector<8xi16>, vector<8xi16>
+  %hi = vector.shuffle %a, %b [2, 3, 10, 11] : vector<8xi16>, vector<8xi16>
+  %s = arith.addi %lo, %hi : vector<4xi16>
+  func.return %s : vector<4xi16>
+}
+
 // scf.for becomes a loop of blocks with an i64 induction variable.
 // CHECK-LABEL: llvm.func @loop(
 // CHECK: llvm.br ^[[HEAD:.*]](%{{.*}} : i64)

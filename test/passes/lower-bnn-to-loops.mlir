@@ -18,7 +18,10 @@
 // (a zero-masked load), row 1 lanes 32..63 of vector 1 (a masked load merging into it, which
 // starts 32 bytes before the run, at column ow - 1) and vector 2; each channel's 288 weight
 // bytes are 4 plain vectors and a last one masked to 32 bytes; 4 channels per block in 16-bit
-// lanes, each summed by one vector.reduction in i16.
+// lanes, the 4 accumulators (each a whole vector) summed together: pairs of accumulators become
+// one vector with 16 lanes of each (vector.shuffle of the low and high halves + addi), the two
+// pairs one with 8 lanes of each of the 4, then the vector halves itself down to one lane per
+// output: only lanes of the same output are added.
 // CHECK-LABEL: func.func @small_fan_in
 // CHECK-DAG:     %[[K:.*]] = arith.constant 2304 : i32
 // CHECK-DAG:     %[[ONE:.*]] = arith.constant 1 : i32
@@ -41,8 +44,21 @@
 // HOST:                bnn.narrow_acc %[[ZERO]], %[[V0]], %[[B0]] max_steps = 5 : vector<64xi8> into vector<32xi16>
 // HOST:                bnn.narrow_acc %{{.*}}, %[[V1]], %{{.*}} max_steps = 5 : vector<64xi8> into vector<32xi16>
 // HOST:                vector.maskedload %{{.*}}[%[[O]], %{{.*}}, %{{.*}}, %{{.*}}], %{{.*}}, %[[NOBYTES]] : memref<8x3x3x32xi8>
-// HOST:                %[[ACC:.*]] = bnn.narrow_acc {{.*}} max_steps = 5 : vector<64xi8> into vector<32xi16>
-// HOST:                vector.reduction <add>, %[[ACC]] : vector<32xi16> into i16
+// HOST:                bnn.narrow_acc {{.*}} max_steps = 5 : vector<64xi8> into vector<32xi16>
+// HOST:                %[[LO01:.*]] = vector.shuffle %[[A0:.*]], %[[A1:.*]] [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47] : vector<32xi16>, vector<32xi16>
+// HOST-NEXT:           %[[HI01:.*]] = vector.shuffle %[[A0]], %[[A1]] [16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63] : vector<32xi16>, vector<32xi16>
+// HOST-NEXT:           %[[P01:.*]] = arith.addi %[[LO01]], %[[HI01]] : vector<32xi16>
+// HOST-NEXT:           %[[LO23:.*]] = vector.shuffle %[[A2:.*]], %[[A3:.*]] [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 32, {{.*}}] : vector<32xi16>, vector<32xi16>
+// HOST-NEXT:           %[[HI23:.*]] = vector.shuffle %[[A2]], %[[A3]] [16, {{.*}}] : vector<32xi16>, vector<32xi16>
+// HOST-NEXT:           %[[P23:.*]] = arith.addi %[[LO23]], %[[HI23]] : vector<32xi16>
+// HOST-NEXT:           %[[LO:.*]] = vector.shuffle %[[P01]], %[[P23]] [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, 34, 35, 36, 37, 38, 39, 48, 49, 50, 51, 52, 53, 54, 55] : vector<32xi16>, vector<32xi16>
+// HOST-NEXT:           %[[HI:.*]] = vector.shuffle %[[P01]], %[[P23]] [8, {{.*}}] : vector<32xi16>, vector<32xi16>
+// HOST-NEXT:           %[[P:.*]] = arith.addi %[[LO]], %[[HI]] : vector<32xi16>
+// HOST-NEXT:           vector.shuffle %[[P]], %[[P]] [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27] : vector<32xi16>, vector<32xi16>
+// HOST:                %[[Q:.*]] = arith.addi %{{.*}}, %{{.*}} : vector<4xi16>
+// HOST-NEXT:           %[[S0:.*]] = vector.extract %[[Q]][0] : i16 from vector<4xi16>
+// HOST-COUNT-3:        vector.extract %[[Q]][{{[1-3]}}] : i16 from vector<4xi16>
+// HOST-NEXT:           arith.extui %[[S0]] : i16 to i32
 // A64-NEXT:          scf.for %[[O:.*]] = %{{.*}} to %{{.*}} step %[[FOUR]] {
 // A64-NOT:             arith.cmpi
 // A64:                 %[[ACC:[0-9]+]]{{.*}} = scf.for %[[KH:.*]] = {{.*}} iter_args({{.*}} = %[[ZERO]]
@@ -80,8 +96,12 @@ func.func @small_fan_in(%x: memref<1x6x6x32xi8>, %w: memref<8x3x3x32xi8>, %o: me
 // A64-NEXT:      bnn.narrow_acc %{{.*}}, %[[XP]], %{{.*}} max_steps = 200 : vector<16xi8> into vector<8xi16>
 // HOST-NEXT:     bnn.narrow_acc %{{.*}}, %[[XP]], %{{.*}} max_steps = 50 : vector<64xi8> into vector<32xi16>
 // A64:           vector.reduction <add>, %{{.*}} : vector<8xi16> into i16
-// HOST:          vector.reduction <add>, %{{.*}} : vector<32xi16> into i16
-// CHECK-NEXT:    arith.extui %{{.*}} : i16 to i32
+// A64-NEXT:      arith.extui %{{.*}} : i16 to i32
+// The host's 4 accumulators are whole vectors: summed together (shuffles), one extract each.
+// HOST:          vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 32, {{.*}}] : vector<32xi16>, vector<32xi16>
+// HOST:          %[[SUMS:.*]] = arith.addi %{{.*}}, %{{.*}} : vector<4xi16>
+// HOST-NEXT:     vector.extract %[[SUMS]][0] : i16 from vector<4xi16>
+// HOST:          arith.extui %{{.*}} : i16 to i32
 func.func @big_fan_in(%x: memref<1x5x5x128xi8>, %w: memref<4x5x5x128xi8>, %o: memref<1x5x5x4xi32>) {
   bnn.bconv2d %x, %w into %o {in_channels = 1024 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 2, 2, 2, 2>, pad_value = -1 : i64} : memref<1x5x5x128xi8>, memref<4x5x5x128xi8>, memref<1x5x5x4xi32>
   func.return

@@ -457,6 +457,42 @@ def test_aarch64_mixed_program_compiles():
 # ---------------------------------------------------------------------------------------------
 
 
+SHUFFLE_PROGRAM = """
+builtin.module {
+  func.func @halves(%src: memref<16xi16>, %out: memref<8xi16>) {
+    %c0 = arith.constant 0 : index
+    %c8 = arith.constant 8 : index
+    %a = vector.load %src[%c0] : memref<16xi16>, vector<8xi16>
+    %b = vector.load %src[%c8] : memref<16xi16>, vector<8xi16>
+    %lo = vector.shuffle %a, %b [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xi16>, vector<8xi16>
+    %hi = vector.shuffle %a, %b [4, 5, 6, 7, 12, 13, 14, 15] : vector<8xi16>, vector<8xi16>
+    %s = arith.addi %lo, %hi : vector<8xi16>
+    %t = vector.shuffle %s, %s [7, 0] : vector<8xi16>, vector<8xi16>
+    %u = vector.shuffle %t, %t [1, 0, 3, 2, 0, 1, 2, 3] : vector<2xi16>, vector<2xi16>
+    vector.store %s, %out[%c0] : memref<8xi16>, vector<8xi16>
+    vector.store %u, %src[%c0] : memref<16xi16>, vector<8xi16>
+    func.return
+  }
+}"""
+
+
+def test_vector_shuffle_bit_exact():
+    """Two-source masks (lane ``i`` of the concatenation), a shorter result, a longer one."""
+    jit = HostJIT(SHUFFLE_PROGRAM)
+    kernel = jit.fn("halves", P, P)
+    rng = np.random.default_rng(11)
+    src = rng.integers(0, 2**15, 16, dtype=np.int16)
+    a, b = src[:8].copy(), src[8:].copy()
+    out = np.zeros(8, dtype=np.int16)
+    kernel(_ptr(src), _ptr(out))
+    s = np.concatenate([a[:4] + a[4:], b[:4] + b[4:]]).astype(np.int16)
+    np.testing.assert_array_equal(out, s)
+    t = np.array([s[7], s[0]])
+    tt = np.concatenate([t, t])
+    np.testing.assert_array_equal(src[:8], tt[[1, 0, 3, 2, 0, 1, 2, 3]])
+    np.testing.assert_array_equal(src[8:], b)
+
+
 @pytest.mark.parametrize(
     "body,message",
     [

@@ -36,6 +36,7 @@ from bnnmlir.passes.loops.bconv2d import (
     patch_chunks,
     patch_width,
     run_chunks,
+    transposed_sum_plan,
 )
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from bnnmlir.target import get_target
@@ -298,6 +299,98 @@ def test_bconv2d_wide_accumulators_and_flushes(c, kh, kw, lane_bits, flush, pad_
     )
 
 
+# Summing the lanes of several outputs together ----------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8, 32])
+@pytest.mark.parametrize("segments", [1, 2, 4])
+def test_transposed_sum_plan_only_adds_lanes_of_one_output(count, lanes, segments):
+    """Replays the plan on lanes tagged with their output (None: a zero lane) and on random
+    values: every add joins lanes of one output, and each output ends with its exact sum."""
+    if lanes % segments:
+        return
+    rng = np.random.default_rng(count * 100 + lanes * 10 + segments)
+    seg = lanes // segments
+    width = 1 << (count - 1).bit_length()
+    owner = [[v * segments + p // seg if v < count else None for p in range(lanes)]
+             for v in range(width)]
+    value = [[int(rng.integers(0, 1000)) if v < count else 0 for _ in range(lanes)]
+             for v in range(width)]
+    expected = [sum(value[i // segments][(i % segments) * seg:(i % segments + 1) * seg])
+                for i in range(count * segments)]
+    levels, vectors, per_vector = transposed_sum_plan(count, lanes, segments)
+    for level in levels:
+        new_owner, new_value = [], []
+        for s in level:
+            both_o, both_v = owner[s.lhs] + owner[s.rhs], value[s.lhs] + value[s.rhs]
+            lo_o, hi_o = [both_o[i] for i in s.lo], [both_o[i] for i in s.hi]
+            assert all(a == b or b is None and a is None for a, b in zip(lo_o, hi_o))
+            new_owner.append(lo_o)
+            new_value.append([both_v[i] + both_v[j] for i, j in zip(s.lo, s.hi)])
+        owner, value = new_owner, new_value
+    assert len(owner) == vectors
+    for i in range(count * segments):
+        assert owner[i // per_vector][i % per_vector] == i
+        assert value[i // per_vector][i % per_vector] == expected[i]
+
+
+def run_bconv2d_constant_weights(h, w, c, o, k, stride, pad, pad_value, seed, target="host"):
+    """A convolution whose weights are a constant ``memref.global`` (what the packed weights of a
+    compiled network are); returns the lowered module."""
+    rng = np.random.default_rng(seed)
+    x = _pm1(rng, (1, h, w, c))
+    wt = _pm1(rng, (o, k, k, c))
+    padding = (pad,) * 4
+    expected = reference.bconv2d(x, wt, (stride, stride), (1, 1), padding, pad_value)
+    xp = np.ascontiguousarray(reference.pack(x).view(np.int8))
+    wp = np.ascontiguousarray(reference.pack(wt).view(np.int8))
+    out = np.full(expected.shape, 0x5A5A5A5A, dtype=np.int32)
+    t_x, t_w, t_o = _memref(xp.shape, "i8"), _memref(wp.shape, "i8"), _memref(out.shape, "i32")
+    dense = str(wp.tolist())
+    tensor = "tensor<" + "".join(f"{d}x" for d in wp.shape) + "i8>"
+    source = f"""
+    "memref.global"() <{{sym_name = "weights", type = {t_w},
+      initial_value = dense<{dense}> : {tensor}, sym_visibility = "private", constant}}> : () -> ()
+    func.func @f(%x: {t_x}, %o: {t_o}) {{
+      %w = memref.get_global @weights : {t_w}
+      bnn.bconv2d %x, %w into %o {{in_channels = {c} : i64,
+        strides = array<i64: {stride}, {stride}>, dilations = array<i64: 1, 1>,
+        padding = array<i64: {pad}, {pad}, {pad}, {pad}>, pad_value = {pad_value} : i64}}
+        : {t_x}, {t_w}, {t_o}
+      func.return
+    }}"""
+    run(source, [xp, out], target)
+    np.testing.assert_array_equal(out, expected)
+    return lower_to_loops(source, target)
+
+
+@pytest.mark.parametrize(
+    "h, w, c, o, k, stride, pad, pad_value",
+    [
+        (6, 7, 64, 4, 3, 1, 1, 0),  # stage1-like: 72-byte windows, 5 vectors of 16
+        (5, 5, 64, 9, 3, 1, 1, -1),  # 2 blocks of 4 and one channel left over
+        (6, 6, 37, 6, 3, 2, 1, 1),  # 45-byte windows, 3 vectors of 16
+        (4, 4, 128, 8, 3, 1, 0, 0),  # every position interior, 9 vectors of 16
+        (5, 5, 12, 5, 2, 1, 0, 1),  # 8-byte windows: 8-bit lanes
+    ],
+)
+def test_bconv2d_blocked_constant_weights(h, w, c, o, k, stride, pad, pad_value):
+    """Host: the interior outputs of a block of 4 channels in one accumulator read from the
+    re-laid constant weights, summed by segments (random weights, so any mixing of lanes of
+    different outputs changes the result)."""
+    module = run_bconv2d_constant_weights(h, w, c, o, k, stride, pad, pad_value, seed=c + o)
+    names = [op.sym_name.data for op in module.ops if op.name == "memref.global"]
+    assert any(n.startswith("__bnn_wblocks_") for n in names)
+    assert any(op.name == "vector.shuffle" for op in module.walk())
+
+
+def test_bconv2d_constant_weights_aarch64_unblocked():
+    module = run_bconv2d_constant_weights(5, 5, 64, 4, 3, 1, 1, 0, seed=1, target="aarch64")
+    names = [op.sym_name.data for op in module.ops if op.name == "memref.global"]
+    assert names == ["weights"]
+
+
 # Element-wise ops --------------------------------------------------------------------------------
 
 
@@ -547,10 +640,12 @@ def test_bconv2d_interior_and_border_paths(target, h, w, c, o, k, strides, dilat
 
 @pytest.mark.parametrize("kind", ["clip8", "threshold", *(f"requant8-{k}" for k in KINDS)])
 @pytest.mark.parametrize("o", [3, 8, 13])
-@pytest.mark.parametrize("target", LOOP_TARGETS)
-def test_fused_outputs_in_channel_blocks(kind, o, target):
+@pytest.mark.parametrize("target, const_weights",
+                         [("host", False), ("host", True), ("aarch64", False)])
+def test_fused_outputs_in_channel_blocks(kind, o, target, const_weights):
     # O = 3, 8, 13: fewer channels than a block, whole blocks, and blocks plus a rest; threshold
-    # bits of a word come from several blocks.
+    # bits of a word come from several blocks. Constant weights: the host's full blocks read the
+    # re-laid copy at interior positions.
     rng = np.random.default_rng(o)
     n, h, w, c, k = 1, 5, 6, 37, 3
     x = _pm1(rng, (n, h, w, c))
@@ -575,12 +670,31 @@ def test_fused_outputs_in_channel_blocks(kind, o, target):
     xp = np.ascontiguousarray(reference.pack(x).view(np.int8))
     wp = np.ascontiguousarray(reference.pack(wt).view(np.int8))
     t_x, t_w, t_o = _memref(xp.shape, "i8"), _memref(wp.shape, "i8"), _memref(out.shape, "i8")
-    source = f"""
-    func.func @f(%x: {t_x}, %w: {t_w}, %o: {t_o}) {{
-      bnn.bconv2d %x, %w into %o {{in_channels = {c} : i64, strides = array<i64: 1, 1>,
-        dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = -1 : i64,
-        {extra}}} : {t_x}, {t_w}, {t_o}
-      func.return
-    }}"""
-    run(source, [xp, wp, out], target)
+    conv_op = f"""bnn.bconv2d %x, %w into %o {{in_channels = {c} : i64,
+        strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>,
+        padding = array<i64: 1, 1, 1, 1>, pad_value = -1 : i64, {extra}}} : {t_x}, {t_w}, {t_o}"""
+    if const_weights:
+        tensor = "tensor<" + "".join(f"{d}x" for d in wp.shape) + "i8>"
+        source = f"""
+        "memref.global"() <{{sym_name = "weights", type = {t_w},
+          initial_value = dense<{wp.tolist()}> : {tensor}, sym_visibility = "private",
+          constant}}> : () -> ()
+        func.func @f(%x: {t_x}, %o: {t_o}) {{
+          %w = memref.get_global @weights : {t_w}
+          {conv_op}
+          func.return
+        }}"""
+        args = [xp, out]
+    else:
+        source = f"""
+        func.func @f(%x: {t_x}, %w: {t_w}, %o: {t_o}) {{
+          {conv_op}
+          func.return
+        }}"""
+        args = [xp, wp, out]
+    run(source, args, target)
     np.testing.assert_array_equal(out, expected)
+    if const_weights and o >= 4:
+        module = lower_to_loops(source, target)
+        assert any(op.name == "memref.global" and op.sym_name.data.startswith("__bnn_wblocks_")
+                   for op in module.ops)
