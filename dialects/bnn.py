@@ -21,9 +21,9 @@ from typing import ClassVar
 
 from xdsl.dialects.builtin import (
     I8,
-    I64,
     I16,
     I32,
+    I64,
     DenseArrayBase,
     DictionaryAttr,
     Float32Type,
@@ -41,12 +41,12 @@ from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
-    opt_prop_def,
     VarConstraint,
     base,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
+    opt_prop_def,
     opt_result_def,
     prop_def,
     result_def,

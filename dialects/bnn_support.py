@@ -23,15 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from math import prod
 
-from bnnmlir.dialects.common import (
-    ShapedOpMixin,
-    UnaryShapedOp,
-    describe,
-    elem_of,
-    is_int,
-    shape_of,
-    static_shape,
-)
 from xdsl.dialects.builtin import (
     DenseArrayBase,
     Float32Type,
@@ -64,6 +55,15 @@ from xdsl.irdl import (
 from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import CLIP8_MIN, conv_output_size
+from bnnmlir.dialects.common import (
+    ShapedOpMixin,
+    UnaryShapedOp,
+    describe,
+    elem_of,
+    is_int,
+    shape_of,
+    static_shape,
+)
 
 Value = SSAValue | Operation
 

@@ -11,6 +11,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import packed_words
 
+
 def shape_of(t: Attribute) -> tuple[int, ...]:
     assert isinstance(t, TensorType | MemRefType)
     return tuple(t.get_shape())

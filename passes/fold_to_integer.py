@@ -64,9 +64,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from bnnmlir.dialects.bnn import BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import ActivationOp, AffineOp, BatchNormOp, CastOp, Requant8Op
-from bnnmlir.passes.value_range import ValueRanges, element_type
 from xdsl.context import Context
 from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType, UnknownLoc
 from xdsl.ir import Operation, SSAValue
@@ -79,6 +76,10 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir.dialects.bnn import BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import ActivationOp, AffineOp, BatchNormOp, CastOp, Requant8Op
+from bnnmlir.passes.value_range import ValueRanges, element_type
 
 BATCH_NORM_MODES = ("op", "torch")
 CHAIN_OPS = (BatchNormOp, AffineOp, ActivationOp, CastOp)

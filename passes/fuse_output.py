@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bnnmlir.dialects.bnn import BConv2dOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import Requant8Op
 from xdsl.context import Context
 from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr
 from xdsl.ir import Attribute, Operation
@@ -38,6 +36,9 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+
+from bnnmlir.dialects.bnn import BConv2dOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import Requant8Op
 
 
 def _sole_conv_producer(op: Operation) -> BConv2dOp | None:

@@ -50,19 +50,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import (
-    ActivationOp,
-    AddOp,
-    CastOp,
-    ConcatOp,
-    Conv2dOp,
-    DenseOp,
-    Pool2dOp,
-    Requant8Op,
-    ReshapeOp,
-    TransposeOp,
-)
 from xdsl.context import Context
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
@@ -79,6 +66,19 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, BlockArgument, Operation, OpResult, SSAValue
 from xdsl.passes import ModulePass
 
+from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    CastOp,
+    ConcatOp,
+    Conv2dOp,
+    DenseOp,
+    Pool2dOp,
+    Requant8Op,
+    ReshapeOp,
+    TransposeOp,
+)
 from bnnmlir.ir_utils import dense_to_numpy
 
 EXACT_F32_INT = 2**24

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from xdsl.ir import Attribute
 
 from bnnmlir.dialects.bnn_support import (
     ActivationOp,
@@ -29,7 +30,6 @@ from bnnmlir.dialects.bnn_support import (
     TransposeOp,
 )
 from bnnmlir.reference_ir import reference_of
-from xdsl.ir import Attribute
 
 F32 = np.float32
 

@@ -33,28 +33,11 @@ constant instead).
 from __future__ import annotations
 
 import struct
-from fractions import Fraction
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from math import prod
 
 import numpy as np
-from bnnmlir.dialects.bnn_support import (
-    ActivationOp,
-    AddOp,
-    AffineOp,
-    BatchNormOp,
-    CastOp,
-    ConcatOp,
-    Conv2dOp,
-    DenseOp,
-    GlobalAvgPoolOp,
-    Pool2dOp,
-    Requant8Op,
-    ReshapeOp,
-    TransposeOp,
-)
-from bnnmlir.passes.loops.elementwise import loop_nest
-from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from xdsl.dialects import arith, func, math, memref, scf
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
@@ -77,7 +60,24 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    ConcatOp,
+    Conv2dOp,
+    DenseOp,
+    GlobalAvgPoolOp,
+    Pool2dOp,
+    Requant8Op,
+    ReshapeOp,
+    TransposeOp,
+)
 from bnnmlir.ir_utils import static_memref
+from bnnmlir.passes.loops.elementwise import loop_nest
+from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 
 AddGlobal = Callable[[str, list, MemRefType], str]
 """``add_global(stem, values, memref_type) -> symbol name`` of a new private constant global."""

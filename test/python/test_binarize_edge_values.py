@@ -7,10 +7,10 @@ which the comparison is false, gives -1, like ``torch.where(x >= 0, 1, -1)``.
 import numpy as np
 import pytest
 import torch
+from conftest import requires_aarch64
 
 from bnnmlir import reference
 from bnnmlir.compiler import compile_module, parse_mlir
-from conftest import requires_aarch64
 
 EDGE_VALUES = np.array(
     [np.nan, -0.0, 0.0, -1e-45, 1e-45, np.inf, -np.inf, -np.nan, 3.0, -3.0, np.nan, 0.0, 1.0],

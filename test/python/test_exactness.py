@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+from conftest import requires_aarch64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bnnmlir
 import bnnmlir.nn as bnn
 from bnnmlir.examples.models import ClipBlock, bireal_net18, bnn_clip_net, randomize_batchnorm
-from conftest import requires_aarch64
 
 
 @st.composite

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import requant_cases
+from conftest import requires_aarch64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnnmlir import reference_ir
 from bnnmlir.bits import conv_output_size, packed_words
 from bnnmlir.compiler import CompileError, compile_module, parse_mlir
-from conftest import requires_aarch64
-import requant_cases
 
 TAILS = ("i32", "clip8", "threshold", "fused-clip8", "fused-threshold")
 REQUANT_TAILS = tuple(

@@ -7,6 +7,7 @@ on EVERY integer of the domain.
 
 import numpy as np
 import pytest
+import requant_cases
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,8 +28,6 @@ from bnnmlir.folding import (
     verify_requant,
     zero_points,
 )
-
-import requant_cases
 
 DOMAINS = [9, 27 * 64, 3 * 3 * 256, 4608]
 

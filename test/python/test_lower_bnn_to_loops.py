@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from requant_cases import KINDS, attr_text, random_requant
+from requant_cases import apply as apply_requant
 from xdsl.context import Context
 from xdsl.dialects import get_all_dialects
 from xdsl.dialects.builtin import ModuleOp
@@ -31,17 +33,15 @@ from bnnmlir.passes.loops.bconv2d import (
     RunChunks,
     chunk_bytes,
     conv_plans,
-    patch_plan,
     interior_range,
     patch_chunks,
+    patch_plan,
     patch_width,
     run_chunks,
     transposed_sum_plan,
 )
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from bnnmlir.target import get_target
-from requant_cases import KINDS, attr_text, random_requant
-from requant_cases import apply as apply_requant
 
 LOOP_TARGETS = ("host", "aarch64")
 

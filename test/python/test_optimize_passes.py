@@ -14,20 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import requant_cases
 import torch
-from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import (
-    ActivationOp,
-    AddOp,
-    AffineOp,
-    BatchNormOp,
-    CastOp,
-    Requant8Op,
-)
-from bnnmlir.passes.fold_to_integer import FoldNotApplied, FoldToIntegerPass
-from bnnmlir.passes.fuse_output import FuseOutputPass
-from bnnmlir.passes.pipelines import stage_passes
-from bnnmlir.passes.value_range import IntRange, ValueRanges
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.context import Context
@@ -45,9 +33,21 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir.bits import pack_bits, packed_words
+from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    Requant8Op,
+)
 from bnnmlir.ir_utils import numpy_to_dense
+from bnnmlir.passes.fold_to_integer import FoldNotApplied, FoldToIntegerPass
+from bnnmlir.passes.fuse_output import FuseOutputPass
+from bnnmlir.passes.pipelines import stage_passes
+from bnnmlir.passes.value_range import IntRange, ValueRanges
 from bnnmlir.reference_ir import evaluate
-import requant_cases
 
 F32 = np.float32
 
@@ -576,9 +576,10 @@ def test_binary_conv_batch_norm_clip8_binary_conv_compiles_to_a_fused_threshold(
     """BinaryConv2d -> BatchNorm2d (negative and zero gamma) -> Clip8 -> BinaryConv2d: the int8
     stream feeds only the sign, so it disappears into a threshold fused into the first
     convolution, and the compiled model still equals PyTorch exactly."""
+    from torch import nn
+
     import bnnmlir
     import bnnmlir.nn as bnn
-    from torch import nn
 
     torch.manual_seed(3)
     bn = nn.BatchNorm2d(12)
