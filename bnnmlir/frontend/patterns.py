@@ -343,6 +343,28 @@ def batch_norm(imp, node, x, w, b, mean, var, training, momentum, eps, cudnn_ena
     return _batch_norm(imp, x, w, b, mean, var, eps)
 
 
+def _check_batch_norm_statistics(imp, mean, var, gamma, beta, eps) -> None:
+    """Refuse a BatchNorm that can output inf/NaN for finite inputs: ``var + eps <= 0`` (in
+    float32, as PyTorch adds them), a non-finite parameter, or a scale
+    ``gamma / sqrt(var + eps)`` (or ``mean * scale``) that overflows float32 (then
+    ``(x - mean) * scale`` is NaN at ``x = mean``). NaN has no int8 or binary form."""
+    stats = [t.detach().float().reshape(-1) for t in (mean, var, gamma, beta)]
+    denominator = stats[1] + torch.tensor(float(eps), dtype=torch.float32)
+    bad = ~(denominator > 0)
+    for t in stats:
+        bad |= ~torch.isfinite(t)
+    scale = stats[2] / torch.sqrt(denominator.clamp_min(torch.finfo(torch.float32).tiny))
+    bad |= ~torch.isfinite(scale) | ~torch.isfinite(stats[0] * scale)
+    if bool(bad.any()):
+        channels = bad.nonzero().flatten().tolist()
+        shown = ", ".join(str(ch) for ch in channels[:8]) + (", ..." if len(channels) > 8 else "")
+        raise imp.error(
+            f"BatchNorm channels [{shown}] have running_var + eps <= 0, non-finite statistics or a "
+            "scale gamma / sqrt(var + eps) beyond float32: their outputs can be inf/NaN, which "
+            "no integer or binary layer represents"
+        )
+
+
 def _batch_norm(imp, x, w, b, mean, var, eps):
     act = _channel_act(imp, x)
     if not isinstance(mean, torch.Tensor) or not isinstance(var, torch.Tensor):
@@ -350,6 +372,7 @@ def _batch_norm(imp, x, w, b, mean, var, eps):
     c = mean.numel()
     gamma = torch.ones(c) if w is None else w
     beta = torch.zeros(c) if b is None else b
+    _check_batch_norm_statistics(imp, mean, var, gamma, beta, eps)
     params = [channel_vector(imp, act, t.reshape((1, c) + (1,) * (len(act.shape) - 2)), name)
               for t, name in ((mean, "mean"), (var, "var"), (gamma, "weight"), (beta, "bias"))]
     value = imp.emit.batch_norm(act.value, *[p.tolist() for p in params], float(eps))

@@ -670,3 +670,20 @@ def test_concat_of_signs_and_max_pool_of_a_sign():
     after = ops[ops.index("bnn.concat"):]
     assert after[:3] == ["bnn.concat", "bnn.pool2d", "bnn.binarize"], ops
     assert_exact(got[0], want[0])
+
+
+@pytest.mark.parametrize("case", ["zero_variance", "overflowing_scale", "nan_mean"])
+def test_degenerate_batch_norm_is_refused(case):
+    """Statistics that make BatchNorm output inf/NaN are named, not compiled into a mismatch."""
+    torch.manual_seed(0)
+    model = nn.Sequential(BinaryConv2d(3, 4, 3), nn.BatchNorm2d(4), Clip8())
+    bn = model[1]
+    with torch.no_grad():
+        if case == "zero_variance":
+            bn.eps, bn.running_var[1] = 0.0, 0.0
+        elif case == "overflowing_scale":
+            bn.eps, bn.running_var[2], bn.weight[2] = 0.0, 1e-30, -1e30
+        else:
+            bn.running_mean[3] = float("nan")
+    with pytest.raises(UnsupportedOperationError, match=r"module '1'.*BatchNorm channels \[\d\]"):
+        import_model(model.eval(), (torch.randn(1, 3, 6, 6),))
