@@ -148,8 +148,6 @@ RESERVED_PREFIX = "bnnmlir_"
 def _c_library_defines(name: str) -> bool:
     """Whether the C library (libc, libm, libpthread, as loaded in this process) exports
     ``name``: an entry point of that name would replace the library's function when linked."""
-    import ctypes
-
     try:
         return hasattr(ctypes.CDLL(None), name)
     except OSError:  # pragma: no cover - no dynamic loader

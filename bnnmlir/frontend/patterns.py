@@ -652,14 +652,11 @@ _EXACT_INTEGERS = {torch.float64: 2**53, torch.float32: 2**24, torch.float16: 2*
                    torch.bfloat16: 2**8}
 
 
-def _value_range(x) -> tuple[bool, float, float]:
-    """``(integral, lo, hi)`` of a run-time value."""
-    info = x.info
-    return info.integral, info.lo, info.hi
+CONVERSIONS = (aten._to_copy.default, aten.to.dtype, aten.to.dtype_layout, aten.to.device,
+               aten.to.other, aten.type_as.default)
 
 
-@converts(aten._to_copy.default, aten.to.dtype, aten.to.dtype_layout, aten.to.device,
-          aten.to.other, aten.type_as.default)
+@converts(*CONVERSIONS)
 def convert_dtype(imp, node, x, *args, **kwargs):
     """``.float()``, ``.to(dtype)``, ``.type_as(t)``, ``.to(memory_format=...)``, ``.to(device)``.
 
@@ -687,7 +684,7 @@ def convert_dtype(imp, node, x, *args, **kwargs):
         return x
     if dst == torch.bool or dst.is_complex or src.is_complex:
         raise imp.error(f"conversion from {src} to {dst} is not supported")
-    integral, lo, hi = _value_range(x)
+    integral, lo, hi = x.info.integral, x.info.lo, x.info.hi
     if dst.is_floating_point:
         if src.is_floating_point and _EXACT_INTEGERS[dst] >= _EXACT_INTEGERS[src]:
             return x  # widening: every value is kept
@@ -725,8 +722,7 @@ def assert_tensor_metadata(imp, node, x, size=None, stride=None, dtype=None, **k
 
 
 DTYPE_AGNOSTIC = {
-    aten._to_copy.default, aten.to.dtype, aten.to.dtype_layout, aten.to.device, aten.to.other,
-    aten.type_as.default, aten._assert_tensor_metadata.default,
+    *CONVERSIONS, aten._assert_tensor_metadata.default,
     aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.flatten.using_ints,
     aten.squeeze.dims, aten.squeeze.dim, aten.unsqueeze.default,
     aten.clone.default, aten.alias.default, aten.detach.default, aten.contiguous.default,
