@@ -303,3 +303,13 @@ def test_bad_entry_names_are_refused(compiled, tmp_path: Path, entry, message):
     with pytest.raises(ValueError, match=message):
         cm.save(tmp_path, target="aarch64", entry=entry)
 
+
+
+@pytest.mark.parametrize(
+    "target, threads, message",
+    [("aarch64", 0, "threads must be at least 1"), ("riscv", 1, "target")],
+)
+def test_bad_save_arguments_are_refused(compiled, tmp_path: Path, target, threads, message):
+    _, cm = compiled
+    with pytest.raises(ValueError, match=message):
+        cm.save(tmp_path, target=target, threads=threads)
