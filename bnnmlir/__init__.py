@@ -4,7 +4,7 @@
 with ``model.eval()``; see :mod:`bnnmlir.api`. ``import bnnmlir`` does not import torch.
 """
 
-from bnnmlir.compiler import CompileError
+from bnnmlir.errors import CompileError
 
 __version__ = "0.1.0"
 

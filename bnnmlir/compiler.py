@@ -22,20 +22,17 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, StringAttr,
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 
+from bnnmlir.errors import CompileError
 from bnnmlir.ir_utils import numpy_dtype
 from bnnmlir.passes.pipelines import STAGES, stage_passes
 from bnnmlir.target import TargetInfo, get_target
-
-
-class CompileError(Exception):
-    """A model or module that bnnmlir cannot compile; the message says which part and why."""
 
 
 def make_context() -> Context:
     """A context with every upstream dialect and the ``bnn`` dialect registered."""
     from xdsl.dialects import get_all_dialects
 
-    from bnnmlir.dialects.bnn import BNN
+    from bnnmlir.dialects import BNN
 
     ctx = Context()
     for name, factory in get_all_dialects().items():

@@ -6,7 +6,7 @@ from bnnmlir.passes import get_all_passes
 
 
 def _bnn_dialect():
-    from bnnmlir.dialects.bnn import BNN
+    from bnnmlir.dialects import BNN
 
     return BNN
 

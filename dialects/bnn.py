@@ -37,7 +37,7 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
@@ -56,7 +56,6 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import WORD_BITS, PadValue, conv_output_size, packed_words
-from bnnmlir.dialects.bnn_support import verify_requant8_params
 from bnnmlir.dialects.common import (
     ShapedOpMixin,
     UnaryShapedOp,
@@ -68,6 +67,7 @@ from bnnmlir.dialects.common import (
     static_shape,
     vector_length,
 )
+from bnnmlir.dialects.requant_map import verify_requant8_params
 
 I64Array = DenseArrayBase[IntegerType]
 
@@ -152,7 +152,7 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
       - ``table``: ``table[o*D + clamp(acc, lo, lo + D - 1) - lo]``.
 
       The parameters are verified by the rules of ``bnn.requant8``
-      (:func:`~bnnmlir.dialects.bnn_support.verify_requant8_params`).
+      (:func:`~bnnmlir.dialects.requant_map.verify_requant8_params`).
 
     ``thresholds``/``directions`` go with ``"threshold"`` only and ``requant`` with
     ``"requant8"`` only.
@@ -500,13 +500,8 @@ class NarrowAccOp(IRDLOperation):
 
 CORE_OPS = [BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp, NarrowAccOp]
 
-# The integer/float support ops live in their own module; it does not import this one.
-from bnnmlir.dialects.bnn_support import SUPPORT_OPS  # noqa: E402
-
-BNN = Dialect("bnn", [*CORE_OPS, *SUPPORT_OPS], [])
-
 __all__ = [
-    "BNN",
+    "CORE_OPS",
     "BinarizeOp",
     "BConv2dOp",
     "Clip8Op",

@@ -1,45 +1,97 @@
 """bnnmlir passes, registered by name.
 
-Each entry maps a pass name to the module that defines it; the module is imported only when the
-pass is used, so the command-line tools start fast.
+Each pass is imported only when it is used, so the command-line tools start fast; every entry
+names its class, so the registry leads straight to each pass's definition.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from xdsl.passes import ModulePass
 
-PASS_MODULES: dict[str, str] = {
-    "bnn-pack-weights": "bnnmlir.passes.pack_weights",
-    "bnn-annotate-ranges": "bnnmlir.passes.value_range",
-    "bnn-fold-to-integer": "bnnmlir.passes.fold_to_integer",
-    "bnn-fuse-output": "bnnmlir.passes.fuse_output",
-    "bnn-bufferize": "bnnmlir.passes.bufferize",
-    "bnn-plan-arena": "bnnmlir.passes.plan_arena",
-    "lower-bnn-to-loops": "bnnmlir.passes.lower_bnn_to_loops",
-    "convert-bnn-to-llvm": "bnnmlir.passes.convert_to_llvm",
-    "outline-parallel-loops": "bnnmlir.passes.outline_parallel_loops",
-    "bnn-lower-to-loops-pipeline": "bnnmlir.passes.pipelines",
-    "bnn-to-llvm-pipeline": "bnnmlir.passes.pipelines",
+
+def _pack_weights() -> type[ModulePass]:
+    from bnnmlir.passes.pack_weights import PackWeightsPass
+
+    return PackWeightsPass
+
+
+def _annotate_ranges() -> type[ModulePass]:
+    from bnnmlir.passes.annotate_ranges import AnnotateRangesPass
+
+    return AnnotateRangesPass
+
+
+def _fold_to_integer() -> type[ModulePass]:
+    from bnnmlir.passes.fold_to_integer import FoldToIntegerPass
+
+    return FoldToIntegerPass
+
+
+def _fuse_output() -> type[ModulePass]:
+    from bnnmlir.passes.fuse_output import FuseOutputPass
+
+    return FuseOutputPass
+
+
+def _bufferize() -> type[ModulePass]:
+    from bnnmlir.passes.bufferize import BufferizePass
+
+    return BufferizePass
+
+
+def _plan_arena() -> type[ModulePass]:
+    from bnnmlir.passes.plan_arena import PlanArenaPass
+
+    return PlanArenaPass
+
+
+def _lower_bnn_to_loops() -> type[ModulePass]:
+    from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
+
+    return LowerBnnToLoopsPass
+
+
+def _convert_bnn_to_llvm() -> type[ModulePass]:
+    from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
+
+    return ConvertBnnToLLVMPass
+
+
+def _outline_parallel_loops() -> type[ModulePass]:
+    from bnnmlir.passes.outline_parallel_loops import OutlineParallelLoopsPass
+
+    return OutlineParallelLoopsPass
+
+
+def _lower_to_loops_pipeline() -> type[ModulePass]:
+    from bnnmlir.passes.pipelines import LowerToLoopsPipeline
+
+    return LowerToLoopsPipeline
+
+
+def _to_llvm_pipeline() -> type[ModulePass]:
+    from bnnmlir.passes.pipelines import ToLLVMPipeline
+
+    return ToLLVMPipeline
+
+
+PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "bnn-pack-weights": _pack_weights,
+    "bnn-annotate-ranges": _annotate_ranges,
+    "bnn-fold-to-integer": _fold_to_integer,
+    "bnn-fuse-output": _fuse_output,
+    "bnn-bufferize": _bufferize,
+    "bnn-plan-arena": _plan_arena,
+    "lower-bnn-to-loops": _lower_bnn_to_loops,
+    "convert-bnn-to-llvm": _convert_bnn_to_llvm,
+    "outline-parallel-loops": _outline_parallel_loops,
+    "bnn-lower-to-loops-pipeline": _lower_to_loops_pipeline,
+    "bnn-to-llvm-pipeline": _to_llvm_pipeline,
 }
-
-
-def _find_pass(module_name: str, pass_name: str) -> type[ModulePass]:
-    module = importlib.import_module(module_name)
-    for value in vars(module).values():
-        if (
-            isinstance(value, type)
-            and issubclass(value, ModulePass)
-            and getattr(value, "name", None) == pass_name
-        ):
-            return value
-    raise LookupError(f"module {module_name} defines no pass named '{pass_name}'")
 
 
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Lazy constructors of every bnnmlir pass, keyed by pass name."""
-    return {
-        name: (lambda m=module, n=name: _find_pass(m, n)) for name, module in PASS_MODULES.items()
-    }
+    return dict(PASSES)

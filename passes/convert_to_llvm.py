@@ -61,7 +61,7 @@ from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_casts
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnmlir.passes.narrow_acc_to_llvm import LowerNarrowAcc, intrinsic_suffix
+from bnnmlir.passes.llvm.narrow_acc import LowerNarrowAcc, intrinsic_suffix
 from bnnmlir.passes.outline_parallel_loops import OutlineParallelLoopsPass
 from bnnmlir.target import TargetInfo, get_target
 
@@ -744,7 +744,7 @@ class ConvertBnnToLLVMPass(ModulePass):
     """Lower the loop level to the ``llvm`` dialect for ``target`` (``host`` or ``aarch64``).
 
     See the module docstring for the steps and the type mapping, and
-    :mod:`bnnmlir.passes.narrow_acc_to_llvm` for the per-target ``bnn.narrow_acc`` code.
+    :mod:`bnnmlir.passes.llvm.narrow_acc` for the per-target ``bnn.narrow_acc`` code.
     """
 
     name = "convert-bnn-to-llvm"

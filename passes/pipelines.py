@@ -21,28 +21,29 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
+from bnnmlir.passes.bufferize import BufferizePass
+from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
+from bnnmlir.passes.fold_to_integer import FoldToIntegerPass
+from bnnmlir.passes.fuse_output import FuseOutputPass
+from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
+from bnnmlir.passes.pack_weights import PackWeightsPass
+from bnnmlir.passes.plan_arena import PlanArenaPass
+
 STAGES = ("optimized", "buffers", "loops", "llvm")
 
 
 def stage_passes(stage: str, target: str = "host", parallel: bool = False) -> list[ModulePass]:
     """The passes that take the IR of the previous stage to ``stage``."""
-    from bnnmlir.passes import get_all_passes
-
-    passes = get_all_passes()
     if stage == "optimized":
         # Folding first: it creates the bnn.threshold ops that fusion absorbs, and it turns
         # binarize(cast(constant)) into binarize(constant), which weight packing then folds.
-        return [
-            passes["bnn-fold-to-integer"]()(),
-            passes["bnn-fuse-output"]()(),
-            passes["bnn-pack-weights"]()(),
-        ]
+        return [FoldToIntegerPass(), FuseOutputPass(), PackWeightsPass()]
     if stage == "buffers":
-        return [passes["bnn-bufferize"]()(), passes["bnn-plan-arena"]()()]
+        return [BufferizePass(), PlanArenaPass()]
     if stage == "loops":
-        return [passes["lower-bnn-to-loops"]()(target=target, parallel=parallel)]
+        return [LowerBnnToLoopsPass(target=target, parallel=parallel)]
     if stage == "llvm":
-        return [passes["convert-bnn-to-llvm"]()(target=target)]
+        return [ConvertBnnToLLVMPass(target=target)]
     raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(STAGES)}")
 
 

@@ -39,8 +39,8 @@ function argument / block argument   ``T(iN)`` for ``iN`` elements (``i8``: ``[-
 any other integer result             ``T(iN)``; any other float result: none
 ==================================== =============================================================
 
-:class:`ValueRanges` computes ranges on demand (memoized); :class:`AnnotateRangesPass`
-(``bnn-annotate-ranges``) writes them as ``bnn.range = [lo, hi]`` on the defining ops so that
+:class:`ValueRanges` computes ranges on demand (memoized); ``bnn-annotate-ranges``
+(:mod:`bnnmlir.passes.annotate_ranges`) writes them as ``bnn.range = [lo, hi]`` on the defining ops so that
 they can be checked in tests.
 """
 
@@ -50,21 +50,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.context import Context
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
-    ArrayAttr,
     DenseIntOrFPElementsAttr,
     Float32Type,
     IntegerAttr,
     IntegerType,
     MemRefType,
-    ModuleOp,
     TensorType,
-    i64,
 )
 from xdsl.ir import Attribute, BlockArgument, Operation, OpResult, SSAValue
-from xdsl.passes import ModulePass
 
 from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
 from bnnmlir.dialects.bnn_support import (
@@ -83,9 +78,6 @@ from bnnmlir.ir_utils import dense_to_numpy
 
 EXACT_F32_INT = 2**24
 """Every integer with ``|v| <= 2**24`` is exact in ``f32``."""
-
-RANGE_ATTR = "bnn.range"
-
 
 @dataclass(frozen=True)
 class IntRange:
@@ -320,29 +312,3 @@ class ValueRanges:
         if rule is None or len(op.results) != 1:
             return IntRange.of_type(element_type(value))
         return rule(op, [self.range_of(v) for v in op.operands])
-
-
-# ---------------------------------------------------------------------------------------------
-# Debug pass
-# ---------------------------------------------------------------------------------------------
-
-
-def range_attr(r: IntRange) -> ArrayAttr:
-    return ArrayAttr([IntegerAttr(r.lo, i64), IntegerAttr(r.hi, i64)])
-
-
-@dataclass(frozen=True)
-class AnnotateRangesPass(ModulePass):
-    """Attach ``bnn.range = [lo, hi]`` to every op whose single result has an integer range."""
-
-    name = "bnn-annotate-ranges"
-
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        ranges = ValueRanges()
-        ranges.prime(op)
-        for inner in op.walk():
-            if len(inner.results) != 1:
-                continue
-            r = ranges.range_of(inner.results[0])
-            if r is not None:
-                inner.attributes[RANGE_ATTR] = range_attr(r)

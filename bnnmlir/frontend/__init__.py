@@ -8,8 +8,8 @@ See :mod:`bnnmlir.frontend.importer` (graph capture, walk, signature),
 Importing this package imports ``torch``.
 """
 
+from bnnmlir.errors import UnsupportedOperationError
 from bnnmlir.frontend.emitter import LayerInfo
-from bnnmlir.frontend.errors import UnsupportedOperationError
 from bnnmlir.frontend.importer import (
     ImportedModel,
     TensorSpec,

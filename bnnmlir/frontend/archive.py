@@ -14,11 +14,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from bnnmlir.compiler import CompileError
-
-
-class UnsafeArchiveError(CompileError):
-    """The archive would need unpickling arbitrary objects to load."""
+from bnnmlir.errors import CompileError, UnsafeArchiveError
 
 
 def _unsafe_entries(archive: zipfile.ZipFile) -> list[str]:
@@ -55,7 +51,7 @@ def load_exported_program(path: str | Path):
     """Load ``path`` (written by ``torch.export.save``) safely; :class:`CompileError` otherwise."""
     import torch
 
-    import bnnmlir.nn  # noqa: F401 - registers the bnnmlir custom ops the graph may call
+    import bnnmlir.custom_ops  # noqa: F401 - registers the custom ops the graph may call
 
     path = Path(path)
     if not path.is_file():

@@ -44,7 +44,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from bnnmlir.nn.functional import CLIP8_OP, SIGN_OP
+from bnnmlir.custom_ops import CLIP8_OP, SIGN_OP
 
 aten = torch.ops.aten
 EXACT_F32 = 2**24

@@ -42,9 +42,9 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, Region
 
+from bnnmlir.errors import UnsupportedOperationError
 from bnnmlir.frontend.bias import check_biased_layers
 from bnnmlir.frontend.emitter import Emitter, LayerInfo, tensor
-from bnnmlir.frontend.errors import UnsupportedOperationError
 from bnnmlir.frontend.values import FLOAT, Act
 
 __all__ = ["ImportedModel", "LayerInfo", "TensorSpec", "import_model"]

@@ -43,6 +43,7 @@ import math
 import numpy as np
 import torch
 
+from bnnmlir.custom_ops import CLIP8_OP, SIGN_OP
 from bnnmlir.frontend import binary
 from bnnmlir.frontend.emitter import int_width, is_float
 from bnnmlir.frontend.integer import integer_conv, integer_dense
@@ -62,7 +63,6 @@ from bnnmlir.frontend.values import (
     Sign,
     ValueInfo,
 )
-from bnnmlir.nn.functional import CLIP8_OP, SIGN_OP
 
 aten = torch.ops.aten
 CONVERTERS: dict = {}

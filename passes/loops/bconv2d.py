@@ -146,7 +146,7 @@ def blocks_outputs(target: TargetInfo) -> bool:
     ``vector.reduction`` in the lane type. That is free on both targets: with 16-byte (NEON)
     vectors the widening step is ``uadalp`` and the sum ``addv``; on the ``ctpop`` (host) targets
     a 16-bit lane is exactly two bytes, so its step is one ``vpopcntw`` (no widening, see
-    :mod:`bnnmlir.passes.narrow_acc_to_llvm`), and LLVM reduces the ``B`` sums together.
+    :mod:`bnnmlir.passes.llvm.narrow_acc`), and LLVM reduces the ``B`` sums together.
     """
     return target.popcount in ("neon", "ctpop")
 

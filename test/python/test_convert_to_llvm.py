@@ -17,7 +17,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnmlir.dialects.bnn import BNN, NarrowAccOp
+from bnnmlir.dialects import BNN
+from bnnmlir.dialects.bnn import NarrowAccOp
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.target import AARCH64, host_target
 

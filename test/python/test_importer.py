@@ -17,7 +17,7 @@ from torch import nn
 from torch_models import randomize_bn
 from xdsl.dialects.builtin import FileLineColLoc, NameLoc
 
-from bnnmlir.compiler import CompileError
+from bnnmlir.errors import CompileError
 from bnnmlir.frontend import UnsupportedOperationError, import_model
 from bnnmlir.nn import BinaryConv2d, BinaryLinear, Clip8, QuantizeInput, binarize
 from bnnmlir.reference_ir import evaluate

@@ -24,7 +24,8 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir import reference
 from bnnmlir.backend.jit import JitModule
-from bnnmlir.dialects.bnn import BNN, NarrowAccOp
+from bnnmlir.dialects import BNN
+from bnnmlir.dialects.bnn import NarrowAccOp
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, lane_layout, plan_accumulator
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.loops.bconv2d import (

@@ -1,8 +1,14 @@
-"""Errors of the PyTorch importer."""
+"""The errors bnnmlir raises for input it cannot compile (no Python traceback reaches a user).
+
+:class:`CompileError` is the base; the PyTorch frontend refines it for an operator without an
+exact translation and for an archive that would need unpickling.
+"""
 
 from __future__ import annotations
 
-from bnnmlir.compiler import CompileError
+
+class CompileError(Exception):
+    """A model or module that bnnmlir cannot compile; the message says which part and why."""
 
 
 class UnsupportedOperationError(CompileError):
@@ -20,3 +26,7 @@ class UnsupportedOperationError(CompileError):
         if source:
             where += f" ({source})"
         super().__init__(f"unsupported operation {op} in {where}: {reason}")
+
+
+class UnsafeArchiveError(CompileError):
+    """The archive would need unpickling arbitrary objects to load."""

@@ -1,0 +1,1 @@
+"""Pieces of ``convert-bnn-to-llvm`` (:mod:`bnnmlir.passes.convert_to_llvm`)."""
