@@ -51,16 +51,17 @@ Option ``batch-norm`` selects how ``bnn.batch_norm`` is evaluated:
 * ``torch`` (default): ``torch.nn.functional.batch_norm`` of the installed PyTorch: the
   ORIGINAL op, so the fold is exact with respect to the PyTorch model whatever rounding order its
   kernel uses;
-* ``op``: the op's documented semantics as computed by the numpy reference
-  (:mod:`bnnmlir.reference_ops.support`: ``fma(x, scale, shift)`` in float32). On CPUs where
-  PyTorch's kernel uses fused multiply-adds (every AVX2/AVX-512 and NEON build) both modes give
-  the same fold; the tests check it.
+* ``op``: the op's documented semantics (``fma(x, scale, shift)`` in float32), computed with
+  PyTorch by :func:`bnnmlir.folding.torch_fns.batch_norm_op`, code of its own: the numpy
+  reference that the tests compare folds with shares nothing with it. On CPUs where PyTorch's
+  kernel uses fused multiply-adds (every AVX2/AVX-512 and NEON build) both modes give the same
+  fold; the tests check it.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,68 +141,36 @@ def float_chain(value: SSAValue) -> FloatChain | None:
         value = source
 
 
-def _f32(values: Sequence[float]) -> np.ndarray:
-    return np.asarray(list(values), dtype=np.float32)
+def _values(attr) -> list[float]:
+    return list(attr.get_values())
 
 
-def _batch_norm_fn(op: BatchNormOp, mode: str):
-    torch = _torch()
-    mean, var, gamma, beta = (
-        _f32(a.get_values()) for a in (op.mean, op.var, op.gamma, op.beta)
-    )
-    eps = np.float32(op.eps.value.data)
-    if mode == "torch":
-        params = [torch.from_numpy(a) for a in (mean, var, gamma, beta)]
-        # A contiguous [D, C] input takes PyTorch's per-channel `x * alpha + beta` kernel, the
-        # path of a convolution's output; strided inputs go through a kernel that rounds
-        # differently (see bnnmlir.folding.torch_fns).
-        return lambda x: torch.nn.functional.batch_norm(
-            x.contiguous(), params[0], params[1], params[2], params[3], training=False,
-            momentum=0.0, eps=op.eps.value.data,
-        )
-    from bnnmlir.reference_ops.support import batch_norm
+def _step(op: Operation, batch_norm: str) -> Callable | None:
+    """``op`` as a channel function evaluated by PyTorch (:mod:`bnnmlir.folding.torch_fns`)."""
+    _torch()
+    from bnnmlir.folding import torch_fns as fns
 
-    def reference(x):
-        with np.errstate(all="ignore"):  # inf/NaN parameters propagate as the op computes them
-            return torch.from_numpy(batch_norm(x.numpy(), mean, var, gamma, beta, eps))
-
-    return reference
-
-
-def _affine_fn(op: AffineOp):
-    """``x * scale + bias`` or, in the division form, ``x / divisor + bias`` (float32, as torch)."""
-    torch = _torch()
-    bias = torch.from_numpy(_f32(op.bias.get_values()))
-    if op.divides:
-        divisor = torch.from_numpy(_f32(op.divisor.get_values()))  # type: ignore[union-attr]
-        return lambda x: torch.add(torch.div(x, divisor), bias)
-    scale = torch.from_numpy(_f32(op.scale.get_values()))  # type: ignore[union-attr]
-    return lambda x: torch.add(torch.mul(x, scale), bias)
-
-
-def _activation_fn(op: ActivationOp):
-    torch = _torch()
-    kind = op.kind.data
-    if kind == "relu":
-        return lambda x: torch.maximum(x, torch.zeros((), dtype=x.dtype))
-    if kind == "hardtanh":
-        lo, hi = (torch.tensor(v, dtype=torch.float32) for v in op.bounds)
-        return lambda x: torch.minimum(torch.maximum(x, lo), hi)
-    slopes = torch.from_numpy(_f32(op.slopes.get_values()))  # type: ignore[union-attr]
-    return lambda x: torch.where(x >= 0, x, torch.mul(slopes, x))
+    if isinstance(op, BatchNormOp):
+        stats = [_values(a) for a in (op.mean, op.var, op.gamma, op.beta)]
+        make = fns.batch_norm_torch if batch_norm == "torch" else fns.batch_norm_op
+        return make(*stats, eps=op.eps.value.data)
+    if isinstance(op, AffineOp):
+        if op.divides:
+            return fns.divide_torch(_values(op.divisor), _values(op.bias))
+        return fns.affine_torch(_values(op.scale), _values(op.bias))
+    if isinstance(op, ActivationOp):
+        kind = op.kind.data
+        if kind == "relu":
+            return fns.relu_torch()
+        if kind == "hardtanh":
+            return fns.hardtanh_torch(*op.bounds)
+        return fns.prelu_torch(_values(op.slopes))
+    return None  # bnn.cast is the identity on integers of the domain (|x| <= 2**24) and on f32
 
 
 def channel_function(chain: FloatChain, batch_norm: str = "torch") -> Callable:
     """The chain as a folding channel function ``[D, C] float32 -> [D, C] float32``."""
-    steps = []
-    for op in chain.ops:
-        if isinstance(op, BatchNormOp):
-            steps.append(_batch_norm_fn(op, batch_norm))
-        elif isinstance(op, AffineOp):
-            steps.append(_affine_fn(op))
-        elif isinstance(op, ActivationOp):
-            steps.append(_activation_fn(op))
-        # bnn.cast is the identity on integers of the domain (|x| <= 2**24) and on f32
+    steps = [step for op in chain.ops if (step := _step(op, batch_norm)) is not None]
 
     def fn(x):
         for step in steps:
@@ -385,7 +354,8 @@ class FoldToIntegerPass(ModulePass):
     name = "bnn-fold-to-integer"
 
     batch_norm: str = "torch"
-    """How ``bnn.batch_norm`` is evaluated: ``torch`` (the original op) or ``op`` (the reference)."""
+    """How ``bnn.batch_norm`` is evaluated: ``torch`` (the original op) or ``op`` (its documented
+    semantics)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.batch_norm not in BATCH_NORM_MODES:

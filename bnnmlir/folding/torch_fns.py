@@ -59,3 +59,89 @@ def clip8_float(y: torch.Tensor) -> torch.Tensor:
 def then_clip8(fn: ChannelFn) -> ChannelFn:
     """``clip8_float`` after ``fn``: the channel function that :func:`fold_clip8` folds."""
     return lambda x: clip8_float(fn(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-channel float ops of ``bnn-fold-to-integer``, as channel functions
+# ---------------------------------------------------------------------------------------------
+# Each takes the op's parameters (float32 arrays of ``C``) and returns the op on ``[D, C]`` float32
+# candidates, computed by PyTorch. They share no code with the numpy reference of the ops, which
+# the tests compare them with.
+
+
+def batch_norm_torch(mean, var, gamma, beta, eps: float) -> ChannelFn:
+    """``torch.nn.functional.batch_norm`` (eval) of the installed PyTorch: the ORIGINAL op.
+
+    A contiguous ``[D, C]`` input takes PyTorch's per-channel ``x * alpha + beta`` kernel, the
+    path of a convolution's output (strided inputs round differently, see the module docstring).
+    """
+    params = [torch.as_tensor(a, dtype=torch.float32) for a in (mean, var, gamma, beta)]
+    return lambda x: torch.nn.functional.batch_norm(
+        x.contiguous(), *params, training=False, momentum=0.0, eps=eps
+    )
+
+
+def _round_to_f32_once(value: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+    """The float32 nearest to the exact ``value + error`` (``value`` float64, ``|error|`` below
+    half an ulp of ``value``), ties to even, without double rounding.
+
+    ``value.float()`` is correct unless ``value`` is exactly the midpoint of two adjacent
+    float32s (a midpoint is a float64); then a non-zero ``error`` decides between them.
+    """
+    rounded = value.float()
+    toward = torch.where(value >= rounded.double(), torch.inf, -torch.inf).float()
+    other = torch.nextafter(rounded, toward)
+    midpoint = (rounded.double() + other.double()) / 2 == value
+    other_side = (error > 0) == (other.double() > rounded.double())
+    return torch.where(midpoint & (error != 0) & other_side, other, rounded)
+
+
+def fma_f32_torch(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``a * b + c`` for float32 tensors with ONE rounding (a fused multiply-add).
+
+    The product of two float32s is exact in float64; the float64 sum ``s`` is exact up to its
+    rounding error ``e``, recovered exactly by Knuth's TwoSum; ``s + e`` is then rounded once.
+    Non-finite inputs give what float32 arithmetic gives.
+    """
+    p = a.double() * b.double()
+    c64 = c.double()
+    s = p + c64
+    v = s - p
+    e = (p - (s - v)) + (c64 - v)
+    finite = torch.isfinite(s) & torch.isfinite(e)
+    return torch.where(finite, _round_to_f32_once(s, torch.where(finite, e, 0.0)), s.float())
+
+
+def batch_norm_op(mean, var, gamma, beta, eps: float) -> ChannelFn:
+    """``bnn.batch_norm`` as documented: ``scale = (1 / sqrt(var + eps)) * gamma`` and
+    ``shift = fma(-mean, scale, beta)`` in float32, then ``fma(x, scale[c], shift[c])``."""
+    mean, var, gamma, beta = (torch.as_tensor(a, dtype=torch.float32) for a in (mean, var, gamma, beta))
+    scale = (1.0 / torch.sqrt(var + torch.tensor(eps, dtype=torch.float32))) * gamma
+    shift = fma_f32_torch(-mean, scale, beta)
+    return lambda x: fma_f32_torch(x, scale.expand_as(x), shift.expand_as(x))
+
+
+def affine_torch(scale, bias) -> ChannelFn:
+    """``x * scale[c] + bias[c]``: a float32 multiply, then a float32 add."""
+    scale, bias = (torch.as_tensor(a, dtype=torch.float32) for a in (scale, bias))
+    return lambda x: torch.add(torch.mul(x, scale), bias)
+
+
+def divide_torch(divisor, bias) -> ChannelFn:
+    """``x / divisor[c] + bias[c]``: a float32 (IEEE) division, then a float32 add."""
+    divisor, bias = (torch.as_tensor(a, dtype=torch.float32) for a in (divisor, bias))
+    return lambda x: torch.add(torch.div(x, divisor), bias)
+
+
+def relu_torch() -> ChannelFn:
+    return lambda x: torch.maximum(x, torch.zeros((), dtype=x.dtype))
+
+
+def hardtanh_torch(lo: float, hi: float) -> ChannelFn:
+    low, high = (torch.tensor(v, dtype=torch.float32) for v in (lo, hi))
+    return lambda x: torch.minimum(torch.maximum(x, low), high)
+
+
+def prelu_torch(slopes) -> ChannelFn:
+    slopes = torch.as_tensor(slopes, dtype=torch.float32)
+    return lambda x: torch.where(x >= 0, x, torch.mul(slopes, x))

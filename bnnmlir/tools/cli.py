@@ -42,13 +42,13 @@ def packed_channels(module: ModuleOp, entry: str | None = None) -> dict[int, int
 
 
 def random_inputs(module: ModuleOp, seed: int = 0, entry: str | None = None) -> list[np.ndarray]:
-    """Random inputs of the entry function: those of :func:`bnnmlir.reference_ir.random_inputs`,
+    """Random inputs of the entry function: those of :func:`bnnmlir.reference.random_inputs`,
     except that packed-bit arguments are random +-1 tensors packed by :mod:`bnnmlir.bits` (so the
     unused high bits of the last word are 0, as the convention requires)."""
-    from bnnmlir import reference_ir
+    from bnnmlir import reference
     from bnnmlir.bits import pack_bits
 
-    arrays = reference_ir.random_inputs(module, seed, entry)
+    arrays = reference.random_inputs(module, seed, entry)
     rng = np.random.default_rng([seed, 1])
     for index, channels in packed_channels(module, entry).items():
         words = arrays[index]
@@ -60,7 +60,7 @@ def random_inputs(module: ModuleOp, seed: int = 0, entry: str | None = None) -> 
 def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: int | None = None,
                   console: Console | None = None) -> bool:
     """Compile ``path`` for each target, run it, compare with the reference; True if all match."""
-    from bnnmlir import reference_ir
+    from bnnmlir import reference
     from bnnmlir.compiler import compile_module, parse_mlir
 
     console = console or _console()
@@ -68,7 +68,7 @@ def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: 
         text = f.read()
     reference_module = parse_mlir(text, path)
     inputs = random_inputs(reference_module, seed)
-    expected = reference_ir.evaluate(reference_module, inputs)
+    expected = reference.evaluate(reference_module, inputs)
 
     table = Table(title=f"{os.path.basename(path)}: compiled code vs numpy reference")
     for column in ("target", "runs on", "compile s", "run s", "outputs", "result"):

@@ -3,7 +3,7 @@
 Every op becomes scalar ``scf.for`` nests with ``memref.load`` / ``memref.store``; the innermost
 loop always runs over the contiguous last dimension. Float operations are single ``arith`` ops
 (``mulf`` then ``addf``, never fused) in the order of the op docstrings, so the result equals
-:mod:`bnnmlir.reference_ops.support` bit for bit. Per-channel parameters become private constant
+:mod:`bnnmlir.reference.support` bit for bit. Per-channel parameters become private constant
 ``memref.global``s read with ``memref.get_global`` (a parameter equal on all channels becomes a
 constant instead).
 

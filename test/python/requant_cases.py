@@ -1,6 +1,6 @@
 """Random ``bnn.requant8`` maps for the tests: every kind, shaped to move over ``[-K, K]``.
 
-A map is ``(kind, arrays)`` with the arrays of :data:`bnnmlir.dialects.bnn_support.REQUANT_PROPS`
+A map is ``(kind, arrays)`` with the arrays of :data:`bnnmlir.dialects.requant_map.REQUANT_PROPS`
 as Python lists (``lo`` an int, breakpoints and tables as per-channel rows). :func:`attr_text`
 writes it as the attribute entries of ``bnn.requant8`` (or of a ``requant = {...}`` dictionary),
 :func:`apply` computes it with the numpy reference, :func:`build` gives the op.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnmlir.dialects.bnn_support import BREAKPOINT_PAD, Requant8Op
-from bnnmlir.reference_ops import support as ref
+from bnnmlir.reference import support as ref
 
 KINDS = ("affine", "breakpoints", "table")
 

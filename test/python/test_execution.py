@@ -2,7 +2,7 @@
 
 Host: compiled in-process (JIT), sequential and with parallel row loops, over randomized shapes.
 aarch64: the object is cross-linked with the runtime and run under qemu-aarch64 on a smaller
-sample. The reference (``bnnmlir.reference_ir``) evaluates the same IR with numpy and shares no
+sample. The reference (``bnnmlir.reference``) evaluates the same IR with numpy and shares no
 code with the lowering.
 """
 
@@ -15,7 +15,7 @@ from conftest import requires_aarch64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnmlir import reference_ir
+from bnnmlir import reference
 from bnnmlir.bits import conv_output_size, packed_words
 from bnnmlir.compiler import CompileError, compile_module, parse_mlir
 
@@ -104,8 +104,8 @@ def make_program(n, h, w, c, o, k, s, d, pads, pad_value, tail, in_type, seed):
 
 def check(text: str, target: str, threads: int, seed: int = 0) -> None:
     module = parse_mlir(text)
-    inputs = reference_ir.random_inputs(module, seed)
-    expected = reference_ir.evaluate(module, inputs)
+    inputs = reference.random_inputs(module, seed)
+    expected = reference.evaluate(module, inputs)
     program = compile_module(parse_mlir(text), target=target, threads=threads)
     got = program(*inputs) if target == "host" else program.run_aarch64(*inputs)
     for g, e in zip(got, expected, strict=True):
@@ -163,8 +163,8 @@ def test_a_wrong_bit_is_caught():
     """The comparison above is sensitive: flipping one weight bit changes the result."""
     text = make_program(1, 5, 5, 9, 3, 3, 1, 1, (1, 1, 1, 1), 0, "i32", "f32", 1)
     module = parse_mlir(text)
-    inputs = reference_ir.random_inputs(module, 0)
-    expected = reference_ir.evaluate(module, inputs)[0]
+    inputs = reference.random_inputs(module, 0)
+    expected = reference.evaluate(module, inputs)[0]
     first = "dense<[[[[1," if "dense<[[[[1," in text else "dense<[[[[-1,"
     other = "dense<[[[[-1," if first == "dense<[[[[1," else "dense<[[[[1,"
     flipped = text.replace(first, other, 1)

@@ -489,3 +489,67 @@ def test_requant8_sign_of_a_non_monotone_table_is_refused():
         fold_requant8_sign(rq, -10, 10)
     t, d = fold_requant8_sign(rq, 1, 10)  # on [1, 10]: channel 0 changes once, 1 is always +1
     assert (t.tolist(), d.tolist()) == ([2, INT32_MIN], [1, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The fold's own BatchNorm evaluator (batch-norm=op) against first principles and the reference
+# ---------------------------------------------------------------------------------------------
+
+
+def exact_f32(value):
+    """The float32 nearest to an exact rational (ties to even), by exhaustive comparison."""
+    from fractions import Fraction
+
+    near = np.float32(float(value))
+    candidates = [np.nextafter(near, np.float32(-np.inf)), near, np.nextafter(near, np.float32(np.inf))]
+    return min(candidates, key=lambda f: (abs(Fraction(float(f)) - value), int(f.view(np.uint32)) & 1))
+
+
+# scale = gamma (var = 1, eps = 0) and shift = beta (mean = 0), so y = fma(x, gamma, beta):
+# 97 * (172961 * 2**-24) = 1 + 2**-24 exactly, the midpoint of 1 and 1 + 2**-23. A float64 sum
+# with +-2**-80 rounds back to that midpoint (double rounding); the single rounding does not.
+MIDPOINT_GAMMA = np.float32(172961 * 2.0**-24)
+EDGE_BETAS = [2.0**-80, -(2.0**-80), 0.0, -0.0, 2.0**-126 * 3, 1e30, -1e-45]
+
+
+@pytest.mark.parametrize("beta", EDGE_BETAS)
+def test_batch_norm_op_evaluator_is_exact_and_agrees_with_the_reference(beta):
+    """``batch-norm=op`` evaluates ``fma(x, scale, shift)`` with code of its own (PyTorch); the
+    numpy reference is a different implementation. Both must equal the exact rounding."""
+    from fractions import Fraction
+
+    from bnnmlir.folding.torch_fns import batch_norm_op
+    from bnnmlir.reference import support as ref
+
+    stats = ([0.0], [1.0], [float(MIDPOINT_GAMMA)], [beta])
+    x = np.array([-97, -1, 0, 1, 3, 96, 97, 98, 2**24 - 1, 2**24], dtype=np.float32)[:, None]
+    got = batch_norm_op(*stats, eps=0.0)(torch.from_numpy(x)).numpy()
+    oracle = ref.batch_norm(x, *(np.array(s, np.float32) for s in stats), np.float32(0.0))
+    exact = np.array([[exact_f32(Fraction(float(v)) * Fraction(float(MIDPOINT_GAMMA))
+                                 + Fraction(float(np.float32(beta))))] for v in x[:, 0]])
+    assert got.view(np.uint32).tolist() == exact.view(np.uint32).tolist()
+    assert oracle.view(np.uint32).tolist() == exact.view(np.uint32).tolist()
+    if beta == 2.0**-80:  # the double-rounding case is really exercised
+        assert got[6, 0] == np.float32(1 + 2.0**-23)
+
+
+@settings(max_examples=30, deadline=None)
+@given(channels=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
+def test_batch_norm_op_evaluator_matches_the_reference_on_random_statistics(channels, seed):
+    from bnnmlir.folding.torch_fns import batch_norm_op
+    from bnnmlir.reference import support as ref
+
+    rng = np.random.default_rng(seed)
+    mean = (rng.standard_normal(channels) * 50).astype(np.float32)
+    var = (rng.random(channels) * 9).astype(np.float32)
+    gamma = (rng.standard_normal(channels) * rng.choice([1e-30, 1.0, 1e20], channels)).astype(np.float32)
+    gamma[rng.random(channels) < 0.2] = 0.0
+    beta = (rng.standard_normal(channels) * 10).astype(np.float32)
+    var[rng.random(channels) < 0.1] = 0.0  # 1 / sqrt(0 + eps) with eps = 0: inf scale
+    eps = float(rng.choice([0.0, 1e-5]))
+    x = np.arange(-300, 301, dtype=np.float32)[:, None].repeat(channels, axis=1)
+    got = batch_norm_op(mean, var, gamma, beta, eps=eps)(torch.from_numpy(x)).numpy()
+    with np.errstate(all="ignore"):
+        oracle = ref.batch_norm(x, mean, var, gamma, beta, np.float32(eps))
+    np.testing.assert_array_equal(got, oracle)  # NaN == NaN here, and -0.0 != +0.0 below
+    assert (np.signbit(got) == np.signbit(oracle))[~np.isnan(oracle)].all()

@@ -21,7 +21,7 @@ import bnnmlir
 from bnnmlir.frontend import import_model
 from bnnmlir.frontend.bias import error_bound, exact_channels
 from bnnmlir.nn import BinaryConv2d, BinaryLinear, Clip8, binarize
-from bnnmlir.reference_ir import evaluate
+from bnnmlir.reference import evaluate
 
 
 class Sign(nn.Module):

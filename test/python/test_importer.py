@@ -1,7 +1,7 @@
 """Tests of the PyTorch importer: emitted IR, locations, warnings/errors, and semantics.
 
 Semantics are checked by running the imported IR with the numpy reference evaluator
-(:func:`bnnmlir.reference_ir.evaluate`) against ``model.eval()(x)``: bit-exact for integer or
+(:func:`bnnmlir.reference.evaluate`) against ``model.eval()(x)``: bit-exact for integer or
 binary outputs, rtol 1e-5 / atol 1e-4 for float heads.
 """
 
@@ -20,7 +20,7 @@ from xdsl.dialects.builtin import FileLineColLoc, NameLoc
 from bnnmlir.errors import CompileError
 from bnnmlir.frontend import UnsupportedOperationError, import_model
 from bnnmlir.nn import BinaryConv2d, BinaryLinear, Clip8, QuantizeInput, binarize
-from bnnmlir.reference_ir import evaluate
+from bnnmlir.reference import evaluate
 
 # ---------------------------------------------------------------------------------------------
 # Helpers

@@ -36,8 +36,8 @@ from bnnmlir.nn import (
     quantize_weight,
 )
 from bnnmlir.passes.fold_to_integer import FoldNotApplied
-from bnnmlir.reference_ir import evaluate
-from bnnmlir.reference_ops import support as ref
+from bnnmlir.reference import evaluate
+from bnnmlir.reference import support as ref
 
 seeds = st.integers(0, 2**32 - 1)
 

@@ -1,6 +1,6 @@
 """``bnn-annotate-ranges``, ``bnn-fold-to-integer`` and ``bnn-fuse-output`` against the oracles.
 
-Every folded or fused module is run with :func:`bnnmlir.reference_ir.evaluate` (numpy, written from
+Every folded or fused module is run with :func:`bnnmlir.reference.evaluate` (numpy, written from
 the op docstrings) and must give EXACTLY the outputs of the module before the pass, on inputs
 that cover every integer of the folded domain ``[-K, K]``. Folds evaluated with PyTorch's own
 BatchNorm (``batch-norm=torch``) are compared with ``torch.nn.BatchNorm1d`` directly:
@@ -47,7 +47,7 @@ from bnnmlir.passes.fold_to_integer import FoldNotApplied, FoldToIntegerPass
 from bnnmlir.passes.fuse_output import FuseOutputPass
 from bnnmlir.passes.pipelines import stage_passes
 from bnnmlir.passes.value_range import IntRange, ValueRanges
-from bnnmlir.reference_ir import evaluate
+from bnnmlir.reference import evaluate
 
 F32 = np.float32
 
@@ -215,6 +215,49 @@ def test_batch_norm_sign_folded_with_torch_matches_torch(channels, k, eps, seed)
     expected = pack_bits(torch.where(y >= 0, 1, -1).numpy()).view(np.int8)
     (got,) = evaluate(folded, [x])
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("terminal", ["binarize", "clip8"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_norm_op_mode_folds_exactly(terminal, seed):
+    """``batch-norm=op`` evaluates BatchNorm with the fold's own code
+    (:func:`bnnmlir.folding.torch_fns.batch_norm_op`); the numpy reference checks the fold."""
+    rng = np.random.default_rng(seed)
+    k = 288
+    stats = batch_norm_stats(7, k, rng, 127 / k if terminal == "clip8" else 1.0)
+    module = bn_chain_module(7, k, stats, 1e-5, terminal)
+    folded = run(module, FoldToIntegerPass(batch_norm="op"))
+    assert not ops_of(folded, BatchNormOp)
+    assert_same_outputs(module, folded, [domain_input(k, 7, rng)])
+
+
+def test_a_one_ulp_divergence_of_the_fold_is_caught(monkeypatch):
+    """The fold and the oracle are different code: if the fold's BatchNorm were one ulp off where
+    ``y = 0`` (channel ``y = x - 2`` at ``x = 2``), the comparison with the reference fails."""
+    from bnnmlir.folding import torch_fns
+
+    stats = tuple(np.array([v], F32) for v in (2.0, 1.0, 1.0, 0.0))
+    module = bn_chain_module(1, 9, stats, 0.0, "binarize")
+    inputs = [domain_input(9, 1, np.random.default_rng(0))]
+    assert_same_outputs(module, run(module, FoldToIntegerPass(batch_norm="op")), inputs)
+
+    exact = torch_fns.batch_norm_op
+
+    def one_ulp_low(*args, **kwargs):
+        fn = exact(*args, **kwargs)
+
+        def perturbed(x):
+            y = fn(x)
+            return torch.where(y == 0, torch.nextafter(y, torch.tensor(-1.0)), y)
+
+        return perturbed
+
+    monkeypatch.setattr(torch_fns, "batch_norm_op", one_ulp_low)
+    diverged = run(module, FoldToIntegerPass(batch_norm="op"))
+    (threshold,) = ops_of(diverged, ThresholdOp)
+    assert list(threshold.thresholds.get_values()) == [3]  # the exact fold has 2
+    with pytest.raises(AssertionError):
+        assert_same_outputs(module, diverged, inputs)
 
 
 def test_sign_directions_and_constant_channels():
@@ -673,7 +716,8 @@ def test_warnings_are_not_raised_for_folded_ops():
                              "clip8")
     with warnings.catch_warnings():
         warnings.simplefilter("error", FoldNotApplied)
-        run(module, FoldToIntegerPass())
+        folded = run(module, FoldToIntegerPass())
+    assert ops_of(folded, Requant8Op) and not ops_of(folded, BatchNormOp)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The integer and float support ops: numpy reference vs PyTorch, and compiled code vs reference.
 
-(a) :mod:`bnnmlir.reference_ops.support` against ``torch.nn.functional`` (NCHW tensors permuted
+(a) :mod:`bnnmlir.reference.support` against ``torch.nn.functional`` (NCHW tensors permuted
     from NHWC): integer ops and max pooling exactly, float ops within rtol 1e-5 / atol 1e-4;
     BatchNorm bit-exactly in one of its two float32 evaluation orders; ``bnn.requant8`` against
     :class:`bnnmlir.folding.Requant`.
 (b) Tensor-level functions compiled by :func:`bnnmlir.compiler.compile_module` for the host and
-    run on random inputs, compared bit for bit with :func:`bnnmlir.reference_ir.evaluate`.
+    run on random inputs, compared bit for bit with :func:`bnnmlir.reference.evaluate`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from bnnmlir.compiler import compile_module, parse_mlir
 from bnnmlir.dialects.bnn_support import Requant8Op
-from bnnmlir.reference_ir import evaluate, random_inputs
-from bnnmlir.reference_ops import support as ref
+from bnnmlir.reference import evaluate, random_inputs
+from bnnmlir.reference import support as ref
 
 RTOL, ATOL = 1e-5, 1e-4
 F32 = np.float32
@@ -267,7 +267,7 @@ _fake_value.blocks = []
 
 
 def evaluate_op(op, *args):
-    from bnnmlir.reference_ir import EVALUATORS
+    from bnnmlir.reference.interpreter import EVALUATORS
 
     return EVALUATORS[type(op)](op, list(args))
 

@@ -1,4 +1,4 @@
-"""Reference semantics of the ``bnn`` ops in plain numpy: the oracle of the tests.
+"""Reference semantics of the binary ``bnn`` ops in plain numpy.
 
 This module shares NO code with the lowering or with :mod:`bnnmlir.bits`: it works on the +-1
 values themselves (a binary convolution is an ordinary integer convolution of +-1 tensors, padded

@@ -1,0 +1,234 @@
+"""Evaluate tensor-level IR with the numpy reference: the oracle for whole programs.
+
+Each op is computed by :mod:`bnnmlir.reference.binary` (the binary ops, on +-1 values directly)
+or :mod:`bnnmlir.reference.support` (the support ops); :data:`EVALUATORS` maps every op type to
+its evaluation. Nothing here touches the passes or the lowering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
+from xdsl.ir import Attribute, Operation, SSAValue
+
+from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    ConcatOp,
+    Conv2dOp,
+    DenseOp,
+    GlobalAvgPoolOp,
+    Pool2dOp,
+    Requant8Op,
+    ReshapeOp,
+    TransposeOp,
+)
+from bnnmlir.ir_utils import dense_to_numpy, numpy_dtype
+from bnnmlir.reference import binary, support
+
+
+def _as_words(packed_uint8: np.ndarray) -> np.ndarray:
+    return packed_uint8.astype(np.uint8).view(np.int8)
+
+
+Evaluator = Callable[[Operation, list[np.ndarray]], np.ndarray]
+"""``fn(op, operand_values) -> value``: the reference evaluation of one op."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary ops
+# ---------------------------------------------------------------------------------------------
+
+
+def _binarize(op: BinarizeOp, args: list[np.ndarray]) -> np.ndarray:
+    return _as_words(binary.binarize(args[0]))
+
+
+def _bconv2d(op: BConv2dOp, args: list[np.ndarray]) -> np.ndarray:
+    c = op.channels
+    x = binary.unpack(args[0].view(np.uint8), c)
+    w = binary.unpack(args[1].view(np.uint8), c)
+    acc = binary.bconv2d(x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad))
+    if op.output_kind == "clip8":
+        return binary.clip8(acc)
+    if op.output_kind == "threshold":
+        assert op.thresholds is not None and op.directions is not None
+        pm1 = binary.threshold(acc, op.thresholds.get_values(), op.directions.get_values())
+        return _as_words(binary.pack(pm1))
+    if op.output_kind == "requant8":
+        return requant8(acc, op.requant_params)
+    return acc
+
+
+def _clip8(op: Clip8Op, args: list[np.ndarray]) -> np.ndarray:
+    return binary.clip8(args[0])
+
+
+def _threshold(op: ThresholdOp, args: list[np.ndarray]) -> np.ndarray:
+    pm1 = binary.threshold(args[0], op.thresholds.get_values(), op.directions.get_values())
+    return _as_words(binary.pack(pm1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Support ops
+# ---------------------------------------------------------------------------------------------
+
+
+def _out_shape(op) -> tuple[int, ...]:
+    return tuple(op.output_type().get_shape())
+
+
+def requant8(x, params: Mapping[str, Attribute]) -> np.ndarray:
+    """``bnn.requant8`` (or the ``requant8`` output of ``bnn.bconv2d``) with the map ``params``:
+    ``kind`` and that kind's arrays, the channel being the last axis of ``x``."""
+    x = np.asarray(x)
+    c = x.shape[-1]
+
+    def values(name: str) -> np.ndarray:
+        return np.asarray(params[name].get_values(), dtype=np.int64)  # type: ignore[attr-defined]
+
+    kind = params["kind"].data  # type: ignore[attr-defined]
+    if kind == "affine":
+        return support.requant8_affine(x, values("multiplier"), values("offset"), values("shift"))
+    if kind == "breakpoints":
+        return support.requant8_breakpoints(x, values("base"), values("step"),
+                                            values("breakpoints").reshape(c, -1))
+    if kind == "table":
+        lo = params["lo"].value.data  # type: ignore[attr-defined]
+        return support.requant8_table(x, lo, values("table").reshape(c, -1))
+    raise ValueError(f"unknown requant8 kind {kind!r}")
+
+
+def _requant8(op: Requant8Op, args: list[np.ndarray]) -> np.ndarray:
+    return requant8(args[0], op.params)
+
+
+def _cast(op: CastOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.cast(args[0])
+
+
+def _batch_norm(op: BatchNormOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.batch_norm(args[0], op.mean.get_values(), op.var.get_values(),
+                              op.gamma.get_values(), op.beta.get_values(), op.eps.value.data)
+
+
+def _affine(op: AffineOp, args: list[np.ndarray]) -> np.ndarray:
+    if op.divides:
+        return support.affine_divide(args[0], op.divisor.get_values(), op.bias.get_values())
+    return support.affine(args[0], op.scale.get_values(), op.bias.get_values())
+
+
+def _conv2d(op: Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
+    if op.is_integer:
+        return support.conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
+    bias = args[2] if op.bias is not None else None
+    return support.conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
+
+
+def _dense(op: DenseOp, args: list[np.ndarray]) -> np.ndarray:
+    if op.is_integer:
+        return support.dense_int(args[0], args[1])
+    return support.dense(args[0], args[1], args[2] if op.bias is not None else None)
+
+
+def _pool2d(op: Pool2dOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.pool2d(args[0], op.kind.data, op.kernel_hw, op.stride_hw, op.pads,
+                          op.count_include_pad is not None)
+
+
+def _global_avg_pool(op: GlobalAvgPoolOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.global_avg_pool(args[0])
+
+
+def _add(op: AddOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.add(args[0], args[1])
+
+
+def _activation(op: ActivationOp, args: list[np.ndarray]) -> np.ndarray:
+    kind = op.kind.data
+    if kind == "relu":
+        return support.relu(args[0])
+    if kind == "hardtanh":
+        return support.hardtanh(args[0], *op.bounds)
+    return support.prelu(args[0], op.slopes.get_values())
+
+
+def _concat(op: ConcatOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.concat(args)
+
+
+def _reshape(op: ReshapeOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.reshape(args[0], _out_shape(op))
+
+
+def _transpose(op: TransposeOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.transpose(args[0], op.perm)
+
+
+EVALUATORS: Mapping[type[Operation], Evaluator] = {
+    BinarizeOp: _binarize,
+    BConv2dOp: _bconv2d,
+    Clip8Op: _clip8,
+    ThresholdOp: _threshold,
+    Requant8Op: _requant8,
+    CastOp: _cast,
+    BatchNormOp: _batch_norm,
+    AffineOp: _affine,
+    Conv2dOp: _conv2d,
+    DenseOp: _dense,
+    Pool2dOp: _pool2d,
+    GlobalAvgPoolOp: _global_avg_pool,
+    AddOp: _add,
+    ActivationOp: _activation,
+    ConcatOp: _concat,
+    ReshapeOp: _reshape,
+    TransposeOp: _transpose,
+}
+"""The evaluation of every op the reference knows."""
+
+
+def evaluate(module: ModuleOp, inputs: Sequence[np.ndarray], entry: str | None = None) -> list[np.ndarray]:
+    """Run function ``entry`` (the only one if ``None``) of a tensor-level module on ``inputs``."""
+    fns = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
+    fn = next((f for f in fns if entry is None or f.sym_name.data == entry), None)
+    if fn is None:
+        raise ValueError(f"no function {entry!r} in the module")
+    env: dict[SSAValue, np.ndarray] = dict(zip(fn.body.block.args, inputs))
+    for op in fn.body.block.ops:
+        if isinstance(op, func.ReturnOp):
+            return [env[v] for v in op.arguments]
+        if isinstance(op, arith.ConstantOp):
+            if isinstance(op.value, DenseIntOrFPElementsAttr):
+                env[op.result] = dense_to_numpy(op.value)
+            continue
+        evaluator = EVALUATORS.get(type(op))
+        if evaluator is None:
+            raise NotImplementedError(f"the reference has no semantics for '{op.name}'")
+        env[op.results[0]] = evaluator(op, [env[v] for v in op.operands])
+    raise ValueError("function without func.return")
+
+
+def random_inputs(module: ModuleOp, seed: int = 0, entry: str | None = None) -> list[np.ndarray]:
+    """Random inputs for the entry function: small integers, or normal floats with some zeros."""
+    rng = np.random.default_rng(seed)
+    fns = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
+    fn = next(f for f in fns if entry is None or f.sym_name.data == entry)
+    arrays = []
+    for t in fn.function_type.inputs.data:
+        shape = tuple(t.get_shape())  # type: ignore[attr-defined]
+        dtype = numpy_dtype(t.get_element_type())  # type: ignore[attr-defined]
+        if dtype.kind == "f":
+            a = rng.standard_normal(shape).astype(dtype)
+            a[rng.random(shape) < 0.05] = 0.0
+        else:
+            info = np.iinfo(dtype)
+            a = rng.integers(max(info.min, -300), min(info.max, 300) + 1, size=shape).astype(dtype)
+        arrays.append(a)
+    return arrays

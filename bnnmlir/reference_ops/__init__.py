@@ -1,1 +1,0 @@
-"""Numpy references of the support ops, registered with :mod:`bnnmlir.reference_ir`."""
