@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from bnnmlir import bench
-from bnnmlir.bench_host import SMOKE_TIMING, bench_layer, best_block_medians
-from bnnmlir.bench_layers import LAYERS, ConvLayer, expected_output, random_data, select_layers
-from bnnmlir.bench_mca import (
+from bnnmlir.bench import command as bench
+from bnnmlir.bench.host import SMOKE_TIMING, bench_layer, best_block_medians
+from bnnmlir.bench.layers import LAYERS, ConvLayer, expected_output, random_data, select_layers
+from bnnmlir.bench.mca import (
     PEERS,
     LoopBody,
     find_llvm_mca,
@@ -84,7 +84,7 @@ def test_host_rows_are_checked_and_complete(layer):
 
 
 def test_wrong_kernel_is_flagged_and_not_timed(monkeypatch):
-    import bnnmlir.bench_host as host
+    import bnnmlir.bench.host as host
 
     layer = TINY[0]
     real = host.expected_output

@@ -2,12 +2,12 @@
 
 Two parts, both measured or modelled in the same run as their peers:
 
-1. host: each layer of :data:`bnnmlir.bench_layers.LAYERS` compiled for the host with 1 thread
+1. host: each layer of :data:`bnnmlir.bench.layers.LAYERS` compiled for the host with 1 thread
    and with ``--threads`` threads, timed against PyTorch fp32 and int8 convolutions of the same
-   shape (:mod:`bnnmlir.bench_host`); every compiled layer is first checked against the numpy
+   shape (:mod:`bnnmlir.bench.host`); every compiled layer is first checked against the numpy
    reference;
 2. ARM model (``--mca``): ``llvm-mca`` cycles of the innermost popcount loop of the aarch64 code
-   (cortex-a72) against small reference NEON loops (:mod:`bnnmlir.bench_mca`).
+   (cortex-a72) against small reference NEON loops (:mod:`bnnmlir.bench.mca`).
 
 GOPS are binary ops per second / 1e9 with ``ops = 2 * MACs`` (one XNOR-popcount MAC = 2 ops, the
 count that gives the fp32 convolution's FLOPs); speedups are time ratios (peer time / bnnmlir time).
@@ -25,15 +25,15 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from bnnmlir.bench_host import (
+from bnnmlir.bench.host import (
     QUICK_TIMING,
     HostResult,
     TimingPolicy,
     bench_host,
     host_speed_peak_note,
 )
-from bnnmlir.bench_layers import LAYERS, ConvLayer, select_layers
-from bnnmlir.bench_mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
+from bnnmlir.bench.layers import LAYERS, ConvLayer, select_layers
+from bnnmlir.bench.mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
 
 # The layers the ARM model looks at: their interior (no padding) runs the steady-state loop.
 MCA_LAYERS: tuple[str, ...] = ("stage1", "stage3", "stage4", "c37")

@@ -1,6 +1,6 @@
 """Host speed of compiled binary convolutions against PyTorch peers, measured in the same run.
 
-For each layer (see :mod:`bnnmlir.bench_layers`) and each thread count:
+For each layer (see :mod:`bnnmlir.bench.layers`) and each thread count:
 
 * **bnnmlir**: the layer compiled with ``compile_module(..., threads=t)`` and called with the packed
   ``i8`` activations (the public call: argument checks and output allocation included);
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bnnmlir.bench_layers import ConvLayer, LayerData, bconv_module, expected_output, random_data
+from bnnmlir.bench.layers import ConvLayer, LayerData, bconv_module, expected_output, random_data
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class HostResult:
 
     @property
     def gops(self) -> float:
-        """Binary ops per second / 1e9 (``2 * MACs``, see :mod:`bnnmlir.bench_layers`)."""
+        """Binary ops per second / 1e9 (``2 * MACs``, see :mod:`bnnmlir.bench.layers`)."""
         return self.binary_ops / self.bnnmlir_s / 1e9
 
     @property

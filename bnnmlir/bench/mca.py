@@ -10,7 +10,7 @@ Every peer loop is ``ldp`` x4, ``eor`` x4, ``cnt`` x4, then its accumulation, ``
 
 Reported per loop iteration: cycles, packed bytes popcounted (16 per ``cnt vN.16b``, 8 per
 ``.8b``), cycles per 16 bytes and binary ops per cycle, where 16 packed bytes are 128 binary MACs =
-256 binary ops (the ``2 * MACs`` of :mod:`bnnmlir.bench_layers`).
+256 binary ops (the ``2 * MACs`` of :mod:`bnnmlir.bench.layers`).
 
 The peers are small NEON loops written here, each reading 64 bytes of activations and 64 bytes of
 weights per iteration (post-incremented loads, a counted branch) and differing only in how the
@@ -206,7 +206,7 @@ def peer_results(mca: str | None = None) -> list[McaResult]:
 
 def layer_result(layer, mca: str | None = None) -> McaResult | None:
     """Compile ``layer`` for aarch64 and model its innermost popcount loop (None: no loop)."""
-    from bnnmlir.bench_layers import bconv_module, random_data
+    from bnnmlir.bench.layers import bconv_module, random_data
     from bnnmlir.compiler import compile_module
 
     data = random_data(layer)
