@@ -34,88 +34,66 @@ rows, an ``scf.parallel`` with one induction variable and no reductions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import func, memref
-from xdsl.dialects.builtin import (
-    DenseIntOrFPElementsAttr,
-    MemRefType,
-    ModuleOp,
-    StringAttr,
-    TensorType,
-    UnitAttr,
-    i8,
-    i32,
-)
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.ir_utils import static_memref
-from bnnmlir.passes.loops.bconv2d import ThresholdTables, lower_bconv2d
+from bnnmlir.dialects.bnn_support import (
+    ActivationOp,
+    AddOp,
+    AffineOp,
+    BatchNormOp,
+    CastOp,
+    ConcatOp,
+    Conv2dOp,
+    DenseOp,
+    GlobalAvgPoolOp,
+    Pool2dOp,
+    Requant8Op,
+    ReshapeOp,
+    TransposeOp,
+)
+from bnnmlir.passes.loops import support
+from bnnmlir.passes.loops.bconv2d import lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
-from bnnmlir.passes.loops.support import (
-    SUPPORT_LOWERED_OPS,
-    lower_support_op,
-    requant8_epilogue,
+from bnnmlir.passes.loops.lowering import (
+    Lowering,
+    LoweringContext,
+    ModuleGlobals,
+    cannot_lower,
+    check_buffer_form,
 )
-from bnnmlir.target import TargetInfo, get_target
+from bnnmlir.target import get_target
 
-CORE_LOWERED_OPS = (BinarizeOp, BConv2dOp, Clip8Op, ThresholdOp)
-LOWERED_OPS = (*CORE_LOWERED_OPS, *SUPPORT_LOWERED_OPS)
-
-
-class _ModuleGlobals:
-    """Private constant ``memref.global``s added to the module, with fresh names."""
-
-    def __init__(self, module: ModuleOp):
-        self.module = module
-        self.taken = {
-            op.sym_name.data
-            for op in module.ops
-            if isinstance(getattr(op, "sym_name", None), StringAttr)
-        }
-
-    def add(self, stem: str, values: list[int], mtype: MemRefType, before: Operation) -> str:
-        k = 0
-        while f"{stem}_{k}" in self.taken:
-            k += 1
-        name = f"{stem}_{k}"
-        self.taken.add(name)
-        tensor = TensorType(mtype.get_element_type(), mtype.get_shape())
-        glob = memref.GlobalOp.get(
-            StringAttr(name),
-            mtype,
-            DenseIntOrFPElementsAttr.from_list(tensor, values),
-            sym_visibility=StringAttr("private"),
-            constant=UnitAttr(),
-        )
-        self.module.body.block.insert_op_before(glob, before)
-        return name
-
-
-def _fail(op: Operation, fn: func.FuncOp, why: str) -> PassFailedException:
-    return PassFailedException(
-        f"lower-bnn-to-loops: cannot lower '{op.name}' in @{fn.sym_name.data}: {why}"
-    )
-
-
-def _check_buffer_form(op: Operation, fn: func.FuncOp) -> None:
-    if op.results or getattr(op, "out", None) is None:
-        raise _fail(
-            op,
-            fn,
-            "expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first",
-        )
-    for value in op.operands:
-        try:
-            static_memref(value.type)
-        except ValueError as e:
-            raise _fail(op, fn, str(e)) from None
+LOWERINGS: Mapping[type[Operation], Lowering] = {
+    BinarizeOp: lower_binarize,
+    ThresholdOp: lower_threshold,
+    Clip8Op: lower_clip8,
+    BConv2dOp: lower_bconv2d,
+    Requant8Op: support.lower_requant8,
+    CastOp: support.lower_cast,
+    BatchNormOp: support.lower_batch_norm,
+    AffineOp: support.lower_affine,
+    Conv2dOp: support.lower_conv2d,
+    DenseOp: support.lower_dense,
+    Pool2dOp: support.lower_pool2d,
+    GlobalAvgPoolOp: support.lower_global_avg_pool,
+    AddOp: support.lower_add,
+    ActivationOp: support.lower_activation,
+    ConcatOp: support.lower_concat,
+    ReshapeOp: support.lower_reshape,
+    TransposeOp: support.lower_transpose,
+}
+"""The loop lowering of every op that ``lower-bnn-to-loops`` replaces."""
 
 
 @dataclass(frozen=True)
@@ -132,89 +110,24 @@ class LowerBnnToLoopsPass(ModulePass):
             target = get_target(self.target)
         except ValueError as e:
             raise PassFailedException(f"lower-bnn-to-loops: {e}") from None
-        module_globals = _ModuleGlobals(op)
+        module_globals = ModuleGlobals(op)
         for fn in list(op.ops):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
-                self._lower_function(fn, module_globals, target)
+                self._lower_function(LoweringContext(target, self.parallel, module_globals, fn))
 
-    def _lower_function(
-        self, fn: func.FuncOp, module_globals: _ModuleGlobals, target: TargetInfo
-    ) -> None:
-        targets = [o for o in fn.walk() if isinstance(o, LOWERED_OPS)]
+    @staticmethod
+    def _lower_function(ctx: LoweringContext) -> None:
+        fn = ctx.function
+        targets = [o for o in fn.walk() if type(o) in LOWERINGS]
         for bnn_op in targets:
-            _check_buffer_form(bnn_op, fn)
+            check_buffer_form(bnn_op)
         if not targets:
             return
         pool = ConstantPool(fn.body.blocks[0])
         for bnn_op in targets:
             em = Emitter(InsertPoint.before(bnn_op), pool)
             try:
-                self._lower_op(bnn_op, em, fn, module_globals, target)
+                LOWERINGS[type(bnn_op)](em, bnn_op, ctx)
             except ValueError as e:
-                raise _fail(bnn_op, fn, str(e)) from None
+                raise cannot_lower(bnn_op, str(e)) from None
             Rewriter.erase_op(bnn_op)
-
-    @staticmethod
-    def _threshold_tables(
-        thresholds: list[int],
-        directions: list[int],
-        em: Emitter,
-        fn: func.FuncOp,
-        module_globals: _ModuleGlobals,
-    ) -> ThresholdTables:
-        """Per-channel thresholds (and directions, unless all equal) as constant globals."""
-        t_type = MemRefType(i32, [len(thresholds)])
-        t_name = module_globals.add("__bnn_thresholds", thresholds, t_type, fn)
-        d_ref = None
-        uniform = directions[0] if len(set(directions)) == 1 else None
-        if uniform is None:
-            d_type = MemRefType(i8, [len(directions)])
-            d_name = module_globals.add("__bnn_directions", directions, d_type, fn)
-            d_ref = em.get_global(d_name, d_type)
-        return ThresholdTables(em.get_global(t_name, t_type), d_ref, uniform)
-
-    def _lower_op(
-        self,
-        bnn_op: Operation,
-        em: Emitter,
-        fn: func.FuncOp,
-        module_globals: _ModuleGlobals,
-        target: TargetInfo,
-    ) -> None:
-        if isinstance(bnn_op, BConv2dOp):
-            tables = None
-            if bnn_op.output_kind == "threshold":
-                assert bnn_op.thresholds is not None and bnn_op.directions is not None
-                tables = self._threshold_tables(
-                    list(bnn_op.thresholds.get_values()), list(bnn_op.directions.get_values()),
-                    em, fn, module_globals,
-                )
-            requant = None
-            if bnn_op.output_kind == "requant8":
-                channels = bnn_op.output_type().get_shape()[-1]
-                requant = requant8_epilogue(
-                    em, lambda stem, values, mtype: module_globals.add(stem, values, mtype, fn),
-                    bnn_op.requant_params, channels,
-                )
-            lower_bconv2d(em, bnn_op, target, self.parallel, tables, requant)
-        elif isinstance(bnn_op, BinarizeOp):
-            lower_binarize(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
-        elif isinstance(bnn_op, Clip8Op):
-            lower_clip8(em, bnn_op.input, bnn_op.out)  # type: ignore[arg-type]
-        elif isinstance(bnn_op, SUPPORT_LOWERED_OPS):
-            lower_support_op(
-                em, bnn_op, lambda stem, values, mtype: module_globals.add(stem, values, mtype, fn)
-            )
-        elif isinstance(bnn_op, ThresholdOp):
-            directions = list(bnn_op.directions.get_values())
-            tables = self._threshold_tables(
-                list(bnn_op.thresholds.get_values()), directions, em, fn, module_globals
-            )
-            lower_threshold(
-                em,
-                bnn_op.input,
-                bnn_op.out,
-                directions,  # type: ignore[arg-type]
-                tables.thresholds,
-                tables.directions,
-            )

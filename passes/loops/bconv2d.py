@@ -107,9 +107,7 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     IntegerType,
     MemRefType,
-    StringAttr,
     TensorType,
-    UnitAttr,
     VectorType,
     i1,
     i8,
@@ -122,9 +120,10 @@ from xdsl.traits import SymbolTable
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_mask
 from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
-from bnnmlir.passes.loops.elementwise import threshold_minus
+from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
-from bnnmlir.passes.loops.support import RequantElement
+from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals
+from bnnmlir.passes.loops.support import RequantElement, requant8_epilogue
 from bnnmlir.target import TargetInfo
 
 MAX_RUN_CHUNKS = 16
@@ -496,10 +495,10 @@ class ConvLowering:
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
 
     # Emission --------------------------------------------------------------------------------
-    def emit(self, em: Emitter, parallel: bool) -> None:
+    def emit(self, em: Emitter, parallel: bool, module_globals: ModuleGlobals) -> None:
         if self.blocked_weights:
             assert self.patch is not None
-            self.weight_blocks = weight_blocks(self.op, self.patch, self.block)
+            self.weight_blocks = weight_blocks(self.op, self.patch, self.block, module_globals)
         rows = self.n * self.oh
         if parallel:
             em.parallel(rows, self.row)
@@ -612,8 +611,7 @@ class ConvLowering:
                 bits_at = self.channels_from(e2, k, size)
                 os = [e2.add(base, b) for b in bits_at]
                 for b, o, value in zip(bits_at, os, outputs(e2, os)):
-                    minus = threshold_minus(e2, value, o, tables.uniform, tables.thresholds,
-                                            tables.directions)
+                    minus = threshold_minus(e2, value, o, tables)
                     shift = e2.emit(arith.IndexCastOp(b, i32))
                     one = e2.emit(arith.ShLIOp(e2.emit(arith.ExtUIOp(minus, i32)), shift))
                     byte = e2.emit(arith.OrIOp(byte, one))
@@ -929,7 +927,7 @@ class ConvLowering:
         return self.outputs_from(em, sums, None, self.channels)
 
 
-def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int
+def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals: ModuleGlobals
                   ) -> tuple[str, MemRefType] | None:
     """The weights of ``op`` re-laid for the patches path, when they are a constant global.
 
@@ -939,11 +937,11 @@ def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int
     ``narrow_acc`` only sees channel ``q*B + b``; the bytes past ``T`` are 0 in both operands.
     The accumulator holds the ``B`` outputs in runs of ``L`` lanes, each bounded as one output's
     (same chain, same ``max_steps``), summed by :func:`transposed_lane_sums` with ``B``
-    segments. ``None`` when the weights are not a constant ``memref.global``."""
+    segments. ``None`` when the weights are not a constant ``memref.global``; the re-laid copy
+    is a new global placed before the weights' own."""
     source = op.weight.owner
     if not isinstance(source, memref.GetGlobalOp):
         return None
-    module = op.get_toplevel_object()
     glob = SymbolTable.lookup_symbol(op, source.name_)
     if not isinstance(glob, memref.GlobalOp) or glob.constant is None:
         return None
@@ -959,43 +957,28 @@ def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int
     blocked = [values[(ob * block + b) * t + j * m + p] if j * m + p < t else 0
                for ob in range(o // block) for j in range(q) for b in range(block)
                for p in range(m)]
-    taken = {getattr(x, "sym_name", None) for x in module.walk()}
-    k = 0
-    while StringAttr(f"__bnn_wblocks_{k}") in taken:
-        k += 1
-    name = f"__bnn_wblocks_{k}"
     mtype = MemRefType(i8, [o // block, q, block * m])
-    module_block = glob.parent_block()
-    assert module_block is not None
-    module_block.insert_op_before(memref.GlobalOp.get(
-        StringAttr(name), mtype,
-        DenseIntOrFPElementsAttr.from_list(TensorType(i8, mtype.get_shape()), blocked),
-        sym_visibility=StringAttr("private"), constant=UnitAttr()), glob)
-    return name, mtype
+    return module_globals.add("__bnn_wblocks", blocked, mtype, glob), mtype
 
 
-@dataclass(frozen=True)
-class ThresholdTables:
-    """Where a fused threshold output reads its per-channel thresholds and directions."""
-
-    thresholds: SSAValue
-    directions: SSAValue | None
-    uniform: int | None
-    """The common direction of every channel, if any (then ``directions`` is not read)."""
-
-
-def lower_bconv2d(em: Emitter, op: BConv2dOp, target: TargetInfo, parallel: bool,
-                  thresholds: ThresholdTables | None = None,
-                  requant: RequantElement | None = None) -> None:
-    """Emit the loop nest of the buffer-form ``op``; ``thresholds`` go with a ``threshold``
-    output, ``requant`` (the per-element map) with a ``requant8`` output."""
-    ConvLowering(op, target, thresholds, requant=requant).emit(em, parallel)
+def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
+    """Emit the loop nest of the buffer-form ``op``, with its fused output transform: the
+    thresholds and directions of a ``threshold`` output, the per-element map of a ``requant8``
+    output, as constant globals."""
+    thresholds = requant = None
+    if op.output_kind == "threshold":
+        assert op.thresholds is not None and op.directions is not None
+        thresholds = threshold_tables(em, ctx, list(op.thresholds.get_values()),
+                                      list(op.directions.get_values()))
+    elif op.output_kind == "requant8":
+        channels = op.output_type().get_shape()[-1]
+        requant = requant8_epilogue(em, ctx.add_global, op.requant_params, channels)
+    ConvLowering(op, ctx.target, thresholds, requant=requant).emit(em, ctx.parallel, ctx.globals)
 
 
 __all__ = [
     "ConvLowering",
     "RunChunks",
-    "ThresholdTables",
     "chunk_bytes",
     "conv_plans",
     "patch_plan",

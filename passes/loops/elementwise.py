@@ -9,13 +9,16 @@ word ``w`` is channel ``c = 8*w + b`` and is 1 iff that channel is -1. The last 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import Float32Type, IntegerType, MemRefType, i8, i32
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS
+from bnnmlir.dialects.bnn import BinarizeOp, Clip8Op, ThresholdOp
 from bnnmlir.passes.loops.emitter import Emitter
+from bnnmlir.passes.loops.lowering import LoweringContext
 
 BitOf = Callable[[Emitter, Sequence[SSAValue], SSAValue], SSAValue]
 """``bit_of(emitter, leading_indices, channel) -> i1``: 1 iff the channel binarizes to -1."""
@@ -65,9 +68,11 @@ def pack_words(em: Emitter, shape: Sequence[int], out: SSAValue, bit_of: BitOf) 
     loop_nest(em, shape[:-1], row)
 
 
-def lower_binarize(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
+def lower_binarize(em: Emitter, op: BinarizeOp, ctx: LoweringContext) -> None:
     """``bnn.binarize``: bit 1 iff not ``x >= 0`` (``cmpf ult x, 0.0`` on f32, so NaN gives 1;
     ``cmpi slt`` on ints)."""
+    inp, out = op.input, op.out
+    assert out is not None
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
     elem = in_type.get_element_type()
@@ -82,63 +87,76 @@ def lower_binarize(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
     pack_words(em, in_type.get_shape(), out, bit_of)
 
 
-def threshold_minus(
-    em: Emitter,
-    x: SSAValue,
-    c: SSAValue,
-    uniform: int | None,
-    thresholds_ref: SSAValue,
-    directions_ref: SSAValue | None,
-) -> SSAValue:
+@dataclass(frozen=True)
+class ThresholdTables:
+    """Where a threshold (``bnn.threshold``, or a fused threshold output) reads its per-channel
+    thresholds and directions."""
+
+    thresholds: SSAValue
+    directions: SSAValue | None
+    uniform: int | None
+    """The common direction of every channel, if any (then ``directions`` is not read)."""
+
+
+def threshold_tables(em: Emitter, ctx: LoweringContext, thresholds: Sequence[int],
+                     directions: Sequence[int]) -> ThresholdTables:
+    """The thresholds (and the directions, unless all equal) as constant globals."""
+    t_type = MemRefType(i32, [len(thresholds)])
+    t_name = ctx.add_global("__bnn_thresholds", list(thresholds), t_type)
+    d_ref = None
+    uniform = directions[0] if len(set(directions)) == 1 else None
+    if uniform is None:
+        d_type = MemRefType(i8, [len(directions)])
+        d_ref = em.get_global(ctx.add_global("__bnn_directions", list(directions), d_type), d_type)
+    return ThresholdTables(em.get_global(t_name, t_type), d_ref, uniform)
+
+
+def threshold_minus(em: Emitter, x: SSAValue, c: SSAValue, tables: ThresholdTables) -> SSAValue:
     """``i1``: the threshold gives -1 (bit 1) for the ``i32`` value ``x`` of channel ``c``.
 
     That is ``x < t[c]`` when ``d[c] = +1`` and ``x > t[c]`` when ``d[c] = -1``: the negation of
-    "``x >= t`` (d = +1) or ``x <= t`` (d = -1) gives +1". ``uniform`` is the common direction of
-    all channels, if there is one (then ``directions_ref`` is not read).
+    "``x >= t`` (d = +1) or ``x <= t`` (d = -1) gives +1".
     """
-    t = em.load(thresholds_ref, [c])
-    if uniform == 1:
+    t = em.load(tables.thresholds, [c])
+    if tables.uniform == 1:
         return em.cmpi(x, t, "slt")
-    if uniform == -1:
+    if tables.uniform == -1:
         return em.cmpi(x, t, "sgt")
-    assert directions_ref is not None
-    downward = em.cmpi(em.load(directions_ref, [c]), em.int(0, i8), "slt")
+    assert tables.directions is not None
+    downward = em.cmpi(em.load(tables.directions, [c]), em.int(0, i8), "slt")
     return em.select(downward, em.cmpi(x, t, "sgt"), em.cmpi(x, t, "slt"))
 
 
-def lower_threshold(
-    em: Emitter,
-    inp: SSAValue,
-    out: SSAValue,
-    directions: Sequence[int],
-    thresholds_ref: SSAValue,
-    directions_ref: SSAValue | None,
-) -> None:
+def lower_threshold(em: Emitter, op: ThresholdOp, ctx: LoweringContext) -> None:
     """``bnn.threshold``: the bits of :func:`threshold_minus`, packed like ``bnn.binarize``.
 
-    The input is sign-extended to ``i32``, the type of the thresholds. ``t`` is read from
-    ``thresholds_ref``; ``d`` from ``directions_ref``, unless all directions are equal (then it
-    is folded in).
+    The input is sign-extended to ``i32``, the type of the thresholds. ``t`` and ``d`` are
+    constant globals (:func:`threshold_tables`); ``d`` is folded in when all directions agree.
     """
+    inp, out = op.input, op.out
+    assert out is not None
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
     elem = in_type.get_element_type()
     assert isinstance(elem, IntegerType)
-    uniform = directions[0] if len(set(directions)) == 1 else None
+    tables = threshold_tables(em, ctx, list(op.thresholds.get_values()),
+                              list(op.directions.get_values()))
 
     def bit_of(e: Emitter, lead: Sequence[SSAValue], c: SSAValue) -> SSAValue:
         x = e.load(inp, [*lead, c])
         if elem.width.data < 32:
             x = e.emit(arith.ExtSIOp(x, i32))
-        return threshold_minus(e, x, c, uniform, thresholds_ref, directions_ref)
+        return threshold_minus(e, x, c, tables)
 
     pack_words(em, in_type.get_shape(), out, bit_of)
 
 
-def lower_clip8(em: Emitter, inp: SSAValue, out: SSAValue) -> None:
+def lower_clip8(em: Emitter, op: Clip8Op, ctx: LoweringContext) -> None:
     """``bnn.clip8``: ``trunci(minsi(maxsi(x, -127), 127))`` element by element; ``f32`` input is
     first rounded half to even and clamped in float (``math.roundeven``, ``maximumf``,
     ``minimumf``), then converted (``fptosi``, exact on [-127, 127])."""
+    inp, out = op.input, op.out
+    assert out is not None
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
     elem = in_type.get_element_type()

@@ -38,27 +38,19 @@ from fractions import Fraction
 from math import prod
 
 import numpy as np
-from xdsl.dialects import arith, func, math, memref, scf
+from xdsl.dialects import arith, math, scf
 from xdsl.dialects.builtin import (
-    DenseIntOrFPElementsAttr,
     Float32Type,
     FloatAttr,
     IndexType,
     IntegerType,
     MemRefType,
-    ModuleOp,
-    StringAttr,
-    TensorType,
-    UnitAttr,
     f32,
     i8,
     i32,
     i64,
 )
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
-from xdsl.rewriter import InsertPoint
-from xdsl.utils.exceptions import PassFailedException
+from xdsl.ir import Attribute, Block, Region, SSAValue
 
 from bnnmlir.dialects.bnn_support import (
     ActivationOp,
@@ -75,17 +67,9 @@ from bnnmlir.dialects.bnn_support import (
     ReshapeOp,
     TransposeOp,
 )
-from bnnmlir.ir_utils import static_memref
 from bnnmlir.passes.loops.elementwise import loop_nest
-from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
-
-AddGlobal = Callable[[str, list, MemRefType], str]
-"""``add_global(stem, values, memref_type) -> symbol name`` of a new private constant global."""
-
-SUPPORT_LOWERED_OPS = (
-    Requant8Op, CastOp, BatchNormOp, AffineOp, Conv2dOp, DenseOp, Pool2dOp, GlobalAvgPoolOp,
-    AddOp, ActivationOp, ConcatOp, ReshapeOp, TransposeOp,
-)
+from bnnmlir.passes.loops.emitter import Emitter
+from bnnmlir.passes.loops.lowering import AddGlobal, LoweringContext
 
 # ---------------------------------------------------------------------------------------------
 # Small emission helpers
@@ -262,7 +246,8 @@ def requant8_epilogue(em: Emitter, add_global: AddGlobal, requant: Mapping[str, 
     return requant8_element(_Params(em, add_global), requant, channels)
 
 
-def lower_requant8(em: Emitter, op: Requant8Op, params: _Params) -> None:
+def lower_requant8(em: Emitter, op: Requant8Op, ctx: LoweringContext) -> None:
+    params = _Params(em, ctx.add_global)
     x_ref, out = op.input, op.out
     assert out is not None
     element = requant8_element(params, op.params, op.channels)
@@ -275,7 +260,7 @@ def _map_elements(em: Emitter, inp: SSAValue, out: SSAValue,
     loop_nest(em, _shape(inp), lambda e, idx: e.store(fn(e, e.load(inp, idx), idx[-1]), out, idx))
 
 
-def lower_cast(em: Emitter, op: CastOp) -> None:
+def lower_cast(em: Emitter, op: CastOp, ctx: LoweringContext) -> None:
     assert op.out is not None
     _map_elements(em, op.input, op.out, lambda e, x, c: _to_f32(e, x))
 
@@ -333,13 +318,15 @@ def batch_norm_parameters(op: BatchNormOp) -> tuple[list[float], list[float]]:
     return [float(v) for v in scale], shift
 
 
-def lower_batch_norm(em: Emitter, op: BatchNormOp, params: _Params) -> None:
+def lower_batch_norm(em: Emitter, op: BatchNormOp, ctx: LoweringContext) -> None:
+    params = _Params(em, ctx.add_global)
     assert op.out is not None
     scale, shift = batch_norm_parameters(op)
     _scale_shift(em, op.input, op.out, params, scale, shift, fused=True)
 
 
-def lower_affine(em: Emitter, op: AffineOp, params: _Params) -> None:
+def lower_affine(em: Emitter, op: AffineOp, ctx: LoweringContext) -> None:
+    params = _Params(em, ctx.add_global)
     assert op.out is not None
     if op.divides:
         _scale_shift(em, op.input, op.out, params, op.divisor.get_values(), op.bias.get_values(),
@@ -380,7 +367,7 @@ def _store_with_bias(em: Emitter, acc: SSAValue, bias: SSAValue | None, o: SSAVa
     em.store(acc, out, idx)
 
 
-def lower_conv2d(em: Emitter, op: Conv2dOp) -> None:
+def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     x, w, bias, out = op.input, op.weight, op.bias, op.out
     assert out is not None
     n_, h, wd, c = _shape(x)
@@ -428,7 +415,7 @@ def lower_conv2d(em: Emitter, op: Conv2dOp) -> None:
     em.loop(0, n_, per_n)
 
 
-def lower_dense(em: Emitter, op: DenseOp) -> None:
+def lower_dense(em: Emitter, op: DenseOp, ctx: LoweringContext) -> None:
     x, w, bias, out = op.input, op.weight, op.bias, op.out
     assert out is not None
     n_, c = _shape(x)
@@ -462,7 +449,8 @@ def _row_loop(em: Emitter, channels: int, body: Callable[[Emitter, SSAValue], No
     em.loop(0, channels, lambda e, c, _: body(e, c) or [])
 
 
-def lower_pool2d(em: Emitter, op: Pool2dOp, params: _Params) -> None:
+def lower_pool2d(em: Emitter, op: Pool2dOp, ctx: LoweringContext) -> None:
+    params = _Params(em, ctx.add_global)
     x, out = op.input, op.out
     assert out is not None
     n_, h, wd, c = _shape(x)
@@ -521,7 +509,7 @@ def lower_pool2d(em: Emitter, op: Pool2dOp, params: _Params) -> None:
     loop_nest(em, (n_, oh_, ow_), lambda e, idx: window(e, *idx))
 
 
-def lower_global_avg_pool(em: Emitter, op: GlobalAvgPoolOp) -> None:
+def lower_global_avg_pool(em: Emitter, op: GlobalAvgPoolOp, ctx: LoweringContext) -> None:
     x, out = op.input, op.out
     assert out is not None
     n_, h, w, c = _shape(x)
@@ -547,7 +535,7 @@ def lower_global_avg_pool(em: Emitter, op: GlobalAvgPoolOp) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def lower_add(em: Emitter, op: AddOp) -> None:
+def lower_add(em: Emitter, op: AddOp, ctx: LoweringContext) -> None:
     a_ref, b_ref, out = op.lhs, op.rhs, op.out
     assert out is not None
     elem = _elem(out)
@@ -563,7 +551,8 @@ def lower_add(em: Emitter, op: AddOp) -> None:
     loop_nest(em, _shape(out), body)
 
 
-def lower_activation(em: Emitter, op: ActivationOp, params: _Params) -> None:
+def lower_activation(em: Emitter, op: ActivationOp, ctx: LoweringContext) -> None:
+    params = _Params(em, ctx.add_global)
     assert op.out is not None
     elem = _elem(op.input)
     kind = op.kind.data
@@ -603,7 +592,7 @@ def lower_activation(em: Emitter, op: ActivationOp, params: _Params) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def lower_concat(em: Emitter, op: ConcatOp) -> None:
+def lower_concat(em: Emitter, op: ConcatOp, ctx: LoweringContext) -> None:
     out = op.out
     assert out is not None
     offset = 0
@@ -641,7 +630,7 @@ def _linearize(em: Emitter, indices: Sequence[SSAValue], shape: Sequence[int]) -
     return total
 
 
-def lower_reshape(em: Emitter, op: ReshapeOp) -> None:
+def lower_reshape(em: Emitter, op: ReshapeOp, ctx: LoweringContext) -> None:
     x, out = op.input, op.out
     assert out is not None
     in_shape, out_shape = _shape(x), _shape(out)
@@ -670,7 +659,7 @@ def lower_reshape(em: Emitter, op: ReshapeOp) -> None:
     loop_nest(em, out_shape[:-1], row)
 
 
-def lower_transpose(em: Emitter, op: TransposeOp) -> None:
+def lower_transpose(em: Emitter, op: TransposeOp, ctx: LoweringContext) -> None:
     x, out = op.input, op.out
     assert out is not None
     perm = op.perm
@@ -682,122 +671,3 @@ def lower_transpose(em: Emitter, op: TransposeOp) -> None:
         e.store(e.load(x, src), out, idx)
 
     loop_nest(em, _shape(out), body)
-
-
-# ---------------------------------------------------------------------------------------------
-# Entry points
-# ---------------------------------------------------------------------------------------------
-
-
-def lower_support_op(em: Emitter, op: Operation, add_global: AddGlobal) -> None:
-    """Emit the loop nest of the buffer-form support op ``op`` at ``em`` (``op`` is not erased)."""
-    params = _Params(em, add_global)
-    if isinstance(op, Requant8Op):
-        lower_requant8(em, op, params)
-    elif isinstance(op, CastOp):
-        lower_cast(em, op)
-    elif isinstance(op, BatchNormOp):
-        lower_batch_norm(em, op, params)
-    elif isinstance(op, AffineOp):
-        lower_affine(em, op, params)
-    elif isinstance(op, Conv2dOp):
-        lower_conv2d(em, op)
-    elif isinstance(op, DenseOp):
-        lower_dense(em, op)
-    elif isinstance(op, Pool2dOp):
-        lower_pool2d(em, op, params)
-    elif isinstance(op, GlobalAvgPoolOp):
-        lower_global_avg_pool(em, op)
-    elif isinstance(op, AddOp):
-        lower_add(em, op)
-    elif isinstance(op, ActivationOp):
-        lower_activation(em, op, params)
-    elif isinstance(op, ConcatOp):
-        lower_concat(em, op)
-    elif isinstance(op, ReshapeOp):
-        lower_reshape(em, op)
-    elif isinstance(op, TransposeOp):
-        lower_transpose(em, op)
-    else:
-        raise ValueError(f"'{op.name}' is not a support op")
-
-
-def _enclosing(op: Operation, kind: type) -> Operation | None:
-    parent = op.parent_op()
-    while parent is not None and not isinstance(parent, kind):
-        parent = parent.parent_op()
-    return parent
-
-
-class ModuleConstants:
-    """``add_global`` for one module: private constant ``memref.global``s with fresh names, placed
-    before the function that uses them."""
-
-    def __init__(self, module: ModuleOp):
-        self.module = module
-        self.taken = {
-            o.sym_name.data for o in module.ops if isinstance(getattr(o, "sym_name", None), StringAttr)
-        }
-
-    def adder(self, before: Operation) -> AddGlobal:
-        def add(stem: str, values: list, mtype: MemRefType) -> str:
-            k = 0
-            while f"{stem}_{k}" in self.taken:
-                k += 1
-            name = f"{stem}_{k}"
-            self.taken.add(name)
-            tensor = TensorType(mtype.get_element_type(), mtype.get_shape())
-            glob = memref.GlobalOp.get(
-                StringAttr(name), mtype, DenseIntOrFPElementsAttr.from_list(tensor, values),
-                sym_visibility=StringAttr("private"), constant=UnitAttr(),
-            )
-            self.module.body.block.insert_op_before(glob, before)
-            return name
-
-        return add
-
-
-def _fail(op: Operation, fn: Operation | None, why: str) -> PassFailedException:
-    where = f" in @{fn.sym_name.data}" if isinstance(fn, func.FuncOp) else ""
-    return PassFailedException(f"lower-bnn-to-loops: cannot lower '{op.name}'{where}: {why}")
-
-
-class LowerSupportOps(RewritePattern):
-    """Replace a buffer-form support op by its loop nest (constants at the function entry).
-
-    A support op in value form, or on memrefs without static shape and identity layout, fails
-    with :class:`PassFailedException` naming the op.
-    """
-
-    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
-        if not isinstance(op, SUPPORT_LOWERED_OPS):
-            return
-        fn = _enclosing(op, func.FuncOp)
-        module = _enclosing(op, ModuleOp)
-        if op.results or getattr(op, "out", None) is None:
-            raise _fail(op, fn, "expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first")
-        for value in op.operands:
-            try:
-                static_memref(value.type)
-            except ValueError as e:
-                raise _fail(op, fn, str(e)) from None
-        if not isinstance(fn, func.FuncOp) or not isinstance(module, ModuleOp):
-            raise _fail(op, fn, "expected inside a func.func of a module")
-        em = Emitter(InsertPoint.before(op), ConstantPool(fn.body.blocks[0]))
-        lower_support_op(em, op, ModuleConstants(module).adder(fn))
-        rewriter.erase(op)
-
-
-SUPPORT_LOOP_PATTERNS: list[RewritePattern] = [LowerSupportOps()]
-"""The patterns that lower every support op (add them to ``lower-bnn-to-loops``)."""
-
-__all__ = [
-    "SUPPORT_LOOP_PATTERNS",
-    "SUPPORT_LOWERED_OPS",
-    "LowerSupportOps",
-    "ModuleConstants",
-    "batch_norm_parameters",
-    "lower_support_op",
-    "requant8_element",
-    "requant8_epilogue",
-]

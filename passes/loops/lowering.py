@@ -1,0 +1,104 @@
+"""What every loop lowering of ``lower-bnn-to-loops`` shares: the module's constant globals, the
+failure of an op that cannot be lowered, the buffer-form check, and the signature of a lowering.
+
+A lowering is ``lower(emitter, op, context)``: it emits the loop nest of the buffer-form ``op``
+at ``emitter`` (the pass erases ``op`` afterwards); ``context`` gives the target, the
+``parallel`` option and :meth:`LoweringContext.add_global` for per-channel parameter arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xdsl.dialects import func, memref
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+)
+from xdsl.ir import Operation
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnmlir.ir_utils import static_memref
+from bnnmlir.passes.loops.emitter import Emitter
+from bnnmlir.target import TargetInfo
+
+AddGlobal = Callable[[str, list, MemRefType], str]
+"""``add_global(stem, values, memref_type) -> symbol name`` of a new private constant global."""
+
+
+class ModuleGlobals:
+    """Private constant ``memref.global``s added to one module, named ``{stem}_{k}`` with the
+    first ``k`` that no symbol of the module takes."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        self.taken = {
+            op.sym_name.data
+            for op in module.ops
+            if isinstance(getattr(op, "sym_name", None), StringAttr)
+        }
+
+    def add(self, stem: str, values: list, mtype: MemRefType, before: Operation) -> str:
+        """Add the global of ``values`` (shape and element type of ``mtype``) before ``before``,
+        an op of the module's body; return its name."""
+        k = 0
+        while f"{stem}_{k}" in self.taken:
+            k += 1
+        name = f"{stem}_{k}"
+        self.taken.add(name)
+        tensor = TensorType(mtype.get_element_type(), mtype.get_shape())
+        glob = memref.GlobalOp.get(
+            StringAttr(name),
+            mtype,
+            DenseIntOrFPElementsAttr.from_list(tensor, values),
+            sym_visibility=StringAttr("private"),
+            constant=UnitAttr(),
+        )
+        self.module.body.block.insert_op_before(glob, before)
+        return name
+
+
+@dataclass(frozen=True)
+class LoweringContext:
+    """What a lowering needs beyond its op: the target, the ``parallel`` option, and the module's
+    globals, new ones placed before ``function`` (the function being lowered)."""
+
+    target: TargetInfo
+    parallel: bool
+    globals: ModuleGlobals
+    function: func.FuncOp
+
+    def add_global(self, stem: str, values: list, mtype: MemRefType) -> str:
+        return self.globals.add(stem, values, mtype, self.function)
+
+
+Lowering = Callable[[Emitter, Operation, LoweringContext], None]
+"""``lower(emitter, op, context)``: emit the loop nest of the buffer-form ``op``."""
+
+
+def cannot_lower(op: Operation, why: str) -> PassFailedException:
+    """The failure of ``lower-bnn-to-loops`` on ``op``, naming the op and its function."""
+    fn = op.parent_op()
+    while fn is not None and not isinstance(fn, func.FuncOp):
+        fn = fn.parent_op()
+    where = f" in @{fn.sym_name.data}" if fn is not None else ""
+    return PassFailedException(f"lower-bnn-to-loops: cannot lower '{op.name}'{where}: {why}")
+
+
+def check_buffer_form(op: Operation) -> None:
+    """``op`` writes an ``into`` buffer, every operand a memref of static shape and identity
+    layout; else :func:`cannot_lower`."""
+    if op.results or getattr(op, "out", None) is None:
+        raise cannot_lower(
+            op, "expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first"
+        )
+    for value in op.operands:
+        try:
+            static_memref(value.type)
+        except ValueError as e:
+            raise cannot_lower(op, str(e)) from None
