@@ -57,8 +57,10 @@ from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import WORD_BITS, PadValue, conv_output_size, packed_words
 from bnnmlir.dialects.common import (
+    ConvGeometryMixin,
     ShapedOpMixin,
     UnaryShapedOp,
+    check_int_array,
     check_packed_output,
     describe,
     elem_of,
@@ -118,7 +120,7 @@ class BinarizeOp(UnaryShapedOp):
 
 
 @irdl_op_definition
-class BConv2dOp(ShapedOpMixin, IRDLOperation):
+class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
     """Binary 2-D direct convolution of bit-packed NHWC activations with packed weights.
 
     Operands: ``input`` ``[N, H, W, ceil(C/8)] x i8`` and ``weight`` ``[O, KH, KW, ceil(C/8)] x i8``
@@ -213,18 +215,6 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
         return self.in_channels.value.data
 
     @property
-    def stride_hw(self) -> tuple[int, int]:
-        return tuple(self.strides.get_values())  # type: ignore[return-value]
-
-    @property
-    def dilation_hw(self) -> tuple[int, int]:
-        return tuple(self.dilations.get_values())  # type: ignore[return-value]
-
-    @property
-    def pads(self) -> tuple[int, int, int, int]:
-        return tuple(self.padding.get_values())  # type: ignore[return-value]
-
-    @property
     def pad(self) -> PadValue:
         return PadValue(self.pad_value.value.data)
 
@@ -295,25 +285,15 @@ class BConv2dOp(ShapedOpMixin, IRDLOperation):
                 f"'{self.name}' {c} channels pack into {words} i8 words, but input has "
                 f"{in_shape[3]} and weight {w_shape[3]}"
             )
-        for name, arr, n, lo in (
-            ("strides", self.strides, 2, 1),
-            ("dilations", self.dilations, 2, 1),
-            ("padding", self.padding, 4, 0),
-        ):
-            vals = arr.get_values()
-            if len(vals) != n or any(v < lo for v in vals):
-                raise VerifyException(
-                    f"'{self.name}' {name} must be {n} integers >= {lo}, got {list(vals)}"
-                )
+        sh, sw = check_int_array(self, "strides", self.strides, 2, 1)
+        dh, dw = check_int_array(self, "dilations", self.dilations, 2, 1)
+        pt, pb, pl, pr = check_int_array(self, "padding", self.padding, 4, 0)
         if self.pad_value.value.data not in (-1, 0, 1):
             raise VerifyException(
                 f"'{self.name}' pad_value must be -1, 0 or +1, got {self.pad_value.value.data}"
             )
         n, h, w, _ = in_shape
         o, kh, kw, _ = w_shape
-        sh, sw = self.stride_hw
-        dh, dw = self.dilation_hw
-        pt, pb, pl, pr = self.pads
         oh = conv_output_size(h, kh, sh, dh, pt, pb)
         ow = conv_output_size(w, kw, sw, dw, pl, pr)
         if oh < 1 or ow < 1:

@@ -56,8 +56,10 @@ from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.bits import conv_output_size
 from bnnmlir.dialects.common import (
+    ConvGeometryMixin,
     ShapedOpMixin,
     UnaryShapedOp,
+    check_int_array,
     describe,
     elem_of,
     is_int,
@@ -134,15 +136,6 @@ def _check_array(op: IRDLOperation, name: str, arr: DenseArrayBase | None, elem_
             f"channel), got {len(vals)}"
         )
     return vals
-
-
-def _check_ints(op: IRDLOperation, name: str, arr: DenseArrayBase, n: int, lo: int) -> tuple[int, ...]:
-    vals = tuple(arr.get_values())
-    if len(vals) != n or any(v < lo for v in vals) or not is_int(arr.elt_type, 64):
-        raise VerifyException(
-            f"'{op.name}' {name} must be {n} i64 integers >= {lo}, got {list(vals)}"
-        )
-    return vals  # type: ignore[return-value]
 
 
 def _forbid(op: IRDLOperation, kind: str, names: Sequence[str]) -> None:
@@ -505,7 +498,7 @@ class _WeightedMixin(ShapedOpMixin):
 
 
 @irdl_op_definition
-class Conv2dOp(_WeightedMixin, IRDLOperation):
+class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
     """Ordinary 2-D convolution (groups = 1) of NHWC activations: float or exact integer.
 
     Float form: ``input`` ``[N, H, W, C]`` of ``f32`` or ``i8`` (converted exactly), ``weight``
@@ -557,18 +550,6 @@ class Conv2dOp(_WeightedMixin, IRDLOperation):
             },
         )
 
-    @property
-    def stride_hw(self) -> tuple[int, int]:
-        return tuple(self.strides.get_values())  # type: ignore[return-value]
-
-    @property
-    def dilation_hw(self) -> tuple[int, int]:
-        return tuple(self.dilations.get_values())  # type: ignore[return-value]
-
-    @property
-    def pads(self) -> tuple[int, int, int, int]:
-        return tuple(self.padding.get_values())  # type: ignore[return-value]
-
     def verify_(self) -> None:
         out_type, x_shape, w_shape, integer = self._check_weighted(
             "f32 or i8", lambda t: _is_f32(t) or is_int(t, 8)
@@ -578,9 +559,9 @@ class Conv2dOp(_WeightedMixin, IRDLOperation):
             raise VerifyException(
                 f"'{self.name}' weight must be [O, KH, KW, {c}], got {describe(self.weight.type)}"
             )
-        sh, sw = _check_ints(self, "strides", self.strides, 2, 1)
-        dh, dw = _check_ints(self, "dilations", self.dilations, 2, 1)
-        pt, pb, pl, pr = _check_ints(self, "padding", self.padding, 4, 0)
+        sh, sw = check_int_array(self, "strides", self.strides, 2, 1)
+        dh, dw = check_int_array(self, "dilations", self.dilations, 2, 1)
+        pt, pb, pl, pr = check_int_array(self, "padding", self.padding, 4, 0)
         o, kh, kw, _ = w_shape
         oh = conv_output_size(h, kh, sh, dh, pt, pb)
         ow = conv_output_size(w, kw, sw, dw, pl, pr)
@@ -656,7 +637,7 @@ POOL_KINDS = ("max", "avg")
 
 
 @irdl_op_definition
-class Pool2dOp(UnaryShapedOp):
+class Pool2dOp(ConvGeometryMixin, UnaryShapedOp):
     """Max or average pooling over ``kernel = [KH, KW]`` windows of NHWC ``i8``/``i32``/``f32``.
 
     ``strides`` ``[h, w]``, ``padding`` ``[top, bottom, left, right]`` (each pad smaller than the
@@ -700,14 +681,6 @@ class Pool2dOp(UnaryShapedOp):
     def kernel_hw(self) -> tuple[int, int]:
         return tuple(self.kernel.get_values())  # type: ignore[return-value]
 
-    @property
-    def stride_hw(self) -> tuple[int, int]:
-        return tuple(self.strides.get_values())  # type: ignore[return-value]
-
-    @property
-    def pads(self) -> tuple[int, int, int, int]:
-        return tuple(self.padding.get_values())  # type: ignore[return-value]
-
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
         n, h, w, c = _nhwc(self, "input", self.input.type)
@@ -717,9 +690,9 @@ class Pool2dOp(UnaryShapedOp):
         kind = _kind(self, POOL_KINDS)
         if kind == "max" and self.count_include_pad is not None:
             raise VerifyException(f"'{self.name}' count_include_pad only applies to 'avg'")
-        kh, kw = _check_ints(self, "kernel", self.kernel, 2, 1)
-        sh, sw = _check_ints(self, "strides", self.strides, 2, 1)
-        pt, pb, pl, pr = _check_ints(self, "padding", self.padding, 4, 0)
+        kh, kw = check_int_array(self, "kernel", self.kernel, 2, 1)
+        sh, sw = check_int_array(self, "strides", self.strides, 2, 1)
+        pt, pb, pl, pr = check_int_array(self, "padding", self.padding, 4, 0)
         if max(pt, pb) >= kh or max(pl, pr) >= kw:
             raise VerifyException(
                 f"'{self.name}' padding {[pt, pb, pl, pr]} must be smaller than the kernel "

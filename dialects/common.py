@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import IntegerType, MemRefType, Signedness, TensorType, VectorType
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    IntegerType,
+    MemRefType,
+    Signedness,
+    TensorType,
+    VectorType,
+)
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import IRDLOperation, operand_def, opt_operand_def, opt_result_def
 from xdsl.utils.exceptions import VerifyException
@@ -90,6 +97,36 @@ class ShapedOpMixin:
         t = op.result.type if op.result is not None else op.out.type  # type: ignore[attr-defined]
         assert isinstance(t, TensorType | MemRefType)
         return t
+
+
+def check_int_array(op: IRDLOperation, name: str, arr: DenseArrayBase, n: int,
+                    lo: int) -> tuple[int, ...]:
+    """The ``n`` values of the ``i64`` array property ``name``, each at least ``lo``."""
+    vals = tuple(arr.get_values())
+    if len(vals) != n or any(v < lo for v in vals) or not is_int(arr.elt_type, 64):
+        raise VerifyException(
+            f"'{op.name}' {name} must be {n} i64 integers >= {lo}, got {list(vals)}"
+        )
+    return vals  # type: ignore[return-value]
+
+
+class ConvGeometryMixin:
+    """The window geometry of a convolution or pooling op, from its ``i64`` array properties
+    ``strides`` ``[SH, SW]``, ``dilations`` ``[DH, DW]`` (1 if the op has none) and ``padding``
+    ``[top, bottom, left, right]``."""
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return tuple(self.strides.get_values())  # type: ignore[attr-defined,return-value]
+
+    @property
+    def dilation_hw(self) -> tuple[int, int]:
+        dilations = getattr(self, "dilations", None)
+        return (1, 1) if dilations is None else tuple(dilations.get_values())  # type: ignore[return-value]
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        return tuple(self.padding.get_values())  # type: ignore[attr-defined,return-value]
 
 
 def check_packed_output(op_name: str, in_shape: tuple[int, ...], out_type: Attribute) -> None:

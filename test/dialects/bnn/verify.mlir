@@ -53,7 +53,7 @@ func.func @do_not_accept_pad_value_two(%x: tensor<1x3x3x1xi8>, %w: tensor<1x3x3x
 
 // -----
 
-// CHECK: 'bnn.bconv2d' strides must be 2 integers >= 1, got [0, 1]
+// CHECK: 'bnn.bconv2d' strides must be 2 i64 integers >= 1, got [0, 1]
 func.func @do_not_accept_zero_stride(%x: tensor<1x3x3x1xi8>, %w: tensor<1x3x3x1xi8>) -> tensor<1x1x1x1xi32> {
   %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 0, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x3x3x1xi8>, tensor<1x3x3x1xi8> -> tensor<1x1x1x1xi32>
   func.return %0 : tensor<1x1x1x1xi32>
