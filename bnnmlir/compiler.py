@@ -55,7 +55,7 @@ def parse_mlir(text: str, name: str = "<input>") -> ModuleOp:
 
 
 @dataclass(frozen=True)
-class TensorSpec:
+class ArgumentSpec:
     """Shape and dtype of one argument of a compiled program."""
 
     shape: tuple[int, ...]
@@ -74,8 +74,8 @@ class Signature:
     """The C ABI of an entry point: ``void entry(inputs..., outputs..., arena)``."""
 
     entry: str
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+    inputs: tuple[ArgumentSpec, ...]
+    outputs: tuple[ArgumentSpec, ...]
     arena_size: int
 
 
@@ -92,7 +92,7 @@ def _signature(module: ModuleOp, entry: str) -> Signature:
     specs = []
     for t in fn.function_type.inputs.data:
         assert isinstance(t, MemRefType)
-        specs.append(TensorSpec(tuple(t.get_shape()), numpy_dtype(t.get_element_type())))
+        specs.append(ArgumentSpec(tuple(t.get_shape()), numpy_dtype(t.get_element_type())))
     k, m = n_in.value.data, n_out.value.data
     return Signature(entry, tuple(specs[:k]), tuple(specs[k : k + m]), arena.value.data)
 

@@ -19,7 +19,7 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Attribute
+from xdsl.ir import Attribute, SSAValue
 
 _NUMPY_OF_WIDTH = {1: np.bool_, 8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}
 
@@ -35,7 +35,22 @@ def numpy_dtype(element_type: Attribute) -> np.dtype:
     raise ValueError(f"no numpy dtype for element type {element_type}")
 
 
-def element_type(dtype: np.dtype | type) -> Attribute:
+def value_shape(value: SSAValue) -> tuple[int, ...]:
+    """The shape of a tensor or memref value."""
+    t = value.type
+    assert isinstance(t, TensorType | MemRefType)
+    return tuple(t.get_shape())
+
+
+def value_elem(value: SSAValue) -> Attribute:
+    """The element type of a tensor or memref value; the type itself for a scalar value."""
+    t = value.type
+    if isinstance(t, TensorType | MemRefType):
+        return t.get_element_type()
+    return t
+
+
+def mlir_element_type(dtype: np.dtype | type) -> Attribute:
     """The MLIR element type of a numpy dtype (unsigned ints map to signless of the same width)."""
     dtype = np.dtype(dtype)
     if dtype == np.float32:
@@ -64,7 +79,7 @@ def numpy_to_dense(values: np.ndarray, as_type: TensorType | MemRefType | None =
     """A dense elements attribute holding ``values`` (type inferred from the array if not given)."""
     values = np.asarray(values)
     if as_type is None:
-        as_type = TensorType(element_type(values.dtype), values.shape)
+        as_type = TensorType(mlir_element_type(values.dtype), values.shape)
     dtype = numpy_dtype(as_type.get_element_type()).newbyteorder("<")
     data = np.ascontiguousarray(values.astype(dtype, copy=False)).tobytes()
     return DenseIntOrFPElementsAttr(as_type, BytesAttr(data))

@@ -80,7 +80,8 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir.dialects.bnn import BinarizeOp, Clip8Op, ThresholdOp
 from bnnmlir.dialects.bnn_support import ActivationOp, AffineOp, BatchNormOp, CastOp, Requant8Op
-from bnnmlir.passes.value_range import ValueRanges, element_type
+from bnnmlir.ir_utils import value_elem
+from bnnmlir.passes.value_range import ValueRanges
 
 BATCH_NORM_MODES = ("op", "torch")
 CHAIN_OPS = (BatchNormOp, AffineOp, ActivationOp, CastOp)
@@ -132,11 +133,11 @@ def float_chain(value: SSAValue) -> FloatChain | None:
             return None
         ops.append(op)
         source = op.input
-        if isinstance(op, CastOp) and isinstance(element_type(source), IntegerType):
+        if isinstance(op, CastOp) and isinstance(value_elem(source), IntegerType):
             if not isinstance(source.type, TensorType):
                 return None
             return FloatChain(source, ops[::-1])
-        if not isinstance(element_type(source), Float32Type):
+        if not isinstance(value_elem(source), Float32Type):
             return None
         value = source
 
@@ -213,7 +214,7 @@ class FoldFloatChain(RewritePattern):
     def chain_and_domain(
         self, op: Operation, input: SSAValue
     ) -> tuple[FloatChain, int, int] | None:
-        if not isinstance(element_type(input), Float32Type) or not op.results:
+        if not isinstance(value_elem(input), Float32Type) or not op.results:
             return None
         chain = float_chain(input)
         if chain is None:
@@ -259,7 +260,7 @@ class FoldClip8(FoldFloatChain):
             return
         chain, lo, hi = found
         result_type = op.results[0].type
-        source_elem = element_type(chain.source)
+        source_elem = value_elem(chain.source)
         assert isinstance(source_elem, IntegerType)
         if chain.only_casts and source_elem.width.data > 8:
             _replace(rewriter, op, Clip8Op(chain.source, result_type), chain)
@@ -324,7 +325,7 @@ class FoldBinarizeOfInt8(RewritePattern):
         if not producer.results or not producer.results[0].has_one_use():
             return
         source = producer.input
-        if not isinstance(element_type(source), IntegerType):
+        if not isinstance(value_elem(source), IntegerType):
             return
         if isinstance(producer, Clip8Op):
             channels = producer.results[0].type.get_shape()[-1]  # type: ignore[union-attr]

@@ -56,8 +56,6 @@ from xdsl.dialects.builtin import (
     Float32Type,
     IntegerAttr,
     IntegerType,
-    MemRefType,
-    TensorType,
 )
 from xdsl.ir import Attribute, BlockArgument, Operation, OpResult, SSAValue
 
@@ -74,7 +72,7 @@ from bnnmlir.dialects.bnn_support import (
     ReshapeOp,
     TransposeOp,
 )
-from bnnmlir.ir_utils import dense_to_numpy
+from bnnmlir.ir_utils import dense_to_numpy, value_elem
 
 EXACT_F32_INT = 2**24
 """Every integer with ``|v| <= 2**24`` is exact in ``f32``."""
@@ -120,15 +118,8 @@ CLIP8_RANGE = IntRange(-127, 127)
 F32_EXACT_RANGE = IntRange(-EXACT_F32_INT, EXACT_F32_INT)
 
 
-def element_type(value: SSAValue) -> Attribute | None:
-    t = value.type
-    if isinstance(t, TensorType | MemRefType):
-        return t.get_element_type()
-    return t
-
-
 def _is_f32(value: SSAValue) -> bool:
-    return isinstance(element_type(value), Float32Type)
+    return isinstance(value_elem(value), Float32Type)
 
 
 def _exact_in_f32(r: IntRange | None) -> IntRange | None:
@@ -194,7 +185,7 @@ def _add(op: AddOp, args: Sequence[IntRange | None]) -> IntRange | None:
     total = a + b
     if _is_f32(op.lhs):
         return _exact_in_f32(total)
-    limits = IntRange.of_type(element_type(op.results[0]))
+    limits = IntRange.of_type(value_elem(op.results[0]))
     assert limits is not None
     return total if total.within(limits) else limits
 
@@ -249,10 +240,10 @@ def _weighted_sum(weights: np.ndarray, x: IntRange, may_skip: bool) -> IntRange:
 @range_rule(Conv2dOp, DenseOp)
 def _integer_product(op: Operation, args: Sequence[IntRange | None]) -> IntRange | None:
     if not getattr(op, "is_integer", False) or args[0] is None:
-        return IntRange.of_type(element_type(op.results[0]))
+        return IntRange.of_type(value_elem(op.results[0]))
     weight = op.operands[1].owner
     if not (isinstance(weight, arith.ConstantOp) and isinstance(weight.value, DenseIntOrFPElementsAttr)):
-        return IntRange.of_type(element_type(op.results[0]))
+        return IntRange.of_type(value_elem(op.results[0]))
     w = dense_to_numpy(weight.value).astype(np.int64)
     may_skip = isinstance(op, Conv2dOp) and any(op.padding.get_values())
     return _weighted_sum(w.reshape(w.shape[0], -1), args[0], may_skip)
@@ -305,10 +296,10 @@ class ValueRanges:
 
     def _compute(self, value: SSAValue) -> IntRange | None:
         if isinstance(value, BlockArgument):
-            return IntRange.of_type(element_type(value))
+            return IntRange.of_type(value_elem(value))
         assert isinstance(value, OpResult)
         op = value.op
         rule = RULES.get(type(op))
         if rule is None or len(op.results) != 1:
-            return IntRange.of_type(element_type(value))
+            return IntRange.of_type(value_elem(value))
         return rule(op, [self.range_of(v) for v in op.operands])

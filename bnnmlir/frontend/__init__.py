@@ -9,7 +9,7 @@ Importing this package imports ``torch``.
 """
 
 from bnnmlir.errors import UnsupportedOperationError
-from bnnmlir.frontend.emitter import LayerInfo
+from bnnmlir.frontend.builder import LayerInfo
 from bnnmlir.frontend.importer import (
     ImportedModel,
     TensorSpec,

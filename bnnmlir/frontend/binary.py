@@ -33,8 +33,8 @@ import torch
 
 from bnnmlir.folding import FoldingError, zero_points
 from bnnmlir.frontend.bias import record as record_bias
-from bnnmlir.frontend.emitter import shape_of
 from bnnmlir.frontend.values import Act, Sign, ValueInfo
+from bnnmlir.ir_utils import value_shape
 
 #: Largest ``(hi - lo + 1) * channels`` evaluated to prove that ``torch.sign`` never sees 0.
 MAX_PROOF_EVALUATIONS = 1 << 26
@@ -192,7 +192,7 @@ def materialize(imp, sign: Sign) -> Act:
         else:
             value = em.hardtanh(em.affine(src.value, [2.0] * c, [1.0] * c), -1.0, 1.0)
         return Act(value, src.shape, sign.info, src.flat)
-    stored = shape_of(src.value)
+    stored = value_shape(src.value)
     rows = int(np.prod(stored[:-1], dtype=np.int64))
     ones = np.ones((c, 1, 1, c), dtype=np.int8)
     diag = (2 * np.eye(c, dtype=np.int8) - 1).reshape(c, 1, 1, c)

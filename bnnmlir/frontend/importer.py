@@ -44,7 +44,7 @@ from xdsl.ir import Block, Region
 
 from bnnmlir.errors import UnsupportedOperationError
 from bnnmlir.frontend.bias import check_biased_layers
-from bnnmlir.frontend.emitter import Emitter, LayerInfo, tensor
+from bnnmlir.frontend.builder import BodyBuilder, LayerInfo, tensor
 from bnnmlir.frontend.values import FLOAT, Act
 
 __all__ = ["ImportedModel", "LayerInfo", "TensorSpec", "import_model"]
@@ -178,7 +178,7 @@ class GraphImporter:
         self.graph = program.graph_module.graph
         self.env: dict[torch.fx.Node, object] = {}
         self.block = Block()
-        self.emit = Emitter(self.block)
+        self.emit = BodyBuilder(self.block)
         self.warnings: list[str] = []
         self.node: torch.fx.Node | None = None
         self.biased_layers: list = []  # bnnmlir.frontend.bias.BiasedLayer

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from xdsl.ir import SSAValue
 
-from bnnmlir.frontend.emitter import int_width
+from bnnmlir.frontend.builder import int_width
 from bnnmlir.frontend.values import Act, ValueInfo
 
 EXACT_F32 = 2**24

@@ -45,7 +45,7 @@ import torch
 
 from bnnmlir.custom_ops import CLIP8_OP, SIGN_OP
 from bnnmlir.frontend import binary
-from bnnmlir.frontend.emitter import int_width, is_float
+from bnnmlir.frontend.builder import int_width, is_float
 from bnnmlir.frontend.integer import integer_conv, integer_dense
 from bnnmlir.frontend.layout import (
     channel_vector,
@@ -102,7 +102,8 @@ def to_model_output(imp, value):
     return imp.emit.cast(to_plain(imp, act))
 
 
-def _pair(v, default: int = 1) -> tuple[int, int]:
+def aten_pair(v, default: int = 1) -> tuple[int, int]:
+    """An ATen ``int[2]`` argument (an int, one or two values, or empty for ``default``)."""
     if isinstance(v, int):
         return (v, v)
     v = list(v) or [default]
@@ -216,8 +217,8 @@ def _conv(imp, node, x, w, b, stride, padding, dilation, groups):
         raise imp.error("the bias must be constant")
     if isinstance(padding, str):
         raise imp.error(f"padding='{padding}' is not supported: give explicit padding")
-    strides, dilations = _pair(stride), _pair(dilation)
-    ph, pw = _pair(padding, 0)
+    strides, dilations = aten_pair(stride), aten_pair(dilation)
+    ph, pw = aten_pair(padding, 0)
     pads = [ph, ph, pw, pw]
     bias = None if b is None else b.detach().float().numpy()
     w_ohwc = w.detach().permute(0, 2, 3, 1).numpy()
@@ -504,10 +505,10 @@ def max_pool2d(imp, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil
         return Sign(max_pool2d(imp, node, x.source, kernel_size, stride, padding, dilation,
                                ceil_mode), x.ternary)
     act = _pool_source(imp, x)
-    kernel = _pair(kernel_size)
-    strides = _pair(stride) if stride else kernel
-    ph, pw = _pair(padding, 0)
-    if _pair(dilation) != (1, 1):
+    kernel = aten_pair(kernel_size)
+    strides = aten_pair(stride) if stride else kernel
+    ph, pw = aten_pair(padding, 0)
+    if aten_pair(dilation) != (1, 1):
         raise imp.error("max pooling with dilation is not supported")
     shape = out_shape(node)
     value = imp.emit.pool2d(act.value, "max", kernel, strides, [ph, ph, pw, pw])
@@ -521,10 +522,10 @@ def max_pool2d_with_indices(imp, node, *args, **kwargs):
 
 
 def _check_pool_shape(imp, value, shape, ceil_mode):
-    from bnnmlir.frontend.emitter import shape_of
     from bnnmlir.frontend.values import stored_shape
+    from bnnmlir.ir_utils import value_shape
 
-    if shape_of(value) != stored_shape(shape):
+    if value_shape(value) != stored_shape(shape):
         raise imp.error(f"pooling with ceil_mode={ceil_mode} gives {list(shape)}; bnn.pool2d "
                         "computes the floor-mode size: use ceil_mode=False")
 
@@ -535,9 +536,9 @@ def avg_pool2d(imp, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
     if divisor_override is not None:
         raise imp.error("avg_pool2d with divisor_override is not supported")
     act = _pool_source(imp, x)
-    kernel = _pair(kernel_size)
-    strides = _pair(stride) if stride else kernel
-    ph, pw = _pair(padding, 0)
+    kernel = aten_pair(kernel_size)
+    strides = aten_pair(stride) if stride else kernel
+    ph, pw = aten_pair(padding, 0)
     shape = out_shape(node)
     value = imp.emit.pool2d(act.value, "avg", kernel, strides, [ph, ph, pw, pw],
                             count_include_pad=bool(count_include_pad) and (ph or pw) > 0)
@@ -558,7 +559,7 @@ def _global_avg(imp, node, x) -> Act:
 @converts(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default)
 def adaptive_avg_pool2d(imp, node, x, output_size):
     act = _pool_source(imp, as_act(imp, x))
-    size = _pair(output_size)
+    size = aten_pair(output_size)
     if size == (1, 1):
         return _global_avg(imp, node, act)
     if size == tuple(act.shape[2:]):

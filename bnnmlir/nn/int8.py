@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnnmlir.bits import CLIP8_MAX
-from bnnmlir.nn.layers import _pair
+from bnnmlir.nn.layers import checked_pair
 
 __all__ = ["MAX_FAN_IN", "Int8Conv2d", "Int8Linear", "quantize_weight"]
 
@@ -128,10 +128,10 @@ class Int8Conv2d(_Int8Weights):
             raise ValueError("in_channels and out_channels must be positive")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _pair(stride, "stride", 1)
-        self.padding = _pair(padding, "padding", 0)
-        self.dilation = _pair(dilation, "dilation", 1)
+        self.kernel_size = checked_pair(kernel_size, "kernel_size", 1)
+        self.stride = checked_pair(stride, "stride", 1)
+        self.padding = checked_pair(padding, "padding", 0)
+        self.dilation = checked_pair(dilation, "dilation", 1)
         check_fan_in(self.fan_in, "Int8Conv2d")
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
         self._init_scale(weight_scale, out_channels)

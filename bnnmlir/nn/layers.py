@@ -22,7 +22,8 @@ __all__ = [
 _PAD_VALUES = (-1.0, 0.0, 1.0)
 
 
-def _pair(value: int | Sequence[int], what: str, minimum: int) -> tuple[int, int]:
+def checked_pair(value: int | Sequence[int], what: str, minimum: int) -> tuple[int, int]:
+    """A layer argument ``value`` (an int or a pair) as a pair of integers ``>= minimum``."""
     if isinstance(value, int):
         pair = (value, value)
     else:
@@ -101,9 +102,9 @@ class BinaryConv2d(nn.Module):
             raise ValueError("in_channels and out_channels must be positive")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _pair(stride, "stride", 1)
-        self.dilation = _pair(dilation, "dilation", 1)
+        self.kernel_size = checked_pair(kernel_size, "kernel_size", 1)
+        self.stride = checked_pair(stride, "stride", 1)
+        self.dilation = checked_pair(dilation, "dilation", 1)
         self.padding = _pads(padding)
         self.pad_value = _check_pad_value(pad_value)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))

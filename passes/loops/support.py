@@ -67,6 +67,7 @@ from bnnmlir.dialects.bnn_support import (
     ReshapeOp,
     TransposeOp,
 )
+from bnnmlir.ir_utils import value_elem, value_shape
 from bnnmlir.passes.loops.elementwise import loop_nest
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.lowering import AddGlobal, LoweringContext
@@ -86,18 +87,6 @@ def f32_const(em: Emitter, value: float) -> SSAValue:
 def _int_type(t) -> IntegerType:
     assert isinstance(t, IntegerType)
     return t
-
-
-def _elem(ref: SSAValue):
-    t = ref.type
-    assert isinstance(t, MemRefType)
-    return t.get_element_type()
-
-
-def _shape(ref: SSAValue) -> tuple[int, ...]:
-    t = ref.type
-    assert isinstance(t, MemRefType)
-    return tuple(t.get_shape())
 
 
 def _to_f32(em: Emitter, value: SSAValue) -> SSAValue:
@@ -251,13 +240,13 @@ def lower_requant8(em: Emitter, op: Requant8Op, ctx: LoweringContext) -> None:
     x_ref, out = op.input, op.out
     assert out is not None
     element = requant8_element(params, op.params, op.channels)
-    loop_nest(em, _shape(x_ref), lambda e, idx: e.store(element(e, e.load(x_ref, idx), idx[-1]), out, idx))
+    loop_nest(em, value_shape(x_ref), lambda e, idx: e.store(element(e, e.load(x_ref, idx), idx[-1]), out, idx))
 
 
 def _map_elements(em: Emitter, inp: SSAValue, out: SSAValue,
                   fn: Callable[[Emitter, SSAValue, SSAValue], SSAValue]) -> None:
     """``out[i] = fn(emitter, in[i], channel)`` over the whole (shared) shape."""
-    loop_nest(em, _shape(inp), lambda e, idx: e.store(fn(e, e.load(inp, idx), idx[-1]), out, idx))
+    loop_nest(em, value_shape(inp), lambda e, idx: e.store(fn(e, e.load(inp, idx), idx[-1]), out, idx))
 
 
 def lower_cast(em: Emitter, op: CastOp, ctx: LoweringContext) -> None:
@@ -370,9 +359,9 @@ def _store_with_bias(em: Emitter, acc: SSAValue, bias: SSAValue | None, o: SSAVa
 def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     x, w, bias, out = op.input, op.weight, op.bias, op.out
     assert out is not None
-    n_, h, wd, c = _shape(x)
-    o_, kh, kw, _ = _shape(w)
-    _, oh_, ow_, _ = _shape(out)
+    n_, h, wd, c = value_shape(x)
+    o_, kh, kw, _ = value_shape(w)
+    _, oh_, ow_, _ = value_shape(out)
     (sh, sw), (dh, dw), (pt, _, pl, _) = op.stride_hw, op.dilation_hw, op.pads
     check_h = _needs_check(h, oh_, kh, sh, dh, pt)
     check_w = _needs_check(wd, ow_, kw, sw, dw, pl)
@@ -418,8 +407,8 @@ def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
 def lower_dense(em: Emitter, op: DenseOp, ctx: LoweringContext) -> None:
     x, w, bias, out = op.input, op.weight, op.bias, op.out
     assert out is not None
-    n_, c = _shape(x)
-    o_ = _shape(w)[0]
+    n_, c = value_shape(x)
+    o_ = value_shape(w)[0]
 
     def output(e: Emitter, n: SSAValue, o: SSAValue) -> None:
         acc = _dot(e, _zero_acc(e, op.is_integer), c, lambda e1, ch: e1.load(x, [n, ch]),
@@ -453,11 +442,11 @@ def lower_pool2d(em: Emitter, op: Pool2dOp, ctx: LoweringContext) -> None:
     params = _Params(em, ctx.add_global)
     x, out = op.input, op.out
     assert out is not None
-    n_, h, wd, c = _shape(x)
-    _, oh_, ow_, _ = _shape(out)
+    n_, h, wd, c = value_shape(x)
+    _, oh_, ow_, _ = value_shape(out)
     (kh, kw), (sh, sw), (pt, _, pl, _) = op.kernel_hw, op.stride_hw, op.pads
     is_max = op.kind.data == "max"
-    elem = _elem(x)
+    elem = value_elem(x)
     check_h = _needs_check(h, oh_, kh, sh, 1, pt)
     check_w = _needs_check(wd, ow_, kw, sw, 1, pl)
     divisor = None
@@ -512,7 +501,7 @@ def lower_pool2d(em: Emitter, op: Pool2dOp, ctx: LoweringContext) -> None:
 def lower_global_avg_pool(em: Emitter, op: GlobalAvgPoolOp, ctx: LoweringContext) -> None:
     x, out = op.input, op.out
     assert out is not None
-    n_, h, w, c = _shape(x)
+    n_, h, w, c = value_shape(x)
 
     def image(e: Emitter, n: SSAValue, _s) -> list:
         _row_loop(e, c, lambda e1, ch: e1.store(f32_const(e1, 0.0), out, [n, ch]))
@@ -538,7 +527,7 @@ def lower_global_avg_pool(em: Emitter, op: GlobalAvgPoolOp, ctx: LoweringContext
 def lower_add(em: Emitter, op: AddOp, ctx: LoweringContext) -> None:
     a_ref, b_ref, out = op.lhs, op.rhs, op.out
     assert out is not None
-    elem = _elem(out)
+    elem = value_elem(out)
 
     def body(e: Emitter, idx: list[SSAValue]) -> None:
         a, b = e.load(a_ref, idx), e.load(b_ref, idx)
@@ -548,13 +537,13 @@ def lower_add(em: Emitter, op: AddOp, ctx: LoweringContext) -> None:
             total = e.emit(arith.AddiOp(_sext(e, a, elem), _sext(e, b, elem)))
         e.store(total, out, idx)
 
-    loop_nest(em, _shape(out), body)
+    loop_nest(em, value_shape(out), body)
 
 
 def lower_activation(em: Emitter, op: ActivationOp, ctx: LoweringContext) -> None:
     params = _Params(em, ctx.add_global)
     assert op.out is not None
-    elem = _elem(op.input)
+    elem = value_elem(op.input)
     kind = op.kind.data
     is_float = isinstance(elem, Float32Type)
 
@@ -597,7 +586,7 @@ def lower_concat(em: Emitter, op: ConcatOp, ctx: LoweringContext) -> None:
     assert out is not None
     offset = 0
     for inp in op.inputs:
-        shape = _shape(inp)
+        shape = value_shape(inp)
 
         def body(e: Emitter, idx: list[SSAValue], at: int = offset) -> None:
             e.store(e.load(inp, idx), out, [*idx[:-1], e.add(idx[-1], e.index(at))])
@@ -633,7 +622,7 @@ def _linearize(em: Emitter, indices: Sequence[SSAValue], shape: Sequence[int]) -
 def lower_reshape(em: Emitter, op: ReshapeOp, ctx: LoweringContext) -> None:
     x, out = op.input, op.out
     assert out is not None
-    in_shape, out_shape = _shape(x), _shape(out)
+    in_shape, out_shape = value_shape(x), value_shape(out)
     if not in_shape or not out_shape:  # a single element
         zero = em.index(0)
         em.store(em.load(x, [zero] * len(in_shape)), out, [zero] * len(out_shape))
@@ -670,4 +659,4 @@ def lower_transpose(em: Emitter, op: TransposeOp, ctx: LoweringContext) -> None:
             src[p] = idx[k]
         e.store(e.load(x, src), out, idx)
 
-    loop_nest(em, _shape(out), body)
+    loop_nest(em, value_shape(out), body)

@@ -256,9 +256,9 @@ def _fake_value(x: np.ndarray):
     from xdsl.dialects.builtin import TensorType
     from xdsl.ir import Block
 
-    from bnnmlir.ir_utils import element_type
+    from bnnmlir.ir_utils import mlir_element_type
 
-    t = TensorType(element_type(x.dtype), x.shape)
+    t = TensorType(mlir_element_type(x.dtype), x.shape)
     _fake_value.blocks.append(block := Block(arg_types=[t]))  # keep the block alive
     return block.args[0]
 

@@ -1,8 +1,8 @@
 """Building the tensor-level IR: one ``bnn`` op at a time, each with its location and layer record.
 
-:class:`Emitter` appends ops to the body of ``func.func @forward``, computes their result types,
-stamps every op with the current location (``NameLoc(module path, FileLineColLoc(...))``) and
-records a :class:`LayerInfo` for every op that does work at run time.
+:class:`BodyBuilder` appends ops to the body of ``func.func @forward``, computes their result
+types, stamps every op with the current location (``NameLoc(module path, FileLineColLoc(...))``)
+and records a :class:`LayerInfo` for every op that does work at run time.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from bnnmlir.dialects.bnn_support import (
     TransposeOp,
     add_result_element,
 )
-from bnnmlir.ir_utils import numpy_to_dense
+from bnnmlir.ir_utils import numpy_to_dense, value_elem, value_shape
 
 
 @dataclass(frozen=True)
@@ -66,28 +66,16 @@ def tensor(shape: Sequence[int], elem: Attribute) -> TensorType:
     return TensorType(elem, list(shape))
 
 
-def shape_of(v: SSAValue) -> tuple[int, ...]:
-    t = v.type
-    assert isinstance(t, TensorType)
-    return tuple(t.get_shape())
-
-
-def elem_of(v: SSAValue) -> Attribute:
-    t = v.type
-    assert isinstance(t, TensorType)
-    return t.get_element_type()
-
-
 def is_float(v: SSAValue) -> bool:
-    return isinstance(elem_of(v), Float32Type)
+    return isinstance(value_elem(v), Float32Type)
 
 
 def int_width(v: SSAValue) -> int | None:
-    e = elem_of(v)
+    e = value_elem(v)
     return e.width.data if isinstance(e, IntegerType) else None
 
 
-class Emitter:
+class BodyBuilder:
     """Appends ops to ``block``; see the module docstring."""
 
     def __init__(self, block: Block):
@@ -124,24 +112,24 @@ class Emitter:
         return self._add(arith.ConstantOp(numpy_to_dense(values)), record=False)
 
     def reshape(self, x: SSAValue, shape: Sequence[int]) -> SSAValue:
-        if shape_of(x) == tuple(shape):
+        if value_shape(x) == tuple(shape):
             return x
-        return self._add(ReshapeOp(x, tensor(shape, elem_of(x))))
+        return self._add(ReshapeOp(x, tensor(shape, value_elem(x))))
 
     def transpose(self, x: SSAValue, perm: Sequence[int]) -> SSAValue:
         if list(perm) == list(range(len(perm))):
             return x
-        s = shape_of(x)
-        return self._add(TransposeOp(x, perm, tensor([s[p] for p in perm], elem_of(x))))
+        s = value_shape(x)
+        return self._add(TransposeOp(x, perm, tensor([s[p] for p in perm], value_elem(x))))
 
     def concat(self, xs: Sequence[SSAValue]) -> SSAValue:
-        s = shape_of(xs[0])
-        out = (*s[:-1], sum(shape_of(x)[-1] for x in xs))
-        return self._add(ConcatOp(list(xs), tensor(out, elem_of(xs[0]))))
+        s = value_shape(xs[0])
+        out = (*s[:-1], sum(value_shape(x)[-1] for x in xs))
+        return self._add(ConcatOp(list(xs), tensor(out, value_elem(xs[0]))))
 
     # ---- binary core --------------------------------------------------------------------------
     def binarize(self, x: SSAValue, *, record: bool = True) -> SSAValue:
-        s = shape_of(x)
+        s = value_shape(x)
         return self._add(BinarizeOp(x, tensor((*s[:-1], packed_words(s[-1])), i8)), record=record)
 
     def packed_weight(self, w_ohwc: np.ndarray) -> SSAValue:
@@ -153,7 +141,7 @@ class Emitter:
                 dilations: Sequence[int], padding: Sequence[int], pad_value: int) -> SSAValue:
         o, kh, kw, c = w_ohwc.shape
         w = self.packed_weight(w_ohwc)
-        n, h, wd, _ = shape_of(x)
+        n, h, wd, _ = value_shape(x)
         oh = conv_output_size(h, kh, strides[0], dilations[0], padding[0], padding[1])
         ow = conv_output_size(wd, kw, strides[1], dilations[1], padding[2], padding[3])
         op = BConv2dOp(x, w, in_channels=c, strides=strides, dilations=dilations,
@@ -163,29 +151,29 @@ class Emitter:
                          weight_bytes=o * kh * kw * packed_words(c))
 
     def clip8(self, x: SSAValue) -> SSAValue:
-        return self._add(Clip8Op(x, tensor(shape_of(x), i8)))
+        return self._add(Clip8Op(x, tensor(value_shape(x), i8)))
 
     # ---- integer / float support ---------------------------------------------------------------
     def cast(self, x: SSAValue) -> SSAValue:
         """``x`` as f32 (unchanged if it already is)."""
         if is_float(x):
             return x
-        return self._add(CastOp(x, tensor(shape_of(x), f32)))
+        return self._add(CastOp(x, tensor(value_shape(x), f32)))
 
     def affine(self, x: SSAValue, scale: Sequence[float], bias: Sequence[float]) -> SSAValue:
         x = self.cast(x)
-        return self._add(AffineOp(x, scale, bias, tensor(shape_of(x), f32)),
+        return self._add(AffineOp(x, scale, bias, tensor(value_shape(x), f32)),
                          weight_bytes=8 * len(scale))
 
     def divide(self, x: SSAValue, divisor: Sequence[float], bias: Sequence[float]) -> SSAValue:
         """``x / divisor[c] + bias[c]`` (``bnn.affine`` in its division form)."""
         x = self.cast(x)
-        return self._add(AffineOp.division(x, divisor, bias, tensor(shape_of(x), f32)),
+        return self._add(AffineOp.division(x, divisor, bias, tensor(value_shape(x), f32)),
                          weight_bytes=8 * len(divisor))
 
     def batch_norm(self, x: SSAValue, mean, var, gamma, beta, eps: float) -> SSAValue:
         x = self.cast(x)
-        return self._add(BatchNormOp(x, mean, var, gamma, beta, eps, tensor(shape_of(x), f32)),
+        return self._add(BatchNormOp(x, mean, var, gamma, beta, eps, tensor(value_shape(x), f32)),
                          weight_bytes=16 * len(mean))
 
     def conv2d(self, x: SSAValue, w_ohwc: np.ndarray, bias: np.ndarray | None, *,
@@ -195,7 +183,7 @@ class Emitter:
         o, kh, kw, c = w_ohwc.shape
         w = self.constant(w_ohwc.astype(np.float32))
         b = self.constant(bias.astype(np.float32)) if bias is not None else None
-        n, h, wd, _ = shape_of(x)
+        n, h, wd, _ = value_shape(x)
         oh = conv_output_size(h, kh, strides[0], dilations[0], padding[0], padding[1])
         ow = conv_output_size(wd, kw, strides[1], dilations[1], padding[2], padding[3])
         op = Conv2dOp(x, w, b, strides=strides, dilations=dilations, padding=padding,
@@ -208,7 +196,7 @@ class Emitter:
         """Integer ``bnn.conv2d``: ``i8`` input ``x``, integer weights (stored ``i8``), ``i32``."""
         o, kh, kw, c = w_ohwc.shape
         w = self.constant(w_ohwc.astype(np.int8))
-        n, h, wd, _ = shape_of(x)
+        n, h, wd, _ = value_shape(x)
         oh = conv_output_size(h, kh, strides[0], dilations[0], padding[0], padding[1])
         ow = conv_output_size(wd, kw, strides[1], dilations[1], padding[2], padding[3])
         op = Conv2dOp(x, w, None, strides=strides, dilations=dilations, padding=padding,
@@ -218,7 +206,7 @@ class Emitter:
     def int_dense(self, x: SSAValue, w: np.ndarray) -> SSAValue:
         """Integer ``bnn.dense``: ``i8`` input ``x``, integer weights ``[O, C]`` (stored ``i8``)."""
         wv = self.constant(w.astype(np.int8))
-        n = shape_of(x)[0]
+        n = value_shape(x)[0]
         op = DenseOp(x, wv, None, result_type=tensor((n, w.shape[0]), i32))
         return self._add(op, macs=n * w.size, weight_bytes=w.size)
 
@@ -227,7 +215,7 @@ class Emitter:
             x = self.cast(x)
         wv = self.constant(w.astype(np.float32))
         b = self.constant(bias.astype(np.float32)) if bias is not None else None
-        n = shape_of(x)[0]
+        n = value_shape(x)[0]
         op = DenseOp(x, wv, b, result_type=tensor((n, w.shape[0]), f32))
         return self._add(op, macs=n * w.size,
                          weight_bytes=4 * (w.size + (0 if bias is None else bias.size)))
@@ -236,10 +224,10 @@ class Emitter:
                padding: Sequence[int], count_include_pad: bool = False) -> SSAValue:
         if int_width(x) not in (None, 8, 32):
             x = self.cast(x)
-        n, h, w, c = shape_of(x)
+        n, h, w, c = value_shape(x)
         oh = conv_output_size(h, kernel[0], strides[0], 1, padding[0], padding[1])
         ow = conv_output_size(w, kernel[1], strides[1], 1, padding[2], padding[3])
-        elem = elem_of(x) if kind == "max" else f32
+        elem = value_elem(x) if kind == "max" else f32
         op = Pool2dOp(x, kind, kernel, strides=strides, padding=padding,
                       count_include_pad=count_include_pad, result_type=tensor((n, oh, ow, c), elem))
         return self._add(op)
@@ -247,27 +235,27 @@ class Emitter:
     def global_avg_pool(self, x: SSAValue) -> SSAValue:
         if int_width(x) not in (None, 8, 32):
             x = self.cast(x)
-        n, _, _, c = shape_of(x)
+        n, _, _, c = value_shape(x)
         return self._add(GlobalAvgPoolOp(x, tensor((n, c), f32)))
 
     def add(self, a: SSAValue, b: SSAValue) -> SSAValue:
         if is_float(a) != is_float(b):
             a, b = self.cast(a), self.cast(b)
-        elem = add_result_element(elem_of(a), elem_of(b))
+        elem = add_result_element(value_elem(a), value_elem(b))
         assert elem is not None
-        return self._add(AddOp(a, b, tensor(shape_of(a), elem)))
+        return self._add(AddOp(a, b, tensor(value_shape(a), elem)))
 
     def relu(self, x: SSAValue) -> SSAValue:
-        return self._add(ActivationOp.relu(x, tensor(shape_of(x), elem_of(x))))
+        return self._add(ActivationOp.relu(x, tensor(value_shape(x), value_elem(x))))
 
     def hardtanh(self, x: SSAValue, lo: float, hi: float) -> SSAValue:
         if not is_float(x) and not (float(lo).is_integer() and float(hi).is_integer()):
             x = self.cast(x)
-        return self._add(ActivationOp.hardtanh(x, lo, hi, tensor(shape_of(x), elem_of(x))))
+        return self._add(ActivationOp.hardtanh(x, lo, hi, tensor(value_shape(x), value_elem(x))))
 
     def prelu(self, x: SSAValue, slopes: Sequence[float]) -> SSAValue:
         x = self.cast(x)
-        return self._add(ActivationOp.prelu(x, slopes, tensor(shape_of(x), f32)),
+        return self._add(ActivationOp.prelu(x, slopes, tensor(value_shape(x), f32)),
                          weight_bytes=4 * len(slopes))
 
 
