@@ -26,3 +26,32 @@ def test_runtime_sources_ship_as_package_data():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "*.c" in config["package-data"]["bnnmlir.runtime"]
     assert any((ROOT / "runtime").glob("*.c"))
+
+
+def layout_rows() -> dict[str, str]:
+    """The README's Layout table: path -> contents."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout"):]
+    rows = {}
+    for line in layout.splitlines():
+        found = re.match(r"\| `([^`]+)` \| (.*) \|$", line)
+        if found:
+            rows[found.group(1)] = found.group(2)
+    return rows
+
+
+def test_readme_layout_matches_the_tree():
+    import re
+
+    rows = layout_rows()
+    assert all((ROOT / path).exists() for path in rows), sorted(p for p in rows if not (ROOT / p).exists())
+    packages = {f"bnnmlir/{d.name}/" for d in (ROOT / "bnnmlir").iterdir() if (d / "__init__.py").exists()}
+    assert packages - set(rows) == set(), f"packages missing from the README layout: {packages - set(rows)}"
+    for path, contents in rows.items():
+        for name in re.findall(r"`([\w/]+\.(?:py|md))`", contents):
+            assert list((ROOT / path).rglob(name.rsplit("/", 1)[-1])), f"{path}{name} does not exist"
+    top_modules = {p.name for p in (ROOT / "bnnmlir").glob("*.py")} - {"__init__.py"}
+    named = set(re.findall(r"`(\w+\.py)`", rows["bnnmlir/"]))
+    assert top_modules - named == set(), f"modules missing from the README layout: {top_modules - named}"
