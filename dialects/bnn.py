@@ -55,12 +55,11 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from bnnmlir.bits import WORD_BITS, PadValue, conv_output_size, packed_words
+from bnnmlir.bits import WORD_BITS, PadValue, packed_words
 from bnnmlir.dialects.common import (
     ConvGeometryMixin,
     ShapedOpMixin,
     UnaryShapedOp,
-    check_int_array,
     check_packed_output,
     describe,
     elem_of,
@@ -285,21 +284,12 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
                 f"'{self.name}' {c} channels pack into {words} i8 words, but input has "
                 f"{in_shape[3]} and weight {w_shape[3]}"
             )
-        sh, sw = check_int_array(self, "strides", self.strides, 2, 1)
-        dh, dw = check_int_array(self, "dilations", self.dilations, 2, 1)
-        pt, pb, pl, pr = check_int_array(self, "padding", self.padding, 4, 0)
+        n, h, w, _ = in_shape
+        o, kh, kw, _ = w_shape
+        oh, ow = self.verify_window(h, w, kh, kw)
         if self.pad_value.value.data not in (-1, 0, 1):
             raise VerifyException(
                 f"'{self.name}' pad_value must be -1, 0 or +1, got {self.pad_value.value.data}"
-            )
-        n, h, w, _ = in_shape
-        o, kh, kw, _ = w_shape
-        oh = conv_output_size(h, kh, sh, dh, pt, pb)
-        ow = conv_output_size(w, kw, sw, dw, pl, pr)
-        if oh < 1 or ow < 1:
-            raise VerifyException(
-                f"'{self.name}' kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded "
-                f"{h}x{w} input"
             )
         expected = (n, oh, ow, packed_words(o) if kind == "threshold" else o)
         if out_shape != expected:

@@ -559,17 +559,8 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
             raise VerifyException(
                 f"'{self.name}' weight must be [O, KH, KW, {c}], got {describe(self.weight.type)}"
             )
-        sh, sw = check_int_array(self, "strides", self.strides, 2, 1)
-        dh, dw = check_int_array(self, "dilations", self.dilations, 2, 1)
-        pt, pb, pl, pr = check_int_array(self, "padding", self.padding, 4, 0)
         o, kh, kw, _ = w_shape
-        oh = conv_output_size(h, kh, sh, dh, pt, pb)
-        ow = conv_output_size(w, kw, sw, dw, pl, pr)
-        if oh < 1 or ow < 1:
-            raise VerifyException(
-                f"'{self.name}' kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded "
-                f"{h}x{w} input"
-            )
+        oh, ow = self.verify_window(h, w, kh, kw)
         if integer:
             self._check_fan_in(kh * kw * c)
         _expect_output(self, out_type, (n, oh, ow, o), i32 if integer else f32)

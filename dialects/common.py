@@ -16,7 +16,7 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import IRDLOperation, operand_def, opt_operand_def, opt_result_def
 from xdsl.utils.exceptions import VerifyException
 
-from bnnmlir.bits import packed_words
+from bnnmlir.bits import conv_output_size, packed_words
 
 
 def shape_of(t: Attribute) -> tuple[int, ...]:
@@ -127,6 +127,22 @@ class ConvGeometryMixin:
     @property
     def pads(self) -> tuple[int, int, int, int]:
         return tuple(self.padding.get_values())  # type: ignore[attr-defined,return-value]
+
+    def verify_window(self, h: int, w: int, kh: int, kw: int) -> tuple[int, int]:
+        """Check ``strides``, ``dilations`` and ``padding``, and that the dilated ``kh x kw``
+        kernel fits the padded ``h x w`` input; return the output size ``(OH, OW)``."""
+        op: IRDLOperation = self  # type: ignore[assignment]
+        sh, sw = check_int_array(op, "strides", self.strides, 2, 1)  # type: ignore[attr-defined]
+        dh, dw = check_int_array(op, "dilations", self.dilations, 2, 1)  # type: ignore[attr-defined]
+        pt, pb, pl, pr = check_int_array(op, "padding", self.padding, 4, 0)  # type: ignore[attr-defined]
+        oh = conv_output_size(h, kh, sh, dh, pt, pb)
+        ow = conv_output_size(w, kw, sw, dw, pl, pr)
+        if oh < 1 or ow < 1:
+            raise VerifyException(
+                f"'{op.name}' kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded "
+                f"{h}x{w} input"
+            )
+        return oh, ow
 
 
 def check_packed_output(op_name: str, in_shape: tuple[int, ...], out_type: Attribute) -> None:
