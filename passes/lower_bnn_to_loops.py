@@ -45,22 +45,8 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
+from bnnmlir.dialects import bnn_support as support_ops
 from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import (
-    ActivationOp,
-    AddOp,
-    AffineOp,
-    BatchNormOp,
-    CastOp,
-    ConcatOp,
-    Conv2dOp,
-    DenseOp,
-    GlobalAvgPoolOp,
-    Pool2dOp,
-    Requant8Op,
-    ReshapeOp,
-    TransposeOp,
-)
 from bnnmlir.passes.loops import support
 from bnnmlir.passes.loops.bconv2d import lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
@@ -79,19 +65,19 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     ThresholdOp: lower_threshold,
     Clip8Op: lower_clip8,
     BConv2dOp: lower_bconv2d,
-    Requant8Op: support.lower_requant8,
-    CastOp: support.lower_cast,
-    BatchNormOp: support.lower_batch_norm,
-    AffineOp: support.lower_affine,
-    Conv2dOp: support.lower_conv2d,
-    DenseOp: support.lower_dense,
-    Pool2dOp: support.lower_pool2d,
-    GlobalAvgPoolOp: support.lower_global_avg_pool,
-    AddOp: support.lower_add,
-    ActivationOp: support.lower_activation,
-    ConcatOp: support.lower_concat,
-    ReshapeOp: support.lower_reshape,
-    TransposeOp: support.lower_transpose,
+    support_ops.Requant8Op: support.lower_requant8,
+    support_ops.CastOp: support.lower_cast,
+    support_ops.BatchNormOp: support.lower_batch_norm,
+    support_ops.AffineOp: support.lower_affine,
+    support_ops.Conv2dOp: support.lower_conv2d,
+    support_ops.DenseOp: support.lower_dense,
+    support_ops.Pool2dOp: support.lower_pool2d,
+    support_ops.GlobalAvgPoolOp: support.lower_global_avg_pool,
+    support_ops.AddOp: support.lower_add,
+    support_ops.ActivationOp: support.lower_activation,
+    support_ops.ConcatOp: support.lower_concat,
+    support_ops.ReshapeOp: support.lower_reshape,
+    support_ops.TransposeOp: support.lower_transpose,
 }
 """The loop lowering of every op that ``lower-bnn-to-loops`` replaces."""
 

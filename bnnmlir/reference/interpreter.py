@@ -14,22 +14,8 @@ from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
 from xdsl.ir import Attribute, Operation, SSAValue
 
+from bnnmlir.dialects import bnn_support as support_ops
 from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import (
-    ActivationOp,
-    AddOp,
-    AffineOp,
-    BatchNormOp,
-    CastOp,
-    ConcatOp,
-    Conv2dOp,
-    DenseOp,
-    GlobalAvgPoolOp,
-    Pool2dOp,
-    Requant8Op,
-    ReshapeOp,
-    TransposeOp,
-)
 from bnnmlir.ir_utils import dense_to_numpy, numpy_dtype
 from bnnmlir.reference import binary, support
 
@@ -106,52 +92,52 @@ def requant8(x, params: Mapping[str, Attribute]) -> np.ndarray:
     raise ValueError(f"unknown requant8 kind {kind!r}")
 
 
-def _requant8(op: Requant8Op, args: list[np.ndarray]) -> np.ndarray:
+def _requant8(op: support_ops.Requant8Op, args: list[np.ndarray]) -> np.ndarray:
     return requant8(args[0], op.params)
 
 
-def _cast(op: CastOp, args: list[np.ndarray]) -> np.ndarray:
+def _cast(op: support_ops.CastOp, args: list[np.ndarray]) -> np.ndarray:
     return support.cast(args[0])
 
 
-def _batch_norm(op: BatchNormOp, args: list[np.ndarray]) -> np.ndarray:
+def _batch_norm(op: support_ops.BatchNormOp, args: list[np.ndarray]) -> np.ndarray:
     return support.batch_norm(args[0], op.mean.get_values(), op.var.get_values(),
                               op.gamma.get_values(), op.beta.get_values(), op.eps.value.data)
 
 
-def _affine(op: AffineOp, args: list[np.ndarray]) -> np.ndarray:
+def _affine(op: support_ops.AffineOp, args: list[np.ndarray]) -> np.ndarray:
     if op.divides:
         return support.affine_divide(args[0], op.divisor.get_values(), op.bias.get_values())
     return support.affine(args[0], op.scale.get_values(), op.bias.get_values())
 
 
-def _conv2d(op: Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
+def _conv2d(op: support_ops.Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
     if op.is_integer:
         return support.conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
     bias = args[2] if op.bias is not None else None
     return support.conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
 
 
-def _dense(op: DenseOp, args: list[np.ndarray]) -> np.ndarray:
+def _dense(op: support_ops.DenseOp, args: list[np.ndarray]) -> np.ndarray:
     if op.is_integer:
         return support.dense_int(args[0], args[1])
     return support.dense(args[0], args[1], args[2] if op.bias is not None else None)
 
 
-def _pool2d(op: Pool2dOp, args: list[np.ndarray]) -> np.ndarray:
+def _pool2d(op: support_ops.Pool2dOp, args: list[np.ndarray]) -> np.ndarray:
     return support.pool2d(args[0], op.kind.data, op.kernel_hw, op.stride_hw, op.pads,
                           op.count_include_pad is not None)
 
 
-def _global_avg_pool(op: GlobalAvgPoolOp, args: list[np.ndarray]) -> np.ndarray:
+def _global_avg_pool(op: support_ops.GlobalAvgPoolOp, args: list[np.ndarray]) -> np.ndarray:
     return support.global_avg_pool(args[0])
 
 
-def _add(op: AddOp, args: list[np.ndarray]) -> np.ndarray:
+def _add(op: support_ops.AddOp, args: list[np.ndarray]) -> np.ndarray:
     return support.add(args[0], args[1])
 
 
-def _activation(op: ActivationOp, args: list[np.ndarray]) -> np.ndarray:
+def _activation(op: support_ops.ActivationOp, args: list[np.ndarray]) -> np.ndarray:
     kind = op.kind.data
     if kind == "relu":
         return support.relu(args[0])
@@ -160,15 +146,15 @@ def _activation(op: ActivationOp, args: list[np.ndarray]) -> np.ndarray:
     return support.prelu(args[0], op.slopes.get_values())
 
 
-def _concat(op: ConcatOp, args: list[np.ndarray]) -> np.ndarray:
+def _concat(op: support_ops.ConcatOp, args: list[np.ndarray]) -> np.ndarray:
     return support.concat(args)
 
 
-def _reshape(op: ReshapeOp, args: list[np.ndarray]) -> np.ndarray:
+def _reshape(op: support_ops.ReshapeOp, args: list[np.ndarray]) -> np.ndarray:
     return support.reshape(args[0], _out_shape(op))
 
 
-def _transpose(op: TransposeOp, args: list[np.ndarray]) -> np.ndarray:
+def _transpose(op: support_ops.TransposeOp, args: list[np.ndarray]) -> np.ndarray:
     return support.transpose(args[0], op.perm)
 
 
@@ -177,19 +163,19 @@ EVALUATORS: Mapping[type[Operation], Evaluator] = {
     BConv2dOp: _bconv2d,
     Clip8Op: _clip8,
     ThresholdOp: _threshold,
-    Requant8Op: _requant8,
-    CastOp: _cast,
-    BatchNormOp: _batch_norm,
-    AffineOp: _affine,
-    Conv2dOp: _conv2d,
-    DenseOp: _dense,
-    Pool2dOp: _pool2d,
-    GlobalAvgPoolOp: _global_avg_pool,
-    AddOp: _add,
-    ActivationOp: _activation,
-    ConcatOp: _concat,
-    ReshapeOp: _reshape,
-    TransposeOp: _transpose,
+    support_ops.Requant8Op: _requant8,
+    support_ops.CastOp: _cast,
+    support_ops.BatchNormOp: _batch_norm,
+    support_ops.AffineOp: _affine,
+    support_ops.Conv2dOp: _conv2d,
+    support_ops.DenseOp: _dense,
+    support_ops.Pool2dOp: _pool2d,
+    support_ops.GlobalAvgPoolOp: _global_avg_pool,
+    support_ops.AddOp: _add,
+    support_ops.ActivationOp: _activation,
+    support_ops.ConcatOp: _concat,
+    support_ops.ReshapeOp: _reshape,
+    support_ops.TransposeOp: _transpose,
 }
 """The evaluation of every op the reference knows."""
 
