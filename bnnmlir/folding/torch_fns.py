@@ -115,7 +115,9 @@ def fma_f32_torch(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Te
 def batch_norm_op(mean, var, gamma, beta, eps: float) -> ChannelFn:
     """``bnn.batch_norm`` as documented: ``scale = (1 / sqrt(var + eps)) * gamma`` and
     ``shift = fma(-mean, scale, beta)`` in float32, then ``fma(x, scale[c], shift[c])``."""
-    mean, var, gamma, beta = (torch.as_tensor(a, dtype=torch.float32) for a in (mean, var, gamma, beta))
+    mean, var, gamma, beta = (
+        torch.as_tensor(a, dtype=torch.float32) for a in (mean, var, gamma, beta)
+    )
     scale = (1.0 / torch.sqrt(var + torch.tensor(eps, dtype=torch.float32))) * gamma
     shift = fma_f32_torch(-mean, scale, beta)
     return lambda x: fma_f32_torch(x, scale.expand_as(x), shift.expand_as(x))

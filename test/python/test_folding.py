@@ -501,8 +501,10 @@ def exact_f32(value):
     from fractions import Fraction
 
     near = np.float32(float(value))
-    candidates = [np.nextafter(near, np.float32(-np.inf)), near, np.nextafter(near, np.float32(np.inf))]
-    return min(candidates, key=lambda f: (abs(Fraction(float(f)) - value), int(f.view(np.uint32)) & 1))
+    candidates = [np.nextafter(near, np.float32(-np.inf)), near,
+                  np.nextafter(near, np.float32(np.inf))]
+    return min(candidates,
+               key=lambda f: (abs(Fraction(float(f)) - value), int(f.view(np.uint32)) & 1))
 
 
 # scale = gamma (var = 1, eps = 0) and shift = beta (mean = 0), so y = fma(x, gamma, beta):
@@ -542,7 +544,8 @@ def test_batch_norm_op_evaluator_matches_the_reference_on_random_statistics(chan
     rng = np.random.default_rng(seed)
     mean = (rng.standard_normal(channels) * 50).astype(np.float32)
     var = (rng.random(channels) * 9).astype(np.float32)
-    gamma = (rng.standard_normal(channels) * rng.choice([1e-30, 1.0, 1e20], channels)).astype(np.float32)
+    magnitude = rng.choice([1e-30, 1.0, 1e20], channels)
+    gamma = (rng.standard_normal(channels) * magnitude).astype(np.float32)
     gamma[rng.random(channels) < 0.2] = 0.0
     beta = (rng.standard_normal(channels) * 10).astype(np.float32)
     var[rng.random(channels) < 0.1] = 0.0  # 1 / sqrt(0 + eps) with eps = 0: inf scale
