@@ -1,12 +1,10 @@
 """The two custom PyTorch operators of bnnmlir, ``bnnmlir::sign`` and ``bnnmlir::clip8``.
 
-The training layers (:mod:`bnnmlir.nn`) call them; the importer (:mod:`bnnmlir.frontend`)
-recognizes them in exported graphs. Importing this module registers them with PyTorch.
-
-``bnnmlir::sign`` and ``bnnmlir::clip8`` are registered with :func:`torch.library.custom_op`
-(with a fake kernel and an autograd formula), so ``torch.export`` keeps each of them as ONE graph
-node, also after ``run_decompositions()``; the importer matches ``node.target`` against
-:data:`SIGN_OP` and :data:`CLIP8_OP`.
+The training layers (:mod:`bnnmlir.nn`) call them and the importer (:mod:`bnnmlir.frontend`)
+recognizes them; importing this module registers them. They are registered with
+:func:`torch.library.custom_op` (with a fake kernel and an autograd formula), so
+``torch.export`` keeps each of them as ONE graph node, also after ``run_decompositions()``; the
+importer matches ``node.target`` against :data:`SIGN_OP` and :data:`CLIP8_OP`.
 
 Forward semantics (identical in training and evaluation):
 
