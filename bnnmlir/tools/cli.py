@@ -21,13 +21,14 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from bnnmlir.passes.pipelines import STAGES as PIPELINE_STAGES
+from bnnmlir.tables import code_column, compact_table, number_column, text_column
 from bnnmlir.tools.version import version_text
 
 STAGES = ("imported", *PIPELINE_STAGES)
 
 
 def _console() -> Console:
-    return Console(highlight=False, width=max(140, Console().width))
+    return Console(highlight=False)
 
 
 def packed_channels(module: ModuleOp, entry: str | None = None) -> dict[int, int]:
@@ -62,6 +63,18 @@ def random_inputs(module: ModuleOp, seed: int = 0, entry: str | None = None) -> 
     return arrays
 
 
+def _results_table(title: str, outputs: str, verdict: str) -> Table:
+    """One row per target: where it ran, compile and run seconds, outputs, the verdict."""
+    table = compact_table(title)
+    code_column(table, "target")
+    text_column(table, "runs on")
+    number_column(table, "compile s")
+    number_column(table, "run s")
+    text_column(table, outputs)
+    code_column(table, verdict)
+    return table
+
+
 def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: int | None = None,
                   console: Console | None = None) -> bool:
     """Compile ``path`` for each target, run it, compare with the reference; True if all match."""
@@ -75,9 +88,8 @@ def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: 
     inputs = random_inputs(reference_module, seed)
     expected = reference_ir.evaluate(reference_module, inputs)
 
-    table = Table(title=f"{os.path.basename(path)}: compiled code vs numpy reference")
-    for column in ("target", "runs on", "compile s", "run s", "outputs", "result"):
-        table.add_column(column)
+    table = _results_table(f"{os.path.basename(path)}: compiled code vs numpy reference",
+                           "outputs", "result")
     all_match = True
     for target in targets:
         t0 = time.perf_counter()
@@ -112,9 +124,8 @@ def run_model_demo(console: Console, seed: int = 0) -> bool:
     model = bnn_clip_net(seed=seed)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
     expected = model(x)
-    table = Table(title="BNN-Clip network (int8 stream, residual binary blocks, binary head)")
-    for column in ("target", "runs on", "compile s", "run s", "output", "vs PyTorch eval()"):
-        table.add_column(column)
+    table = _results_table("BNN-Clip network (int8 stream, residual binary blocks, binary head)",
+                           "output", "vs eval()")
     ok = True
     compiled = None
     for target in ("host", "aarch64"):
