@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from xdsl.dialects.builtin import FileLineColLoc, NameLoc
 
-from bnnmlir.frontend import UnsupportedOperationError, import_model
-from bnnmlir.frontend.errors import UnsupportedModuleError
+from bnnmlir.frontend import UnsupportedModuleError, UnsupportedOperationError, import_model
 from bnnmlir.nn import BinaryConv2d, Clip8
 
 USER_MODEL = '''
