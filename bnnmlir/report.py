@@ -173,4 +173,4 @@ def layer_report(module: ModuleOp, target: TargetInfo) -> LayerReport:
     return LayerReport(list(rows.values()), target.name)
 
 
-__all__ = ["LayerReport", "LayerRow", "layer_report", "layer_of"]
+__all__ = ["LayerReport", "LayerRow", "layer_of", "layer_report"]

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.export.graph_signature import InputKind
-
-import bnnmlir
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     FileLineColLoc,
@@ -44,6 +42,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, Region
 
+import bnnmlir
 from bnnmlir.frontend.bias import check_biased_layers
 from bnnmlir.frontend.emitter import Emitter, LayerInfo, tensor
 from bnnmlir.frontend.errors import UnsupportedModuleError, UnsupportedOperationError

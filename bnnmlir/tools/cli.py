@@ -70,7 +70,7 @@ def _results_table(title: str, outputs: str, verdict: str) -> Table:
     text_column(table, "runs on")
     number_column(table, "compile s")
     number_column(table, "run s")
-    text_column(table, outputs)
+    code_column(table, outputs)  # one line per output
     code_column(table, verdict)
     return table
 
@@ -106,7 +106,7 @@ def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: 
             g.shape == e.shape and np.array_equal(g, e) for g, e in zip(got, expected)
         )
         all_match &= match
-        shapes = ", ".join(f"{g.dtype}{list(g.shape)}" for g in got)
+        shapes = "\n".join(f"{g.dtype}{list(g.shape)}" for g in got)
         verdict = "[green]bit-exact[/green]" if match else "[red]MISMATCH[/red]"
         table.add_row(target, where, f"{t1 - t0:.2f}", f"{t2 - t1:.2f}", shapes, verdict)
     console.print(table)
@@ -125,7 +125,7 @@ def run_model_demo(console: Console, seed: int = 0) -> bool:
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
     expected = model(x)
     table = _results_table("BNN-Clip network (int8 stream, residual binary blocks, binary head)",
-                           "output", "vs eval()")
+                           "output", "vs PyTorch eval()")
     ok = True
     compiled = None
     for target in ("host", "aarch64"):
