@@ -22,6 +22,7 @@ integer-valued outputs.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import re
@@ -139,8 +140,13 @@ def source_line(node: torch.fx.Node) -> tuple[str, int] | None:
     bnnmlir. ``None`` when every frame is theirs (a ``torch.nn.Sequential`` of library layers
     has no line of its own: the module path names the layer)."""
     frames = [(f, int(line)) for f, line in _FRAME.findall(node.meta.get("stack_trace") or "")]
-    user = [fr for fr in frames if not os.path.realpath(fr[0]).startswith(_LIBRARY_DIRS)]
+    user = [fr for fr in frames if not _is_library_file(fr[0])]
     return user[-1] if user else None
+
+
+@functools.cache
+def _is_library_file(path: str) -> bool:
+    return os.path.realpath(path).startswith(_LIBRARY_DIRS)
 
 
 def node_location(node: torch.fx.Node):
