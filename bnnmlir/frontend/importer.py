@@ -164,6 +164,8 @@ def describe_source(node: torch.fx.Node) -> str:
 
 
 def op_name(node: torch.fx.Node) -> str:
+    if node.op == "placeholder":
+        return f"model input '{node.name}'"
     target = node.target
     name = getattr(target, "__name__", None) or str(target)
     if isinstance(target, torch._ops.OpOverload):

@@ -84,7 +84,12 @@ def innermost_module(node: torch.fx.Node) -> ModuleFrame | None:
 
 def unsupported_module(node: torch.fx.Node) -> tuple[ModuleFrame, str] | None:
     """The innermost module of ``node``'s stack whose type has no translation as a whole, with
-    the reason; ``None`` when every module around the node is one the importer handles."""
+    the reason; ``None`` when every module around the node is one the importer handles.
+
+    A model input belongs to no module: the modules that read it are looked at instead (an
+    ``nn.Embedding`` fed by an integer input is refused at that input)."""
+    if node.op == "placeholder":
+        return next(filter(None, (unsupported_module(user) for user in node.users)), None)
     for frame in reversed(module_stack(node)):
         cls = frame.resolve()
         if cls is None:

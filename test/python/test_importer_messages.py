@@ -200,6 +200,15 @@ def test_unsupported_module_is_named_instead_of_its_ops(model, x, path, cls, rea
         assert f"{__file__}:" in message
 
 
+def test_embedding_fed_by_an_integer_input_is_named():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Flatten())
+    with pytest.raises(UnsupportedModuleError) as e:
+        import_model(model, (torch.randint(0, 10, (2, 3)),))
+    assert str(e.value).startswith("nn.Embedding at '0' is not supported: an embedding is a table")
+    assert "dtype torch.int64" not in str(e.value)  # the reason is the module, not the dtype
+    assert "(import stopped at model input 'input')" in str(e.value)
+
+
 def test_supported_layers_inside_a_user_module_keep_the_op_message():
     """A failing op of a module the importer does support is reported as the op."""
     model = nn.Sequential(nn.Linear(4, 3))
