@@ -119,7 +119,9 @@ class CompiledModel:
              threads: int | None = None, entry: str | None = None) -> Path:
         """Write ``model.o`` (for ``target``), ``model.h`` and the runtime sources into ``path``.
 
-        ``entry``: the C name of the entry point (default ``forward``). Saving again for the same
+        ``target``: ``aarch64`` (also ``aarch64-linux-gnu``, ``aarch64-unknown-linux-gnu``) or
+        ``host`` (also ``x86_64``, ``x86_64-linux-gnu``, the host triple); see
+        :func:`bnnmlir.target.canonical_target_name`. ``entry``: the C name of the entry point (default ``forward``). Saving again for the same
         target, threads and entry reuses the compiled object code.
         """
         program = self.program_for(target, threads=threads, entry=entry)
@@ -137,9 +139,9 @@ class CompiledModel:
 
 
 def _target_name(target: str) -> str:
-    from bnnmlir.target import get_target
+    from bnnmlir.target import canonical_target_name
 
-    return get_target(target).name
+    return canonical_target_name(target)
 
 
 _C_TYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",

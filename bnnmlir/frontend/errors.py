@@ -8,15 +8,32 @@ from bnnmlir.compiler import CompileError
 class UnsupportedOperationError(CompileError):
     """A node of the exported graph that has no exact translation to the ``bnn`` op set.
 
-    The message names the ATen (or custom) operator, the module path that called it, its source
-    line, and what would be needed to import it.
+    The message names the ATen (or custom) operator, the module path that called it and the
+    module's class, the line of the user's source that called it (never a line inside PyTorch or
+    bnnmlir), and what would be needed to import it.
     """
 
-    def __init__(self, op: str, module_path: str, source: str, reason: str):
+    def __init__(self, op: str, module_path: str, source: str, reason: str, module_type: str = ""):
         self.op = op
         self.module_path = module_path
+        self.module_type = module_type
         self.source = source
-        where = f"module '{module_path or '<root>'}'"
-        if source:
-            where += f" ({source})"
-        super().__init__(f"unsupported operation {op} in {where}: {reason}")
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"module '{self.module_path or '<root>'}'"
+        details = ", ".join(d for d in (self.module_type, self.source) if d)
+        if details:
+            where += f" ({details})"
+        return f"unsupported operation {self.op} in {where}: {self.reason}"
+
+
+class UnsupportedModuleError(UnsupportedOperationError):
+    """A node inside a module whose type has no translation as a whole (an ``nn.LSTM``, an
+    attention layer...): the message names the module first, then the op where import stopped."""
+
+    def _message(self) -> str:
+        where = f", {self.source}" if self.source else ""
+        return (f"{self.module_type} at '{self.module_path or '<root>'}' is not supported: "
+                f"{self.reason} (import stopped at {self.op}{where})")
