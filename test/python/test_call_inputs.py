@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -74,13 +76,13 @@ def test_non_finite_float_input_is_refused_naming_it(two_inputs, seed, count, ki
     g = torch.Generator().manual_seed(seed)
     img, aux = torch.randn(SHAPE, generator=g), torch.randn(SHAPE, generator=g)
     bad, positions = with_values(aux, [kind] * count, seed)
-    pattern = rf"input 1 \('aux'\) holds {count} NaN or infinite value\(s\) \(the first at index \[" + (
-        ", ".join(map(str, positions[0])) + r"\]"
-    )
+    first = ", ".join(map(str, positions[0]))
+    pattern = (rf"input 1 \('aux'\) holds {count} NaN or infinite value\(s\) "
+               rf"\(the first at index \[{first}\]")
     with pytest.raises(ValueError, match=pattern):
         cm(img, bad)
-    if kind != kind:  # NaN: refused in the binarized input too
-        bad, positions = with_values(img, [kind] * count, seed)
+    if math.isnan(kind):  # refused in the binarized input too
+        bad, _ = with_values(img, [kind] * count, seed)
         with pytest.raises(ValueError, match=rf"input 0 \('img'\) holds {count} NaN value"):
             cm(bad, aux)
 
@@ -168,7 +170,8 @@ def fake_cuda_tensor():
     [
         (lambda x: x.to("meta"), TypeError, r"input 0 \('input'\) is a meta tensor"),
         (lambda x: x.to_sparse(), TypeError, r"input 0 \('input'\) has layout torch.sparse_coo"),
-        (lambda x: x.to_sparse_csr(), TypeError, r"input 0 \('input'\) has layout torch.sparse_csr"),
+        (lambda x: x.to_sparse_csr(), TypeError,
+         r"input 0 \('input'\) has layout torch.sparse_csr"),
         (lambda x: x.to_mkldnn(), TypeError, r"input 0 \('input'\) has layout torch._mkldnn"),
         (lambda x: torch.quantize_per_tensor(x, 0.1, 0, torch.qint8), TypeError,
          r"input 0 \('input'\) is a quantized tensor \(torch.qint8\)"),

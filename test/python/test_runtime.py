@@ -290,7 +290,8 @@ def test_buffer_descriptor(rt):
     for refused, elem_size in [((2, -3), 4), ((1 << 62, 2), 1), ((1 << 61, 1), 4),
                                ((1 << 22, 1 << 21, 1 << 21), 1)]:
         extents = (ctypes.c_int64 * len(refused))(*refused)
-        assert rt.bnnmlir_buffer_init(ctypes.byref(buf), None, len(refused), extents, elem_size) == -1
+        status = rt.bnnmlir_buffer_init(ctypes.byref(buf), None, len(refused), extents, elem_size)
+        assert status == -1, refused
     assert list(buf.shape) == [2, 3, 5, 7, 1, 1, 1, 1]  # untouched by the refused calls
     buf.shape[0] = 1 << 62
     assert rt.bnnmlir_buffer_num_elements(ctypes.byref(buf)) == -1
