@@ -160,7 +160,8 @@ def c_header(program: CompiledProgram) -> str:
     """A C header declaring the entry point and the sizes of its buffers."""
     sig = program.signature
     guard = f"BNNMLIR_{sig.entry.upper()}_H"
-    infinity_exact = input_checks.infinity_exact_inputs(program.mlir_module("imported"))
+    infinity_exact = input_checks.infinity_exact_inputs(program.mlir_module("imported"),
+                                                        sig.entry)
     lines = [
         f"/* {sig.entry}: compiled by bnnmlir for {program.target.triple} ({program.target.cpu}).",
         " * Link with model.o and the C files of the runtime directory (-lpthread). Buffers are",
@@ -169,8 +170,8 @@ def c_header(program: CompiledProgram) -> str:
         " * threads with bnnmlir_set_num_threads(k) before calling.",
         " *",
         " * Float inputs: the result equals PyTorch's only for the values listed per input below.",
-        " * The entry point does not check them (Python calls do): NaN or a refused infinity gives",
-        " * a finite output that may differ from PyTorch's, without any error. */",
+        " * The entry point does not check them (calls from Python do): NaN or a refused infinity",
+        " * gives an output that may differ from PyTorch's, without any error. */",
         f"#ifndef {guard}",
         f"#define {guard}",
         "#include <stdint.h>",

@@ -39,10 +39,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from bnnmlir.compiler import TensorSpec
 
 
-def input_names(module: ModuleOp) -> list[str]:
+def _entry_function(module: ModuleOp, entry: str | None) -> func.FuncOp:
+    """Function ``@entry`` of the module; without ``entry``, its first defined function."""
+    functions = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
+    found = next((fn for fn in functions if entry is None or fn.sym_name.data == entry), None)
+    if found is None:
+        raise ValueError(f"no function @{entry} in the module")
+    return found
+
+
+def input_names(module: ModuleOp, entry: str | None = None) -> list[str]:
     """``input i`` for each argument of the entry function, with its name when it has one
     (``input 0 ('x')``)."""
-    fn = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    fn = _entry_function(module, entry)
     return [
         f"input {i}" + (f" ('{arg.name_hint}')" if arg.name_hint else "")
         for i, arg in enumerate(fn.body.block.args)
@@ -74,10 +83,10 @@ def _infinity_exact(value: SSAValue) -> bool:
     return True
 
 
-def infinity_exact_inputs(module: ModuleOp) -> tuple[bool, ...]:
+def infinity_exact_inputs(module: ModuleOp, entry: str | None = None) -> tuple[bool, ...]:
     """Per argument of the entry function of tensor-level IR: whether +-inf in it is computed
     exactly as PyTorch does (see the module docstring)."""
-    fn = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    fn = _entry_function(module, entry)
     return tuple(_infinity_exact(arg) for arg in fn.body.block.args)
 
 
