@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -34,10 +34,10 @@ class TwoInputs(nn.Module):
         return self.clip(self.binary(img)) + self.clip(self.dense(aux))
 
 
-def quantized_net() -> nn.Module:
+def quantized_net(scale: float) -> nn.Module:
     torch.manual_seed(3)
     return nn.Sequential(
-        bnn.QuantizeInput(1 / 64), bnn.BinaryConv2d(3, 7, 3, stride=2, padding=1),
+        bnn.QuantizeInput(scale), bnn.BinaryConv2d(3, 7, 3, stride=2, padding=1),
         nn.BatchNorm2d(7), bnn.Clip8(), bnn.BinaryConv2d(7, 5, 3),
     ).eval()
 
@@ -52,9 +52,10 @@ def two_inputs():
     return model, bnnmlir.compile(model, (torch.randn(SHAPE), torch.randn(SHAPE)), threads=1)
 
 
-@pytest.fixture(scope="module")
-def quantized():
-    model = quantized_net()
+@pytest.fixture(scope="module", params=[1 / 64, 0.3], ids=["scale-1/64", "scale-0.3"])
+def quantized(request):
+    """``QuantizeInput`` with a power-of-two scale (a multiplication) and another (a division)."""
+    model = quantized_net(request.param)
     return model, bnnmlir.compile(model, (torch.randn(SHAPE),), threads=1)
 
 
@@ -68,6 +69,7 @@ def with_values(x: torch.Tensor, values: list[float], seed: int) -> tuple[torch.
     return y.reshape(x.shape), [[int(d) for d in p] for p in positions]
 
 
+@settings(max_examples=40)
 @given(seed=st.integers(0, 2**31 - 1), count=st.integers(1, 5), kind=st.sampled_from(NON_FINITE))
 def test_non_finite_float_input_is_refused_naming_it(two_inputs, seed, count, kind):
     """NaN anywhere, and infinities in an input that reaches float arithmetic, raise a
@@ -87,6 +89,7 @@ def test_non_finite_float_input_is_refused_naming_it(two_inputs, seed, count, ki
             cm(bad, aux)
 
 
+@settings(max_examples=40)
 @given(seed=st.integers(0, 2**31 - 1), signs=st.lists(st.sampled_from([1.0, -1.0]), min_size=1,
                                                       max_size=12))
 def test_infinities_are_exact_where_the_input_is_binarized_or_quantized(two_inputs, quantized,
