@@ -1,12 +1,14 @@
-"""A saved host model linked with the C runtime under AddressSanitizer and UBSan.
+"""A saved host model linked with the C runtime under AddressSanitizer + UBSan, and under
+ThreadSanitizer.
 
 ``compiled.save(dir, target="host")`` gives ``model.o``, ``model.h`` and the runtime sources; they
-are linked with ``sanitizer_main.c`` using ``-fsanitize=address,undefined
--fno-sanitize-recover=all``, so a memory error or undefined behaviour in the runtime or the driver
-ends the run. The driver calls the entry point on several random inputs, with one and with
-several threads in the parallel loops (and from two threads at once); every output must be
-``torch.equal`` to PyTorch's ``model.eval()``. ThreadSanitizer runs on the runtime's own stress
-program (``test_runtime.py::test_parallel_for_stress_in_c``).
+are linked with ``sanitizer_main.c`` using ``-fsanitize=address,undefined`` (or ``thread``) and
+``-fno-sanitize-recover=all``, so a memory error, undefined behaviour or a data race in the
+runtime or the driver ends the run (``model.o`` itself is not instrumented). The driver calls the
+entry point on several random inputs, with one and with several threads in the parallel loops
+(and from two threads at once); every output must be ``torch.equal`` to PyTorch's
+``model.eval()``. The runtime's own stress program runs under ThreadSanitizer in
+``test_runtime.py::test_parallel_for_stress_in_c``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import bnnmlir.nn as bnn
 from bnnmlir.examples.models import ClipBlock, randomize_batchnorm
 
 DRIVER = Path(__file__).with_name("sanitizer_main.c")
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 SHAPE = (3, 3, 13, 11)  # batch 3, odd spatial sizes
 CALLS = 4
 
@@ -54,16 +55,18 @@ def deployment(tmp_path_factory):
 
 
 @requires_gcc
-def test_saved_model_under_address_and_undefined_sanitizers(deployment, tmp_path: Path):
+@pytest.mark.parametrize("sanitizers", ["address,undefined", "thread"])
+def test_saved_model_under_sanitizers(deployment, tmp_path: Path, sanitizers):
     model, out = deployment
     compiler = shutil.which("gcc") or "gcc"
-    require_sanitizers(compiler, "address,undefined", tmp_path)
+    require_sanitizers(compiler, sanitizers, tmp_path)
     # Compiled for 2 threads: the loops are outlined and run through the runtime's parallel-for.
     assert b"bnnmlir_parallel_for\0" in (out / "model.o").read_bytes()
 
     program = tmp_path / "driver"
     build = subprocess.run(
-        [compiler, "-std=c11", "-O1", "-g", *SANITIZE, "-Wall", "-Wextra", "-Werror", "-pthread",
+        [compiler, "-std=c11", "-O1", "-g", f"-fsanitize={sanitizers}",
+         "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-Werror", "-pthread",
          "-DENTRY=forward", "-I", str(out), str(DRIVER), str(out / "model.o"),
          *sorted(str(p) for p in (out / "runtime").glob("*.c")), "-o", str(program)],
         check=False, capture_output=True, text=True,
@@ -82,8 +85,8 @@ def test_saved_model_under_address_and_undefined_sanitizers(deployment, tmp_path
                 [str(program), str(threads), str(CALLS), str(tmp_path / "inputs.bin"),
                  str(outputs)],
                 check=False, capture_output=True, text=True, timeout=60,
-                env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-                     "UBSAN_OPTIONS": "print_stacktrace=1"},
+                env={"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1",
+                     "TSAN_OPTIONS": "halt_on_error=1 exitcode=66"},
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"the driver did not finish with {threads} threads (deadlock?)")
