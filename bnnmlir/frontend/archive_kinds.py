@@ -32,12 +32,12 @@ def describe_zip(names: list[str]) -> str | None:
     """What a zip file is, from its entry names (None for a PT2 archive)."""
     top = {name.split("/", 1)[0] for name in names}
     relative = {name.split("/", 1)[1] for name in names if "/" in name}
-    if len(top) == 1 and "archive_format" in relative:
-        return None
+    if "archive_format" in relative:
+        return None  # a PT2 archive, to be inspected entry by entry
     if "serialized_exported_program.json" in top:
         return "a torch.export file in the format of PyTorch 2.7 and older (it unpickles its weights)"
     if "data.pkl" in relative and ("constants.pkl" in relative or any(r.startswith("code/") for r in relative)):
         return "a TorchScript model (torch.jit.save), not a torch.export archive"
     if "data.pkl" in relative:
         return "a torch.save checkpoint or state_dict, not a torch.export archive"
-    return "a zip file but not a torch.export archive (no archive_format entry under one root folder)"
+    return "a zip file but not a torch.export archive (no archive_format entry)"

@@ -1,0 +1,491 @@
+"""Inspection of ``.pt2`` archives before ``torch.export.load``: every path to code is refused.
+
+Each malicious archive starts as a real ``torch.export.save`` archive, rewritten with ``zipfile``,
+and carries a real gadget: a pickle that creates a marker file when it is loaded. The controls
+show the gadget runs when ``torch.export.load`` gets the file directly; the tests show the
+inspection refuses it with a clear error and the marker never appears.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch_models import binary_net
+
+import bnnmlir.nn  # noqa: F401 - the custom ops of the saved graph
+from bnnmlir.examples.models import bnn_clip_net
+from bnnmlir.frontend.archive import (
+    ArchiveLimitError,
+    NotAnArchiveError,
+    UnsafeArchiveError,
+    load_exported_program,
+)
+from bnnmlir.tools.cli import main as cli_main
+
+MiB = 1 << 20
+
+
+class Gadget:
+    """Unpickling this creates ``marker``: it stands for any code an archive could run."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+class EvilTensor(torch.Tensor):
+    """A tensor subclass whose pickle runs the gadget (what a pickled subclass weight can do)."""
+
+    marker = Path("/nonexistent")
+
+    def __reduce_ex__(self, protocol):
+        return (Path.touch, (self.marker,))
+
+
+def _pickled(marker: Path) -> bytes:
+    return pickle.dumps(Gadget(marker))
+
+
+def _torch_saved(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+class WithConstant(torch.nn.Module):
+    """A small BNN with a tensor constant, so the archive has weights and constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = binary_net()
+        self.offset = torch.arange(4.0)
+
+    def forward(self, x):
+        return self.net(x) + self.offset.sum()
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pt2") / "model.pt2"
+    torch.export.save(torch.export.export(WithConstant().eval(), (torch.randn(1, 3, 9, 9),)), path)
+    return path
+
+
+def _read(path: Path) -> tuple[str, dict[str, bytes]]:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        root = names[0].split("/", 1)[0]
+        return root, {n[len(root) + 1:]: archive.read(n) for n in names}
+
+
+def _write(path: Path, root: str, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(f"{root}/{name}" if root else name, data)
+    return path
+
+
+def _edit_json(entries: dict[str, bytes], name: str, edit) -> None:
+    value = json.loads(entries[name])
+    edit(value)
+    entries[name] = json.dumps(value).encode()
+
+
+WEIGHTS = "data/weights/model_weights_config.json"
+CONSTANTS = "data/constants/model_constants_config.json"
+MODEL = "models/model.json"
+
+
+def _add_constant(entries, path_name: str, payload: bytes, use_pickle: bool = True) -> None:
+    def edit(config):
+        config["config"]["evil"] = {"path_name": path_name, "is_param": False,
+                                    "use_pickle": use_pickle, "tensor_meta": None}
+
+    _edit_json(entries, CONSTANTS, edit)
+    entries[f"data/constants/{path_name}"] = payload
+
+
+def _pickle_first(entries, config_name: str, payload: bytes) -> None:
+    """Mark the first payload of ``config_name`` pickled and replace its bytes by ``payload``."""
+    directory = config_name.rsplit("/", 1)[0]
+    config = json.loads(entries[config_name])
+    first = next(iter(config["config"].values()))
+    first["use_pickle"] = True
+    entries[config_name] = json.dumps(config).encode()
+    entries[f"{directory}/{first['path_name']}"] = payload
+
+
+def _symbolic_size(entries, marker: Path) -> None:
+    def edit(program):
+        values = program["graph_module"]["graph"]["tensor_values"]
+        size = next(iter(values.values()))["sizes"]
+        size[0] = {"as_expr": {"expr_str": f"__import__('pathlib').Path('{marker}').touch() or {size[0]['as_int']}",
+                               "hint": size[0]}}
+
+    _edit_json(entries, MODEL, edit)
+
+
+def _guard_code(entries, marker: Path) -> None:
+    _edit_json(entries, MODEL, lambda p: p.__setitem__(
+        "guards_code", [f"__import__('pathlib').Path('{marker}').touch() is None"]))
+
+
+def _evil_tensor(marker: Path) -> bytes:
+    EvilTensor.marker = marker
+    return _torch_saved(torch.ones(2).as_subclass(EvilTensor))
+
+
+# name -> (edit of the entries, what the message says, whether torch.export.load runs the gadget)
+VARIANTS = {
+    "opaque_object": (lambda e, m: _add_constant(e, "opaque_obj_0", _pickled(m)), "opaque Python object", True),
+    "opaque_object_in_subfolder": (lambda e, m: _add_constant(e, "opaque_obj_d/p", _pickled(m)),
+                                   "not a plain file name", True),
+    "custom_object": (lambda e, m: _add_constant(e, "custom_obj_0", _pickled(m)), "TorchBind object", False),
+    "pickled_constant": (lambda e, m: _pickle_first(e, CONSTANTS, _torch_saved(Gadget(m))), "stored pickled", True),
+    "pickled_weight": (lambda e, m: _pickle_first(e, WEIGHTS, _torch_saved(Gadget(m))), "stored pickled", True),
+    "tensor_subclass_weight": (lambda e, m: _pickle_first(e, WEIGHTS, _evil_tensor(m)), "stored pickled", True),
+    "pickled_sample_inputs": (lambda e, m: e.__setitem__("data/sample_inputs/model.pt", _torch_saved(Gadget(m))),
+                              "not plain tensors", True),
+    "legacy_weights": (lambda e, m: e.__setitem__("data/weights/model.pt", _torch_saved(Gadget(m))),
+                       "legacy format", True),
+    "legacy_constants": (lambda e, m: e.__setitem__("data/constants/model.pt", _torch_saved(Gadget(m))),
+                         "legacy format", True),
+    "symbolic_shape": (_symbolic_size, "symbolic shape expression", True),
+    "guard_code": (_guard_code, "guards_code holds Python source", True),
+    "aotinductor": (lambda e, m: e.__setitem__("data/aotinductor/model/model.so", _pickled(m)),
+                    "shared library", False),
+    "unreferenced_pickle": (lambda e, m: e.__setitem__("data/constants/opaque_obj_9", _pickled(m)),
+                            "not a tensor payload named by the payload configs", False),
+}
+
+
+def _malicious(honest: Path, tmp_path: Path, variant: str) -> tuple[Path, Path]:
+    marker = tmp_path / "marker"
+    root, entries = _read(honest)
+    VARIANTS[variant][0](entries, marker)
+    return _write(tmp_path / f"{variant}.pt2", root, entries), marker
+
+
+@pytest.mark.parametrize("variant", [v for v, (_, _, live) in VARIANTS.items() if live])
+def test_gadget_runs_without_the_inspection(honest: Path, tmp_path: Path, variant: str):
+    """Control: each live gadget really runs when torch.export.load gets the file directly."""
+    path, marker = _malicious(honest, tmp_path, variant)
+    try:
+        program = torch.export.load(path)
+        program.module()(torch.randn(1, 3, 9, 9))  # guard code runs when the module is called
+    except Exception:  # noqa: BLE001, S110 - only whether the gadget ran matters
+        pass
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_malicious_archive_is_refused(honest: Path, tmp_path: Path, variant: str, capsys):
+    path, marker = _malicious(honest, tmp_path, variant)
+    with pytest.raises(UnsafeArchiveError, match=VARIANTS[variant][1]):
+        load_exported_program(path)
+    assert cli_main(["compile", str(path), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert VARIANTS[variant][1] in err and "Traceback" not in err
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_command_line_refuses_without_traceback(honest: Path, tmp_path: Path):
+    path, marker = _malicious(honest, tmp_path, "opaque_object_in_subfolder")
+    run = subprocess.run([sys.executable, "-m", "bnnmlir.tools.cli", "compile", str(path), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert "constants_config.json: 'evil' points at 'opaque_obj_d/p'" in run.stderr
+    assert "Traceback" not in run.stderr and not marker.exists()
+
+
+_segment = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/\\"),
+                   min_size=1, max_size=8).filter(lambda s: s not in (".", ".."))
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(folders=st.lists(_segment, min_size=1, max_size=3), leaf=_segment)
+def test_opaque_objects_anywhere_are_refused(honest: Path, tmp_path: Path, folders, leaf):
+    marker = tmp_path / "marker"
+    root, entries = _read(honest)
+    path_name = "opaque_obj_" + "/".join([*folders, leaf])
+    _add_constant(entries, path_name, _pickled(marker))
+    path = _write(tmp_path / "opaque.pt2", root, entries)
+    with pytest.raises(UnsafeArchiveError, match="not a plain file name") as refused:
+        load_exported_program(path)
+    assert repr(path_name) in str(refused.value) and not marker.exists()
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.lists(_segment, min_size=1, max_size=4).map("/".join))
+def test_unknown_entries_are_refused(honest: Path, tmp_path: Path, name: str):
+    root, entries = _read(honest)
+    if name in entries:
+        return
+    entries[name] = _pickled(tmp_path / "marker")
+    with pytest.raises(UnsafeArchiveError) as refused:
+        load_exported_program(_write(tmp_path / "unknown.pt2", root, entries))
+    assert f"\n  {name}: " in str(refused.value)
+
+
+@pytest.mark.parametrize("path_name, message", [
+    ("../sample_inputs/model.pt", "not a plain file name"),
+    ("/etc/passwd", "not a plain file name"),
+    ("..", "not a plain file name"),
+    ("weight_0\\..\\x", "not a plain file name"),
+    ("", "not a plain file name"),
+    (7, "not a plain file name"),
+    ("weight_99", "data/weights/weight_99, which is missing"),
+])
+def test_config_paths_must_name_present_plain_files(honest: Path, tmp_path: Path, path_name, message):
+    root, entries = _read(honest)
+    _edit_json(entries, WEIGHTS, lambda c: next(iter(c["config"].values())).__setitem__("path_name", path_name))
+    with pytest.raises(UnsafeArchiveError, match=message):
+        load_exported_program(_write(tmp_path / "paths.pt2", root, entries))
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("archive_format", b"zip", "expected 'pt2'"),
+    ("archive_version", b"1", "expected '0'"),
+    (WEIGHTS, b"{not json", "not valid JSON"),
+    (CONSTANTS, b"[]", "not a payload config"),
+    (MODEL, b"[" * 100_000, "not valid JSON"),
+    (MODEL, None, "models/model.json: missing"),
+    ("data/sample_inputs/model.pt", None, "missing"),
+])
+def test_markers_and_configs_are_checked(honest: Path, tmp_path: Path, name, data, message):
+    root, entries = _read(honest)
+    if data is None:
+        del entries[name]
+    else:
+        entries[name] = data
+    with pytest.raises(UnsafeArchiveError, match=message):
+        load_exported_program(_write(tmp_path / "marks.pt2", root, entries))
+
+
+def test_entries_outside_the_root_are_refused(honest: Path, tmp_path: Path):
+    root, entries = _read(honest)
+    path = _write(tmp_path / "two_roots.pt2", root, entries)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("elsewhere/data.pkl", _pickled(tmp_path / "marker"))
+    with pytest.raises(UnsafeArchiveError, match="elsewhere/data.pkl: not a plain path under the root"):
+        load_exported_program(path)
+
+
+def test_duplicate_names_are_refused(honest: Path, tmp_path: Path):
+    root, entries = _read(honest)
+    path = _write(tmp_path / "twice.pt2", root, entries)
+    with pytest.warns(UserWarning), zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(f"{root}/data/sample_inputs/model.pt", _torch_saved(Gadget(tmp_path / "marker")))
+    with pytest.raises(UnsafeArchiveError, match="occurs twice"):
+        load_exported_program(path)
+    assert not (tmp_path / "marker").exists()
+
+
+def _deflated_zeros(archive: zipfile.ZipFile, name: str, size: int) -> None:
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with archive.open(info, "w") as entry:
+        for _ in range(size // MiB):
+            entry.write(bytes(MiB))
+
+
+def _bomb(honest: Path, path: Path, size: int) -> Path:
+    """The honest archive with weight_0 replaced by ``size`` deflated zero bytes (~1000:1)."""
+    root, entries = _read(honest)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            if name == "data/weights/weight_0":
+                _deflated_zeros(archive, f"{root}/{name}", size)
+            else:
+                archive.writestr(f"{root}/{name}", data)
+        archive.writestr(f"{root}/unexpected", b"")  # refused after the streaming pass
+    return path
+
+
+def test_bomb_by_ratio_is_refused_from_the_directory(honest: Path, tmp_path: Path, monkeypatch):
+    path = _bomb(honest, tmp_path / "bomb.pt2", 64 * MiB)
+    with pytest.raises(ArchiveLimitError, match=r"ratio \d+:1.*BNNMLIR_ARCHIVE_MAX_RATIO"):
+        load_exported_program(path)
+    with pytest.raises(ArchiveLimitError, match="inflate to more than 1000 bytes"):
+        load_exported_program(path, max_ratio=1e6, max_bytes=1000)
+    monkeypatch.setenv("BNNMLIR_ARCHIVE_MAX_RATIO", "1e6")
+    with pytest.raises(UnsafeArchiveError, match="unexpected: not an entry"):
+        load_exported_program(path)
+
+
+PEAK_PROBE = textwrap.dedent("""
+    import resource, sys
+    from bnnmlir.frontend.archive import UnsafeArchiveError, load_exported_program
+    load_exported_program(sys.argv[1])  # imports and first allocations, in the baseline
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        load_exported_program(sys.argv[2], max_ratio=1e6)
+    except UnsafeArchiveError as e:
+        assert "unexpected: not an entry" in str(e), e
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+""")
+
+
+def test_inspection_memory_is_bounded_on_a_gigabyte_bomb(honest: Path, tmp_path: Path):
+    """With the ratio check lifted, 1 GiB inflated from 1 MiB is streamed in bounded memory."""
+    path = _bomb(honest, tmp_path / "bomb.pt2", 1024 * MiB)
+    assert path.stat().st_size < 2 * MiB
+    run = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(honest), str(path)], capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) < 16 * MiB
+
+
+def _declare_size(path: Path, name: str, size: int) -> None:
+    """Make the central directory say that entry ``name`` inflates to ``size`` bytes."""
+    data = bytearray(path.read_bytes())
+    header = b"PK\x01\x02"  # a central directory header: uncompressed size at 24, name at 46
+    at = data.find(header)
+    while data[at + 46:at + 46 + len(name)] != name.encode():
+        at = data.find(header, at + 4)
+        assert at >= 0, name
+    data[at + 24:at + 28] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("declared, error, message", [
+    (10, UnsafeArchiveError, "unreadable"),  # inflates far past what it declares: the CRC of 10 bytes fails
+    (0xFFFFFFF0, ArchiveLimitError, "inflate to more than"),  # declares 4 GiB in all
+])
+def test_bomb_by_declared_size_lies_is_refused(honest: Path, tmp_path: Path, declared, error, message):
+    path = _bomb(honest, tmp_path / "liar.pt2", 16 * MiB)
+    _declare_size(path, f"{_read(honest)[0]}/data/weights/weight_0", declared)
+    with pytest.raises(error, match=message):
+        load_exported_program(path, max_ratio=1e6, max_bytes=1 << 31)
+
+
+def test_stored_entries_cannot_declare_other_sizes(honest: Path, tmp_path: Path):
+    path = tmp_path / "stored.pt2"
+    path.write_bytes(honest.read_bytes())
+    _declare_size(path, f"{_read(honest)[0]}/data/weights/weight_0", 1 << 20)
+    with pytest.raises(UnsafeArchiveError, match="stored, yet declares"):
+        load_exported_program(path)
+
+
+def test_huge_entry_counts_are_refused(tmp_path: Path):
+    path = tmp_path / "many.pt2"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/archive_format", b"pt2")
+        for i in range(100_000):
+            archive.writestr(f"model/{i}", b"")
+    with pytest.raises(ArchiveLimitError, match="100001 entries"):
+        load_exported_program(path)
+
+
+def test_nested_sample_input_zip_is_bounded(honest: Path, tmp_path: Path):
+    """The sample inputs are a torch.save zip of their own: a bomb inside is refused as well."""
+    root, entries = _read(honest)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("model/data.pkl", pickle.dumps(((), {})))
+        _deflated_zeros(archive, "model/data/0", 64 * MiB)
+    entries["data/sample_inputs/model.pt"] = inner.getvalue()
+    with pytest.raises(ArchiveLimitError, match="data/0: inflates"):
+        load_exported_program(_write(tmp_path / "nested.pt2", root, entries))
+
+
+# ---- files that are not torch.export archives ----------------------------------------------
+
+
+def _state_dict(path: Path) -> None:
+    torch.save(binary_net().state_dict(), path)
+
+
+def _checkpoint(path: Path) -> None:
+    torch.save({"model": binary_net().state_dict(), "epoch": 3}, path)
+
+
+def _legacy_pickle(path: Path) -> None:
+    torch.save(binary_net().state_dict(), path, _use_new_zipfile_serialization=False)
+
+
+def _torchscript(path: Path) -> None:
+    with warnings.catch_warnings():  # TorchScript is deprecated, and still what people pass
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.trace(torch.nn.Linear(3, 2), torch.randn(1, 3)), path)
+
+
+def _old_export(path: Path) -> None:
+    _write(path, "", {"serialized_exported_program.json": b"{}", "version": b"8.20",
+                      "serialized_state_dict.json": _torch_saved(Gadget(path.with_suffix(".marker")))})
+
+
+WRONG_FILES = {
+    "state_dict.pt": (_state_dict, "torch.save checkpoint or state_dict"),
+    "checkpoint.pth": (_checkpoint, "torch.save checkpoint or state_dict"),
+    "legacy.pt": (_legacy_pickle, "legacy pickle format"),
+    "scripted.pt": (_torchscript, "TorchScript model"),
+    "old.pt2": (_old_export, "PyTorch 2.7 and older"),
+    "model.onnx": (lambda p: p.write_bytes(b"\x08\x07\x12\x07pytorch\x1a\x032.1:\x90\x01\n"), "an ONNX model"),
+    "notes.pt2": (lambda p: p.write_text("weights, see the wiki\n"), "not a zip file"),
+    "empty.pt2": (lambda p: p.write_bytes(b""), "an empty file"),
+    "folder.pt2": (lambda p: p.mkdir(), "a directory"),
+    "other.zip": (lambda p: _write(p, "x", {"readme.txt": b"hi"}), "no archive_format entry"),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_FILES))
+def test_wrong_files_are_named(tmp_path: Path, name: str, capsys):
+    path = tmp_path / name
+    WRONG_FILES[name][0](path)
+    with pytest.raises(NotAnArchiveError, match=WRONG_FILES[name][1]) as refused:
+        load_exported_program(path)
+    assert "torch.export.save(torch.export.export(model.eval(), (example,)), 'model.pt2')" in str(refused.value)
+    assert cli_main(["compile", str(path), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert WRONG_FILES[name][1] in err and "Traceback" not in err
+    assert not path.with_suffix(".marker").exists()
+
+
+def test_limits_from_the_environment_must_be_numbers(honest: Path, monkeypatch):
+    monkeypatch.setenv("BNNMLIR_ARCHIVE_MAX_BYTES", "lots")
+    with pytest.raises(ValueError, match="BNNMLIR_ARCHIVE_MAX_BYTES='lots' is not a number"):
+        load_exported_program(honest)
+
+
+# ---- honest archives -----------------------------------------------------------------------
+
+
+def test_honest_archive_of_a_bnn_loads_and_compiles(tmp_path: Path):
+    model = bnn_clip_net(width=8)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "bnn.pt2"
+    torch.export.save(torch.export.export(model, (x,)), path)
+    with zipfile.ZipFile(path, "a") as archive:  # extra files are plain text, allowed
+        archive.writestr("bnn/extra/notes.txt", "trained on CIFAR-10")
+    program = load_exported_program(path)
+    assert torch.equal(program.module()(x), model(x))
+    assert cli_main(["compile", str(path), "-o", str(tmp_path / "out"), "-t", "host"]) == 0
+    assert (tmp_path / "out" / "model.o").read_bytes()[:4] == b"\x7fELF"
+
+
+def test_honest_deflated_archive_loads(honest: Path, tmp_path: Path):
+    """A re-zipped (deflated) archive of real weights is within the ratio limit."""
+    root, entries = _read(honest)
+    path = tmp_path / "deflated.pt2"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(f"{root}/{name}", data)
+    x = torch.randn(1, 3, 9, 9)
+    assert torch.equal(load_exported_program(path).module()(x), WithConstant().eval()(x))
+    assert os.path.getsize(path) < os.path.getsize(honest)
