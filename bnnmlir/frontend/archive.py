@@ -211,8 +211,14 @@ class _Inspection:
         if not data:
             return  # the loader reads an empty payload as no sample inputs
         if data.startswith(b"PK"):  # torch.save's own zip: its sizes are bounded as well
-            with zipfile.ZipFile(io.BytesIO(data)) as inner:
-                check_directory(inner.infolist(), self.limits, self.limits.max_read)
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as inner:
+                    check_directory(inner.infolist(), self.limits, self.limits.max_read)
+            except LimitExceeded as e:
+                raise LimitExceeded(f"{name}, inside: {e}") from None
+            except (BadEntry, zipfile.BadZipFile) as e:
+                self.problems.append(f"{name}: a broken zip inside ({e})")
+                return
         try:
             torch.load(io.BytesIO(data), weights_only=True)
         except Exception as e:  # noqa: BLE001 - any failure means it is not plain data
