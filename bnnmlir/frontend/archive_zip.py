@@ -89,14 +89,19 @@ def check_end_record(file: BinaryIO, limits: Limits) -> None:
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or at + _EOCD.size > len(tail):
         raise BadEntry("no end of central directory record (not a complete zip file)")
-    *_, entries, directory_size, _, _ = _EOCD.unpack_from(tail, at)
+    *_, entries, directory_size, directory_at, _ = _EOCD.unpack_from(tail, at)
+    directory_end = size - tail_size + at  # where the central directory must end
     if at >= _ZIP64_LOCATOR.size and tail[at - _ZIP64_LOCATOR.size:][:4] == b"PK\x06\x07":
-        _, _, offset, _ = _ZIP64_LOCATOR.unpack_from(tail, at - _ZIP64_LOCATOR.size)
-        file.seek(offset)
+        _, _, directory_end, _ = _ZIP64_LOCATOR.unpack_from(tail, at - _ZIP64_LOCATOR.size)
+        file.seek(directory_end)
         record = file.read(_ZIP64_EOCD.size)
-        if len(record) == _ZIP64_EOCD.size and record[:4] == b"PK\x06\x06":
-            fields = _ZIP64_EOCD.unpack(record)
-            entries, directory_size = fields[7], fields[8]
+        if len(record) != _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
+            raise BadEntry("the zip64 end record is not where its locator says")
+        *_, entries, directory_size, directory_at = _ZIP64_EOCD.unpack(record)
+    if directory_at + directory_size != directory_end:
+        # Python's zipfile then shifts every offset, torch's reader does not: they would read
+        # different bytes (data before the archive, or a second directory).
+        raise BadEntry("the central directory is not where the end record says")
     if entries > limits.max_entries:
         raise LimitExceeded(f"{entries} entries (at most {limits.max_entries})")
     if directory_size > limits.max_entries * (46 + _MAX_NAME):

@@ -382,6 +382,16 @@ def test_stored_entries_cannot_declare_other_sizes(honest: Path, tmp_path: Path)
         load_exported_program(path)
 
 
+def test_data_before_the_archive_is_refused(honest: Path, tmp_path: Path):
+    """Python's zipfile shifts offsets past leading data, torch's reader does not: refused."""
+    path = tmp_path / "shifted.pt2"
+    path.write_bytes(b"PK\x03\x04" + bytes(60) + honest.read_bytes())
+    with pytest.raises(UnsafeArchiveError, match="not where the end record says|not where its locator says"):
+        load_exported_program(path)
+    with zipfile.ZipFile(path) as archive:  # Python's zipfile reads it, from shifted offsets
+        assert archive.read(archive.namelist()[0]) == zipfile.ZipFile(honest).read(archive.namelist()[0])
+
+
 def test_huge_entry_counts_are_refused(tmp_path: Path):
     path = tmp_path / "many.pt2"
     with zipfile.ZipFile(path, "w") as archive:
