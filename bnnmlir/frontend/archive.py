@@ -23,14 +23,17 @@ graph's meaning (the importer accepts only the ops it knows, after torch's own v
 Rules, checked before ``torch.export.load`` sees the file (:func:`load_exported_program`):
 
 1. Zip level (:mod:`bnnmlir.frontend.archive_zip`): entry count, total inflated size and the
-   inflation ratio of every entry are checked from the directory before reading; names are plain,
-   printable and unique; every entry is read back chunk by chunk under a cap, its size and CRC
-   must match the directory. Inspection memory is bounded by ``Limits.max_read``.
+   inflation ratio of every entry are checked from the directory before reading; the directory
+   sits where the end records say (Python's and torch's zip readers then read the same bytes);
+   names are plain, printable and unique; every entry is read back chunk by chunk under a cap,
+   its size and CRC must match the directory. Inspection memory is bounded by
+   ``Limits.max_read``, whatever the entries claim or hold.
 2. Allow-list of entries, all under one root folder, each with the kind it must be:
    the format markers (small text with the expected value), ``models/model.json`` (JSON without
    symbolic shapes or guard code), the two payload configs (JSON; each entry not pickled, a
-   constant only a tensor, each ``path_name`` a plain file name that is present), the raw tensor
-   payloads those configs name, the sample inputs (loadable with ``weights_only=True``) and
+   constant only a tensor, each ``path_name`` a plain file name that is present and is no other
+   entry's role, e.g. not the legacy ``model.pt``), the raw tensor payloads those configs name,
+   the sample inputs (loadable with ``weights_only=True``, their own zip bounded too) and
    ``extra/`` text files. Anything else, referenced or not, is refused with its name and reason.
 3. Files that are not such archives (``torch.save`` checkpoints, TorchScript, ONNX, ...) are
    named for what they are, with how to write the right file.
@@ -41,6 +44,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bnnmlir.compiler import CompileError
@@ -94,7 +98,9 @@ class _Inspection:
             if not info.filename.startswith(root + "/") or any(p in ("", ".", "..") for p in parts):
                 raise BadEntry(f"{info.filename}: not a plain path under the root folder {root}/")
             self.entries[relative] = info
-        self.checks: dict[str, object] = {}
+        self.roles: dict[str, Callable[[str, zipfile.ZipInfo], None]] = {}  # entry -> its check
+        self.payloads: set[str] = set()  # the raw tensor payloads the configs name
+        self.legacy = {f"{self.pt2.WEIGHTS_DIR}{_MODEL}.pt", f"{self.pt2.CONSTANTS_DIR}{_MODEL}.pt"}
 
     def run(self) -> list[str]:
         pt2 = self.pt2
@@ -107,16 +113,15 @@ class _Inspection:
         self._expect(pt2.CONSTANTS_CONFIG_FILENAME_FORMAT.format(_MODEL),
                      lambda n, i: self._payload_config(n, i, pt2.CONSTANTS_DIR, constants=True))
         for optional in ("byteorder", ".data/version", ".data/serialization_id"):
-            self.checks[optional] = lambda n, i: self._text(n, i, None)
-        # Configs first: they say which payload entries are expected.
-        first = [name for name in self.checks if name in self.entries]
-        for name in first:
-            self.checks[name](name, self.entries[name])
+            self.roles[optional] = lambda n, i: self._text(n, i, None)
+        for name, check in self.roles.items():  # the configs first: they name the payloads
+            if name in self.entries:
+                check(name, self.entries[name])
         for name, info in self.entries.items():
-            if name in first:
+            if name in self.roles:
                 continue
-            if name in self.checks:
-                self.checks[name](name, info)
+            if name in self.payloads:
+                drain_entry(self.archive, info)
             elif name.startswith(pt2.EXTRA_DIR):
                 self._text(name, info, None)
             else:
@@ -124,13 +129,13 @@ class _Inspection:
         return self.problems
 
     def _expect(self, name: str, check) -> None:
-        self.checks[name] = check
+        self.roles[name] = check
         if name not in self.entries:
             self.problems.append(f"{name}: missing (torch.export.load reads it)")
 
     def _unknown_reason(self, name: str) -> str:
         pt2 = self.pt2
-        if name in (f"{pt2.WEIGHTS_DIR}{_MODEL}.pt", f"{pt2.CONSTANTS_DIR}{_MODEL}.pt"):
+        if name in self.legacy:
             return "a payload in the legacy format, which torch.export.load unpickles; re-save the model"
         if name.startswith(pt2.AOTINDUCTOR_DIR):
             return "AOTInductor compiled code, which torch.export.load would load as a shared library"
@@ -181,7 +186,7 @@ class _Inspection:
             if problem:
                 self.problems.append(f"{name}: '{fqn}' {problem}")
             else:
-                self.checks[directory + meta["path_name"]] = lambda n, i: drain_entry(self.archive, i)
+                self.payloads.add(directory + meta["path_name"])
 
     def _payload_problem(self, meta, directory: str, constants: bool) -> str | None:
         pt2 = self.pt2
@@ -200,6 +205,8 @@ class _Inspection:
             return "is stored pickled (use_pickle), which torch.load(weights_only=False) would run"
         if not isinstance(meta.get("tensor_meta"), dict):
             return "has no tensor_meta"
+        if directory + path in self.roles or directory + path in self.legacy:
+            return f"points at {directory + path}, which is not a tensor payload"
         if directory + path not in self.entries:
             return f"points at {directory + path}, which is missing"
         return None

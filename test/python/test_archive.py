@@ -130,6 +130,12 @@ def _pickle_first(entries, config_name: str, payload: bytes) -> None:
     entries[f"{directory}/{first['path_name']}"] = payload
 
 
+def _name_legacy_weights(entries, payload: bytes) -> None:
+    """The legacy weights file, named by the weights config as if it were a raw payload."""
+    _edit_json(entries, WEIGHTS, lambda c: next(iter(c["config"].values())).__setitem__("path_name", "model.pt"))
+    entries["data/weights/model.pt"] = payload
+
+
 def _symbolic_size(entries, marker: Path) -> None:
     def edit(program):
         values = program["graph_module"]["graph"]["tensor_values"]
@@ -163,6 +169,8 @@ VARIANTS = {
                               "not plain tensors", True),
     "legacy_weights": (lambda e, m: e.__setitem__("data/weights/model.pt", _torch_saved(Gadget(m))),
                        "legacy format", True),
+    "legacy_weights_named_by_config": (lambda e, m: _name_legacy_weights(e, _torch_saved(Gadget(m))),
+                                       "not a tensor payload", True),
     "legacy_constants": (lambda e, m: e.__setitem__("data/constants/model.pt", _torch_saved(Gadget(m))),
                          "legacy format", True),
     "symbolic_shape": (_symbolic_size, "symbolic shape expression", True),
