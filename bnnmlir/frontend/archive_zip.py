@@ -120,9 +120,9 @@ def check_directory(infos: list[zipfile.ZipInfo], limits: Limits, cap: int) -> N
             raise BadEntry(f"entry name {info.orig_filename!r} is not a plain printable path")
         if not name.isascii() and not info.flag_bits & 0x800:
             raise BadEntry(f"entry name {name!r} is not ASCII and not marked UTF-8")
-        if name in seen:
-            raise BadEntry(f"{name}: the name occurs twice (readers disagree on which one counts)")
-        seen.add(name)
+        if name.lower() in seen:  # torch's zip reader looks names up ignoring case
+            raise BadEntry(f"{name}: the name occurs twice, ignoring case (readers disagree on which counts)")
+        seen.add(name.lower())
         if info.flag_bits & 0x1:
             raise BadEntry(f"{name}: encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
