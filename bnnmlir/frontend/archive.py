@@ -32,7 +32,8 @@ Rules, checked before ``torch.export.load`` sees the file (:func:`load_exported_
    the format markers (small text with the expected value), ``models/model.json`` (JSON without
    symbolic shapes or guard code), the two payload configs (JSON; each entry not pickled, a
    constant only a tensor, each ``path_name`` a plain file name that is present and is no other
-   entry's role, e.g. not the legacy ``model.pt``), the raw tensor payloads those configs name,
+   entry's role, e.g. not the legacy ``model.pt``; integer sizes within the limit, and no
+   elements for an empty payload, which the loader would allocate as zeros), the raw tensor payloads they name,
    the sample inputs (loadable with ``weights_only=True``, their own zip bounded too) and
    ``extra/`` text files. Anything else, referenced or not, is refused with its name and reason.
 3. Files that are not such archives (``torch.save`` checkpoints, TorchScript, ONNX, ...) are
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -203,12 +205,19 @@ class _Inspection:
             return f"is a constant of unknown kind ({path}); only tensor constants are plain data"
         if meta.get("use_pickle") is not False:
             return "is stored pickled (use_pickle), which torch.load(weights_only=False) would run"
-        if not isinstance(meta.get("tensor_meta"), dict):
-            return "has no tensor_meta"
+        tensor_meta = meta.get("tensor_meta")
+        sizes = _sizes(tensor_meta.get("sizes")) if isinstance(tensor_meta, dict) else None
+        if sizes is None:
+            return "has no tensor_meta with integer sizes"
         if directory + path in self.roles or directory + path in self.legacy:
             return f"points at {directory + path}, which is not a tensor payload"
         if directory + path not in self.entries:
             return f"points at {directory + path}, which is missing"
+        elements = math.prod(sizes)
+        if elements > self.limits.max_bytes:
+            return f"declares {elements} elements, more than the limit of {self.limits.max_bytes} bytes"
+        if elements and self.entries[directory + path].file_size == 0:
+            return f"declares {elements} elements in an empty payload, which the loader would allocate as zeros"
         return None
 
     def _sample_inputs(self, name: str, info: zipfile.ZipInfo) -> None:
@@ -231,6 +240,14 @@ class _Inspection:
         except Exception as e:  # noqa: BLE001 - any failure means it is not plain data
             self.problems.append(f"{name}: not plain tensors (a weights-only load says {type(e).__name__}); "
                                  "torch.export.load would then unpickle it")
+
+
+def _sizes(sizes) -> list[int] | None:
+    """The sizes of a serialized tensor_meta (``[{"as_int": n}, ...]``), None unless all are plain."""
+    if not isinstance(sizes, list):
+        return None
+    plain = [size.get("as_int") if isinstance(size, dict) else None for size in sizes]
+    return plain if all(isinstance(n, int) and n >= 0 for n in plain) else None
 
 
 def _symbolic_paths(value) -> list[str]:

@@ -293,6 +293,23 @@ def test_markers_and_configs_are_checked(honest: Path, tmp_path: Path, name, dat
     _assert_refused(_write(tmp_path / "marks.pt2", root, entries), UnsafeArchiveError, message, capsys)
 
 
+@pytest.mark.parametrize("sizes, payload, message", [
+    ([1 << 33], b"", "declares 8589934592 elements in an empty payload"),  # 32 GiB of zeros
+    ([1 << 20, 1 << 20], bytes(4), "declares 1099511627776 elements, more than the limit"),  # a huge view
+    ([{"as_expr": 3}], bytes(4), "no tensor_meta with integer sizes"),
+    ([-1], bytes(4), "no tensor_meta with integer sizes"),
+])
+def test_tensor_sizes_must_fit_their_payload(honest: Path, tmp_path: Path, sizes, payload, message, capsys):
+    root, entries = _read(honest)
+    meta = next(iter(json.loads(entries[WEIGHTS])["config"].values()))
+    meta["tensor_meta"]["sizes"] = [s if isinstance(s, dict) else {"as_int": s} for s in sizes]
+    meta["tensor_meta"]["strides"] = [{"as_int": 0}] * len(sizes)
+    _edit_json(entries, WEIGHTS, lambda c: c["config"].update({"big": meta}))
+    entries[f"data/weights/{meta['path_name']}"] = payload
+    path = _write(tmp_path / "sizes.pt2", root, entries)
+    _assert_refused(path, UnsafeArchiveError, f"'big' (has )?{message}", capsys)
+
+
 def test_entries_outside_the_root_are_refused(honest: Path, tmp_path: Path, capsys):
     root, entries = _read(honest)
     path = _write(tmp_path / "two_roots.pt2", root, entries)
