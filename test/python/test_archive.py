@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from torch_models import binary_net
 
 import bnnmlir.nn  # noqa: F401 - the custom ops of the saved graph
+from bnnmlir.compiler import CompileError
 from bnnmlir.examples.models import bnn_clip_net
 from bnnmlir.frontend.archive import (
     ArchiveLimitError,
@@ -273,6 +274,31 @@ def test_config_paths_must_name_present_plain_files(honest: Path, tmp_path: Path
     entries["data/constants/opaque_obj_0"] = _pickled(marker)  # what a traversal would aim at
     path = _write(tmp_path / "paths.pt2", root, entries)
     _assert_refused(path, UnsafeArchiveError, re.escape(message), capsys, marker)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 1 << 40) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=st.sampled_from([WEIGHTS, CONSTANTS]),
+       field=st.sampled_from(["path_name", "use_pickle", "tensor_meta", "is_param", None]),
+       value=_json_values)
+def test_any_config_value_loads_or_is_refused_cleanly(honest: Path, tmp_path: Path, config, field, value):
+    """Whatever a payload config holds, the result is a program or a CompileError, nothing else."""
+    root, entries = _read(honest)
+    if field is None:
+        _edit_json(entries, config, lambda c: c.__setitem__("config", value))
+    else:
+        _edit_json(entries, config, lambda c: next(iter(c["config"].values())).__setitem__(field, value))
+    try:
+        program = load_exported_program(_write(tmp_path / "fuzzed.pt2", root, entries))
+    except CompileError:
+        return
+    assert isinstance(program, torch.export.ExportedProgram)
 
 
 @pytest.mark.parametrize("name, data, message", [
