@@ -39,8 +39,9 @@ class Limits:
     """Bounds of an archive inspection.
 
     ``max_bytes``: total inflated size of all entries (the loader holds the weights in memory).
-    ``max_ratio``: inflated / stored size of one entry above 1 MiB; tensor data does not deflate
-    more than ~30:1 (±1.0 float32 weights), a bomb of zeros does ~1000:1.
+    ``max_ratio``: inflated / stored size of one entry above 1 MiB. ``torch.export.save`` stores
+    entries (1:1); deflated, ±1.0 float32 weights give ~20:1, a bomb of zeros ~1000:1 (a tensor
+    that is 99% zeros gives ~300:1 and needs a higher limit).
     ``max_entries``: entries in the archive (a model has a few per tensor).
     ``max_read``: bytes of one entry the inspection itself holds (JSON configs, sample inputs).
     """
