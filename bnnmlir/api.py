@@ -4,6 +4,7 @@
 
     compiled = bnnmlir.compile(model, (example,))      # host JIT by default
     y = compiled(x)                                     # == model.eval()(x), bit for bit
+    # (NaN inputs, and infinities the compiled code cannot reproduce, raise ValueError)
     print(compiled.report())                            # per-layer table
     compiled.mlir("optimized")                          # IR after a stage
     compiled.save("out/", target="aarch64-linux-gnu")   # object + header + runtime sources
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bnnmlir import input_checks
 from bnnmlir.compiler import CompiledProgram, check_entry_name, compile_module, rename_function
 from bnnmlir.report import LayerReport, layer_report
 
@@ -30,11 +32,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class CompiledModel:
-    """A compiled PyTorch model: call it like the model (in eval mode)."""
+    """A compiled PyTorch model: call it like the model (in eval mode).
 
-    def __init__(self, imported: ImportedModel, program: CompiledProgram):
+    Inputs must be dense CPU tensors of the example's dtypes and shapes (else ``TypeError`` /
+    ``ValueError`` naming the input). With :attr:`check_finite` (the ``check_finite`` argument of
+    :func:`compile`, default True) every call also refuses float inputs holding NaN, and
+    infinities where the compiled code would not give PyTorch's result (see
+    :mod:`bnnmlir.input_checks`), with a ``ValueError``; set it to False to skip that scan (the
+    compiled code then maps NaN like any other value, without error, and the output may differ
+    from PyTorch's).
+    """
+
+    def __init__(self, imported: ImportedModel, program: CompiledProgram, *,
+                 check_finite: bool = True):
         self.imported = imported
         self.program = program
+        self.check_finite = check_finite
+        self._input_names = input_checks.input_names(imported.module)
+        self._infinity_exact = input_checks.infinity_exact_inputs(imported.module)
         self._lock = threading.Lock()
         self._programs: dict[tuple[str, int, str], CompiledProgram] = {
             (program.target.name, program.threads, program.signature.entry): program
@@ -46,22 +61,17 @@ class CompiledModel:
 
     # ---- calling ----------------------------------------------------------------------------
     def _check(self, args: Sequence[object]) -> list[np.ndarray]:
-        import torch
-
         specs = self.imported.input_specs
         if len(args) != len(specs):
             raise TypeError(f"the model takes {len(specs)} inputs, got {len(args)}")
         arrays = []
-        for i, (arg, spec) in enumerate(zip(args, specs)):
-            if not isinstance(arg, torch.Tensor):
-                raise TypeError(f"input {i} must be a torch.Tensor, got {type(arg).__name__}")
-            if arg.dtype != spec.dtype:
-                raise TypeError(f"input {i} must have dtype {spec.dtype}, got {arg.dtype}")
-            if tuple(arg.shape) != tuple(spec.shape):
-                raise ValueError(
-                    f"input {i} must have shape {list(spec.shape)}, got {list(arg.shape)}"
-                )
-            arrays.append(arg.detach().cpu().contiguous().numpy())
+        for arg, spec, name, infinity_exact in zip(
+            args, specs, self._input_names, self._infinity_exact
+        ):
+            array = input_checks.tensor_to_array(arg, name, spec)
+            if self.check_finite:
+                input_checks.check_finite(array, name, allow_infinity=infinity_exact)
+            arrays.append(array)
         return arrays
 
     def __call__(self, *args: torch.Tensor):
@@ -119,7 +129,9 @@ class CompiledModel:
              threads: int | None = None, entry: str | None = None) -> Path:
         """Write ``model.o`` (for ``target``), ``model.h`` and the runtime sources into ``path``.
 
-        ``entry``: the C name of the entry point (default ``forward``). Saving again for the same
+        ``target``: ``aarch64`` (also ``aarch64-linux-gnu``, ``aarch64-unknown-linux-gnu``) or
+        ``host`` (also ``x86_64``, ``x86_64-linux-gnu``, the host triple); see
+        :func:`bnnmlir.target.canonical_target_name`. ``entry``: the C name of the entry point (default ``forward``). Saving again for the same
         target, threads and entry reuses the compiled object code.
         """
         program = self.program_for(target, threads=threads, entry=entry)
@@ -137,9 +149,9 @@ class CompiledModel:
 
 
 def _target_name(target: str) -> str:
-    from bnnmlir.target import get_target
+    from bnnmlir.target import canonical_target_name
 
-    return get_target(target).name
+    return canonical_target_name(target)
 
 
 _C_TYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
@@ -150,12 +162,18 @@ def c_header(program: CompiledProgram) -> str:
     """A C header declaring the entry point and the sizes of its buffers."""
     sig = program.signature
     guard = f"BNNMLIR_{sig.entry.upper()}_H"
+    infinity_exact = input_checks.infinity_exact_inputs(program.mlir_module("imported"),
+                                                        sig.entry)
     lines = [
         f"/* {sig.entry}: compiled by bnnmlir for {program.target.triple} ({program.target.cpu}).",
-        " * Link with model.o and runtime/*.c (-lpthread). Buffers are row-major; activations are",
-        " * passed in the model's own layout. The arena holds every intermediate buffer; allocate",
-        " * it with bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES). Set threads with",
-        " * bnnmlir_set_num_threads(k) before calling. */",
+        " * Link with model.o and the C files of the runtime directory (-lpthread). Buffers are",
+        " * row-major; activations are passed in the model's own layout. The arena holds every",
+        " * intermediate buffer; allocate it with bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES). Set",
+        " * threads with bnnmlir_set_num_threads(k) before calling.",
+        " *",
+        " * Float inputs: the result equals PyTorch's only for the values listed per input below.",
+        " * The entry point does not check them (calls from Python do): NaN or a refused infinity",
+        " * gives an output that may differ from PyTorch's, without any error. */",
         f"#ifndef {guard}",
         f"#define {guard}",
         "#include <stdint.h>",
@@ -172,6 +190,9 @@ def c_header(program: CompiledProgram) -> str:
             lines.append(f"#define BNNMLIR_{kind}{i}_RANK {len(spec.shape)}")
             lines.append(f"#define BNNMLIR_{kind}{i}_SHAPE {{{shape}}}")
             lines.append(f"#define BNNMLIR_{kind}{i}_BYTES {spec.nbytes}")
+            if kind == "INPUT" and spec.dtype.kind == "f":
+                allowed = "finite or +-inf, no NaN" if infinity_exact[i] else "finite only"
+                lines.append(f"/* input{i} values: {allowed} */")
             ctype = _C_TYPES[spec.dtype.name]
             const = "const " if kind == "INPUT" else ""
             params.append(f"{const}{ctype} *{kind.lower()}{i}")
@@ -186,7 +207,7 @@ def c_header(program: CompiledProgram) -> str:
 
 
 def compile(model, example_inputs, *, target: str = "host", threads: int | None = None,
-            jit: bool = True) -> CompiledModel:
+            jit: bool = True, check_finite: bool = True) -> CompiledModel:
     """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
 
     ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
@@ -194,6 +215,8 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     this machine for the host, 1 for aarch64). ``jit``: build the host machine code now (else at
     the first call). Raises :class:`bnnmlir.CompileError` (with the layer's module path) for what
     cannot be compiled. The ``training`` flags of the model's modules are left as they were.
+    ``check_finite``: calls refuse NaN inputs and infinities the compiled code cannot reproduce
+    (``ValueError``); False skips that scan (:attr:`CompiledModel.check_finite`).
     """
     import torch
 
@@ -210,16 +233,17 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     program = compile_module(
         imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
     )
-    return CompiledModel(imported, program)
+    return CompiledModel(imported, program, check_finite=check_finite)
 
 
 def compile_exported(program, *, target: str = "host", threads: int | None = None,
-                     jit: bool = True) -> CompiledModel:
-    """Compile a ``torch.export.ExportedProgram`` (shapes fixed by its example inputs)."""
+                     jit: bool = True, check_finite: bool = True) -> CompiledModel:
+    """Compile a ``torch.export.ExportedProgram`` (shapes fixed by its example inputs);
+    ``check_finite`` as for :func:`compile`."""
     from bnnmlir.frontend import import_exported_program
 
     imported = import_exported_program(program)
     compiled = compile_module(
         imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
     )
-    return CompiledModel(imported, compiled)
+    return CompiledModel(imported, compiled, check_finite=check_finite)

@@ -9,6 +9,7 @@ host (JIT) or produces aarch64 assembly and objects. ``bnnmlir.compile`` (PyTorc
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import re
 import threading
@@ -63,7 +64,7 @@ class ArgumentSpec:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize  # Python integers: never wraps
 
     def __str__(self) -> str:
         return f"{self.dtype.name}{list(self.shape)}"
@@ -253,7 +254,9 @@ class CompiledProgram:
 
     # ---- execution --------------------------------------------------------------------------
     def check_inputs(self, arrays: Sequence[object]) -> list[np.ndarray]:
-        """Inputs as contiguous arrays; ``ValueError``/``TypeError`` if they do not fit."""
+        """Inputs as contiguous arrays; ``ValueError``/``TypeError`` if they do not fit. Values
+        are not scanned: NaN is not a valid input of the ``bnn`` ops (``bnnmlir.compile``'s
+        models scan float inputs, see :mod:`bnnmlir.input_checks`)."""
         sig = self.signature
         if len(arrays) != len(sig.inputs):
             raise TypeError(f"@{sig.entry} takes {len(sig.inputs)} inputs, got {len(arrays)}")

@@ -8,10 +8,8 @@ when it is integer arithmetic on the int8 stream, and ``float`` otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from io import StringIO
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
@@ -24,6 +22,14 @@ from xdsl.ir import Operation
 
 from bnnmlir.dialects.bnn import BConv2dOp
 from bnnmlir.ir_utils import byte_size
+from bnnmlir.tables import (
+    code_column,
+    compact_table,
+    number_column,
+    render,
+    si_count,
+    text_column,
+)
 from bnnmlir.target import TargetInfo
 
 BINARY_OPS = {"bnn.bconv2d", "bnn.binarize", "bnn.threshold"}
@@ -76,7 +82,7 @@ def _kind(op: Operation) -> str:
 
 def _describe_plan(plan) -> str:
     flush = "" if plan.flush == "none" else f", flushed per {plan.flush}"
-    return f"i{plan.lane_bits} x {plan.lanes}{flush}"
+    return f"i{plan.lane_bits}x{plan.lanes}{flush}"
 
 
 def _accumulator(op: BConv2dOp, target: TargetInfo) -> str:
@@ -88,7 +94,7 @@ def _accumulator(op: BConv2dOp, target: TargetInfo) -> str:
     interior = patch_plan(op, target) or run_plan
     if interior is None or interior == tap_plan:
         return _describe_plan(tap_plan)
-    return f"{_describe_plan(interior)} (border taps: {_describe_plan(tap_plan)})"
+    return f"{_describe_plan(interior)}, border {_describe_plan(tap_plan)}"
 
 
 @dataclass
@@ -108,23 +114,30 @@ class LayerReport:
     target: str
 
     def table(self) -> Table:
-        table = Table(title=f"bnnmlir per-layer report ({self.target})")
-        for col in ("layer", "kind", "ops", "accumulator", "output", "MACs", "weight bytes"):
-            table.add_column(col, justify="right" if col in ("MACs", "weight bytes") else "left")
+        table = compact_table(f"bnnmlir per-layer report ({self.target})")
+        text_column(table, "layer", min_width=min(max((len(r.layer) for r in self.rows),
+                                                      default=5), 20))
+        code_column(table, "kind")
+        longest_op = max((len(op) for r in self.rows for op in r.ops), default=3)
+        text_column(table, "ops", min_width=min(longest_op, 20))
+        text_column(table, "acc lanes")
+        code_column(table, "output")
+        number_column(table, "MACs")
+        number_column(table, "weight B")
         for r in self.rows:
             table.add_row(r.layer, r.kind, ", ".join(r.ops), r.accumulator, r.output,
-                          f"{r.macs:,}", f"{r.weight_bytes:,}")
-        table.add_row("total", "", "", "", "", f"{sum(r.macs for r in self.rows):,}",
+                          si_count(r.macs) if r.macs else "-", f"{r.weight_bytes:,}")
+        table.add_row("total", "", "", "", "", si_count(sum(r.macs for r in self.rows)),
                       f"{sum(r.weight_bytes for r in self.rows):,}", style="bold")
+        table.caption = ("acc lanes: accumulator lanes of the interior (border taps when they "
+                         "differ); MACs: multiply-accumulates; weight B: weight bytes")
         return table
 
     def __rich__(self) -> Table:
         return self.table()
 
     def __str__(self) -> str:
-        out = StringIO()
-        Console(file=out, width=140, highlight=False, color_system=None).print(self.table())
-        return out.getvalue()
+        return render(self.table())
 
 
 def _op_label(op: Operation) -> str:
@@ -160,4 +173,4 @@ def layer_report(module: ModuleOp, target: TargetInfo) -> LayerReport:
     return LayerReport(list(rows.values()), target.name)
 
 
-__all__ = ["LayerReport", "LayerRow", "layer_report", "layer_of"]
+__all__ = ["LayerReport", "LayerRow", "layer_of", "layer_report"]

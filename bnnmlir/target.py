@@ -13,7 +13,7 @@ from functools import cache
 @dataclass(frozen=True)
 class TargetInfo:
     name: str
-    """Short name used in pass options and the API: ``host`` or ``aarch64``."""
+    """Canonical name used in pass options and the API: ``host`` or ``aarch64``."""
     triple: str
     cpu: str
     features: str
@@ -70,12 +70,48 @@ def host_target() -> TargetInfo:
 
 
 TARGET_NAMES = ("host", "aarch64")
+"""The canonical target names; :func:`target_spellings` gives every accepted spelling."""
+
+
+@cache
+def _host_triple() -> str:
+    import llvmlite.binding as llvm
+
+    return llvm.get_process_triple()
+
+
+def target_spellings() -> dict[str, tuple[str, ...]]:
+    """Every accepted spelling of each target, by canonical name.
+
+    ``aarch64``: also its GNU name ``aarch64-linux-gnu`` and its triple. ``host``: also the
+    host's architecture (``x86_64``), its GNU name (``x86_64-linux-gnu``) and its triple, except
+    where these would name the aarch64 target (an aarch64 host runs aarch64 code as ``host``
+    only under that name).
+    """
+    aarch64 = ("aarch64", "aarch64-linux-gnu", AARCH64.triple)
+    triple = _host_triple()
+    arch = triple.split("-", 1)[0]
+    host = tuple(dict.fromkeys(s for s in ("host", arch, f"{arch}-linux-gnu", triple)
+                               if s not in aarch64))
+    return {"host": host, "aarch64": aarch64}
+
+
+def canonical_target_name(name: str) -> str:
+    """``host`` or ``aarch64`` for any accepted spelling of a target (see
+    :func:`target_spellings`); ``ValueError`` listing every accepted spelling otherwise."""
+    for canonical, names in target_spellings().items():
+        if name in names:
+            return canonical
+    raise ValueError(f"unknown target '{name}': expected one of {', '.join(TARGET_NAMES)} "
+                     f"({describe_target_spellings()})")
+
+
+def describe_target_spellings() -> str:
+    """The other spellings of each target, for help texts and errors."""
+    return "; ".join(f"{canonical} also as {', '.join(names[1:])}"
+                     for canonical, names in target_spellings().items())
 
 
 def get_target(name: str) -> TargetInfo:
-    """Look a target up by name; raise ``ValueError`` naming the known ones otherwise."""
-    if name == "host":
-        return host_target()
-    if name in ("aarch64", "aarch64-linux-gnu", AARCH64.triple):
-        return AARCH64
-    raise ValueError(f"unknown target '{name}': expected one of {', '.join(TARGET_NAMES)}")
+    """Look a target up by any accepted spelling; raise ``ValueError`` naming them otherwise."""
+    return host_target() if canonical_target_name(name) == "host" else AARCH64

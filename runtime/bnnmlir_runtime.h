@@ -63,21 +63,28 @@ typedef struct bnnmlir_buffer {
     int64_t shape[BNNMLIR_MAX_RANK];
 } bnnmlir_buffer;
 
-/* Fills *buf; returns 0, or -1 when rank or a size is out of range. */
+/* Fills *buf and returns 0; returns -1 and leaves *buf untouched when the rank is outside
+ * [0, BNNMLIR_MAX_RANK], elem_size < 1, a dimension is negative, or the element count or the
+ * size in bytes does not fit in int64_t (or size_t). */
 int bnnmlir_buffer_init(bnnmlir_buffer *buf, void *data, int32_t rank, const int64_t *shape,
                         int32_t elem_size);
+/* Element count and size in bytes of a descriptor; -1 for one that bnnmlir_buffer_init would
+ * refuse (a descriptor filled in by hand). */
 int64_t bnnmlir_buffer_num_elements(const bnnmlir_buffer *buf);
 int64_t bnnmlir_buffer_size_bytes(const bnnmlir_buffer *buf);
 
 /* ---- bit packing ------------------------------------------------------------------------ */
 
-/* Number of bytes that hold `channels` packed channels: ceil(channels / 8). */
+/* Number of bytes that hold `channels` packed channels: ceil(channels / 8); -1 for
+ * channels < 0. */
 int64_t bnnmlir_packed_bytes(int64_t channels);
 
-/* Packs `rows` rows of `channels` values (row-major) into rows x ceil(channels / 8) bytes. */
-void bnnmlir_pack_f32(const float *src, uint8_t *dst, int64_t rows, int64_t channels);
-void bnnmlir_pack_i8(const int8_t *src, uint8_t *dst, int64_t rows, int64_t channels);
-void bnnmlir_pack_i32(const int32_t *src, uint8_t *dst, int64_t rows, int64_t channels);
+/* Packs `rows` rows of `channels` values (row-major) into rows x ceil(channels / 8) bytes and
+ * returns 0; returns -1 without writing anything when rows or channels is negative or
+ * rows x channels does not fit in int64_t. */
+int bnnmlir_pack_f32(const float *src, uint8_t *dst, int64_t rows, int64_t channels);
+int bnnmlir_pack_i8(const int8_t *src, uint8_t *dst, int64_t rows, int64_t channels);
+int bnnmlir_pack_i32(const int32_t *src, uint8_t *dst, int64_t rows, int64_t channels);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@ from bnnmlir.bench.host import (
 )
 from bnnmlir.bench.layers import LAYERS, ConvLayer, select_layers
 from bnnmlir.bench.mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
+from bnnmlir.tables import compact_table, number_column, text_column
 
 # The layers the ARM model looks at: their interior (no padding) runs the steady-state loop.
 MCA_LAYERS: tuple[str, ...] = ("stage1", "stage3", "stage4", "c37")
@@ -49,13 +50,13 @@ def _ratio(value: float | None) -> str:
 
 
 def host_table(results: Sequence[HostResult], cpu: str) -> Table:
-    table = Table(title=f"Host ({cpu}): binary conv, median time per call (batch 1)")
-    for column, justify in (
-        ("layer", "left"), ("shape", "left"), ("thr", "right"),
-        ("bnnmlir ms", "right"), ("GOPS", "right"), ("torch fp32 ms", "right"),
-        ("torch int8 ms", "right"), ("vs fp32", "right"), ("vs int8", "right"), ("check", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table = compact_table(f"Host ({cpu}): binary conv, median time per call (batch 1)")
+    text_column(table, "layer")
+    text_column(table, "shape")
+    for column in ("thr", "bnnmlir ms", "GOPS", "torch fp32 ms", "torch int8 ms", "vs fp32",
+                   "vs int8"):
+        number_column(table, column)
+    text_column(table, "check")
     for r in results:
         if not r.bnnmlir_exact:
             check = "[red]bnnmlir WRONG[/red]"
@@ -75,16 +76,16 @@ def host_table(results: Sequence[HostResult], cpu: str) -> Table:
 
 
 def mca_table(results: Sequence[McaResult]) -> Table:
-    table = Table(
-        title="ARM model: llvm-mca -mcpu=cortex-a72, innermost popcount loop "
+    table = compact_table(
+        "ARM model: llvm-mca -mcpu=cortex-a72, innermost popcount loop "
         "(generated: interior of the layer, no padding; peers: reference NEON loops)"
     )
-    for column, justify in (
-        ("loop", "left"), ("shape", "left"), ("accumulate", "left"), ("blocks", "right"),
-        ("instrs", "right"), ("bytes/iter", "right"), ("cycles/iter", "right"),
-        ("cycles/16 B", "right"), ("bin ops/cycle", "right"), ("vs uadalp", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for column in ("loop", "shape", "accumulate"):
+        text_column(table, column)
+    for column in ("blocks", "instrs", "B/iter", "cyc/iter", "cyc/16 B", "ops/cyc", "vs uadalp"):
+        number_column(table, column)
+    table.caption = ("B/iter: bytes of packed input per iteration; cyc: cycles; ops/cyc: binary "
+                     "ops per cycle")
     base = next((r for r in results if r.source == "peer" and "uadalp" in r.name), None)
     for r in results:
         rel = None if base is None else base.cycles_per_16_bytes / r.cycles_per_16_bytes
@@ -152,7 +153,6 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     args = build_parser().parse_args(argv)
     if console is None:
         console = Console(highlight=False)
-        console.width = max(console.width, 150)
     if args.threads < 1:
         console.print("[red]--threads must be at least 1[/red]")
         return 2

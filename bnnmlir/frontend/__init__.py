@@ -4,11 +4,12 @@ See :mod:`bnnmlir.frontend.importer` (graph capture, walk, signature),
 :mod:`bnnmlir.frontend.patterns` (one translation per ATen operator),
 :mod:`bnnmlir.frontend.binary` (binarizations, binary layers, the ``torch.sign`` zero case),
 :mod:`bnnmlir.frontend.bias` (when a binary layer's bias is bit-exact with PyTorch) and
-:mod:`bnnmlir.frontend.integer` (exact integer convolution / linear layers: int8 stems and heads).
+:mod:`bnnmlir.frontend.integer` (exact integer convolution / linear layers: int8 stems and heads)
+and :mod:`bnnmlir.frontend.modules` (module types refused as a whole, with the reason).
 Importing this package imports ``torch``.
 """
 
-from bnnmlir.errors import UnsupportedOperationError
+from bnnmlir.errors import UnsupportedModuleError, UnsupportedOperationError
 from bnnmlir.frontend.builder import LayerInfo
 from bnnmlir.frontend.importer import (
     ImportedModel,
@@ -21,6 +22,7 @@ __all__ = [
     "ImportedModel",
     "LayerInfo",
     "TensorSpec",
+    "UnsupportedModuleError",
     "UnsupportedOperationError",
     "import_exported_program",
     "import_model",

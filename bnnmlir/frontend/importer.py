@@ -22,6 +22,7 @@ integer-valued outputs.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import re
@@ -42,9 +43,11 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, Region
 
-from bnnmlir.errors import UnsupportedOperationError
+import bnnmlir
+from bnnmlir.errors import UnsupportedModuleError, UnsupportedOperationError
 from bnnmlir.frontend.bias import check_biased_layers
 from bnnmlir.frontend.builder import BodyBuilder, LayerInfo, tensor
+from bnnmlir.frontend.modules import innermost_module, unsupported_module
 from bnnmlir.frontend.values import FLOAT, Act
 
 __all__ = ["ImportedModel", "LayerInfo", "TensorSpec", "import_model"]
@@ -115,25 +118,35 @@ def import_exported_program(program: torch.export.ExportedProgram) -> ImportedMo
 # ---------------------------------------------------------------------------------------------
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in ')
-_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_LIBRARY_DIRS = tuple(os.path.dirname(os.path.realpath(m.__file__)) + os.sep
+                      for m in (torch, bnnmlir))
+"""Frames in these directories are PyTorch's or bnnmlir's, never the user's source."""
 
 
 def module_path(node: torch.fx.Node) -> str:
     """Dotted path of the innermost module that created ``node`` (``""`` for the root)."""
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return ""
-    path = list(stack.values())[-1][0]
-    return path if isinstance(path, str) else ""
+    frame = innermost_module(node)
+    return frame.path if frame else ""
+
+
+def module_type(node: torch.fx.Node) -> str:
+    """Class of the innermost module that created ``node`` (``nn.GELU``, ``mymodel.Block``)."""
+    frame = innermost_module(node)
+    return frame.display_name if frame else ""
 
 
 def source_line(node: torch.fx.Node) -> tuple[str, int] | None:
-    """Innermost frame of the node's stack trace outside PyTorch itself."""
+    """Innermost frame of the node's stack trace in the user's source: outside PyTorch and
+    bnnmlir. ``None`` when every frame is theirs (a ``torch.nn.Sequential`` of library layers
+    has no line of its own: the module path names the layer)."""
     frames = [(f, int(line)) for f, line in _FRAME.findall(node.meta.get("stack_trace") or "")]
-    if not frames:
-        return None
-    outside = [fr for fr in frames if not fr[0].startswith(_TORCH_DIR)]
-    return (outside or frames)[-1]
+    user = [fr for fr in frames if not _is_library_file(fr[0])]
+    return user[-1] if user else None
+
+
+@functools.cache
+def _is_library_file(path: str) -> bool:
+    return os.path.realpath(path).startswith(_LIBRARY_DIRS)
 
 
 def node_location(node: torch.fx.Node):
@@ -151,6 +164,8 @@ def describe_source(node: torch.fx.Node) -> str:
 
 
 def op_name(node: torch.fx.Node) -> str:
+    if node.op == "placeholder":
+        return f"model input '{node.name}'"
     target = node.target
     name = getattr(target, "__name__", None) or str(target)
     if isinstance(target, torch._ops.OpOverload):
@@ -187,8 +202,13 @@ class GraphImporter:
     def error(self, reason: str, node: torch.fx.Node | None = None) -> UnsupportedOperationError:
         node = node or self.node
         assert node is not None
+        whole = unsupported_module(node)
+        if whole is not None:
+            frame, why = whole
+            return UnsupportedModuleError(op_name(node), frame.path, describe_source(node), why,
+                                          frame.display_name)
         return UnsupportedOperationError(op_name(node), module_path(node), describe_source(node),
-                                         reason)
+                                         reason, module_type(node))
 
     def warn(self, message: str, node: torch.fx.Node | None = None) -> None:
         node = node or self.node

@@ -21,10 +21,13 @@ from xdsl.utils.exceptions import (
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from bnnmlir.passes import get_all_passes
+from bnnmlir.tools.version import version_text
 
 
 class BnnOptMain(xDSLOptMain):
     """xDSL's driver with bnnmlir's dialect, passes and targets."""
+
+    version_format = version_text("bnnmlir-opt").replace("{", "{{").replace("}", "}}")
 
     def register_all_dialects(self):
         super().register_all_dialects()

@@ -20,9 +20,15 @@ from rich.table import Table
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
+from bnnmlir.passes.pipelines import STAGES as PIPELINE_STAGES
+from bnnmlir.tables import code_column, compact_table, number_column, text_column
+from bnnmlir.tools.version import version_text
+
+STAGES = ("imported", *PIPELINE_STAGES)
+
 
 def _console() -> Console:
-    return Console(highlight=False, width=max(140, Console().width))
+    return Console(highlight=False)
 
 
 def packed_channels(module: ModuleOp, entry: str | None = None) -> dict[int, int]:
@@ -57,6 +63,18 @@ def random_inputs(module: ModuleOp, seed: int = 0, entry: str | None = None) -> 
     return arrays
 
 
+def _results_table(title: str, outputs: str, verdict: str) -> Table:
+    """One row per target: where it ran, compile and run seconds, outputs, the verdict."""
+    table = compact_table(title)
+    code_column(table, "target")
+    text_column(table, "runs on")
+    number_column(table, "compile s")
+    number_column(table, "run s")
+    code_column(table, outputs)  # one line per output
+    code_column(table, verdict)
+    return table
+
+
 def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: int | None = None,
                   console: Console | None = None) -> bool:
     """Compile ``path`` for each target, run it, compare with the reference; True if all match."""
@@ -70,9 +88,8 @@ def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: 
     inputs = random_inputs(reference_module, seed)
     expected = reference.evaluate(reference_module, inputs)
 
-    table = Table(title=f"{os.path.basename(path)}: compiled code vs numpy reference")
-    for column in ("target", "runs on", "compile s", "run s", "outputs", "result"):
-        table.add_column(column)
+    table = _results_table(f"{os.path.basename(path)}: compiled code vs numpy reference",
+                           "outputs", "result")
     all_match = True
     for target in targets:
         t0 = time.perf_counter()
@@ -89,7 +106,7 @@ def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: 
             g.shape == e.shape and np.array_equal(g, e) for g, e in zip(got, expected)
         )
         all_match &= match
-        shapes = ", ".join(f"{g.dtype}{list(g.shape)}" for g in got)
+        shapes = "\n".join(f"{g.dtype}{list(g.shape)}" for g in got)
         verdict = "[green]bit-exact[/green]" if match else "[red]MISMATCH[/red]"
         table.add_row(target, where, f"{t1 - t0:.2f}", f"{t2 - t1:.2f}", shapes, verdict)
     console.print(table)
@@ -107,9 +124,8 @@ def run_model_demo(console: Console, seed: int = 0) -> bool:
     model = bnn_clip_net(seed=seed)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
     expected = model(x)
-    table = Table(title="BNN-Clip network (int8 stream, residual binary blocks, binary head)")
-    for column in ("target", "runs on", "compile s", "run s", "output", "vs PyTorch eval()"):
-        table.add_column(column)
+    table = _results_table("BNN-Clip network (int8 stream, residual binary blocks, binary head)",
+                           "output", "vs PyTorch eval()")
     ok = True
     compiled = None
     for target in ("host", "aarch64"):
@@ -153,7 +169,7 @@ def _compile(args: argparse.Namespace) -> int:
 
     console = _console()
     program = load_exported_program(args.model)
-    compiled = compile_exported(program, target=args.target, threads=args.threads or 1, jit=False)
+    compiled = compile_exported(program, target=args.target, threads=args.threads, jit=False)
     for warning in compiled.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}")
     out = compiled.save(args.output, target=args.target, threads=args.threads, entry=args.entry)
@@ -205,37 +221,73 @@ def _entry_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _target(text: str) -> str:
+    """An argparse type: any accepted spelling of a target, as its canonical name."""
+    from bnnmlir.target import canonical_target_name
+
+    try:
+        return canonical_target_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to the help of each option with a default, unless the help
+    already says it or there is none (``None``, an unset flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _target_help(what: str, default: str | None = None) -> str:
+    from bnnmlir.target import TARGET_NAMES, describe_target_spellings
+
+    text = f"{what}: {' or '.join(TARGET_NAMES)} ({describe_target_spellings()})"
+    return text + (f" (default: {default})" if default else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bnnmlir", description="bnnmlir: a compiler for binary neural networks")
+    parser = argparse.ArgumentParser(prog="bnnmlir", description="bnnmlir: a compiler for binary neural networks",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text("bnnmlir"),
+                        help="print the versions of bnnmlir, PyTorch, xDSL, llvmlite and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="compile an .mlir file, run it, compare with the reference")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+
+    run = command("run", "compile an .mlir file, run it, compare with the reference")
     run.add_argument("file")
-    run.add_argument("-t", "--target", action="append", choices=["host", "aarch64"],
-                     help="target to run on (repeatable; default: host)")
+    run.add_argument("-t", "--target", action="append", type=_target, metavar="TARGET",
+                     help=_target_help("target to run on, repeatable", default="host"))
     run.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (>= 0)")
     run.add_argument("--threads", type=_positive_int, default=None,
-                     help="threads of the parallel loops (>= 1)")
+                     help="threads of the parallel loops (>= 1; default: every core on the "
+                          "host, 1 on aarch64)")
     run.set_defaults(handler=_run)
 
-    comp = sub.add_parser("compile", help="compile a saved torch.export archive (.pt2)")
+    comp = command("compile", "compile a saved torch.export archive (.pt2)")
     comp.add_argument("model", help="file written by torch.export.save (loaded without unpickling)")
     comp.add_argument("-o", "--output", required=True, help="output directory")
-    comp.add_argument("-t", "--target", default="aarch64-linux-gnu", choices=["aarch64-linux-gnu", "aarch64", "host"])
-    comp.add_argument("--threads", type=_positive_int, default=None,
+    comp.add_argument("-t", "--target", type=_target, default="aarch64", metavar="TARGET",
+                      help=_target_help("target of the object code"))
+    comp.add_argument("--threads", type=_positive_int, default=1,
                       help="threads of the parallel loops (>= 1)")
     comp.add_argument("--entry", type=_entry_name, default=None,
                       help="C name of the entry point (default: forward)")
-    comp.add_argument("--emit", action="append", choices=["imported", "optimized", "buffers", "loops", "llvm"],
-                      help="also write the IR after this stage (repeatable)")
+    comp.add_argument("--emit", action="append", choices=STAGES, metavar="STAGE",
+                      help=f"also write the IR after this stage (repeatable): {', '.join(STAGES)}")
     comp.set_defaults(handler=_compile)
 
-    bench = sub.add_parser("bench", help="benchmarks: host speed vs PyTorch, llvm-mca model of NEON loops")
+    bench = command("bench", "benchmarks: host speed vs PyTorch, llvm-mca model of NEON loops")
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (see bnnmlir bench --help)")
     bench.set_defaults(handler=_bench)
 
-    demo = sub.add_parser("demo", help="the README demo")
-    demo.add_argument("--seed", type=_seed, default=0)
+    demo = command("demo", "the README demo")
+    demo.add_argument("--seed", type=_seed, default=0, help="seed of the model and of the inputs")
     demo.set_defaults(handler=_demo)
     return parser
 

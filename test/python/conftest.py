@@ -7,6 +7,8 @@ and fails on a missing tool instead of passing silently.
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -44,3 +46,18 @@ requires_cross = requires_tools("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ar",
 requires_cross_gcc = requires_tools("aarch64-linux-gnu-gcc")
 requires_gcc = requires_tools("gcc")
 requires_llvm_mca = requires_tools("llvm-mca")
+
+
+def require_sanitizers(compiler: str, sanitizers: str, workdir: Path) -> None:
+    """Skip (fail in CI) unless ``compiler`` builds and runs a program with
+    ``-fsanitize=<sanitizers>``."""
+    probe = workdir / "sanitizer_probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    program = workdir / "sanitizer_probe"
+    build = subprocess.run([compiler, f"-fsanitize={sanitizers}", str(probe), "-o", str(program)],
+                           check=False, capture_output=True, text=True)
+    works = build.returncode == 0 and subprocess.run(
+        [str(program)], check=False, capture_output=True).returncode == 0
+    if not works:
+        message = f"{compiler} cannot build or run -fsanitize={sanitizers} programs: {build.stderr}"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,6 @@ from conftest import requires_aarch64, requires_gcc
 from torch_models import binary_net
 
 import bnnmlir
-from bnnmlir.frontend.archive import UnsafeArchiveError, load_exported_program
 from bnnmlir.tools.cli import main as cli_main
 
 
@@ -129,43 +125,6 @@ def test_compile_command_entry_name(archive: Path, tmp_path: Path):
     assert "void bnn_classify(const float *input0, float *output0, void *arena);" in (
         out / "model.h").read_text()
     assert b"bnn_classify_task0\0" in (out / "model.o").read_bytes()
-
-
-class Payload:
-    """Stands for any pickled object in an archive."""
-
-
-def _rewrite(src: Path, dst: Path, edit) -> None:
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.infolist():
-            zout.writestr(item, edit(item.filename, zin.read(item.filename)))
-
-
-def test_archives_needing_unpickling_are_refused(archive: Path, tmp_path: Path):
-    def mark_pickled(name: str, data: bytes) -> bytes:
-        if name.endswith("model_weights_config.json"):
-            config = json.loads(data)
-            first = next(iter(config["config"]))
-            config["config"][first]["use_pickle"] = True
-            return json.dumps(config).encode()
-        return data
-
-    bad = tmp_path / "pickled.pt2"
-    _rewrite(archive, bad, mark_pickled)
-    with pytest.raises(UnsafeArchiveError, match="is stored pickled"):
-        load_exported_program(bad)
-
-    def evil_inputs(name: str, data: bytes) -> bytes:
-        if name.endswith("sample_inputs/model.pt"):
-            buffer = io.BytesIO()
-            torch.save(Payload(), buffer)  # an arbitrary object: a weights-only load refuses it
-            return buffer.getvalue()
-        return data
-
-    evil = tmp_path / "evil.pt2"
-    _rewrite(archive, evil, evil_inputs)
-    with pytest.raises(UnsafeArchiveError, match="not loadable as plain tensors"):
-        load_exported_program(evil)
 
 
 def test_compile_command_reports_bad_files(tmp_path: Path, capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import requires_cross_gcc, requires_gcc
+from conftest import require_sanitizers, requires_cross_gcc, requires_gcc
 
 from bnnmlir import runtime
 from bnnmlir.backend.runtime_build import RuntimeBuildError, build_host_shared_library
@@ -37,6 +37,7 @@ def rt():
     lib.bnnmlir_packed_bytes.restype = ctypes.c_int64
     for name in ("bnnmlir_pack_f32", "bnnmlir_pack_i8", "bnnmlir_pack_i32"):
         getattr(lib, name).argtypes = PACK_ARGS
+        getattr(lib, name).restype = ctypes.c_int
     yield lib
     lib.bnnmlir_set_num_threads(1)
     lib.bnnmlir_set_local_num_threads(0)
@@ -199,18 +200,6 @@ def test_parallel_for_after_fork(rt):
 STRESS_SOURCE = Path(__file__).with_name("runtime_stress.c")
 
 
-def tsan_works(compiler: str, tmp_path: Path) -> bool:
-    probe = tmp_path / "probe.c"
-    probe.write_text("int main(void) { return 0; }\n")
-    build = subprocess.run(
-        [compiler, "-fsanitize=thread", str(probe), "-o", str(tmp_path / "probe")],
-        check=False, capture_output=True,
-    )
-    if build.returncode != 0:
-        return False
-    return subprocess.run([str(tmp_path / "probe")], check=False, capture_output=True).returncode == 0
-
-
 @requires_gcc
 @pytest.mark.parametrize("sanitizer", [None, "thread"])
 def test_parallel_for_stress_in_c(sanitizer, tmp_path):
@@ -219,9 +208,7 @@ def test_parallel_for_stress_in_c(sanitizer, tmp_path):
     compiler = shutil.which("gcc") or "gcc"
     flags = ["-O2"]
     if sanitizer is not None:
-        if not tsan_works(compiler, tmp_path):
-            message = "this gcc cannot build or run ThreadSanitizer programs"
-            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+        require_sanitizers(compiler, sanitizer, tmp_path)
         flags = ["-O1", "-g", f"-fsanitize={sanitizer}"]
     program = tmp_path / "stress"
     build = subprocess.run(
@@ -238,6 +225,30 @@ def test_parallel_for_stress_in_c(sanitizer, tmp_path):
         )
     except subprocess.TimeoutExpired:
         pytest.fail("the stress program deadlocked")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 failures" in run.stdout
+
+
+LIMITS_SOURCE = Path(__file__).with_name("runtime_limits.c")
+
+
+@requires_gcc
+def test_size_limits_in_c_under_sanitizers(tmp_path):
+    """runtime_limits.c: overflowing element counts and byte sizes, negative extents and counts
+    are refused (-1) by the buffer descriptor and packing functions; built with ASan and UBSan
+    (no recovery), so a signed overflow or a bad access fails the run."""
+    compiler = shutil.which("gcc") or "gcc"
+    require_sanitizers(compiler, "address,undefined", tmp_path)
+    program = tmp_path / "limits"
+    build = subprocess.run(
+        [compiler, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-Werror", "-pthread",
+         f"-I{runtime.source_dir()}", str(LIMITS_SOURCE),
+         *[str(p) for p in runtime.source_files()], "-o", str(program)],
+        check=False, capture_output=True, text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(program)], check=False, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "0 failures" in run.stdout
 
@@ -276,6 +287,15 @@ def test_buffer_descriptor(rt):
     assert list(buf.shape) == [2, 3, 5, 7, 1, 1, 1, 1]
     assert rt.bnnmlir_buffer_init(ctypes.byref(buf), None, 9, shape, 4) == -1
     assert rt.bnnmlir_buffer_init(ctypes.byref(buf), None, 2, shape, 0) == -1
+    for refused, elem_size in [((2, -3), 4), ((1 << 62, 2), 1), ((1 << 61, 1), 4),
+                               ((1 << 22, 1 << 21, 1 << 21), 1)]:
+        extents = (ctypes.c_int64 * len(refused))(*refused)
+        status = rt.bnnmlir_buffer_init(ctypes.byref(buf), None, len(refused), extents, elem_size)
+        assert status == -1, refused
+    assert list(buf.shape) == [2, 3, 5, 7, 1, 1, 1, 1]  # untouched by the refused calls
+    buf.shape[0] = 1 << 62
+    assert rt.bnnmlir_buffer_num_elements(ctypes.byref(buf)) == -1
+    assert rt.bnnmlir_buffer_size_bytes(ctypes.byref(buf)) == -1
 
 
 def random_values(rng, dtype, rows, channels):
@@ -309,7 +329,7 @@ def test_packing_matches_bits_convention(rt, dtype, function):
         assert rt.bnnmlir_packed_bytes(channels) == words
         # Guard bytes after the packed rows must stay untouched.
         out = np.full(rows * words + 16, 0xA5, dtype=np.uint8)
-        pack(values.ctypes.data, out.ctypes.data, rows, channels)
+        assert pack(values.ctypes.data, out.ctypes.data, rows, channels) == 0
         np.testing.assert_array_equal(out[: rows * words].reshape(rows, words), pack_bits(values))
         assert (out[rows * words :] == 0xA5).all()
 
