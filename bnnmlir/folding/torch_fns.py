@@ -112,13 +112,22 @@ def fma_f32_torch(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Te
     return torch.where(finite, _round_to_f32_once(s, torch.where(finite, e, 0.0)), s.float())
 
 
+def _f32_op(op: Callable, *args) -> torch.Tensor:
+    """The float32 operation ``op`` correctly rounded: computed on the float64 values, then
+    rounded once to float32. For ``+ - * /`` and ``sqrt`` of float32s float64 holds more than
+    ``2 * 24 + 2`` bits, so the two roundings give the correctly rounded float32 (PyTorch's own
+    float32 kernels may use approximate reciprocals)."""
+    return op(*(torch.as_tensor(a, dtype=torch.float32).double() for a in args)).float()
+
+
 def batch_norm_op(mean, var, gamma, beta, eps: float) -> ChannelFn:
     """``bnn.batch_norm`` as documented: ``scale = (1 / sqrt(var + eps)) * gamma`` and
     ``shift = fma(-mean, scale, beta)`` in float32, then ``fma(x, scale[c], shift[c])``."""
     mean, var, gamma, beta = (
         torch.as_tensor(a, dtype=torch.float32) for a in (mean, var, gamma, beta)
     )
-    scale = (1.0 / torch.sqrt(var + torch.tensor(eps, dtype=torch.float32))) * gamma
+    scale = _f32_op(torch.mul, _f32_op(torch.div, torch.ones_like(var),
+                                       _f32_op(torch.sqrt, _f32_op(torch.add, var, eps))), gamma)
     shift = fma_f32_torch(-mean, scale, beta)
     return lambda x: fma_f32_torch(x, scale.expand_as(x), shift.expand_as(x))
 
