@@ -104,6 +104,14 @@ class BnnParser(Parser):
             self.raise_error(f"expected {expected_kind.name.lower().replace('_', ' ')}")
         return super()._consume_token(expected_kind)
 
+    def _parse_block(self):
+        # xDSL forgets where a forward-referenced block was defined, so a second definition of
+        # its label fails with KeyError; recording it gives xDSL's "re-declaration" error.
+        label = self._current_token
+        block = super()._parse_block()
+        self.blocks[label.text[1:]] = (block, label.span)
+        return block
+
     def parse_optional_region(self, arguments=None):
         if self._region_depth >= MAX_REGION_NESTING and self._current_token.text == "{":
             self.raise_error(f"nesting too deep: more than {MAX_REGION_NESTING} nested regions")

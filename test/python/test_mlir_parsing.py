@@ -279,3 +279,10 @@ def test_empty_convolutions_are_refused_everywhere(w, o, tmp_path, capsys):
     assert cli.main(["run", str(path)]) == 1
     err = capsys.readouterr().err
     assert "Operation does not verify" in err and "Traceback" not in err and "internal error" not in err
+
+
+def test_a_label_defined_twice_after_a_forward_reference_is_a_parse_error():
+    text = "func.func @f() {\n  cf.br ^b\n^b:\n  func.return\n^b:\n  func.return\n}\n"
+    with pytest.raises(ParseError, match="re-declaration of block 'b'") as e:
+        parse_module(make_context(), text, "labels.mlir")
+    assert str(e.value).startswith("labels.mlir:5:1")
