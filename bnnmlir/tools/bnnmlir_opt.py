@@ -107,7 +107,6 @@ class BnnOptMain(xDSLOptMain):
             sys.stdout.buffer.flush()
         return ""
 
-
     def _print_mlir(self, prog) -> str:
         """The ``mlir`` target, printed by :class:`bnnmlir.mlir_parsing.BnnPrinter`."""
         output = StringIO()

@@ -156,11 +156,13 @@ class Worker:
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self.proc is None or self.proc.poll() is not None:
+            env = {k: v for k, v in os.environ.items() if k != "BNNMLIR_TRACEBACK"}
             self.proc = subprocess.Popen(
                 self.command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
+                env=env,
             )
             if self._wait_line(120.0) != b"ready\n":  # bnnmlir is imported
                 raise RuntimeError("the fuzz worker did not start")
