@@ -66,6 +66,8 @@ class BnnOptMain(xDSLOptMain):
             super().setup_pipeline()
         except ArgSpecParseError as e:
             raise OptionSpecError("-p/--passes", e) from None
+        except ValueError as e:  # an unknown pass, or an option value of the wrong type
+            raise ValueError(f"-p/--passes {self.args.passes!r}: {e}") from None
 
     def register_all_passes(self):
         super().register_all_passes()

@@ -38,6 +38,7 @@ def test_mutated_inputs_run_cleanly():
     cases = list(make_cases(FUZZ_INPUTS, FUZZ_SEED))
     assert len(cases) == FUZZ_INPUTS
     assert len({case.text for case in cases}) > FUZZ_INPUTS * 0.9  # really different inputs
+    assert sum(1 for case in cases if case.args) > FUZZ_INPUTS // 4  # with RUN-line options
     failures = run_cases(cases, TIME_LIMIT)
     saved = [save_regression(f.case) for f in failures]
     assert not failures, f"saved as {', '.join(map(str, saved))}\n" + _report(failures)

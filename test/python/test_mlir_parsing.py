@@ -251,6 +251,8 @@ def test_deep_nesting_is_a_located_diagnostic(text, tmp_path, capsys):
         (["-p", ",,"], "-p/--passes ',,': column 1: Expected pass name here"),
         (["-p", "bnn-to-llvm-pipeline{target=}"], "-p/--passes 'bnn-to-llvm-pipeline{target=}': column 29"),
         (["-t", 'llvm{target="a}'], "-t/--target 'llvm{target=\"a}': column 13: Unknown token"),
+        (["-p", "bnn-to-llvm-pipeline{target=3}"], "-p/--passes 'bnn-to-llvm-pipeline{target=3}': Incompatible types"),
+        (["-p", "no-such-pass"], "-p/--passes 'no-such-pass': Unrecognized passes"),
     ],
 )
 def test_malformed_pipeline_and_target_options_are_one_line(args, message, tmp_path, capsys):
