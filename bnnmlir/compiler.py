@@ -20,11 +20,11 @@ import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, StringAttr, SymbolRefAttr
-from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 
 from bnnmlir.errors import CompileError
 from bnnmlir.ir_utils import numpy_dtype
+from bnnmlir.mlir_parsing import parse_module
 from bnnmlir.passes.pipelines import STAGES, stage_passes
 from bnnmlir.target import TargetInfo, get_target
 
@@ -43,9 +43,10 @@ def make_context() -> Context:
 
 
 def parse_mlir(text: str, name: str = "<input>") -> ModuleOp:
-    """Parse and verify tensor-level IR; errors become :class:`CompileError` with a location."""
+    """Parse (:mod:`bnnmlir.mlir_parsing`) and verify tensor-level IR; errors become
+    :class:`CompileError` with a location."""
     try:
-        module = Parser(make_context(), text, name).parse_module()
+        module = parse_module(make_context(), text, name)
         module.verify()
     except ParseError as e:
         raise CompileError(str(e)) from None

@@ -100,7 +100,7 @@ class BinarizeOp(UnaryShapedOp):
     Semantics: ``out[..., c // 8] bit (c % 8) = 1 if in[..., c] < 0 else 0`` for every channel
     ``c < C``; bits ``C..8*ceil(C/8)-1`` of the last word are 0. So ``x >= 0`` is +1 (bit 0) and
     ``x < 0`` is -1 (bit 1). Input element types: ``i8``, ``i16``, ``i32``, ``f32``. Output: ``i8``
-    words, shape ``[..., ceil(C/8)]``.
+    words, shape ``[..., ceil(C/8)]``; ``C >= 1`` (there is no packed form of zero channels).
     """
 
     name = "bnn.binarize"
@@ -108,8 +108,11 @@ class BinarizeOp(UnaryShapedOp):
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
         in_shape = static_shape(self.name, self.input.type)
-        if not in_shape:
-            raise VerifyException(f"'{self.name}' needs at least one dimension to pack")
+        if not in_shape or in_shape[-1] < 1:
+            raise VerifyException(
+                f"'{self.name}' needs a last dimension of at least one channel to pack, got "
+                f"{describe(self.input.type)}"
+            )
         elem = elem_of(self.input.type)
         if not (any(is_int(elem, w) for w in (8, 16, 32)) or isinstance(elem, Float32Type)):
             raise VerifyException(
@@ -131,7 +134,8 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
     ow*sw - pad_left + kw*dw, c) * w(o, kh, kw, c)`` where ``x`` and ``w`` are the +-1 values and
     ``x`` outside the input is ``pad_value`` (+1, -1, or 0 meaning the tap contributes nothing).
     In bits each tap that contributes adds ``C - 2*popcount(a XOR w)``. The result is exact and
-    ``|out| <= KH*KW*C``.
+    ``|out| <= KH*KW*C``. ``C``, ``O``, ``KH`` and ``KW`` are at least 1 (an empty kernel or no
+    output channel is refused by the verifier); the batch ``N`` may be 0.
 
     ``padding`` is ``[top, bottom, left, right]``; ``strides`` and ``dilations`` are ``[h, w]``.
 
@@ -286,6 +290,11 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
             )
         n, h, w, _ = in_shape
         o, kh, kw, _ = w_shape
+        if o < 1 or kh < 1 or kw < 1:
+            raise VerifyException(
+                f"'{self.name}' weight needs at least one output channel and a kernel of at "
+                f"least 1x1, got {o} output channels and a {kh}x{kw} kernel"
+            )
         oh, ow = self.verify_window(h, w, kh, kw)
         if self.pad_value.value.data not in (-1, 0, 1):
             raise VerifyException(
@@ -343,7 +352,8 @@ class ThresholdOp(UnaryShapedOp):
 
     A channel whose output is constant is written with ``d = +1`` and ``t = -2**31`` (always +1) or
     ``d = -1`` and ``t = -2**31`` (+1 only at ``x = -2**31``, which no bounded producer reaches).
-    Input ``[..., C] x i32`` (or ``i16``, ``i8``); output packed ``[..., ceil(C/8)] x i8``.
+    Input ``[..., C] x i32`` (or ``i16``, ``i8``), ``C >= 1``; output packed
+    ``[..., ceil(C/8)] x i8``.
     """
 
     name = "bnn.threshold"
@@ -373,6 +383,10 @@ class ThresholdOp(UnaryShapedOp):
             raise VerifyException(
                 f"'{self.name}' input must be a ranked integer operand, got "
                 f"{describe(self.input.type)}"
+            )
+        if in_shape[-1] < 1:
+            raise VerifyException(
+                f"'{self.name}' needs at least one channel to pack, got {describe(self.input.type)}"
             )
         check_threshold_arrays(self.name, self.thresholds, self.directions, in_shape[-1])
         check_packed_output(self.name, in_shape, out_type)

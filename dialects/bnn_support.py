@@ -701,14 +701,17 @@ class GlobalAvgPoolOp(UnaryShapedOp):
     """Global average pooling: NHWC ``i8``/``i32``/``f32`` ``[N, H, W, C]`` -> ``f32`` ``[N, C]``.
 
     ``sum = +0.0``, then ``sum = sum + float(x[n, h, w, c])`` for ``h`` in ``0..H-1`` (outer),
-    ``w`` in ``0..W-1`` (inner); ``out[n, c] = sum / float(H*W)`` (f32 division).
+    ``w`` in ``0..W-1`` (inner); ``out[n, c] = sum / float(H*W)`` (f32 division). ``H`` and ``W``
+    are at least 1 (the average of no positions is undefined).
     """
 
     name = "bnn.global_avg_pool"
 
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
-        n, _, _, c = _nhwc(self, "input", self.input.type)
+        n, h, w, c = _nhwc(self, "input", self.input.type)
+        if h < 1 or w < 1:
+            raise VerifyException(f"'{self.name}' averages over at least one position, got {h}x{w}")
         elem = elem_of(self.input.type)
         if not (is_int(elem, 8) or is_int(elem, 32) or _is_f32(elem)):
             raise VerifyException(f"'{self.name}' input elements must be i8, i32 or f32, got {elem}")

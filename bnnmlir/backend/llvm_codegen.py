@@ -12,6 +12,8 @@ from functools import cache
 import llvmlite.binding as llvm
 from xdsl.backend.llvm.convert import convert_module
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Region
+from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.target import TargetInfo
 
@@ -51,8 +53,30 @@ def target_machine(target: TargetInfo) -> llvm.TargetMachine:
     return create_target_machine(target)
 
 
+def check_definitions_precede_uses(region: Region, defined: set | None = None) -> None:
+    """Raise ``VerifyException`` if an operand is used before its definition (in block order).
+
+    xDSL does not check dominance, and its LLVM IR conversion translates ops in block order, so
+    an operand that is not yet defined there would otherwise fail with a ``KeyError``."""
+    defined = set() if defined is None else defined
+    for block in region.blocks:
+        defined.update(block.args)
+        for op in block.ops:
+            for operand in op.operands:
+                if operand not in defined:
+                    name = f"%{operand.name_hint}" if operand.name_hint else "an operand"
+                    raise VerifyException(
+                        f"'{op.name}' uses {name} before its definition: LLVM IR needs every "
+                        "value defined before its first use"
+                    )
+            for nested in op.regions:
+                check_definitions_precede_uses(nested, defined)
+            defined.update(op.results)
+
+
 def to_llvm_ir(module: ModuleOp, target: TargetInfo) -> str:
     """LLVM IR text of an llvm-dialect module, with the triple and data layout of ``target``."""
+    check_definitions_precede_uses(module.body)
     machine = target_machine(target)
     ir_module = convert_module(
         module, fallback_target_triple=target.triple, data_layout=str(machine.target_data)
@@ -62,10 +86,14 @@ def to_llvm_ir(module: ModuleOp, target: TargetInfo) -> str:
 
 
 def parse_ir(ir: str) -> llvm.ModuleRef:
-    """Parse and verify LLVM IR text."""
+    """Parse and verify LLVM IR text; invalid IR (from an ``llvm``-dialect module that xDSL's
+    verifier accepts but LLVM does not, e.g. an alignment of 5) raises ``ValueError``."""
     initialize_llvm()
-    module = llvm.parse_assembly(ir)
-    module.verify()
+    try:
+        module = llvm.parse_assembly(ir)
+        module.verify()
+    except RuntimeError as e:
+        raise ValueError(f"LLVM rejects the IR generated from the module: {e}") from None
     return module
 
 

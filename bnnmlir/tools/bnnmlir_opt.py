@@ -2,8 +2,10 @@
 
 It is xDSL's ``xdsl-opt`` with the ``bnn`` dialect, the bnnmlir passes and pipelines, and the
 bnnmlir code-generation targets registered, plus user-facing error handling: a parse error, a
-verifier error, a failing pass or an unknown pass name prints a located diagnostic on stderr and
-exits with status 1, without a Python traceback.
+verifier error, a failing pass, an unknown pass name or a malformed ``-p``/``-t`` specification
+prints a located one-line diagnostic on stderr and exits with status 1, without a Python
+traceback. Input is parsed and printed with :mod:`bnnmlir.mlir_parsing` (linear-time string
+literals, bounded nesting, compact splat constants), so no input makes it hang.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from io import StringIO
 
 from xdsl.utils.exceptions import (
+    ArgSpecParseError,
     DiagnosticException,
     ParseError,
     PassFailedException,
@@ -20,8 +24,22 @@ from xdsl.utils.exceptions import (
 )
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from bnnmlir.mlir_parsing import parse_module, print_module
 from bnnmlir.passes import get_all_passes
 from bnnmlir.tools.version import version_text
+
+
+class OptionSpecError(ValueError):
+    """A ``-p`` or ``-t`` specification that does not parse; the message is one line."""
+
+    def __init__(self, option: str, error: ArgSpecParseError):
+        # xDSL's message: a header, "pass-pipeline:LINE:COL", the spec, a caret line, the reason.
+        lines = str(error).splitlines()
+        if len(lines) < 5:
+            super().__init__(f"{option}: {' '.join(line.strip() for line in lines)}")
+            return
+        column = lines[1].rsplit(":", 1)[-1]
+        super().__init__(f"{option} {lines[2]!r}: column {column}: {lines[-1].strip()}")
 
 
 class BnnOptMain(xDSLOptMain):
@@ -35,6 +53,24 @@ class BnnOptMain(xDSLOptMain):
             from bnnmlir.universe import _bnn_dialect
 
             self.ctx.register_dialect("bnn", _bnn_dialect)
+
+    def register_all_frontends(self):
+        super().register_all_frontends()
+
+        def parse_mlir(io):
+            return parse_module(
+                self.ctx, io.read(), self.get_input_name(), implicit=not self.args.no_implicit_module
+            )
+
+        self.available_frontends["mlir"] = parse_mlir
+
+    def setup_pipeline(self):
+        try:
+            super().setup_pipeline()
+        except ArgSpecParseError as e:
+            raise OptionSpecError("-p/--passes", e) from None
+        except ValueError as e:  # an unknown pass, or an option value of the wrong type
+            raise ValueError(f"-p/--passes {self.args.passes!r}: {e}") from None
 
     def register_all_passes(self):
         super().register_all_passes()
@@ -56,6 +92,8 @@ class BnnOptMain(xDSLOptMain):
         from bnnmlir.backend.targets import ObjectTarget
 
         spec = parse_spec(self.args.target)
+        if spec.name == "mlir" and not spec.parameters and not self.args.syntax_highlight:
+            return self._print_mlir(prog)
         factory = self.available_targets.get(spec.name)
         cls = factory() if factory is not None and not _is_legacy(factory) else None
         if not (isinstance(cls, type) and issubclass(cls, ObjectTarget)):
@@ -73,6 +111,20 @@ class BnnOptMain(xDSLOptMain):
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         return ""
+
+    def _print_mlir(self, prog) -> str:
+        """The ``mlir`` target, printed by :class:`bnnmlir.mlir_parsing.BnnPrinter`."""
+        output = StringIO()
+        print_module(
+            self.ctx,
+            prog,
+            output,
+            print_generic_format=self.args.print_op_generic,
+            print_properties_as_attributes=self.args.print_no_properties,
+            print_debuginfo=self.args.print_debuginfo,
+        )
+        print("\n", file=output)
+        return output.getvalue()
 
 
 def _is_legacy(factory) -> bool:
@@ -92,8 +144,10 @@ def _report(message: str, error: BaseException | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         driver = BnnOptMain(description="bnnmlir modular optimizer driver", args=argv)
-    except ValueError as e:  # unknown pass name or malformed pipeline
+    except ValueError as e:  # unknown pass name, malformed pipeline or pass option
         return _report(f"bnnmlir-opt: error: {e}")
+    except ArgSpecParseError as e:  # the only specification parsed before the pipeline
+        return _report(f"bnnmlir-opt: error: {OptionSpecError('-t/--target', e)}")
     try:
         driver.run()
     except ParseError as e:
@@ -106,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(f"bnnmlir-opt: error: {e}")
     except OSError as e:
         return _report(f"bnnmlir-opt: error: {e}")
+    except RecursionError:
+        return _report("bnnmlir-opt: error: nesting too deep: the IR is nested beyond what can be processed")
     except Exception as e:  # a bug: say so in one line; BNNMLIR_TRACEBACK=1 shows the stack
         if os.environ.get("BNNMLIR_TRACEBACK"):
             raise

@@ -545,3 +545,11 @@ func.func @do_not_accept_pool_kernel_too_large(%x: memref<1x2x2x1xf32>, %o: memr
   bnn.pool2d %x into %o {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : memref<1x2x2x1xf32>, memref<1x1x1x1xf32>
   func.return
 }
+
+// -----
+
+// CHECK: 'bnn.global_avg_pool' averages over at least one position, got 0x4
+func.func @do_not_average_over_no_position(%x: tensor<1x0x4x2xf32>) -> tensor<1x2xf32> {
+  %0 = bnn.global_avg_pool %x : tensor<1x0x4x2xf32> -> tensor<1x2xf32>
+  func.return %0 : tensor<1x2xf32>
+}

@@ -258,3 +258,45 @@ func.func @do_not_accept_i32_shifts(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi
   %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 1, 2, 3, 4>, offset = array<i64: 0, 0, 0, 0>, shift = array<i32: 0, 1, 2, 3>}} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi8>
   func.return %0 : tensor<1x1x1x4xi8>
 }
+
+// -----
+
+// CHECK: 'bnn.bconv2d' weight needs at least one output channel and a kernel of at least 1x1, got 0 output channels and a 3x3 kernel
+func.func @do_not_accept_zero_output_channels(%x: tensor<1x4x4x1xi8>, %w: tensor<0x3x3x1xi8>) -> tensor<1x2x2x0xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<0x3x3x1xi8> -> tensor<1x2x2x0xi32>
+  func.return %0 : tensor<1x2x2x0xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.bconv2d' weight needs at least one output channel and a kernel of at least 1x1, got 2 output channels and a 0x0 kernel
+func.func @do_not_accept_empty_kernel(%x: tensor<1x4x4x1xi8>, %w: tensor<2x0x0x1xi8>) -> tensor<1x5x5x2xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x0x0x1xi8> -> tensor<1x5x5x2xi32>
+  func.return %0 : tensor<1x5x5x2xi32>
+}
+
+// -----
+
+// An empty batch is a valid convolution (no output positions): no diagnostic.
+// CHECK-LABEL: func.func @accept_empty_batch
+// CHECK-NOT: does not verify
+func.func @accept_empty_batch(%x: tensor<0x4x4x1xi8>, %w: tensor<2x3x3x1xi8>) -> tensor<0x2x2x2xi32> {
+  %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<0x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<0x2x2x2xi32>
+  func.return %0 : tensor<0x2x2x2xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.binarize' needs a last dimension of at least one channel to pack, got tensor<2x0xf32>
+func.func @do_not_binarize_zero_channels(%x: tensor<2x0xf32>) -> tensor<2x0xi8> {
+  %0 = bnn.binarize %x : tensor<2x0xf32> -> tensor<2x0xi8>
+  func.return %0 : tensor<2x0xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.threshold' needs at least one channel to pack, got tensor<2x0xi32>
+func.func @do_not_threshold_zero_channels(%x: tensor<2x0xi32>) -> tensor<2x0xi8> {
+  %0 = bnn.threshold %x {thresholds = array<i32>, directions = array<i8>} : tensor<2x0xi32> -> tensor<2x0xi8>
+  func.return %0 : tensor<2x0xi8>
+}

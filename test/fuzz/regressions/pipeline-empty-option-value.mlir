@@ -1,0 +1,2 @@
+// FUZZ-ARGS: -p 'bnn-to-llvm-pipeline{target=}'
+builtin.module {}

@@ -1,0 +1,2 @@
+// FUZZ-ARGS: -p ',,'
+builtin.module {}

@@ -1,0 +1,2 @@
+// FUZZ-ARGS: -t 'llvm{target="a}'
+builtin.module {}
