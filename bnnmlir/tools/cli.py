@@ -3,6 +3,7 @@
 ``bnnmlir run FILE.mlir``     compile tensor-level IR, run it on random inputs (host JIT, or
                               aarch64 under qemu) and compare with the numpy reference bit for bit
 ``bnnmlir demo``              the demo of the README
+``bnnmlir train``             train a BNN-Clip network (see :mod:`bnnmlir.train.cli`)
 """
 
 from __future__ import annotations
@@ -237,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the README demo")
     demo.add_argument("--seed", type=_seed, default=0)
     demo.set_defaults(handler=_demo)
+
+    from bnnmlir.train.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
