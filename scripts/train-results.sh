@@ -11,8 +11,8 @@ if [ ! -d data/cifar10/train ]; then
 fi
 bnnmlir train "${FM[@]}" --stage bnn --epochs 8 --lr 2e-3 --out runs/fm-bnn $T
 bnnmlir train "${FM[@]}" --stage bnn-clip --init runs/fm-bnn --epochs 2 --lr 1e-4 --out runs/fm-bnn-clip $T
-bnnmlir train "${FM[@]}" --stage full-precision --epochs 5 --lr 1e-3 --out runs/fm-fp $T
-bnnmlir train "${C10[@]}" --stage bnn --epochs 10 --lr 2e-3 --out runs/c10-bnn $T
-bnnmlir train "${C10[@]}" --stage bnn-clip --init runs/c10-bnn --epochs 2 --lr 1e-4 --out runs/c10-bnn-clip $T
-bnnmlir train "${C10[@]}" --stage full-precision --epochs 6 --lr 1e-3 --out runs/c10-fp $T
+bnnmlir train "${FM[@]}" --stage full-precision --epochs 3 --lr 1e-3 --out runs/fm-fp $T
+bnnmlir train "${C10[@]}" --stage bnn --epochs 6 --lr 2e-3 --out runs/c10-bnn $T
+bnnmlir train "${C10[@]}" --stage bnn-clip --init runs/c10-bnn --epochs 1 --lr 1e-4 --out runs/c10-bnn-clip $T
+bnnmlir train "${C10[@]}" --stage full-precision --epochs 3 --lr 1e-3 --out runs/c10-fp $T
 bnnmlir train --table runs/fm-fp runs/fm-bnn runs/fm-bnn-clip runs/c10-fp runs/c10-bnn runs/c10-bnn-clip

@@ -132,12 +132,17 @@ def run_model_demo(console: Console, seed: int = 0) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from bnnmlir.models.demo import run_pretrained_demo
+
     console = _console()
-    console.print("[bold]bnnmlir demo[/bold] 1/2: a PyTorch BNN-Clip network, bnnmlir.compile")
-    ok = run_model_demo(console, args.seed)
+    console.print("[bold]bnnmlir demo[/bold] 1/3: the shipped trained BNN-Clip model classifies "
+                  "Fashion-MNIST test images through compiled code")
+    ok = run_pretrained_demo(console)
+    console.print("[bold]bnnmlir demo[/bold] 2/3: a PyTorch BNN-Clip network, bnnmlir.compile")
+    ok &= run_model_demo(console, args.seed)
     example = resources.files("bnnmlir.examples") / "binary_conv_block.mlir"
     with resources.as_file(example) as path:
-        console.print(f"[bold]bnnmlir demo[/bold] 2/2: tensor-level IR from {path.name}")
+        console.print(f"[bold]bnnmlir demo[/bold] 3/3: tensor-level IR from {path.name}")
         ok &= run_mlir_file(str(path), targets=["host", "aarch64"], seed=args.seed, console=console)
     console.print(
         "[green]outputs are identical to PyTorch and to the reference, bit for bit, on every target[/green]"

@@ -15,6 +15,7 @@ PyTorch (``--no-compiled-eval`` skips it) and stores both in ``log.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 __all__ = ["add_train_parser"]
@@ -96,6 +97,11 @@ def run_train_command(args: argparse.Namespace) -> int:
     if args.table:
         print_table(args.table)
         return 0
+    missing = [m for m in ("matplotlib", "PIL") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"bnnmlir train: error: {', '.join(missing)} not installed; install the training "
+              "dependencies with `pip install -e '.[train]'`", file=sys.stderr)
+        return 1
     if not args.out:
         print("bnnmlir train: error: --out DIR is required", file=sys.stderr)
         return 2

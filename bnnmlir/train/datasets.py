@@ -136,9 +136,10 @@ def _check_labels(labels: np.ndarray, classes: int, where: object) -> None:
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Admits only what the CIFAR-10 python batches hold: dicts, lists, bytes, numpy arrays."""
+    """Admits only what the CIFAR-10 python batches hold: dicts, lists, bytes, numpy arrays
+    (and ``_codecs.encode``, with which protocol-2 pickles of Python 3 store bytes)."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    _ALLOWED = {("_codecs", "encode"), ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module: str, name: str):

@@ -193,7 +193,7 @@ class _Sharded:
                 logits = self.wrapped(xs)
                 loss = self.loss(logits, xs, ys)
                 (loss / self.local).backward()
-            total_loss += float(loss) * size
+            total_loss += float(loss.detach()) * size
             correct += int((logits.argmax(1) == ys).sum())
             for acc, b in zip(sum_float + sum_int, self.float_buffers + self.int_buffers):
                 acc.add_(b)
