@@ -37,7 +37,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a BNN-Clip network (Fashion-MNIST, CIFAR-10)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=list(DATASET_NAMES), default=d.dataset)
     p.add_argument("--data", default=None, help="dataset folder (Fashion-MNIST default: "
                    "/usr/share/datasets/fashion-mnist; CIFAR-10: required)")
