@@ -7,6 +7,7 @@ the agreement of the two and their latency.
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -16,17 +17,19 @@ from rich.table import Table
 from bnnmlir.models.fashion_mnist import CLASSES
 from bnnmlir.models.pretrained import fashion_mnist_samples, pretrained_fashion_mnist_bnn_clip
 
-__all__ = ["run_pretrained_demo"]
+__all__ = ["latency_ms", "run_pretrained_demo"]
 
 
-def _median_ms(function, x: torch.Tensor, repeats: int) -> float:
-    function(x)
+def latency_ms(function, x: torch.Tensor, repeats: int = 50) -> float:
+    """Median wall time of ``function(x)`` in milliseconds (after two warm-up calls)."""
+    for _ in range(2):
+        function(x)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         function(x)
         times.append(time.perf_counter() - started)
-    return 1000 * sorted(times)[len(times) // 2]
+    return 1000 * statistics.median(times)
 
 
 def run_pretrained_demo(console: Console, threads: int = 1, repeats: int = 20) -> bool:
@@ -45,10 +48,10 @@ def run_pretrained_demo(console: Console, threads: int = 1, repeats: int = 20) -
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            torch_ms = _median_ms(model, images, repeats)
+            torch_ms = latency_ms(model, images, repeats)
         finally:
             torch.set_num_threads(torch_threads)
-    compiled_ms = _median_ms(compiled, images, repeats)
+    compiled_ms = latency_ms(compiled, images, repeats)
     predicted, reference = got.argmax(1), expected.argmax(1)
     identical = bool(torch.equal(got, expected))
     agree = int((predicted == reference).sum())

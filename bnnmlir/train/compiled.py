@@ -8,7 +8,6 @@ test set and stores the numbers in the run's ``log.json``.
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -17,10 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from bnnmlir.models.demo import latency_ms
 from bnnmlir.train.datasets import Dataset, load_dataset
 from bnnmlir.train.loop import evaluate, load_run, to_float
 
-__all__ = ["compiled_evaluation", "compiled_predictions", "latency_ms", "print_table"]
+__all__ = ["compiled_evaluation", "compiled_predictions", "print_table"]
 
 
 def compiled_predictions(model: nn.Module, data: Dataset, batch: int = 250,
@@ -44,18 +44,6 @@ def compiled_predictions(model: nn.Module, data: Dataset, batch: int = 250,
         logits.append(compiled(x)[:count])
     out = torch.cat(logits)
     return out.argmax(1), out, compile_seconds
-
-
-def latency_ms(function, x: torch.Tensor, repeats: int = 50) -> float:
-    """Median wall time of ``function(x)`` in milliseconds (after two warm-up calls)."""
-    for _ in range(2):
-        function(x)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function(x)
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
 
 
 def compiled_evaluation(run_dir: str | Path, *, data_root: str | Path | None = None,
