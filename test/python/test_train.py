@@ -299,7 +299,7 @@ def test_the_stream_scale_leaves_the_float_flow_network_unchanged(reference_run,
     before = model(x)
     factor = calibrate_stream_scale(model, x, 0.999)
     stream = {}
-    hook = model[6].register_forward_hook(lambda m, i, o: stream.setdefault("x", o))
+    hook = model[6].register_forward_hook(lambda m, i, o: stream.setdefault("x", o.detach()))
     scale_batchnorms_(model, factor)
     assert torch.equal(model(x), before)
     hook.remove()
