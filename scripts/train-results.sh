@@ -10,7 +10,7 @@ if [ ! -d data/cifar10/train ]; then
   mkdir -p data/cifar10 && tar -xzf ../shared/datasets/cifar10-jpg.tar.gz -C data/cifar10
 fi
 bnnmlir train "${FM[@]}" --stage bnn --epochs 8 --lr 2e-3 --out runs/fm-bnn $T
-bnnmlir train "${FM[@]}" --stage bnn-clip --init runs/fm-bnn --epochs 1 --lr 1e-4 --out runs/fm-bnn-clip $T
+bnnmlir train "${FM[@]}" --stage bnn-clip --init runs/fm-bnn --epochs 3 --lr 1e-4 --out runs/fm-bnn-clip $T
 bnnmlir train "${FM[@]}" --stage full-precision --epochs 3 --lr 1e-3 --out runs/fm-fp $T
 bnnmlir train "${C10[@]}" --stage bnn --epochs 6 --lr 2e-3 --out runs/c10-bnn $T
 bnnmlir train "${C10[@]}" --stage bnn-clip --init runs/c10-bnn --epochs 1 --lr 1e-4 --out runs/c10-bnn-clip $T
