@@ -132,3 +132,17 @@ def test_pretrained_reaches_90_percent_on_the_full_test_set_through_compiled_cod
     _, _, reference = evaluate(pretrained, test)
     assert torch.equal(predicted, reference)
     assert float((predicted == test.labels).float().mean()) >= 0.90
+
+
+def test_demo_part_one_prints_real_accuracy_and_agreement():
+    from rich.console import Console
+
+    from bnnmlir.models.demo import run_pretrained_demo
+
+    console = Console(record=True, width=120)
+    assert run_pretrained_demo(console, repeats=2)
+    text = console.export_text()
+    n = fashion_mnist_samples()[0].shape[0]
+    assert f"{n} / {n}" in text and "identical" in text and "speed-up" in text
+    accuracy = float(text.split("accuracy")[1].split("%")[0].strip(" │|"))
+    assert accuracy >= 88.0
