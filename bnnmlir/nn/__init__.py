@@ -61,7 +61,7 @@ Training recipe (BNN-Clip)
        residual add, then fine-tune: the straight-through gradient of Clip8 is 1 inside
        [-127, 127] and 0 where it saturates, so the network learns to live in the int8 range.
 
-    The training runs themselves are not part of this package.
+    `bnnmlir train` (:mod:`bnnmlir.train`) runs this recipe on Fashion-MNIST and CIFAR-10.
 
 Int8 stem and head
     A float first layer makes a network float at its entry. To keep it integer end to end:

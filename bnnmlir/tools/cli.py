@@ -3,6 +3,7 @@
 ``bnnmlir run FILE.mlir``     compile tensor-level IR, run it on random inputs (host JIT, or
                               aarch64 under qemu) and compare with the numpy reference bit for bit
 ``bnnmlir demo``              the demo of the README
+``bnnmlir train``             train a BNN-Clip network (see :mod:`bnnmlir.train.cli`)
 """
 
 from __future__ import annotations
@@ -147,12 +148,17 @@ def run_model_demo(console: Console, seed: int = 0) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from bnnmlir.models.demo import run_pretrained_demo
+
     console = _console()
-    console.print("[bold]bnnmlir demo[/bold] 1/2: a PyTorch BNN-Clip network, bnnmlir.compile")
-    ok = run_model_demo(console, args.seed)
+    console.print("[bold]bnnmlir demo[/bold] 1/3: the shipped trained BNN-Clip model classifies "
+                  "Fashion-MNIST test images through compiled code")
+    ok = run_pretrained_demo(console)
+    console.print("[bold]bnnmlir demo[/bold] 2/3: a PyTorch BNN-Clip network, bnnmlir.compile")
+    ok &= run_model_demo(console, args.seed)
     example = resources.files("bnnmlir.examples") / "binary_conv_block.mlir"
     with resources.as_file(example) as path:
-        console.print(f"[bold]bnnmlir demo[/bold] 2/2: tensor-level IR from {path.name}")
+        console.print(f"[bold]bnnmlir demo[/bold] 3/3: tensor-level IR from {path.name}")
         ok &= run_mlir_file(str(path), targets=["host", "aarch64"], seed=args.seed, console=console)
     console.print(
         "[green]outputs are identical to PyTorch and to the reference, bit for bit, on every target[/green]"
@@ -289,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "the README demo")
     demo.add_argument("--seed", type=_seed, default=0, help="seed of the model and of the inputs")
     demo.set_defaults(handler=_demo)
+
+    from bnnmlir.train.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

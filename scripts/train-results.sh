@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Reproduce the "Training (BNN-Clip)" table of the README: every run on one thread, one after the
+# other, into runs/. CIFAR-10 is read from the JPEG copy extracted into data/cifar10 (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T="--threads 1 --quiet"
+FM=(--dataset fashion-mnist)
+C10=(--dataset cifar10 --data data/cifar10 --augment)
+if [ ! -d data/cifar10/train ]; then
+  mkdir -p data/cifar10 && tar -xzf ../shared/datasets/cifar10-jpg.tar.gz -C data/cifar10
+fi
+bnnmlir train "${FM[@]}" --stage bnn --epochs 8 --lr 2e-3 --out runs/fm-bnn $T
+bnnmlir train "${FM[@]}" --stage bnn-clip --init runs/fm-bnn --epochs 3 --lr 1e-4 --out runs/fm-bnn-clip $T
+bnnmlir train "${FM[@]}" --stage full-precision --epochs 3 --lr 1e-3 --out runs/fm-fp $T
+bnnmlir train "${C10[@]}" --stage bnn --epochs 6 --lr 2e-3 --out runs/c10-bnn $T
+bnnmlir train "${C10[@]}" --stage bnn-clip --init runs/c10-bnn --epochs 1 --lr 1e-4 --out runs/c10-bnn-clip $T
+bnnmlir train "${C10[@]}" --stage full-precision --epochs 3 --lr 1e-3 --out runs/c10-fp $T
+bnnmlir train --table runs/fm-fp runs/fm-bnn runs/fm-bnn-clip runs/c10-fp runs/c10-bnn runs/c10-bnn-clip
