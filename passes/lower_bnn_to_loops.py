@@ -64,6 +64,7 @@ from bnnmlir.dialects.bnn_support import (
 from bnnmlir.passes.loops import support
 from bnnmlir.passes.loops.bconv2d import lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
+from bnnmlir.passes.loops.int8_conv import lower_int8_conv2d, lower_int8_dense
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.passes.loops.lowering import (
     Lowering,
@@ -83,8 +84,8 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     CastOp: support.lower_cast,
     BatchNormOp: support.lower_batch_norm,
     AffineOp: support.lower_affine,
-    Conv2dOp: support.lower_conv2d,
-    DenseOp: support.lower_dense,
+    Conv2dOp: lower_int8_conv2d,
+    DenseOp: lower_int8_dense,
     Pool2dOp: support.lower_pool2d,
     GlobalAvgPoolOp: support.lower_global_avg_pool,
     AddOp: support.lower_add,
