@@ -212,7 +212,7 @@ def plan_int8(path: DotPath, out_channels: int, kernel_w: int, kernel_h: int, ch
 
 def relaid_weights(plan: Int8Plan, w: np.ndarray) -> np.ndarray:
     """``wr[b, (s*Gs + q)*V + l*g + k]`` (module docstring) from ``w`` ``[O, KH, KW, C]``."""
-    path, g, lanes = plan.path, plan.path.group, plan.path.lanes
+    g, lanes = plan.path.group, plan.path.lanes
     o = w.shape[0]
     seg = w.reshape(o, plan.segments, plan.run)
     out = np.zeros((plan.blocks * lanes, plan.segments, plan.groups, g), dtype=np.int64)
@@ -221,7 +221,6 @@ def relaid_weights(plan: Int8Plan, w: np.ndarray) -> np.ndarray:
         width = min(g, plan.run - start)
         out[:o, :, q, keep:width] = seg[:, :, start + keep : start + width]
     out = out.reshape(plan.blocks, lanes, plan.segments, plan.groups, g).transpose(0, 2, 3, 1, 4)
-    del path
     return out.reshape(plan.blocks, -1)
 
 
