@@ -17,6 +17,11 @@ shapes, strided layouts) fails the pass with a diagnostic naming the op.
   result before its store: ``clip8`` and ``threshold`` as the standalone ops, ``requant8`` with
   the per-element code of ``bnn.requant8`` (its arrays private constant ``memref.global``s).
 
+* integer ``bnn.conv2d`` / ``bnn.dense`` with constant weights: dot-product vector kernels
+  (``vpdpbusd``, ``vpmaddwd``, ``sdot``, ``smull`` + ``sadalp``, by ``TargetInfo.int8_dot``), see
+  :mod:`bnnmlir.passes.loops.int8_conv`; the float forms keep the loops of
+  :mod:`bnnmlir.passes.loops.support`.
+
 Narrow accumulation, the proof (details in :mod:`bnnmlir.passes.accumulator_width`): one output is
 a chain of ``S = KH*KW*Q`` steps (``Q`` chunks per tap). A step adds at most ``8*G`` to a lane of
 ``G`` bytes, so ``A``-bit lanes are exact for ``n`` steps iff ``n*8*G <= 2**A - 1``. The pass takes
