@@ -63,7 +63,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnmlir.passes.llvm.narrow_acc import LowerNarrowAcc, intrinsic_suffix
 from bnnmlir.passes.outline_parallel_loops import OutlineParallelLoopsPass
-from bnnmlir.target import TargetInfo, get_target
+from bnnmlir.target import TARGET_ATTR, TargetInfo, get_target
 
 PASS_NAME = "convert-bnn-to-llvm"
 
@@ -768,3 +768,4 @@ class ConvertBnnToLLVMPass(ModulePass):
         reconcile_unrealized_casts(op, warn_on_failure=False)
         check_llvm_only(op)
         op.attributes["llvm.target_triple"] = StringAttr(target.triple)
+        op.attributes[TARGET_ATTR] = StringAttr(target.name)

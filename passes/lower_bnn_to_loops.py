@@ -17,6 +17,11 @@ shapes, strided layouts) fails the pass with a diagnostic naming the op.
   result before its store: ``clip8`` and ``threshold`` as the standalone ops, ``requant8`` with
   the per-element code of ``bnn.requant8`` (its arrays private constant ``memref.global``s).
 
+* integer ``bnn.conv2d`` / ``bnn.dense`` with constant weights: dot-product vector kernels
+  (``vpdpbusd``, ``vpmaddwd``, ``sdot``, ``smull`` + ``sadalp``, by ``TargetInfo.int8_dot``), see
+  :mod:`bnnmlir.passes.loops.int8_conv`; the float forms keep the loops of
+  :mod:`bnnmlir.passes.loops.support`.
+
 Narrow accumulation, the proof (details in :mod:`bnnmlir.passes.accumulator_width`): one output is
 a chain of ``S = KH*KW*Q`` steps (``Q`` chunks per tap). A step adds at most ``8*G`` to a lane of
 ``G`` bytes, so ``A``-bit lanes are exact for ``n`` steps iff ``n*8*G <= 2**A - 1``. The pass takes
@@ -51,6 +56,7 @@ from bnnmlir.passes.loops import support
 from bnnmlir.passes.loops.bconv2d import lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
+from bnnmlir.passes.loops.int8_conv import lower_int8_conv2d, lower_int8_dense
 from bnnmlir.passes.loops.lowering import (
     Lowering,
     LoweringContext,
@@ -69,8 +75,8 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     support_ops.CastOp: support.lower_cast,
     support_ops.BatchNormOp: support.lower_batch_norm,
     support_ops.AffineOp: support.lower_affine,
-    support_ops.Conv2dOp: support.lower_conv2d,
-    support_ops.DenseOp: support.lower_dense,
+    support_ops.Conv2dOp: lower_int8_conv2d,
+    support_ops.DenseOp: lower_int8_dense,
     support_ops.Pool2dOp: support.lower_pool2d,
     support_ops.GlobalAvgPoolOp: support.lower_global_avg_pool,
     support_ops.AddOp: support.lower_add,

@@ -59,3 +59,5 @@ def _host_has(feature: str) -> bool:
 
 if _host_has("+avx512bitalg"):
     config.available_features.add("host-avx512")
+if _host_has("+avx512vnni"):
+    config.available_features.add("host-vnni")

@@ -24,7 +24,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.utils.target import Target
 
 from bnnmlir.backend.llvm_codegen import emit_assembly, emit_object, optimized_ir, to_llvm_ir
-from bnnmlir.target import AARCH64, TargetInfo, get_target, host_target
+from bnnmlir.target import AARCH64, TARGET_ATTR, TargetInfo, get_target, host_target
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,24 @@ class LLVMIRTarget(Target):
 
 
 def _module_target(module: ModuleOp) -> str:
+    recorded = module.attributes.get(TARGET_ATTR)
+    if isinstance(recorded, StringAttr):
+        return recorded.data
     triple = module.attributes.get("llvm.target_triple")
     if isinstance(triple, StringAttr) and triple.data == AARCH64.triple:
         return AARCH64.name
     return "host"
+
+
+def _target_for(module: ModuleOp, default: TargetInfo) -> TargetInfo:
+    """``default``, or the variant of the same triple the module was lowered for (its
+    ``bnn.target``: ``aarch64-dotprod`` code needs the dot-product feature to assemble)."""
+    recorded = module.attributes.get(TARGET_ATTR)
+    if isinstance(recorded, StringAttr):
+        info = get_target(recorded.data)
+        if info.triple == default.triple:
+            return info
+    return default
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ class AssemblyTarget(Target):
     target_info: ClassVar[Callable[[], TargetInfo]]
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        output.write(emit_assembly(module, type(self).target_info()))
+        output.write(emit_assembly(module, _target_for(module, type(self).target_info())))
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,7 @@ class ObjectTarget(Target):
     path: str | None = None
 
     def emit_bytes(self, module: ModuleOp) -> bytes:
-        return emit_object(module, type(self).target_info())
+        return emit_object(module, _target_for(module, type(self).target_info()))
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         data = self.emit_bytes(module)

@@ -32,6 +32,7 @@ from bnnmlir.bench.host import (
     bench_host,
     host_speed_peak_note,
 )
+from bnnmlir.bench.int8 import INT8_LAYERS, Int8Result, bench_int8_layer
 from bnnmlir.bench.layers import LAYERS, ConvLayer, select_layers
 from bnnmlir.bench.mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
 from bnnmlir.tables import compact_table, number_column, text_column
@@ -71,6 +72,22 @@ def host_table(results: Sequence[HostResult], cpu: str) -> Table:
             r.layer, r.shape, str(r.threads), _ms(r.bnnmlir_s) if ok else "-",
             f"{r.gops:.0f}" if ok else "-", _ms(r.fp32_s), _ms(r.int8_s),
             _ratio(r.speedup_fp32) if ok else "-", _ratio(r.speedup_int8) if ok else "-", check,
+        )
+    return table
+
+
+def int8_table(results: Sequence[Int8Result], cpu: str) -> Table:
+    table = Table(title=f"Host ({cpu}): int8 layers, median time per call (batch 1, 1 thread)")
+    for column in ("layer", "shape", "bnnmlir ms", "GOPS", "torch fp32 ms", "torch int8 ms",
+                   "vs fp32", "vs int8", "check"):
+        table.add_column(column, justify="left" if column in ("layer", "shape", "check") else "right")  # type: ignore[arg-type]
+    for r in results:
+        ratio = lambda peer: None if peer is None else peer / r.bnnmlir_s  # noqa: E731
+        table.add_row(
+            r.layer, r.shape, _ms(r.bnnmlir_s) if r.exact else "-",
+            f"{r.gops:.0f}" if r.exact else "-", _ms(r.fp32_s), _ms(r.int8_s),
+            _ratio(ratio(r.fp32_s)) if r.exact else "-", _ratio(ratio(r.int8_s)) if r.exact else "-",
+            "[green]exact[/green]" if r.exact else "[red]bnnmlir WRONG[/red]",
         )
     return table
 
@@ -129,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated layers (default: all; known: {names})")
     parser.add_argument("--host", action=argparse.BooleanOptionalAction, default=True,
                         help="time the layers on the host (default: on)")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the int8 layers (stem, 1x1 shortcut, dense head; default: on)")
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                         help="time the PyTorch peers (default: on)")
     parser.add_argument("--mca", action=argparse.BooleanOptionalAction, default=True,
@@ -187,6 +206,13 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         console.print(host_table(results, cpu))
         ok &= all(r.bnnmlir_exact for r in results)
         report["host"] = {"cpu": cpu, "results": [r.as_dict() for r in results]}
+    if args.host and args.int8 and not args.quick:
+        cpu = host_speed_peak_note()
+        console.print("[dim]host: int8 layers[/dim]")
+        int8_results = [bench_int8_layer(layer, policy, peers=args.peers) for layer in INT8_LAYERS]
+        console.print(int8_table(int8_results, cpu))
+        ok &= all(r.exact for r in int8_results)
+        report["int8"] = [vars(r) | {"gops": r.gops} for r in int8_results]
     if args.mca:
         if args.layers is None:
             mca_layers = select_layers(",".join(QUICK_MCA_LAYERS if args.quick else MCA_LAYERS))

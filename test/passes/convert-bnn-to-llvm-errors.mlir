@@ -3,7 +3,7 @@
 // RUN: not bnnmlir-opt %s -p 'convert-bnn-to-llvm{target=riscv}' 2>&1 | filecheck %s --check-prefix=TARGET
 
 // EXIT: error: pass failed: convert-bnn-to-llvm: 'memref.alloc' is not an op of the loop level
-// TARGET: convert-bnn-to-llvm: unknown target 'riscv': expected one of host, aarch64
+// TARGET: convert-bnn-to-llvm: unknown target 'riscv': expected one of host, host-novnni, aarch64, aarch64-dotprod
 
 // CHECK: convert-bnn-to-llvm: 'memref.alloc' is not an op of the loop level (docs/lowering.md)
 func.func @do_not_lower_allocations() {

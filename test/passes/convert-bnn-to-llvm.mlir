@@ -5,7 +5,7 @@
 // RUN: bnnmlir-opt %s -p 'convert-bnn-to-llvm{target=host}' -t 'llvm{target=host}' | filecheck %s --check-prefix=IR-HOST
 // RUN: bnnmlir-opt %s -p 'convert-bnn-to-llvm{target=aarch64}' | filecheck %s --check-prefix=ONLY-LLVM
 
-// NEON: builtin.module attributes {llvm.target_triple = "aarch64-unknown-linux-gnu"}
+// NEON: builtin.module attributes {llvm.target_triple = "aarch64-unknown-linux-gnu", bnn.target = "aarch64"}
 // ONLY-LLVM-NOT: {{= (arith|memref|vector|scf|cf|func|bnn|builtin)[.]}}
 // ONLY-LLVM-NOT: {{^ *(arith|memref|vector|scf|cf|func|bnn)[.]}}
 

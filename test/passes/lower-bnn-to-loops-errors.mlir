@@ -3,7 +3,7 @@
 
 // A value-form (tensor) op has not been bufferized: the pass names it and stops.
 // ERR: error: pass failed: lower-bnn-to-loops: cannot lower 'bnn.bconv2d' in @tensor_form: expected the buffer form (memref operands, 'into' buffer); run bnn-bufferize first
-// TARGET: error: pass failed: lower-bnn-to-loops: unknown target 'riscv': expected one of host, aarch64
+// TARGET: error: pass failed: lower-bnn-to-loops: unknown target 'riscv': expected one of host, host-novnni, aarch64, aarch64-dotprod
 func.func @tensor_form(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi32> {
   %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi32>
   func.return %0 : tensor<1x1x1x4xi32>
