@@ -106,6 +106,8 @@ class LayerRow:
 class LayerReport:
     rows: list[LayerRow]
     target: str
+    compile_times: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each compile step (see ``CompiledProgram.compile_times``)."""
 
     def table(self) -> Table:
         table = Table(title=f"bnnmlir per-layer report ({self.target})")
@@ -124,6 +126,10 @@ class LayerReport:
     def __str__(self) -> str:
         out = StringIO()
         Console(file=out, width=140, highlight=False, color_system=None).print(self.table())
+        if self.compile_times:
+            from bnnmlir.compiler import format_compile_times
+
+            out.write(format_compile_times(self.compile_times))
         return out.getvalue()
 
 
