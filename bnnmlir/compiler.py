@@ -417,13 +417,17 @@ def compile_module(
     return program
 
 
+PROGRESS_DELAY = 1.0
+"""Seconds a compile runs before its progress bar appears (a quick compile shows none)."""
+
+
 def progress_bar(steps: Sequence[str], *, enabled: bool):
-    """A tqdm bar over the compile steps on stderr, shown only after one second."""
+    """A tqdm bar over the compile steps on stderr, shown after :data:`PROGRESS_DELAY` seconds."""
     import sys
 
     from tqdm import tqdm
 
-    return tqdm(total=len(steps), desc="bnnmlir compile", unit="stage", delay=1.0,
+    return tqdm(total=len(steps), desc="bnnmlir compile", unit="stage", delay=PROGRESS_DELAY,
                 file=sys.stderr, disable=not enabled, leave=False)
 
 
