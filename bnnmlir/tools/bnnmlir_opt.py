@@ -21,10 +21,26 @@ from xdsl.utils.exceptions import (
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from bnnmlir.passes import get_all_passes
+from bnnmlir.tools.timing import PassTimer
 
 
 class BnnOptMain(xDSLOptMain):
-    """xDSL's driver with bnnmlir's dialect, passes and targets."""
+    """xDSL's driver with bnnmlir's dialect, passes and targets, and ``--timing``."""
+
+    timer: PassTimer | None = None
+
+    def register_all_arguments(self, arg_parser):
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument(
+            "--timing", action="store_true",
+            help="print the wall time of each pass to stderr at exit (like mlir-opt --mlir-timing)",
+        )
+
+    def setup_pipeline(self):
+        super().setup_pipeline()
+        if self.args.timing:
+            self.timer = PassTimer()
+            self.pipeline = self.timer.wrap(self.pipeline)
 
     def register_all_dialects(self):
         super().register_all_dialects()
@@ -91,6 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         driver = BnnOptMain(description="bnnmlir modular optimizer driver", args=argv)
     except ValueError as e:  # unknown pass name or malformed pipeline
         return _report(f"bnnmlir-opt: error: {e}")
+    try:
+        return _run(driver)
+    finally:
+        if driver.timer is not None:
+            driver.timer.print_report()
+
+
+def _run(driver: BnnOptMain) -> int:
     try:
         driver.run()
     except ParseError as e:
