@@ -9,12 +9,12 @@ from bnnmlir.errors import CompileError
 __version__ = "0.1.0"
 
 
-def compile(model, example_inputs, *, target="host", threads=None, jit=True, check_finite=True):
-    """Compile a PyTorch model; see :func:`bnnmlir.api.compile`."""
+def compile(model, example_inputs, **options):
+    """Compile a PyTorch model; the options (``target``, ``threads``, ``jit``, ``cache``,
+    ``progress``, ``check_finite``...) are those of :func:`bnnmlir.api.compile`."""
     from bnnmlir.api import compile as _compile
 
-    return _compile(model, example_inputs, target=target, threads=threads, jit=jit,
-                    check_finite=check_finite)
+    return _compile(model, example_inputs, **options)
 
 
 def __getattr__(name):

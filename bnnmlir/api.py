@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,7 @@ from bnnmlir.report import LayerReport, layer_report
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from bnnmlir.backend.object_cache import CacheOption
     from bnnmlir.frontend import ImportedModel
 
 
@@ -90,8 +92,17 @@ class CompiledModel:
 
     # ---- inspection -------------------------------------------------------------------------
     def report(self) -> LayerReport:
-        """Per-layer table: path, kind, accumulator width, output type, MACs, weight bytes."""
-        return layer_report(self.program.mlir_module("optimized"), self.program.target)
+        """Per-layer table: path, kind, accumulator width, output type, MACs, weight bytes;
+        then the compile time of each step (:attr:`compile_times`)."""
+        report = layer_report(self.program.mlir_module("optimized"), self.program.target)
+        report.compile_times = self.compile_times
+        return report
+
+    @property
+    def compile_times(self) -> dict[str, float]:
+        """Wall seconds of each compile step: ``import``, the stages, the LLVM steps, and
+        ``cache hit`` (1.0 when the object code came from the compile cache)."""
+        return dict(self.program.compile_times)
 
     def mlir(self, stage: str = "optimized") -> str:
         """The IR after ``stage``: ``imported``, ``optimized``, ``buffers``, ``loops``, ``llvm``."""
@@ -121,7 +132,7 @@ class CompiledModel:
                 module = self.imported.module.clone()
                 rename_function(module, default_entry, entry)
                 program = compile_module(module, target=name, threads=threads, entry=entry,
-                                         jit=False)
+                                         jit=False, cache=self.program.cache)
                 self._programs[key] = program
         return program
 
@@ -207,14 +218,18 @@ def c_header(program: CompiledProgram) -> str:
 
 
 def compile(model, example_inputs, *, target: str = "host", threads: int | None = None,
-            jit: bool = True, check_finite: bool = True) -> CompiledModel:
+            jit: bool = True, cache: CacheOption = None, progress: bool = False,
+            check_finite: bool = True) -> CompiledModel:
     """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
 
     ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
     dtypes of every later call. ``threads``: threads of the parallel loops (default: all cores of
     this machine for the host, 1 for aarch64). ``jit``: build the host machine code now (else at
-    the first call). Raises :class:`bnnmlir.CompileError` (with the layer's module path) for what
-    cannot be compiled. The ``training`` flags of the model's modules are left as they were.
+    the first call). ``cache``: the compile cache of object code (default: ``$BNNMLIR_CACHE_DIR``
+    or ``~/.cache/bnnmlir``; a directory; ``False``: none), so compiling the same model again
+    skips LLVM. ``progress``: a progress bar on stderr when compiling takes over a second.
+    Raises :class:`bnnmlir.CompileError` (with the layer's module path) for what cannot be
+    compiled. The ``training`` flags of the model's modules are left as they were.
     ``check_finite``: calls refuse NaN inputs and infinities the compiled code cannot reproduce
     (``ValueError``); False skips that scan (:attr:`CompiledModel.check_finite`).
     """
@@ -225,25 +240,32 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
+    start = time.perf_counter()
     try:
         imported = import_model(model, tuple(example_inputs))
     finally:
         for module, training in modes:
             module.training = training
+    import_time = time.perf_counter() - start
     program = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
+        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit,
+        cache=cache, progress=progress, compile_times={"import": import_time},
     )
     return CompiledModel(imported, program, check_finite=check_finite)
 
 
 def compile_exported(program, *, target: str = "host", threads: int | None = None,
-                     jit: bool = True, check_finite: bool = True) -> CompiledModel:
+                     jit: bool = True, cache: CacheOption = None,
+                     progress: bool = False, check_finite: bool = True) -> CompiledModel:
     """Compile a ``torch.export.ExportedProgram`` (shapes fixed by its example inputs);
-    ``check_finite`` as for :func:`compile`."""
+    ``cache``, ``progress`` and ``check_finite`` as for :func:`compile`."""
     from bnnmlir.frontend import import_exported_program
 
+    start = time.perf_counter()
     imported = import_exported_program(program)
+    import_time = time.perf_counter() - start
     compiled = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
+        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit,
+        cache=cache, progress=progress, compile_times={"import": import_time},
     )
     return CompiledModel(imported, compiled, check_finite=check_finite)

@@ -13,8 +13,10 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from xdsl.context import Context
@@ -27,6 +29,9 @@ from bnnmlir.ir_utils import numpy_dtype
 from bnnmlir.mlir_parsing import parse_module
 from bnnmlir.passes.pipelines import STAGES, stage_passes
 from bnnmlir.target import TargetInfo, get_target
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bnnmlir.backend.object_cache import CacheOption
 
 
 def make_context() -> Context:
@@ -197,11 +202,17 @@ class CompiledProgram:
     """
 
     def __init__(self, stages: dict[str, ModuleOp], signature: Signature, target: TargetInfo,
-                 threads: int):
+                 threads: int, *, cache: CacheOption = None,
+                 compile_times: dict[str, float] | None = None):
         self._stages = stages
         self.signature = signature
         self.target = target
         self.threads = threads
+        self.cache = cache
+        self.compile_times: dict[str, float] = dict(compile_times or {})
+        """Wall seconds of each compile step: the stages, then ``LLVM IR``, ``LLVM opt``,
+        ``LLVM codegen`` (absent when the object came from the cache) and ``cache hit`` (1.0 when
+        the object code came from the compile cache, 0.0 when it was built)."""
         self._lock = threading.Lock()
         self._code: dict[str, object] = {}
         self._host = None
@@ -251,7 +262,16 @@ class CompiledProgram:
         """ELF object for the target (made once: every call returns the same ``bytes``)."""
         from bnnmlir.backend.llvm_codegen import emit_object
 
-        return self._cached("object", lambda: emit_object(self._stages["llvm"], self.target))
+        return self._cached(
+            "object",
+            lambda: emit_object(
+                self._stages["llvm"], self.target, cache=self.cache, times=self.compile_times
+            ),
+        )
+
+    def compile_time_report(self) -> str:
+        """The :attr:`compile_times` as a table: step, seconds, share of the total."""
+        return format_compile_times(self.compile_times)
 
     # ---- execution --------------------------------------------------------------------------
     def check_inputs(self, arrays: Sequence[object]) -> list[np.ndarray]:
@@ -293,7 +313,7 @@ class CompiledProgram:
             from bnnmlir.backend.runtime_build import RuntimeBuildError
 
             try:
-                jit = JitModule(self._stages["llvm"])
+                jit = JitModule(self._stages["llvm"], cache=self.cache, times=self.compile_times)
             except RuntimeBuildError:
                 raise
             except (RuntimeError, ValueError) as e:
@@ -353,6 +373,9 @@ def compile_module(
     entry: str | None = None,
     imported: ModuleOp | None = None,
     jit: bool = True,
+    cache: CacheOption = None,
+    progress: bool = False,
+    compile_times: dict[str, float] | None = None,
 ) -> CompiledProgram:
     """Compile tensor-level IR (``module`` is consumed) for ``target`` (``host`` or ``aarch64``).
 
@@ -360,6 +383,10 @@ def compile_module(
     for the host, 1 for aarch64 unless given); with 1 thread the loops are not outlined at all.
     ``jit``: for the host, also build the machine code now (else at the first call), so that a
     code generation error is a :class:`CompileError` here.
+    ``cache``: the compile cache of object code (``None``/``True``: ``$BNNMLIR_CACHE_DIR`` or
+    ``~/.cache/bnnmlir``; a directory; ``False``: none). ``progress``: a progress bar over the
+    stages on stderr when the compile takes more than a second. ``compile_times``: times of
+    earlier steps (the import) to start :attr:`CompiledProgram.compile_times` with.
     """
     info = get_target(target)
     if threads is None:
@@ -369,19 +396,67 @@ def compile_module(
     entry = _pick_entry(module, entry)
     ctx = make_context()
     stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
-    for stage in STAGES:
-        try:
-            for p in stage_passes(stage, info.name, parallel=threads > 1):
-                p.apply(ctx, module)
-            module.verify()
-        except DiagnosticException as e:
-            raise CompileError(f"stage '{stage}' failed: {e}") from None
-        stages[stage] = module.clone()
-    _check_entry_is_unique(stages["llvm"], entry)
-    program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads)
-    if jit and info.is_host:
-        program.build_host()
+    times = dict(compile_times or {})
+    steps = [*STAGES, "LLVM"] if jit and info.is_host else list(STAGES)
+    with progress_bar(steps, enabled=progress) as bar:
+        for stage in STAGES:
+            bar.set_postfix_str(stage)
+            start = time.perf_counter()
+            try:
+                for p in stage_passes(stage, info.name, parallel=threads > 1):
+                    p.apply(ctx, module)
+                module.verify()
+            except DiagnosticException as e:
+                raise CompileError(f"stage '{stage}' failed: {e}") from None
+            stages[stage] = module.clone()
+            times[stage] = time.perf_counter() - start
+            bar.update()
+        _check_entry_is_unique(stages["llvm"], entry)
+        program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads,
+                                  cache=cache, compile_times=times)
+        if jit and info.is_host:
+            bar.set_postfix_str("LLVM")
+            program.build_host()
+            bar.update()
     return program
+
+
+PROGRESS_DELAY = 1.0
+"""Seconds a compile runs before its progress bar appears (a quick compile shows none)."""
+
+
+def progress_bar(steps: Sequence[str], *, enabled: bool):
+    """A tqdm bar over the compile steps on stderr, shown after :data:`PROGRESS_DELAY` seconds."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=len(steps), desc="bnnmlir compile", unit="stage", delay=PROGRESS_DELAY,
+                file=sys.stderr, disable=not enabled, leave=False)
+
+
+def format_compile_times(times: dict[str, float]) -> str:
+    """Compile steps as a text table: step, wall seconds, share of the total."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="bnnmlir compile time")
+    for column in ("step", "seconds", "%"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    durations = {k: v for k, v in times.items() if k != "cache hit"}
+    total = sum(durations.values())
+    for step, seconds in durations.items():
+        share = 100.0 * seconds / total if total > 0 else 0.0
+        table.add_row(step, f"{seconds:.3f}", f"{share:.1f}")
+    table.add_row("total", f"{total:.3f}", "100.0", style="bold")
+    if "cache hit" in times:
+        table.caption = "object code from the compile cache" if times["cache hit"] else (
+            "object code built (and stored in the compile cache)")
+    out = StringIO()
+    Console(file=out, width=100, highlight=False, color_system=None).print(table)
+    return out.getvalue()
 
 
 def _check_entry_is_unique(module: ModuleOp, entry: str) -> None:

@@ -112,6 +112,8 @@ class LayerRow:
 class LayerReport:
     rows: list[LayerRow]
     target: str
+    compile_times: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each compile step (see ``CompiledProgram.compile_times``)."""
 
     def table(self) -> Table:
         table = compact_table(f"bnnmlir per-layer report ({self.target})")
@@ -137,7 +139,12 @@ class LayerReport:
         return self.table()
 
     def __str__(self) -> str:
-        return render(self.table())
+        out = render(self.table())
+        if self.compile_times:
+            from bnnmlir.compiler import format_compile_times
+
+            out += format_compile_times(self.compile_times)
+        return out
 
 
 def _op_label(op: Operation) -> str:

@@ -1,6 +1,8 @@
 """In-process execution of generated code on the host (llvmlite MCJIT).
 
-The module is optimized for the host (CPU name and features included) and compiled with MCJIT.
+The module is optimized and compiled for the host (CPU name and features included) into an object
+(taken from the compile cache when there is one, see :mod:`bnnmlir.backend.object_cache`), which
+MCJIT links into this process.
 Calls to the runtime (``bnnmlir_parallel_for`` ...) are resolved against the host build of the C
 runtime, loaded once per process with ``load_library_permanently``.
 """
@@ -8,14 +10,22 @@ runtime, loaded once per process with ``load_library_permanently``.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from functools import cache
 from pathlib import Path
 
 import llvmlite.binding as llvm
 from xdsl.dialects.builtin import ModuleOp
 
-from bnnmlir.backend.llvm_codegen import create_target_machine, optimize, to_llvm_ir
+from bnnmlir.backend.llvm_codegen import (
+    compile_object,
+    create_target_machine,
+    functions_of,
+    initialize_llvm,
+    timed,
+    to_llvm_ir,
+)
+from bnnmlir.backend.object_cache import CacheOption
 from bnnmlir.backend.runtime_build import build_host_shared_library
 from bnnmlir.target import host_target
 
@@ -36,32 +46,38 @@ class JitModule:
     alive while any address or ctypes function obtained from it may be called.
     """
 
-    def __init__(self, module: ModuleOp | str, *, link_runtime: bool = True):
+    def __init__(
+        self,
+        module: ModuleOp | str,
+        *,
+        link_runtime: bool = True,
+        cache: CacheOption = False,
+        times: MutableMapping[str, float] | None = None,
+    ):
         target = host_target()
-        ir = to_llvm_ir(module, target) if isinstance(module, ModuleOp) else module
+        if isinstance(module, ModuleOp):
+            with timed(times, "LLVM IR"):
+                module = to_llvm_ir(module, target)
         if link_runtime:
             self.runtime: ctypes.CDLL | None = load_host_runtime()
         else:
             self.runtime = None
-        # The engine owns the machine (and the module): a new machine per module.
+        self.object_code = compile_object(module, target, jit=True, cache=cache, times=times)
+        self._functions = functions_of(module)
+        self._declarations = functions_of(module, "declare")
+        initialize_llvm()
+        # The engine owns the machine: a new one per engine; the code comes from the object.
         machine = create_target_machine(target, jit=True)
-        self._module = optimize(ir, target, machine)
-        self._engine = llvm.create_mcjit_compiler(self._module, machine)
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(self.object_code))
         self._engine.finalize_object()
-        self._engine.run_static_constructors()
-
-    @property
-    def optimized_ir(self) -> str:
-        return str(self._module)
 
     def function_address(self, name: str) -> int:
         """Address of the compiled function ``name``; ``KeyError`` if the module has none."""
-        try:
-            function = self._module.get_function(name)
-        except NameError:
-            raise KeyError(f"no function '{name}' in the JIT module") from None
-        if function.is_declaration:
+        if name in self._declarations:
             raise KeyError(f"function '{name}' is only declared in the JIT module")
+        if name not in self._functions:
+            raise KeyError(f"no function '{name}' in the JIT module")
         return self._engine.get_function_address(name)
 
     def ctypes_function(

@@ -7,6 +7,10 @@ the LLVM target machine. The CPU features matter: without them (a generic x86-64
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from functools import cache
 
 import llvmlite.binding as llvm
@@ -15,6 +19,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Region
 from xdsl.utils.exceptions import VerifyException
 
+from bnnmlir.backend.object_cache import CacheOption, cache_key, resolve_cache
 from bnnmlir.target import TargetInfo
 
 SPEED_LEVEL = 3
@@ -172,6 +177,69 @@ def emit_assembly(module: LLVMModule, target: TargetInfo) -> str:
     return target_machine(target).emit_assembly(as_optimized_module(module, target))
 
 
-def emit_object(module: LLVMModule, target: TargetInfo) -> bytes:
-    """ELF relocatable object (position-independent) for ``target``."""
-    return target_machine(target).emit_object(as_optimized_module(module, target))
+@contextmanager
+def timed(times: MutableMapping[str, float] | None, name: str) -> Iterator[None]:
+    """Add the wall time of the block to ``times[name]`` (nothing when ``times`` is None)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if times is not None:
+            times[name] = times.get(name, 0.0) + time.perf_counter() - start
+
+
+def compile_object(
+    module: LLVMModule,
+    target: TargetInfo,
+    *,
+    jit: bool = False,
+    cache: CacheOption = False,
+    times: MutableMapping[str, float] | None = None,
+) -> bytes:
+    """Object code of ``module`` for ``target``: position-independent ELF, or with ``jit`` the
+    object MCJIT loads in this process. ``cache`` (see :func:`resolve_cache`) keeps the bytes on
+    disk keyed on the unoptimized LLVM IR text, so a second compile skips LLVM. ``times`` gets
+    the wall time of each step (``LLVM IR``, ``LLVM opt``, ``LLVM codegen``) and ``cache hit``
+    (1.0 or 0.0) when a cache is used."""
+    machine = create_target_machine(target, jit=True) if jit else target_machine(target)
+    if isinstance(module, llvm.ModuleRef):
+        check_intrinsics(module, target)
+        with timed(times, "LLVM codegen"):
+            return machine.emit_object(module)
+    if isinstance(module, ModuleOp):
+        with timed(times, "LLVM IR"):
+            module = to_llvm_ir(module, target)
+    store = resolve_cache(cache)
+
+    def make() -> bytes:
+        with timed(times, "LLVM opt"):
+            optimized = optimize(module, target, machine)
+        with timed(times, "LLVM codegen"):
+            return machine.emit_object(optimized)
+
+    if store is None:
+        return make()
+    options = f"jit={jit} speed={SPEED_LEVEL} reloc={'default' if jit else 'pic'}"
+    key = cache_key(module, target.triple, target.cpu, target.features, options)
+    data, hit = store.get_or_make(key, make)
+    if times is not None:
+        times["cache hit"] = float(hit)
+    return data
+
+
+def emit_object(
+    module: LLVMModule,
+    target: TargetInfo,
+    *,
+    cache: CacheOption = False,
+    times: MutableMapping[str, float] | None = None,
+) -> bytes:
+    """ELF relocatable object (position-independent) for ``target`` (see :func:`compile_object`)."""
+    return compile_object(module, target, cache=cache, times=times)
+
+
+def functions_of(ir: str, keyword: str = "define") -> frozenset[str]:
+    """Names of the functions of LLVM IR text that are defined (``keyword="define"``) or only
+    declared (``"declare"``)."""
+    pattern = re.compile(rf'^{keyword}\b[^@\n]*@("[^"]+"|[-\w.$]+)\(', re.MULTILINE)
+    return frozenset(name.strip('"') for name in pattern.findall(ir))

@@ -1,13 +1,15 @@
 """``bnnmlir bench``: speed of compiled binary convolutions, as tables.
 
-Two parts, both measured or modelled in the same run as their peers:
+Three parts, measured or modelled in the same run as their peers:
 
 1. host: each layer of :data:`bnnmlir.bench.layers.LAYERS` compiled for the host with 1 thread
    and with ``--threads`` threads, timed against PyTorch fp32 and int8 convolutions of the same
    shape (:mod:`bnnmlir.bench.host`); every compiled layer is first checked against the numpy
    reference;
 2. ARM model (``--mca``): ``llvm-mca`` cycles of the innermost popcount loop of the aarch64 code
-   (cortex-a72) against small reference NEON loops (:mod:`bnnmlir.bench.mca`).
+   (cortex-a72) against small reference NEON loops (:mod:`bnnmlir.bench.mca`);
+3. compile time (``--compile``): whole networks compiled cold and again from the compile cache
+   (:mod:`bnnmlir.bench.compile`).
 
 GOPS are binary ops per second / 1e9 with ``ops = 2 * MACs`` (one XNOR-popcount MAC = 2 ops, the
 count that gives the fp32 convolution's FLOPs); speedups are time ratios (peer time / bnnmlir time).
@@ -154,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model the aarch64 inner loop with llvm-mca (default: on)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="exactly this many timed calls per kernel (default: adaptive)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="time whole-network compiles, cold and cached (default: on; "
+                             "--quick: the demo network only)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
     return parser
 
@@ -225,6 +230,14 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             console.print(f"[yellow]{note}[/yellow]")
         report["mca"] = {"command": " ".join(("llvm-mca", *MCA_ARGS)),
                          "results": [r.as_dict() for r in mca_results], "notes": notes}
+    if args.compile:
+        from bnnmlir.bench.compile import bench_compile, compile_table
+
+        compile_results = bench_compile(
+            args.quick, progress=lambda msg: console.print(f"[dim]{msg}[/dim]")
+        )
+        console.print(compile_table(compile_results))
+        report["compile"] = [r.as_dict() for r in compile_results]
     console.print(
         "[dim]GOPS: binary ops/s / 1e9, ops = 2*MACs (MAC = XNOR + popcount-accumulate); "
         "vs fp32 / vs int8: peer time / bnnmlir time, same thread count. "

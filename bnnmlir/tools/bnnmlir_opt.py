@@ -40,10 +40,26 @@ class OptionSpecError(ValueError):
             return
         column = lines[1].rsplit(":", 1)[-1]
         super().__init__(f"{option} {lines[2]!r}: column {column}: {lines[-1].strip()}")
+from bnnmlir.tools.timing import PassTimer
 
 
 class BnnOptMain(xDSLOptMain):
-    """xDSL's driver with bnnmlir's dialect, passes and targets."""
+    """xDSL's driver with bnnmlir's dialect, passes and targets, and ``--timing``."""
+
+    timer: PassTimer | None = None
+
+    def register_all_arguments(self, arg_parser):
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument(
+            "--timing", action="store_true",
+            help="print the wall time of each pass to stderr at exit (like mlir-opt --mlir-timing)",
+        )
+
+    def setup_pipeline(self):
+        super().setup_pipeline()
+        if self.args.timing:
+            self.timer = PassTimer()
+            self.pipeline = self.timer.wrap(self.pipeline)
 
     version_format = version_text("bnnmlir-opt").replace("{", "{{").replace("}", "}}")
 
@@ -148,6 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(f"bnnmlir-opt: error: {e}")
     except ArgSpecParseError as e:  # the only specification parsed before the pipeline
         return _report(f"bnnmlir-opt: error: {OptionSpecError('-t/--target', e)}")
+    try:
+        return _run(driver)
+    finally:
+        if driver.timer is not None:
+            driver.timer.print_report()
+
+
+def _run(driver: BnnOptMain) -> int:
     try:
         driver.run()
     except ParseError as e:

@@ -175,7 +175,9 @@ def _compile(args: argparse.Namespace) -> int:
 
     console = _console()
     program = load_exported_program(args.model)
-    compiled = compile_exported(program, target=args.target, threads=args.threads, jit=False)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    compiled = compile_exported(program, target=args.target, threads=args.threads, jit=False,
+                                progress=progress)
     for warning in compiled.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}")
     out = compiled.save(args.output, target=args.target, threads=args.threads, entry=args.entry)
@@ -286,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="C name of the entry point (default: forward)")
     comp.add_argument("--emit", action="append", choices=STAGES, metavar="STAGE",
                       help=f"also write the IR after this stage (repeatable): {', '.join(STAGES)}")
+    comp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                      help="a progress bar on stderr for compiles over a second "
+                           "(default: on when stderr is a terminal)")
     comp.set_defaults(handler=_compile)
 
     bench = command("bench", "benchmarks: host speed vs PyTorch, llvm-mca model of NEON loops")

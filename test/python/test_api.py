@@ -51,6 +51,16 @@ def test_report_names_layers_and_accumulators(compiled):
     assert "layer" in str(report) and "MACs" in str(report)
 
 
+def test_report_shows_compile_times(compiled):
+    _, cm = compiled
+    times = cm.compile_times
+    assert list(times)[:5] == ["import", "optimized", "buffers", "loops", "llvm"]
+    assert "LLVM IR" in times and "cache hit" in times
+    assert times["import"] > 0 and all(seconds >= 0 for seconds in times.values())
+    text = str(cm.report())
+    assert "compile time" in text and "import" in text and "total" in text
+
+
 def test_every_stage_is_inspectable(compiled):
     _, cm = compiled
     assert "bnn.bconv2d" in cm.mlir("imported")
@@ -116,6 +126,17 @@ def test_compile_command_writes_deployment(archive: Path, tmp_path: Path, capsys
         tmp_path / "out" / "model.h").read_text()
     assert "bnn.bconv2d" in (tmp_path / "out" / "model.optimized.mlir").read_text()
     assert "binary" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--progress", "--no-progress"])
+def test_compile_command_progress(archive: Path, tmp_path: Path, capsys, monkeypatch, flag):
+    import bnnmlir.compiler as compiler
+
+    monkeypatch.setattr(compiler, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setenv("BNNMLIR_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli_main(["compile", str(archive), "-o", str(tmp_path / "out"), flag]) == 0
+    err = capsys.readouterr().err
+    assert ("bnnmlir compile" in err) == (flag == "--progress")
 
 
 def test_compile_command_entry_name(archive: Path, tmp_path: Path):
@@ -186,9 +207,9 @@ def count_emits(monkeypatch):
     calls = []
     real = codegen.emit_object
 
-    def counting(module, target):
+    def counting(module, target, **options):
         calls.append(target.name)
-        return real(module, target)
+        return real(module, target, **options)
 
     monkeypatch.setattr(codegen, "emit_object", counting)
     return calls

@@ -145,7 +145,8 @@ def test_loop_body_text_round_trip():
 def test_main_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     console = Console(record=True, width=250)
-    argv = ["--layers", "c37", "--repeats", "1", "--threads", "1", "--no-peers", "--json", str(out)]
+    argv = ["--layers", "c37", "--repeats", "1", "--threads", "1", "--no-peers", "--no-compile",
+            "--json", str(out)]
     if find_llvm_mca() is None:
         argv.append("--no-mca")
     assert bench.main(argv, console=console) == 0
@@ -155,6 +156,19 @@ def test_main_writes_json(tmp_path):
     assert "2 * N*OH*OW*O*KH*KW*C" in report["ops_definition"]
     if "mca" in report:
         assert report["mca"]["results"][0]["name"].startswith("c37")
+
+
+def test_compile_table_cold_and_cached(tmp_path):
+    out = tmp_path / "bench.json"
+    console = Console(record=True, width=250)
+    assert bench.main(["--quick", "--no-host", "--no-mca", "--json", str(out)], console=console) == 0
+    (row,) = json.loads(out.read_text())["compile"]
+    assert row["model"].startswith("bnn_clip_net") and row["target"] == "host"
+    assert row["cold_steps"]["cache hit"] == 0.0 and "LLVM opt" in row["cold_steps"]
+    assert 0 < row["cached_s"] and 0 < row["cold_s"]
+    text = console.export_text()
+    for column in ("Compile time", "cold s", "cached s", "bnn_clip_net"):
+        assert column in text
 
 
 def test_main_rejects_bad_arguments():
