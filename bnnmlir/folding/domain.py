@@ -20,11 +20,11 @@ ChannelFn = Callable[[torch.Tensor], torch.Tensor]
 MAX_ABS_DOMAIN = 2**24
 """Largest ``|x|`` of a domain: every integer up to it is exact in ``float32``."""
 
-CHUNK_ELEMENTS = 1 << 24
+CHUNK_ELEMENTS = 1 << 23
 """Elements evaluated per call of ``fn`` during exhaustive passes (bounds peak memory): the whole
-domain of a layer (e.g. ``[-4608, 4608]`` x 512 channels) is one tensor, one call."""
+domain of a binary layer (e.g. ``[-4608, 4608]`` x 512 channels) is one tensor, one call."""
 
-KEEP_ELEMENTS = 1 << 24
+KEEP_ELEMENTS = 1 << 23
 """Largest table (domain size x channels) that :func:`domain_table` keeps for a second pass."""
 
 

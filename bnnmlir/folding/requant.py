@@ -58,6 +58,8 @@ INT64_MAX = 2**63 - 1
 BREAKPOINT_PAD = INT32_MAX
 TABLE_MAX_DOMAIN = 256
 MAX_SHIFT = 30
+VERIFY_ELEMENTS = 1 << 20
+"""Elements checked per :meth:`Requant.apply` call of the verification (bounds peak memory)."""
 
 
 class RequantKind(str, Enum):
@@ -329,15 +331,18 @@ def verify_requant(fn: ChannelFn, requant: Requant, channels: int,
     if requant.channels != channels:
         raise FoldingError(f"requant has {requant.channels} channels, expected {channels}")
     chunks = values() if values is not None else domain_chunks(fn, channels, requant.lo, requant.hi)
-    for x, y in chunks:
-        got = requant.apply(np.broadcast_to(x, y.shape))
-        mismatch = got != y
-        if mismatch.any():
-            row, c = np.argwhere(mismatch)[0]
-            raise FoldingError(
-                f"channel {c}: {requant.kind.value} requant gives {got[row, c]} at x = "
-                f"{int(x[row, 0])}, fn gives {y[row, c]!r}"
-            )
+    rows = max(1, VERIFY_ELEMENTS // channels)
+    for x_all, y_all in chunks:
+        for start in range(0, len(x_all), rows):  # int64 temporaries of bounded size
+            x, y = x_all[start : start + rows], y_all[start : start + rows]
+            got = requant.apply(np.broadcast_to(x, y.shape))
+            mismatch = got != y
+            if mismatch.any():
+                row, c = np.argwhere(mismatch)[0]
+                raise FoldingError(
+                    f"channel {c}: {requant.kind.value} requant gives {got[row, c]} at x = "
+                    f"{int(x[row, 0])}, fn gives {y[row, c]!r}"
+                )
 
 
 def fold_clip8(
