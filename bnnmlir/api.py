@@ -6,7 +6,7 @@
     y = compiled(x)                                     # == model.eval()(x), bit for bit
     # (NaN inputs, and infinities the compiled code cannot reproduce, raise ValueError)
     print(compiled.report())                            # per-layer table
-    compiled.mlir("optimized")                          # IR after a stage
+    compiled.mlir("optimized")                          # IR after a stage (weights elided)
     compiled.save("out/", target="aarch64-linux-gnu")   # object + header + runtime sources
 """
 
@@ -25,6 +25,9 @@ import numpy as np
 from bnnmlir import input_checks
 from bnnmlir.compiler import CompiledProgram, check_entry_name, compile_module, rename_function
 from bnnmlir.report import LayerReport, layer_report
+
+ELIDE_LARGER_THAN = 16
+"""Constants of more elements than this are elided by :meth:`CompiledModel.mlir` by default."""
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -104,9 +107,14 @@ class CompiledModel:
         ``cache hit`` (1.0 when the object code came from the compile cache)."""
         return dict(self.program.compile_times)
 
-    def mlir(self, stage: str = "optimized") -> str:
-        """The IR after ``stage``: ``imported``, ``optimized``, ``buffers``, ``loops``, ``llvm``."""
-        return self.program.mlir(stage)
+    def mlir(self, stage: str = "optimized", *, elide_larger_than: int | None = ELIDE_LARGER_THAN
+             ) -> str:
+        """The IR after ``stage``: ``imported``, ``optimized``, ``buffers``, ``loops``, ``llvm``.
+
+        Constants of more than ``elide_larger_than`` elements (weights) are printed as
+        ``dense_resource<__elided__>``; ``elide_larger_than=None`` prints every value (hex for
+        large constants), the form that ``bnnmlir-opt`` parses back."""
+        return self.program.mlir(stage, elide_larger_than=elide_larger_than)
 
     @property
     def warnings(self) -> list[str]:

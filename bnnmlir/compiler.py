@@ -228,17 +228,15 @@ class CompiledProgram:
             raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(self._stages)}")
         return self._stages[stage]
 
-    def mlir(self, stage: str = "llvm", *, generic: bool = False) -> str:
-        """The IR after ``stage`` (one of :attr:`stage_names`)."""
-        if stage not in self._stages:
-            raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(self._stages)}")
-        from io import StringIO
+    def mlir(self, stage: str = "llvm", *, generic: bool = False,
+             elide_larger_than: int | None = None) -> str:
+        """The IR after ``stage`` (one of :attr:`stage_names`); constants of more than
+        ``elide_larger_than`` elements printed as ``dense_resource<__elided__>`` (``None``: in
+        full, the form that parses back)."""
+        from bnnmlir.ir_print import print_ir
 
-        from xdsl.printer import Printer
-
-        out = StringIO()
-        Printer(stream=out, print_generic_format=generic).print_op(self._stages[stage])
-        return out.getvalue()
+        return print_ir(self.mlir_module(stage), generic=generic,
+                        elide_larger_than=elide_larger_than)
 
     def _cached(self, kind: str, make: Callable[[], object]):
         with self._lock:

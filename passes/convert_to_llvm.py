@@ -485,9 +485,8 @@ class GlobalToLLVM(RewritePattern):
         for d in shape:
             count *= d
         elem = convert_type(op.type.get_element_type())
-        value = DenseIntOrFPElementsAttr.from_list(
-            TensorType(elem, [count]), init.get_values()  # type: ignore[arg-type]
-        )
+        # The same bytes (a splat stays one element), never one Python object per element.
+        value = DenseIntOrFPElementsAttr(TensorType(elem, [count]), init.data)
         private = op.sym_visibility.data == "private"
         rewriter.replace(
             op,

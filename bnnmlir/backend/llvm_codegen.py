@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from functools import cache
 
 import llvmlite.binding as llvm
-from xdsl.backend.llvm.convert import convert_module
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Region
+import llvmlite.ir as ir
+from xdsl.backend.llvm import convert as xdsl_convert
+from xdsl.dialects import llvm as llvm_dialect
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, i8
+from xdsl.ir import Attribute, Region
 from xdsl.utils.exceptions import VerifyException
 
 from bnnmlir.backend.object_cache import CacheOption, cache_key, resolve_cache
@@ -77,17 +79,65 @@ def check_definitions_precede_uses(region: Region, defined: set | None = None) -
             for nested in op.regions:
                 check_definitions_precede_uses(nested, defined)
             defined.update(op.results)
+def _byte_initializer(value: object, global_type: Attribute) -> ir.Constant | None:
+    """The initializer of an ``[N x i8]`` global with a dense value, made from the value's bytes
+    as ONE llvmlite constant (a splat is repeated); ``None`` for any other global."""
+    if not (
+        isinstance(value, DenseIntOrFPElementsAttr)
+        and isinstance(global_type, llvm_dialect.LLVMArrayType)
+        and global_type.type == i8
+        and value.get_element_type() == i8
+    ):
+        return None
+    count = global_type.size.data
+    data = value.data.data
+    if len(data) == 1:
+        data = data * count
+    if len(data) != count:
+        return None
+    return ir.Constant(ir.ArrayType(ir.IntType(8), count), bytearray(data))
+
+
+def to_llvm_module(module: ModuleOp, triple: str, data_layout: str = "") -> ir.Module:
+    """The llvmlite module of an llvm-dialect module.
+
+    Like xDSL's ``convert_module``, whose function translation it uses, except for the constant
+    byte arrays (weights): their initializer is built from the attribute's bytes in one object,
+    where xDSL makes one llvmlite constant per element.
+    """
+    llvm_module = ir.Module()
+    llvm_module.triple = triple
+    if data_layout:
+        llvm_module.data_layout = data_layout
+    functions = []
+    for op in module.ops:
+        if isinstance(op, llvm_dialect.FuncOp):
+            functions.append(op)
+            continue
+        if not isinstance(op, llvm_dialect.GlobalOp):
+            raise NotImplementedError(f"Conversion not implemented for op: {op.name}")
+        initializer = _byte_initializer(op.value, op.global_type)
+        if initializer is None:
+            xdsl_convert._convert_global(op, llvm_module)
+            continue
+        variable = ir.GlobalVariable(
+            llvm_module, initializer.type, name=op.sym_name.data, addrspace=op.addr_space.value.data
+        )
+        variable.linkage = op.linkage.linkage.data
+        variable.global_constant = op.constant is not None
+        variable.initializer = initializer
+    for op in functions:
+        xdsl_convert._declare_func(op, llvm_module)
+    for op in functions:
+        xdsl_convert._convert_func(op, llvm_module)
+    return llvm_module
 
 
 def to_llvm_ir(module: ModuleOp, target: TargetInfo) -> str:
     """LLVM IR text of an llvm-dialect module, with the triple and data layout of ``target``."""
     check_definitions_precede_uses(module.body)
     machine = target_machine(target)
-    ir_module = convert_module(
-        module, fallback_target_triple=target.triple, data_layout=str(machine.target_data)
-    )
-    ir_module.triple = target.triple
-    return str(ir_module)
+    return str(to_llvm_module(module, target.triple, str(machine.target_data)))
 
 
 def parse_ir(ir: str) -> llvm.ModuleRef:

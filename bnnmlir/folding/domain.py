@@ -9,7 +9,7 @@ because the domain is limited to ``|x| <= 2**24``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -20,8 +20,12 @@ ChannelFn = Callable[[torch.Tensor], torch.Tensor]
 MAX_ABS_DOMAIN = 2**24
 """Largest ``|x|`` of a domain: every integer up to it is exact in ``float32``."""
 
-CHUNK_ELEMENTS = 1 << 22
-"""Elements evaluated per call of ``fn`` during exhaustive passes (bounds peak memory)."""
+CHUNK_ELEMENTS = 1 << 23
+"""Elements evaluated per call of ``fn`` during exhaustive passes (bounds peak memory): the whole
+domain of a binary layer (e.g. ``[-4608, 4608]`` x 512 channels) is one tensor, one call."""
+
+KEEP_ELEMENTS = 1 << 23
+"""Largest table (domain size x channels) that :func:`domain_table` keeps for a second pass."""
 
 
 class FoldingError(ValueError):
@@ -75,3 +79,18 @@ def domain_chunks(
         x = np.arange(start, stop + 1, dtype=np.int64)[:, None]
         yield x, evaluate(fn, np.broadcast_to(x, (x.shape[0], channels)))
         start = stop + 1
+
+
+DomainPass = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+"""``passes()``: one exhaustive pass, the ``(x, y)`` chunks of :func:`domain_chunks`."""
+
+
+def domain_table(fn: ChannelFn, channels: int, lo: int, hi: int) -> DomainPass:
+    """Exhaustive passes of ``fn`` on ``[lo, hi]`` that evaluate ``fn`` only once: the chunks are
+    computed now and kept when the table has at most :data:`KEEP_ELEMENTS` elements (the usual
+    case: one tensor for the whole domain); a larger table is re-evaluated at each pass, so memory
+    stays bounded. ``fn`` is deterministic, so both give the same values."""
+    if (hi - lo + 1) * channels <= KEEP_ELEMENTS:
+        table = list(domain_chunks(fn, channels, lo, hi))
+        return lambda: table
+    return lambda: domain_chunks(fn, channels, lo, hi)

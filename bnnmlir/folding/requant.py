@@ -37,20 +37,29 @@ their ranges. A non-increasing channel is fitted on ``x -> -x`` and its multipli
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN
-from bnnmlir.folding.domain import ChannelFn, FoldingError, check_domain, domain_chunks
+from bnnmlir.folding.domain import (
+    ChannelFn,
+    DomainPass,
+    FoldingError,
+    check_domain,
+    domain_chunks,
+    domain_table,
+)
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 BREAKPOINT_PAD = INT32_MAX
 TABLE_MAX_DOMAIN = 256
 MAX_SHIFT = 30
+VERIFY_ELEMENTS = 1 << 20
+"""Elements checked per :meth:`Requant.apply` call of the verification (bounds peak memory)."""
 
 
 class RequantKind(str, Enum):
@@ -144,20 +153,23 @@ class _Runs:
     table: np.ndarray | None  # int8 [C, D] when kept
 
 
-def _tabulate(fn: ChannelFn, channels: int, lo: int, hi: int, keep_table: bool) -> _Runs:
+def _tabulate(chunks: Iterable[tuple[np.ndarray, np.ndarray]], channels: int, lo: int, hi: int,
+              keep_table: bool) -> _Runs:
+    """The runs of the values ``chunks`` (one exhaustive pass, :func:`domain_chunks`); vectorized
+    over the domain and the channels of each chunk."""
     rising = np.zeros(channels, dtype=bool)
     falling = np.zeros(channels, dtype=bool)
     xs, cs, vs, js, table = [], [], [], [], []
     first = prev = None
-    for x, y in domain_chunks(fn, channels, lo, hi):
-        bad = ~np.isfinite(y) | (y != np.round(y)) | (y < CLIP8_MIN) | (y > CLIP8_MAX)
+    for x, y in chunks:
+        bad = (y != np.round(y)) | (y < CLIP8_MIN) | (y > CLIP8_MAX)  # NaN: y != y
         if bad.any():
             row, c = np.argwhere(bad)[0]
             raise FoldingError(
                 f"channel {c}: fn({int(x[row, 0])}) = {y[row, c]!r} is not an integer in "
                 f"[{CLIP8_MIN}, {CLIP8_MAX}]"
             )
-        v = y.astype(np.int64)
+        v = y.astype(np.int16)  # values in [-127, 127], jumps in [-254, 254]
         if keep_table:
             table.append(v.astype(np.int8))
         if first is None:
@@ -311,20 +323,26 @@ def _breakpoints(runs: _Runs, lo: int, hi: int) -> Requant | None:
     )
 
 
-def verify_requant(fn: ChannelFn, requant: Requant, channels: int) -> None:
+def verify_requant(fn: ChannelFn, requant: Requant, channels: int,
+                   values: DomainPass | None = None) -> None:
     """Raise :class:`FoldingError` unless ``requant.apply(x) == fn(x)`` on every integer of the
-    requant's domain and every channel (one exhaustive pass of ``fn``)."""
+    requant's domain and every channel (one exhaustive pass of ``fn``, or of ``values``: the
+    values of ``fn`` already computed on that domain by :func:`domain_table`)."""
     if requant.channels != channels:
         raise FoldingError(f"requant has {requant.channels} channels, expected {channels}")
-    for x, y in domain_chunks(fn, channels, requant.lo, requant.hi):
-        got = requant.apply(np.broadcast_to(x, y.shape))
-        mismatch = got != y
-        if mismatch.any():
-            row, c = np.argwhere(mismatch)[0]
-            raise FoldingError(
-                f"channel {c}: {requant.kind.value} requant gives {got[row, c]} at x = "
-                f"{int(x[row, 0])}, fn gives {y[row, c]!r}"
-            )
+    chunks = values() if values is not None else domain_chunks(fn, channels, requant.lo, requant.hi)
+    rows = max(1, VERIFY_ELEMENTS // channels)
+    for x_all, y_all in chunks:
+        for start in range(0, len(x_all), rows):  # int64 temporaries of bounded size
+            x, y = x_all[start : start + rows], y_all[start : start + rows]
+            got = requant.apply(np.broadcast_to(x, y.shape))
+            mismatch = got != y
+            if mismatch.any():
+                row, c = np.argwhere(mismatch)[0]
+                raise FoldingError(
+                    f"channel {c}: {requant.kind.value} requant gives {got[row, c]} at x = "
+                    f"{int(x[row, 0])}, fn gives {y[row, c]!r}"
+                )
 
 
 def fold_clip8(
@@ -347,8 +365,10 @@ def fold_clip8(
     ``hi - lo + 1 <= 256``. ``uniform_shift=True`` asks for one shift shared by all channels (the
     largest per-channel minimum; every channel is refitted at it, so affine may then be rejected
     when a multiplier would leave int32). Raises :class:`FoldingError` when no kind applies.
-    Cost: two exhaustive passes of ``fn`` (tabulation, verification) plus, for affine, about
-    ``254**2`` integer operations per non-constant channel.
+    Cost: ONE evaluation of ``fn`` on the whole domain, as one ``[D, C]`` tensor (tabulation and
+    verification both read it; only a table of more than ``KEEP_ELEMENTS`` elements is evaluated
+    in chunks, twice), plus, for affine, about ``254**2`` integer operations per non-constant
+    channel.
     """
     kinds = [RequantKind(k) for k in kinds]
     if not kinds:
@@ -357,7 +377,8 @@ def fold_clip8(
         raise ValueError(f"max_shift must be within [0, 62], got {max_shift}")
     check_domain(channels, lo, hi)
     small = hi - lo + 1 <= TABLE_MAX_DOMAIN
-    runs = _tabulate(fn, channels, lo, hi, keep_table=small and RequantKind.TABLE in kinds)
+    values = domain_table(fn, channels, lo, hi)  # fn evaluated once, as one tensor
+    runs = _tabulate(values(), channels, lo, hi, keep_table=small and RequantKind.TABLE in kinds)
     for kind in kinds:
         if kind is RequantKind.AFFINE:
             requant = _fit_affine(runs, lo, hi, max_shift, uniform_shift)
@@ -368,7 +389,7 @@ def fold_clip8(
                 RequantKind.TABLE, lo, hi, table=runs.table
             )
         if requant:
-            verify_requant(fn, requant, channels)
+            verify_requant(fn, requant, channels, values)
             return requant
     bad = np.flatnonzero(~runs.monotone)
     why = f"channel {bad[0]} is not monotone" if bad.size else "no allowed kind fits"

@@ -185,7 +185,7 @@ def _compile(args: argparse.Namespace) -> int:
     console.print(f"wrote {out / 'model.o'}, {out / 'model.h'} and {out / 'runtime'}/ ({args.target})")
     if args.emit:
         for stage in args.emit:
-            (out / f"model.{stage}.mlir").write_text(compiled.mlir(stage))
+            (out / f"model.{stage}.mlir").write_text(compiled.mlir(stage, elide_larger_than=None))
     return 0
 
 

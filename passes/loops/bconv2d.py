@@ -101,6 +101,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.dialects import arith, memref, vector
 from xdsl.dialects.builtin import (
     DenseArrayBase,
@@ -119,6 +120,7 @@ from xdsl.traits import SymbolTable
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_mask
 from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
+from bnnmlir.ir_utils import dense_to_numpy
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
@@ -949,14 +951,12 @@ def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals:
     if not isinstance(init, DenseIntOrFPElementsAttr):
         return None
     o = op.weight.type.get_shape()[0]  # type: ignore[union-attr]
-    values = [int(v) for v in init.get_values()]
-    if len(values) == 1:  # a splat
-        values = values * (o * patch.patch_bytes)
-    assert len(values) == o * patch.patch_bytes
     t, m, q = patch.patch_bytes, patch.m, len(patch.pieces)
-    blocked = [values[(ob * block + b) * t + j * m + p] if j * m + p < t else 0
-               for ob in range(o // block) for j in range(q) for b in range(block)
-               for p in range(m)]
+    weights = dense_to_numpy(init).reshape(o, t)  # a splat is expanded
+    padded = np.zeros((o, q * m), dtype=weights.dtype)
+    padded[:, :t] = weights
+    whole = o // block * block  # the channels of whole blocks
+    blocked = padded[:whole].reshape(o // block, block, q, m).transpose(0, 2, 1, 3)
     mtype = MemRefType(i8, [o // block, q, block * m])
     return module_globals.add("__bnn_wblocks", blocked, mtype, glob), mtype
 

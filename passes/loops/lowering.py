@@ -8,9 +8,10 @@ at ``emitter`` (the pass erases ``op`` afterwards); ``context`` gives the target
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.dialects import func, memref
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
@@ -23,12 +24,16 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Operation
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnmlir.ir_utils import static_memref
+from bnnmlir.ir_utils import numpy_to_dense, static_memref
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.target import TargetInfo
 
 AddGlobal = Callable[[str, list, MemRefType], str]
 """``add_global(stem, values, memref_type) -> symbol name`` of a new private constant global."""
+
+GlobalValues = Sequence[int | float] | np.ndarray
+"""The values of a new global: a list (small per-channel parameters) or a numpy array, stored as
+its bytes without a Python object per element (weights)."""
 
 
 class ModuleGlobals:
@@ -43,7 +48,7 @@ class ModuleGlobals:
             if isinstance(getattr(op, "sym_name", None), StringAttr)
         }
 
-    def add(self, stem: str, values: list, mtype: MemRefType, before: Operation) -> str:
+    def add(self, stem: str, values: GlobalValues, mtype: MemRefType, before: Operation) -> str:
         """Add the global of ``values`` (shape and element type of ``mtype``) before ``before``,
         an op of the module's body; return its name."""
         k = 0
@@ -55,7 +60,9 @@ class ModuleGlobals:
         glob = memref.GlobalOp.get(
             StringAttr(name),
             mtype,
-            DenseIntOrFPElementsAttr.from_list(tensor, values),
+            numpy_to_dense(values.reshape(mtype.get_shape()), tensor)
+            if isinstance(values, np.ndarray)
+            else DenseIntOrFPElementsAttr.from_list(tensor, values),
             sym_visibility=StringAttr("private"),
             constant=UnitAttr(),
         )

@@ -73,6 +73,27 @@ def test_every_stage_is_inspectable(compiled):
         cm.mlir("nope")
 
 
+def test_large_constants_are_elided_unless_asked(compiled):
+    """``mlir(stage)`` elides the weights; ``elide_larger_than=None`` prints them in full, and
+    that text parses back to the same IR (same text, same generic form)."""
+    from bnnmlir.compiler import parse_mlir
+    from bnnmlir.ir_print import print_ir
+
+    _, cm = compiled
+    for stage in ("imported", "optimized", "buffers", "llvm"):
+        elided, full = cm.mlir(stage), cm.mlir(stage, elide_larger_than=None)
+        assert "dense_resource<__elided__>" in elided and "__elided__" not in full
+        assert len(elided) < len(full)
+        parsed = parse_mlir(full)
+        assert print_ir(parsed) == full
+        if stage != "llvm":  # xDSL's custom llvm.func form drops its unnamed_addr property
+            module = cm.program.mlir_module(stage)
+            assert print_ir(parsed, generic=True) == print_ir(module, generic=True)
+    assert "__elided__" not in cm.mlir("optimized", elide_larger_than=10**9)
+    with pytest.raises(ValueError, match="elide_larger_than"):
+        cm.mlir("optimized", elide_larger_than=-1)
+
+
 MAIN_C = r"""
 #include <stdio.h>
 #include <stdlib.h>

@@ -556,3 +556,71 @@ def test_batch_norm_op_evaluator_matches_the_reference_on_random_statistics(chan
         oracle = ref.batch_norm(x, mean, var, gamma, beta, np.float32(eps))
     np.testing.assert_array_equal(got, oracle)  # NaN == NaN here, and -0.0 != +0.0 below
     assert (np.signbit(got) == np.signbit(oracle))[~np.isnan(oracle)].all()
+
+
+# ---------------------------------------------------------------------------------------------
+# One evaluation of the whole domain
+# ---------------------------------------------------------------------------------------------
+
+
+def _requant_arrays(requant):
+    names = ("multiplier", "offset", "shift", "base", "step", "breakpoints", "table")
+    return requant.kind, requant.lo, requant.hi, {
+        n: getattr(requant, n) for n in names if getattr(requant, n) is not None
+    }
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    channels=st.integers(1, 40),
+    k=st.sampled_from(DOMAINS + [127]),
+    two_d=st.booleans(),
+    gain=st.sampled_from([1e-2, 1.0, 30.0]),
+    kinds=st.sampled_from([("affine", "breakpoints", "table"), ("breakpoints",), ("table",)]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_one_tensor_fold_equals_the_chunked_streaming_fold(channels, k, two_d, gain, kinds, seed):
+    """The whole domain as one tensor, evaluated once, gives exactly the fold of the streaming
+    path (small chunks, ``fn`` evaluated again for the verification): same kind, same arrays, on
+    random BatchNorms with negative and zero gamma."""
+    from bnnmlir.folding import domain
+
+    rng = np.random.default_rng(seed)
+    bn = random_bn(rng, channels, two_d)
+    with torch.no_grad():
+        bn.weight.mul_(gain)
+        bn.bias.mul_(gain)
+    fn = then_clip8(per_channel(bn, ndim=4 if two_d else 2))
+
+    def fold():
+        try:
+            return _requant_arrays(fold_clip8(fn, channels, -k, k, kinds=kinds))
+        except FoldingError as e:
+            return str(e)
+
+    whole = fold()
+    saved = domain.CHUNK_ELEMENTS, domain.KEEP_ELEMENTS
+    domain.CHUNK_ELEMENTS, domain.KEEP_ELEMENTS = 7 * channels, 0  # chunks of 7 rows, re-evaluated
+    try:
+        streamed = fold()
+    finally:
+        domain.CHUNK_ELEMENTS, domain.KEEP_ELEMENTS = saved
+    if isinstance(whole, str):
+        assert whole == streamed
+        return
+    assert whole[:3] == streamed[:3] and whole[3].keys() == streamed[3].keys()
+    for name, array in whole[3].items():
+        np.testing.assert_array_equal(array, streamed[3][name])
+
+
+def test_fold_clip8_evaluates_the_function_once_on_the_whole_domain():
+    rng = np.random.default_rng(3)
+    bn = random_bn(rng, 64, True)
+    calls = []
+
+    def fn(x):
+        calls.append(tuple(x.shape))
+        return model_clip8(per_channel(bn, ndim=4)(x))
+
+    fold_clip8(fn, 64, -4608, 4608)
+    assert calls == [(2 * 4608 + 1, 64)]
