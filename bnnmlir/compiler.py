@@ -24,6 +24,7 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError
 
 from bnnmlir.errors import CompileError
 from bnnmlir.ir_utils import numpy_dtype
+from bnnmlir.passes.batch_entry import BatchEntryPass
 from bnnmlir.passes.pipelines import STAGES, stage_passes
 from bnnmlir.target import TargetInfo, get_target
 
@@ -294,11 +295,17 @@ class CompiledProgram:
                 raise
             except (RuntimeError, ValueError) as e:
                 raise CompileError(f"host code generation failed: {e}") from None
-            n = len(self.signature.inputs) + len(self.signature.outputs) + 1
-            self._host = (jit, jit.ctypes_function(self.signature.entry, [ctypes.c_void_p] * n))
+            self._host = (jit, jit.ctypes_function(self.signature.entry, self._argtypes()))
 
-    def _new_outputs(self) -> list[np.ndarray]:
-        return [np.zeros(s.shape, dtype=s.dtype) for s in self.signature.outputs]
+    def _argtypes(self) -> list[type]:
+        """The ctypes of the entry point's parameters: one pointer per buffer and the arena."""
+        return [ctypes.c_void_p] * (len(self.signature.inputs) + len(self.signature.outputs) + 1)
+
+    def _call_arguments(self, inputs: list[np.ndarray]) -> tuple[list[int], list[np.ndarray], int]:
+        """For checked ``inputs``: the integer arguments before the buffers, new output arrays and
+        the arena size in bytes."""
+        outputs = [np.zeros(s.shape, dtype=s.dtype) for s in self.signature.outputs]
+        return [], outputs, self.signature.arena_size
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         """Run on the host: numpy inputs in, a list of numpy outputs back. Safe to call from
@@ -307,14 +314,14 @@ class CompiledProgram:
         if self._host is None:
             self.build_host()
         jit, function = self._host
-        outputs = self._new_outputs()
-        arena = _aligned_empty(self.signature.arena_size)
+        scalars, outputs, arena_bytes = self._call_arguments(inputs)
+        arena = _aligned_empty(arena_bytes)
         runtime = jit.runtime
         if runtime is not None:
             # The count of this thread only: concurrent calls of other programs keep theirs.
             runtime.bnnmlir_set_local_num_threads(self.threads)
         try:
-            function(*[a.ctypes.data for a in (*inputs, *outputs, arena)])
+            function(*scalars, *[a.ctypes.data for a in (*inputs, *outputs, arena)])
         finally:
             if runtime is not None:
                 runtime.bnnmlir_set_local_num_threads(0)
@@ -327,13 +334,15 @@ class CompiledProgram:
         from bnnmlir.backend.cross import run_aarch64
 
         inputs = self.check_inputs(arrays)
+        scalars, outputs, arena_bytes = self._call_arguments(inputs)
         return run_aarch64(
             self.object_code(),
             self.signature.entry,
             inputs,
-            self._new_outputs(),
-            self.signature.arena_size,
+            outputs,
+            arena_bytes,
             num_threads=self.threads,
+            scalar_args=scalars,
         )
 
 
@@ -349,13 +358,16 @@ def compile_module(
     entry: str | None = None,
     imported: ModuleOp | None = None,
     jit: bool = True,
+    dynamic_batch: bool = False,
 ) -> CompiledProgram:
     """Compile tensor-level IR (``module`` is consumed) for ``target`` (``host`` or ``aarch64``).
 
     ``threads``: threads of the parallel loops at run time (``None``: every core of this machine
     for the host, 1 for aarch64 unless given); with 1 thread the loops are not outlined at all.
     ``jit``: for the host, also build the machine code now (else at the first call), so that a
-    code generation error is a :class:`CompileError` here.
+    code generation error is a :class:`CompileError` here. ``dynamic_batch``: ``module``
+    computes one image (batch 1) and the entry point takes the batch size at run time
+    (:mod:`bnnmlir.batch`).
     """
     info = get_target(target)
     if threads is None:
@@ -365,16 +377,23 @@ def compile_module(
     entry = _pick_entry(module, entry)
     ctx = make_context()
     stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
+    batch = BatchEntryPass(entry=entry, threads=threads) if dynamic_batch else None
     for stage in STAGES:
         try:
-            for p in stage_passes(stage, info.name, parallel=threads > 1):
+            for p in stage_passes(stage, info.name, parallel=threads > 1, batch_entry=batch):
                 p.apply(ctx, module)
             module.verify()
         except DiagnosticException as e:
             raise CompileError(f"stage '{stage}' failed: {e}") from None
         stages[stage] = module.clone()
     _check_entry_is_unique(stages["llvm"], entry)
-    program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads)
+    if dynamic_batch:
+        from bnnmlir.batch import BatchProgram, batch_signature
+
+        program: CompiledProgram = BatchProgram(stages, batch_signature(stages["buffers"], entry),
+                                                info, threads)
+    else:
+        program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads)
     if jit and info.is_host:
         program.build_host()
     return program
