@@ -57,12 +57,15 @@ class CompiledModel:
                 raise TypeError(f"input {i} must be a torch.Tensor, got {type(arg).__name__}")
             if arg.dtype != spec.dtype:
                 raise TypeError(f"input {i} must have dtype {spec.dtype}, got {arg.dtype}")
-            if tuple(arg.shape) != tuple(spec.shape):
-                raise ValueError(
-                    f"input {i} must have shape {list(spec.shape)}, got {list(arg.shape)}"
-                )
+            _check_shape(i, tuple(arg.shape), tuple(spec.shape), self.dynamic_batch)
             arrays.append(arg.detach().cpu().contiguous().numpy())
         return arrays
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """Whether calls take any batch size (``bnnmlir.compile(..., dynamic_batch=True)``, or an
+        exported program with a ``torch.export.Dim`` on the batch)."""
+        return self.imported.dynamic_batch
 
     def __call__(self, *args: torch.Tensor):
         import torch
@@ -72,8 +75,10 @@ class CompiledModel:
             outputs = self.program(*arrays)
         else:
             outputs = self.program.run_aarch64(*arrays)
+        batch = (arrays[0].shape[0],) if self.dynamic_batch else ()
         tensors = [
-            torch.from_numpy(np.asarray(out)).to(spec.dtype).reshape(spec.shape)
+            torch.from_numpy(np.asarray(out)).to(spec.dtype).reshape(
+                batch + tuple(spec.shape[len(batch):]))
             for out, spec in zip(outputs, self.imported.output_specs)
         ]
         return tensors[0] if len(tensors) == 1 else tuple(tensors)
@@ -111,7 +116,7 @@ class CompiledModel:
                 module = self.imported.module.clone()
                 rename_function(module, default_entry, entry)
                 program = compile_module(module, target=name, threads=threads, entry=entry,
-                                         jit=False)
+                                         jit=False, dynamic_batch=self.dynamic_batch)
                 self._programs[key] = program
         return program
 
@@ -136,6 +141,24 @@ class CompiledModel:
         return out
 
 
+def _check_shape(index: int, got: tuple, expected: tuple, dynamic_batch: bool) -> None:
+    """``ValueError`` unless an input of shape ``got`` fits ``expected`` (per image when
+    ``dynamic_batch``); a batch size other than the example's says how to allow any."""
+    if dynamic_batch:
+        if len(got) == len(expected) and got[1:] == expected[1:] and got[0] >= 1:
+            return
+        raise ValueError(f"input {index} must have shape {['n', *expected[1:]]} with a batch n "
+                         f">= 1, got {list(got)}")
+    if got == expected:
+        return
+    message = f"input {index} must have shape {list(expected)}, got {list(got)}"
+    if len(got) == len(expected) and got[1:] == expected[1:]:
+        message += (f": the model was compiled for batch {expected[0]}; compile it with "
+                    "bnnmlir.compile(model, example_inputs, dynamic_batch=True) to accept any "
+                    "batch size")
+    raise ValueError(message)
+
+
 def _target_name(target: str) -> str:
     from bnnmlir.target import get_target
 
@@ -148,7 +171,10 @@ _C_TYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t", "int32": "
 
 def c_header(program: CompiledProgram) -> str:
     """A C header declaring the entry point and the sizes of its buffers."""
+    from bnnmlir.batch import BatchSignature
+
     sig = program.signature
+    batch = sig if isinstance(sig, BatchSignature) else None
     guard = f"BNNMLIR_{sig.entry.upper()}_H"
     lines = [
         f"/* {sig.entry}: compiled by bnnmlir for {program.target.triple} ({program.target.cpu}).",
@@ -163,15 +189,23 @@ def c_header(program: CompiledProgram) -> str:
         "",
         f"#define BNNMLIR_NUM_INPUTS {len(sig.inputs)}",
         f"#define BNNMLIR_NUM_OUTPUTS {len(sig.outputs)}",
-        f"#define BNNMLIR_ARENA_BYTES {sig.arena_size}",
     ]
     params = []
+    if batch is None:
+        lines.append(f"#define BNNMLIR_ARENA_BYTES {sig.arena_size}")
+    else:
+        lines += _batch_header_lines(batch)
+        params.append("int64_t n")
     for kind, specs in (("INPUT", sig.inputs), ("OUTPUT", sig.outputs)):
         for i, spec in enumerate(specs):
-            shape = ", ".join(str(d) for d in spec.shape)
+            dims = ["-1", *map(str, spec.shape[1:])] if batch else list(map(str, spec.shape))
             lines.append(f"#define BNNMLIR_{kind}{i}_RANK {len(spec.shape)}")
-            lines.append(f"#define BNNMLIR_{kind}{i}_SHAPE {{{shape}}}")
-            lines.append(f"#define BNNMLIR_{kind}{i}_BYTES {spec.nbytes}")
+            lines.append(f"#define BNNMLIR_{kind}{i}_SHAPE {{{', '.join(dims)}}}")
+            if batch:
+                lines.append(f"#define BNNMLIR_{kind}{i}_BYTES_PER_IMAGE {spec.nbytes}")
+                lines.append(f"#define BNNMLIR_{kind}{i}_BYTES(n) ((int64_t)(n) * {spec.nbytes})")
+            else:
+                lines.append(f"#define BNNMLIR_{kind}{i}_BYTES {spec.nbytes}")
             ctype = _C_TYPES[spec.dtype.name]
             const = "const " if kind == "INPUT" else ""
             params.append(f"{const}{ctype} *{kind.lower()}{i}")
@@ -185,8 +219,24 @@ def c_header(program: CompiledProgram) -> str:
     return "\n".join(lines)
 
 
+def _batch_header_lines(sig) -> list[str]:
+    """The dynamic-batch part of the header: the batch argument and the arena rule."""
+    t = sig.parallel_images
+    return [
+        "/* Dynamic batch: the first argument n (>= 1) is the batch size; every buffer holds n",
+        " * images one after the other along dimension 0 (-1 in the shapes below). At most",
+        f" * BNNMLIR_PARALLEL_IMAGES ({t}) images run at once, each with its own",
+        " * BNNMLIR_ARENA_BYTES_PER_IMAGE bytes of the arena: allocate BNNMLIR_ARENA_BYTES(n). */",
+        "#define BNNMLIR_DYNAMIC_BATCH 1",
+        f"#define BNNMLIR_PARALLEL_IMAGES {t}",
+        f"#define BNNMLIR_ARENA_BYTES_PER_IMAGE {sig.arena_size}",
+        f"#define BNNMLIR_ARENA_BYTES(n) ((int64_t){sig.arena_size} * "
+        f"((n) < {t} ? ((n) < 1 ? 1 : (n)) : {t}))",
+    ]
+
+
 def compile(model, example_inputs, *, target: str = "host", threads: int | None = None,
-            jit: bool = True) -> CompiledModel:
+            jit: bool = True, dynamic_batch: bool = False) -> CompiledModel:
     """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
 
     ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
@@ -194,6 +244,12 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     this machine for the host, 1 for aarch64). ``jit``: build the host machine code now (else at
     the first call). Raises :class:`bnnmlir.CompileError` (with the layer's module path) for what
     cannot be compiled. The ``training`` flags of the model's modules are left as they were.
+
+    ``dynamic_batch``: compile ONE program that takes any batch size (dimension 0 of every input;
+    the examples fix the other dimensions): the model is exported with a ``torch.export.Dim`` on
+    the batch, checked to compute every image independently, and compiled per image with an entry
+    point that takes the batch size (:mod:`bnnmlir.batch`). Without it, calls must use the
+    examples' shapes exactly.
     """
     import torch
 
@@ -203,23 +259,26 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
         example_inputs = (example_inputs,)
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
     try:
-        imported = import_model(model, tuple(example_inputs))
+        imported = import_model(model, tuple(example_inputs), dynamic_batch=dynamic_batch)
     finally:
         for module, training in modes:
             module.training = training
+    return _compile_imported(imported, target, threads, jit)
+
+
+def _compile_imported(imported: ImportedModel, target: str, threads: int | None,
+                      jit: bool) -> CompiledModel:
     program = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
+        imported.module.clone(), target=target, threads=threads, imported=imported.module,
+        jit=jit, dynamic_batch=imported.dynamic_batch,
     )
     return CompiledModel(imported, program)
 
 
 def compile_exported(program, *, target: str = "host", threads: int | None = None,
                      jit: bool = True) -> CompiledModel:
-    """Compile a ``torch.export.ExportedProgram`` (shapes fixed by its example inputs)."""
+    """Compile a ``torch.export.ExportedProgram``: shapes fixed by its example inputs, except a
+    batch exported with a ``torch.export.Dim`` on dimension 0, which stays dynamic."""
     from bnnmlir.frontend import import_exported_program
 
-    imported = import_exported_program(program)
-    compiled = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit
-    )
-    return CompiledModel(imported, compiled)
+    return _compile_imported(import_exported_program(program), target, threads, jit)
