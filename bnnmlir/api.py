@@ -180,7 +180,8 @@ def c_header(program: CompiledProgram) -> str:
         f"/* {sig.entry}: compiled by bnnmlir for {program.target.triple} ({program.target.cpu}).",
         " * Link with model.o and runtime/*.c (-lpthread). Buffers are row-major; activations are",
         " * passed in the model's own layout. The arena holds every intermediate buffer; allocate",
-        " * it with bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES). Set threads with",
+        f" * it with bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES{'(n)' if batch else ''}). Set "
+        "threads with",
         " * bnnmlir_set_num_threads(k) before calling. */",
         f"#ifndef {guard}",
         f"#define {guard}",

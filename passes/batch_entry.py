@@ -2,7 +2,8 @@
 
 Input: the buffer level after ``bnn-plan-arena``. ``@entry`` computes ONE image:
 
-    func.func @entry(%in_0: memref<1 x ...>, ..., %out_0: memref<1 x ...>, ..., %arena: memref<A x i8>)
+    func.func @entry(%in_0: memref<1 x ...>, ..., %out_0: memref<1 x ...>, ...,
+                     %arena: memref<A x i8>)
         attributes {bnn.num_inputs = k, bnn.num_outputs = m, bnn.arena_size = A}
 
 Every input and output has the leading (batch) dimension 1; ``B_j`` is the byte size of argument
