@@ -169,3 +169,10 @@ def test_archive_with_a_batch_dim_compiles_to_a_batch_entry(model, tmp_path: Pat
 
 def test_every_translated_op_is_classified_for_a_dynamic_batch():
     assert set(CONVERTERS) <= set(PER_IMAGE_OPS)
+
+
+def test_a_batch_that_is_an_expression_is_refused():
+    program = torch.export.export(torch.nn.ReLU(), (torch.randn(4, 6),),
+                                  dynamic_shapes=({0: 2 * Dim("half")},))
+    with pytest.raises(CompileError, match="a plain symbol"):
+        compile_exported(program, threads=1)
