@@ -73,11 +73,17 @@ class CompiledModel:
         for arg, spec, name, infinity_exact in zip(
             args, specs, self._input_names, self._infinity_exact
         ):
-            array = input_checks.tensor_to_array(arg, name, spec)
+            array = input_checks.tensor_to_array(arg, name, spec, self.dynamic_batch)
             if self.check_finite:
                 input_checks.check_finite(array, name, allow_infinity=infinity_exact)
             arrays.append(array)
         return arrays
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """Whether calls take any batch size (``bnnmlir.compile(..., dynamic_batch=True)``, or an
+        exported program with a ``torch.export.Dim`` on the batch)."""
+        return self.imported.dynamic_batch
 
     def __call__(self, *args: torch.Tensor):
         import torch
@@ -87,8 +93,10 @@ class CompiledModel:
             outputs = self.program(*arrays)
         else:
             outputs = self.program.run_aarch64(*arrays)
+        batch = (arrays[0].shape[0],) if self.dynamic_batch else ()
         tensors = [
-            torch.from_numpy(np.asarray(out)).to(spec.dtype).reshape(spec.shape)
+            torch.from_numpy(np.asarray(out)).to(spec.dtype).reshape(
+                batch + tuple(spec.shape[len(batch):]))
             for out, spec in zip(outputs, self.imported.output_specs)
         ]
         return tensors[0] if len(tensors) == 1 else tuple(tensors)
@@ -140,7 +148,8 @@ class CompiledModel:
                 module = self.imported.module.clone()
                 rename_function(module, default_entry, entry)
                 program = compile_module(module, target=name, threads=threads, entry=entry,
-                                         jit=False, cache=self.program.cache)
+                                         jit=False, cache=self.program.cache,
+                                         dynamic_batch=self.dynamic_batch)
                 self._programs[key] = program
         return program
 
@@ -179,7 +188,10 @@ _C_TYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t", "int32": "
 
 def c_header(program: CompiledProgram) -> str:
     """A C header declaring the entry point and the sizes of its buffers."""
+    from bnnmlir.batch import BatchSignature
+
     sig = program.signature
+    batch = sig if isinstance(sig, BatchSignature) else None
     guard = f"BNNMLIR_{sig.entry.upper()}_H"
     infinity_exact = input_checks.infinity_exact_inputs(program.mlir_module("imported"),
                                                         sig.entry)
@@ -187,8 +199,9 @@ def c_header(program: CompiledProgram) -> str:
         f"/* {sig.entry}: compiled by bnnmlir for {program.target.triple} ({program.target.cpu}).",
         " * Link with model.o and the C files of the runtime directory (-lpthread). Buffers are",
         " * row-major; activations are passed in the model's own layout. The arena holds every",
-        " * intermediate buffer; allocate it with bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES). Set",
-        " * threads with bnnmlir_set_num_threads(k) before calling.",
+        " * intermediate buffer; allocate it with bnnmlir_arena_alloc(BNNMLIR_ARENA_BYTES"
+        f"{'(n)' if batch else ''}).",
+        " * Set threads with bnnmlir_set_num_threads(k) before calling.",
         " *",
         " * Float inputs: the result equals PyTorch's only for the values listed per input below.",
         " * The entry point does not check them (calls from Python do): NaN or a refused infinity",
@@ -200,15 +213,23 @@ def c_header(program: CompiledProgram) -> str:
         "",
         f"#define BNNMLIR_NUM_INPUTS {len(sig.inputs)}",
         f"#define BNNMLIR_NUM_OUTPUTS {len(sig.outputs)}",
-        f"#define BNNMLIR_ARENA_BYTES {sig.arena_size}",
     ]
     params = []
+    if batch is None:
+        lines.append(f"#define BNNMLIR_ARENA_BYTES {sig.arena_size}")
+    else:
+        lines += _batch_header_lines(batch)
+        params.append("int64_t n")
     for kind, specs in (("INPUT", sig.inputs), ("OUTPUT", sig.outputs)):
         for i, spec in enumerate(specs):
-            shape = ", ".join(str(d) for d in spec.shape)
+            dims = ["-1", *map(str, spec.shape[1:])] if batch else list(map(str, spec.shape))
             lines.append(f"#define BNNMLIR_{kind}{i}_RANK {len(spec.shape)}")
-            lines.append(f"#define BNNMLIR_{kind}{i}_SHAPE {{{shape}}}")
-            lines.append(f"#define BNNMLIR_{kind}{i}_BYTES {spec.nbytes}")
+            lines.append(f"#define BNNMLIR_{kind}{i}_SHAPE {{{', '.join(dims)}}}")
+            if batch:
+                lines.append(f"#define BNNMLIR_{kind}{i}_BYTES_PER_IMAGE {spec.nbytes}")
+                lines.append(f"#define BNNMLIR_{kind}{i}_BYTES(n) ((int64_t)(n) * {spec.nbytes})")
+            else:
+                lines.append(f"#define BNNMLIR_{kind}{i}_BYTES {spec.nbytes}")
             if kind == "INPUT" and spec.dtype.kind == "f":
                 allowed = "finite or +-inf, no NaN" if infinity_exact[i] else "finite only"
                 lines.append(f"/* input{i} values: {allowed} */")
@@ -225,9 +246,25 @@ def c_header(program: CompiledProgram) -> str:
     return "\n".join(lines)
 
 
+def _batch_header_lines(sig) -> list[str]:
+    """The dynamic-batch part of the header: the batch argument and the arena rule."""
+    t = sig.parallel_images
+    return [
+        "/* Dynamic batch: the first argument n (>= 1) is the batch size; every buffer holds n",
+        " * images one after the other along dimension 0 (-1 in the shapes below). At most",
+        f" * BNNMLIR_PARALLEL_IMAGES ({t}) images run at once, each with its own",
+        " * BNNMLIR_ARENA_BYTES_PER_IMAGE bytes of the arena: allocate BNNMLIR_ARENA_BYTES(n). */",
+        "#define BNNMLIR_DYNAMIC_BATCH 1",
+        f"#define BNNMLIR_PARALLEL_IMAGES {t}",
+        f"#define BNNMLIR_ARENA_BYTES_PER_IMAGE {sig.arena_size}",
+        f"#define BNNMLIR_ARENA_BYTES(n) ((int64_t){sig.arena_size} * "
+        f"((n) < {t} ? ((n) < 1 ? 1 : (n)) : {t}))",
+    ]
+
+
 def compile(model, example_inputs, *, target: str = "host", threads: int | None = None,
             jit: bool = True, cache: CacheOption = None, progress: bool = False,
-            check_finite: bool = True) -> CompiledModel:
+            check_finite: bool = True, dynamic_batch: bool = False) -> CompiledModel:
     """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
 
     ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
@@ -240,6 +277,12 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     compiled. The ``training`` flags of the model's modules are left as they were.
     ``check_finite``: calls refuse NaN inputs and infinities the compiled code cannot reproduce
     (``ValueError``); False skips that scan (:attr:`CompiledModel.check_finite`).
+
+    ``dynamic_batch``: compile ONE program that takes any batch size (dimension 0 of every input;
+    the examples fix the other dimensions): the model is exported with a ``torch.export.Dim`` on
+    the batch, checked to compute every image independently, and compiled per image with an entry
+    point that takes the batch size (:mod:`bnnmlir.batch`). Without it, calls must use the
+    examples' shapes exactly.
     """
     import torch
 
@@ -250,14 +293,22 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
     start = time.perf_counter()
     try:
-        imported = import_model(model, tuple(example_inputs))
+        imported = import_model(model, tuple(example_inputs), dynamic_batch=dynamic_batch)
     finally:
         for module, training in modes:
             module.training = training
     import_time = time.perf_counter() - start
+    return _compile_imported(imported, target, threads, jit, cache=cache, progress=progress,
+                             check_finite=check_finite, import_time=import_time)
+
+
+def _compile_imported(imported: ImportedModel, target: str, threads: int | None, jit: bool, *,
+                      cache: CacheOption, progress: bool, check_finite: bool,
+                      import_time: float) -> CompiledModel:
     program = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit,
-        cache=cache, progress=progress, compile_times={"import": import_time},
+        imported.module.clone(), target=target, threads=threads, imported=imported.module,
+        jit=jit, cache=cache, progress=progress, compile_times={"import": import_time},
+        dynamic_batch=imported.dynamic_batch,
     )
     return CompiledModel(imported, program, check_finite=check_finite)
 
@@ -265,15 +316,13 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
 def compile_exported(program, *, target: str = "host", threads: int | None = None,
                      jit: bool = True, cache: CacheOption = None,
                      progress: bool = False, check_finite: bool = True) -> CompiledModel:
-    """Compile a ``torch.export.ExportedProgram`` (shapes fixed by its example inputs);
-    ``cache``, ``progress`` and ``check_finite`` as for :func:`compile`."""
+    """Compile a ``torch.export.ExportedProgram``: shapes fixed by its example inputs, except a
+    batch exported with a ``torch.export.Dim`` on dimension 0, which stays dynamic; ``cache``,
+    ``progress`` and ``check_finite`` as for :func:`compile`."""
     from bnnmlir.frontend import import_exported_program
 
     start = time.perf_counter()
     imported = import_exported_program(program)
-    import_time = time.perf_counter() - start
-    compiled = compile_module(
-        imported.module.clone(), target=target, threads=threads, imported=imported.module, jit=jit,
-        cache=cache, progress=progress, compile_times={"import": import_time},
-    )
-    return CompiledModel(imported, compiled, check_finite=check_finite)
+    return _compile_imported(imported, target, threads, jit, cache=cache, progress=progress,
+                             check_finite=check_finite,
+                             import_time=time.perf_counter() - start)

@@ -27,6 +27,7 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError
 from bnnmlir.errors import CompileError
 from bnnmlir.ir_utils import numpy_dtype
 from bnnmlir.mlir_parsing import parse_module
+from bnnmlir.passes.batch_entry import BatchEntryPass
 from bnnmlir.passes.pipelines import STAGES, stage_passes
 from bnnmlir.target import TargetInfo, get_target
 
@@ -316,11 +317,17 @@ class CompiledProgram:
                 raise
             except (RuntimeError, ValueError) as e:
                 raise CompileError(f"host code generation failed: {e}") from None
-            n = len(self.signature.inputs) + len(self.signature.outputs) + 1
-            self._host = (jit, jit.ctypes_function(self.signature.entry, [ctypes.c_void_p] * n))
+            self._host = (jit, jit.ctypes_function(self.signature.entry, self._argtypes()))
 
-    def _new_outputs(self) -> list[np.ndarray]:
-        return [np.zeros(s.shape, dtype=s.dtype) for s in self.signature.outputs]
+    def _argtypes(self) -> list[type]:
+        """The ctypes of the entry point's parameters: one pointer per buffer and the arena."""
+        return [ctypes.c_void_p] * (len(self.signature.inputs) + len(self.signature.outputs) + 1)
+
+    def _call_arguments(self, inputs: list[np.ndarray]) -> tuple[list[int], list[np.ndarray], int]:
+        """For checked ``inputs``: the integer arguments before the buffers, new output arrays and
+        the arena size in bytes."""
+        outputs = [np.zeros(s.shape, dtype=s.dtype) for s in self.signature.outputs]
+        return [], outputs, self.signature.arena_size
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         """Run on the host: numpy inputs in, a list of numpy outputs back. Safe to call from
@@ -329,14 +336,14 @@ class CompiledProgram:
         if self._host is None:
             self.build_host()
         jit, function = self._host
-        outputs = self._new_outputs()
-        arena = _aligned_empty(self.signature.arena_size)
+        scalars, outputs, arena_bytes = self._call_arguments(inputs)
+        arena = _aligned_empty(arena_bytes)
         runtime = jit.runtime
         if runtime is not None:
             # The count of this thread only: concurrent calls of other programs keep theirs.
             runtime.bnnmlir_set_local_num_threads(self.threads)
         try:
-            function(*[a.ctypes.data for a in (*inputs, *outputs, arena)])
+            function(*scalars, *[a.ctypes.data for a in (*inputs, *outputs, arena)])
         finally:
             if runtime is not None:
                 runtime.bnnmlir_set_local_num_threads(0)
@@ -349,13 +356,15 @@ class CompiledProgram:
         from bnnmlir.backend.cross import run_aarch64
 
         inputs = self.check_inputs(arrays)
+        scalars, outputs, arena_bytes = self._call_arguments(inputs)
         return run_aarch64(
             self.object_code(),
             self.signature.entry,
             inputs,
-            self._new_outputs(),
-            self.signature.arena_size,
+            outputs,
+            arena_bytes,
             num_threads=self.threads,
+            scalar_args=scalars,
         )
 
 
@@ -374,6 +383,7 @@ def compile_module(
     cache: CacheOption = None,
     progress: bool = False,
     compile_times: dict[str, float] | None = None,
+    dynamic_batch: bool = False,
 ) -> CompiledProgram:
     """Compile tensor-level IR (``module`` is consumed) for ``target`` (``host`` or ``aarch64``).
 
@@ -385,6 +395,8 @@ def compile_module(
     ``~/.cache/bnnmlir``; a directory; ``False``: none). ``progress``: a progress bar over the
     stages on stderr when the compile takes more than a second. ``compile_times``: times of
     earlier steps (the import) to start :attr:`CompiledProgram.compile_times` with.
+    ``dynamic_batch``: ``module`` computes one image (batch 1) and the entry point takes the batch
+    size at run time (:mod:`bnnmlir.batch`).
     """
     info = get_target(target)
     if threads is None:
@@ -396,12 +408,13 @@ def compile_module(
     stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
     times = dict(compile_times or {})
     steps = [*STAGES, "LLVM"] if jit and info.is_host else list(STAGES)
+    batch = BatchEntryPass(entry=entry, threads=threads) if dynamic_batch else None
     with progress_bar(steps, enabled=progress) as bar:
         for stage in STAGES:
             bar.set_postfix_str(stage)
             start = time.perf_counter()
             try:
-                for p in stage_passes(stage, info.name, parallel=threads > 1):
+                for p in stage_passes(stage, info.name, parallel=threads > 1, batch_entry=batch):
                     p.apply(ctx, module)
                 module.verify()
             except DiagnosticException as e:
@@ -410,8 +423,16 @@ def compile_module(
             times[stage] = time.perf_counter() - start
             bar.update()
         _check_entry_is_unique(stages["llvm"], entry)
-        program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads,
-                                  cache=cache, compile_times=times)
+        if dynamic_batch:
+            from bnnmlir.batch import BatchProgram, batch_signature
+
+            program: CompiledProgram = BatchProgram(
+                stages, batch_signature(stages["buffers"], entry), info, threads,
+                cache=cache, compile_times=times,
+            )
+        else:
+            program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads,
+                                      cache=cache, compile_times=times)
         if jit and info.is_host:
             bar.set_postfix_str("LLVM")
             program.build_host()

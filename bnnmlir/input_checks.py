@@ -113,9 +113,29 @@ def check_finite(array: np.ndarray, name: str, *, allow_infinity: bool) -> None:
     )
 
 
-def tensor_to_array(arg: object, name: str, spec: ArgumentSpec) -> np.ndarray:
+def check_shape(name: str, got: tuple, expected: tuple, dynamic_batch: bool) -> None:
+    """``ValueError`` unless an input of shape ``got`` fits ``expected`` (per image when
+    ``dynamic_batch``); a batch size other than the example's says how to allow any."""
+    if dynamic_batch:
+        if len(got) == len(expected) and got[1:] == expected[1:] and got[0] >= 1:
+            return
+        raise ValueError(f"{name} must have shape {['n', *expected[1:]]} with a batch n "
+                         f">= 1, got {list(got)}")
+    if got == expected:
+        return
+    message = f"{name} must have shape {list(expected)}, got {list(got)}"
+    if len(got) == len(expected) and got[1:] == expected[1:]:
+        message += (f": the model was compiled for batch {expected[0]}; compile it with "
+                    "bnnmlir.compile(model, example_inputs, dynamic_batch=True) to accept any "
+                    "batch size")
+    raise ValueError(message)
+
+
+def tensor_to_array(arg: object, name: str, spec: ArgumentSpec,
+                    dynamic_batch: bool = False) -> np.ndarray:
     """The C-contiguous numpy array of the dense CPU tensor ``arg`` (detached, negative bit
-    resolved); ``TypeError``/``ValueError`` naming ``name`` if ``arg`` cannot be one."""
+    resolved); ``TypeError``/``ValueError`` naming ``name`` if ``arg`` cannot be one.
+    ``dynamic_batch``: any batch size (dimension 0) is accepted."""
     import torch
 
     if not isinstance(arg, torch.Tensor):
@@ -139,6 +159,5 @@ def tensor_to_array(arg: object, name: str, spec: ArgumentSpec) -> np.ndarray:
         )
     if arg.dtype != spec.dtype:
         raise TypeError(f"{name} must have dtype {spec.dtype}, got {arg.dtype}")
-    if tuple(arg.shape) != tuple(spec.shape):
-        raise ValueError(f"{name} must have shape {list(spec.shape)}, got {list(arg.shape)}")
+    check_shape(name, tuple(arg.shape), tuple(spec.shape), dynamic_batch)
     return arg.detach().resolve_neg().resolve_conj().contiguous().numpy()

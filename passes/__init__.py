@@ -47,6 +47,12 @@ def _plan_arena() -> type[ModulePass]:
     return PlanArenaPass
 
 
+def _batch_entry() -> type[ModulePass]:
+    from bnnmlir.passes.batch_entry import BatchEntryPass
+
+    return BatchEntryPass
+
+
 def _lower_bnn_to_loops() -> type[ModulePass]:
     from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 
@@ -84,6 +90,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "bnn-fuse-output": _fuse_output,
     "bnn-bufferize": _bufferize,
     "bnn-plan-arena": _plan_arena,
+    "bnn-batch-entry": _batch_entry,
     "lower-bnn-to-loops": _lower_bnn_to_loops,
     "convert-bnn-to-llvm": _convert_bnn_to_llvm,
     "outline-parallel-loops": _outline_parallel_loops,

@@ -7,7 +7,7 @@ pass order from :func:`stage_passes`, stage by stage:
 stage      passes
 ========== ===============================================================
 optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-pack-weights
-buffers    bnn-bufferize, bnn-plan-arena
+buffers    bnn-bufferize, bnn-plan-arena (then bnn-batch-entry for a dynamic batch)
 loops      lower-bnn-to-loops{target, parallel}
 llvm       convert-bnn-to-llvm{target}
 ========== ===============================================================
@@ -21,6 +21,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
+from bnnmlir.passes.batch_entry import BatchEntryPass
 from bnnmlir.passes.bufferize import BufferizePass
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.fold_to_integer import FoldToIntegerPass
@@ -32,14 +33,16 @@ from bnnmlir.passes.plan_arena import PlanArenaPass
 STAGES = ("optimized", "buffers", "loops", "llvm")
 
 
-def stage_passes(stage: str, target: str = "host", parallel: bool = False) -> list[ModulePass]:
-    """The passes that take the IR of the previous stage to ``stage``."""
+def stage_passes(stage: str, target: str = "host", parallel: bool = False, *,
+                 batch_entry: BatchEntryPass | None = None) -> list[ModulePass]:
+    """The passes that take the IR of the previous stage to ``stage``; ``batch_entry`` (for a
+    per-image program served over a dynamic batch) ends the ``buffers`` stage."""
     if stage == "optimized":
         # Folding first: it creates the bnn.threshold ops that fusion absorbs, and it turns
         # binarize(cast(constant)) into binarize(constant), which weight packing then folds.
         return [FoldToIntegerPass(), FuseOutputPass(), PackWeightsPass()]
     if stage == "buffers":
-        return [BufferizePass(), PlanArenaPass()]
+        return [BufferizePass(), PlanArenaPass(), *([batch_entry] if batch_entry else [])]
     if stage == "loops":
         return [LowerBnnToLoopsPass(target=target, parallel=parallel)]
     if stage == "llvm":

@@ -1,7 +1,8 @@
 """Running aarch64 code under qemu: a harness for tests and demos.
 
 Given an aarch64 ELF object and the name of a function ``void entry(void *, ...)`` that takes
-buffers in the order of the lowering contract (inputs, outputs, then optionally the arena), a
+buffers in the order of the lowering contract (inputs, outputs, then optionally the arena; integer
+arguments such as a batch size may come first), a
 small C ``main`` is generated that reads every buffer from a file, calls the function, and writes
 the outputs back. It is linked statically with the runtime (``aarch64-linux-gnu-gcc -static``)
 and run with ``qemu-aarch64``.
@@ -55,20 +56,22 @@ def generate_main(
     num_outputs: int,
     arena_bytes: int | None,
     num_threads: int = 1,
+    scalar_args: Sequence[int] = (),
 ) -> str:
     """C source of a ``main`` whose arguments are one file per buffer (inputs then outputs): it
-    reads them all, calls ``entry`` with the buffers (and a zeroed arena of ``arena_bytes`` when
-    given), and writes the last ``num_outputs`` buffers back to their files."""
+    reads them all, calls ``entry`` with ``scalar_args`` (as ``int64_t``, e.g. a batch size),
+    the buffers (and a zeroed arena of ``arena_bytes`` when given), and writes the last
+    ``num_outputs`` buffers back to their files."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", entry):
         raise ValueError(f"entry point '{entry}' is not a C identifier")
     count = len(sizes)
-    params = count + (arena_bytes is not None)
+    params = ["int64_t"] * len(scalar_args) + ["void *"] * (count + (arena_bytes is not None))
     lines = [
         "#include <stdio.h>",
         "#include <stdlib.h>",
         '#include "bnnmlir_runtime.h"',
         "",
-        f"void {entry}({', '.join(['void *'] * params) or 'void'});",
+        f"void {entry}({', '.join(params) or 'void'});",
         "",
         "static void *read_buffer(const char *path, int64_t bytes) {",
         "    void *data = bnnmlir_arena_alloc(bytes);",
@@ -98,7 +101,8 @@ def generate_main(
     ]
     for index, size in enumerate(sizes):
         lines.append(f"    void *buffer{index} = read_buffer(argv[{index + 1}], {size});")
-    args = [f"buffer{index}" for index in range(count)]
+    args = [f"INT64_C({int(value)})" for value in scalar_args]
+    args += [f"buffer{index}" for index in range(count)]
     if arena_bytes is not None:
         lines.append(f"    void *arena = bnnmlir_arena_alloc({arena_bytes});")
         lines.append(
@@ -160,8 +164,10 @@ def run_aarch64(
     num_threads: int = 1,
     timeout: float | None = 600,
     workdir: str | Path | None = None,
+    scalar_args: Sequence[int] = (),
 ) -> list[np.ndarray]:
-    """Call ``entry(inputs..., outputs..., [arena])`` from an aarch64 object under qemu.
+    """Call ``entry(scalar_args..., inputs..., outputs..., [arena])`` from an aarch64 object
+    under qemu (``scalar_args`` as ``int64_t``).
 
     ``outputs`` give the shape, dtype and initial contents of the output buffers; the results
     come back as new arrays. ``workdir`` (kept afterwards) defaults to a temporary directory.
@@ -169,7 +175,7 @@ def run_aarch64(
     _require_tools()
     buffers = [np.ascontiguousarray(a) for a in [*inputs, *outputs]]
     main_source = generate_main(
-        entry, [a.nbytes for a in buffers], len(outputs), arena_bytes, num_threads
+        entry, [a.nbytes for a in buffers], len(outputs), arena_bytes, num_threads, scalar_args
     )
     with tempfile.TemporaryDirectory(prefix="bnnmlir-aarch64-") as scratch:
         directory = Path(workdir) if workdir is not None else Path(scratch)

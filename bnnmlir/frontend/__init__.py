@@ -5,7 +5,9 @@ See :mod:`bnnmlir.frontend.importer` (graph capture, walk, signature),
 :mod:`bnnmlir.frontend.binary` (binarizations, binary layers, the ``torch.sign`` zero case),
 :mod:`bnnmlir.frontend.bias` (when a binary layer's bias is bit-exact with PyTorch) and
 :mod:`bnnmlir.frontend.integer` (exact integer convolution / linear layers: int8 stems and heads)
-and :mod:`bnnmlir.frontend.modules` (module types refused as a whole, with the reason).
+:mod:`bnnmlir.frontend.modules` (module types refused as a whole, with the reason) and
+:mod:`bnnmlir.frontend.batch` (a dynamic batch: the per-image proof and the specialization to
+one image).
 Importing this package imports ``torch``.
 """
 

@@ -70,6 +70,9 @@ class ImportedModel:
     output_specs: list[TensorSpec]
     layers: list[LayerInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    dynamic_batch: bool = False
+    """Whether ``module`` computes one image of a dynamic batch (see
+    :mod:`bnnmlir.frontend.batch`): every input and output spec then has batch 1."""
 
 
 def decomposition_table() -> dict:
@@ -91,26 +94,40 @@ def decomposition_table() -> dict:
     return table
 
 
-def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> ImportedModel:
-    """Import ``model`` (put in eval mode) traced on ``example_inputs`` (fixing every shape).
+def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], *,
+                 dynamic_batch: bool = False) -> ImportedModel:
+    """Import ``model`` (put in eval mode) traced on ``example_inputs`` (fixing every shape, or
+    every shape but the batch with ``dynamic_batch``: see :mod:`bnnmlir.frontend.batch`).
 
     Raises :class:`~bnnmlir.frontend.UnsupportedOperationError` for a node that has no exact
     translation. Binary-looking layers that stay in float are listed in ``warnings``.
     """
+    from bnnmlir.frontend.batch import export_dynamic_batch
+
     model.eval()
     with torch.no_grad(), warnings.catch_warnings():
         # torch.export's own deprecation chatter (pytree LeafSpec) is not the user's concern.
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-        program = torch.export.export(model, tuple(example_inputs))
+        if dynamic_batch:
+            program = export_dynamic_batch(model, tuple(example_inputs))
+        else:
+            program = torch.export.export(model, tuple(example_inputs))
     return import_exported_program(program)
 
 
 def import_exported_program(program: torch.export.ExportedProgram) -> ImportedModel:
-    """Import an exported program (e.g. loaded from a ``.pt2`` archive); its shapes are static."""
+    """Import an exported program (e.g. loaded from a ``.pt2`` archive). Its shapes are static,
+    or every shape but a symbolic batch (a ``torch.export.Dim`` on dimension 0 of the inputs):
+    the result is then the per-image program, ``dynamic_batch`` set."""
+    from bnnmlir.frontend.batch import prepare_batch
+
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         program = program.run_decompositions(decomposition_table())
-        return GraphImporter(program).run()
+        dynamic = prepare_batch(program)
+        imported = GraphImporter(program).run()
+        imported.dynamic_batch = dynamic
+        return imported
 
 
 # ---------------------------------------------------------------------------------------------

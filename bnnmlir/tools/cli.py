@@ -183,6 +183,8 @@ def _compile(args: argparse.Namespace) -> int:
     out = compiled.save(args.output, target=args.target, threads=args.threads, entry=args.entry)
     console.print(compiled.report())
     console.print(f"wrote {out / 'model.o'}, {out / 'model.h'} and {out / 'runtime'}/ ({args.target})")
+    if compiled.dynamic_batch:
+        console.print("dynamic batch: the entry point takes the batch size n first (see model.h)")
     if args.emit:
         for stage in args.emit:
             (out / f"model.{stage}.mlir").write_text(compiled.mlir(stage, elide_larger_than=None))
