@@ -9,11 +9,11 @@ from bnnmlir.errors import CompileError
 __version__ = "0.1.0"
 
 
-def compile(model, example_inputs, *, target="host", threads=None, jit=True):
+def compile(model, example_inputs, *, target="host", threads=None, jit=True, exact=True):
     """Compile a PyTorch model; see :func:`bnnmlir.api.compile`."""
     from bnnmlir.api import compile as _compile
 
-    return _compile(model, example_inputs, target=target, threads=threads, jit=jit)
+    return _compile(model, example_inputs, target=target, threads=threads, jit=jit, exact=exact)
 
 
 def __getattr__(name):

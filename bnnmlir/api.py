@@ -91,6 +91,18 @@ class CompiledModel:
     def warnings(self) -> list[str]:
         return list(self.imported.warnings)
 
+    @property
+    def approximations(self) -> list[str]:
+        """The layers compiled with ``exact=False`` as their binary meaning, with their bounds."""
+        return [a.describe() for a in self.imported.approximations]
+
+    def compare(self, *inputs: torch.Tensor):
+        """Run these inputs through the compiled model and PyTorch's; see
+        :func:`bnnmlir.comparison.compare`."""
+        from bnnmlir.comparison import compare
+
+        return compare(self, inputs)
+
     # ---- deployment -------------------------------------------------------------------------
     def program_for(self, target: str, *, threads: int | None = None,
                     entry: str | None = None) -> CompiledProgram:
@@ -186,7 +198,7 @@ def c_header(program: CompiledProgram) -> str:
 
 
 def compile(model, example_inputs, *, target: str = "host", threads: int | None = None,
-            jit: bool = True) -> CompiledModel:
+            jit: bool = True, exact: bool = True) -> CompiledModel:
     """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
 
     ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
@@ -194,6 +206,13 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     this machine for the host, 1 for aarch64). ``jit``: build the host machine code now (else at
     the first call). Raises :class:`bnnmlir.CompileError` (with the layer's module path) for what
     cannot be compiled. The ``training`` flags of the model's modules are left as they were.
+
+    ``exact``: with ``True`` every binary and integer part is bit-exact (float parts within the
+    float tolerance): a binary-looking layer whose PyTorch arithmetic cannot be reproduced bit
+    for bit (detach straight-through estimators, scaled binary weights, ``torch.sign(0)``) stays
+    float and is named in :attr:`CompiledModel.warnings`. With ``False`` such layers run as
+    binary kernels and :attr:`CompiledModel.approximations` lists each with its proven bound;
+    :meth:`CompiledModel.compare` measures the effect on given inputs.
     """
     import torch
 
@@ -203,7 +222,7 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
         example_inputs = (example_inputs,)
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
     try:
-        imported = import_model(model, tuple(example_inputs))
+        imported = import_model(model, tuple(example_inputs), exact=exact)
     finally:
         for module, training in modes:
             module.training = training
