@@ -117,12 +117,14 @@ def aten_pair(v, default: int = 1) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def sign_of(imp, act: Act, *, ternary: bool = False, approx: Approx | None = None) -> Sign:
+def sign_of(imp, act: Act, *, ternary: bool = False, approx: Approx | None = None,
+            source=None) -> Sign:
     """``Sign(act)``; with ``exact=False`` an input that deviates from PyTorch's (``act.dev``) is
     recorded: the binarization can differ from PyTorch's only where ``|x| <= act.dev``."""
     if act.dev > 0:
+        source = source if source is not None else imp.node.args[0]
         imp.approximate("binarization of an approximate value", act.dev, kind="binarization",
-                        node=imp.node.args[0].name if imp.node.args else "")
+                        node=source.name)
     return Sign(act, ternary, approx)
 
 
@@ -225,7 +227,7 @@ def where(imp, node, cond, a, b):
     source = cond.source
     if isinstance(source, Sign):  # sign(y) >= 0 iff y >= 0 (also for torch.sign)
         return Sign(source.source)
-    return sign_of(imp, as_act(imp, source))
+    return sign_of(imp, as_act(imp, source), source=node.args[0].args[0])
 
 
 @converts(aten.constant_pad_nd.default)
