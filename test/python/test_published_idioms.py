@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from conftest import requires_aarch64
 from published_models import (
     BiRealNet18,
     ClampSTE,
@@ -194,3 +195,43 @@ def test_reactnet_a_style():
     compiled, agreement = _agreement(model, (8, 3, 16, 16))
     assert len(_kinds(compiled)) == 3 + 5  # a 3x3 per block, a 1x1 (two when doubling)
     assert agreement >= 0.999
+
+
+@requires_aarch64
+def test_bireal_under_qemu_matches_the_host():
+    """The aarch64 object computes the same binary form as the host, bit for bit, and agrees
+    with PyTorch within the bound."""
+    torch.manual_seed(8)
+    model = randomize_batch_norms(BiRealNet18(width=8, classes=10))
+    x = torch.randn(2, 3, 32, 32)
+    host = bnnmlir.compile(model, (x,), exact=False)
+    arm = bnnmlir.compile(model, (x,), exact=False, target="aarch64")
+    assert torch.equal(arm(x), host(x))
+    assert host.compare(x).top1_agreement == 1.0
+
+
+def test_xnor_style_block_sign_and_scaled_weights():
+    """XNOR-Net's binary convolution: torch.sign activations (0 possible) and mean |W| scaled
+    weights, binary with exact=False, float with a warning with exact=True."""
+    torch.manual_seed(9)
+
+    class XnorConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(4)
+            self.conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+
+        def forward(self, x):
+            w = self.conv.weight
+            alpha = w.abs().mean(dim=(1, 2, 3), keepdim=True)
+            return torch.relu(nn.functional.conv2d(torch.sign(self.bn(x)), alpha * torch.sign(w),
+                                                   padding=1))
+
+    model = randomize_batch_norms(XnorConv())
+    x = torch.randn(2, 4, 5, 6)
+    loose = bnnmlir.compile(model, (x,), exact=False)
+    assert len(_kinds(loose)) == 1  # one binary kernel, not the ternary expansion
+    assert loose.compare(x).max_abs_diff <= loose.imported.approximations[0].bound + 1e-6
+    strict = bnnmlir.compile(model, (x,))
+    assert any("scaled binary weights" in w for w in strict.warnings)
+    torch.testing.assert_close(strict(x), model(x), rtol=1e-5, atol=1e-4)
