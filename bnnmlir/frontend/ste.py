@@ -1,16 +1,17 @@
 """Straight-through estimators written with ``detach``: ``hard.detach() - soft.detach() + soft``.
 
 ``hard`` is a binarization of ``x`` (``torch.sign(x)``, ``where(x >= 0, 1, -1)``,
-``bnnmlir::sign``) and ``soft`` any differentiable approximation computed from ``x`` alone (Bi-Real's
-piecewise quadratic built from ``x < c`` masks, ``tanh``, ``clamp``, a polynomial...). In eval mode
-the value is ``r = fl(fl(h - q) + q)`` with ``h = hard(x)``, ``q = soft(x)``: ``h`` up to rounding.
+``bnnmlir::sign``) and ``soft`` any differentiable approximation computed from ``x`` alone
+(Bi-Real's piecewise quadratic built from ``x < c`` masks, ``tanh``, ``clamp``, a
+polynomial...). In eval mode the value is ``r = fl(fl(h - q) + q)`` with ``h = hard(x)``, ``q = soft(x)``: ``h`` up to rounding.
 
 Recognition (:func:`find_ste`) is structural, on the exported graph, before the walk: the ``soft``
 nodes used only by the estimator are skipped (they have no ``bnn`` translation and need none).
 
 Bound (:func:`deviation_bound`): with ``u = 2**-24`` (float32 unit roundoff) and ``|h| = 1``,
-``d = fl(h - q) = (h - q)(1 + e1)``, ``|e1| <= u``, and ``r = fl(d + q) = (h + (h - q) e1)(1 + e2)``,
-so ``|r - h| <= u (1 + |q|) + u (1 + u (1 + |q|))``. For ``h = 0`` (``torch.sign(0)``),
+``d = fl(h - q) = (h - q)(1 + e1)``, ``|e1| <= u``, and
+``r = fl(d + q) = (h + (h - q) e1)(1 + e2)``, so
+``|r - h| <= u (1 + |q|) + u (1 + u (1 + |q|))``. For ``h = 0`` (``torch.sign(0)``),
 ``fl(0 - q) = -q`` and ``fl(-q + q) = 0``: exact. ``|q|`` is bounded by interval arithmetic over
 ``soft``'s nodes on pieces of the real line split at every comparison constant of ``soft`` (masks
 are constant on a piece) and at 0, each result widened by one float32 rounding. The domain is
@@ -60,7 +61,8 @@ class Bound:
     domain: float
 
     def describe(self) -> str:
-        where = "every finite x" if self.domain >= F32_MAX else f"|x| <= 2**{int(math.log2(self.domain))}"
+        where = ("every finite x" if self.domain >= F32_MAX
+                 else f"|x| <= 2**{int(math.log2(self.domain))}")
         return f"{self.deviation:.3g} (for {where})"
 
 
