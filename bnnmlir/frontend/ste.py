@@ -3,7 +3,8 @@
 ``hard`` is a binarization of ``x`` (``torch.sign(x)``, ``where(x >= 0, 1, -1)``,
 ``bnnmlir::sign``) and ``soft`` any differentiable approximation computed from ``x`` alone
 (Bi-Real's piecewise quadratic built from ``x < c`` masks, ``tanh``, ``clamp``, a
-polynomial...). In eval mode the value is ``r = fl(fl(h - q) + q)`` with ``h = hard(x)``, ``q = soft(x)``: ``h`` up to rounding.
+polynomial...). In eval mode the value is ``r = fl(fl(h - q) + q)`` with ``h = hard(x)``,
+``q = soft(x)``: ``h`` up to rounding.
 
 Recognition (:func:`find_ste`) is structural, on the exported graph, before the walk: the ``soft``
 nodes used only by the estimator are skipped (they have no ``bnn`` translation and need none).
