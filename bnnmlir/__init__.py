@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 
 def compile(model, example_inputs, **options):
     """Compile a PyTorch model; the options (``target``, ``threads``, ``jit``, ``cache``,
-    ``progress``, ``check_finite``, ``dynamic_batch``) are those of :func:`bnnmlir.api.compile`."""
+    ``progress``, ``check_finite``, ``dynamic_batch``,
+    ``exact``) are those of :func:`bnnmlir.api.compile`."""
     from bnnmlir.api import compile as _compile
 
     return _compile(model, example_inputs, **options)

@@ -128,6 +128,18 @@ class CompiledModel:
     def warnings(self) -> list[str]:
         return list(self.imported.warnings)
 
+    @property
+    def approximations(self) -> list[str]:
+        """The layers compiled with ``exact=False`` as their binary meaning, with their bounds."""
+        return [a.describe() for a in self.imported.approximations]
+
+    def compare(self, *inputs: torch.Tensor):
+        """Run these inputs through the compiled model and PyTorch's; see
+        :func:`bnnmlir.comparison.compare`."""
+        from bnnmlir.comparison import compare
+
+        return compare(self, inputs)
+
     # ---- deployment -------------------------------------------------------------------------
     def program_for(self, target: str, *, threads: int | None = None,
                     entry: str | None = None) -> CompiledProgram:
@@ -264,7 +276,8 @@ def _batch_header_lines(sig) -> list[str]:
 
 def compile(model, example_inputs, *, target: str = "host", threads: int | None = None,
             jit: bool = True, cache: CacheOption = None, progress: bool = False,
-            check_finite: bool = True, dynamic_batch: bool = False) -> CompiledModel:
+            check_finite: bool = True, dynamic_batch: bool = False,
+            exact: bool = True) -> CompiledModel:
     """Compile a PyTorch model (evaluated in eval mode) for ``target`` (``host`` or ``aarch64``).
 
     ``example_inputs`` is a tuple of tensors (a single tensor is accepted) fixing the shapes and
@@ -283,6 +296,13 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     the batch, checked to compute every image independently, and compiled per image with an entry
     point that takes the batch size (:mod:`bnnmlir.batch`). Without it, calls must use the
     examples' shapes exactly.
+
+    ``exact``: with ``True`` every binary and integer part is bit-exact (float parts within the
+    float tolerance): a binary-looking layer whose PyTorch arithmetic cannot be reproduced bit
+    for bit (detach straight-through estimators, scaled binary weights, ``torch.sign(0)``) stays
+    float and is named in :attr:`CompiledModel.warnings`. With ``False`` such layers run as
+    binary kernels and :attr:`CompiledModel.approximations` lists each with its proven bound;
+    :meth:`CompiledModel.compare` measures the effect on given inputs.
     """
     import torch
 
@@ -293,7 +313,8 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
     start = time.perf_counter()
     try:
-        imported = import_model(model, tuple(example_inputs), dynamic_batch=dynamic_batch)
+        imported = import_model(model, tuple(example_inputs), dynamic_batch=dynamic_batch,
+                                exact=exact)
     finally:
         for module, training in modes:
             module.training = training

@@ -27,11 +27,13 @@ Binary convolution of a :class:`Sign` with +-1 weights (``bnn.bconv2d``):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from bnnmlir.folding import FoldingError, zero_points
+from bnnmlir.frontend import scaled_weights
 from bnnmlir.frontend.bias import record as record_bias
 from bnnmlir.frontend.values import Act, Sign, ValueInfo
 from bnnmlir.ir_utils import value_shape
@@ -142,11 +144,76 @@ def _substitute(imp, env, arg):
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BinaryPlan:
+    """A layer compiled as ``scale[o] * bconv(sign(x), signs) + bias``; ``scale`` ``None``: 1.
+    ``bound``: its proven ``|compiled - PyTorch|`` (0: bit-exact)."""
+
+    signs: np.ndarray
+    scale: np.ndarray | None
+    bound: float
+
+
+def plan_binary_layer(imp, sign: Sign, w: torch.Tensor, k: int, bias, what: str):
+    """Whether the layer ``sign (*) w`` (fan-in ``k``) runs as a binary kernel: ``(plan, warned)``.
+
+    +-1 weights on an exact sign: bit-exact. Scaled weights ``alpha * sign(W)``
+    (:mod:`bnnmlir.frontend.scaled_weights`): bit-exact when every summation order is exact.
+    Otherwise (scaled weights, a straight-through estimator or ``torch.sign(0)`` running as +1
+    upstream) the binary form is PyTorch's value only up to a proven bound: with ``exact=True``
+    the layer stays float and a warning names the idiom, the bound and the ways out; with
+    ``exact=False`` it is binary and recorded in ``imp.approximations``."""
+    pm1 = is_pm1(w)
+    scaled = None if pm1 else scaled_weights.recognize(w)
+    if not pm1 and scaled is None:
+        return None, False
+    o = w.shape[0]
+    signs = w.detach().sign().to(torch.int8).numpy() if pm1 else scaled.signs
+    alpha = np.ones(o, np.float32) if pm1 else scaled.alpha
+    dev = np.zeros(o) if pm1 else scaled.dev
+    exact_w = pm1 or (scaled.exact and bias is None
+                      and scaled_weights.exact_scaled_sum(alpha, k))
+    approx = sign.approx
+    scale = None if pm1 else alpha
+    if approx is None and exact_w:
+        return BinaryPlan(signs, scale, 0.0), False
+    delta = approx.deviation if approx is not None else 0.0
+    bound = scaled_weights.layer_bound(alpha, dev, k, delta, bias)
+    idioms = []
+    if approx is not None and approx.deviation > 0:
+        idioms.append(approx.idiom)
+    if approx is not None and approx.zero_as_plus and not idioms:
+        idioms.append("torch.sign")
+    if not exact_w:
+        idioms.append("scaled binary weights alpha * sign(W)")
+    idiom = "; ".join(idioms)
+    domain = approx.domain if approx is not None else math.inf
+    zero = approx is not None and approx.zero_as_plus
+    if imp.exact:
+        limits = (f" for inputs |x| <= {domain:.3g}" if domain < 3e38 else "")
+        imp.warn(
+            f"{idiom}: PyTorch rounds its float sum, so the binary form of this {what} "
+            f"deviates from it by up to {bound:.3g} per output{limits}"
+            f"{' (and where an input is exactly 0)' if zero else ''}; kept as a float {what}. "
+            "compile(..., exact=False) runs it as a binary kernel within that bound; the same "
+            "model written with bnnmlir.nn layers (bnnmlir.nn.binarize: sign(0) = +1, "
+            "BinaryConv2d / BinaryLinear: +-1 weights, the scale folded into the next "
+            "BatchNorm) compiles exactly"
+        )
+        return None, True
+    imp.approximate(idiom, bound, node=approx.node if approx is not None else "",
+                    domain=domain, zero_as_plus=zero)
+    return BinaryPlan(signs, scale, bound), False
+
+
 def binary_conv(imp, sign: Sign, w_ohwc: np.ndarray, out_shape: tuple[int, ...], *, strides,
-                dilations, pads, pad_value: int, bias: np.ndarray | None) -> Act:
-    """``conv(sign, w)`` (+ bias) on a rank-4 source; see the module docstring."""
+                dilations, pads, pad_value: int, bias: np.ndarray | None,
+                scale: np.ndarray | None = None, dev: float = 0.0) -> Act:
+    """``scale * conv(sign, w)`` (+ bias) on a rank-4 source; see the module docstring.
+    ``dev``: the proven deviation from PyTorch (``exact=False``), carried by the result."""
     em = imp.emit
     src = sign.source
+    channel_scale = scale
     o, kh, kw, c = w_ohwc.shape
     k = kh * kw * c
     conv = {"strides": list(strides), "dilations": list(dilations), "padding": list(pads)}
@@ -161,13 +228,17 @@ def binary_conv(imp, sign: Sign, w_ohwc: np.ndarray, out_shape: tuple[int, ...],
         acc = em.add(pos_acc, neg_acc)
         scale, odd = 0.5, False
     info = ValueInfo.integer(-k, k, nonzero=odd)
-    if bias is None and scale == 1.0:
-        return Act(acc, out_shape, info)
+    if bias is None and scale == 1.0 and channel_scale is None:
+        return Act(acc, out_shape, info, dev=dev)
     b = np.zeros(o, dtype=np.float32) if bias is None else bias.astype(np.float32)
-    if bias is not None:
+    if bias is not None and channel_scale is None:
         record_bias(imp, b, k)
-    value = em.affine(acc, [scale] * o, b.tolist())
-    return Act(value, out_shape, info if bias is None else ValueInfo())
+    scales = np.full(o, scale, np.float64)
+    if channel_scale is not None:  # exact: fl(alpha / 2) * (even sum) = alpha * (sum / 2)
+        scales = scales * channel_scale.astype(np.float64)
+    value = em.affine(acc, scales.astype(np.float32).tolist(), b.tolist())
+    plain = bias is None and channel_scale is None
+    return Act(value, out_shape, info if plain else ValueInfo(), dev=dev)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +255,11 @@ def materialize(imp, sign: Sign) -> Act:
     identity), an exact integer; ternary adds the same terms for ``-y`` with negated weights.
     """
     em = imp.emit
+    if sign.approx is not None:  # PyTorch's value is the exact sign up to the deviation
+        exact_sign = Sign(sign.source, sign.ternary or sign.approx.zero_as_plus)
+        act = materialize(imp, exact_sign)
+        act.dev = 0.0 if imp.exact else sign.approx.deviation
+        return act
     src = sign.source
     c = src.stored_shape[-1] if src.shape else 1
     if src.info.integral and math.isfinite(src.info.lo) and max(-src.info.lo, src.info.hi) < 2**23:

@@ -73,6 +73,40 @@ class ImportedModel:
     dynamic_batch: bool = False
     """Whether ``module`` computes one image of a dynamic batch (see
     :mod:`bnnmlir.frontend.batch`): every input and output spec then has batch 1."""
+    #: Layers compiled as their intended binary meaning (``exact=False``), with proven bounds.
+    approximations: list[Approximation] = field(default_factory=list)
+    #: The exported program (decomposed), for :meth:`bnnmlir.api.CompiledModel.compare`.
+    program: torch.export.ExportedProgram | None = None
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """A layer whose compiled value is PyTorch's only up to ``bound`` (``exact=False``).
+
+    ``kind``: ``layer`` (an approximate binary layer: ``bound`` on each of its outputs) or
+    ``binarization`` (a binarization of a value ``node`` that deviates from PyTorch's by at most
+    ``bound``: it can flip only where ``|x| <= bound``; ``domain``: the deviation bounds hold for
+    ``|x| <= domain`` upstream; ``zero_as_plus``: ``torch.sign(0) = 0`` runs as +1)."""
+
+    module_path: str
+    idiom: str
+    bound: float
+    kind: str = "layer"
+    node: str = ""
+    domain: float = float("inf")
+    zero_as_plus: bool = False
+
+    def describe(self) -> str:
+        what = "each output" if self.kind == "layer" else "its input"
+        text = (f"{self.module_path or '<root>'}: {self.idiom}: |compiled - PyTorch| <= "
+                f"{self.bound:.3g} on {what}")
+        if self.kind == "binarization":
+            text += f" (a binarization can flip only where |x| <= {self.bound:.3g})"
+        if self.domain < 3e38:
+            text += f", for activations |x| <= {self.domain:.3g}"
+        if self.zero_as_plus:
+            text += ", except where an input of torch.sign is exactly 0 (it runs as +1, not 0)"
+        return text
 
 
 def decomposition_table() -> dict:
@@ -95,12 +129,15 @@ def decomposition_table() -> dict:
 
 
 def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], *,
-                 dynamic_batch: bool = False) -> ImportedModel:
+                 dynamic_batch: bool = False, exact: bool = True) -> ImportedModel:
     """Import ``model`` (put in eval mode) traced on ``example_inputs`` (fixing every shape, or
     every shape but the batch with ``dynamic_batch``: see :mod:`bnnmlir.frontend.batch`).
 
     Raises :class:`~bnnmlir.frontend.UnsupportedOperationError` for a node that has no exact
     translation. Binary-looking layers that stay in float are listed in ``warnings``.
+    ``exact=False``: layers whose PyTorch value is their binary meaning only up to rounding
+    (detach straight-through estimators, scaled binary weights, ``torch.sign(0)``) become binary
+    kernels, each listed in ``approximations`` with its proven bound.
     """
     from bnnmlir.frontend.batch import export_dynamic_batch
 
@@ -112,21 +149,24 @@ def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...
             program = export_dynamic_batch(model, tuple(example_inputs))
         else:
             program = torch.export.export(model, tuple(example_inputs))
-    return import_exported_program(program)
+    return import_exported_program(program, exact=exact)
 
 
-def import_exported_program(program: torch.export.ExportedProgram) -> ImportedModel:
+def import_exported_program(program: torch.export.ExportedProgram, *,
+                            exact: bool = True) -> ImportedModel:
     """Import an exported program (e.g. loaded from a ``.pt2`` archive). Its shapes are static,
     or every shape but a symbolic batch (a ``torch.export.Dim`` on dimension 0 of the inputs):
-    the result is then the per-image program, ``dynamic_batch`` set."""
+    the result is then the per-image program, ``dynamic_batch`` set. ``exact``: see
+    :func:`bnnmlir.api.compile`."""
     from bnnmlir.frontend.batch import prepare_batch
 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         program = program.run_decompositions(decomposition_table())
         dynamic = prepare_batch(program)
-        imported = GraphImporter(program).run()
+        imported = GraphImporter(program, exact=exact).run()
         imported.dynamic_batch = dynamic
+        imported.program = program
         return imported
 
 
@@ -205,8 +245,10 @@ _SHAPE_ONLY = {
 class GraphImporter:
     """Walks one exported program and emits ``func.func @forward``."""
 
-    def __init__(self, program: torch.export.ExportedProgram):
+    def __init__(self, program: torch.export.ExportedProgram, *, exact: bool = True):
         self.program = program
+        self.exact = exact
+        self.approximations: list[Approximation] = []
         self.graph = program.graph_module.graph
         self.env: dict[torch.fx.Node, object] = {}
         self.block = Block()
@@ -234,6 +276,11 @@ class GraphImporter:
         src = describe_source(node)
         self.warnings.append(f"{where} ({op_name(node)}{', ' + src if src else ''}): {message}")
 
+    def approximate(self, idiom: str, bound: float, **kwargs) -> None:
+        """Record an approximate layer or binarization (``exact=False``) of the current node."""
+        assert self.node is not None
+        self.approximations.append(Approximation(module_path(self.node), idiom, bound, **kwargs))
+
     def value_of(self, arg):
         if isinstance(arg, torch.fx.Node):
             return self.env[arg]
@@ -245,11 +292,23 @@ class GraphImporter:
     def run(self) -> ImportedModel:
         from bnnmlir.frontend.patterns import CONVERTERS, to_model_output
 
+        from bnnmlir.frontend.ste import find_ste
+
         constants = self._constants()
+        self.ste = find_ste(self.graph, self._runtime_nodes(constants))
+        skipped = set().union(*(e.skipped for e in self.ste.values()))
         inputs: list[TensorSpec] = []
         input_types = []
         for node in self.graph.nodes:
             self.node = node
+            if node in skipped:
+                continue
+            if node in self.ste:
+                from bnnmlir.frontend.patterns import straight_through
+
+                with self.emit.at(node_location(node), module_path(node)):
+                    self.env[node] = straight_through(self, self.ste[node])
+                continue
             if node.op == "placeholder":
                 if node.name in constants:
                     self.env[node] = constants[node.name]
@@ -276,10 +335,25 @@ class GraphImporter:
                 ftype = ([t for t in input_types], [o.type for o in outputs])
                 fn = func.FuncOp("forward", ftype, Region(self.block))
                 return ImportedModel(ModuleOp([fn]), inputs, specs, self.emit.layers,
-                                     self.warnings)
+                                     self.warnings, self.approximations)
             else:
                 raise self.error(f"graph node kind '{node.op}' is not supported")
         raise AssertionError("exported graph without output")
+
+    def _runtime_nodes(self, constants: dict) -> set:
+        """The nodes computed at run time (from a model input)."""
+        runtime: set = set()
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                if node.name not in constants:
+                    runtime.add(node)
+            elif any(a in runtime for a in node.all_input_nodes):
+                runtime.add(node)
+        return runtime
+
+    def constant_values(self) -> dict:
+        """``{node: tensor}`` of the constant nodes evaluated so far."""
+        return {n: v for n, v in self.env.items() if isinstance(v, torch.Tensor)}
 
     def _constants(self) -> dict[str, torch.Tensor]:
         program = self.program
@@ -337,7 +411,11 @@ class GraphImporter:
                 "no translation to the bnn op set (supported: the layers of docs/ops.md and the "
                 "bnnmlir.nn layers); rewrite the model with supported layers or add a pattern"
             )
-        return convert(self, node, *args, **kwargs)
+        result = convert(self, node, *args, **kwargs)
+        from bnnmlir.frontend.deviation import propagate
+
+        propagate(node, args, kwargs, result)
+        return result
 
     def _check_operand_dtypes(self, node: torch.fx.Node) -> None:
         """Run-time operands of any dtype but float32 (and the bool of a comparison) reach only

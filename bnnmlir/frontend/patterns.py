@@ -39,6 +39,7 @@ the value of the node. One line per construct:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -58,6 +59,7 @@ from bnnmlir.frontend.values import (
     FLOAT,
     INT8,
     Act,
+    Approx,
     Compare,
     PaddedSign,
     Sign,
@@ -115,11 +117,34 @@ def aten_pair(v, default: int = 1) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 
 
+def sign_of(imp, act: Act, *, ternary: bool = False, approx: Approx | None = None,
+            source=None) -> Sign:
+    """``Sign(act)``; with ``exact=False`` an input that deviates from PyTorch's (``act.dev``) is
+    recorded: the binarization can differ from PyTorch's only where ``|x| <= act.dev``."""
+    if act.dev > 0:
+        source = source if source is not None else imp.node.args[0]
+        imp.approximate("binarization of an approximate value", act.dev, kind="binarization",
+                        node=source.name)
+    return Sign(act, ternary, approx)
+
+
 @converts(SIGN_OP)
 def bnn_sign(imp, node, x):
     if isinstance(x, Sign):
         return Sign(x.source, ternary=False)
-    return Sign(as_act(imp, x))
+    return sign_of(imp, as_act(imp, x))
+
+
+def _zero_case(imp, node, act: Act, source_node) -> tuple[bool, Approx | None, str]:
+    """``torch.sign(act)``: ``(ternary, approx, why)``. Exact unless 0 is possible; then
+    ternary (``exact=True``) or, with ``exact=False``, binary with 0 running as +1."""
+    nonzero, why = binary.zero_free(imp, source_node)
+    if nonzero:
+        return False, None, ""
+    if not imp.exact:
+        return False, Approx("torch.sign zero case (0 runs as +1)", 0.0, zero_as_plus=True,
+                             node=source_node.name), why
+    return True, None, why
 
 
 @converts(aten.sign.default)
@@ -127,14 +152,44 @@ def torch_sign(imp, node, x):
     if isinstance(x, Sign):
         return x
     act = as_act(imp, x)
-    nonzero, why = binary.zero_free(imp, node.args[0])
-    if nonzero:
-        return Sign(act)
-    if act.info.integral and act.info.lo >= -1 and act.info.hi <= 1:
+    if act.info.integral and act.info.lo >= -1 and act.info.hi <= 1 and \
+            not act.info.excludes_zero:
         return act  # already -1/0/+1
-    imp.warn(f"torch.sign maps 0 to 0 and {why}: compiled exactly as a ternary value "
-             "(a binary layer consuming it runs twice)")
-    return Sign(act, ternary=True)
+    ternary, approx, why = _zero_case(imp, node, act, node.args[0])
+    if ternary:
+        imp.warn(f"torch.sign maps 0 to 0 and {why}: compiled exactly as a ternary value "
+                 "(a binary layer consuming it runs twice; compile(..., exact=False) runs it "
+                 "once, with sign(0) = +1)")
+    return sign_of(imp, act, ternary=ternary, approx=approx)
+
+
+def straight_through(imp, ste) -> Sign:
+    """``hard.detach() - soft.detach() + soft`` (:mod:`bnnmlir.frontend.ste`): ``hard`` up to a
+    proven deviation, carried by the :class:`Sign` for the binary layer that consumes it."""
+    from bnnmlir.frontend.ste import deviation_bound
+
+    imp.node = ste.add
+    x = imp.env[ste.source]
+    act = as_act(imp, x)
+    info = act.info
+    bound = deviation_bound(ste, imp.constant_values(), info.lo, info.hi)
+    if bound is None:
+        raise imp.error(
+            f"straight-through estimator sign(x) - soft(x) + soft(x) with a soft function "
+            f"'{ste.soft.name}' whose range is not bounded (interval arithmetic on |x| <= 16 "
+            "gives a deviation above 2**-8 from sign(x)): use a bounded approximation "
+            "(clamp, tanh, Bi-Real's piecewise quadratic) or bnnmlir.nn.binarize"
+        )
+    ternary, zero_approx, why = (False, None, "")
+    if ste.hard.target == aten.sign.default:
+        ternary, zero_approx, why = _zero_case(imp, ste.hard, act, ste.source)
+        if ternary:
+            imp.warn(f"torch.sign maps 0 to 0 and {why}: compiled exactly as a ternary value")
+    idiom = "detach straight-through estimator (hard - soft + soft)"
+    approx = Approx(idiom, bound.deviation, bound.domain,
+                    zero_approx is not None, ste.source.name) if bound.deviation > 0 or \
+        zero_approx is not None else None
+    return sign_of(imp, act, ternary=ternary, approx=approx)
 
 
 def _is_zero(v) -> bool:
@@ -172,7 +227,7 @@ def where(imp, node, cond, a, b):
     source = cond.source
     if isinstance(source, Sign):  # sign(y) >= 0 iff y >= 0 (also for torch.sign)
         return Sign(source.source)
-    return Sign(as_act(imp, source))
+    return sign_of(imp, as_act(imp, source), source=node.args[0].args[0])
 
 
 @converts(aten.constant_pad_nd.default)
@@ -225,7 +280,12 @@ def _conv(imp, node, x, w, b, stride, padding, dilation, groups):
     signlike = isinstance(x, (Sign, PaddedSign))
     pm1 = binary.is_pm1(w)
     shape = out_shape(node)
-    if signlike and pm1 and groups == 1:
+    plan, warned = None, False
+    if signlike and groups == 1:
+        sign = x if isinstance(x, Sign) else x.sign
+        plan, warned = binary.plan_binary_layer(imp, sign, w, int(np.prod(w.shape[1:])), bias,
+                                                "convolution")
+    if plan is not None:
         sign, pad_value = (x, 0) if isinstance(x, Sign) else (x.sign, int(x.value))
         if isinstance(x, PaddedSign):
             if any(pads) and pad_value != 0:
@@ -234,13 +294,14 @@ def _conv(imp, node, x, w, b, stride, padding, dilation, groups):
                     "is not one bnn.bconv2d padding: pad once"
                 )
             pads = [p + q for p, q in zip(pads, x.pads)]
-        return binary.binary_conv(imp, sign, w_ohwc.astype(np.int8), shape, strides=strides,
+        signs = plan.signs.transpose(0, 2, 3, 1)
+        return binary.binary_conv(imp, sign, signs, shape, strides=strides,
                                   dilations=dilations, pads=pads, pad_value=pad_value,
-                                  bias=bias)
-    if signlike and not pm1:
+                                  bias=bias, scale=plan.scale, dev=plan.bound)
+    if signlike and not pm1 and not warned:
         imp.warn(f"binary input but the weights are not all +-1 (values {binary.weight_summary(w)})"
                  ": kept as a float convolution")
-    elif signlike:
+    elif signlike and not warned:
         imp.warn(f"binary input and +-1 weights but groups={groups}: bnn.bconv2d needs groups=1")
     if groups != 1:
         raise imp.error(f"groups={groups}: bnn.conv2d and bnn.bconv2d support groups=1 only "
@@ -250,7 +311,7 @@ def _conv(imp, node, x, w, b, stride, padding, dilation, groups):
                                pads=pads)
         if integer is not None:
             return integer
-    if pm1 and not signlike and not isinstance(x, torch.Tensor):
+    if pm1 and not signlike and not isinstance(x, torch.Tensor) and not warned:
         imp.warn(f"+-1 weights but the input is {as_act(imp, x).info.kind}, not binary: kept as a "
                  "float convolution")
     if isinstance(x, PaddedSign):
@@ -293,18 +354,22 @@ def _dense(imp, node, x, w, b):
         raise imp.error("a linear layer needs a 2-D input [N, C] (flatten first)")
     bias = None if b is None else b.detach().float().numpy()
     pm1 = binary.is_pm1(w)
-    if isinstance(x, Sign) and pm1:
+    plan, warned = None, False
+    if isinstance(x, Sign):
+        plan, warned = binary.plan_binary_layer(imp, x, w, int(w.shape[1]), bias, "linear layer")
+    if plan is not None:
         src = x.source
         n, c = src.shape
-        cols = stored_columns(src, w.detach().numpy())
+        cols = stored_columns(src, plan.signs)
         src4 = Act(imp.emit.reshape(src.value, (n, 1, 1, c)), (n, c, 1, 1), src.info)
         acc = binary.binary_conv(
-            imp, Sign(src4, x.ternary), cols.reshape(cols.shape[0], 1, 1, c).astype(np.int8),
+            imp, replace(x, source=src4),
+            cols.reshape(cols.shape[0], 1, 1, c).astype(np.int8),
             (n, cols.shape[0], 1, 1), strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0),
-            pad_value=0, bias=bias,
+            pad_value=0, bias=bias, scale=plan.scale, dev=plan.bound,
         )
-        return Act(imp.emit.reshape(acc.value, shape), shape, acc.info)
-    if isinstance(x, Sign):
+        return Act(imp.emit.reshape(acc.value, shape), shape, acc.info, dev=acc.dev)
+    if isinstance(x, Sign) and not warned:
         imp.warn(f"binary input but the weights are not all +-1 (values {binary.weight_summary(w)})"
                  ": kept as a float linear layer")
     act = as_act(imp, x)
@@ -313,7 +378,7 @@ def _dense(imp, node, x, w, b):
         integer = integer_dense(imp, act, cols, shape)
         if integer is not None:
             return integer
-    if pm1 and not isinstance(x, Sign):
+    if pm1 and not isinstance(x, Sign) and not warned:
         imp.warn(f"+-1 weights but the input is {act.info.kind}, not binary: kept as a "
                  "float linear layer")
     return Act(imp.emit.dense(act.value, cols, bias), shape, FLOAT)
@@ -502,8 +567,8 @@ def _pool_source(imp, x) -> Act:
 @converts(aten.max_pool2d.default)
 def max_pool2d(imp, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     if isinstance(x, Sign):  # sign is monotone: max(sign(y)) = sign(max(y))
-        return Sign(max_pool2d(imp, node, x.source, kernel_size, stride, padding, dilation,
-                               ceil_mode), x.ternary)
+        return replace(x, source=max_pool2d(imp, node, x.source, kernel_size, stride,
+                                            padding, dilation, ceil_mode))
     act = _pool_source(imp, x)
     kernel = aten_pair(kernel_size)
     strides = aten_pair(stride) if stride else kernel
@@ -627,7 +692,7 @@ def prelu(imp, node, x, weight):
 def view(imp, node, x, *rest):
     shape = out_shape(node)
     if isinstance(x, Sign):
-        return Sign(reshape_act(imp, x.source, shape), x.ternary)
+        return replace(x, source=reshape_act(imp, x.source, shape))
     return reshape_act(imp, as_act(imp, x), shape)
 
 
@@ -743,9 +808,10 @@ def cat(imp, node, tensors, dim=0):
                         "[N, C] or [N, C, H, W] tensors")
     if any(isinstance(t, torch.Tensor) for t in tensors):
         raise imp.error("concatenating a constant tensor is not supported")
-    if all(isinstance(t, Sign) for t in tensors) and len({t.ternary for t in tensors}) == 1:
+    if all(isinstance(t, Sign) for t in tensors) and \
+            len({(t.ternary, t.approx) for t in tensors}) == 1:
         sources = _concat(imp, [t.source for t in tensors], shape)
-        return Sign(sources, tensors[0].ternary)
+        return replace(tensors[0], source=sources)
     return _concat(imp, [as_act(imp, t) for t in tensors], shape)
 
 

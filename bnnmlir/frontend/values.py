@@ -91,6 +91,9 @@ class Act:
     shape: tuple[int, ...]
     info: ValueInfo
     flat: tuple[int, int, int] | None = None
+    #: Proven bound of ``|compiled - PyTorch|`` per element from approximate binary layers
+    #: upstream (``exact=False``), before float rounding of the float parts; ``inf``: unknown.
+    dev: float = 0.0
 
     @property
     def element_type(self) -> Attribute:
@@ -122,6 +125,8 @@ class Sign:
 
     source: Act
     ternary: bool = False
+    #: Set when PyTorch's value is this sign only up to a proven deviation (see :class:`Approx`).
+    approx: Approx | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -130,6 +135,22 @@ class Sign:
     @property
     def info(self) -> ValueInfo:
         return TERNARY if self.ternary else BINARY
+
+
+@dataclass(frozen=True)
+class Approx:
+    """A binarization that PyTorch computes only approximately.
+
+    ``|PyTorch - sign| <= deviation`` elementwise wherever ``|x| <= domain`` and, if
+    ``zero_as_plus``, ``x != 0`` (there ``torch.sign`` gives 0 where the binary form gives +1).
+    ``idiom`` names the construct for the report; ``node``: the graph node of ``x``.
+    """
+
+    idiom: str
+    deviation: float
+    domain: float = math.inf
+    zero_as_plus: bool = False
+    node: str = ""
 
 
 @dataclass

@@ -1,0 +1,197 @@
+"""Renditions of published BNN idioms (the math of Bi-Real-Net, ReActNet, XNOR-Net, written
+afresh): detach straight-through estimators, scaled binary weights, learnable biases, RPReLU."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class QuadraticSTE(nn.Module):
+    """Bi-Real's activation: sign forward, piecewise quadratic backward (masks x < -1, 0, 1)."""
+
+    def forward(self, x):
+        hard = torch.sign(x)
+        below, neg, under = (x < -1).float(), (x < 0).type(torch.float32), (x < 1).float()
+        q = -1 * below + (x * x + 2 * x) * (1 - below)
+        q = q * neg + (-x * x + 2 * x) * (1 - neg)
+        q = q * under + 1 * (1 - under)
+        return hard.detach() - q.detach() + q
+
+
+class TanhSTE(nn.Module):
+    def forward(self, x):
+        soft = torch.tanh(3 * x)
+        return torch.sign(x).detach() - soft.detach() + soft
+
+
+class ClampSTE(nn.Module):
+    def forward(self, x):
+        soft = torch.clamp(x, -1, 1)
+        return (torch.sign(x) - soft).detach() + soft
+
+
+class PolySTE(nn.Module):
+    """A polynomial soft function: bounded only on a restricted domain of x."""
+
+    def __init__(self, degree=3):
+        super().__init__()
+        self.degree = degree
+
+    def forward(self, x):
+        soft = x**self.degree + x
+        return torch.sign(x).detach() - soft.detach() + soft
+
+
+class ScaledBinaryConv(nn.Module):
+    """Flat weight parameter, per-output-channel mean |W| scale, clamp-detach trick."""
+
+    def __init__(self, cin, cout, k=3, stride=1, padding=1, detach_trick=True):
+        super().__init__()
+        self.shape = (cout, cin, k, k)
+        self.weight = nn.Parameter(torch.randn(cout * cin * k * k, 1) * 0.01)
+        self.stride, self.padding, self.detach_trick = stride, padding, detach_trick
+
+    def forward(self, x):
+        w = self.weight.view(self.shape)
+        alpha = w.abs().mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+        alpha = alpha.mean(dim=1, keepdim=True).detach()
+        bw = alpha * torch.sign(w)
+        if self.detach_trick:
+            cw = torch.clamp(w, -1.0, 1.0)
+            bw = bw.detach() - cw.detach() + cw
+        return F.conv2d(x, bw, stride=self.stride, padding=self.padding)
+
+
+class LearnableBias(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(1, c, 1, 1) * 0.1)
+
+    def forward(self, x):
+        return x + self.bias
+
+
+class RPReLU(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.shift_in, self.shift_out = LearnableBias(c), LearnableBias(c)
+        self.prelu = nn.PReLU(c)
+        with torch.no_grad():
+            self.prelu.weight.uniform_(0.05, 0.5)
+
+    def forward(self, x):
+        return self.shift_out(self.prelu(self.shift_in(x)))
+
+
+def randomize_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=g) * 0.1)
+    return model.eval()
+
+
+# ---- Bi-Real-Net-18 as its authors wrote it (same math) -------------------------------------
+
+
+class BiRealBlock(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.act = QuadraticSTE()
+        self.conv = ScaledBinaryConv(cin, cout, stride=stride)
+        self.bn = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.AvgPool2d(2, stride), nn.Conv2d(cin, cout, 1,
+                                            bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.bn(self.conv(self.act(x)))
+        out += residual
+        return out
+
+
+class BiRealNet18(nn.Module):
+    def __init__(self, width=64, classes=1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        blocks, cin = [], width
+        for stage in range(4):
+            cout = width * 2**stage
+            for i in range(4):
+                blocks.append(BiRealBlock(cin, cout, 2 if (i == 0 and stage > 0) else 1))
+                cin = cout
+        self.layers = nn.Sequential(*blocks)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.bn1(self.conv1(x)))
+        x = self.avgpool(self.layers(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+# ---- ReActNet-A style -----------------------------------------------------------------------
+
+
+class RSign(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.shift = LearnableBias(c)
+        self.act = QuadraticSTE()
+
+    def forward(self, x):
+        return self.act(self.shift(x))
+
+
+class ReActBlock(nn.Module):
+    """3x3 binary conv (+ avg-pooled shortcut when strided), RPReLU; 1x1 binary conv(s) with a
+    concatenated pair when the channels double."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.sign3, self.conv3 = RSign(cin), ScaledBinaryConv(cin, cin, 3, stride, 1)
+        self.bn3, self.act3 = nn.BatchNorm2d(cin), RPReLU(cin)
+        self.pool = nn.AvgPool2d(2, 2) if stride == 2 else None
+        self.sign1 = RSign(cin)
+        self.double = cout == 2 * cin
+        self.conv1a = ScaledBinaryConv(cin, cin, 1, 1, 0)
+        self.bn1a = nn.BatchNorm2d(cin)
+        if self.double:
+            self.conv1b, self.bn1b = ScaledBinaryConv(cin, cin, 1, 1, 0), nn.BatchNorm2d(cin)
+        self.act1 = RPReLU(cout)
+
+    def forward(self, x):
+        short = x if self.pool is None else self.pool(x)
+        x = self.act3(self.bn3(self.conv3(self.sign3(x))) + short)
+        b = self.sign1(x)
+        out = self.bn1a(self.conv1a(b)) + x
+        if self.double:
+            out = torch.cat([out, self.bn1b(self.conv1b(b)) + x], dim=1)
+        return self.act1(out)
+
+
+class ReActNetA(nn.Module):
+    def __init__(self, widths=(8, 16, 16, 32), classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]))
+        blocks = []
+        for cin, cout in zip(widths, widths[1:]):
+            blocks.append(ReActBlock(cin, cout, 2 if cout == 2 * cin else 1))
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[-1], classes)
+
+    def forward(self, x):
+        x = self.pool(self.blocks(self.stem(x)))
+        return self.fc(torch.flatten(x, 1))
