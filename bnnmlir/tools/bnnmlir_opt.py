@@ -55,12 +55,6 @@ class BnnOptMain(xDSLOptMain):
             help="print the wall time of each pass to stderr at exit (like mlir-opt --mlir-timing)",
         )
 
-    def setup_pipeline(self):
-        super().setup_pipeline()
-        if self.args.timing:
-            self.timer = PassTimer()
-            self.pipeline = self.timer.wrap(self.pipeline)
-
     version_format = version_text("bnnmlir-opt").replace("{", "{{").replace("}", "}}")
 
     def register_all_dialects(self):
@@ -87,6 +81,9 @@ class BnnOptMain(xDSLOptMain):
             raise OptionSpecError("-p/--passes", e) from None
         except ValueError as e:  # an unknown pass, or an option value of the wrong type
             raise ValueError(f"-p/--passes {self.args.passes!r}: {e}") from None
+        if self.args.timing:
+            self.timer = PassTimer()
+            self.pipeline = self.timer.wrap(self.pipeline)
 
     def register_all_passes(self):
         super().register_all_passes()
