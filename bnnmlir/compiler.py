@@ -451,7 +451,7 @@ def progress_bar(steps: Sequence[str], *, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=len(steps), desc="bnnmlir compile", unit="stage", delay=PROGRESS_DELAY,
-                file=sys.stderr, disable=not enabled, leave=False)
+                file=sys.stderr, disable=not enabled, leave=False, mininterval=0)
 
 
 def format_compile_times(times: dict[str, float]) -> str:

@@ -165,7 +165,7 @@ def test_optimize_verifies_and_keeps_functions():
 
 
 def test_optimize_rejects_invalid_ir():
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="LLVM rejects"):
         optimize("define void @f() {\n  ret i32 0\n}\n", host_target())
 
 
