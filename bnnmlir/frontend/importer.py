@@ -335,7 +335,7 @@ class GraphImporter:
                 ftype = ([t for t in input_types], [o.type for o in outputs])
                 fn = func.FuncOp("forward", ftype, Region(self.block))
                 return ImportedModel(ModuleOp([fn]), inputs, specs, self.emit.layers,
-                                     self.warnings, self.approximations)
+                                     self.warnings, approximations=self.approximations)
             else:
                 raise self.error(f"graph node kind '{node.op}' is not supported")
         raise AssertionError("exported graph without output")

@@ -112,8 +112,10 @@ def conv_cases(draw):
     d = draw(st.sampled_from([(1, 1), (2, 2), (1, 3)]))
     pad = tuple(draw(st.integers(0, 3)) for _ in range(4))
     n = draw(st.integers(1, 2))
-    h = draw(st.integers(max(1, (k[0] - 1) * d[0] + 1 - pad[0] - pad[1]), 13))
-    w = draw(st.integers(max(1, (k[1] - 1) * d[1] + 1 - pad[2] - pad[3]), 13))
+    h_min = max(1, (k[0] - 1) * d[0] + 1 - pad[0] - pad[1])
+    w_min = max(1, (k[1] - 1) * d[1] + 1 - pad[2] - pad[3])
+    h = draw(st.integers(h_min, max(h_min, 13)))  # a dilated 7x7 kernel needs up to 19 rows
+    w = draw(st.integers(w_min, max(w_min, 13)))
     extreme = draw(st.sampled_from(["random", "random", "min", "max", "both"]))
     return dict(n=n, h=h, w=w, c=c, o=o, k=k, s=s, d=d, pad=pad, extreme=extreme)
 
