@@ -89,8 +89,9 @@ def _run(text: str, x: np.ndarray, target: str) -> np.ndarray:
     program = compile_module(parse_mlir(text), target=target, threads=1)
     if get_target(target).is_host:
         return program(x)[0]
+    _, outputs, arena_bytes = program._call_arguments([x])
     return cross.run_aarch64(program.object_code(), program.signature.entry, [x],
-                             program._new_outputs(), program.signature.arena_size)[0]
+                             outputs, arena_bytes)[0]
 
 
 def _values(rng: np.random.Generator, shape, extreme: str) -> np.ndarray:
