@@ -10,7 +10,8 @@ trusts it and runs code from it along these paths:
 - the legacy ``data/weights/model.pt`` / ``data/constants/model.pt`` payloads and sample inputs
   that a weights-only load refuses: ``torch.load(weights_only=False)``;
 - ``data/aotinductor/``: compiled code the loader opens as a shared library;
-- a symbolic shape (``expr_str``) in the program's JSON: ``sympy.sympify``, i.e. ``eval``;
+- a symbolic shape (``expr_str``) in the program's JSON: ``sympy.sympify``, i.e. ``eval``; only a
+  plain symbol (a dynamic batch: ``Symbol('s0', positive=True, integer=True)``) is accepted;
 - ``guards_code``: Python source compiled when the program's module is built;
 - any ``RuntimeError`` of the PT2 reader: a fallback to the PyTorch 2.7 zip format, which
   unpickles its state dict.
@@ -45,6 +46,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -243,13 +245,28 @@ def _sizes(sizes) -> list[int] | None:
     return plain if all(isinstance(n, int) and n >= 0 for n in plain) else None
 
 
+_PLAIN_SYMBOL = re.compile(
+    r"[A-Za-z][A-Za-z0-9_]{0,63}"
+    r"|Symbol\('[A-Za-z][A-Za-z0-9_]{0,63}'(?:, (?:positive|integer|nonnegative)=(?:True|False))*\)"
+)
+"""A dynamic batch as torch writes it (``Symbol('s31', positive=True, integer=True)``) or a bare
+name: sympy makes a symbol of it and calls nothing else."""
+
+
+def _plain_symbol(expr: object) -> bool:
+    """Whether ``expr`` is a plain symbol (see :data:`_PLAIN_SYMBOL`); anything else (other
+    calls, attributes, operators, arithmetic on symbols) is refused."""
+    return isinstance(expr, str) and _PLAIN_SYMBOL.fullmatch(expr) is not None
+
+
 def _symbolic_paths(value) -> list[str]:
     """JSON paths of symbolic shape expressions in ``value`` (walked without recursion)."""
     found, stack = [], [("$", value)]
     while stack:
         where, item = stack.pop()
         if isinstance(item, dict):
-            found.extend(f"{where}.{key}" for key in _SYMBOLIC_KEYS if key in item)
+            found.extend(f"{where}.{key}" for key in _SYMBOLIC_KEYS
+                         if key in item and not _plain_symbol(item[key]))
             stack.extend((f"{where}.{key}", child) for key, child in item.items())
         elif isinstance(item, list):
             stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))

@@ -552,3 +552,18 @@ def test_honest_deflated_archive_loads(honest: Path, tmp_path: Path):
     x = torch.randn(1, 3, 9, 9)
     assert torch.equal(load_exported_program(path).module()(x), WithConstant().eval()(x))
     assert os.path.getsize(path) < os.path.getsize(honest)
+
+
+@pytest.mark.parametrize("expr, plain", [
+    ("Symbol('s31', positive=True, integer=True)", True),
+    ("s0", True),
+    ("Symbol('s0', positive=True) + 1", False),
+    ("Symbol('s0', positive=__import__('os').getpid())", False),
+    ("__import__('pathlib').Path('x').touch() or 3", False),
+    ("Symbol('__class__')", False),
+    ("2*s0", False),
+])
+def test_only_a_plain_symbol_counts_as_a_dynamic_batch(expr, plain):
+    from bnnmlir.frontend.archive import _plain_symbol
+
+    assert _plain_symbol(expr) is plain
