@@ -23,7 +23,6 @@ inline).
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,30 +68,20 @@ class BatchProgram(CompiledProgram):
 
     signature: BatchSignature
 
-    def check_inputs(self, arrays: Sequence[object]) -> list[np.ndarray]:
-        sig = self.signature
-        if len(arrays) != len(sig.inputs):
-            raise TypeError(f"@{sig.entry} takes {len(sig.inputs)} inputs, got {len(arrays)}")
-        checked = []
-        for i, (array, spec) in enumerate(zip(arrays, sig.inputs)):
-            if not isinstance(array, np.ndarray):
-                raise TypeError(f"input {i} of @{sig.entry} must be a numpy array, got "
-                                f"{type(array).__name__}")
-            if array.dtype != spec.dtype:
-                raise TypeError(f"input {i} of @{sig.entry} must have dtype {spec.dtype}, got "
-                                f"{array.dtype}")
-            expected = ["n", *spec.shape[1:]]
-            if array.ndim != len(spec.shape) or tuple(array.shape[1:]) != spec.shape[1:]:
-                raise ValueError(f"input {i} of @{sig.entry} must have shape {expected} (n: the "
-                                 f"batch), got {list(array.shape)}")
-            if array.shape[0] < 1:
-                raise ValueError(f"input {i} of @{sig.entry}: the batch must hold at least one "
-                                 "image, got 0")
-            if checked and array.shape[0] != checked[0].shape[0]:
-                raise ValueError(f"input {i} of @{sig.entry} has batch {array.shape[0]}, input 0 "
-                                 f"has {checked[0].shape[0]}: every input has the same batch")
-            checked.append(np.ascontiguousarray(array))
-        return checked
+    def _check_shape(self, i: int, array: np.ndarray, spec, checked: list[np.ndarray]) -> None:
+        """Per image: the dimensions after the batch are the signature's, the batch is at least
+        one image and the same for every input."""
+        entry = self.signature.entry
+        expected = ["n", *spec.shape[1:]]
+        if array.ndim != len(spec.shape) or tuple(array.shape[1:]) != spec.shape[1:]:
+            raise ValueError(f"input {i} of @{entry} must have shape {expected} (n: the "
+                             f"batch), got {list(array.shape)}")
+        if array.shape[0] < 1:
+            raise ValueError(f"input {i} of @{entry}: the batch must hold at least one "
+                             "image, got 0")
+        if checked and array.shape[0] != checked[0].shape[0]:
+            raise ValueError(f"input {i} of @{entry} has batch {array.shape[0]}, input 0 "
+                             f"has {checked[0].shape[0]}: every input has the same batch")
 
     def _argtypes(self) -> list[type]:
         return [ctypes.c_int64, *super()._argtypes()]

@@ -286,12 +286,17 @@ class CompiledProgram:
                 raise TypeError(f"input {i} of @{sig.entry} must be a numpy array, got {type(array).__name__}")
             if array.dtype != spec.dtype:
                 raise TypeError(f"input {i} of @{sig.entry} must have dtype {spec.dtype}, got {array.dtype}")
-            if tuple(array.shape) != spec.shape:
-                raise ValueError(
-                    f"input {i} of @{sig.entry} must have shape {list(spec.shape)}, got {list(array.shape)}"
-                )
+            self._check_shape(i, array, spec, checked)
             checked.append(np.ascontiguousarray(array))
         return checked
+
+    def _check_shape(self, i: int, array: np.ndarray, spec: ArgumentSpec,
+                     checked: list[np.ndarray]) -> None:
+        """``ValueError`` unless input ``i`` has the signature's shape (``checked``: the inputs
+        before it)."""
+        if tuple(array.shape) != spec.shape:
+            raise ValueError(f"input {i} of @{self.signature.entry} must have shape "
+                             f"{list(spec.shape)}, got {list(array.shape)}")
 
     @property
     def host_ready(self) -> bool:
