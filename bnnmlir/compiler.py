@@ -219,7 +219,7 @@ class CompiledProgram:
         ``cache hit`` (1.0 when the object code came from the compile cache, 0.0 when it was
         built)."""
         self._runner = runner
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stage_lock = threading.RLock()
         self._code: dict[str, object] = {}
         self._host = None
@@ -266,18 +266,33 @@ class CompiledProgram:
                 self._code[kind] = make()
             return self._code[kind]
 
+    def llvm_text(self) -> str:
+        """LLVM IR text of the ``llvm`` stage, not optimized (made once). The ``llvm`` stage's
+        module is then let go when it can be made again, so it does not stay in memory beside
+        LLVM's own copy."""
+        from bnnmlir.backend.llvm_codegen import timed, to_llvm_ir
+
+        def make() -> str:
+            with timed(self.compile_times, "LLVM IR"):
+                text = to_llvm_ir(self.mlir_module("llvm"), self.target)
+            if self._runner is not None:
+                with self._stage_lock:
+                    self._stages.pop("llvm", None)
+            return text
+
+        return self._cached("llvm_text", make)
+
     def llvm_ir(self) -> str:
         """Optimized LLVM IR for the target (made once)."""
         from bnnmlir.backend.llvm_codegen import optimized_ir
 
-        return self._cached("llvm_ir", lambda: optimized_ir(self.mlir_module("llvm"), self.target))
+        return self._cached("llvm_ir", lambda: optimized_ir(self.llvm_text(), self.target))
 
     def assembly(self) -> str:
         """Assembly for the target (made once)."""
         from bnnmlir.backend.llvm_codegen import emit_assembly
 
-        return self._cached("assembly",
-                            lambda: emit_assembly(self.mlir_module("llvm"), self.target))
+        return self._cached("assembly", lambda: emit_assembly(self.llvm_text(), self.target))
 
     def object_code(self) -> bytes:
         """ELF object for the target (made once: every call returns the same ``bytes``)."""
@@ -287,7 +302,7 @@ class CompiledProgram:
             code = self._entry.object_code("pic", self.compile_times) if self._entry else None
             if code is None:
                 keys: dict[str, str] = {}
-                code = emit_object(self.mlir_module("llvm"), self.target, cache=self.cache,
+                code = emit_object(self.llvm_text(), self.target, cache=self.cache,
                                    times=self.compile_times, keys=keys)
                 if self._entry:
                     self._entry.remember(keys)
@@ -349,7 +364,7 @@ class CompiledProgram:
                     jit = JitModule.from_object(code, *self._entry.functions)
                 else:
                     keys: dict[str, str] = {}
-                    jit = JitModule(self.mlir_module("llvm"), cache=self.cache,
+                    jit = JitModule(self.llvm_text(), cache=self.cache,
                                     times=self.compile_times, keys=keys)
                     if self._entry:
                         self._entry.remember(keys, (jit.functions, jit.declarations))

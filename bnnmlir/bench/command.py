@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="time whole-network compiles, cold and cached (default: on; "
                              "--quick: the demo network only)")
+    parser.add_argument("--compile-targets", default="host,aarch64",
+                        help="comma-separated targets of the compile-time runs "
+                             "(default: host,aarch64)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
     return parser
 
@@ -234,7 +237,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         from bnnmlir.bench.compile import bench_compile, compile_table
 
         compile_results = bench_compile(
-            args.quick, progress=lambda msg: console.print(f"[dim]{msg}[/dim]")
+            args.quick, targets=tuple(args.compile_targets.split(",")), progress=lambda msg: console.print(f"[dim]{msg}[/dim]")
         )
         console.print(compile_table(compile_results))
         report["compile"] = [r.as_dict() for r in compile_results]
