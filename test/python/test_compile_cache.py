@@ -194,3 +194,16 @@ def test_program_key_depends_on_options_and_constants(tmp_path: Path):
                              target="aarch64", threads=1, cache=tmp_path)
     assert "optimized" in changed.compile_times
     assert len(programs(tmp_path)) == 4
+
+
+def test_signatures_round_trip_through_program_entries():
+    from bnnmlir.batch import BatchSignature
+    from bnnmlir.compiler import ArgumentSpec, Signature
+    from bnnmlir.program_cache import decode_signature, encode_signature
+
+    inputs = (ArgumentSpec((1, 3, 5), np.dtype(np.float32)), ArgumentSpec((2,), np.dtype(np.int8)))
+    outputs = (ArgumentSpec((1, 10), np.dtype(np.int32)),)
+    for signature in (Signature("forward", inputs, outputs, 4096),
+                      BatchSignature("forward", inputs, outputs, 4096, 2)):
+        decoded = decode_signature(encode_signature(signature))
+        assert decoded == signature and type(decoded) is type(signature)
