@@ -24,7 +24,7 @@ import numpy as np
 
 from bnnmlir import input_checks
 from bnnmlir.compiler import CompiledProgram, check_entry_name, compile_module, rename_function
-from bnnmlir.report import LayerReport, layer_report
+from bnnmlir.report import LayerReport
 
 ELIDE_LARGER_THAN = 16
 """Constants of more elements than this are elided by :meth:`CompiledModel.mlir` by default."""
@@ -105,7 +105,7 @@ class CompiledModel:
     def report(self) -> LayerReport:
         """Per-layer table: path, kind, accumulator width, output type, MACs, weight bytes;
         then the compile time of each step (:attr:`compile_times`)."""
-        report = layer_report(self.program.mlir_module("optimized"), self.program.target)
+        report = self.program.layer_report()
         report.compile_times = self.compile_times
         return report
 

@@ -33,6 +33,8 @@ from bnnmlir.target import TargetInfo, get_target
 
 if TYPE_CHECKING:  # pragma: no cover
     from bnnmlir.backend.object_cache import CacheOption
+    from bnnmlir.program_cache import ProgramEntry
+    from bnnmlir.report import LayerReport
 
 
 def make_context() -> Context:
@@ -204,30 +206,49 @@ class CompiledProgram:
 
     def __init__(self, stages: dict[str, ModuleOp], signature: Signature, target: TargetInfo,
                  threads: int, *, cache: CacheOption = None,
-                 compile_times: dict[str, float] | None = None):
-        self._stages = stages
+                 compile_times: dict[str, float] | None = None,
+                 runner: StageRunner | None = None):
+        self._stages = dict(stages)
         self.signature = signature
         self.target = target
         self.threads = threads
         self.cache = cache
         self.compile_times: dict[str, float] = dict(compile_times or {})
         """Wall seconds of each compile step: the stages, then ``LLVM IR``, ``LLVM opt``,
-        ``LLVM codegen`` (absent when the object came from the cache) and ``cache hit`` (1.0 when
-        the object code came from the compile cache, 0.0 when it was built)."""
-        self._lock = threading.Lock()
+        ``LLVM codegen`` (absent when the object came from the cache), ``cache lookup`` and
+        ``cache hit`` (1.0 when the object code came from the compile cache, 0.0 when it was
+        built)."""
+        self._runner = runner
+        self._lock = threading.RLock()
+        self._stage_lock = threading.RLock()
         self._code: dict[str, object] = {}
         self._host = None
+        self._report: LayerReport | None = None
+        self._entry: ProgramEntry | None = None
 
     # ---- inspection -------------------------------------------------------------------------
     @property
     def stage_names(self) -> tuple[str, ...]:
-        return tuple(self._stages)
+        return STAGE_ORDER
 
     def mlir_module(self, stage: str) -> ModuleOp:
-        """The IR after ``stage`` as a module (do not modify it)."""
-        if stage not in self._stages:
-            raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(self._stages)}")
-        return self._stages[stage]
+        """The IR after ``stage`` as a module (do not modify it). A stage that was not kept (the
+        loop nests, or every stage of a program from the compile cache) is made again."""
+        if stage not in STAGE_ORDER:
+            raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(STAGE_ORDER)}")
+        with self._stage_lock:
+            if stage not in self._stages:
+                assert self._runner is not None
+                self._stages[stage] = self._runner.remake(self._stages, stage)
+            return self._stages[stage]
+
+    def layer_report(self) -> LayerReport:
+        """The per-layer report of the ``optimized`` stage (made once)."""
+        from bnnmlir.report import LayerReport, layer_report
+
+        if self._report is None:
+            self._report = layer_report(self.mlir_module("optimized"), self.target)
+        return LayerReport(list(self._report.rows), self._report.target)
 
     def mlir(self, stage: str = "llvm", *, generic: bool = False,
              elide_larger_than: int | None = None) -> str:
@@ -245,28 +266,49 @@ class CompiledProgram:
                 self._code[kind] = make()
             return self._code[kind]
 
+    def llvm_text(self) -> str:
+        """LLVM IR text of the ``llvm`` stage, not optimized (made once). The ``llvm`` stage's
+        module is then let go when it can be made again, so it does not stay in memory beside
+        LLVM's own copy."""
+        from bnnmlir.backend.llvm_codegen import timed, to_llvm_ir
+
+        def make() -> str:
+            with timed(self.compile_times, "LLVM IR"):
+                text = to_llvm_ir(self.mlir_module("llvm"), self.target)
+            if self._runner is not None:
+                with self._stage_lock:
+                    self._stages.pop("llvm", None)
+            return text
+
+        return self._cached("llvm_text", make)
+
     def llvm_ir(self) -> str:
         """Optimized LLVM IR for the target (made once)."""
         from bnnmlir.backend.llvm_codegen import optimized_ir
 
-        return self._cached("llvm_ir", lambda: optimized_ir(self._stages["llvm"], self.target))
+        return self._cached("llvm_ir", lambda: optimized_ir(self.llvm_text(), self.target))
 
     def assembly(self) -> str:
         """Assembly for the target (made once)."""
         from bnnmlir.backend.llvm_codegen import emit_assembly
 
-        return self._cached("assembly", lambda: emit_assembly(self._stages["llvm"], self.target))
+        return self._cached("assembly", lambda: emit_assembly(self.llvm_text(), self.target))
 
     def object_code(self) -> bytes:
         """ELF object for the target (made once: every call returns the same ``bytes``)."""
         from bnnmlir.backend.llvm_codegen import emit_object
 
-        return self._cached(
-            "object",
-            lambda: emit_object(
-                self._stages["llvm"], self.target, cache=self.cache, times=self.compile_times
-            ),
-        )
+        def make() -> bytes:
+            code = self._entry.object_code("pic", self.compile_times) if self._entry else None
+            if code is None:
+                keys: dict[str, str] = {}
+                code = emit_object(self.llvm_text(), self.target, cache=self.cache,
+                                   times=self.compile_times, keys=keys)
+                if self._entry:
+                    self._entry.remember(keys)
+            return code
+
+        return self._cached("object", make)
 
     def compile_time_report(self) -> str:
         """The :attr:`compile_times` as a table: step, seconds, share of the total."""
@@ -317,7 +359,15 @@ class CompiledProgram:
             from bnnmlir.backend.runtime_build import RuntimeBuildError
 
             try:
-                jit = JitModule(self._stages["llvm"], cache=self.cache, times=self.compile_times)
+                code = self._entry.object_code("jit", self.compile_times) if self._entry else None
+                if code is not None:
+                    jit = JitModule.from_object(code, *self._entry.functions)
+                else:
+                    keys: dict[str, str] = {}
+                    jit = JitModule(self.llvm_text(), cache=self.cache,
+                                    times=self.compile_times, keys=keys)
+                    if self._entry:
+                        self._entry.remember(keys, (jit.functions, jit.declarations))
             except RuntimeBuildError:
                 raise
             except (RuntimeError, ValueError) as e:
@@ -377,6 +427,47 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+STAGE_ORDER = ("imported", *STAGES)
+KEPT_STAGES = ("optimized", "buffers")
+"""Stages whose IR a compile keeps (small: tensor level); the others are made again on demand."""
+
+
+def verify_every_stage() -> bool:
+    """Whether the IR of every stage is verified (``BNNMLIR_VERIFY=1``; the tests set it), not
+    only that of the tensor-level stages (the loop and LLVM stages are checked by LLVM)."""
+    return os.environ.get("BNNMLIR_VERIFY", "") not in ("", "0")
+
+
+class StageRunner:
+    """Runs the passes of each stage for one target, thread count and entry point."""
+
+    def __init__(self, info: TargetInfo, threads: int, entry: str, dynamic_batch: bool):
+        self.ctx = make_context()
+        self.info = info
+        self.parallel = threads > 1
+        self.batch = BatchEntryPass(entry=entry, threads=threads) if dynamic_batch else None
+
+    def run(self, module: ModuleOp, stage: str) -> None:
+        """Take ``module`` (in place) from the stage before ``stage`` to ``stage``."""
+        try:
+            for p in stage_passes(stage, self.info.name, parallel=self.parallel,
+                                  batch_entry=self.batch):
+                p.apply(self.ctx, module)
+            if stage in KEPT_STAGES or verify_every_stage():
+                module.verify()
+        except DiagnosticException as e:
+            raise CompileError(f"stage '{stage}' failed: {e}") from None
+
+    def remake(self, stages: dict[str, ModuleOp], stage: str) -> ModuleOp:
+        """The IR of ``stage``, from the latest earlier stage in ``stages``."""
+        index = STAGE_ORDER.index(stage)
+        start = max(i for i in range(index) if STAGE_ORDER[i] in stages)
+        module = stages[STAGE_ORDER[start]].clone()
+        for later in STAGE_ORDER[start + 1 : index + 1]:
+            self.run(module, later)
+        return module
+
+
 def compile_module(
     module: ModuleOp,
     *,
@@ -396,48 +487,70 @@ def compile_module(
     for the host, 1 for aarch64 unless given); with 1 thread the loops are not outlined at all.
     ``jit``: for the host, also build the machine code now (else at the first call), so that a
     code generation error is a :class:`CompileError` here.
-    ``cache``: the compile cache of object code (``None``/``True``: ``$BNNMLIR_CACHE_DIR`` or
-    ``~/.cache/bnnmlir``; a directory; ``False``: none). ``progress``: a progress bar over the
+    ``cache``: the compile cache (``None``/``True``: ``$BNNMLIR_CACHE_DIR`` or
+    ``~/.cache/bnnmlir``; a directory; ``False``: none): the same module compiled again with the
+    same options runs no pass (:mod:`bnnmlir.program_cache`) and its object code comes from disk
+    (:mod:`bnnmlir.backend.object_cache`). ``progress``: a progress bar over the
     stages on stderr when the compile takes more than a second. ``compile_times``: times of
     earlier steps (the import) to start :attr:`CompiledProgram.compile_times` with.
     ``dynamic_batch``: ``module`` computes one image (batch 1) and the entry point takes the batch
     size at run time (:mod:`bnnmlir.batch`).
     """
+    from bnnmlir.backend.object_cache import resolve_cache
+    from bnnmlir.program_cache import ProgramEntry, program_key, program_store
+
     info = get_target(target)
     if threads is None:
         threads = default_threads() if info.is_host else 1
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     entry = _pick_entry(module, entry)
-    ctx = make_context()
-    stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
+    runner = StageRunner(info, threads, entry, dynamic_batch)
+    program_class = CompiledProgram
+    if dynamic_batch:
+        from bnnmlir.batch import BatchProgram, batch_signature
+
+        program_class = BatchProgram
     times = dict(compile_times or {})
+    objects = resolve_cache(cache)
+    found, lookup = None, {}
+    if objects is not None:
+        start = time.perf_counter()
+        options = {"target": [info.name, info.triple, info.cpu, info.features],
+                   "threads": threads, "entry": entry, "dynamic_batch": dynamic_batch}
+        key = program_key(module, options)
+        found = ProgramEntry.load(program_store(objects), objects, key)
+        lookup["cache lookup"] = time.perf_counter() - start
+    if found is not None:
+        times.update(lookup)
+        program = program_class({"imported": imported or module}, found.signature, info,
+                                threads, cache=cache, compile_times=times, runner=runner)
+        program._entry, program._report = found, found.report
+        if jit and info.is_host:
+            program.build_host()
+        return program
+    stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
     steps = [*STAGES, "LLVM"] if jit and info.is_host else list(STAGES)
-    batch = BatchEntryPass(entry=entry, threads=threads) if dynamic_batch else None
     with progress_bar(steps, enabled=progress) as bar:
         for stage in STAGES:
             bar.set_postfix_str(stage)
             start = time.perf_counter()
-            try:
-                for p in stage_passes(stage, info.name, parallel=threads > 1, batch_entry=batch):
-                    p.apply(ctx, module)
-                module.verify()
-            except DiagnosticException as e:
-                raise CompileError(f"stage '{stage}' failed: {e}") from None
-            stages[stage] = module.clone()
+            runner.run(module, stage)
+            if stage in KEPT_STAGES:
+                stages[stage] = module.clone()
             times[stage] = time.perf_counter() - start
             bar.update()
-        _check_entry_is_unique(stages["llvm"], entry)
-        if dynamic_batch:
-            from bnnmlir.batch import BatchProgram, batch_signature
-
-            program: CompiledProgram = BatchProgram(
-                stages, batch_signature(stages["buffers"], entry), info, threads,
-                cache=cache, compile_times=times,
-            )
-        else:
-            program = CompiledProgram(stages, _signature(stages["buffers"], entry), info, threads,
-                                      cache=cache, compile_times=times)
+        stages["llvm"] = module
+        times.update(lookup)
+        _check_entry_is_unique(module, entry)
+        signature = (batch_signature(stages["buffers"], entry) if dynamic_batch
+                     else _signature(stages["buffers"], entry))
+        program = program_class(stages, signature, info, threads, cache=cache,
+                                compile_times=times, runner=runner)
+        if objects is not None:
+            program._entry = ProgramEntry(program_store(objects), objects, key, signature,
+                                          program.layer_report())
+            program._entry.write()
         if jit and info.is_host:
             bar.set_postfix_str("LLVM")
             program.build_host()

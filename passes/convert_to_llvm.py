@@ -5,7 +5,8 @@ See docs/lowering.md for both levels. The pass runs, in order:
 1. a check that every op belongs to the loop level (an op outside it fails the pass, naming it);
 2. ``outline-parallel-loops`` (``scf.parallel`` -> task function + ``bnnmlir_parallel_for``);
 3. xDSL's ``convert-scf-to-cf`` (``scf.for`` / ``scf.if`` -> blocks and branches);
-4. the op patterns below, then the function, global and block-argument conversion;
+4. the block arguments retyped, the op patterns below, then the function and global
+   conversion;
 5. ``reconcile-unrealized-casts``, a check that only ``llvm`` ops remain, and
    ``llvm.target_triple`` from the target.
 
@@ -138,6 +139,10 @@ def _llvm_value(rewriter: PatternRewriter, value: SSAValue) -> SSAValue:
     target = convert_type(value.type)
     if target == value.type:
         return value
+    owner = value.owner
+    if (isinstance(owner, UnrealizedConversionCastOp) and len(owner.inputs) == 1
+            and owner.inputs[0].type == target):
+        return owner.inputs[0]  # a converted value cast back for unconverted users: no new cast
     cast = UnrealizedConversionCastOp.get([value], [target])
     rewriter.insert(cast)
     return cast.results[0]
@@ -360,6 +365,17 @@ def _retype_block_arguments(rewriter: PatternRewriter, block: Block) -> None:
         rewriter.replace_uses_with_if(
             new_arg, cast.results[0], lambda use, cast=cast: use.operation is not cast
         )
+
+
+class RetypeBlockArguments(RewritePattern):
+    """Block arguments get their LLVM types before the ops that use them are converted: each
+    argument is then cast back once, at the start of its block, and the converted users take
+    the argument itself (:func:`_llvm_value`), instead of one cast per use."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: func.FuncOp, rewriter: PatternRewriter, /):
+        for block in op.body.blocks:
+            _retype_block_arguments(rewriter, block)
 
 
 class FuncToLLVM(RewritePattern):
@@ -758,6 +774,8 @@ class ConvertBnnToLLVMPass(ModulePass):
         check_loop_level(op)
         OutlineParallelLoopsPass().apply(ctx, op)
         ConvertScfToCf().apply(ctx, op)
+        PatternRewriteWalker(RetypeBlockArguments(), apply_recursively=False,
+                             walk_regions_first=False).rewrite_module(op)
         PatternRewriteWalker(
             GreedyRewritePatternApplier(body_patterns(target)), apply_recursively=False
         ).rewrite_module(op)

@@ -53,30 +53,45 @@ class JitModule:
         link_runtime: bool = True,
         cache: CacheOption = False,
         times: MutableMapping[str, float] | None = None,
+        keys: MutableMapping[str, str] | None = None,
     ):
         target = host_target()
         if isinstance(module, ModuleOp):
             with timed(times, "LLVM IR"):
                 module = to_llvm_ir(module, target)
+        code = compile_object(module, target, jit=True, cache=cache, times=times, keys=keys)
+        self._load(code, functions_of(module), functions_of(module, "declare"), link_runtime)
+
+    @classmethod
+    def from_object(cls, code: bytes, functions: frozenset[str], declarations: frozenset[str],
+                    *, link_runtime: bool = True) -> JitModule:
+        """Load object code made by an earlier :class:`JitModule` (``functions``: the names it
+        defines, ``declarations``: those it only declares)."""
+        jit = cls.__new__(cls)
+        jit._load(code, functions, declarations, link_runtime)
+        return jit
+
+    def _load(self, code: bytes, functions: frozenset[str], declarations: frozenset[str],
+              link_runtime: bool) -> None:
         if link_runtime:
             self.runtime: ctypes.CDLL | None = load_host_runtime()
         else:
             self.runtime = None
-        self.object_code = compile_object(module, target, jit=True, cache=cache, times=times)
-        self._functions = functions_of(module)
-        self._declarations = functions_of(module, "declare")
+        self.object_code = code
+        self.functions = functions
+        self.declarations = declarations
         initialize_llvm()
         # The engine owns the machine: a new one per engine; the code comes from the object.
-        machine = create_target_machine(target, jit=True)
+        machine = create_target_machine(host_target(), jit=True)
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
         self._engine.add_object_file(llvm.ObjectFileRef.from_data(self.object_code))
         self._engine.finalize_object()
 
     def function_address(self, name: str) -> int:
         """Address of the compiled function ``name``; ``KeyError`` if the module has none."""
-        if name in self._declarations:
+        if name in self.declarations:
             raise KeyError(f"function '{name}' is only declared in the JIT module")
-        if name not in self._functions:
+        if name not in self.functions:
             raise KeyError(f"no function '{name}' in the JIT module")
         return self._engine.get_function_address(name)
 

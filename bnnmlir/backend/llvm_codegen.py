@@ -245,12 +245,13 @@ def compile_object(
     jit: bool = False,
     cache: CacheOption = False,
     times: MutableMapping[str, float] | None = None,
+    keys: MutableMapping[str, str] | None = None,
 ) -> bytes:
     """Object code of ``module`` for ``target``: position-independent ELF, or with ``jit`` the
     object MCJIT loads in this process. ``cache`` (see :func:`resolve_cache`) keeps the bytes on
     disk keyed on the unoptimized LLVM IR text, so a second compile skips LLVM. ``times`` gets
     the wall time of each step (``LLVM IR``, ``LLVM opt``, ``LLVM codegen``) and ``cache hit``
-    (1.0 or 0.0) when a cache is used."""
+    (1.0 or 0.0) when a cache is used; ``keys[object_kind(jit)]`` the key of the entry."""
     machine = create_target_machine(target, jit=True) if jit else target_machine(target)
     if isinstance(module, llvm.ModuleRef):
         check_intrinsics(module, target)
@@ -272,9 +273,16 @@ def compile_object(
     options = f"jit={jit} speed={SPEED_LEVEL} reloc={'default' if jit else 'pic'}"
     key = cache_key(module, target.triple, target.cpu, target.features, options)
     data, hit = store.get_or_make(key, make)
+    if keys is not None:
+        keys[object_kind(jit)] = key
     if times is not None:
         times["cache hit"] = float(hit)
     return data
+
+
+def object_kind(jit: bool) -> str:
+    """``jit`` (the object MCJIT loads) or ``pic`` (a position-independent ELF object)."""
+    return "jit" if jit else "pic"
 
 
 def emit_object(
@@ -283,9 +291,10 @@ def emit_object(
     *,
     cache: CacheOption = False,
     times: MutableMapping[str, float] | None = None,
+    keys: MutableMapping[str, str] | None = None,
 ) -> bytes:
     """ELF relocatable object (position-independent) for ``target`` (see :func:`compile_object`)."""
-    return compile_object(module, target, cache=cache, times=times)
+    return compile_object(module, target, cache=cache, times=times, keys=keys)
 
 
 def functions_of(ir: str, keyword: str = "define") -> frozenset[str]:

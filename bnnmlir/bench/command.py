@@ -159,8 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="time whole-network compiles, cold and cached (default: on; "
                              "--quick: the demo network only)")
+    parser.add_argument("--compile-targets", default=None,
+                        help="comma-separated targets of the compile-time runs "
+                             "(default: host,aarch64; --quick: host)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
     return parser
+
+
+def select_compile_targets(names: str | None, quick: bool) -> tuple[str, ...]:
+    """The targets of the compile-time runs; ``ValueError`` for an unknown one."""
+    from bnnmlir.target import canonical_target_name
+
+    if names is None:
+        return ("host",) if quick else ("host", "aarch64")
+    return tuple(canonical_target_name(name.strip()) for name in names.split(","))
 
 
 def timing_policy(args: argparse.Namespace) -> TimingPolicy:
@@ -183,6 +195,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     try:
         layers = select_layers(args.layers, args.quick)
         policy = timing_policy(args)
+        compile_targets = select_compile_targets(args.compile_targets, args.quick)
     except ValueError as e:
         console.print(f"[red]{e}[/red]")
         return 2
@@ -234,7 +247,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         from bnnmlir.bench.compile import bench_compile, compile_table
 
         compile_results = bench_compile(
-            args.quick, progress=lambda msg: console.print(f"[dim]{msg}[/dim]")
+            args.quick, targets=compile_targets, progress=lambda msg: console.print(f"[dim]{msg}[/dim]")
         )
         console.print(compile_table(compile_results))
         report["compile"] = [r.as_dict() for r in compile_results]

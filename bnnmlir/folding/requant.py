@@ -226,6 +226,20 @@ def _extreme_ratio(num: np.ndarray, den: np.ndarray, smallest: bool) -> tuple[in
         k = int(idx[np.argmin(ratio[idx]) if smallest else np.argmax(ratio[idx])])
 
 
+INT64_SAFE_SHIFT = 36
+"""Below this shift ``v * 2**s - m * x`` fits ``int64`` (``|v| <= 128``, ``m < 2**31``,
+``|x| <= 2**24``), so the offset bounds are computed with numpy; above it with Python integers."""
+
+
+def _extreme_offset(v: np.ndarray, x: np.ndarray, m: int, s: int, pick) -> int:
+    """``pick`` (``max`` or ``min``) of ``v[k] * 2**s - m * x[k]``, exactly; ``pick([])`` raises
+    like ``max(())``."""
+    if s < INT64_SAFE_SHIFT:
+        values = (v.astype(np.int64) << s) - m * x.astype(np.int64)
+        return int(values.max() if pick is max else values.min())
+    return pick(int(vk) * (1 << s) - m * int(xk) for vk, xk in zip(v, x))
+
+
 def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, shifts: range):
     """``(m, b, s)`` with ``clamp((x*m + b) >> s)`` equal to the runs (``v`` increasing), the first
     ``s`` of ``shifts`` that admits one, or None."""
@@ -246,8 +260,8 @@ def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, shifts: range):
         if m_lo > m_hi:
             continue
         m = (m_lo + m_hi) // 2 if r_hi else m_lo  # unbounded above: smallest gain
-        b_lo = max(int(vk) * (1 << s) - m * int(x) for vk, x in zip(v[low], xa[low]))
-        b_hi = min((int(vk) + 1) * (1 << s) - m * int(x) for vk, x in zip(v[up], xb[up])) - 1
+        b_lo = _extreme_offset(v[low], xa[low], m, s, max)
+        b_hi = _extreme_offset(v[up] + 1, xb[up], m, s, min) - 1
         if b_lo > b_hi:
             raise AssertionError("affine fit: empty offset range despite admissible multiplier")
         return m, (b_lo + b_hi) // 2, s

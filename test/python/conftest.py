@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Verify the IR of every compile stage (a compile outside the tests checks the tensor-level ones).
+os.environ.setdefault("BNNMLIR_VERIFY", "1")
+
 settings.register_profile(
     "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )

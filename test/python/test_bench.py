@@ -175,3 +175,5 @@ def test_main_rejects_bad_arguments():
     console = Console(record=True)
     assert bench.main(["--layers", "nope", "--no-mca"], console=console) == 2
     assert bench.main(["--threads", "0"], console=console) == 2
+    assert bench.main(["--compile-targets", "riscv"], console=console) == 2
+    assert "unknown target 'riscv'" in console.export_text()

@@ -145,3 +145,65 @@ def test_progress_bar_on_stderr_only_when_asked(tmp_path: Path, capsys, monkeypa
         assert "bnnmlir compile" in captured.err and "5/5" in captured.err
     else:
         assert "bnnmlir compile" not in captured.err
+
+
+def programs(directory: Path) -> list[Path]:
+    return entries(directory / "programs")
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+def test_cached_program_runs_no_pass_and_equals_the_compiled_one(tmp_path: Path, monkeypatch,
+                                                                target: str):
+    cold, cold_obj = build(target, tmp_path)
+    assert len(programs(tmp_path)) == 1
+    ran = []
+    monkeypatch.setattr(compiler.StageRunner, "run",
+                        lambda self, module, stage: ran.append(stage))
+    warm, warm_obj = build(target, tmp_path)
+    assert ran == [] and warm.compile_times["cache hit"] == 1.0
+    assert "optimized" not in warm.compile_times and warm_obj == cold_obj
+    assert warm.signature == cold.signature
+    assert warm.layer_report() == cold.layer_report()
+    monkeypatch.undo()
+    for stage in cold.stage_names:  # stages of a cached program are made again on demand
+        assert warm.mlir(stage) == cold.mlir(stage)
+    if target == "host":
+        inputs = random_inputs(parse_mlir(SOURCE), seed=5)
+        for a, b in zip(cold(*inputs), warm(*inputs)):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "empty"])
+def test_damaged_program_entry_is_rebuilt(tmp_path: Path, damage: str):
+    _, good = build("aarch64", tmp_path)
+    (entry,) = programs(tmp_path)
+    entry.write_bytes(DAMAGES[damage](entry.read_bytes()))
+    program, rebuilt = build("aarch64", tmp_path)
+    assert "optimized" in program.compile_times and rebuilt == good
+    assert decode_entry(entry.read_bytes()) is not None
+
+
+def test_program_key_depends_on_options_and_constants(tmp_path: Path):
+    build("aarch64", tmp_path)
+    build("host", tmp_path)
+    program = compile_module(parse_mlir(SOURCE), target="aarch64", threads=2, cache=tmp_path)
+    assert "optimized" in program.compile_times
+    head = "%w3 = arith.constant dense<[[[[ 1,"
+    assert SOURCE.count(head) == 1
+    changed = compile_module(parse_mlir(SOURCE.replace(head, head[:-2] + "-1,")),
+                             target="aarch64", threads=1, cache=tmp_path)
+    assert "optimized" in changed.compile_times
+    assert len(programs(tmp_path)) == 4
+
+
+def test_signatures_round_trip_through_program_entries():
+    from bnnmlir.batch import BatchSignature
+    from bnnmlir.compiler import ArgumentSpec, Signature
+    from bnnmlir.program_cache import decode_signature, encode_signature
+
+    inputs = (ArgumentSpec((1, 3, 5), np.dtype(np.float32)), ArgumentSpec((2,), np.dtype(np.int8)))
+    outputs = (ArgumentSpec((1, 10), np.dtype(np.int32)),)
+    for signature in (Signature("forward", inputs, outputs, 4096),
+                      BatchSignature("forward", inputs, outputs, 4096, 2)):
+        decoded = decode_signature(encode_signature(signature))
+        assert decoded == signature and type(decoded) is type(signature)

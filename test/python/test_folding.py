@@ -624,3 +624,20 @@ def test_fold_clip8_evaluates_the_function_once_on_the_whole_domain():
 
     fold_clip8(fn, 64, -4608, 4608)
     assert calls == [(2 * 4608 + 1, 64)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-128, 128), st.integers(-(2**24) - 1, 2**24 + 1)),
+             min_size=1, max_size=20),
+    st.integers(-(2**31) + 1, 2**31 - 1),
+    st.integers(0, 62),
+    st.sampled_from([max, min]),
+)
+def test_offset_bounds_are_exact_in_numpy_and_python(pairs, m, s, pick):
+    """The offset bound of the affine fit equals the Python-integer formula at every shift."""
+    from bnnmlir.folding.requant import _extreme_offset
+
+    v, x = (np.array(a, dtype=np.int64) for a in zip(*pairs))
+    expected = pick(int(vk) * 2**s - m * int(xk) for vk, xk in pairs)
+    assert _extreme_offset(v, x, m, s, pick) == expected
