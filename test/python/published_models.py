@@ -195,3 +195,57 @@ class ReActNetA(nn.Module):
     def forward(self, x):
         x = self.pool(self.blocks(self.stem(x)))
         return self.fc(torch.flatten(x, 1))
+
+
+# ---- XNOR-Net style ------------------------------------------------------------------------
+
+
+class _SignFunction(torch.autograd.Function):
+    """XNOR-Net's binarization: sign forward, gradient passed where |x| <= 1."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.sign()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+class BinActive(nn.Module):
+    def forward(self, x):
+        return _SignFunction.apply(x)
+
+
+class XnorBlock(nn.Module):
+    """BatchNorm, sign, mean |W| scaled binary convolution, times the activation scale
+    ``K = mean_c(|a|) (*) (1 / (k*k))`` computed at run time, ReLU."""
+
+    def __init__(self, cin, cout, k=3, stride=1, padding=1):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(cin)
+        self.act = BinActive()
+        self.conv = ScaledBinaryConv(cin, cout, k, stride, padding, detach_trick=False)
+        self.register_buffer("box", torch.full((1, 1, k, k), 1.0 / (k * k)))
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x):
+        a = self.bn(x)
+        scale = F.conv2d(a.abs().mean(dim=1, keepdim=True), self.box, stride=self.stride,
+                         padding=self.padding)
+        return torch.relu(self.conv(self.act(a)) * scale)
+
+
+class XnorNet(nn.Module):
+    def __init__(self, widths=(8, 12, 16), classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.blocks = nn.Sequential(XnorBlock(widths[0], widths[1]),
+                                    XnorBlock(widths[1], widths[2], stride=2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[-1], classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
