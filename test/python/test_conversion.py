@@ -131,7 +131,7 @@ def test_one_fine_tuning_step_runs():
     assert weight.grad is not None and bool(weight.grad.abs().sum() > 0)
     optimizer.step()
     bnn.clamp_latent_weights_(converted)
-    assert torch.isfinite(converted(torch.randn(1, 3, 32, 32))).all()
+    assert torch.isfinite(_eval(converted, torch.randn(1, 3, 32, 32))).all()
 
 
 def test_unrecognized_layers_are_reported_with_path_and_reason():
