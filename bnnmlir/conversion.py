@@ -187,7 +187,7 @@ class _Converter:
         if node.target == _CONV and (len(node.args) > 6 and node.args[6] != 1):
             return "grouped convolution (no binary kernel for groups > 1)"
         if self._activation(node.args[0]) is None:
-            return f"the input of the {kind} is not binarized (or its estimator has no bound)"
+            return f"float {kind}: its input is not binarized (or its estimator has no bound)"
         if not path:
             return (f"the {kind} is written in the model's own forward: put it in a submodule "
                     "to convert it")
