@@ -65,7 +65,8 @@ class Converted:
     note: str = ""
 
     def describe(self) -> str:
-        text = f"{self.path}: {self.idiom} -> {self.into}, |converted - original| <= {self.bound:.3g}"
+        text = (f"{self.path}: {self.idiom} -> {self.into}, "
+                f"|converted - original| <= {self.bound:.3g}")
         return text + (f" ({self.note})" if self.note else "")
 
 

@@ -54,7 +54,8 @@ def lower_float_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext, w: np.nd
                                            [float(v) for v in relaid.ravel()], wtype), wtype)
     # Groups of output channels: (first channel, lanes per vector, vectors).
     full = o_ // lanes * lanes
-    groups = [(o0, lanes, min(BLOCKS, (full - o0) // lanes)) for o0 in range(0, full, lanes * BLOCKS)]
+    groups = [(o0, lanes, min(BLOCKS, (full - o0) // lanes))
+              for o0 in range(0, full, lanes * BLOCKS)]
     groups += [(o0, 1, min(BLOCKS, o_ - o0)) for o0 in range(full, o_, BLOCKS)]
 
     def load(e: Emitter, ref: SSAValue, idx: list[SSAValue], width: int) -> SSAValue:
@@ -78,7 +79,8 @@ def lower_float_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext, w: np.nd
                 ok = _and(e2, ok_h, _in_range(e2, iws[0], wd) if check else None)
 
                 def channels_loop(e3: Emitter) -> list[SSAValue]:
-                    def step(e4: Emitter, ch: SSAValue, accs4: Sequence[SSAValue]) -> list[SSAValue]:
+                    def step(e4: Emitter, ch: SSAValue,
+                             accs4: Sequence[SSAValue]) -> list[SSAValue]:
                         ws = [load(e4, weights, [i, j, ch, o], width) for o in channels]
                         new = []
                         for p, iw in enumerate(iws):
