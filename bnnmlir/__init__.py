@@ -18,6 +18,14 @@ def compile(model, example_inputs, **options):
     return _compile(model, example_inputs, **options)
 
 
+def convert(model, example_inputs):
+    """A published PyTorch BNN rewritten into :mod:`bnnmlir.nn` layers, and the conversion
+    report: see :mod:`bnnmlir.conversion`."""
+    from bnnmlir.conversion import convert as _convert
+
+    return _convert(model, example_inputs)
+
+
 def __getattr__(name):
     if name == "CompiledModel":
         from bnnmlir.api import CompiledModel
@@ -26,4 +34,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'bnnmlir' has no attribute {name!r}")
 
 
-__all__ = ["CompileError", "compile", "CompiledModel", "__version__"]
+__all__ = ["CompileError", "compile", "convert", "CompiledModel", "__version__"]

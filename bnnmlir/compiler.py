@@ -405,9 +405,11 @@ class CompiledProgram:
         return outputs
 
     def run_aarch64(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        """Run the aarch64 object under ``qemu-aarch64`` (cross-linked with the runtime)."""
-        if self.target.name != "aarch64":
-            raise RuntimeError("run_aarch64() needs a program compiled for target='aarch64'")
+        """Run the aarch64 object under ``qemu-aarch64`` (cross-linked with the runtime); any
+        aarch64 target (``aarch64``, ``aarch64-dotprod``, ...) runs here."""
+        if not self.target.triple.startswith("aarch64"):
+            raise RuntimeError("run_aarch64() needs a program compiled for an aarch64 target "
+                               f"(e.g. target='aarch64'), not {self.target.name!r}")
         from bnnmlir.backend.cross import run_aarch64
 
         inputs = self.check_inputs(arrays)

@@ -771,6 +771,47 @@ class AddOp(ShapedOpMixin, IRDLOperation):
         _expect_output(self, out_type, shape, elem)
 
 
+def broadcasts_to(shape: Sequence[int], target: Sequence[int]) -> bool:
+    """``shape`` broadcasts to ``target``: same rank, each dimension equal or 1."""
+    return len(shape) == len(target) and all(s in (t, 1) for s, t in zip(shape, target))
+
+
+@irdl_op_definition
+class MulOp(ShapedOpMixin, IRDLOperation):
+    """Element-wise f32 product of two run-time tensors: ``out[i] = lhs[i] * rhs[j]`` (one f32
+    multiplication, PyTorch's float32 ``mul``), ``j`` = ``i`` with 0 in each dimension where
+    ``rhs`` has size 1 (broadcasting; e.g. XNOR-Net's activation scale ``[N, H, W, 1]`` over the
+    channels of ``[N, H, W, C]``). ``rhs`` has ``lhs``'s rank, each dimension equal or 1; the
+    result has ``lhs``'s shape.
+    """
+
+    name = "bnn.mul"
+
+    lhs = operand_def(TensorType | MemRefType)
+    rhs = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    assembly_format = BINARY_FORMAT
+
+    def __init__(self, lhs: Value, rhs: Value, result_type: Attribute | None = None,
+                 out: Value | None = None):
+        super().__init__(operands=[lhs, rhs, out], result_types=[result_type])
+
+    def verify_(self) -> None:
+        out_type = self._check_form([self.lhs, self.rhs])
+        shape = static_shape(self.name, self.lhs.type)
+        if not broadcasts_to(static_shape(self.name, self.rhs.type), shape):
+            raise VerifyException(
+                f"'{self.name}' rhs must broadcast to lhs (same rank, each dimension equal or 1), "
+                f"got {describe(self.lhs.type)} and {describe(self.rhs.type)}"
+            )
+        a, b = elem_of(self.lhs.type), elem_of(self.rhs.type)
+        if not (_is_f32(a) and _is_f32(b)):
+            raise VerifyException(f"'{self.name}' multiplies two f32 operands, got {a} and {b}")
+        _expect_output(self, out_type, shape, f32)
+
+
 ACTIVATION_KINDS = ("relu", "hardtanh", "prelu")
 
 
@@ -974,6 +1015,7 @@ SUPPORT_OPS: list = [
     Pool2dOp,
     GlobalAvgPoolOp,
     AddOp,
+    MulOp,
     ActivationOp,
     ConcatOp,
     ReshapeOp,

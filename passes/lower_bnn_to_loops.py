@@ -80,6 +80,7 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     support_ops.Pool2dOp: support.lower_pool2d,
     support_ops.GlobalAvgPoolOp: support.lower_global_avg_pool,
     support_ops.AddOp: support.lower_add,
+    support_ops.MulOp: support.lower_mul,
     support_ops.ActivationOp: support.lower_activation,
     support_ops.ConcatOp: support.lower_concat,
     support_ops.ReshapeOp: support.lower_reshape,

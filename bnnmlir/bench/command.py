@@ -9,7 +9,9 @@ Three parts, measured or modelled in the same run as their peers:
 2. ARM model (``--mca``): ``llvm-mca`` cycles of the innermost popcount loop of the aarch64 code
    (cortex-a72) against small reference NEON loops (:mod:`bnnmlir.bench.mca`);
 3. compile time (``--compile``): whole networks compiled cold and again from the compile cache
-   (:mod:`bnnmlir.bench.compile`).
+   (:mod:`bnnmlir.bench.compile`);
+4. published (``--published``, off by default): Bi-Real-Net-18 in its authors' PyTorch form
+   (``exact=False``) against the BNN-Clip ``bireal_net18`` (:mod:`bnnmlir.bench.published`).
 
 GOPS are binary ops per second / 1e9 with ``ops = 2 * MACs`` (one XNOR-popcount MAC = 2 ops, the
 count that gives the fp32 convolution's FLOPs); speedups are time ratios (peer time / bnnmlir time).
@@ -162,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile-targets", default=None,
                         help="comma-separated targets of the compile-time runs "
                              "(default: host,aarch64; --quick: host)")
+    parser.add_argument("--published", action=argparse.BooleanOptionalAction, default=False,
+                        help="time Bi-Real-Net-18 in its authors' PyTorch form (exact=False) "
+                             "against the BNN-Clip bireal_net18 and print the ratio "
+                             "(default: off)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
     return parser
 
@@ -251,6 +257,13 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         )
         console.print(compile_table(compile_results))
         report["compile"] = [r.as_dict() for r in compile_results]
+    if args.published:
+        from bnnmlir.bench.published import bench_published, published_table
+
+        result = bench_published(args.threads, policy,
+                                 progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+        console.print(published_table(result, host_speed_peak_note()))
+        report["published"] = result.as_dict()
     console.print(
         "[dim]GOPS: binary ops/s / 1e9, ops = 2*MACs (MAC = XNOR + popcount-accumulate); "
         "vs fp32 / vs int8: peer time / bnnmlir time, same thread count. "

@@ -30,6 +30,7 @@ from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op
 from bnnmlir.dialects.bnn_support import (
     ActivationOp,
     AddOp,
+    MulOp,
     AffineOp,
     BatchNormOp,
     CastOp,
@@ -244,6 +245,11 @@ class BodyBuilder:
         elem = add_result_element(value_elem(a), value_elem(b))
         assert elem is not None
         return self._add(AddOp(a, b, tensor(value_shape(a), elem)))
+
+    def mul(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """``a * b`` in f32, ``b`` broadcast over its size-1 dimensions."""
+        a, b = (v if is_float(v) else self.cast(v) for v in (a, b))
+        return self._add(MulOp(a, b, tensor(value_shape(a), f32)))
 
     def relu(self, x: SSAValue) -> SSAValue:
         return self._add(ActivationOp.relu(x, tensor(value_shape(x), value_elem(x))))

@@ -29,7 +29,7 @@ _ONE = {
     aten.squeeze.dims, aten.squeeze.dim, aten.unsqueeze.default, aten.clone.default,
     aten.alias.default, aten.detach.default, aten.contiguous.default, aten.dropout.default,
     aten.cat.default, aten._to_copy.default, aten.to.dtype, aten.type_as.default,
-    aten.neg.default, operator.getitem,
+    aten.neg.default, aten.abs.default, operator.getitem,
 }
 _SUM = {aten.add.Tensor, aten.sub.Tensor}
 

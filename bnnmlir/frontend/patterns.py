@@ -530,10 +530,36 @@ def mul(imp, node, a, b):
     if _const(a):
         a, b = b, a
     if not _const(b):
-        raise imp.error("the product of two run-time tensors is not supported")
+        return _runtime_product(imp, as_act(imp, a), as_act(imp, b))
     act = _channel_act(imp, a)
     vec = channel_vector(imp, act, b, "factor")
     return _affine(imp, act, vec, _no_bias(vec))
+
+
+def _runtime_product(imp, a: Act, b: Act) -> Act:
+    """``a * b`` of two run-time tensors (``bnn.mul``): one broadcasts to the other over size-1
+    dimensions of the same rank (XNOR-Net's activation scale ``[N, 1, H, W]`` over channels).
+    The float32 product is commutative, so the broadcast operand goes second."""
+    if not (len(a.shape) == len(b.shape) and (
+            all(y in (x, 1) for x, y in zip(a.shape, b.shape))
+            or all(x in (y, 1) for x, y in zip(a.shape, b.shape)))):
+        raise imp.error(f"multiplying shapes {list(a.shape)} and {list(b.shape)}: only a "
+                        "broadcast over size-1 dimensions of one operand is supported")
+    if a.shape != b.shape and all(x in (y, 1) for x, y in zip(a.shape, b.shape)):
+        a, b = b, a
+    a, b = plain_act(imp, a), plain_act(imp, b)
+    return Act(imp.emit.mul(a.value, b.value), a.shape, FLOAT)
+
+
+@converts(aten.abs.default)
+def absolute(imp, node, x):
+    """``|x|`` = ``prelu(x, -1) + 0.0``: exact (``-1 * x`` is exact; adding ``+0.0`` turns the
+    ``-0.0`` that PReLU keeps into PyTorch's ``+0.0`` and changes no other value)."""
+    act = _channel_act(imp, x)
+    c = act.stored_shape[-1]
+    value = imp.emit.prelu(act.value, [-1.0] * c)
+    value = imp.emit.affine(value, [1.0] * c, [0.0] * c)
+    return Act(value, act.shape, FLOAT, act.flat)
 
 
 def _power_of_two(v: float) -> bool:
@@ -635,10 +661,27 @@ def adaptive_avg_pool2d(imp, node, x, output_size):
 
 @converts(aten.mean.dim)
 def mean(imp, node, x, dims, keepdim=False, dtype=None):
+    if [d % 4 for d in dims] == [1] and keepdim:
+        return _channel_mean(imp, as_act(imp, x))
     act = _pool_source(imp, x)
     if sorted(d % 4 for d in dims) != [2, 3]:
-        raise imp.error("mean is supported only over the spatial dimensions (global pooling)")
+        raise imp.error("mean is supported only over the spatial dimensions (global pooling) "
+                        "or over the channels with keepdim=True")
     return _global_avg(imp, node, act)
+
+
+def _channel_mean(imp, act: Act) -> Act:
+    """``x.mean(1, keepdim=True)`` of ``[N, C, H, W]``: a 1x1 float convolution with weights 1
+    (the sum; float: PyTorch sums in its own order, within the float tolerance) divided by C."""
+    if len(act.shape) != 4:
+        raise imp.error(f"mean over the channels of a rank-{len(act.shape)} tensor: only "
+                        "[N, C, H, W] is supported")
+    n, c, h, w = act.shape
+    act = as_act(imp, act)
+    total = imp.emit.conv2d(act.value, np.ones((1, 1, 1, c), np.float32), None, strides=(1, 1),
+                            dilations=(1, 1), padding=[0, 0, 0, 0])
+    value = imp.emit.divide(total, [float(c)], [-0.0])
+    return Act(value, (n, 1, h, w), FLOAT)
 
 
 # ---------------------------------------------------------------------------------------------

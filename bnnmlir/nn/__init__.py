@@ -10,6 +10,10 @@ Layers
         ``pad_value`` is 0.0, +1.0 or -1.0 (see "Padding" in :mod:`bnnmlir.bits`).
     :class:`BinaryLinear`
         ``linear(sign(x), sign(W), bias)``.
+    :class:`ChannelScale`
+        ``x * scale[c]``: the per-channel scale of published binary layers.
+    :func:`from_torch`
+        :func:`bnnmlir.convert`: a published PyTorch BNN rewritten into these layers.
     :class:`Clip8`
         ``clamp(round_half_even(x), -127, 127)``: the clipping block.
     :class:`QuantizeInput`
@@ -97,6 +101,7 @@ from bnnmlir.nn.int8 import MAX_FAN_IN, Int8Conv2d, Int8Linear, quantize_weight
 from bnnmlir.nn.layers import (
     BinaryConv2d,
     BinaryLinear,
+    ChannelScale,
     Clip8,
     QuantizeInput,
     clamp_latent_weights_,
@@ -107,6 +112,7 @@ __all__ = [
     "SIGN_OP",
     "BinaryConv2d",
     "BinaryLinear",
+    "ChannelScale",
     "Clip8",
     "Int8Conv2d",
     "Int8Linear",
@@ -115,6 +121,14 @@ __all__ = [
     "binarize",
     "clamp_latent_weights_",
     "clip8",
+    "from_torch",
     "quantize_input",
     "quantize_weight",
 ]
+
+
+def from_torch(model, example_inputs):
+    """:func:`bnnmlir.convert` (the same function)."""
+    from bnnmlir.conversion import convert
+
+    return convert(model, example_inputs)

@@ -14,6 +14,7 @@ from bnnmlir.nn.functional import binarize, clip8, quantize_input
 __all__ = [
     "BinaryConv2d",
     "BinaryLinear",
+    "ChannelScale",
     "Clip8",
     "QuantizeInput",
     "clamp_latent_weights_",
@@ -195,6 +196,26 @@ class BinaryLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
+
+
+class ChannelScale(nn.Module):
+    """``x * scale[c]`` over the channel dimension (dimension 1): one float32 product.
+
+    The per-output-channel scale ``alpha`` of published binary layers (``alpha * sign(W)``) after
+    a :class:`BinaryConv2d` / :class:`BinaryLinear` (see :func:`bnnmlir.convert`); ``scale`` is a
+    buffer (not trained: a BatchNorm after the layer learns the scale).
+    """
+
+    def __init__(self, scale: torch.Tensor):
+        super().__init__()
+        scale = torch.as_tensor(scale, dtype=torch.float32).detach().reshape(-1).clone()
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.reshape((-1,) + (1,) * (x.dim() - 2))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.scale.numel()}"
 
 
 class Clip8(nn.Module):

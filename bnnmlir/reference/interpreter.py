@@ -137,6 +137,10 @@ def _add(op: support_ops.AddOp, args: list[np.ndarray]) -> np.ndarray:
     return support.add(args[0], args[1])
 
 
+def _mul(op: support_ops.MulOp, args: list[np.ndarray]) -> np.ndarray:
+    return support.mul(args[0], args[1])
+
+
 def _activation(op: support_ops.ActivationOp, args: list[np.ndarray]) -> np.ndarray:
     kind = op.kind.data
     if kind == "relu":
@@ -172,6 +176,7 @@ EVALUATORS: Mapping[type[Operation], Evaluator] = {
     support_ops.Pool2dOp: _pool2d,
     support_ops.GlobalAvgPoolOp: _global_avg_pool,
     support_ops.AddOp: _add,
+    support_ops.MulOp: _mul,
     support_ops.ActivationOp: _activation,
     support_ops.ConcatOp: _concat,
     support_ops.ReshapeOp: _reshape,

@@ -239,6 +239,12 @@ def add(a, b) -> np.ndarray:
     return total.astype(np.uint64).astype(np.uint32).view(np.int32)
 
 
+def mul(a, b) -> np.ndarray:
+    """``bnn.mul``: the f32 product, ``b`` broadcast over its size-1 dimensions."""
+    a, b = np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)
+    return (a * np.broadcast_to(b, a.shape)).astype(F32)
+
+
 def ieee_maximum(a, b) -> np.ndarray:
     """IEEE-754 ``maximum``: NaN if either is NaN, and ``+0.0`` above ``-0.0``."""
     a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))

@@ -101,7 +101,7 @@ def run_mlir_file(path: str, *, targets: Sequence[str], seed: int = 0, threads: 
             where = f"host JIT ({program.target.cpu})"
         else:
             got = program.run_aarch64(*inputs)
-            where = "qemu-aarch64 (cortex-a72, NEON)"
+            where = f"qemu-aarch64 ({program.target.cpu}, {program.target.features})"
         t2 = time.perf_counter()
         match = len(got) == len(expected) and all(
             g.shape == e.shape and np.array_equal(g, e) for g, e in zip(got, expected)

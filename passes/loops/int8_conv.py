@@ -532,8 +532,10 @@ class Int8Kernel:
 # ---------------------------------------------------------------------------------------------
 
 
-def constant_weights(op: Operation, value: SSAValue, shape: Sequence[int]) -> np.ndarray | None:
-    """The values of a constant ``memref.global`` read by ``value``, else ``None``."""
+def constant_weights(op: Operation, value: SSAValue, shape: Sequence[int],
+                     dtype: type = np.int64) -> np.ndarray | None:
+    """The values (as ``dtype``) of a constant ``memref.global`` read by ``value``, else
+    ``None``."""
     source = value.owner
     if not isinstance(source, memref.GetGlobalOp):
         return None
@@ -543,7 +545,7 @@ def constant_weights(op: Operation, value: SSAValue, shape: Sequence[int]) -> np
     init = glob.initial_value
     if not isinstance(init, DenseIntOrFPElementsAttr):
         return None
-    values = np.asarray([int(v) for v in init.get_values()], dtype=np.int64)
+    values = np.asarray(list(init.get_values()), dtype=dtype)
     if values.size == 1:
         values = np.full(int(np.prod(shape)), values[0])
     return values.reshape(shape)
@@ -572,7 +574,16 @@ def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     """Integer ``bnn.conv2d`` with constant weights on a target with a vector path: the planned
     kernel; anything else :func:`bnnmlir.passes.loops.support.lower_conv2d`."""
     w_shape = value_shape(op.weight)
-    w = constant_weights(op, op.weight, w_shape) if op.is_integer else None
+    if not op.is_integer:
+        from bnnmlir.passes.loops.float_conv import lower_float_conv2d
+
+        w = constant_weights(op, op.weight, w_shape, np.float32)
+        if w is None:
+            support.lower_conv2d(em, op, ctx)
+        else:
+            lower_float_conv2d(em, op, ctx, w)
+        return
+    w = constant_weights(op, op.weight, w_shape)
     if w is None or dot_path(ctx.target) is None:
         support.lower_conv2d(em, op, ctx)
         return

@@ -55,6 +55,7 @@ from xdsl.ir import Attribute, Block, Region, SSAValue
 from bnnmlir.dialects.bnn_support import (
     ActivationOp,
     AddOp,
+    MulOp,
     AffineOp,
     BatchNormOp,
     CastOp,
@@ -538,6 +539,21 @@ def lower_add(em: Emitter, op: AddOp, ctx: LoweringContext) -> None:
         e.store(total, out, idx)
 
     loop_nest(em, value_shape(out), body)
+
+
+def lower_mul(em: Emitter, op: MulOp, ctx: LoweringContext) -> None:
+    """``out[i] = lhs[i] * rhs[i with 0 where rhs has size 1]`` (``mulf``)."""
+    a_ref, b_ref, out = op.lhs, op.rhs, op.out
+    assert out is not None
+    shape = value_shape(out)
+    broadcast = [b == 1 and a != 1 for a, b in zip(shape, value_shape(b_ref))]
+
+    def body(e: Emitter, idx: list[SSAValue]) -> None:
+        zero = e.index(0) if any(broadcast) else None
+        b_idx = [zero if flag else i for flag, i in zip(broadcast, idx)]
+        e.store(e.emit(arith.MulfOp(e.load(a_ref, idx), e.load(b_ref, b_idx))), out, idx)
+
+    loop_nest(em, shape, body)
 
 
 def lower_activation(em: Emitter, op: ActivationOp, ctx: LoweringContext) -> None:

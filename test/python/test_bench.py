@@ -177,3 +177,18 @@ def test_main_rejects_bad_arguments():
     assert bench.main(["--threads", "0"], console=console) == 2
     assert bench.main(["--compile-targets", "riscv"], console=console) == 2
     assert "unknown target 'riscv'" in console.export_text()
+
+
+def test_published_row_prints_the_ratio():
+    from bnnmlir.bench.command import build_parser
+    from bnnmlir.bench.published import PublishedResult, published_table
+
+    assert build_parser().parse_args(["--published"]).published
+    assert not build_parser().parse_args([]).published
+    result = PublishedResult(threads=1, authors_s=0.012, clip_s=0.008, binary_layers=16,
+                             agreement=1.0)
+    assert result.ratio == pytest.approx(1.5) and result.as_dict()["ratio"] == result.ratio
+    console = Console(width=100, record=True)
+    console.print(published_table(result, "cpu"))
+    text = console.export_text()
+    assert "1.50x" in text and "authors' form" in text and "BNN-Clip" in text

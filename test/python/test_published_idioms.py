@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import hypothesis.strategies as st
 import pytest
 import torch
 import torch.nn as nn
 from conftest import requires_aarch64
+from hypothesis import given, settings
 from published_models import (
     BiRealNet18,
     ClampSTE,
@@ -18,6 +20,7 @@ from published_models import (
     RPReLU,
     ScaledBinaryConv,
     TanhSTE,
+    XnorNet,
     randomize_batch_norms,
 )
 
@@ -234,4 +237,61 @@ def test_xnor_style_block_sign_and_scaled_weights():
     assert loose.compare(x).max_abs_diff <= loose.imported.approximations[0].bound + 1e-6
     strict = bnnmlir.compile(model, (x,))
     assert any("scaled binary weights" in w for w in strict.warnings)
+    torch.testing.assert_close(strict(x), model(x), rtol=1e-5, atol=1e-4)
+
+
+class _Product(nn.Module):
+    """The float glue of XNOR-Net's activation scaling: a run-time product and |x|."""
+
+    def forward(self, x, k):
+        return (k * x).abs() if k.shape[1] == 1 else x * k
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 37), st.integers(1, 6), st.integers(1, 7),
+       st.booleans())
+def test_runtime_product_and_abs_are_bit_exact(n, c, h, w, per_pixel):
+    """``bnn.mul`` is PyTorch's float32 mul (broadcast over channels or not) and abs is exact,
+    -0.0 included; the reference interpreter agrees."""
+    from bnnmlir.reference.support import mul
+
+    torch.manual_seed(n * 1000 + c * 10 + h)
+    x, k = torch.randn(n, c, h, w), torch.randn(n, 1 if per_pixel else c, h, w)
+    x[0, 0, 0, 0] = -0.0
+    compiled = bnnmlir.compile(_Product(), (x, k), threads=1)
+    expected = _Product()(x, k)
+    assert torch.equal(compiled(x, k), expected)
+    assert torch.equal(torch.signbit(compiled(x, k)), torch.signbit(expected))
+    ref = mul(x.permute(0, 2, 3, 1).numpy(), k.permute(0, 2, 3, 1).numpy())
+    assert torch.equal(torch.from_numpy(ref).permute(0, 3, 1, 2), x * k)
+
+
+@requires_aarch64
+def test_runtime_product_under_qemu():
+    x, k = torch.randn(2, 9, 5, 3), torch.randn(2, 1, 5, 3)
+    arm = bnnmlir.compile(_Product(), (x, k), target="aarch64")
+    assert torch.equal(arm(x, k), _Product()(x, k))
+
+
+def test_product_of_incompatible_shapes_is_refused():
+    class Bad(nn.Module):
+        def forward(self, x, k):
+            return x * k
+
+    with pytest.raises(UnsupportedOperationError, match="only a broadcast"):
+        bnnmlir.compile(Bad(), (torch.randn(1, 4, 3, 1), torch.randn(1, 1, 1, 3)))
+
+
+def test_xnor_net_with_activation_scaling():
+    """XNOR-Net: sign activations, mean |W| scaled weights, the binary result times
+    K = mean_c|a| (*) 1/(k*k) computed at run time: binary kernels with exact=False, float with
+    warnings with exact=True (the product and |x| exact, the box filter within float tolerance)."""
+    torch.manual_seed(10)
+    model = randomize_batch_norms(XnorNet())
+    compiled, agreement = _agreement(model, (8, 3, 12, 12))
+    assert len(_kinds(compiled)) == 2 and agreement >= 0.999
+    assert sum(r.op == "bnn.mul" for r in compiled.imported.layers) == 2
+    x = torch.randn(2, 3, 12, 12)
+    strict = bnnmlir.compile(model, (x,))
+    assert sum("scaled binary weights" in w for w in strict.warnings) == 2
     torch.testing.assert_close(strict(x), model(x), rtol=1e-5, atol=1e-4)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import requires_aarch64
 
 from bnnmlir.compiler import compile_module, parse_mlir
 from bnnmlir.dialects.bnn_support import Requant8Op
@@ -56,7 +57,7 @@ def conv_cases(draw):
     h = draw(st.integers(max(1, span[0] - pad[0] - pad[1]), 9))
     w = draw(st.integers(max(1, span[1] - pad[2] - pad[3]), 9))
     return dict(n=draw(st.integers(1, 3)), h=h, w=w, c=draw(st.integers(1, 19)),
-                o=draw(st.integers(1, 11)), k=k, s=s, d=d, pad=pad, bias=draw(st.booleans()))
+                o=draw(st.integers(1, 40)), k=k, s=s, d=d, pad=pad, bias=draw(st.booleans()))
 
 
 @settings(max_examples=40, deadline=None)
@@ -323,9 +324,7 @@ def f32_list(values: np.ndarray) -> str:
     return ", ".join(repr(float(v)) for v in np.asarray(values, dtype=F32))
 
 
-@settings(max_examples=8, deadline=None)
-@given(conv_cases(), seeds, st.booleans())
-def test_conv2d_compiled(case, seed, int8_input):
+def conv_text(case, seed, int8_input) -> str:
     rng = rng_of(seed)
     n, h, w, c, o = (case[k] for k in "nhwco")
     (kh, kw), (sh, sw), (dh, dw), pad = case["k"], case["s"], case["d"], case["pad"]
@@ -343,7 +342,37 @@ def test_conv2d_compiled(case, seed, int8_input):
         f"tensor<{n}x{h}x{w}x{c}x{elem}>, tensor<{o}x{kh}x{kw}x{c}xf32>{bias_type} -> "
         f"tensor<{n}x{oh}x{ow}x{o}xf32>"
     )
-    run_both(func(f"%x: tensor<{n}x{h}x{w}x{c}x{elem}>", f"tensor<{n}x{oh}x{ow}x{o}xf32>", body, "%0"), seed)
+    return func(f"%x: tensor<{n}x{h}x{w}x{c}x{elem}>", f"tensor<{n}x{oh}x{ow}x{o}xf32>", body, "%0")
+
+
+@settings(max_examples=8, deadline=None)
+@given(conv_cases(), seeds, st.booleans())
+def test_conv2d_compiled(case, seed, int8_input):
+    run_both(conv_text(case, seed, int8_input), seed)
+
+
+FLOAT_CONV_CASES = [  # vectors of output channels and a scalar tail; 3 channels unrolled
+    dict(n=2, h=7, w=6, c=3, o=37, k=(3, 3), s=(2, 1), d=(1, 1), pad=(1, 1, 2, 0), bias=True),
+    dict(n=1, h=5, w=9, c=12, o=9, k=(2, 3), s=(1, 2), d=(2, 1), pad=(0, 1, 1, 1), bias=False),
+]
+
+
+@requires_aarch64
+@pytest.mark.parametrize("case", FLOAT_CONV_CASES)
+def test_float_conv2d_vectorized_under_qemu(case):
+    """The float convolution's vector path (NEON: 4 lanes) equals the reference bit for bit."""
+    text = conv_text(case, 3, False)
+    module = parse_mlir(text)
+    arrays = random_inputs(module, seed=3)
+    [want] = evaluate(module, arrays)
+    program = compile_module(parse_mlir(text.replace("@main", "@conv")), target="aarch64")
+    [got] = program.run_aarch64(*arrays)
+    assert np.array_equal(got.view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
+
+
+@pytest.mark.parametrize("case", FLOAT_CONV_CASES)
+def test_float_conv2d_vectorized_on_host(case):
+    run_both(conv_text(case, 3, False), 3)
 
 
 @settings(max_examples=8, deadline=None)

@@ -117,3 +117,11 @@ def test_run_table_fits_80_columns():
     lines = console.export_text().splitlines()
     assert all(cell_len(line) <= 80 for line in lines), "\n".join(lines)
     assert any("bit-exact" in line and line.startswith("host") for line in lines)
+
+
+def test_bench_published_table_fits_80_columns():
+    from bnnmlir.bench.published import PublishedResult, published_table
+
+    result = PublishedResult(threads=2, authors_s=0.0123, clip_s=0.0081, binary_layers=16,
+                             agreement=1.0)
+    assert_fits(published_table(result, "rocketlake, AVX-512 VPOPCNTDQ/BITALG"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import requires_aarch64
 from torch_models import binary_net
 
 import bnnmlir
@@ -126,3 +127,23 @@ def test_version_names_the_libraries(name):
     assert lines[0] == f"{name} {version('bnnmlir')}"
     for package in ("torch", "xdsl", "llvmlite"):
         assert f"{package} {version(package)}" in lines
+
+
+@requires_aarch64
+@pytest.mark.parametrize("spelling", ["aarch64-dotprod", "aarch64-linux-gnu",
+                                      "aarch64-unknown-linux-gnu"])
+def test_every_aarch64_spelling_runs_under_qemu(spelling):
+    """A program compiled for any aarch64 spelling runs through ``run_aarch64`` (and the call of
+    the compiled model), bit-exact with PyTorch."""
+    model = binary_net()
+    x = torch.randn(2, 3, 9, 9)
+    arm = bnnmlir.compile(model, (x,), target=spelling)
+    assert arm.program.target.triple.startswith("aarch64")
+    assert torch.equal(arm(x), model(x))
+    [out] = arm.program.run_aarch64(x.numpy())
+    assert torch.equal(torch.from_numpy(out).reshape(model(x).shape), model(x))
+
+
+def test_run_aarch64_refuses_a_host_program(compiled):
+    with pytest.raises(RuntimeError, match="aarch64 target"):
+        compiled.program.run_aarch64(torch.randn(1, 3, 9, 9).numpy())

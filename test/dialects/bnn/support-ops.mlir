@@ -113,6 +113,16 @@ func.func @global_avg_pool(%x: tensor<2x3x5x7xi8>, %y: memref<1x2x2x3xf32>, %o: 
   func.return %0 : tensor<2x7xf32>
 }
 
+// CHECK-LABEL: func.func @mul
+// CHECK: bnn.mul %{{.*}}, %{{.*}} : tensor<2x3x5x7xf32>, tensor<2x3x5x1xf32> -> tensor<2x3x5x7xf32>
+// CHECK: bnn.mul %{{.*}}, %{{.*}} into %{{.*}} : memref<3xf32>, memref<3xf32>, memref<3xf32>
+// GENERIC: "bnn.mul"(%{{.*}}, %{{.*}}) : (tensor<2x3x5x7xf32>, tensor<2x3x5x1xf32>) -> tensor<2x3x5x7xf32>
+func.func @mul(%a: tensor<2x3x5x7xf32>, %k: tensor<2x3x5x1xf32>, %f: memref<3xf32>, %o: memref<3xf32>) -> tensor<2x3x5x7xf32> {
+  %0 = bnn.mul %a, %k : tensor<2x3x5x7xf32>, tensor<2x3x5x1xf32> -> tensor<2x3x5x7xf32>
+  bnn.mul %f, %f into %o : memref<3xf32>, memref<3xf32>, memref<3xf32>
+  func.return %0 : tensor<2x3x5x7xf32>
+}
+
 // CHECK-LABEL: func.func @add
 // CHECK: bnn.add %{{.*}}, %{{.*}} : tensor<2x4xi8>, tensor<2x4xi8> -> tensor<2x4xi16>
 // CHECK: bnn.add %{{.*}}, %{{.*}} : tensor<2x4xi8>, tensor<2x4xi32> -> tensor<2x4xi32>

@@ -388,6 +388,22 @@ func.func @do_not_accept_global_avg_pool_keepdim(%x: tensor<1x4x4x2xf32>) -> ten
 
 // -----
 
+// CHECK: 'bnn.mul' rhs must broadcast to lhs (same rank, each dimension equal or 1), got tensor<2x3xf32> and tensor<2x2xf32>
+func.func @do_not_accept_mul_bad_broadcast(%a: tensor<2x3xf32>, %b: tensor<2x2xf32>) -> tensor<2x3xf32> {
+  %0 = bnn.mul %a, %b : tensor<2x3xf32>, tensor<2x2xf32> -> tensor<2x3xf32>
+  func.return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+// CHECK: 'bnn.mul' multiplies two f32 operands, got f32 and i8
+func.func @do_not_accept_mul_int(%a: tensor<2x3xf32>, %b: tensor<2x3xi8>) -> tensor<2x3xf32> {
+  %0 = bnn.mul %a, %b : tensor<2x3xf32>, tensor<2x3xi8> -> tensor<2x3xf32>
+  func.return %0 : tensor<2x3xf32>
+}
+
+// -----
+
 // CHECK: 'bnn.add' operands must have the same shape, got tensor<2x3xf32> and tensor<3x2xf32>
 func.func @do_not_accept_add_broadcast(%a: tensor<2x3xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {
   %0 = bnn.add %a, %b : tensor<2x3xf32>, tensor<3x2xf32> -> tensor<2x3xf32>
