@@ -29,6 +29,7 @@ from bnnmlir.ir_utils import numpy_dtype
 from bnnmlir.mlir_parsing import parse_module
 from bnnmlir.passes.batch_entry import BatchEntryPass
 from bnnmlir.passes.pipelines import STAGES, stage_passes
+from bnnmlir.passes.profile_layers import ProfileLayersPass
 from bnnmlir.target import TargetInfo, get_target
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -354,8 +355,10 @@ class CompiledProgram:
                 runtime.bnnmlir_set_local_num_threads(0)
         return outputs
 
-    def run_aarch64(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        """Run the aarch64 object under ``qemu-aarch64`` (cross-linked with the runtime)."""
+    def run_aarch64(self, *arrays: np.ndarray, repeat: int = 1) -> list[np.ndarray]:
+        """Run the aarch64 object under ``qemu-aarch64`` (cross-linked with the runtime);
+        ``repeat > 1``: that many calls in one process, each output with a leading dimension
+        ``repeat`` (see :func:`bnnmlir.backend.cross.run_aarch64`)."""
         if self.target.name != "aarch64":
             raise RuntimeError("run_aarch64() needs a program compiled for target='aarch64'")
         from bnnmlir.backend.cross import run_aarch64
@@ -370,6 +373,7 @@ class CompiledProgram:
             arena_bytes,
             num_threads=self.threads,
             scalar_args=scalars,
+            repeat=repeat,
         )
 
 
@@ -389,6 +393,7 @@ def compile_module(
     progress: bool = False,
     compile_times: dict[str, float] | None = None,
     dynamic_batch: bool = False,
+    profile: bool = False,
 ) -> CompiledProgram:
     """Compile tensor-level IR (``module`` is consumed) for ``target`` (``host`` or ``aarch64``).
 
@@ -402,6 +407,8 @@ def compile_module(
     earlier steps (the import) to start :attr:`CompiledProgram.compile_times` with.
     ``dynamic_batch``: ``module`` computes one image (batch 1) and the entry point takes the batch
     size at run time (:mod:`bnnmlir.batch`).
+    ``profile``: a profiling build: one more output holds the nanoseconds of each layer and of
+    the whole call (``bnn-profile-layers``; see :mod:`bnnmlir.profile`).
     """
     info = get_target(target)
     if threads is None:
@@ -414,12 +421,14 @@ def compile_module(
     times = dict(compile_times or {})
     steps = [*STAGES, "LLVM"] if jit and info.is_host else list(STAGES)
     batch = BatchEntryPass(entry=entry, threads=threads) if dynamic_batch else None
+    profiler = ProfileLayersPass(entry=entry) if profile else None
     with progress_bar(steps, enabled=progress) as bar:
         for stage in STAGES:
             bar.set_postfix_str(stage)
             start = time.perf_counter()
             try:
-                for p in stage_passes(stage, info.name, parallel=threads > 1, batch_entry=batch):
+                for p in stage_passes(stage, info.name, parallel=threads > 1, batch_entry=batch,
+                                      profile=profiler):
                     p.apply(ctx, module)
                 module.verify()
             except DiagnosticException as e:
