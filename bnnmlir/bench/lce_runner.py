@@ -5,8 +5,9 @@ a subprocess: TensorFlow and PyTorch do not share an environment. It imports not
 bnnmlir. For each network named on the command line (``bireal_net18``, ``quicknet``,
 ``binary_alexnet``): build larq-zoo's model with ``weights=None`` (random weights) for
 224x224x3 images, convert it with ``larq_compute_engine.convert_keras_model``, and time LCE's
-interpreter (``num_threads`` threads) on a random image: median of ``--repeats`` calls after
-warm-up. Prints one JSON object: ``{name: {"ms": ..., "convert_s": ..., "model": ...}}``.
+interpreter with each thread count of ``--threads`` on a random image: median of ``--repeats``
+calls after warm-up. Prints one JSON object:
+``{name: {"ms": {threads: ms}, "convert_s": ..., "model": ...}}``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ ZOO_MODELS = {
 }
 
 
-def time_model(name: str, threads: int, repeats: int, warmup: int) -> dict[str, object]:
+def time_model(name: str, threads: list[int], repeats: int, warmup: int) -> dict[str, object]:
     import larq_compute_engine as lce
     import larq_zoo
     import numpy as np
@@ -39,27 +40,31 @@ def time_model(name: str, threads: int, repeats: int, warmup: int) -> dict[str, 
     start = time.perf_counter()
     flatbuffer = lce.convert_keras_model(model)
     convert_s = time.perf_counter() - start
-    interpreter = Interpreter(flatbuffer, num_threads=threads)
     image = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
-    for _ in range(warmup):
-        interpreter.predict(image)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        interpreter.predict(image)
-        times.append(time.perf_counter() - t0)
-    return {"ms": statistics.median(times) * 1e3, "convert_s": convert_s,
-            "model": f"larq_zoo.{family}.{cls}", "threads": threads, "repeats": repeats}
+    ms = {}
+    for count in threads:
+        interpreter = Interpreter(flatbuffer, num_threads=count)
+        for _ in range(warmup):
+            interpreter.predict(image)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            interpreter.predict(image)
+            times.append(time.perf_counter() - t0)
+        ms[str(count)] = statistics.median(times) * 1e3
+    return {"ms": ms, "convert_s": convert_s, "model": f"larq_zoo.{family}.{cls}",
+            "repeats": repeats}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", choices=sorted(ZOO_MODELS))
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", default="1", help="comma-separated thread counts")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)
-    results = {name: time_model(name, args.threads, args.repeats, args.warmup)
+    threads = [int(t) for t in args.threads.split(",")]
+    results = {name: time_model(name, threads, args.repeats, args.warmup)
                for name in args.models}
     json.dump(results, sys.stdout)
     return 0

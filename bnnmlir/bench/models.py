@@ -110,8 +110,11 @@ def float_resnet18(classes: int = 1000):
 def quantized_resnet18(model, example):
     """``model`` quantized to int8 by PyTorch's FX graph mode (default engine), or ``None``
     when this PyTorch cannot."""
+    import warnings
+
     import torch
 
+    warnings.filterwarnings("ignore", module="torch.ao")  # deprecation notes of quantized ops
     try:
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -169,13 +172,13 @@ def lce_python(candidates: Sequence[Path] | None = None) -> Path:
         f"{', '.join(str(c) for c in candidates)}); {LCE_SETUP_HINT}, or set {LCE_VENV_ENV}")
 
 
-def run_lce(models: Sequence[str], threads: int, repeats: int = 20,
-            python: Path | None = None, timeout: float = 1800) -> dict[str, dict[str, object]]:
-    """Milliseconds of LCE on larq-zoo's version of each of ``models`` (see
-    :mod:`bnnmlir.bench.lce_runner`)."""
+def run_lce(models: Sequence[str], threads: Sequence[int], repeats: int = 20,
+            python: Path | None = None, timeout: float = 3600) -> dict[int, dict[str, float]]:
+    """Milliseconds of LCE on larq-zoo's version of each of ``models`` with each thread count
+    (see :mod:`bnnmlir.bench.lce_runner`): ``{threads: {model: ms}}``."""
     python = python or lce_python()
     runner = Path(__file__).with_name("lce_runner.py")
-    command = [str(python), str(runner), *models, "--threads", str(threads),
+    command = [str(python), str(runner), *models, "--threads", ",".join(map(str, threads)),
                "--repeats", str(repeats)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
@@ -185,7 +188,8 @@ def run_lce(models: Sequence[str], threads: int, repeats: int = 20,
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise LceUnavailable(f"the LCE runner failed (exit {result.returncode}): {tail}")
-    return json.loads(result.stdout)
+    timed = json.loads(result.stdout)
+    return {t: {name: timed[name]["ms"][str(t)] for name in models} for t in threads}
 
 
 def bench_models(names: Sequence[str], threads: Sequence[int], policy: TimingPolicy, *,
@@ -202,9 +206,8 @@ def bench_models(names: Sequence[str], threads: Sequence[int], policy: TimingPol
     lce_ms: dict[int, dict[str, float]] = {}
     if lce:
         try:
-            for t in threads:
-                say(f"LCE: converting and timing larq-zoo's {', '.join(names)} ({t} thread)")
-                lce_ms[t] = {k: v["ms"] for k, v in run_lce(names, t).items()}
+            say(f"LCE: converting and timing larq-zoo's {', '.join(names)}")
+            lce_ms = run_lce(names, threads)
         except LceUnavailable as e:
             notes.append(str(e))
     torch_calls = {t: _torch_peers(t) for t in threads} if peers else {}
