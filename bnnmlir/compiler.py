@@ -29,6 +29,7 @@ from bnnmlir.ir_utils import numpy_dtype
 from bnnmlir.mlir_parsing import parse_module
 from bnnmlir.passes.batch_entry import BatchEntryPass
 from bnnmlir.passes.pipelines import STAGES, stage_passes
+from bnnmlir.passes.profile_layers import ProfileLayersPass
 from bnnmlir.target import TargetInfo, get_target
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -404,9 +405,11 @@ class CompiledProgram:
                 runtime.bnnmlir_set_local_num_threads(0)
         return outputs
 
-    def run_aarch64(self, *arrays: np.ndarray) -> list[np.ndarray]:
+    def run_aarch64(self, *arrays: np.ndarray, repeat: int = 1) -> list[np.ndarray]:
         """Run the aarch64 object under ``qemu-aarch64`` (cross-linked with the runtime); any
-        aarch64 target (``aarch64``, ``aarch64-dotprod``, ...) runs here."""
+        aarch64 target (``aarch64``, ``aarch64-dotprod``, ...) runs here. ``repeat > 1``: that
+        many calls in one process, each output with a leading dimension ``repeat`` (see
+        :func:`bnnmlir.backend.cross.run_aarch64`)."""
         if not self.target.triple.startswith("aarch64"):
             raise RuntimeError("run_aarch64() needs a program compiled for an aarch64 target "
                                f"(e.g. target='aarch64'), not {self.target.name!r}")
@@ -422,6 +425,7 @@ class CompiledProgram:
             arena_bytes,
             num_threads=self.threads,
             scalar_args=scalars,
+            repeat=repeat,
         )
 
 
@@ -443,17 +447,19 @@ def verify_every_stage() -> bool:
 class StageRunner:
     """Runs the passes of each stage for one target, thread count and entry point."""
 
-    def __init__(self, info: TargetInfo, threads: int, entry: str, dynamic_batch: bool):
+    def __init__(self, info: TargetInfo, threads: int, entry: str, dynamic_batch: bool,
+                 profile: bool = False):
         self.ctx = make_context()
         self.info = info
         self.parallel = threads > 1
         self.batch = BatchEntryPass(entry=entry, threads=threads) if dynamic_batch else None
+        self.profiler = ProfileLayersPass(entry=entry) if profile else None
 
     def run(self, module: ModuleOp, stage: str) -> None:
         """Take ``module`` (in place) from the stage before ``stage`` to ``stage``."""
         try:
             for p in stage_passes(stage, self.info.name, parallel=self.parallel,
-                                  batch_entry=self.batch):
+                                  batch_entry=self.batch, profile=self.profiler):
                 p.apply(self.ctx, module)
             if stage in KEPT_STAGES or verify_every_stage():
                 module.verify()
@@ -482,6 +488,7 @@ def compile_module(
     progress: bool = False,
     compile_times: dict[str, float] | None = None,
     dynamic_batch: bool = False,
+    profile: bool = False,
 ) -> CompiledProgram:
     """Compile tensor-level IR (``module`` is consumed) for ``target`` (``host`` or ``aarch64``).
 
@@ -497,6 +504,8 @@ def compile_module(
     earlier steps (the import) to start :attr:`CompiledProgram.compile_times` with.
     ``dynamic_batch``: ``module`` computes one image (batch 1) and the entry point takes the batch
     size at run time (:mod:`bnnmlir.batch`).
+    ``profile``: a profiling build: one more output holds the nanoseconds of each layer and of
+    the whole call (``bnn-profile-layers``; see :mod:`bnnmlir.profile`).
     """
     from bnnmlir.backend.object_cache import resolve_cache
     from bnnmlir.program_cache import ProgramEntry, program_key, program_store
@@ -507,7 +516,7 @@ def compile_module(
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     entry = _pick_entry(module, entry)
-    runner = StageRunner(info, threads, entry, dynamic_batch)
+    runner = StageRunner(info, threads, entry, dynamic_batch, profile)
     program_class = CompiledProgram
     if dynamic_batch:
         from bnnmlir.batch import BatchProgram, batch_signature
@@ -519,7 +528,8 @@ def compile_module(
     if objects is not None:
         start = time.perf_counter()
         options = {"target": [info.name, info.triple, info.cpu, info.features],
-                   "threads": threads, "entry": entry, "dynamic_batch": dynamic_batch}
+                   "threads": threads, "entry": entry, "dynamic_batch": dynamic_batch,
+                   "profile": profile}
         key = program_key(module, options)
         found = ProgramEntry.load(program_store(objects), objects, key)
         lookup["cache lookup"] = time.perf_counter() - start

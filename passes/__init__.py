@@ -53,6 +53,12 @@ def _batch_entry() -> type[ModulePass]:
     return BatchEntryPass
 
 
+def _profile_layers() -> type[ModulePass]:
+    from bnnmlir.passes.profile_layers import ProfileLayersPass
+
+    return ProfileLayersPass
+
+
 def _lower_bnn_to_loops() -> type[ModulePass]:
     from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 
@@ -91,6 +97,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "bnn-bufferize": _bufferize,
     "bnn-plan-arena": _plan_arena,
     "bnn-batch-entry": _batch_entry,
+    "bnn-profile-layers": _profile_layers,
     "lower-bnn-to-loops": _lower_bnn_to_loops,
     "convert-bnn-to-llvm": _convert_bnn_to_llvm,
     "outline-parallel-loops": _outline_parallel_loops,

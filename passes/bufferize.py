@@ -163,7 +163,8 @@ class _FunctionBufferizer:
         out = destination.get(op.result)
         if out is None:
             out = builder.insert(memref.AllocOp.get(op.result.type.get_element_type(), shape=op.result.type.get_shape())).memref  # type: ignore[union-attr]
-        builder.insert(_buffer_form(op, operands, out))
+        buffered = builder.insert(_buffer_form(op, operands, out))
+        buffered.location = op.location  # the layer's module path, for reports and profiles
         self.buffers[op.result] = out
 
     def make_global(self, op: arith.ConstantOp, builder: Builder) -> SSAValue:

@@ -7,7 +7,8 @@ pass order from :func:`stage_passes`, stage by stage:
 stage      passes
 ========== ===============================================================
 optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-pack-weights
-buffers    bnn-bufferize, bnn-plan-arena (then bnn-batch-entry for a dynamic batch)
+buffers    bnn-bufferize, bnn-plan-arena (then bnn-profile-layers for a profiling build,
+           bnn-batch-entry for a dynamic batch)
 loops      lower-bnn-to-loops{target, parallel}
 llvm       convert-bnn-to-llvm{target}
 ========== ===============================================================
@@ -29,20 +30,24 @@ from bnnmlir.passes.fuse_output import FuseOutputPass
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from bnnmlir.passes.pack_weights import PackWeightsPass
 from bnnmlir.passes.plan_arena import PlanArenaPass
+from bnnmlir.passes.profile_layers import ProfileLayersPass
 
 STAGES = ("optimized", "buffers", "loops", "llvm")
 
 
 def stage_passes(stage: str, target: str = "host", parallel: bool = False, *,
-                 batch_entry: BatchEntryPass | None = None) -> list[ModulePass]:
-    """The passes that take the IR of the previous stage to ``stage``; ``batch_entry`` (for a
-    per-image program served over a dynamic batch) ends the ``buffers`` stage."""
+                 batch_entry: BatchEntryPass | None = None,
+                 profile: ProfileLayersPass | None = None) -> list[ModulePass]:
+    """The passes that take the IR of the previous stage to ``stage``; ``profile`` (a profiling
+    build) then ``batch_entry`` (for a per-image program served over a dynamic batch) end the
+    ``buffers`` stage."""
     if stage == "optimized":
         # Folding first: it creates the bnn.threshold ops that fusion absorbs, and it turns
         # binarize(cast(constant)) into binarize(constant), which weight packing then folds.
         return [FoldToIntegerPass(), FuseOutputPass(), PackWeightsPass()]
     if stage == "buffers":
-        return [BufferizePass(), PlanArenaPass(), *([batch_entry] if batch_entry else [])]
+        extra = [p for p in (profile, batch_entry) if p is not None]
+        return [BufferizePass(), PlanArenaPass(), *extra]
     if stage == "loops":
         return [LowerBnnToLoopsPass(target=target, parallel=parallel)]
     if stage == "llvm":

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 HEADER = "bnnmlir_runtime.h"
-SOURCES = ("parallel.c", "memory.c", "pack.c")
+SOURCES = ("parallel.c", "memory.c", "pack.c", "profile.c")
 
 
 def source_dir() -> Path:

@@ -5,7 +5,8 @@
  * - a buffer descriptor for the generated C headers;
  * - bit-packing of inputs by the convention of bnnmlir/bits.py: channel c of a row is bit c % 8
  *   (least significant first) of byte c / 8; x < 0 is bit 1 (-1), x >= 0 is bit 0 (+1, so -0.0 is
- *   bit 0); the unused high bits of the last byte are 0.
+ *   bit 0); the unused high bits of the last byte are 0;
+ * - a monotonic clock for profiling builds.
  */
 #ifndef BNNMLIR_RUNTIME_H
 #define BNNMLIR_RUNTIME_H
@@ -85,6 +86,12 @@ int64_t bnnmlir_packed_bytes(int64_t channels);
 int bnnmlir_pack_f32(const float *src, uint8_t *dst, int64_t rows, int64_t channels);
 int bnnmlir_pack_i8(const int8_t *src, uint8_t *dst, int64_t rows, int64_t channels);
 int bnnmlir_pack_i32(const int32_t *src, uint8_t *dst, int64_t rows, int64_t channels);
+
+/* ---- profiling ------------------------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in nanoseconds (0 if the clock cannot be read); profiling builds of a model
+ * (compiled.profile(), the bnn-profile-layers pass) call it before and after each layer. */
+int64_t bnnmlir_clock_ns(void);
 
 #ifdef __cplusplus
 }

@@ -57,11 +57,15 @@ def generate_main(
     arena_bytes: int | None,
     num_threads: int = 1,
     scalar_args: Sequence[int] = (),
+    repeat: int = 1,
 ) -> str:
     """C source of a ``main`` whose arguments are one file per buffer (inputs then outputs): it
     reads them all, calls ``entry`` with ``scalar_args`` (as ``int64_t``, e.g. a batch size),
     the buffers (and a zeroed arena of ``arena_bytes`` when given), and writes the last
-    ``num_outputs`` buffers back to their files."""
+    ``num_outputs`` buffers back to their files. With ``repeat > 1`` it calls ``entry`` that
+    many times and each output file holds the outputs of every call, one after the other."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", entry):
         raise ValueError(f"entry point '{entry}' is not a C identifier")
     count = len(sizes)
@@ -84,8 +88,8 @@ def generate_main(
         "    return data;",
         "}",
         "",
-        "static void write_buffer(const char *path, const void *data, int64_t bytes) {",
-        '    FILE *file = fopen(path, "wb");',
+        "static void write_buffer(const char *path, const void *data, int64_t bytes, int call) {",
+        '    FILE *file = fopen(path, call == 0 ? "wb" : "ab");',
         "    if (file == NULL || fwrite(data, 1, (size_t)bytes, file) != (size_t)bytes || fclose(file) != 0) {",
         '        fprintf(stderr, "cannot write %s\\n", path);',
         "        exit(3);",
@@ -109,10 +113,13 @@ def generate_main(
             '    if (arena == NULL) { fprintf(stderr, "arena allocation failed\\n"); return 4; }'
         )
         args.append("arena")
-    lines.append(f"    {entry}({', '.join(args)});")
+    lines.append(f"    for (int call = 0; call < {repeat}; call++) {{")
+    lines.append(f"        {entry}({', '.join(args)});")
     for index in range(count - num_outputs, count):
-        lines.append(f"    write_buffer(argv[{index + 1}], buffer{index}, {sizes[index]});")
-    lines += ["    return 0;", "}", ""]
+        lines.append(
+            f"        write_buffer(argv[{index + 1}], buffer{index}, {sizes[index]}, call);"
+        )
+    lines += ["    }", "    return 0;", "}", ""]
     return "\n".join(lines)
 
 
@@ -165,17 +172,21 @@ def run_aarch64(
     timeout: float | None = 600,
     workdir: str | Path | None = None,
     scalar_args: Sequence[int] = (),
+    repeat: int = 1,
 ) -> list[np.ndarray]:
     """Call ``entry(scalar_args..., inputs..., outputs..., [arena])`` from an aarch64 object
     under qemu (``scalar_args`` as ``int64_t``).
 
     ``outputs`` give the shape, dtype and initial contents of the output buffers; the results
     come back as new arrays. ``workdir`` (kept afterwards) defaults to a temporary directory.
+    ``repeat > 1`` calls ``entry`` that many times in one process; each result then has a
+    leading dimension ``repeat`` (the outputs of every call).
     """
     _require_tools()
     buffers = [np.ascontiguousarray(a) for a in [*inputs, *outputs]]
     main_source = generate_main(
-        entry, [a.nbytes for a in buffers], len(outputs), arena_bytes, num_threads, scalar_args
+        entry, [a.nbytes for a in buffers], len(outputs), arena_bytes, num_threads, scalar_args,
+        repeat,
     )
     with tempfile.TemporaryDirectory(prefix="bnnmlir-aarch64-") as scratch:
         directory = Path(workdir) if workdir is not None else Path(scratch)
@@ -190,5 +201,5 @@ def run_aarch64(
         results = []
         for array, name in zip(buffers[len(inputs) :], files[len(inputs) :]):
             data = np.fromfile(directory / name, dtype=array.dtype)
-            results.append(data.reshape(array.shape))
+            results.append(data.reshape(((repeat,) if repeat > 1 else ()) + array.shape))
         return results

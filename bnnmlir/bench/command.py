@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "against the BNN-Clip bireal_net18 and print the ratio "
                              "(default: off)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    add_model_arguments(parser)
     return parser
 
 
@@ -179,6 +180,60 @@ def select_compile_targets(names: str | None, quick: bool) -> tuple[str, ...]:
     if names is None:
         return ("host",) if quick else ("host", "aarch64")
     return tuple(canonical_target_name(name.strip()) for name in names.split(","))
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the model table, the per-layer profile, the peers and the chart."""
+    parser.add_argument("--models", default=None, metavar="NAMES",
+                        help="time whole networks of the model zoo, 224x224 (comma-separated, "
+                             "or 'all': bireal_net18, quicknet, binary_alexnet; default: none)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the per-layer profile of each network of --models "
+                             "(default: bireal_net18)")
+    parser.add_argument("--peer", action="append", default=[], choices=["lce"],
+                        help="add a peer to the model table: 'lce' is Larq Compute Engine "
+                             "(installed by scripts/setup-lce.sh into .venv-lce)")
+    parser.add_argument("--plot", metavar="FILE", default=None,
+                        help="also draw the model (and layer) tables as a PNG chart")
+
+
+def model_names(spec: str | None) -> list[str]:
+    """The zoo networks named by ``--models``; ``ValueError`` for an unknown one."""
+    from bnnmlir.models import ZOO
+
+    if spec is None:
+        return []
+    if spec == "all":
+        return list(ZOO)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ZOO]
+    if unknown or not names:
+        raise ValueError(f"unknown model {', '.join(unknown) or repr(spec)}; known: "
+                         f"{', '.join(ZOO)}, or 'all'")
+    return names
+
+
+def run_model_parts(args: argparse.Namespace, policy: TimingPolicy, console: Console,
+                    report: dict[str, object]) -> list:
+    """The model table (``--models``) and the per-layer profiles (``--profile``)."""
+    from bnnmlir.bench.models import bench_models, models_table, profile_models
+
+    names = model_names(args.models)
+    say = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
+    results = []
+    if names:
+        threads = [1] if args.threads == 1 else [1, args.threads]
+        results, notes = bench_models(names, threads, policy, peers=args.peers,
+                                      lce="lce" in args.peer, progress=say)
+        console.print(models_table(results, host_speed_peak_note()))
+        for note in notes:
+            console.print(f"[yellow]{note}[/yellow]")
+        report["models"] = {"results": [r.as_dict() for r in results], "notes": notes}
+    if args.profile:
+        profiles = profile_models(names or ["bireal_net18"], repeat=policy.min_repeats,
+                                  progress=say)
+        for profile in profiles:
+            console.print(profile)
+        report["profiles"] = [p.as_dict() for p in profiles]
+    return results
 
 
 def timing_policy(args: argparse.Namespace) -> TimingPolicy:
@@ -202,6 +257,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         layers = select_layers(args.layers, args.quick)
         policy = timing_policy(args)
         compile_targets = select_compile_targets(args.compile_targets, args.quick)
+        model_names(args.models)
     except ValueError as e:
         console.print(f"[red]{e}[/red]")
         return 2
@@ -220,6 +276,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             "several threads, are disturbed by other processes[/yellow]"
         )
     ok = True
+    layer_rows: list[HostResult] = []
     if args.host:
         threads = [1] if args.threads == 1 else [1, args.threads]
         cpu = host_speed_peak_note()
@@ -230,6 +287,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         console.print(host_table(results, cpu))
         ok &= all(r.bnnmlir_exact for r in results)
         report["host"] = {"cpu": cpu, "results": [r.as_dict() for r in results]}
+        layer_rows = results
     if args.host and args.int8 and not args.quick:
         cpu = host_speed_peak_note()
         console.print("[dim]host: int8 layers[/dim]")
@@ -264,6 +322,12 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
                                  progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
         console.print(published_table(result, host_speed_peak_note()))
         report["published"] = result.as_dict()
+    model_results = run_model_parts(args, policy, console, report)
+    if args.plot and (model_results or layer_rows):
+        from bnnmlir.bench.models import plot_results
+
+        path = plot_results(args.plot, model_results, layer_rows)
+        console.print(f"[dim]chart written to {path}[/dim]")
     console.print(
         "[dim]GOPS: binary ops/s / 1e9, ops = 2*MACs (MAC = XNOR + popcount-accumulate); "
         "vs fp32 / vs int8: peer time / bnnmlir time, same thread count. "
