@@ -83,6 +83,7 @@ LAYERS: tuple[ConvLayer, ...] = (
     ConvLayer("stage2", 28, 28, 128, 128),
     ConvLayer("stage3", 14, 14, 256, 256),
     ConvLayer("stage4", 7, 7, 512, 512),
+    ConvLayer("256@28", 28, 28, 256, 256),
     ConvLayer("down3x3", 56, 56, 64, 128, stride=2),
     ConvLayer("short1x1", 56, 56, 64, 128, kernel=1, stride=2, padding=0),
     ConvLayer("c37", 28, 28, 37, 37),

@@ -1,0 +1,236 @@
+"""The schedule of a binary convolution's register-blocked kernel: a pure plan and its cost model.
+
+The blocked kernel (:mod:`bnnmlir.passes.loops.bconv_blocks`) computes a block of ``P`` adjacent
+output pixels x ``B`` *channel vectors* at once, each channel vector holding ``V = vector_bytes /
+16`` output channels (4 on AVX-512, 1 on NEON). The receptive field of one output (``T = KH*R``
+bytes, ``R = KW*Cb`` per kernel row) is read as ``Q`` chunks of 16 bytes (:class:`Chunk`); a step
+``j`` loads chunk ``j`` of each of the ``P`` pixels (repeated ``V`` times across the vector) and
+chunk ``j`` of the ``B`` weight vectors (``V`` channels side by side, re-laid at compile time),
+and updates the ``P*B`` accumulators: every activation vector serves ``B`` weight vectors and
+every weight vector ``P`` pixels. So per step: ``P + B`` loads, ``P*B`` XOR + popcount + add.
+
+Chunks. With zero-masked loads (AVX-512) the window is cut into ``ceil(T/16)`` chunks that may
+span kernel rows (each row's bytes merged into the lanes by a masked load, lanes past ``T`` zero):
+no lane is wasted but the last. Without them (NEON) each kernel row is cut on its own into
+``ceil(R/16)`` chunks at offsets ``0, 16, ..`` and, when ``R % 16 != 0``, ``R - 16``: that last
+chunk overlaps its predecessor by ``16 - R % 16`` bytes, which are zeroed in both operands (an AND
+on the activations, zeros in the re-laid weights), so nothing is counted twice and no load leaves
+the row's run (needs ``R >= 16``).
+
+Accumulator width, from the proof of :func:`bnnmlir.passes.accumulator_width.plan_accumulator`:
+a lane of ``A`` bits gathering ``G = A/8`` bytes gains at most ``8*G`` per step, so a chain of
+``Q`` steps is exact iff ``Q <= NarrowAccOp.max_exact_steps(A, G)``. The cost model takes, among
+the exact widths, the cheapest one for the target: NEON 8 bits (``cnt; add``) before 16
+(``cnt; uadalp``); the ``ctpop`` targets 32 bits (``vpopcntd; vpaddd``: the same two instructions
+as 8 or 16 bits, and the fewest lanes to sum).
+
+Block size. Registers: ``P*B`` accumulators + ``B`` weight vectors + ``P`` activation vectors +
+2 temporaries must fit the ``registers`` vector registers (32 on AVX-512 and NEON). The cost of a
+block per output channel-pixel is ``3*Q*P*B`` vector ops of work plus ``Q*(P + B)`` loads
+(counted at ``LOAD_COST`` each), plus the lane reduction (about one shuffle-add per accumulator and
+level) and the stores; the plan takes the least cost per output among the blocks that fit, also
+charging the padding channels of a partial last block and pixels of a partial last tile.
+
+Channel tile: the weights of ``tile`` channel vectors (``tile*Q*vector_bytes`` bytes) stay in L1
+(``L1_BYTES / 2``, the other half for activations) while a row's pixels pass.
+
+Border rows: a kernel row outside the input reads the clamped row 0 and its chunks are replaced
+by zero bytes (``+1``); the output then differs from the padded one by a per-channel constant per
+missing kernel row (see :func:`border_correction`). Border columns keep the per-tap path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bnnmlir.dialects.bnn import NarrowAccOp
+
+CHUNK_BYTES = 16
+"""Bytes of the window per channel and step (one NEON register; a quarter of a ``zmm``)."""
+REGISTERS = {"ctpop": 32, "neon": 32}
+"""Vector registers of the targets (AVX-512 ``zmm0-31``, NEON ``v0-31``)."""
+L1_BYTES = 32 * 1024
+LOAD_COST = 0.5
+"""A load relative to a vector ALU op (loads issue on their own ports, about 2 per cycle)."""
+MAX_PIXELS = 8
+FORCE_ENV = "BNNMLIR_BCONV_BLOCK"
+"""``P,B`` (e.g. ``2,3``): force the block size (tests cover every choice of the cost model)."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Lanes ``first .. first+lanes-1`` of a chunk, read from byte ``offset + lane - first`` of
+    kernel row ``row``'s run."""
+
+    row: int
+    offset: int
+    first: int
+    lanes: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """16 bytes of the window: its pieces, and ``keep``: lanes below it are zeroed (an
+    overlapping last chunk of a row)."""
+
+    pieces: tuple[Piece, ...]
+    keep: int = 0
+
+    @property
+    def plain(self) -> bool:
+        """One unmasked 16-byte load."""
+        return len(self.pieces) == 1 and self.pieces[0].first == 0 and \
+            self.pieces[0].lanes == CHUNK_BYTES
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """The schedule of the register-blocked kernel of one ``bnn.bconv2d`` (module docstring)."""
+
+    popcount: str
+    """Target kind: ``ctpop`` (x86) or ``neon``."""
+    vector_bytes: int
+    per_vector: int
+    """``V``: output channels per weight vector."""
+    chunks: tuple[Chunk, ...]
+    """The ``Q`` chunks of a window."""
+    pixels: int
+    """``P``: adjacent output pixels per block."""
+    vectors: int
+    """``B``: channel vectors per block."""
+    tile: int
+    """Channel vectors per L1 tile (a multiple of ``B``)."""
+    channel_vectors: int
+    """``ceil(O / V)``: the weight vectors (the channels past ``O`` have zero weights and are not
+    stored)."""
+    lane_bits: int
+    border: str
+    """``rows``: border rows through this kernel with a correction; ``none``: interior only."""
+
+    @property
+    def lanes(self) -> int:
+        return self.vector_bytes * 8 // self.lane_bits
+
+    @property
+    def block_channels(self) -> int:
+        return self.vectors * self.per_vector
+
+    def describe(self) -> str:
+        return (f"{self.pixels} px x {self.block_channels} ch ({self.vectors} x {self.per_vector}) "
+                f"in registers, {len(self.chunks)} chunks of {CHUNK_BYTES} B, "
+                f"{self.lane_bits}-bit lanes, tile {self.tile * self.per_vector} ch, "
+                f"border {self.border}")
+
+
+def window_chunks(kernel_h: int, run: int, masked: bool) -> tuple[Chunk, ...] | None:
+    """The chunks of a ``KH x R`` window (module docstring); ``None`` when a row is shorter than
+    a chunk and there are no masked loads."""
+    m = CHUNK_BYTES
+    if masked:
+        total = kernel_h * run
+        chunks = []
+        for j in range(-(-total // m)):
+            pieces = []
+            for r in range(kernel_h):
+                lo, hi = max(r * run, j * m), min((r + 1) * run, (j + 1) * m)
+                if lo < hi:
+                    pieces.append(Piece(r, lo - r * run, lo - j * m, hi - lo))
+            chunks.append(Chunk(tuple(pieces)))
+        return tuple(chunks)
+    if run < m:
+        return None
+    chunks = []
+    for r in range(kernel_h):
+        full, rest = divmod(run, m)
+        chunks += [Chunk((Piece(r, i * m, 0, m),)) for i in range(full)]
+        if rest:
+            chunks.append(Chunk((Piece(r, run - m, 0, m),), keep=m - rest))
+    return tuple(chunks)
+
+
+def lane_bits_for(popcount: str, steps: int) -> int:
+    """The cheapest exact lane width for a chain of ``steps`` steps (module docstring)."""
+    order = (8, 16, 32) if popcount == "neon" else (32, 16, 8)
+    for bits in order:
+        if steps <= NarrowAccOp.max_exact_steps(bits, bits // 8):
+            return bits
+    return 32
+
+
+def block_cost(pixels: int, vectors: int, steps: int, per_vector: int, width: int,
+               channel_vectors: int) -> float:
+    """Vector ops per useful output of one block row: work, loads, lane sums, stores; the
+    padding of a partial last pixel tile and channel block counted as waste."""
+    outputs = pixels * vectors * per_vector
+    work = 3 * steps * pixels * vectors + LOAD_COST * steps * (pixels + vectors)
+    reduce = 3 * pixels * vectors + outputs
+    per_output = (work + reduce) / outputs
+    pixel_tiles = -(-width // pixels)
+    blocks = -(-channel_vectors // vectors)
+    useful = width * channel_vectors
+    return per_output * pixel_tiles * pixels * blocks * vectors / useful
+
+
+def forced_block() -> tuple[int, int] | None:
+    text = os.environ.get(FORCE_ENV)
+    if not text:
+        return None
+    p, b = (int(v) for v in text.split(","))
+    return p, b
+
+
+def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: int, run: int,
+                out_channels: int, interior_width: int, border_rows: bool) -> BlockPlan | None:
+    """The block plan for a layer, or ``None`` when the blocked kernel does not apply (unknown
+    target, no interior column, a row shorter than a chunk without masked loads)."""
+    if popcount not in REGISTERS or vector_bytes < CHUNK_BYTES or interior_width < 1:
+        return None
+    chunks = window_chunks(kernel_h, run, masked_loads)
+    if chunks is None:
+        return None
+    per_vector = vector_bytes // CHUNK_BYTES
+    channel_vectors = -(-out_channels // per_vector)
+    steps = len(chunks)
+    budget = REGISTERS[popcount] - 2
+    candidates = [
+        (p, b) for p in range(1, MAX_PIXELS + 1) for b in range(1, channel_vectors + 1)
+        if p * b + p + b <= budget and p <= interior_width
+    ]
+    forced = forced_block()
+    if forced is not None:
+        p, b = forced
+        pixels, vectors = min(p, interior_width), min(b, channel_vectors)
+    else:
+        pixels, vectors = min(candidates, key=lambda pb: (
+            block_cost(pb[0], pb[1], steps, per_vector, interior_width, channel_vectors),
+            -pb[1]))
+    fit = max(1, (L1_BYTES // 2) // (steps * vector_bytes) // vectors) * vectors
+    tile = min(fit, -(-channel_vectors // vectors) * vectors)
+    return BlockPlan(popcount, vector_bytes, per_vector, chunks, pixels, vectors, tile,
+                     channel_vectors, lane_bits_for(popcount, steps),
+                     "rows" if border_rows else "none")
+
+
+def border_correction(pad: int, row_popcounts: list[int], row_bits: int) -> list[int]:
+    """Per kernel row ``r``, what to add to ``K - 2*popcount`` of one output channel when row ``r``
+    is outside the input and its activations were read as zero bytes (``+1``).
+
+    ``row_popcounts[r]``: set bits of the channel's weights in row ``r`` (``pw``), ``row_bits``:
+    the valid bits of a row (``KW*C``). The kernel counted ``popcount(0 XOR w) = pw`` for the row:
+
+    * ``pad = +1``: the padding is ``+1``, exactly what was read: ``0``;
+    * ``pad = 0``: the row must count nothing and leave ``K``: the output is
+      ``(K - KW*C) - 2*(pc - pw) = (K - 2*pc) + 2*pw - KW*C``;
+    * ``pad = -1``: the row reads ``-1`` on its valid bits, popcount ``KW*C - pw`` instead of
+      ``pw``: the output is ``K - 2*(pc - pw + KW*C - pw) = (K - 2*pc) + 4*pw - 2*KW*C``.
+    """
+    if pad == 1:
+        return [0] * len(row_popcounts)
+    if pad == 0:
+        return [2 * pw - row_bits for pw in row_popcounts]
+    return [4 * pw - 2 * row_bits for pw in row_popcounts]
+
+
+__all__ = ["BlockPlan", "Chunk", "Piece", "block_cost", "border_correction", "lane_bits_for",
+           "plan_blocks", "window_chunks"]
