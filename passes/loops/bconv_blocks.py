@@ -206,14 +206,32 @@ class BlockKernel:
         ref = em.get_global(*self.weights)
         vs = [em.add(first_vector, em.index(b)) if b else first_vector for b in range(vectors)]
         zero = em.vector_const([0] * plan.lanes, lane_type)
-        accs = [[zero] * vectors for _ in range(pixels)]
         steps = len(plan.chunks)
-        for j, chunk in enumerate(plan.chunks):
-            acts = [self.chunk(em, chunk, n, rows, oks, iw0) for iw0 in columns]
-            ws = [em.vload(ref, [v, em.index(j), em.index(0)], plan.vector_bytes) for v in vs]
-            accs = [[em.emit(NarrowAccOp(acc, a, w, steps)) for acc, w in zip(row, ws)]
-                    for row, a in zip(accs, acts)]
-        flat = [acc for row in accs for acc in row]
+
+        def step(e: Emitter, accs: list[SSAValue], chunk: Chunk, j: SSAValue,
+                 rows: list[SSAValue], oks: list[SSAValue | None]) -> list[SSAValue]:
+            acts = [self.chunk(e, chunk, n, rows, oks, iw0) for iw0 in columns]
+            ws = [e.vload(ref, [v, j, e.index(0)], plan.vector_bytes) for v in vs]
+            return [e.emit(NarrowAccOp(accs[p * vectors + b], acts[p], ws[b], steps))
+                    for p in range(pixels) for b in range(vectors)]
+
+        flat = [zero] * (pixels * vectors)
+        period = plan.row_period
+        if period is None:
+            for j, chunk in enumerate(plan.chunks):
+                flat = step(em, flat, chunk, em.index(j), rows, oks)
+        else:  # a loop over kernel rows, the chunks of a row unrolled
+
+            def kernel_row(e: Emitter, r: SSAValue, accs: Sequence[SSAValue]) -> list[SSAValue]:
+                ih = e.add(ih0, e.affine(r, self.dh, 0))
+                ok = e.cmpi(ih, e.index(self.h), "ult") if check_h else None
+                row = [e.select(ok, ih, e.index(0)) if ok is not None else ih]
+                state = list(accs)
+                for i in range(period):
+                    state = step(e, state, plan.chunks[i], e.affine(r, period, i), row, [ok])
+                return state
+
+            flat = em.loop(0, self.kh, kernel_row, flat)
         popcounts = self.lane_sums(em, flat)
         fan_in = em.int(self.fan_in, i32)
         for p in range(pixels):

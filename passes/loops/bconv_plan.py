@@ -24,15 +24,17 @@ the exact widths, the cheapest one for the target: NEON 8 bits (``cnt; add``) be
 (``cnt; uadalp``); the ``ctpop`` targets 32 bits (``vpopcntd; vpaddd``: the same two instructions
 as 8 or 16 bits, and the fewest lanes to sum).
 
-Block size. Registers: ``P*B`` accumulators + ``B`` weight vectors + ``P`` activation vectors +
-2 temporaries must fit the ``registers`` vector registers (32 on AVX-512 and NEON). The cost of a
-block per output channel-pixel is ``3*Q*P*B`` vector ops of work plus ``Q*(P + B)`` loads
-(counted at ``LOAD_COST`` each), plus the lane reduction (about one shuffle-add per accumulator and
-level) and the stores; the plan takes the least cost per output among the blocks that fit, also
-charging the padding channels of a partial last block and pixels of a partial last tile.
+Block size. Registers: ``P*B`` accumulators + ``B`` weight vectors + ``P`` activation vectors
+must fit the ``registers`` vector registers (32 on AVX-512 and NEON) less ``SLACK``. The cost of
+a block is ``3*Q*P*B`` vector ops of work plus ``Q*(P + B)`` loads (counted at ``LOAD_COST``
+each), plus the lane reduction (about one shuffle-add per accumulator) and the stores; the plan
+takes the least cost of a whole output row (:func:`row_cost`: whole blocks, then the smaller
+blocks of the pixels and channel vectors left over) among the blocks that fit.
 
 Channel tile: the weights of ``tile`` channel vectors (``tile*Q*vector_bytes`` bytes) stay in L1
-(``L1_BYTES / 2``, the other half for activations) while a row's pixels pass.
+(``L1_BYTES / 2``, the other half for activations) while a row's pixels pass. A tile holds at
+least two blocks: with one, the weight loads of the block would not depend on the loop around
+them and LLVM would hoist all ``B*Q`` of them out of the pixel loop (into stack spills).
 
 Border rows: a kernel row outside the input reads the clamped row 0 and its chunks are replaced
 by zero bytes (``+1``); the output then differs from the padded one by a per-channel constant per
@@ -54,6 +56,8 @@ L1_BYTES = 32 * 1024
 LOAD_COST = 0.5
 """A load relative to a vector ALU op (loads issue on their own ports, about 2 per cycle)."""
 MAX_PIXELS = 8
+SLACK = 8
+"""Registers left to LLVM: its scheduler lifts loads early, and a block using all 32 spills."""
 FORCE_ENV = "BNNMLIR_BCONV_BLOCK"
 """``P,B`` (e.g. ``2,3``): force the block size (tests cover every choice of the cost model)."""
 
@@ -116,10 +120,28 @@ class BlockPlan:
     def block_channels(self) -> int:
         return self.vectors * self.per_vector
 
+    @property
+    def row_period(self) -> int | None:
+        """Chunks per kernel row when every row is cut alike (one piece each, row ``r``'s chunks
+        those of row 0 moved to row ``r``): the kernel then loops over rows. ``None`` otherwise."""
+        rows = 1 + max(p.row for c in self.chunks for p in c.pieces)
+        per, rest = divmod(len(self.chunks), rows)
+        if rest:
+            return None
+        for j, chunk in enumerate(self.chunks):
+            first = self.chunks[j % per]
+            if len(chunk.pieces) != 1 or chunk.pieces[0].row != j // per or \
+                    chunk.keep != first.keep or chunk.pieces[0].offset != first.pieces[0].offset \
+                    or (chunk.pieces[0].first, chunk.pieces[0].lanes) != \
+                    (first.pieces[0].first, first.pieces[0].lanes):
+                return None
+        return per
+
     def describe(self) -> str:
         return (f"{self.pixels} px x {self.block_channels} ch ({self.vectors} x {self.per_vector}) "
                 f"in registers, {len(self.chunks)} chunks of {CHUNK_BYTES} B, "
-                f"{self.lane_bits}-bit lanes, tile {self.tile * self.per_vector} ch, "
+                f"{self.lane_bits}-bit lanes, "
+                f"{'a loop over kernel rows, ' if self.row_period else ''}tile {self.tile * self.per_vector} ch, "
                 f"border {self.border}")
 
 
@@ -158,18 +180,22 @@ def lane_bits_for(popcount: str, steps: int) -> int:
     return 32
 
 
-def block_cost(pixels: int, vectors: int, steps: int, per_vector: int, width: int,
-               channel_vectors: int) -> float:
-    """Vector ops per useful output of one block row: work, loads, lane sums, stores; the
-    padding of a partial last pixel tile and channel block counted as waste."""
-    outputs = pixels * vectors * per_vector
+def block_cost(pixels: int, vectors: int, steps: int) -> float:
+    """Vector ops of one block: ``3*Q*P*B`` work, ``Q*(P + B)`` loads, a shuffle-add tree over
+    the ``P*B`` accumulators and the stores of ``P*B`` vectors of results."""
     work = 3 * steps * pixels * vectors + LOAD_COST * steps * (pixels + vectors)
-    reduce = 3 * pixels * vectors + outputs
-    per_output = (work + reduce) / outputs
-    pixel_tiles = -(-width // pixels)
-    blocks = -(-channel_vectors // vectors)
-    useful = width * channel_vectors
-    return per_output * pixel_tiles * pixels * blocks * vectors / useful
+    return work + 3 * pixels * vectors + 2 * pixels * vectors
+
+
+def row_cost(pixels: int, vectors: int, steps: int, width: int, channel_vectors: int) -> float:
+    """Vector ops of one output row of ``width`` interior pixels: whole blocks, then the smaller
+    blocks of the pixels and channel vectors left over."""
+    total = 0.0
+    for p, p_count in ((pixels, width // pixels), (width % pixels, 1)):
+        for b, b_count in ((vectors, channel_vectors // vectors), (channel_vectors % vectors, 1)):
+            if p and b:
+                total += p_count * b_count * block_cost(p, b, steps)
+    return total
 
 
 def forced_block() -> tuple[int, int] | None:
@@ -192,7 +218,7 @@ def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: 
     per_vector = vector_bytes // CHUNK_BYTES
     channel_vectors = -(-out_channels // per_vector)
     steps = len(chunks)
-    budget = REGISTERS[popcount] - 2
+    budget = REGISTERS[popcount] - SLACK
     candidates = [
         (p, b) for p in range(1, MAX_PIXELS + 1) for b in range(1, channel_vectors + 1)
         if p * b + p + b <= budget and p <= interior_width
@@ -203,9 +229,8 @@ def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: 
         pixels, vectors = min(p, interior_width), min(b, channel_vectors)
     else:
         pixels, vectors = min(candidates, key=lambda pb: (
-            block_cost(pb[0], pb[1], steps, per_vector, interior_width, channel_vectors),
-            -pb[1]))
-    fit = max(1, (L1_BYTES // 2) // (steps * vector_bytes) // vectors) * vectors
+            row_cost(pb[0], pb[1], steps, interior_width, channel_vectors), -pb[1]))
+    fit = max(2, (L1_BYTES // 2) // (steps * vector_bytes) // vectors) * vectors
     tile = min(fit, -(-channel_vectors // vectors) * vectors)
     return BlockPlan(popcount, vector_bytes, per_vector, chunks, pixels, vectors, tile,
                      channel_vectors, lane_bits_for(popcount, steps),
@@ -232,5 +257,5 @@ def border_correction(pad: int, row_popcounts: list[int], row_bits: int) -> list
     return [4 * pw - 2 * row_bits for pw in row_popcounts]
 
 
-__all__ = ["BlockPlan", "Chunk", "Piece", "block_cost", "border_correction", "lane_bits_for",
+__all__ = ["BlockPlan", "Chunk", "Piece", "block_cost", "border_correction", "row_cost", "lane_bits_for",
            "plan_blocks", "window_chunks"]
