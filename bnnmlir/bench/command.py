@@ -35,7 +35,8 @@ from bnnmlir.bench.host import (
     host_speed_peak_note,
 )
 from bnnmlir.bench.int8 import INT8_LAYERS, Int8Result, bench_int8_layer
-from bnnmlir.bench.layers import LAYERS, ConvLayer, select_layers
+from bnnmlir.bench.layers import LAYERS, ConvLayer, layer_plan, select_layers
+from bnnmlir.bench.limit import MachineLimit, binary_ops_limit
 from bnnmlir.bench.mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
 from bnnmlir.tables import compact_table, number_column, text_column
 
@@ -52,12 +53,20 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def host_table(results: Sequence[HostResult], cpu: str) -> Table:
+def of_limit(result: HostResult, limit: MachineLimit | None) -> str:
+    """The layer's binary ops/s as a fraction of ``threads`` times the one-core limit."""
+    if limit is None or not result.bnnmlir_exact:
+        return "-"
+    return f"{result.gops * 1e9 / (limit.ops_per_second * result.threads):.0%}"
+
+
+def host_table(results: Sequence[HostResult], cpu: str,
+               limit: MachineLimit | None = None) -> Table:
     table = compact_table(f"Host ({cpu}): binary conv, median time per call (batch 1)")
     text_column(table, "layer")
     text_column(table, "shape")
-    for column in ("thr", "bnnmlir ms", "GOPS", "torch fp32 ms", "torch int8 ms", "vs fp32",
-                   "vs int8"):
+    for column in ("thr", "bnnmlir ms", "GOPS", "of limit", "torch fp32 ms", "torch int8 ms",
+                   "vs fp32", "vs int8"):
         number_column(table, column)
     text_column(table, "check")
     for r in results:
@@ -72,7 +81,7 @@ def host_table(results: Sequence[HostResult], cpu: str) -> Table:
         ok = r.bnnmlir_exact
         table.add_row(
             r.layer, r.shape, str(r.threads), _ms(r.bnnmlir_s) if ok else "-",
-            f"{r.gops:.0f}" if ok else "-", _ms(r.fp32_s), _ms(r.int8_s),
+            f"{r.gops:.0f}" if ok else "-", of_limit(r, limit), _ms(r.fp32_s), _ms(r.int8_s),
             _ratio(r.speedup_fp32) if ok else "-", _ratio(r.speedup_int8) if ok else "-", check,
         )
     return table
@@ -129,6 +138,13 @@ def bench_mca(layers: Sequence[ConvLayer]) -> tuple[list[McaResult], list[str]]:
         else:
             results.append(result)
     return results + peer_results(mca), notes
+
+
+def best_limit(*limits: MachineLimit | None) -> MachineLimit | None:
+    """The highest of the limit measurements (taken before and after the layers: the least
+    disturbed one on a shared machine)."""
+    known = [limit for limit in limits if limit is not None]
+    return max(known, key=lambda limit: limit.ops_per_second) if known else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,13 +220,24 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     if args.host:
         threads = [1] if args.threads == 1 else [1, args.threads]
         cpu = host_speed_peak_note()
+        limit = best_limit(binary_ops_limit())
         results = bench_host(
             layers, threads, policy, peers=args.peers,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
         )
-        console.print(host_table(results, cpu))
+        limit = best_limit(limit, binary_ops_limit())
+        console.print(host_table(results, cpu, limit))
+        console.print("[dim]of limit: GOPS / (threads x the machine limit measured in this run: "
+                      + (limit.describe() if limit else "not measured, no AVX-512 vpopcntq")
+                      + ")[/dim]")
+        plans = {layer.name: layer_plan(layer) for layer in layers}
+        for name, plan in plans.items():
+            console.print(f"[dim]{name}: {plan or 'per-position kernel'}[/dim]")
         ok &= all(r.bnnmlir_exact for r in results)
-        report["host"] = {"cpu": cpu, "results": [r.as_dict() for r in results]}
+        report["host"] = {"cpu": cpu, "results": [r.as_dict() | {
+            "of_limit": None if limit is None else r.gops * 1e9 / limit.ops_per_second / r.threads}
+            for r in results], "limit_gops": None if limit is None else limit.gops,
+            "plans": plans}
     if args.host and args.int8 and not args.quick:
         cpu = host_speed_peak_note()
         console.print("[dim]host: int8 layers[/dim]")

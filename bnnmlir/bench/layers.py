@@ -156,6 +156,17 @@ def bconv_module(layer: ConvLayer, w_packed: np.ndarray) -> ModuleOp:
     return ModuleOp([func.FuncOp(ENTRY, ([x_type], [out_type]), Region(block))])
 
 
+def layer_plan(layer: ConvLayer, target_name: str = "host") -> str | None:
+    """The blocked-kernel plan of the layer on a target, described (``None``: not blocked)."""
+    from bnnmlir.passes.loops.bconv2d import block_plan
+    from bnnmlir.target import get_target
+
+    module = bconv_module(layer, random_data(layer).w_packed)
+    op = next(o for o in module.walk() if isinstance(o, BConv2dOp))
+    plan = block_plan(op, get_target(target_name))
+    return None if plan is None else plan.describe()
+
+
 def expected_output(layer: ConvLayer, data: LayerData) -> np.ndarray:
     """The numpy reference of the layer (``int32 [N, OH, OW, O]``)."""
     p = layer.padding
