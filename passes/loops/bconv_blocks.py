@@ -7,7 +7,7 @@ the interior columns ``[lo, hi)`` are computed as::
       for ow0 in lo, lo+P, ..  (the last partial tile of P' < P pixels statically)
         for each block of B channel vectors of the tile (the last partial block statically)
           acc[p][b] = 0
-          for each chunk j (unrolled):
+          for each chunk j (kernel rows in a loop, the chunks of a row in unrolled groups):
             a[p] = chunk j of pixel ow0 + p, repeated V times       (P loads)
             w[b] = re-laid weights of vector b, chunk j             (B loads)
             acc[p][b] = narrow_acc(acc[p][b], a[p], w[b])
@@ -47,7 +47,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import SSAValue
 
 from bnnmlir.dialects.bnn import NarrowAccOp
-from bnnmlir.passes.loops.bconv_plan import CHUNK_BYTES, BlockPlan, Chunk, border_correction
+from bnnmlir.passes.loops.bconv_plan import BlockPlan, Chunk, border_correction
 from bnnmlir.passes.loops.emitter import Emitter
 
 Epilogue = Callable[[Emitter, SSAValue, SSAValue, SSAValue], None]
@@ -60,13 +60,14 @@ def relaid_weights(plan: BlockPlan, w: np.ndarray, run: int) -> np.ndarray:
     o = w.shape[0]
     rows = w.reshape(o, -1, run)
     v = plan.per_vector
-    out = np.zeros((plan.channel_vectors * v, len(plan.chunks), CHUNK_BYTES), dtype=w.dtype)
+    m = plan.chunk_bytes
+    out = np.zeros((plan.channel_vectors * v, len(plan.chunks), m), dtype=w.dtype)
     for j, chunk in enumerate(plan.chunks):
         for piece in chunk.pieces:
             lanes = slice(piece.first, piece.first + piece.lanes)
             out[:o, j, lanes] = rows[:, piece.row, piece.offset : piece.offset + piece.lanes]
         out[:, j, : chunk.keep] = 0
-    out = out.reshape(plan.channel_vectors, v, len(plan.chunks), CHUNK_BYTES).transpose(0, 2, 1, 3)
+    out = out.reshape(plan.channel_vectors, v, len(plan.chunks), m).transpose(0, 2, 1, 3)
     return out.reshape(plan.channel_vectors, len(plan.chunks), plan.vector_bytes)
 
 
@@ -159,20 +160,28 @@ class BlockKernel:
 
     # Activations -------------------------------------------------------------------------
     def chunk(self, em: Emitter, chunk: Chunk, n: SSAValue, rows: list[SSAValue],
-              oks: list[SSAValue | None], iw0: SSAValue) -> SSAValue:
-        """16 bytes of the window at column ``iw0`` (out-of-range rows read as zero bytes)."""
-        zero = em.vector_const([0] * CHUNK_BYTES, i8)
+              oks: list[SSAValue | None], iw0: SSAValue, shift: SSAValue | None) -> SSAValue:
+        """The chunk's bytes of the window at column ``iw0`` (out-of-range rows read as zero
+        bytes), repeated ``V`` times. ``shift``: a byte offset added to the run offsets; the
+        address ``[n, ih, iw0, offset]`` then runs on past the channel extent into the next taps
+        of the same input row (the memref is row-major with the identity layout)."""
+        m = self.plan.chunk_bytes
+        zero = em.vector_const([0] * m, i8)
         v: SSAValue | None = None
         for piece in chunk.pieces:
-            tap, byte = divmod(piece.offset - piece.first, self.words)
-            at = [n, rows[piece.row], em.add(iw0, em.index(tap)) if tap else iw0, em.index(byte)]
-            if (piece.first, piece.lanes) == (0, CHUNK_BYTES):
-                loaded = em.vload(self.x, at, CHUNK_BYTES)
+            if shift is not None:
+                at = [n, rows[piece.row], iw0, em.add(shift, em.index(piece.offset - piece.first))]
+            else:
+                tap, byte = divmod(piece.offset - piece.first, self.words)
+                at = [n, rows[piece.row], em.add(iw0, em.index(tap)) if tap else iw0,
+                      em.index(byte)]
+            if (piece.first, piece.lanes) == (0, m):
+                loaded = em.vload(self.x, at, m)
             else:
                 bits = (0,) * piece.first + (1,) * piece.lanes + \
-                    (0,) * (CHUNK_BYTES - piece.first - piece.lanes)
+                    (0,) * (m - piece.first - piece.lanes)
                 mask = em.pool.get(("lane mask", bits), lambda bits=bits: arith.ConstantOp(
-                    DenseIntOrFPElementsAttr.from_list(VectorType(i1, [CHUNK_BYTES]), bits)))
+                    DenseIntOrFPElementsAttr.from_list(VectorType(i1, [m]), bits)))
                 loaded = em.emit(vector.MaskedLoadOp(self.x, at, mask, zero if v is None else v))
             ok = oks[piece.row]
             if ok is not None:
@@ -180,11 +189,11 @@ class BlockKernel:
             v = loaded
         assert v is not None
         if chunk.keep:
-            keep = em.vector_const([0] * chunk.keep + [0xFF] * (CHUNK_BYTES - chunk.keep), i8)
+            keep = em.vector_const([0] * chunk.keep + [0xFF] * (m - chunk.keep), i8)
             v = em.emit(arith.AndIOp(v, keep))
         if self.plan.per_vector == 1:
             return v
-        mask = DenseArrayBase.from_list(i64, list(range(CHUNK_BYTES)) * self.plan.per_vector)
+        mask = DenseArrayBase.from_list(i64, list(range(m)) * self.plan.per_vector)
         return em.emit(vector.ShuffleOp(v, v, mask,
                                         result_type=VectorType(i8, [self.plan.vector_bytes])))
 
@@ -209,8 +218,9 @@ class BlockKernel:
         steps = len(plan.chunks)
 
         def step(e: Emitter, accs: list[SSAValue], chunk: Chunk, j: SSAValue,
-                 rows: list[SSAValue], oks: list[SSAValue | None]) -> list[SSAValue]:
-            acts = [self.chunk(e, chunk, n, rows, oks, iw0) for iw0 in columns]
+                 rows: list[SSAValue], oks: list[SSAValue | None],
+                 shift: SSAValue | None = None) -> list[SSAValue]:
+            acts = [self.chunk(e, chunk, n, rows, oks, iw0, shift) for iw0 in columns]
             ws = [e.vload(ref, [v, j, e.index(0)], plan.vector_bytes) for v in vs]
             return [e.emit(NarrowAccOp(accs[p * vectors + b], acts[p], ws[b], steps))
                     for p in range(pixels) for b in range(vectors)]
@@ -226,10 +236,23 @@ class BlockKernel:
                 ih = e.add(ih0, e.affine(r, self.dh, 0))
                 ok = e.cmpi(ih, e.index(self.h), "ult") if check_h else None
                 row = [e.select(ok, ih, e.index(0)) if ok is not None else ih]
-                state = list(accs)
-                for i in range(period):
-                    state = step(e, state, plan.chunks[i], e.affine(r, period, i), row, [ok])
-                return state
+                group = plan.row_group
+                if group == period:
+                    state = list(accs)
+                    for i in range(period):
+                        state = step(e, state, plan.chunks[i], e.affine(r, period, i), row, [ok])
+                    return state
+
+                def chunk_group(e2: Emitter, i0: SSAValue, st: Sequence[SSAValue]) -> list:
+                    first = e2.add(e2.affine(r, period, 0), i0)
+                    shift = e2.affine(i0, plan.chunk_bytes, 0)
+                    st = list(st)
+                    for u in range(group):
+                        st = step(e2, st, plan.chunks[u], e2.add(first, e2.index(u)), row, [ok],
+                                  shift)
+                    return st
+
+                return e.loop(0, period, chunk_group, accs, step=group)
 
             flat = em.loop(0, self.kh, kernel_row, flat)
         popcounts = self.lane_sums(em, flat)
@@ -271,7 +294,7 @@ class BlockKernel:
         plan = self.plan
         neon = plan.popcount == "neon"
         lanes, bits = plan.lanes, plan.lane_bits
-        bound = 8 * CHUNK_BYTES * len(plan.chunks)  # one output's popcount
+        bound = 8 * plan.chunk_bytes * len(plan.chunks)  # one output's popcount
         while bits < 32 and bound > 2**bits - 1 and lanes // plan.per_vector >= 2:
             accs = [widen_pairs(em, a, lanes, bits, neon) for a in accs]
             lanes, bits = lanes // 2, bits * 2

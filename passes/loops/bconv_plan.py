@@ -48,8 +48,11 @@ from dataclasses import dataclass
 
 from bnnmlir.dialects.bnn import NarrowAccOp
 
-CHUNK_BYTES = 16
-"""Bytes of the window per channel and step (one NEON register; a quarter of a ``zmm``)."""
+NEON_CHUNK = 16
+"""Bytes of the window per channel and step on NEON: one register (``V = 1``)."""
+LANE_CHUNK = 4
+"""On the ``ctpop`` targets: one 32-bit lane per channel and step (``V = vector_bytes / 4``), so
+an output's sum is a single lane and the block needs no shuffle-add tree at all."""
 REGISTERS = {"ctpop": 32, "neon": 32}
 """Vector registers of the targets (AVX-512 ``zmm0-31``, NEON ``v0-31``)."""
 L1_BYTES = 32 * 1024
@@ -58,6 +61,7 @@ LOAD_COST = 0.5
 MAX_PIXELS = 8
 SLACK = 8
 """Registers left to LLVM: its scheduler lifts loads early, and a block using all 32 spills."""
+ROW_GROUP = 8
 FORCE_ENV = "BNNMLIR_BCONV_BLOCK"
 """``P,B`` (e.g. ``2,3``): force the block size (tests cover every choice of the cost model)."""
 
@@ -81,12 +85,6 @@ class Chunk:
     pieces: tuple[Piece, ...]
     keep: int = 0
 
-    @property
-    def plain(self) -> bool:
-        """One unmasked 16-byte load."""
-        return len(self.pieces) == 1 and self.pieces[0].first == 0 and \
-            self.pieces[0].lanes == CHUNK_BYTES
-
 
 @dataclass(frozen=True)
 class BlockPlan:
@@ -95,6 +93,8 @@ class BlockPlan:
     popcount: str
     """Target kind: ``ctpop`` (x86) or ``neon``."""
     vector_bytes: int
+    chunk_bytes: int
+    """``M``: window bytes per channel and step."""
     per_vector: int
     """``V``: output channels per weight vector."""
     chunks: tuple[Chunk, ...]
@@ -137,18 +137,31 @@ class BlockPlan:
                 return None
         return per
 
+    @property
+    def row_group(self) -> int | None:
+        """Chunks unrolled together inside a kernel row: the row's whole chunks when they differ
+        or are few, else the largest divisor of the row's chunk count up to ``ROW_GROUP`` (a
+        loop over the groups keeps LLVM's scheduler from lifting a whole row's loads)."""
+        period = self.row_period
+        if period is None:
+            return None
+        alike = all(c.keep == 0 and c.pieces[0].offset == i * self.chunk_bytes
+                    for i, c in enumerate(self.chunks[:period]))
+        if not alike or period <= ROW_GROUP:
+            return period
+        return max(d for d in range(1, ROW_GROUP + 1) if period % d == 0)
+
     def describe(self) -> str:
         return (f"{self.pixels} px x {self.block_channels} ch ({self.vectors} x {self.per_vector}) "
-                f"in registers, {len(self.chunks)} chunks of {CHUNK_BYTES} B, "
+                f"in registers, {len(self.chunks)} chunks of {self.chunk_bytes} B, "
                 f"{self.lane_bits}-bit lanes, "
                 f"{'a loop over kernel rows, ' if self.row_period else ''}tile {self.tile * self.per_vector} ch, "
                 f"border {self.border}")
 
 
-def window_chunks(kernel_h: int, run: int, masked: bool) -> tuple[Chunk, ...] | None:
-    """The chunks of a ``KH x R`` window (module docstring); ``None`` when a row is shorter than
-    a chunk and there are no masked loads."""
-    m = CHUNK_BYTES
+def window_chunks(kernel_h: int, run: int, masked: bool, m: int) -> tuple[Chunk, ...] | None:
+    """The ``m``-byte chunks of a ``KH x R`` window (module docstring); ``None`` when a row is
+    shorter than a chunk and there are no masked loads."""
     if masked:
         total = kernel_h * run
         chunks = []
@@ -210,18 +223,20 @@ def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: 
                 out_channels: int, interior_width: int, border_rows: bool) -> BlockPlan | None:
     """The block plan for a layer, or ``None`` when the blocked kernel does not apply (unknown
     target, no interior column, a row shorter than a chunk without masked loads)."""
-    if popcount not in REGISTERS or vector_bytes < CHUNK_BYTES or interior_width < 1:
+    m = NEON_CHUNK if popcount == "neon" else LANE_CHUNK
+    if popcount not in REGISTERS or vector_bytes < m or interior_width < 1:
         return None
-    chunks = window_chunks(kernel_h, run, masked_loads)
+    chunks = window_chunks(kernel_h, run, masked_loads, m)
     if chunks is None:
         return None
-    per_vector = vector_bytes // CHUNK_BYTES
+    per_vector = vector_bytes // m
     channel_vectors = -(-out_channels // per_vector)
     steps = len(chunks)
     budget = REGISTERS[popcount] - SLACK
     candidates = [
         (p, b) for p in range(1, MAX_PIXELS + 1) for b in range(1, channel_vectors + 1)
         if p * b + p + b <= budget and p <= interior_width
+        and (2 * b <= channel_vectors or b == channel_vectors == 1)
     ]
     forced = forced_block()
     if forced is not None:
@@ -232,7 +247,7 @@ def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: 
             row_cost(pb[0], pb[1], steps, interior_width, channel_vectors), -pb[1]))
     fit = max(2, (L1_BYTES // 2) // (steps * vector_bytes) // vectors) * vectors
     tile = min(fit, -(-channel_vectors // vectors) * vectors)
-    return BlockPlan(popcount, vector_bytes, per_vector, chunks, pixels, vectors, tile,
+    return BlockPlan(popcount, vector_bytes, m, per_vector, chunks, pixels, vectors, tile,
                      channel_vectors, lane_bits_for(popcount, steps),
                      "rows" if border_rows else "none")
 
