@@ -107,7 +107,7 @@ def _limit_function() -> tuple[object, ctypes._CFuncPtr]:
     return module, fn  # the module owns the code: keep it alive with the function
 
 
-def binary_ops_limit(seconds: float = 0.02, runs: int = 25) -> MachineLimit | None:
+def binary_ops_limit(seconds: float = 0.005, runs: int = 100) -> MachineLimit | None:
     """Binary ops per second of the limit loop on this host: the best of ``runs`` runs of about
     ``seconds`` each (the iteration count is calibrated first). ``None`` without AVX-512
     ``vpopcntq``."""

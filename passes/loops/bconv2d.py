@@ -505,9 +505,10 @@ class ConvLowering:
         # The register-blocked kernel of interior columns (bconv_plan): rows of contiguous taps.
         self.block_plan: BlockPlan | None = None
         if (self.dw == 1 or self.kw == 1) and self.kind != "threshold":
+            lo, hi = self.cols
             self.block_plan = plan_blocks(
                 target.popcount, vector_bytes, target.masked_loads, self.kh, self.kw * self.words,
-                self.o, self.cols[1] - self.cols[0], self.rows != (0, self.oh))
+                self.o, hi - lo, self.rows != (0, self.oh), self.ow - (hi - lo), self.words)
         self.block_kernel: BlockKernel | None = None
 
     # Emission --------------------------------------------------------------------------------
@@ -531,11 +532,26 @@ class ConvLowering:
         if plan is None or constant is None:
             return None
         weights, glob = constant
+        cases = [frozenset()] + sorted({self.missing_columns(ow) for ow in self.border_columns()},
+                                       key=sorted)
         relaid, corrections = add_block_globals(
-            plan, weights, self.kw * self.words, int(self.pad), self.kh, self.kw * self.channels,
+            plan, weights, self.kw * self.words, int(self.pad), self.channels, cases,
             lambda stem, values, mtype: module_globals.add(stem, values, mtype, glob))
         return BlockKernel(plan, self.op.input, self.words, self.kh, self.sw, self.pl, self.dh,
-                           self.h, self.o, self.channels * self.kh * self.kw, relaid, corrections)
+                           self.h, self.o, self.channels * self.kh * self.kw, relaid, corrections,
+                           self.kw, self.w, cases)
+
+    def border_columns(self) -> list[int]:
+        """The output columns the blocked kernel computes one by one (its plan says so)."""
+        lo, hi = self.cols
+        if self.block_plan is None or "columns" not in self.block_plan.border:
+            return []
+        return [*range(lo), *range(hi, self.ow)]
+
+    def missing_columns(self, ow: int) -> frozenset[int]:
+        """The kernel columns of output column ``ow`` outside the input."""
+        iw0 = ow * self.sw - self.pl
+        return frozenset(c for c in range(self.kw) if not 0 <= iw0 + c * self.dw < self.w)
 
     def row(self, em: Emitter, r: SSAValue) -> None:
         if self.n == 1:
@@ -567,6 +583,12 @@ class ConvLowering:
             (0, self.ow, True)
         ]
         for begin, end, check_w in regions:
+            if check_w and self.block_kernel is not None and self.border_columns():
+                for ow in range(begin, end):
+                    self.block_kernel.border_column(
+                        em, n, ih0, ow, check_h,
+                        lambda e, value, ow_, o: self.store(e, value, [n, oh, ow_, o]))
+                continue
             if not check_w and self.block_kernel is not None:
                 self.block_kernel.interior(
                     em, n, ih0, begin, end, check_h,

@@ -47,7 +47,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import SSAValue
 
 from bnnmlir.dialects.bnn import NarrowAccOp
-from bnnmlir.passes.loops.bconv_plan import BlockPlan, Chunk, border_correction
+from bnnmlir.passes.loops.bconv_plan import BlockPlan, Chunk, Piece, border_correction
 from bnnmlir.passes.loops.emitter import Emitter
 
 Epilogue = Callable[[Emitter, SSAValue, SSAValue, SSAValue], None]
@@ -71,21 +71,55 @@ def relaid_weights(plan: BlockPlan, w: np.ndarray, run: int) -> np.ndarray:
     return out.reshape(plan.channel_vectors, len(plan.chunks), plan.vector_bytes)
 
 
-def row_popcounts(w: np.ndarray, kernel_h: int) -> np.ndarray:
-    """``pw[o, r]``: set bits of channel ``o``'s weights in kernel row ``r``."""
-    bits = np.unpackbits(w.view(np.uint8).reshape(w.shape[0], kernel_h, -1), axis=2)
-    return bits.sum(axis=2).astype(np.int64)
+def tap_popcounts(w: np.ndarray) -> np.ndarray:
+    """``pw[o, r, c]``: set bits of channel ``o``'s weights at tap ``(r, c)`` (``w`` packed
+    ``[O, KH, KW, Cb]``)."""
+    bits = np.unpackbits(w.view(np.uint8).reshape(*w.shape[:3], -1), axis=3)
+    return bits.sum(axis=3).astype(np.int64)
 
 
-def correction_table(pad: int, w: np.ndarray, kernel_h: int, row_bits: int,
-                     channels: int) -> np.ndarray:
-    """``[KH, channels]`` ``i32``: :func:`border_correction` per kernel row and channel (0 for the
-    padding channels)."""
-    pw = row_popcounts(w, kernel_h)
-    table = np.zeros((kernel_h, channels), dtype=np.int32)
-    for o in range(w.shape[0]):
-        table[:, o] = border_correction(pad, list(pw[o]), row_bits)
-    return table
+def skipped_chunks(plan: BlockPlan, words: int, missing: frozenset[int]) -> list[int]:
+    """The chunks whose every byte lies in a kernel column of ``missing``: a border column does
+    not compute them at all."""
+    if not missing:
+        return []
+    return [j for j, chunk in enumerate(plan.chunks)
+            if all((p.offset + i) // words in missing for p in chunk.pieces
+                   for i in range(p.lanes))]
+
+
+def chunk_popcounts(relaid: np.ndarray, plan: BlockPlan, chunks: Sequence[int]) -> np.ndarray:
+    """Per channel, the set bits of its re-laid weights in ``chunks``."""
+    wv = relaid.reshape(plan.channel_vectors, len(plan.chunks), plan.per_vector, -1)
+    picked = wv[:, list(chunks)].view(np.uint8)
+    return np.unpackbits(picked, axis=3).sum(axis=(1, 3)).reshape(-1).astype(np.int64)
+
+
+def correction_table(pad: int, w: np.ndarray, channels: int, bits_per_tap: int,
+                     column_cases: Sequence[frozenset[int]],
+                     skipped: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """``[cases, KH + 1, channels]`` ``i32`` corrections (0 for the padding channels).
+
+    The correction of a tap outside the input, :func:`border_correction` of its weights, is
+    linear in the tap's popcount and bits, so the correction of a set of missing taps is the sum
+    over them. Case ``k`` has the kernel columns ``S = column_cases[k]`` outside the input (a
+    border column, known at compile time); entry ``r < KH`` is the correction of kernel row ``r``
+    less its taps in ``S`` (added when the row is outside the input), entry ``KH`` the one of
+    the columns in ``S`` over all rows (always added): together every missing tap once.
+
+    A chunk not computed at all (:func:`skipped_chunks`) counts 0 instead of the popcount of its
+    weights: ``skipped[k]``, those popcounts per channel, come off entry ``KH`` twice."""
+    pw = tap_popcounts(w)
+    o, kh, kw = pw.shape
+    delta = np.array(border_correction(pad, list(pw.ravel()), bits_per_tap)).reshape(o, kh, kw)
+    table = np.zeros((len(column_cases), kh + 1, channels), dtype=np.int64)
+    for k, missing in enumerate(column_cases):
+        cols = np.array([c in missing for c in range(kw)])
+        table[k, :kh, :o] = delta[:, :, ~cols].sum(axis=2).T
+        table[k, kh, :o] = delta[:, :, cols].sum(axis=(1, 2))
+        if skipped is not None:
+            table[k, kh] -= 2 * skipped[k][:channels]
+    return table.astype(np.int32)
 
 
 def pairing_masks(lanes: int, seg: int, pairing: str) -> tuple[list[int], list[int]]:
@@ -152,15 +186,20 @@ class BlockKernel:
 
     def __init__(self, plan: BlockPlan, x: SSAValue, words: int, kernel_h: int, stride_w: int,
                  pad_left: int, dilation_h: int, height: int, out_channels: int, fan_in: int,
-                 weights: tuple[str, MemRefType], corrections: tuple[str, MemRefType] | None):
+                 weights: tuple[str, MemRefType], corrections: tuple[str, MemRefType] | None,
+                 kernel_w: int = 1, width: int = 1,
+                 column_cases: Sequence[frozenset[int]] = (frozenset(),)):
         self.plan, self.x, self.words, self.kh = plan, x, words, kernel_h
+        self.kw, self.w = kernel_w, width
+        self.column_cases = list(column_cases)
         self.sw, self.pad_left, self.dh, self.h = stride_w, pad_left, dilation_h, height
         self.o, self.fan_in = out_channels, fan_in
         self.weights, self.corrections = weights, corrections
 
     # Activations -------------------------------------------------------------------------
     def chunk(self, em: Emitter, chunk: Chunk, n: SSAValue, rows: list[SSAValue],
-              oks: list[SSAValue | None], iw0: SSAValue, shift: SSAValue | None) -> SSAValue:
+              oks: list[SSAValue | None], iw0: SSAValue, shift: SSAValue | None,
+              missing: frozenset[int] = frozenset()) -> SSAValue:
         """The chunk's bytes of the window at column ``iw0`` (out-of-range rows read as zero
         bytes), repeated ``V`` times. ``shift``: a byte offset added to the run offsets; the
         address ``[n, ih, iw0, offset]`` then runs on past the channel extent into the next taps
@@ -168,7 +207,7 @@ class BlockKernel:
         m = self.plan.chunk_bytes
         zero = em.vector_const([0] * m, i8)
         v: SSAValue | None = None
-        for piece in chunk.pieces:
+        for piece in self.inside_taps(chunk.pieces, missing):
             if shift is not None:
                 at = [n, rows[piece.row], iw0, em.add(shift, em.index(piece.offset - piece.first))]
             else:
@@ -187,7 +226,8 @@ class BlockKernel:
             if ok is not None:
                 loaded = em.select(ok, loaded, zero if v is None else v)
             v = loaded
-        assert v is not None
+        if v is None:  # every byte in kernel columns outside the input
+            v = zero
         if chunk.keep:
             keep = em.vector_const([0] * chunk.keep + [0xFF] * (m - chunk.keep), i8)
             v = em.emit(arith.AndIOp(v, keep))
@@ -197,11 +237,31 @@ class BlockKernel:
         return em.emit(vector.ShuffleOp(v, v, mask,
                                         result_type=VectorType(i8, [self.plan.vector_bytes])))
 
+    def inside_taps(self, pieces: Sequence[Piece], missing: frozenset[int]) -> list[Piece]:
+        """``pieces`` cut at tap boundaries, without the bytes of the kernel columns in
+        ``missing`` (they stay zero: ``+1``, corrected like a missing row)."""
+        if not missing:
+            return list(pieces)
+        kept = []
+        for piece in pieces:
+            start, end = piece.offset, piece.offset + piece.lanes
+            while start < end:
+                tap = start // self.words
+                stop = min(end, (tap + 1) * self.words)
+                if tap not in missing:
+                    kept.append(Piece(piece.row, start, piece.first + start - piece.offset,
+                                      stop - start))
+                start = stop
+        return kept
+
     # One block -----------------------------------------------------------------------------
     def block(self, em: Emitter, n: SSAValue, ih0: SSAValue, ow0: SSAValue, pixels: int,
-              first_vector: SSAValue, vectors: int, check_h: bool, epilogue: Epilogue) -> None:
+              first_vector: SSAValue, vectors: int, check_h: bool, epilogue: Epilogue,
+              case: int = 0) -> None:
         """``pixels`` x ``vectors`` channel vectors from column ``ow0`` and vector
-        ``first_vector``; their outputs go to ``epilogue``."""
+        ``first_vector``; their outputs go to ``epilogue``. ``case``: the kernel columns outside
+        the input (``column_cases``; only for one pixel at a border column)."""
+        missing = self.column_cases[case]
         plan = self.plan
         lane_type = IntegerType(plan.lane_bits)
         rows, oks = [], []
@@ -220,16 +280,18 @@ class BlockKernel:
         def step(e: Emitter, accs: list[SSAValue], chunk: Chunk, j: SSAValue,
                  rows: list[SSAValue], oks: list[SSAValue | None],
                  shift: SSAValue | None = None) -> list[SSAValue]:
-            acts = [self.chunk(e, chunk, n, rows, oks, iw0, shift) for iw0 in columns]
+            acts = [self.chunk(e, chunk, n, rows, oks, iw0, shift, missing) for iw0 in columns]
             ws = [e.vload(ref, [v, j, e.index(0)], plan.vector_bytes) for v in vs]
             return [e.emit(NarrowAccOp(accs[p * vectors + b], acts[p], ws[b], steps))
                     for p in range(pixels) for b in range(vectors)]
 
         flat = [zero] * (pixels * vectors)
         period = plan.row_period
-        if period is None:
+        if period is None or missing:
+            skipped = set(skipped_chunks(plan, self.words, missing))
             for j, chunk in enumerate(plan.chunks):
-                flat = step(em, flat, chunk, em.index(j), rows, oks)
+                if j not in skipped:
+                    flat = step(em, flat, chunk, em.index(j), rows, oks)
         else:  # a loop over kernel rows, the chunks of a row unrolled
 
             def kernel_row(e: Emitter, r: SSAValue, accs: Sequence[SSAValue]) -> list[SSAValue]:
@@ -264,8 +326,8 @@ class BlockKernel:
                     k = (p * vectors + b) * plan.per_vector + c
                     o = em.affine(vs[b], plan.per_vector, c)
                     value = em.sub(fan_in, em.emit(arith.ShLIOp(popcounts[k], em.int(1, i32))))
-                    if check_h and self.corrections is not None:
-                        value = self.corrected(em, value, oks, o)
+                    if (check_h or missing) and self.corrections is not None:
+                        value = self.corrected(em, value, oks if check_h else [], o, case)
                     self.store_if_channel(em, epilogue, value, ow, o, b, c)
 
     def store_if_channel(self, em: Emitter, epilogue: Epilogue, value: SSAValue, ow: SSAValue,
@@ -279,13 +341,16 @@ class BlockKernel:
         em.if_else(inside, lambda e: epilogue(e, value, ow, o), lambda e: None)
 
     def corrected(self, em: Emitter, value: SSAValue, oks: list[SSAValue | None],
-                  o: SSAValue) -> SSAValue:
-        """``value`` plus the correction of every kernel row outside the input."""
+                  o: SSAValue, case: int) -> SSAValue:
+        """``value`` plus the correction of every kernel row outside the input (``oks``) and of
+        the kernel columns of ``case`` (see :func:`correction_table`)."""
         assert self.corrections is not None
         table = em.get_global(*self.corrections)
+        if self.column_cases[case]:
+            value = em.add(value, em.load(table, [em.index(case), em.index(self.kh), o]))
         for r, ok in enumerate(oks):
             assert ok is not None
-            delta = em.load(table, [em.index(r), o])
+            delta = em.load(table, [em.index(case), em.index(r), o])
             value = em.add(value, em.select(ok, em.int(0, i32), delta))
         return value
 
@@ -328,27 +393,56 @@ class BlockKernel:
             if width > whole:
                 blocks(e, e.index(lo + whole), width - whole)
 
+        self.tiles(em, tile)
+
+    def tiles(self, em: Emitter, tile: Callable[[Emitter, SSAValue, int], None]) -> None:
+        """``tile(e, first_vector, size)`` over the channel tiles (the last one partial)."""
+        plan = self.plan
         tiles = plan.channel_vectors // plan.tile * plan.tile
         em.loop(0, tiles, lambda e, t0, _: tile(e, t0, plan.tile) or [], step=plan.tile)
         if plan.channel_vectors > tiles:
             tile(em, em.index(tiles), plan.channel_vectors - tiles)
 
+    def border_column(self, em: Emitter, n: SSAValue, ih0: SSAValue, ow: int, check_h: bool,
+                      epilogue: Epilogue) -> None:
+        """Output column ``ow`` (a border column, some kernel columns outside the input), every
+        output channel, one pixel per block."""
+        iw0 = ow * self.sw - self.pad_left
+        missing = frozenset(c for c in range(self.kw) if not 0 <= iw0 + c < self.w)
+        case = self.column_cases.index(missing)
+        b = self.plan.vectors
 
-def add_block_globals(plan: BlockPlan, w: np.ndarray, run: int, pad: int, kernel_h: int,
-                      row_bits: int, add_global) -> tuple[tuple[str, MemRefType],
-                                                          tuple[str, MemRefType] | None]:
-    """The re-laid weights (and the border corrections, when border rows use the kernel) as
-    constant globals: ``add_global(stem, values, type) -> name``."""
+        def tile(e: Emitter, t0: SSAValue, size: int) -> None:
+            full = size // b * b
+            e.loop(0, full, lambda e2, v, _: self.block(
+                e2, n, ih0, e2.index(ow), 1, e2.add(t0, v), b, check_h, epilogue, case) or [],
+                step=b)
+            if size > full:
+                self.block(e, n, ih0, e.index(ow), 1, e.add(t0, e.index(full)), size - full,
+                           check_h, epilogue, case)
+
+        self.tiles(em, tile)
+
+
+def add_block_globals(plan: BlockPlan, w: np.ndarray, run: int, pad: int, bits_per_tap: int,
+                      column_cases: Sequence[frozenset[int]], add_global
+                      ) -> tuple[tuple[str, MemRefType], tuple[str, MemRefType] | None]:
+    """The re-laid weights (and the border corrections, when border rows or columns use the
+    kernel) as constant globals: ``add_global(stem, values, type) -> name``."""
     relaid = relaid_weights(plan, w, run)
     wtype = MemRefType(i8, list(relaid.shape))
     weights = (add_global("__bnn_wvectors", relaid, wtype), wtype)
     corrections = None
-    if plan.border == "rows":
-        table = correction_table(pad, w, kernel_h, row_bits, plan.channel_vectors * plan.per_vector)
+    if plan.border != "none":
+        words = w.shape[-1]
+        skipped = [chunk_popcounts(relaid, plan, skipped_chunks(plan, words, missing))
+                   for missing in column_cases]
+        table = correction_table(pad, w, plan.channel_vectors * plan.per_vector, bits_per_tap,
+                                 column_cases, skipped)
         ctype = MemRefType(i32, list(table.shape))
         corrections = (add_global("__bnn_border", table, ctype), ctype)
     return weights, corrections
 
 
 __all__ = ["BlockKernel", "add_block_globals", "block_lane_sums", "correction_table",
-           "relaid_weights", "row_popcounts"]
+           "relaid_weights", "skipped_chunks", "tap_popcounts"]

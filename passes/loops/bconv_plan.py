@@ -36,9 +36,10 @@ Channel tile: the weights of ``tile`` channel vectors (``tile*Q*vector_bytes`` b
 least two blocks: with one, the weight loads of the block would not depend on the loop around
 them and LLVM would hoist all ``B*Q`` of them out of the pixel loop (into stack spills).
 
-Border rows: a kernel row outside the input reads the clamped row 0 and its chunks are replaced
-by zero bytes (``+1``); the output then differs from the padded one by a per-channel constant per
-missing kernel row (see :func:`border_correction`). Border columns keep the per-tap path.
+Borders: a kernel row outside the input reads the clamped row 0 and its chunks are replaced by
+zero bytes (``+1``); in a border column (static position) the bytes of the kernel columns outside
+the input are not loaded and stay zero. The output then differs from the padded one by a
+per-channel constant per missing tap (see :func:`border_correction`), added in the epilogue.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ MAX_PIXELS = 8
 SLACK = 8
 """Registers left to LLVM: its scheduler lifts loads early, and a block using all 32 spills."""
 ROW_GROUP = 8
+MAX_BORDER_COLUMNS = 4
+"""Border columns are emitted one by one (their missing taps are known at compile time)."""
 FORCE_ENV = "BNNMLIR_BCONV_BLOCK"
 """``P,B`` (e.g. ``2,3``): force the block size (tests cover every choice of the cost model)."""
 
@@ -110,7 +113,8 @@ class BlockPlan:
     stored)."""
     lane_bits: int
     border: str
-    """``rows``: border rows through this kernel with a correction; ``none``: interior only."""
+    """``rows``, ``columns``, ``rows+columns``: the borders computed by this kernel with a
+    correction; ``none``: interior only (or the other borders take the per-tap path)."""
 
     @property
     def lanes(self) -> int:
@@ -220,7 +224,8 @@ def forced_block() -> tuple[int, int] | None:
 
 
 def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: int, run: int,
-                out_channels: int, interior_width: int, border_rows: bool) -> BlockPlan | None:
+                out_channels: int, interior_width: int, border_rows: bool,
+                border_columns: int = 0, words: int = 1) -> BlockPlan | None:
     """The block plan for a layer, or ``None`` when the blocked kernel does not apply (unknown
     target, no interior column, a row shorter than a chunk without masked loads)."""
     m = NEON_CHUNK if popcount == "neon" else LANE_CHUNK
@@ -249,7 +254,21 @@ def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: 
     tile = min(fit, -(-channel_vectors // vectors) * vectors)
     return BlockPlan(popcount, vector_bytes, m, per_vector, chunks, pixels, vectors, tile,
                      channel_vectors, lane_bits_for(popcount, steps),
-                     "rows" if border_rows else "none")
+                     border_kind(border_rows, border_columns, masked_loads, words, run, m,
+                                 vector_bytes))
+
+
+def border_kind(rows: bool, columns: int, masked: bool, words: int, run: int, m: int,
+                vector_bytes: int) -> str:
+    """Which borders the kernel computes: rows (when some are), and the ``columns`` border
+    columns when there are at most ``MAX_BORDER_COLUMNS`` of them, a chunk's bytes can be cut
+    at tap boundaries (masked loads, or chunks that never span two taps) and the per-tap path
+    would fill less than half a vector per tap (``Cb < vector_bytes / 2``: with longer taps it
+    is as fast as one pixel per block here, measured on AVX-512)."""
+    cut = (masked or (words % m == 0 and run % m == 0)) and 2 * words < vector_bytes
+    kinds = (["rows"] if rows else []) + (
+        ["columns"] if 0 < columns <= MAX_BORDER_COLUMNS and cut else [])
+    return "+".join(kinds) or "none"
 
 
 def border_correction(pad: int, row_popcounts: list[int], row_bits: int) -> list[int]:
