@@ -37,12 +37,23 @@ from bnnmlir.bench.host import (
 from bnnmlir.bench.int8 import INT8_LAYERS, Int8Result, bench_int8_layer
 from bnnmlir.bench.layers import LAYERS, ConvLayer, layer_plan, select_layers
 from bnnmlir.bench.limit import MachineLimit, binary_ops_limit
-from bnnmlir.bench.mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
+from bnnmlir.bench.mca import (
+    MCA_ARGS,
+    LayerModel,
+    McaResult,
+    find_llvm_mca,
+    layer_model,
+    layer_result,
+    peer_results,
+)
 from bnnmlir.tables import compact_table, number_column, text_column
 
 # The layers the ARM model looks at: their interior (no padding) runs the steady-state loop.
 MCA_LAYERS: tuple[str, ...] = ("stage1", "stage3", "stage4", "c37")
 QUICK_MCA_LAYERS: tuple[str, ...] = ("stage4",)
+WHOLE_LAYERS: tuple[str, ...] = ("256@28",)
+"""The layers modelled whole (every executed block, counted under qemu; slow: about a minute)."""
+QUICK_WHOLE_LAYERS: tuple[str, ...] = ("stage4",)
 
 
 def _ms(seconds: float | None) -> str:
@@ -122,6 +133,23 @@ def mca_table(results: Sequence[McaResult]) -> Table:
             str(r.bytes_per_iteration), f"{r.cycles_per_iteration:.2f}",
             f"{r.cycles_per_16_bytes:.2f}", f"{r.ops_per_cycle:.1f}", _ratio(rel),
         )
+    return table
+
+
+def whole_layer_table(models: Sequence[LayerModel]) -> Table:
+    table = compact_table(
+        "ARM model: llvm-mca, the whole generated layer (every block it executes, counted under "
+        "qemu, times its modelled cycles) against the NEON bound"
+    )
+    for column in ("layer", "cpu"):
+        text_column(table, column)
+    for column in ("blocks", "Mcycles", "bound Mcyc", "of bound"):
+        number_column(table, column)
+    table.caption = ("bound: one eor + cnt + accumulate per 16 packed bytes and output channel "
+                     "on two SIMD pipes (1.5 cycles)")
+    for m in models:
+        table.add_row(m.name, m.cpu, str(m.blocks), f"{m.cycles / 1e6:.2f}",
+                      f"{m.bound_cycles / 1e6:.2f}", f"{m.of_bound:.0%}")
     return table
 
 
@@ -255,8 +283,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             console.print(mca_table(mca_results))
         for note in notes:
             console.print(f"[yellow]{note}[/yellow]")
+        whole = select_layers(",".join(QUICK_WHOLE_LAYERS if args.quick else WHOLE_LAYERS))
+        models = [m for layer in whole for m in layer_model(layer)]
+        if models:
+            console.print(whole_layer_table(models))
+            console.print("[dim]llvm-mca 14 (Debian 'llvm') accepts -mcpu=neoverse-n1 but models "
+                          "it with the Cortex-A57 scheduling model; llvm-19's llvm-mca has a real "
+                          "Neoverse N1 model[/dim]")
         report["mca"] = {"command": " ".join(("llvm-mca", *MCA_ARGS)),
-                         "results": [r.as_dict() for r in mca_results], "notes": notes}
+                         "results": [r.as_dict() for r in mca_results], "notes": notes,
+                         "whole_layer": [m.as_dict() for m in models]}
     if args.compile:
         from bnnmlir.bench.compile import bench_compile, compile_table
 

@@ -19,6 +19,11 @@ stride ``s``, dilation ``d`` and leading padding ``p``, output ``i`` reads ``i*s
 ``hi <= lo``). Interior rows need no row check, interior columns no column check; a position that
 is interior along both axes runs no compare and no select at all.
 
+Interior columns (and border rows, and short-tap border columns) of layers with constant weights
+and contiguous kernel rows take the register-blocked kernel instead: several pixels x several
+output channels per block, its schedule a pure plan (:mod:`bnnmlir.passes.loops.bconv_plan`),
+emitted by :mod:`bnnmlir.passes.loops.bconv_blocks`. The rest takes one of the paths below.
+
 Three ways to reduce one output, each with its own chunking and accumulator plan
 (:func:`bnnmlir.passes.accumulator_width.plan_accumulator`, proof there):
 

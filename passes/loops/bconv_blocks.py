@@ -14,13 +14,13 @@ the interior columns ``[lo, hi)`` are computed as::
           lane sums of all P*B accumulators together (a shuffle-add tree)
           out = K - 2*popcount (+ border correction) -> the epilogue, per channel < O
 
-Re-laid weights ``wv[v, j, c*16 + l] = w[v*V + c]`` at window byte of chunk ``j``, lane ``l`` (0 for
+Re-laid weights ``wv[v, j, c*M + l] = w[v*V + c]`` at window byte of chunk ``j``, lane ``l`` (0 for
 lanes outside the chunk's pieces, for the zeroed overlap of a row's last chunk and for channels
 ``>= O``). The activations of those lanes are zero too (masked or ANDed), except for channels
 ``>= O``, whose outputs are never stored.
 
 Lane sums (:func:`block_lane_sums`): each accumulator holds ``V`` outputs in runs of ``L/V``
-lanes; pairs of vectors are combined by two shuffles and an add, level by level, so that a lane
+lanes (one lane each on the ``ctpop`` targets: nothing to sum); pairs of vectors are combined by two shuffles and an add, level by level, so that a lane
 only ever adds lanes of its own output (every partial sum is at most that output's popcount,
 ``<= 8*T``; 8-bit lanes are first widened pairwise when ``8*T`` does not fit them). The pairing
 is even/odd lanes of the concatenation on NEON (one ``addp``) and halves on x86 (whole 128-bit

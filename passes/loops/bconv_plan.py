@@ -2,27 +2,29 @@
 
 The blocked kernel (:mod:`bnnmlir.passes.loops.bconv_blocks`) computes a block of ``P`` adjacent
 output pixels x ``B`` *channel vectors* at once, each channel vector holding ``V = vector_bytes /
-16`` output channels (4 on AVX-512, 1 on NEON). The receptive field of one output (``T = KH*R``
-bytes, ``R = KW*Cb`` per kernel row) is read as ``Q`` chunks of 16 bytes (:class:`Chunk`); a step
+M`` output channels. The receptive field of one output (``T = KH*R`` bytes, ``R = KW*Cb`` per
+kernel row) is read as ``Q`` chunks of ``M`` bytes (:class:`Chunk`): ``M = 4`` on the ``ctpop``
+targets (``V = 16`` channels per ``zmm``, one 32-bit lane each: the lane is the output's whole
+popcount, no lane sums), ``M = 16`` on NEON (``V = 1``, 16 byte lanes per channel); a step
 ``j`` loads chunk ``j`` of each of the ``P`` pixels (repeated ``V`` times across the vector) and
 chunk ``j`` of the ``B`` weight vectors (``V`` channels side by side, re-laid at compile time),
 and updates the ``P*B`` accumulators: every activation vector serves ``B`` weight vectors and
 every weight vector ``P`` pixels. So per step: ``P + B`` loads, ``P*B`` XOR + popcount + add.
 
-Chunks. With zero-masked loads (AVX-512) the window is cut into ``ceil(T/16)`` chunks that may
+Chunks. With zero-masked loads (AVX-512) the window is cut into ``ceil(T/M)`` chunks that may
 span kernel rows (each row's bytes merged into the lanes by a masked load, lanes past ``T`` zero):
 no lane is wasted but the last. Without them (NEON) each kernel row is cut on its own into
-``ceil(R/16)`` chunks at offsets ``0, 16, ..`` and, when ``R % 16 != 0``, ``R - 16``: that last
-chunk overlaps its predecessor by ``16 - R % 16`` bytes, which are zeroed in both operands (an AND
+``ceil(R/M)`` chunks at offsets ``0, M, ..`` and, when ``R % M != 0``, ``R - M``: that last
+chunk overlaps its predecessor by ``M - R % M`` bytes, which are zeroed in both operands (an AND
 on the activations, zeros in the re-laid weights), so nothing is counted twice and no load leaves
-the row's run (needs ``R >= 16``).
+the row's run (needs ``R >= M``).
 
 Accumulator width, from the proof of :func:`bnnmlir.passes.accumulator_width.plan_accumulator`:
 a lane of ``A`` bits gathering ``G = A/8`` bytes gains at most ``8*G`` per step, so a chain of
 ``Q`` steps is exact iff ``Q <= NarrowAccOp.max_exact_steps(A, G)``. The cost model takes, among
-the exact widths, the cheapest one for the target: NEON 8 bits (``cnt; add``) before 16
-(``cnt; uadalp``); the ``ctpop`` targets 32 bits (``vpopcntd; vpaddd``: the same two instructions
-as 8 or 16 bits, and the fewest lanes to sum).
+the exact widths, the cheapest one for the target: NEON 8 bits (``cnt; add``, 31 steps at most)
+before 16 (``cnt; uadalp``); the ``ctpop`` targets 32 bits (``vpopcntd; vpaddd``: the same two
+instructions as 8 or 16 bits, and one lane per output).
 
 Block size. Registers: ``P*B`` accumulators + ``B`` weight vectors + ``P`` activation vectors
 must fit the ``registers`` vector registers (32 on AVX-512 and NEON) less ``SLACK``. The cost of
