@@ -29,7 +29,8 @@ instructions as 8 or 16 bits, and one lane per output).
 Block size. Registers: ``P*B`` accumulators + ``B`` weight vectors + ``P`` activation vectors
 must fit the ``registers`` vector registers (32 on AVX-512 and NEON) less ``SLACK``. The cost of
 a block is ``3*Q*P*B`` vector ops of work plus ``Q*(P + B)`` loads (counted at ``LOAD_COST``
-each), plus the lane reduction (about one shuffle-add per accumulator) and the stores; the plan
+each), plus the lane sums (a pairwise tree on NEON, none with one lane per output) and the
+stores; the plan
 takes the least cost of a whole output row (:func:`row_cost`: whole blocks, then the smaller
 blocks of the pixels and channel vectors left over) among the blocks that fit.
 
@@ -62,8 +63,10 @@ L1_BYTES = 32 * 1024
 LOAD_COST = 0.5
 """A load relative to a vector ALU op (loads issue on their own ports, about 2 per cycle)."""
 MAX_PIXELS = 8
-SLACK = 8
-"""Registers left to LLVM: its scheduler lifts loads early, and a block using all 32 spills."""
+SLACK = {"ctpop": 8, "neon": 16}
+"""Registers left to LLVM: its scheduler lifts loads early, and a block using all 32 spills
+(aarch64, 256@28 whole layer under llvm-mca cortex-a72: 4 x 4 blocks 67% of the bound, 3 x 3
+81%)."""
 ROW_GROUP = 8
 MAX_BORDER_COLUMNS = 4
 """Border columns are emitted one by one (their missing taps are known at compile time)."""
@@ -109,7 +112,7 @@ class BlockPlan:
     vectors: int
     """``B``: channel vectors per block."""
     tile: int
-    """Channel vectors per L1 tile (a multiple of ``B``)."""
+    """Channel vectors per L1 tile (a multiple of ``B``, or all of them)."""
     channel_vectors: int
     """``ceil(O / V)``: the weight vectors (the channels past ``O`` have zero weights and are not
     stored)."""
@@ -199,21 +202,26 @@ def lane_bits_for(popcount: str, steps: int) -> int:
     return 32
 
 
-def block_cost(pixels: int, vectors: int, steps: int) -> float:
-    """Vector ops of one block: ``3*Q*P*B`` work, ``Q*(P + B)`` loads, a shuffle-add tree over
-    the ``P*B`` accumulators and the stores of ``P*B`` vectors of results."""
-    work = 3 * steps * pixels * vectors + LOAD_COST * steps * (pixels + vectors)
-    return work + 3 * pixels * vectors + 2 * pixels * vectors
+def block_cost(pixels: int, vectors: int, steps: int, tree: bool) -> float:
+    """Vector ops of one block: ``3*Q*P*B`` work, ``Q*(P + B)`` loads, the lane sums and the
+    stores. With several lanes per output (``tree``, NEON) the ``P*B`` accumulators are widened
+    and summed by a pairwise tree over the next power of two of them (zero vectors fill it up:
+    9 accumulators cost as much as 16); with one lane per output there is nothing to sum."""
+    count = pixels * vectors
+    work = 3 * steps * count + LOAD_COST * steps * (pixels + vectors)
+    reduce = count + 3 * ((1 << (count - 1).bit_length()) - 1) if tree else 0
+    return work + reduce + 2 * count
 
 
-def row_cost(pixels: int, vectors: int, steps: int, width: int, channel_vectors: int) -> float:
+def row_cost(pixels: int, vectors: int, steps: int, width: int, channel_vectors: int,
+             tree: bool) -> float:
     """Vector ops of one output row of ``width`` interior pixels: whole blocks, then the smaller
     blocks of the pixels and channel vectors left over."""
     total = 0.0
     for p, p_count in ((pixels, width // pixels), (width % pixels, 1)):
         for b, b_count in ((vectors, channel_vectors // vectors), (channel_vectors % vectors, 1)):
             if p and b:
-                total += p_count * b_count * block_cost(p, b, steps)
+                total += p_count * b_count * block_cost(p, b, steps, tree)
     return total
 
 
@@ -239,7 +247,7 @@ def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: 
     per_vector = vector_bytes // m
     channel_vectors = -(-out_channels // per_vector)
     steps = len(chunks)
-    budget = REGISTERS[popcount] - SLACK
+    budget = REGISTERS[popcount] - SLACK[popcount]
     candidates = [
         (p, b) for p in range(1, MAX_PIXELS + 1) for b in range(1, channel_vectors + 1)
         if p * b + p + b <= budget and p <= interior_width
@@ -251,9 +259,10 @@ def plan_blocks(popcount: str, vector_bytes: int, masked_loads: bool, kernel_h: 
         pixels, vectors = min(p, interior_width), min(b, channel_vectors)
     else:
         pixels, vectors = min(candidates, key=lambda pb: (
-            row_cost(pb[0], pb[1], steps, interior_width, channel_vectors), -pb[1]))
+            row_cost(pb[0], pb[1], steps, interior_width, channel_vectors, per_vector == 1),
+            -pb[1]))
     fit = max(2, (L1_BYTES // 2) // (steps * vector_bytes) // vectors) * vectors
-    tile = min(fit, -(-channel_vectors // vectors) * vectors)
+    tile = min(fit, channel_vectors)
     return BlockPlan(popcount, vector_bytes, m, per_vector, chunks, pixels, vectors, tile,
                      channel_vectors, lane_bits_for(popcount, steps),
                      border_kind(border_rows, border_columns, masked_loads, words, run, m,

@@ -119,8 +119,9 @@ def test_cost_model_keeps_to_the_registers(target, o, run, width):
     if plan is None:
         return
     p, b = plan.pixels, plan.vectors
-    assert p * b + p + b <= REGISTERS[plan.popcount] - SLACK
-    assert p <= width and plan.tile % b == 0 and plan.tile >= min(2 * b, plan.channel_vectors)
+    assert p * b + p + b <= REGISTERS[plan.popcount] - SLACK[plan.popcount]
+    assert p <= width and plan.tile >= min(2 * b, plan.channel_vectors)
+    assert plan.tile % b == 0 or plan.tile == plan.channel_vectors
     assert plan.describe().startswith(f"{p} px x {b * plan.per_vector} ch")
 
 
@@ -139,7 +140,8 @@ def test_row_loop_when_rows_are_cut_alike():
 
 def block_choices(target: str) -> list[tuple[int, int]]:
     """Every (pixels, channel vectors) the cost model may choose on ``target``."""
-    budget = REGISTERS[get_target(target).popcount] - SLACK
+    popcount = get_target(target).popcount
+    budget = REGISTERS[popcount] - SLACK[popcount]
     return [(p, b) for p in range(1, MAX_PIXELS + 1) for b in range(1, budget)
             if p * b + p + b <= budget]
 
