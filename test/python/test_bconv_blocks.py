@@ -237,3 +237,15 @@ def test_every_block_choice_host(block):
 @given(conv_cases("aarch64"), st.integers(0, 2**32 - 1))
 def test_blocked_conv_bit_exact_aarch64(case, seed):
     check_conv(case, seed, "aarch64")
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("aarch64", marks=needs_qemu)])
+def test_long_rows_loop_over_groups_of_chunks(target):
+    """512 channels: a kernel row of 192 bytes is 12 NEON chunks (48 host chunks), looped over
+    in unrolled groups whose loads run past the channel extent into the next taps."""
+    case = dict(n=1, h=3, w=6, c=512, o=5, k=(3, 3), s=(1, 1), d=(1, 1), pads=(1, 1, 1, 1),
+                pad_value=0, block=(2, 1))
+    t = get_target(target)
+    plan = plan_blocks(t.popcount, t.vector_bytes, t.masked_loads, 3, 3 * 64, 5, 4, True)
+    assert plan is not None and plan.row_group < plan.row_period
+    check_conv(case, 11, target)
