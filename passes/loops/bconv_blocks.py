@@ -247,11 +247,11 @@ class BlockKernel:
             start, end = piece.offset, piece.offset + piece.lanes
             while start < end:
                 tap = start // self.words
-                stop = min(end, (tap + 1) * self.words)
+                until = min(end, (tap + 1) * self.words)
                 if tap not in missing:
                     kept.append(Piece(piece.row, start, piece.first + start - piece.offset,
-                                      stop - start))
-                start = stop
+                                      until - start))
+                start = until
         return kept
 
     # One block -----------------------------------------------------------------------------

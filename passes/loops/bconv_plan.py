@@ -61,7 +61,7 @@ REGISTERS = {"ctpop": 32, "neon": 32}
 """Vector registers of the targets (AVX-512 ``zmm0-31``, NEON ``v0-31``)."""
 L1_BYTES = 32 * 1024
 LOAD_COST = 0.5
-"""A load relative to a vector ALU op (loads issue on their own ports, about 2 per cycle)."""
+"""A load relative to a vector ALU op (loads go to their own ports, about 2 per cycle)."""
 MAX_PIXELS = 8
 SLACK = {"ctpop": 8, "neon": 16}
 """Registers left to LLVM: its scheduler lifts loads early, and a block using all 32 spills
