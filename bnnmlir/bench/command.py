@@ -37,13 +37,26 @@ from bnnmlir.bench.host import (
     host_speed_peak_note,
 )
 from bnnmlir.bench.int8 import INT8_LAYERS, Int8Result, bench_int8_layer
-from bnnmlir.bench.layers import LAYERS, ConvLayer, select_layers
-from bnnmlir.bench.mca import MCA_ARGS, McaResult, find_llvm_mca, layer_result, peer_results
+from bnnmlir.bench.layers import LAYERS, ConvLayer, layer_plan, select_layers
+from bnnmlir.bench.limit import MachineLimit, binary_ops_limit
+from bnnmlir.bench.mca import (
+    MCA_ARGS,
+    LayerModel,
+    McaResult,
+    find_llvm_mca,
+    layer_model,
+    layer_result,
+    peer_results,
+)
 from bnnmlir.tables import compact_table, number_column, text_column
 
 # The layers the ARM model looks at: their interior (no padding) runs the steady-state loop.
-MCA_LAYERS: tuple[str, ...] = ("stage1", "stage3", "stage4", "c37")
+MCA_LAYERS: tuple[str, ...] = ("stage1", "stage3", "stage4", "256@28", "c37")
 QUICK_MCA_LAYERS: tuple[str, ...] = ("stage4",)
+WHOLE_LAYERS: tuple[str, ...] = ("256@28",)
+"""The ARM-model layers also modelled whole (every executed block, counted under qemu; slow:
+about a minute each)."""
+QUICK_WHOLE_LAYERS: tuple[str, ...] = ("stage4",)
 
 
 def _ms(seconds: float | None) -> str:
@@ -54,12 +67,20 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def host_table(results: Sequence[HostResult], cpu: str) -> Table:
+def of_limit(result: HostResult, limit: MachineLimit | None) -> str:
+    """The layer's binary ops/s as a fraction of ``threads`` times the one-core limit."""
+    if limit is None or not result.bnnmlir_exact:
+        return "-"
+    return f"{result.gops * 1e9 / (limit.ops_per_second * result.threads):.0%}"
+
+
+def host_table(results: Sequence[HostResult], cpu: str,
+               limit: MachineLimit | None = None) -> Table:
     table = compact_table(f"Host ({cpu}): binary conv, median time per call (batch 1)")
     text_column(table, "layer")
     text_column(table, "shape")
-    for column in ("thr", "bnnmlir ms", "GOPS", "torch fp32 ms", "torch int8 ms", "vs fp32",
-                   "vs int8"):
+    for column in ("thr", "bnnmlir ms", "GOPS", "of limit", "torch fp32 ms", "torch int8 ms",
+                   "vs fp32", "vs int8"):
         number_column(table, column)
     text_column(table, "check")
     for r in results:
@@ -74,7 +95,7 @@ def host_table(results: Sequence[HostResult], cpu: str) -> Table:
         ok = r.bnnmlir_exact
         table.add_row(
             r.layer, r.shape, str(r.threads), _ms(r.bnnmlir_s) if ok else "-",
-            f"{r.gops:.0f}" if ok else "-", _ms(r.fp32_s), _ms(r.int8_s),
+            f"{r.gops:.0f}" if ok else "-", of_limit(r, limit), _ms(r.fp32_s), _ms(r.int8_s),
             _ratio(r.speedup_fp32) if ok else "-", _ratio(r.speedup_int8) if ok else "-", check,
         )
     return table
@@ -118,6 +139,23 @@ def mca_table(results: Sequence[McaResult]) -> Table:
     return table
 
 
+def whole_layer_table(models: Sequence[LayerModel]) -> Table:
+    table = compact_table(
+        "ARM model: llvm-mca, the whole generated layer (every block it executes, counted under "
+        "qemu, times its modelled cycles) against the NEON bound"
+    )
+    for column in ("layer", "cpu"):
+        text_column(table, column)
+    for column in ("blocks", "Mcycles", "bound Mcyc", "of bound"):
+        number_column(table, column)
+    table.caption = ("bound: one eor + cnt + accumulate per 16 packed bytes and output channel "
+                     "on two SIMD pipes (1.5 cycles)")
+    for m in models:
+        table.add_row(m.name, m.cpu, str(m.blocks), f"{m.cycles / 1e6:.2f}",
+                      f"{m.bound_cycles / 1e6:.2f}", f"{m.of_bound:.0%}")
+    return table
+
+
 def bench_mca(layers: Sequence[ConvLayer]) -> tuple[list[McaResult], list[str]]:
     """Model the interior of each layer's generated loop, then the peers."""
     mca = find_llvm_mca()
@@ -131,6 +169,13 @@ def bench_mca(layers: Sequence[ConvLayer]) -> tuple[list[McaResult], list[str]]:
         else:
             results.append(result)
     return results + peer_results(mca), notes
+
+
+def best_limit(*limits: MachineLimit | None) -> MachineLimit | None:
+    """The highest of the limit measurements (taken before and after the layers: the least
+    disturbed one on a shared machine)."""
+    known = [limit for limit in limits if limit is not None]
+    return max(known, key=lambda limit: limit.ops_per_second) if known else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,13 +325,24 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     if args.host:
         threads = [1] if args.threads == 1 else [1, args.threads]
         cpu = host_speed_peak_note()
+        limit = best_limit(binary_ops_limit())
         results = bench_host(
             layers, threads, policy, peers=args.peers,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
         )
-        console.print(host_table(results, cpu))
+        limit = best_limit(limit, binary_ops_limit())
+        console.print(host_table(results, cpu, limit))
+        console.print("[dim]of limit: GOPS / (threads x the machine limit measured in this run: "
+                      + (limit.describe() if limit else "not measured, no AVX-512 vpopcntq")
+                      + ")[/dim]")
+        plans = {layer.name: layer_plan(layer) for layer in layers}
+        for name, plan in plans.items():
+            console.print(f"[dim]{name}: {plan or 'per-position kernel'}[/dim]")
         ok &= all(r.bnnmlir_exact for r in results)
-        report["host"] = {"cpu": cpu, "results": [r.as_dict() for r in results]}
+        report["host"] = {"cpu": cpu, "results": [r.as_dict() | {
+            "of_limit": None if limit is None else r.gops * 1e9 / limit.ops_per_second / r.threads}
+            for r in results], "limit_gops": None if limit is None else limit.gops,
+            "plans": plans}
         layer_rows = results
     if args.host and args.int8 and not args.quick:
         cpu = host_speed_peak_note()
@@ -305,8 +361,17 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             console.print(mca_table(mca_results))
         for note in notes:
             console.print(f"[yellow]{note}[/yellow]")
+        wanted = QUICK_WHOLE_LAYERS if args.quick else WHOLE_LAYERS
+        whole = [layer for layer in mca_layers if layer.name in wanted]
+        models = [m for layer in whole for m in layer_model(layer)]
+        if models:
+            console.print(whole_layer_table(models))
+            console.print("[dim]llvm-mca 14 (Debian 'llvm') accepts -mcpu=neoverse-n1 but models "
+                          "it with the Cortex-A57 scheduling model; llvm-19's llvm-mca has a real "
+                          "Neoverse N1 model[/dim]")
         report["mca"] = {"command": " ".join(("llvm-mca", *MCA_ARGS)),
-                         "results": [r.as_dict() for r in mca_results], "notes": notes}
+                         "results": [r.as_dict() for r in mca_results], "notes": notes,
+                         "whole_layer": [m.as_dict() for m in models]}
     if args.compile:
         from bnnmlir.bench.compile import bench_compile, compile_table
 

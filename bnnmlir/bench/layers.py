@@ -83,6 +83,7 @@ LAYERS: tuple[ConvLayer, ...] = (
     ConvLayer("stage2", 28, 28, 128, 128),
     ConvLayer("stage3", 14, 14, 256, 256),
     ConvLayer("stage4", 7, 7, 512, 512),
+    ConvLayer("256@28", 28, 28, 256, 256),
     ConvLayer("down3x3", 56, 56, 64, 128, stride=2),
     ConvLayer("short1x1", 56, 56, 64, 128, kernel=1, stride=2, padding=0),
     ConvLayer("c37", 28, 28, 37, 37),
@@ -153,6 +154,17 @@ def bconv_module(layer: ConvLayer, w_packed: np.ndarray) -> ModuleOp:
     )
     block.add_ops([weights, conv, func.ReturnOp(conv)])
     return ModuleOp([func.FuncOp(ENTRY, ([x_type], [out_type]), Region(block))])
+
+
+def layer_plan(layer: ConvLayer, target_name: str = "host") -> str | None:
+    """The blocked-kernel plan of the layer on a target, described (``None``: not blocked)."""
+    from bnnmlir.passes.loops.bconv2d import block_plan
+    from bnnmlir.target import get_target
+
+    module = bconv_module(layer, random_data(layer).w_packed)
+    op = next(o for o in module.walk() if isinstance(o, BConv2dOp))
+    plan = block_plan(op, get_target(target_name))
+    return None if plan is None else plan.describe()
 
 
 def expected_output(layer: ConvLayer, data: LayerData) -> np.ndarray:

@@ -1,11 +1,11 @@
 """The host's limit for binary and int8 arithmetic, measured by micro-benchmarks built with the
 same backend (llvmlite, the host's CPU features) in this process.
 
-* **binary**: ``A x W`` independent accumulator chains, each ``acc += ctpop(a_i XOR w_j)`` on
-  full vectors (AVX-512: ``vpxorq; vpopcntq; vpaddq``), ``A`` activation vectors read from L1
+* **binary**: :func:`bnnmlir.bench.limit.binary_ops_limit` (register-resident
+  ``vpxorq; vpopcntq; vpaddq`` chains), the same number the layer table divides by.
+* **int8**: ``A x W`` independent accumulator chains, ``A`` activation vectors read from L1
   every iteration (volatile loads, so nothing is hoisted) and ``W`` weight vectors kept in
-  registers. One vector of ``B`` bytes is ``8 * B`` binary MACs, ``2`` ops each.
-* **int8**: the same shape with ``vpdpbusd`` (AVX-512 VNNI; ``4 * 16`` MACs per instruction) on
+  registers, with ``vpdpbusd`` (AVX-512 VNNI; ``4 * 16`` MACs per instruction) on
   hosts that have it, else ``vpmaddwd`` + ``vpaddd`` (``32`` i16 MACs); ``2`` ops per MAC.
 
 :func:`machine_limit` is the one function the profile and the benchmark tables read; it is
@@ -55,10 +55,6 @@ def _kernel_ir(name: str, vector: str, body: list[str], accumulate: str, macs: i
     return "\n".join(lines)
 
 
-BINARY_KERNEL = _kernel_ir(
-    "limit_binary", "<8 x i64>", ["declare <8 x i64> @llvm.ctpop.v8i64(<8 x i64>)"],
-    "%x{c} = xor <8 x i64> {a}, {w}\n%p{c} = call <8 x i64> @llvm.ctpop.v8i64(<8 x i64> %x{c})\n"
-    "%next{c} = add <8 x i64> %acc{c}, %p{c}", 512)
 VNNI_KERNEL = _kernel_ir(
     "limit_int8", "<16 x i32>",
     ["declare <16 x i32> @llvm.x86.avx512.vpdpbusd.512(<16 x i32>, <16 x i32>, <16 x i32>)"],
@@ -111,7 +107,10 @@ def machine_limit(kind: str) -> float | None:
     if target.vector_bytes != 64 or target.popcount != "ctpop":
         return None
     if kind == "binary":
-        return _ops_per_second(BINARY_KERNEL, "limit_binary", chains * 512 * 2)
+        from bnnmlir.bench.limit import binary_ops_limit
+
+        limit = binary_ops_limit()
+        return None if limit is None else limit.ops_per_second
     if kind == "int8":
         if target.int8_dot == "vnni":
             return _ops_per_second(VNNI_KERNEL, "limit_int8", chains * 64 * 2)

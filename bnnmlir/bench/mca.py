@@ -218,3 +218,124 @@ def layer_result(layer, mca: str | None = None) -> McaResult | None:
         layer.name, layer.describe(), loop.accumulate, loop.blocks, len(loop.instructions),
         loop.cnt_bytes, mca_cycles_per_iteration(loop.text(), mca),
     )
+
+
+# Whole layer ----------------------------------------------------------------------------------
+
+LAYER_CPUS = ("cortex-a72", "neoverse-n1")
+"""CPUs of the whole-layer model. Debian's llvm-mca 14 accepts ``neoverse-n1`` but schedules it
+with the Cortex-A57 model (a real Neoverse N1 model needs llvm-19's llvm-mca)."""
+BOUND_CYCLES_PER_16_BYTES = 1.5
+"""The NEON bound: one ``eor`` + ``cnt`` + accumulate per 16 bytes and output channel, three
+instructions on two SIMD pipes."""
+
+_OBJDUMP = "aarch64-linux-gnu-objdump"
+_TRACE = re.compile(r"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
+_DISASSEMBLY = re.compile(r"^\s*([0-9a-f]+):\s+(\S.*)$")
+_REGION = re.compile(r"Code Region - (b\d+)\n.*?Total Cycles:\s+(\d+)", re.DOTALL)
+
+
+@dataclass
+class LayerModel:
+    """The whole generated layer under ``llvm-mca``: every block the layer executes (counted
+    under qemu) modelled as a steady-state loop, times its count."""
+
+    name: str
+    cpu: str
+    cycles: float
+    bound_cycles: float
+    blocks: int
+
+    @property
+    def of_bound(self) -> float:
+        return self.bound_cycles / self.cycles
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self) | {"of_bound": self.of_bound}
+
+
+def _function_blocks(program: str, entry: str) -> dict[int, list[str]]:
+    """Instructions of ``entry`` by address (``objdump`` syntax, branches and address operands
+    dropped: ``llvm-mca`` cannot resolve them, and they are not SIMD work)."""
+    text = subprocess.run([_OBJDUMP, "-d", "--no-show-raw-insn", program], capture_output=True,
+                          text=True, check=True).stdout
+    inside, code = False, {}
+    for line in text.splitlines():
+        if line.endswith(f"<{entry}>:"):
+            inside = True
+        elif inside and line.strip().endswith(">:"):
+            break
+        elif inside and (m := _DISASSEMBLY.match(line)):
+            code[int(m.group(1), 16)] = m.group(2).split("//")[0].strip()
+    return code
+
+
+def _is_branch(instruction: str) -> bool:
+    return bool(_BRANCH.match(instruction)) or instruction.split()[0] in ("ret", "br", "blr")
+
+
+def layer_model(layer, cpus: tuple[str, ...] = LAYER_CPUS, mca: str | None = None
+                ) -> list[LayerModel]:
+    """Model the whole layer (``layer``: :class:`bnnmlir.bench.layers.ConvLayer`) on each CPU:
+    run it once under ``qemu-aarch64 -d exec,nochain`` to count how often each translated block
+    of the kernel runs, then ``llvm-mca`` every block (its instructions up to its branch) as a
+    steady-state loop; cycles = sum of count x cycles per iteration. The bound is
+    ``BOUND_CYCLES_PER_16_BYTES`` per 16 packed bytes of every output's receptive field."""
+    import tempfile
+    from collections import Counter
+    from pathlib import Path
+
+    from bnnmlir.backend import cross
+    from bnnmlir.bench.layers import bconv_module, random_data
+    from bnnmlir.bits import packed_words
+    from bnnmlir.compiler import compile_module
+
+    mca = mca or find_llvm_mca()
+    if mca is None or not cross.available() or shutil.which(_OBJDUMP) is None:
+        return []
+    data = random_data(layer)
+    program = compile_module(bconv_module(layer, data.w_packed), target="aarch64", threads=1)
+    _, outputs, arena = program._call_arguments([data.x_packed])
+    with tempfile.TemporaryDirectory(prefix="bnnmlir-mca-") as work:
+        directory = Path(work)
+        cross.run_aarch64(program.object_code(), program.signature.entry, [data.x_packed],
+                          outputs, arena, workdir=directory)
+        buffers = sorted(p.name for p in directory.glob("buffer*.bin"))
+        subprocess.run([cross.QEMU, "-d", "exec,nochain", "-D", "trace.txt", "./prog", *buffers],
+                       cwd=directory, check=True, capture_output=True)
+        counts = Counter()
+        with open(directory / "trace.txt", encoding="utf-8") as trace:
+            for line in trace:
+                if m := _TRACE.match(line):
+                    counts[int(m.group(1), 16)] += 1
+        code = _function_blocks(str(directory / "prog"), program.signature.entry)
+    addresses = sorted(code)
+    regions, executed = [], {}
+    for start, count in counts.items():
+        if start not in code:
+            continue
+        body = []
+        for address in addresses[addresses.index(start):]:
+            if _is_branch(code[address]):
+                break
+            if "<" not in code[address]:
+                body.append(code[address])
+        if body:
+            name = f"b{len(regions)}"
+            regions.append(f"# LLVM-MCA-BEGIN {name}\n" + "".join(f"\t{i}\n" for i in body)
+                           + "# LLVM-MCA-END\n")
+            executed[name] = count
+    oh, ow = layer.out_hw
+    field = layer.kernel * layer.kernel * packed_words(layer.in_channels)
+    bound = layer.batch * oh * ow * layer.out_channels * field / 16 * BOUND_CYCLES_PER_16_BYTES
+    results = []
+    for cpu in cpus:
+        proc = subprocess.run(
+            [mca, "-mtriple=aarch64-unknown-linux-gnu", f"-mcpu={cpu}", "-iterations=100"],
+            input="".join(regions), capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"llvm-mca failed: {proc.stderr.strip()[:500]}")
+        cycles = sum(executed[name] * int(total) / 100
+                     for name, total in _REGION.findall(proc.stdout))
+        results.append(LayerModel(layer.name, cpu, cycles, bound, len(regions)))
+    return results

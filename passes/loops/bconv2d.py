@@ -19,6 +19,11 @@ stride ``s``, dilation ``d`` and leading padding ``p``, output ``i`` reads ``i*s
 ``hi <= lo``). Interior rows need no row check, interior columns no column check; a position that
 is interior along both axes runs no compare and no select at all.
 
+Interior columns (and border rows, and short-tap border columns) of layers with constant weights
+and contiguous kernel rows take the register-blocked kernel instead: several pixels x several
+output channels per block, its schedule a pure plan (:mod:`bnnmlir.passes.loops.bconv_plan`),
+emitted by :mod:`bnnmlir.passes.loops.bconv_blocks`. The rest takes one of the paths below.
+
 Three ways to reduce one output, each with its own chunking and accumulator plan
 (:func:`bnnmlir.passes.accumulator_width.plan_accumulator`, proof there):
 
@@ -122,6 +127,8 @@ from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_ma
 from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
 from bnnmlir.ir_utils import dense_to_numpy
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
+from bnnmlir.passes.loops.bconv_blocks import BlockKernel, add_block_globals
+from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals
@@ -284,6 +291,11 @@ def conv_plans(
     interior does not use runs)."""
     lowering = ConvLowering(op, target, None, check_kind=False)
     return lowering.tap_plan, lowering.run_plan
+
+
+def block_plan(op: BConv2dOp, target: TargetInfo) -> BlockPlan | None:
+    """The plan of the register-blocked kernel of interior columns (``None``: not used)."""
+    return ConvLowering(op, target, None, check_kind=False).block_plan
 
 
 def patch_plan(op: BConv2dOp, target: TargetInfo) -> AccumulatorPlan | None:
@@ -495,9 +507,19 @@ class ConvLowering:
         self.weight_blocks: tuple[str, MemRefType] | None = None
         self.rows = interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
+        # The register-blocked kernel of interior columns (bconv_plan): rows of contiguous taps.
+        self.block_plan: BlockPlan | None = None
+        if (self.dw == 1 or self.kw == 1) and self.kind != "threshold":
+            lo, hi = self.cols
+            self.block_plan = plan_blocks(
+                target.popcount, vector_bytes, target.masked_loads, self.kh, self.kw * self.words,
+                self.o, hi - lo, self.rows != (0, self.oh), self.ow - (hi - lo), self.words)
+        self.block_kernel: BlockKernel | None = None
 
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool, module_globals: ModuleGlobals) -> None:
+        if self.block_plan is not None:
+            self.block_kernel = self.make_block_kernel(module_globals)
         if self.blocked_weights:
             assert self.patch is not None
             self.weight_blocks = weight_blocks(self.op, self.patch, self.block, module_globals)
@@ -506,6 +528,35 @@ class ConvLowering:
             em.parallel(rows, self.row)
         else:
             em.loop(0, rows, lambda e, r, _: self.row(e, r) or [])
+
+    def make_block_kernel(self, module_globals: ModuleGlobals) -> BlockKernel | None:
+        """The blocked kernel with its re-laid weights (``None`` unless the weights are a
+        constant global)."""
+        plan = self.block_plan
+        constant = constant_weights(self.op)
+        if plan is None or constant is None:
+            return None
+        weights, glob = constant
+        cases = [frozenset()] + sorted({self.missing_columns(ow) for ow in self.border_columns()},
+                                       key=sorted)
+        relaid, corrections = add_block_globals(
+            plan, weights, self.kw * self.words, int(self.pad), self.channels, cases,
+            lambda stem, values, mtype: module_globals.add(stem, values, mtype, glob))
+        return BlockKernel(plan, self.op.input, self.words, self.kh, self.sw, self.pl, self.dh,
+                           self.h, self.o, self.channels * self.kh * self.kw, relaid, corrections,
+                           self.kw, self.w, cases)
+
+    def border_columns(self) -> list[int]:
+        """The output columns the blocked kernel computes one by one (its plan says so)."""
+        lo, hi = self.cols
+        if self.block_plan is None or "columns" not in self.block_plan.border:
+            return []
+        return [*range(lo), *range(hi, self.ow)]
+
+    def missing_columns(self, ow: int) -> frozenset[int]:
+        """The kernel columns of output column ``ow`` outside the input."""
+        iw0 = ow * self.sw - self.pl
+        return frozenset(c for c in range(self.kw) if not 0 <= iw0 + c * self.dw < self.w)
 
     def row(self, em: Emitter, r: SSAValue) -> None:
         if self.n == 1:
@@ -537,6 +588,17 @@ class ConvLowering:
             (0, self.ow, True)
         ]
         for begin, end, check_w in regions:
+            if check_w and self.block_kernel is not None and self.border_columns():
+                for ow in range(begin, end):
+                    self.block_kernel.border_column(
+                        em, n, ih0, ow, check_h,
+                        lambda e, value, ow_, o: self.store(e, value, [n, oh, ow_, o]))
+                continue
+            if not check_w and self.block_kernel is not None:
+                self.block_kernel.interior(
+                    em, n, ih0, begin, end, check_h,
+                    lambda e, value, ow, o: self.store(e, value, [n, oh, ow, o]))
+                continue
 
             def column(e: Emitter, ow: SSAValue, _: Sequence[SSAValue], check_w=check_w) -> list:
                 iw0 = e.affine(ow, self.sw, -self.pl)
@@ -929,6 +991,22 @@ class ConvLowering:
         return self.outputs_from(em, sums, None, self.channels)
 
 
+def constant_weights(op: BConv2dOp) -> tuple[np.ndarray, memref.GlobalOp] | None:
+    """The packed weights ``[O, KH, KW, Cb]`` of ``op`` and their global, when they are a
+    constant ``memref.global`` (``None`` otherwise)."""
+    source = op.weight.owner
+    if not isinstance(source, memref.GetGlobalOp):
+        return None
+    glob = SymbolTable.lookup_symbol(op, source.name_)
+    if not isinstance(glob, memref.GlobalOp) or glob.constant is None:
+        return None
+    init = glob.initial_value
+    if not isinstance(init, DenseIntOrFPElementsAttr):
+        return None
+    shape = op.weight.type.get_shape()  # type: ignore[union-attr]
+    return dense_to_numpy(init).reshape(shape), glob  # a splat is expanded
+
+
 def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals: ModuleGlobals
                   ) -> tuple[str, MemRefType] | None:
     """The weights of ``op`` re-laid for the patches path, when they are a constant global.
@@ -941,18 +1019,13 @@ def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals:
     (same chain, same ``max_steps``), summed by :func:`transposed_lane_sums` with ``B``
     segments. ``None`` when the weights are not a constant ``memref.global``; the re-laid copy
     is a new global placed before the weights' own."""
-    source = op.weight.owner
-    if not isinstance(source, memref.GetGlobalOp):
+    constant = constant_weights(op)
+    if constant is None:
         return None
-    glob = SymbolTable.lookup_symbol(op, source.name_)
-    if not isinstance(glob, memref.GlobalOp) or glob.constant is None:
-        return None
-    init = glob.initial_value
-    if not isinstance(init, DenseIntOrFPElementsAttr):
-        return None
+    weights, glob = constant
     o = op.weight.type.get_shape()[0]  # type: ignore[union-attr]
     t, m, q = patch.patch_bytes, patch.m, len(patch.pieces)
-    weights = dense_to_numpy(init).reshape(o, t)  # a splat is expanded
+    weights = weights.reshape(o, t)
     padded = np.zeros((o, q * m), dtype=weights.dtype)
     padded[:, :t] = weights
     whole = o // block * block  # the channels of whole blocks
@@ -979,6 +1052,8 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
 __all__ = [
     "ConvLowering",
     "RunChunks",
+    "block_plan",
+    "constant_weights",
     "chunk_bytes",
     "conv_plans",
     "patch_plan",

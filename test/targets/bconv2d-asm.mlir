@@ -62,3 +62,27 @@ func.func @conv_512(%x: tensor<1x5x5x512xf32>, %w: tensor<8x3x3x512xf32>) -> ten
   %c = bnn.bconv2d %b, %p {in_channels = 512 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64} : tensor<1x5x5x64xi8>, tensor<8x3x3x64xi8> -> tensor<1x3x3x8xi32>
   func.return %c : tensor<1x3x3x8xi32>
 }
+
+// Constant weights, 256 channels, 3x3: the register-blocked kernel (several pixels x several
+// channel vectors). Host: 4-byte chunks of the window broadcast to all lanes (vpbroadcastd),
+// one 32-bit lane per output channel (vpopcntd + vpaddd), no lane tree; aarch64: 16-byte chunks,
+// 8-bit lanes (cnt + add.16b: 18 steps of at most 8), the lanes of a block widened (uaddlp) and
+// summed together by an addp tree.
+// A64-LABEL: conv_256_blocked:
+// A64:       eor v{{[0-9]+}}.16b
+// A64:       cnt v{{[0-9]+}}.16b
+// A64:       add v{{[0-9]+}}.16b
+// A64:       uaddlp v{{[0-9]+}}.8h, v{{[0-9]+}}.16b
+// A64:       addp v{{[0-9]+}}.8h
+// HOST-LABEL: conv_256_blocked:
+// HOST:      vpbroadcastd
+// HOST:      vpxorq {{.*}}%zmm
+// HOST:      vpopcntd %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
+// HOST:      vpaddd %zmm
+func.func @conv_256_blocked(%x: tensor<1x8x10x256xf32>) -> tensor<1x8x10x32xi32> {
+  %w = arith.constant dense<-1.0> : tensor<32x3x3x256xf32>
+  %b = bnn.binarize %x : tensor<1x8x10x256xf32> -> tensor<1x8x10x32xi8>
+  %p = bnn.binarize %w : tensor<32x3x3x256xf32> -> tensor<32x3x3x32xi8>
+  %c = bnn.bconv2d %b, %p {in_channels = 256 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x8x10x32xi8>, tensor<32x3x3x32xi8> -> tensor<1x8x10x32xi32>
+  func.return %c : tensor<1x8x10x32xi32>
+}
