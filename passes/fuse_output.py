@@ -10,11 +10,20 @@ Rewrites (value form):
   ``%y = bnn.bconv2d %x, %w {output = "requant8", requant = {kind = k, p1 = A1, ...}}`` (``i8``):
   the requant8 properties move, unchanged, into the ``requant`` dictionary.
 
+* ``%y = bnn.bconv2d ... {output = "clip8" | "requant8"}`` ``; %s = bnn.add %y, %r`` (``i8 + i8``)
+  ``; %z = bnn.clip8 %s`` -> ``%z = bnn.bconv2d ... residual %r {output = ...}`` (either operand
+  of the add may be the convolution).
+
 All are identities by the definition of the fused forms (``dialects/bnn.py``): the fused result is
 the output transform applied to the accumulator ``acc``, which is the ``i32`` result of the unfused
 convolution; for requant8, ``out[n, oh, ow, o] = requant8_o(acc[n, oh, ow, o])`` with the map of
 channel ``o``, since the channel of ``bnn.requant8`` is the last dimension, the output channel of
 the convolution (so its per-channel arrays already have one entry or row per output channel).
+
+For the residual: the fused result is ``clip8(t + r)`` with ``t`` the convolution's ``i8``
+output, which is ``bnn.clip8(bnn.add(t, r))`` by definition (``i8 + i8`` sign-extends into an
+exact ``i16`` sum). The fused op sits where the ``bnn.clip8`` was, after the definitions of
+``%r``, of the convolution's operands and of the add.
 
 Preconditions: the convolution is in value form, has no output transform yet and its result has
 no other user (otherwise the ``i32`` tensor is still needed, and fusing would compute the
@@ -26,8 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr
-from xdsl.ir import Attribute, Operation
+from xdsl.dialects.builtin import DenseArrayBase, DictionaryAttr, ModuleOp, StringAttr, i32
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -38,7 +47,8 @@ from xdsl.pattern_rewriter import (
 )
 
 from bnnmlir.dialects.bnn import BConv2dOp, Clip8Op, ThresholdOp
-from bnnmlir.dialects.bnn_support import Requant8Op
+from bnnmlir.dialects.bnn_support import AddOp, Requant8Op
+from bnnmlir.dialects.common import elem_of, is_int
 
 
 def _sole_conv_producer(op: Operation) -> BConv2dOp | None:
@@ -51,18 +61,38 @@ def _sole_conv_producer(op: Operation) -> BConv2dOp | None:
     return conv
 
 
+def _residual_of(add: AddOp) -> tuple[BConv2dOp, SSAValue] | None:
+    """``(conv, r)`` when ``add`` (its only use being a clip8) is ``conv + r`` of two ``i8``
+    operands, ``conv`` a single-use value-form ``bnn.bconv2d`` with an ``i8`` output and no
+    residual yet."""
+    if add.result is None or not add.result.has_one_use():
+        return None
+    if not all(is_int(elem_of(v.type), 8) for v in (add.lhs, add.rhs)):
+        return None
+    for conv_value, other in ((add.lhs, add.rhs), (add.rhs, add.lhs)):
+        conv = conv_value.owner
+        if (isinstance(conv, BConv2dOp) and conv.result is not None and conv.residual is None
+                and conv.output_kind in ("clip8", "requant8") and conv.result.has_one_use()):
+            return conv, other
+    return None
+
+
 def _fuse(rewriter: PatternRewriter, op: Operation, conv: BConv2dOp,
-          extra: dict[str, Attribute]) -> None:
+          extra: dict[str, Attribute], residual: SSAValue | None = None,
+          add: AddOp | None = None) -> None:
     properties = dict(conv.properties)
     properties.update(extra)
+    properties["operandSegmentSizes"] = DenseArrayBase.from_list(i32, [1, 1, int(residual is not None), 0])
     fused = BConv2dOp.create(
-        operands=[conv.input, conv.weight],
+        operands=[conv.input, conv.weight, *([residual] if residual is not None else [])],
         result_types=[op.results[0].type],
         properties=properties,
         attributes=dict(conv.attributes),
     )
     fused.location = conv.location
     rewriter.replace(op, fused)
+    if add is not None:
+        rewriter.erase(add)
     rewriter.erase(conv)
 
 
@@ -72,6 +102,11 @@ class FuseClip8(RewritePattern):
         conv = _sole_conv_producer(op)
         if conv is not None:
             _fuse(rewriter, op, conv, {"output": StringAttr("clip8")})
+            return
+        add = op.operands[0].owner
+        if isinstance(add, AddOp) and op.results and (found := _residual_of(add)) is not None:
+            conv, residual = found
+            _fuse(rewriter, op, conv, {}, residual, add)
 
 
 class FuseThreshold(RewritePattern):
@@ -99,8 +134,8 @@ class FuseRequant8(RewritePattern):
 
 @dataclass(frozen=True)
 class FuseOutputPass(ModulePass):
-    """Fuse ``bnn.clip8`` / ``bnn.threshold`` / ``bnn.requant8`` of a single-use ``bnn.bconv2d``
-    into it."""
+    """Fuse ``bnn.clip8`` / ``bnn.threshold`` / ``bnn.requant8`` of a single-use ``bnn.bconv2d``,
+    and the residual ``clip8(add(conv, r))`` of an ``i8`` one, into it."""
 
     name = "bnn-fuse-output"
 

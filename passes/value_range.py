@@ -154,9 +154,9 @@ def _bconv2d(op: BConv2dOp, args: Sequence[IntRange | None]) -> IntRange | None:
     kind = op.output_kind
     if kind == "i32":
         return acc
-    if kind == "clip8":
+    if kind == "clip8" and op.residual is None:
         return acc.clamp(CLIP8_RANGE.lo, CLIP8_RANGE.hi)
-    if kind == "requant8":
+    if kind in ("clip8", "requant8"):
         return CLIP8_RANGE
     return None
 

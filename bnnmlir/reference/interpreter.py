@@ -42,6 +42,9 @@ def _bconv2d(op: BConv2dOp, args: list[np.ndarray]) -> np.ndarray:
     x = binary.unpack(args[0].view(np.uint8), c)
     w = binary.unpack(args[1].view(np.uint8), c)
     acc = binary.bconv2d(x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad))
+    if op.residual is not None:
+        transformed = binary.clip8(acc) if op.output_kind == "clip8" else requant8(acc, op.requant_params)
+        return binary.clip8(transformed.astype(np.int32) + args[2].astype(np.int32))
     if op.output_kind == "clip8":
         return binary.clip8(acc)
     if op.output_kind == "threshold":

@@ -93,7 +93,9 @@ accumulator of a block read from re-laid weights. ``out = K - 2*popcount``.
 Fused output transforms, applied to each ``i32`` result before its store: ``clip8`` (``maxsi``,
 ``minsi``, ``trunci``), ``threshold`` (compare with the channel's threshold, bits packed 8 per
 byte), ``requant8`` (the per-element map of ``bnn.requant8`` for output channel ``o``, emitted by
-:func:`bnnmlir.passes.loops.support.requant8_element`; its arrays are constant globals).
+:func:`bnnmlir.passes.loops.support.requant8_element`; its arrays are constant globals); then a
+fused residual: ``residual[n, oh, ow, o]`` is loaded at the store's own index, sign-extended,
+added in ``i32`` and clipped again (the residual buffer is only read, at the position written).
 """
 
 from __future__ import annotations
@@ -588,14 +590,17 @@ class ConvLowering:
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
         """Store one ``i32`` result at ``[n, oh, ow, o]``, through the fused ``clip8`` or
-        ``requant8`` (of channel ``o``) when there is one."""
+        ``requant8`` (of channel ``o``) when there is one, then the fused residual."""
         if self.kind == "requant8":
             assert self.requant is not None
             acc = self.requant(em, acc, at[-1])
         elif self.kind == "clip8":
-            acc = em.emit(arith.MaxSIOp(acc, em.int(CLIP8_MIN, i32)))
-            acc = em.emit(arith.MinSIOp(acc, em.int(CLIP8_MAX, i32)))
-            acc = em.emit(arith.TruncIOp(acc, i8))
+            acc = em.emit(arith.TruncIOp(clamp_clip8(em, acc), i8))
+        if self.op.residual is not None:
+            # clip8(t + r): t and r in [-127, 127], the i32 sum is exact.
+            total = em.add(em.emit(arith.ExtSIOp(acc, i32)),
+                           em.emit(arith.ExtSIOp(em.load(self.op.residual, at), i32)))
+            acc = em.emit(arith.TruncIOp(clamp_clip8(em, total), i8))
         em.store(acc, self.op.out, at)  # type: ignore[arg-type]
 
     def store_bits(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
@@ -927,6 +932,12 @@ class ConvLowering:
         if plan.lane_bits != 32:
             sums = [em.emit(arith.ExtUIOp(t, i32)) for t in sums]
         return self.outputs_from(em, sums, None, self.channels)
+
+
+def clamp_clip8(em: Emitter, value: SSAValue) -> SSAValue:
+    """``min(max(value, -127), 127)`` of an ``i32``."""
+    value = em.emit(arith.MaxSIOp(value, em.int(CLIP8_MIN, i32)))
+    return em.emit(arith.MinSIOp(value, em.int(CLIP8_MAX, i32)))
 
 
 def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals: ModuleGlobals

@@ -87,3 +87,48 @@ func.func @do_not_fuse_requant8_twice(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1
   %q = bnn.requant8 %c {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>} : tensor<1x2x2x2xi8> -> tensor<1x2x2x2xi8>
   func.return %q : tensor<1x2x2x2xi8>
 }
+
+// clip8(add(conv, r)) of i8 operands: the residual moves into the convolution (either side).
+// CHECK-LABEL: func.func @fuse_residual
+// CHECK-NEXT: %[[A:.*]] = bnn.bconv2d %x, %w residual %r {{{.*}}output = "clip8"} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> residual tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi8>
+// CHECK-NEXT: %[[B:.*]] = bnn.bconv2d %x, %w residual %[[A]] {{{.*}}output = "requant8", requant = {kind = "affine"{{.*}}} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> residual tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi8>
+// CHECK-NEXT: func.return %[[B]]
+func.func @fuse_residual(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>, %r: tensor<1x4x4x2xi8>) -> tensor<1x4x4x2xi8> {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q = bnn.clip8 %c : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s = bnn.add %q, %r : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y = bnn.clip8 %s : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  %c2 = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q2 = bnn.requant8 %c2 {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>} : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s2 = bnn.add %y, %q2 : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y2 = bnn.clip8 %s2 : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  func.return %y2 : tensor<1x4x4x2xi8>
+}
+
+// The sum is also returned, or the convolution's output is used again, or an operand is wider
+// than i8: nothing moves.
+// CHECK-LABEL: func.func @do_not_fuse_residual
+// CHECK-NEXT: %[[Q:.*]] = bnn.bconv2d %x, %w {{{.*}}output = "clip8"}
+// CHECK-NEXT: %[[S:.*]] = bnn.add %[[Q]], %r
+// CHECK-NEXT: bnn.clip8 %[[S]]
+// CHECK-NEXT: %[[Q2:.*]] = bnn.bconv2d %x, %w {{{.*}}output = "clip8"}
+// CHECK-NEXT: %[[S2:.*]] = bnn.add %[[Q2]], %r
+// CHECK-NEXT: bnn.clip8 %[[S2]]
+// CHECK-NEXT: %[[Q3:.*]] = bnn.bconv2d %x, %w {{{.*}}output = "clip8"}
+// CHECK-NEXT: %[[S3:.*]] = bnn.add %[[Q3]], %r16
+// CHECK-NEXT: bnn.clip8 %[[S3]]
+func.func @do_not_fuse_residual(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>, %r: tensor<1x4x4x2xi8>, %r16: tensor<1x4x4x2xi16>) -> (tensor<1x4x4x2xi8>, tensor<1x4x4x2xi16>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>) {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q = bnn.clip8 %c : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s = bnn.add %q, %r : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y = bnn.clip8 %s : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  %c2 = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q2 = bnn.clip8 %c2 : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s2 = bnn.add %q2, %r : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y2 = bnn.clip8 %s2 : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  %c3 = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q3 = bnn.clip8 %c3 : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s3 = bnn.add %q3, %r16 : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi32>
+  %y3 = bnn.clip8 %s3 : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  func.return %y, %s, %y2, %q2, %y3 : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi16>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>
+}
