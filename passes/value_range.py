@@ -239,6 +239,8 @@ def _weighted_sum(weights: np.ndarray, x: IntRange, may_skip: bool) -> IntRange:
 
 @range_rule(Conv2dOp, DenseOp)
 def _integer_product(op: Operation, args: Sequence[IntRange | None]) -> IntRange | None:
+    if getattr(op, "requant", None) is not None:
+        return CLIP8_RANGE
     if not getattr(op, "is_integer", False) or args[0] is None:
         return IntRange.of_type(value_elem(op.results[0]))
     weight = op.operands[1].owner

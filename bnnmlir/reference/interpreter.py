@@ -116,7 +116,8 @@ def _affine(op: support_ops.AffineOp, args: list[np.ndarray]) -> np.ndarray:
 
 def _conv2d(op: support_ops.Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
     if op.is_integer:
-        return support.conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
+        acc = support.conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
+        return acc if op.requant is None else requant8(acc, dict(op.requant.data))
     bias = args[2] if op.bias is not None else None
     return support.conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
 

@@ -2,7 +2,8 @@
 
 Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, O]``::
 
-    for r in [0, N*OH)                 (scf.parallel when requested; n = r / OH, oh = r % OH)
+    for r in [0, N*OH)                 (scf.parallel when requested and the layer has at least
+                                        MIN_PARALLEL_MACS MACs; n = r / OH, oh = r % OH)
       if oh in the interior rows:      (scf.if, only when some rows are not interior)
         columns(rows checked = no)
       else:
@@ -104,7 +105,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects import arith, memref, vector
+from xdsl.dialects import arith, llvm, memref, vector
 from xdsl.dialects.builtin import (
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
@@ -127,7 +128,14 @@ from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals
-from bnnmlir.passes.loops.support import RequantElement, requant8_epilogue
+from bnnmlir.passes.loops.support import (
+    AffineArrays,
+    RequantElement,
+    affine_arrays,
+    affine_requant_vector,
+    clamp_clip8,
+    requant8_epilogue,
+)
 from bnnmlir.target import TargetInfo
 
 MAX_RUN_CHUNKS = 16
@@ -432,6 +440,7 @@ class ConvLowering:
         thresholds: ThresholdTables | None = None,
         check_kind: bool = True,
         requant: RequantElement | None = None,
+        affine_arrays: AffineArrays | None = None,
     ):
         self.op = op
         vector_bytes = target.vector_bytes
@@ -442,6 +451,7 @@ class ConvLowering:
             raise ValueError("a requant8 output needs its requant8 emission, and only it")
         self.thresholds = thresholds
         self.requant = requant
+        self.affine_arrays = affine_arrays
         # Shapes only: the value form works too (the per-layer report plans tensor-level ops).
         x_type, out_type = op.input.type, op.output_type()
         assert isinstance(x_type, MemRefType | TensorType)
@@ -498,13 +508,18 @@ class ConvLowering:
         self.rows = interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
 
+    @property
+    def macs(self) -> int:
+        """Binary multiply-accumulates of the whole layer (padding taps included)."""
+        return self.n * self.oh * self.ow * self.o * self.kh * self.kw * self.channels
+
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool, module_globals: ModuleGlobals) -> None:
         if self.blocked_weights:
             assert self.patch is not None
             self.weight_blocks = weight_blocks(self.op, self.patch, self.block, module_globals)
         rows = self.n * self.oh
-        if parallel:
+        if parallel and rows > 1 and self.macs >= MIN_PARALLEL_MACS:
             em.parallel(rows, self.row)
         else:
             em.loop(0, rows, lambda e, r, _: self.row(e, r) or [])
@@ -581,12 +596,39 @@ class ConvLowering:
         return [first] + [em.add(first, em.index(j)) for j in range(1, size)]
 
     def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
+        vectored = self.kind == "clip8" or (self.kind == "requant8" and self.affine_arrays is not None)
+
         def body(e: Emitter, first: SSAValue, size: int) -> None:
             os = self.channels_from(e, first, size)
-            for o, value in zip(os, outputs(e, os)):
+            values = outputs(e, os)
+            if vectored and size > 1:
+                self.store_vector(e, values, first, lead)
+                return
+            for o, value in zip(os, values):
                 self.store(e, value, [*lead, o])
 
         self.blocks(em, self.o, body)
+
+    def store_vector(self, em: Emitter, values: Sequence[SSAValue], first: SSAValue,
+                     lead: list[SSAValue]) -> None:
+        """Store the ``i32`` results of channels ``first ..`` at ``lead`` as one vector, through
+        the fused ``clip8`` or affine ``requant8`` and the residual: the lane-wise form of
+        :meth:`store` (the same operations, the same widths)."""
+        b = len(values)
+        acc = em.vector_const([0] * b, i32)
+        for j, value in enumerate(values):
+            acc = em.emit(vector.InsertOp(value, acc, [j]))
+        if self.kind == "requant8":
+            assert self.affine_arrays is not None
+            acc = affine_requant_vector(em, acc, self.affine_arrays, first)
+        else:
+            acc = clamp_clip8(em, acc)
+        if self.op.residual is not None:
+            r = em.vload(self.op.residual, [*lead, first], b)
+            acc = em.emit(arith.AddiOp(acc, em.emit(llvm.SExtOp(r, VectorType(i32, [b])))))
+            acc = clamp_clip8(em, acc)
+        out = em.emit(llvm.TruncOp(acc, VectorType(i8, [b])))
+        em.emit(vector.StoreOp(out, self.op.out, [*lead, first]))  # type: ignore[arg-type]
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
         """Store one ``i32`` result at ``[n, oh, ow, o]``, through the fused ``clip8`` or
@@ -934,10 +976,9 @@ class ConvLowering:
         return self.outputs_from(em, sums, None, self.channels)
 
 
-def clamp_clip8(em: Emitter, value: SSAValue) -> SSAValue:
-    """``min(max(value, -127), 127)`` of an ``i32``."""
-    value = em.emit(arith.MaxSIOp(value, em.int(CLIP8_MIN, i32)))
-    return em.emit(arith.MinSIOp(value, em.int(CLIP8_MAX, i32)))
+MIN_PARALLEL_MACS = 1 << 23
+"""Binary MACs below which a layer runs on one thread: about 10 us of work, where a split
+over two threads would save less than a parallel-for costs."""
 
 
 def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals: ModuleGlobals
@@ -976,7 +1017,7 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
     """Emit the loop nest of the buffer-form ``op``, with its fused output transform: the
     thresholds and directions of a ``threshold`` output, the per-element map of a ``requant8``
     output, as constant globals."""
-    thresholds = requant = None
+    thresholds = requant = arrays = None
     if op.output_kind == "threshold":
         assert op.thresholds is not None and op.directions is not None
         thresholds = threshold_tables(em, ctx, list(op.thresholds.get_values()),
@@ -984,7 +1025,9 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
     elif op.output_kind == "requant8":
         channels = op.output_type().get_shape()[-1]
         requant = requant8_epilogue(em, ctx.add_global, op.requant_params, channels)
-    ConvLowering(op, ctx.target, thresholds, requant=requant).emit(em, ctx.parallel, ctx.globals)
+        arrays = affine_arrays(ctx.add_global, op.requant_params, channels)
+    ConvLowering(op, ctx.target, thresholds, requant=requant, affine_arrays=arrays).emit(
+        em, ctx.parallel, ctx.globals)
 
 
 __all__ = [
