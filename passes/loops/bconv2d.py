@@ -582,12 +582,13 @@ class ConvLowering:
 
             em.loop(begin, end, column)
 
-    def blocks(self, em: Emitter, count: int, body: Callable[[Emitter, SSAValue, int], None]) -> None:
-        """``body(e, first, size)`` over channels ``0 .. count-1`` in blocks of ``B`` (a loop),
-        then one block of the ``count % B`` left over."""
+    def blocks(self, em: Emitter, count: int, body: Callable[[Emitter, SSAValue, int], None],
+               start: int = 0) -> None:
+        """``body(e, first, size)`` over channels ``start .. count-1`` in blocks of ``B`` (a
+        loop), then one block of the ``(count - start) % B`` left over."""
         b = self.block
-        full = count // b * b
-        em.loop(0, full, lambda e, k, _: body(e, k, b) or [], step=b)
+        full = start + (count - start) // b * b
+        em.loop(start, full, lambda e, k, _: body(e, k, b) or [], step=b)
         if count > full:
             body(em, em.index(full), count - full)
 
@@ -607,7 +608,21 @@ class ConvLowering:
             for o, value in zip(os, values):
                 self.store(e, value, [*lead, o])
 
-        self.blocks(em, self.o, body)
+        b = self.block
+        wide = EPILOGUE_BLOCKS * b
+        done = 0
+        if vectored and b > 1 and self.o >= wide:
+            # EPILOGUE_BLOCKS blocks share one epilogue of EPILOGUE_BLOCKS * B lanes.
+            def wide_body(e: Emitter, first: SSAValue, _: Sequence[SSAValue]) -> list:
+                values: list[SSAValue] = []
+                for k in range(EPILOGUE_BLOCKS):
+                    values += outputs(e, self.channels_from(e, e.add(first, e.index(k * b)), b))
+                self.store_vector(e, values, first, lead)
+                return []
+
+            done = self.o // wide * wide
+            em.loop(0, done, wide_body, step=wide)
+        self.blocks(em, self.o, body, start=done)
 
     def store_vector(self, em: Emitter, values: Sequence[SSAValue], first: SSAValue,
                      lead: list[SSAValue]) -> None:
@@ -975,6 +990,10 @@ class ConvLowering:
             sums = [em.emit(arith.ExtUIOp(t, i32)) for t in sums]
         return self.outputs_from(em, sums, None, self.channels)
 
+
+EPILOGUE_BLOCKS = 4
+"""Blocks of ``B`` output channels whose results go through one vector epilogue together (16
+lanes for ``B = 4``: a whole 512-bit ``i32`` vector), so the epilogue's fixed cost is shared."""
 
 MIN_PARALLEL_MACS = 1 << 23
 """Binary MACs below which a layer runs on one thread: about 10 us of work, where a split
