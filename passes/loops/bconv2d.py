@@ -134,6 +134,7 @@ from bnnmlir.passes.loops.support import (
     affine_arrays,
     affine_requant_vector,
     clamp_clip8,
+    clip8_add,
     requant8_epilogue,
 )
 from bnnmlir.target import TargetInfo
@@ -638,11 +639,9 @@ class ConvLowering:
             acc = affine_requant_vector(em, acc, self.affine_arrays, first)
         else:
             acc = clamp_clip8(em, acc)
-        if self.op.residual is not None:
-            r = em.vload(self.op.residual, [*lead, first], b)
-            acc = em.emit(arith.AddiOp(acc, em.emit(llvm.SExtOp(r, VectorType(i32, [b])))))
-            acc = clamp_clip8(em, acc)
         out = em.emit(llvm.TruncOp(acc, VectorType(i8, [b])))
+        if self.op.residual is not None:
+            out = clip8_add(em, out, em.vload(self.op.residual, [*lead, first], b))
         em.emit(vector.StoreOp(out, self.op.out, [*lead, first]))  # type: ignore[arg-type]
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
@@ -1044,7 +1043,7 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
     elif op.output_kind == "requant8":
         channels = op.output_type().get_shape()[-1]
         requant = requant8_epilogue(em, ctx.add_global, op.requant_params, channels)
-        arrays = affine_arrays(ctx.add_global, op.requant_params, channels)
+        arrays = affine_arrays(ctx.add_global, op.requant_params, channels, op.fan_in)
     ConvLowering(op, ctx.target, thresholds, requant=requant, affine_arrays=arrays).emit(
         em, ctx.parallel, ctx.globals)
 

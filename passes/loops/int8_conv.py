@@ -610,7 +610,8 @@ def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     if op.requant is not None:
         requant = dict(op.requant.data)
         output = OutputMap(support.requant8_epilogue(em, ctx.add_global, requant, o),
-                           support.affine_arrays(ctx.add_global, requant, o))
+                           support.affine_arrays(ctx.add_global, requant, o,
+                                                 128 * 128 * kh * kw * c))
     _emit_planned(em, op, ctx, geo, w, output)
 
 

@@ -236,15 +236,23 @@ AffineArrays = tuple[tuple[str, MemRefType], tuple[str, MemRefType], tuple[str, 
 output, read as vectors by the vector epilogue."""
 
 
-def affine_arrays(add_global: AddGlobal, requant: Mapping[str, Attribute],
-                  channels: int) -> AffineArrays | None:
-    """The arrays of an affine requant8 map as ``i64 [O]`` constant globals, else ``None``."""
+def affine_arrays(add_global: AddGlobal, requant: Mapping[str, Attribute], channels: int,
+                  bound: int) -> AffineArrays | None:
+    """The arrays of an affine requant8 map as ``[O]`` constant globals, else ``None``.
+
+    They are ``i32`` when the map is exact in ``i32`` for every input ``|x| <= bound``:
+    ``|x * m + b| <= bound * max|m| + max|b| <= 2**31 - 1`` (then every product and sum of
+    :func:`affine_requant_vector` is the ``i64`` one) and every shift is below 32; else ``i64``.
+    """
     if requant["kind"].data != "affine":  # type: ignore[attr-defined]
         return None
-    mtype = MemRefType(i64, [channels])
-    return tuple((add_global(f"__bnn_requant_v{name[0]}", list(requant[name].get_values())  # type: ignore[attr-defined]
-                  , mtype),
-                  mtype) for name in ("multiplier", "offset", "shift"))  # type: ignore[return-value]
+    values = {name: [int(v) for v in requant[name].get_values()]  # type: ignore[attr-defined]
+              for name in ("multiplier", "offset", "shift")}
+    largest = bound * max(map(abs, values["multiplier"])) + max(map(abs, values["offset"]))
+    narrow = largest <= 2**31 - 1 and max(values["shift"]) < 32
+    mtype = MemRefType(i32 if narrow else i64, [channels])
+    return tuple((add_global(f"__bnn_requant_v{name[0]}", values[name], mtype), mtype)
+                 for name in ("multiplier", "offset", "shift"))  # type: ignore[return-value]
 
 
 def clamp_clip8(em: Emitter, value: SSAValue) -> SSAValue:
@@ -262,13 +270,27 @@ def clamp_clip8(em: Emitter, value: SSAValue) -> SSAValue:
 def affine_requant_vector(em: Emitter, acc: SSAValue, arrays: AffineArrays,
                           first: SSAValue) -> SSAValue:
     """The affine requant8 map, lane-wise, of ``vector<L x i32>`` results of channels ``first ..
-    first+L-1``: ``clamp((acc * m + b) >> s, -127, 127)`` in ``i64`` (the code of
-    :func:`requant8_element`), returned as ``vector<L x i32>``."""
+    first+L-1``: ``clamp((acc * m + b) >> s, -127, 127)`` (the code of :func:`requant8_element`)
+    in the arrays' width (``i64``, or ``i32`` where :func:`affine_arrays` proved it exact),
+    returned as ``vector<L x i32>``."""
     lanes = acc.type.get_shape()[0]  # type: ignore[attr-defined]
     m, b, s = (em.vload(em.get_global(*ref), [first], lanes) for ref in arrays)
-    wide = em.emit(llvm.SExtOp(acc, VectorType(i64, [lanes])))
+    wide_type = arrays[0][1].get_element_type()
+    wide = acc
+    if wide_type != i32:
+        wide = em.emit(llvm.SExtOp(acc, VectorType(wide_type, [lanes])))
     wide = em.emit(arith.ShRSIOp(em.emit(arith.AddiOp(em.emit(arith.MuliOp(wide, m)), b)), s))
-    return em.emit(llvm.TruncOp(clamp_clip8(em, wide), VectorType(i32, [lanes])))
+    wide = clamp_clip8(em, wide)
+    return wide if wide_type == i32 else em.emit(llvm.TruncOp(wide, VectorType(i32, [lanes])))
+
+
+def clip8_add(em: Emitter, t: SSAValue, r: SSAValue) -> SSAValue:
+    """``clip8(t + r)`` of two ``vector<L x i8>`` in ``[-127, 127]``: the saturating byte add
+    gives ``clamp(t + r, -128, 127)`` (the sum is at most 254 in magnitude), then ``max(., -127)``
+    (``vpaddsb`` + ``vpmaxsb``, ``sqadd`` + ``smax``)."""
+    lanes = t.type.get_shape()[0]  # type: ignore[attr-defined]
+    total = em.emit(llvm.CallIntrinsicOp(f"llvm.sadd.sat.v{lanes}i8", [t, r], [t.type]))
+    return em.emit(arith.MaxSIOp(total, em.vector_const([CLIP8_MIN] * lanes, i8)))
 
 
 def requant8_epilogue(em: Emitter, add_global: AddGlobal, requant: Mapping[str, Attribute],

@@ -275,35 +275,43 @@ func.func @clip8(%x: memref<7xi32>, %o: memref<7xi8>) {
 }
 
 // Fused requant8, affine, vector epilogue: the i32 results of a block of output channels go into
-// one vector; multipliers, offsets and shifts are i64 [O] private constant globals read as
-// vectors at the block's first channel; the code of bnn.requant8 (in i64: sext, muli, addi,
-// shrsi, clamp to [-127, 127], trunc) runs lane-wise, then one vector store of i8.
-// CHECK:       "memref.global"() <{sym_name = "[[M:__bnn_requant_vm_[0-9]+]]", type = memref<2xi64>, initial_value = dense<[3, -5]> : tensor<2xi64>, sym_visibility = "private", constant}>
-// CHECK:       "memref.global"() <{sym_name = "[[B:__bnn_requant_vo_[0-9]+]]", type = memref<2xi64>, initial_value = dense<[64, -7]> : tensor<2xi64>, sym_visibility = "private", constant}>
-// CHECK:       "memref.global"() <{sym_name = "[[S:__bnn_requant_vs_[0-9]+]]", type = memref<2xi64>, initial_value = dense<2> : tensor<2xi64>, sym_visibility = "private", constant}>
+// one vector; multipliers, offsets and shifts are [O] private constant globals read as vectors at
+// the block's first channel; the code of bnn.requant8 (muli, addi, shrsi, clamp to [-127, 127])
+// runs lane-wise, then one vector store of i8. Here |acc| <= 72 and 72*5 + 64 fits i32, so the
+// arrays and the arithmetic are i32; a multiplier of 2**30 needs i64 (sext first, trunc after).
+// CHECK:       "memref.global"() <{sym_name = "[[M:__bnn_requant_vm_[0-9]+]]", type = memref<2xi32>, initial_value = dense<[3, -5]> : tensor<2xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[B:__bnn_requant_vo_[0-9]+]]", type = memref<2xi32>, initial_value = dense<[64, -7]> : tensor<2xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[S:__bnn_requant_vs_[0-9]+]]", type = memref<2xi32>, initial_value = dense<2> : tensor<2xi32>, sym_visibility = "private", constant}>
 // CHECK-LABEL: func.func @fused_requant8_affine
-// CHECK-DAG:     %[[MS:.*]] = memref.get_global @[[M]] : memref<2xi64>
-// CHECK-DAG:     %[[BS:.*]] = memref.get_global @[[B]] : memref<2xi64>
-// CHECK-DAG:     %[[SS:.*]] = memref.get_global @[[S]] : memref<2xi64>
-// CHECK-DAG:     %[[LO:.*]] = arith.constant dense<-127> : vector<2xi64>
-// CHECK-DAG:     %[[HI:.*]] = arith.constant dense<127> : vector<2xi64>
+// CHECK-DAG:     %[[MS:.*]] = memref.get_global @[[M]] : memref<2xi32>
+// CHECK-DAG:     %[[BS:.*]] = memref.get_global @[[B]] : memref<2xi32>
+// CHECK-DAG:     %[[SS:.*]] = memref.get_global @[[S]] : memref<2xi32>
+// CHECK-DAG:     %[[LO:.*]] = arith.constant dense<-127> : vector<2xi32>
+// CHECK-DAG:     %[[HI:.*]] = arith.constant dense<127> : vector<2xi32>
 // CHECK:         %[[ACC0:.*]] = vector.insert %{{.*}}, %{{.*}} [0] : i32 into vector<2xi32>
 // CHECK-NEXT:    %[[ACC:.*]] = vector.insert %{{.*}}, %[[ACC0]] [1] : i32 into vector<2xi32>
-// CHECK-NEXT:    %[[MV:.*]] = vector.load %[[MS]][%[[O:.*]]] : memref<2xi64>, vector<2xi64>
-// CHECK-NEXT:    %[[BV:.*]] = vector.load %[[BS]][%[[O]]] : memref<2xi64>, vector<2xi64>
-// CHECK-NEXT:    %[[SV:.*]] = vector.load %[[SS]][%[[O]]] : memref<2xi64>, vector<2xi64>
-// CHECK-NEXT:    %[[X:.*]] = llvm.sext %[[ACC]] : vector<2xi32> to vector<2xi64>
-// CHECK-NEXT:    %[[P:.*]] = arith.muli %[[X]], %[[MV]] : vector<2xi64>
-// CHECK-NEXT:    %[[V:.*]] = arith.addi %[[P]], %[[BV]] : vector<2xi64>
-// CHECK-NEXT:    %[[SH:.*]] = arith.shrsi %[[V]], %[[SV]] : vector<2xi64>
-// CHECK-NEXT:    %[[C1:.*]] = arith.maxsi %[[SH]], %[[LO]] : vector<2xi64>
-// CHECK-NEXT:    %[[C2:.*]] = arith.minsi %[[C1]], %[[HI]] : vector<2xi64>
-// CHECK-NEXT:    %[[T:.*]] = llvm.trunc %[[C2]] : vector<2xi64> to vector<2xi32>
-// CHECK-NEXT:    %[[Q:.*]] = llvm.trunc %[[T]] : vector<2xi32> to vector<2xi8>
+// CHECK-NEXT:    %[[MV:.*]] = vector.load %[[MS]][%[[O:.*]]] : memref<2xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[BV:.*]] = vector.load %[[BS]][%[[O]]] : memref<2xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[SV:.*]] = vector.load %[[SS]][%[[O]]] : memref<2xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[P:.*]] = arith.muli %[[ACC]], %[[MV]] : vector<2xi32>
+// CHECK-NEXT:    %[[V:.*]] = arith.addi %[[P]], %[[BV]] : vector<2xi32>
+// CHECK-NEXT:    %[[SH:.*]] = arith.shrsi %[[V]], %[[SV]] : vector<2xi32>
+// CHECK-NEXT:    %[[C1:.*]] = arith.maxsi %[[SH]], %[[LO]] : vector<2xi32>
+// CHECK-NEXT:    %[[C2:.*]] = arith.minsi %[[C1]], %[[HI]] : vector<2xi32>
+// CHECK-NEXT:    %[[Q:.*]] = llvm.trunc %[[C2]] : vector<2xi32> to vector<2xi8>
 // CHECK-NEXT:    vector.store %[[Q]], %o[%{{.*}}, %{{.*}}, %{{.*}}, %[[O]]] : memref<1x1x1x2xi8>, vector<2xi8>
 // CHECK-NOT:     memref.store %{{.*}} : memref<1x1x1x2xi32>
 func.func @fused_requant8_affine(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %o: memref<1x1x1x2xi8>) {
   bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 2, 2>}} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8>, memref<1x1x1x2xi8>
+  func.return
+}
+// CHECK-LABEL: func.func @fused_requant8_affine_i64
+// CHECK:         %[[X:.*]] = llvm.sext %{{.*}} : vector<2xi32> to vector<2xi64>
+// CHECK-NEXT:    arith.muli %[[X]], %{{.*}} : vector<2xi64>
+// CHECK:         %[[T:.*]] = llvm.trunc %{{.*}} : vector<2xi64> to vector<2xi32>
+// CHECK-NEXT:    llvm.trunc %[[T]] : vector<2xi32> to vector<2xi8>
+func.func @fused_requant8_affine_i64(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %o: memref<1x1x1x2xi8>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 1073741824, -5>, offset = array<i64: 64, -7>, shift = array<i64: 40, 2>}} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8>, memref<1x1x1x2xi8>
   func.return
 }
 
@@ -325,15 +333,14 @@ func.func @fused_requant8_table(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, 
   func.return
 }
 
-// Fused residual: the block's i8 shortcut is read at the position written, sign-extended, added
-// in i32 and clipped again, lane-wise (vector epilogue); a single channel takes the scalar form.
+// Fused residual: the block's i8 shortcut is read at the position written and added to the i8
+// output with a saturating byte add, then max(., -127): clip8(t + r) lane-wise (vector epilogue);
+// a single channel takes the scalar form (sign-extend, add in i32, clamp).
 // CHECK-LABEL: func.func @fused_residual
-// CHECK:         %[[R:.*]] = vector.load %r[%{{.*}}, %{{.*}}, %{{.*}}, %[[O:.*]]] : memref<1x1x1x2xi8>, vector<2xi8>
-// CHECK-NEXT:    %[[RW:.*]] = llvm.sext %[[R]] : vector<2xi8> to vector<2xi32>
-// CHECK-NEXT:    %[[SUM:.*]] = arith.addi %{{.*}}, %[[RW]] : vector<2xi32>
-// CHECK-NEXT:    %[[C1:.*]] = arith.maxsi %[[SUM]], %{{.*}} : vector<2xi32>
-// CHECK-NEXT:    %[[C2:.*]] = arith.minsi %[[C1]], %{{.*}} : vector<2xi32>
-// CHECK-NEXT:    %[[Q:.*]] = llvm.trunc %[[C2]] : vector<2xi32> to vector<2xi8>
+// CHECK:         %[[T:.*]] = llvm.trunc %{{.*}} : vector<2xi32> to vector<2xi8>
+// CHECK-NEXT:    %[[R:.*]] = vector.load %r[%{{.*}}, %{{.*}}, %{{.*}}, %[[O:.*]]] : memref<1x1x1x2xi8>, vector<2xi8>
+// CHECK-NEXT:    %[[SUM:.*]] = llvm.call_intrinsic "llvm.sadd.sat.v2i8"(%[[T]], %[[R]]) : (vector<2xi8>, vector<2xi8>) -> vector<2xi8>
+// CHECK-NEXT:    %[[Q:.*]] = arith.maxsi %[[SUM]], %{{.*}} : vector<2xi8>
 // CHECK-NEXT:    vector.store %[[Q]], %o[%{{.*}}, %{{.*}}, %{{.*}}, %[[O]]] : memref<1x1x1x2xi8>, vector<2xi8>
 // CHECK:         %[[R1:.*]] = memref.load %r1[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x1x1x1xi8>
 // CHECK:         arith.extsi %[[R1]] : i8 to i32
