@@ -95,8 +95,13 @@ Fused output transforms, applied to each ``i32`` result before its store: ``clip
 ``minsi``, ``trunci``), ``threshold`` (compare with the channel's threshold, bits packed 8 per
 byte), ``requant8`` (the per-element map of ``bnn.requant8`` for output channel ``o``, emitted by
 :func:`bnnmlir.passes.loops.support.requant8_element`; its arrays are constant globals); then a
-fused residual: ``residual[n, oh, ow, o]`` is loaded at the store's own index, sign-extended,
-added in ``i32`` and clipped again (the residual buffer is only read, at the position written).
+fused residual: ``residual[n, oh, ow, o]`` is loaded at the store's own index and ``clip8(t + r)``
+stored (the residual buffer is only read, at the position written). Whole blocks take the vector
+form (:meth:`ConvLowering.store_vector`): the ``i32`` results of ``EPILOGUE_BLOCKS`` blocks in one
+vector, the affine requant8 lane-wise (in ``i32`` where
+:func:`~bnnmlir.passes.loops.support.affine_arrays` proves it exact), the residual as a saturating
+byte add and a max (:func:`~bnnmlir.passes.loops.support.clip8_add`); the other requant8 kinds and
+the channels left over take the per-element form.
 """
 
 from __future__ import annotations
@@ -629,7 +634,7 @@ class ConvLowering:
                      lead: list[SSAValue]) -> None:
         """Store the ``i32`` results of channels ``first ..`` at ``lead`` as one vector, through
         the fused ``clip8`` or affine ``requant8`` and the residual: the lane-wise form of
-        :meth:`store` (the same operations, the same widths)."""
+        :meth:`store`, equal to it on every lane (see the module docstring)."""
         b = len(values)
         acc = em.vector_const([0] * b, i32)
         for j, value in enumerate(values):
