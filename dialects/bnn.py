@@ -224,6 +224,7 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
 
     def buffer_form(self, operands: Sequence[SSAValue], out: SSAValue) -> IRDLOperation:
         props = dict(self.properties)
+        props.pop("operandSegmentSizes", None)  # last, where the parser puts it
         props["operandSegmentSizes"] = DenseArrayBase.from_list(
             i32, [1, 1, int(self.residual is not None), 1])
         return BConv2dOp.create(operands=[*operands, out], result_types=[], properties=props,

@@ -100,6 +100,8 @@ def _fuse(rewriter: PatternRewriter, op: Operation, conv: BConv2dOp,
           add: AddOp | None = None) -> None:
     properties = dict(conv.properties)
     properties.update(extra)
+    # Last, where the parser puts it: the printed generic form is the same either way.
+    properties.pop("operandSegmentSizes", None)
     properties["operandSegmentSizes"] = DenseArrayBase.from_list(i32, [1, 1, int(residual is not None), 0])
     fused = BConv2dOp.create(
         operands=[conv.input, conv.weight, *([residual] if residual is not None else [])],
@@ -147,6 +149,7 @@ class FuseRequant8(RewritePattern):
                 and int8.result is not None and int8.result.has_one_use()):
             properties = dict(int8.properties)
             properties["requant"] = DictionaryAttr(op.params)
+            properties["operandSegmentSizes"] = properties.pop("operandSegmentSizes")
             fused = Conv2dOp.create(operands=list(int8.operands), result_types=[op.result.type],
                                     properties=properties, attributes=dict(int8.attributes))
             fused.location = int8.location
