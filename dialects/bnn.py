@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
     ParsePropInAttrDict,
     VarConstraint,
@@ -161,12 +162,19 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
 
     ``thresholds``/``directions`` go with ``"threshold"`` only and ``requant`` with
     ``"requant8"`` only.
+
+    Fused residual (optional operand ``residual``, set by ``bnn-fuse-output``; ``clip8`` and
+    ``requant8`` outputs only): an ``i8`` operand of the output's shape, and the result is
+    ``clip8(t + residual[n, oh, ow, o])`` where ``t`` is the output transform above (in
+    ``[-127, 127]``), i.e. ``bnn.clip8(bnn.add(conv, residual))``; the sum (at most 254 in
+    magnitude) is exact.
     """
 
     name = "bnn.bconv2d"
 
     input = operand_def(TensorType | MemRefType)
     weight = operand_def(TensorType | MemRefType)
+    residual = opt_operand_def(TensorType | MemRefType)
     out = opt_operand_def(MemRefType)
     result = opt_result_def(TensorType)
 
@@ -182,9 +190,10 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
 
     OUTPUT_KINDS: ClassVar[tuple[str, ...]] = ("i32", "clip8", "threshold", "requant8")
 
-    irdl_options = (ParsePropInAttrDict(),)
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     assembly_format = (
-        "$input `,` $weight (`into` $out^)? attr-dict `:` type($input) `,` type($weight) (`,` type($out)^)? (`->` type($result)^)?"
+        "$input `,` $weight (`residual` $residual^)? (`into` $out^)? attr-dict `:` type($input) "
+        "`,` type($weight) (`residual` type($residual)^)? (`,` type($out)^)? (`->` type($result)^)?"
     )
 
     def __init__(
@@ -199,9 +208,10 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
         pad_value: int = 0,
         result_type: Attribute | None = None,
         out: SSAValue | Operation | None = None,
+        residual: SSAValue | Operation | None = None,
     ):
         super().__init__(
-            operands=[input, weight, out],
+            operands=[input, weight, residual, out],
             result_types=[result_type],
             properties={
                 "in_channels": IntegerAttr(in_channels, i64),
@@ -211,6 +221,14 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
                 "pad_value": IntegerAttr(pad_value, i64),
             },
         )
+
+    def buffer_form(self, operands: Sequence[SSAValue], out: SSAValue) -> IRDLOperation:
+        props = dict(self.properties)
+        props.pop("operandSegmentSizes", None)  # last, where the parser puts it
+        props["operandSegmentSizes"] = DenseArrayBase.from_list(
+            i32, [1, 1, int(self.residual is not None), 1])
+        return BConv2dOp.create(operands=[*operands, out], result_types=[], properties=props,
+                                attributes=dict(self.attributes))
 
     # Convenience accessors -------------------------------------------------------------------
     @property
@@ -245,7 +263,8 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
         return kh * kw * self.channels
 
     def verify_(self) -> None:
-        out_type = self._check_form([self.input, self.weight])
+        inputs = [self.input, self.weight] + ([self.residual] if self.residual is not None else [])
+        out_type = self._check_form(inputs)
         in_shape = static_shape(self.name, self.input.type)
         w_shape = static_shape(self.name, self.weight.type)
         out_shape = static_shape(self.name, out_type)
@@ -310,6 +329,17 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
             check_threshold_arrays(self.name, self.thresholds, self.directions, o)
         if kind == "requant8":
             verify_requant8_params(f"'{self.name}' requant", self.requant_params, o, noun="entry")
+        if self.residual is not None:
+            if kind not in ("clip8", "requant8"):
+                raise VerifyException(
+                    f"'{self.name}' a residual goes with output clip8 or requant8 only, not {kind}"
+                )
+            r_type = self.residual.type
+            if not is_int(elem_of(r_type), 8) or static_shape(self.name, r_type) != out_shape:
+                raise VerifyException(
+                    f"'{self.name}' residual must be i8 of the output shape {list(out_shape)}, "
+                    f"got {describe(r_type)}"
+                )
 
 
 @irdl_op_definition

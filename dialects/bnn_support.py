@@ -25,6 +25,7 @@ from math import prod
 
 from xdsl.dialects.builtin import (
     DenseArrayBase,
+    DictionaryAttr,
     Float32Type,
     FloatAttr,
     IntegerAttr,
@@ -519,6 +520,11 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
     * Integer: both factors sign-extended to ``i32``, ``i32`` multiply and add. Exact: every
       partial sum is at most ``128 * 128 * KH*KW*C`` in magnitude and the verifier bounds the
       fan-in ``KH*KW*C`` by ``(2**31 - 1) // 128**2 = 131071``, so nothing wraps.
+
+    Fused output (integer form only, optional property ``requant``, set by ``bnn-fuse-output``):
+    a dictionary holding ``kind`` and that kind's arrays exactly as ``bnn.requant8`` holds its
+    properties, one entry or row per output channel; the result is then ``i8``,
+    ``out[n, oh, ow, o] = requant8_o(acc[n, oh, ow, o])`` and the ``i32`` sums never go to memory.
     """
 
     name = "bnn.conv2d"
@@ -532,6 +538,7 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
     strides = prop_def(DenseArrayBase)
     dilations = prop_def(DenseArrayBase)
     padding = prop_def(DenseArrayBase)
+    requant = opt_prop_def(DictionaryAttr)
 
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     assembly_format = WEIGHTED_FORMAT
@@ -563,6 +570,13 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
         oh, ow = self.verify_window(h, w, kh, kw)
         if integer:
             self._check_fan_in(kh * kw * c)
+        if self.requant is not None:
+            if not integer:
+                raise VerifyException(f"'{self.name}' a fused requant8 needs the integer form")
+            verify_requant8_params(f"'{self.name}' requant", dict(self.requant.data), o,
+                                   noun="entry")
+            _expect_output(self, out_type, (n, oh, ow, o), i8)
+            return
         _expect_output(self, out_type, (n, oh, ow, o), i32 if integer else f32)
 
     @property

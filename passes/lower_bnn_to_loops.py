@@ -34,7 +34,10 @@ most ``8*KH*KW*Q*M < 2**31`` (checked), and ``K - 2*popcount`` is the exact outp
 
 Options: ``target`` (``host`` or ``aarch64``, :func:`bnnmlir.target.get_target`) gives the
 vector width and the popcount kind; ``parallel`` makes the outer loop of every convolution, over the ``N*OH`` output
-rows, an ``scf.parallel`` with one induction variable and no reductions.
+rows, an ``scf.parallel`` with one induction variable and no reductions (binary layers of at least
+``MIN_PARALLEL_MACS`` MACs), and the first two dimensions of every support op of at least
+``MIN_PARALLEL_ELEMENTS`` elements one such loop over rows: below those sizes a split costs more
+than it saves.
 """
 
 from __future__ import annotations

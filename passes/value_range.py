@@ -154,9 +154,9 @@ def _bconv2d(op: BConv2dOp, args: Sequence[IntRange | None]) -> IntRange | None:
     kind = op.output_kind
     if kind == "i32":
         return acc
-    if kind == "clip8":
+    if kind == "clip8" and op.residual is None:
         return acc.clamp(CLIP8_RANGE.lo, CLIP8_RANGE.hi)
-    if kind == "requant8":
+    if kind in ("clip8", "requant8"):
         return CLIP8_RANGE
     return None
 
@@ -239,6 +239,8 @@ def _weighted_sum(weights: np.ndarray, x: IntRange, may_skip: bool) -> IntRange:
 
 @range_rule(Conv2dOp, DenseOp)
 def _integer_product(op: Operation, args: Sequence[IntRange | None]) -> IntRange | None:
+    if getattr(op, "requant", None) is not None:
+        return CLIP8_RANGE
     if not getattr(op, "is_integer", False) or args[0] is None:
         return IntRange.of_type(value_elem(op.results[0]))
     weight = op.operands[1].owner

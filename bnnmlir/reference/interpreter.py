@@ -42,6 +42,9 @@ def _bconv2d(op: BConv2dOp, args: list[np.ndarray]) -> np.ndarray:
     x = binary.unpack(args[0].view(np.uint8), c)
     w = binary.unpack(args[1].view(np.uint8), c)
     acc = binary.bconv2d(x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad))
+    if op.residual is not None:
+        transformed = binary.clip8(acc) if op.output_kind == "clip8" else requant8(acc, op.requant_params)
+        return binary.clip8(transformed.astype(np.int32) + args[2].astype(np.int32))
     if op.output_kind == "clip8":
         return binary.clip8(acc)
     if op.output_kind == "threshold":
@@ -113,7 +116,8 @@ def _affine(op: support_ops.AffineOp, args: list[np.ndarray]) -> np.ndarray:
 
 def _conv2d(op: support_ops.Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
     if op.is_integer:
-        return support.conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
+        acc = support.conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
+        return acc if op.requant is None else requant8(acc, dict(op.requant.data))
     bias = args[2] if op.bias is not None else None
     return support.conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
 

@@ -2,7 +2,8 @@
 
 Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, O]``::
 
-    for r in [0, N*OH)                 (scf.parallel when requested; n = r / OH, oh = r % OH)
+    for r in [0, N*OH)                 (scf.parallel when requested and the layer has at least
+                                        MIN_PARALLEL_MACS MACs; n = r / OH, oh = r % OH)
       if oh in the interior rows:      (scf.if, only when some rows are not interior)
         columns(rows checked = no)
       else:
@@ -98,7 +99,14 @@ accumulator of a block read from re-laid weights. ``out = K - 2*popcount``.
 Fused output transforms, applied to each ``i32`` result before its store: ``clip8`` (``maxsi``,
 ``minsi``, ``trunci``), ``threshold`` (compare with the channel's threshold, bits packed 8 per
 byte), ``requant8`` (the per-element map of ``bnn.requant8`` for output channel ``o``, emitted by
-:func:`bnnmlir.passes.loops.support.requant8_element`; its arrays are constant globals).
+:func:`bnnmlir.passes.loops.support.requant8_element`; its arrays are constant globals); then a
+fused residual: ``residual[n, oh, ow, o]`` is loaded at the store's own index and ``clip8(t + r)``
+stored (the residual buffer is only read, at the position written). Whole blocks take the vector
+form (:meth:`ConvLowering.store_vector`): the ``i32`` results of ``EPILOGUE_BLOCKS`` blocks in one
+vector, the affine requant8 lane-wise (in ``i32`` where
+:func:`~bnnmlir.passes.loops.support.affine_arrays` proves it exact), the residual as a saturating
+byte add and a max (:func:`~bnnmlir.passes.loops.support.clip8_add`); the other requant8 kinds and
+the channels left over take the per-element form.
 """
 
 from __future__ import annotations
@@ -107,7 +115,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects import arith, memref, vector
+from xdsl.dialects import arith, llvm, memref, vector
 from xdsl.dialects.builtin import (
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
@@ -132,7 +140,15 @@ from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals
-from bnnmlir.passes.loops.support import RequantElement, requant8_epilogue
+from bnnmlir.passes.loops.support import (
+    AffineArrays,
+    RequantElement,
+    affine_arrays,
+    affine_requant_vector,
+    clamp_clip8,
+    clip8_add,
+    requant8_epilogue,
+)
 from bnnmlir.target import TargetInfo
 
 MAX_RUN_CHUNKS = 16
@@ -442,6 +458,7 @@ class ConvLowering:
         thresholds: ThresholdTables | None = None,
         check_kind: bool = True,
         requant: RequantElement | None = None,
+        affine_arrays: AffineArrays | None = None,
     ):
         self.op = op
         vector_bytes = target.vector_bytes
@@ -452,6 +469,7 @@ class ConvLowering:
             raise ValueError("a requant8 output needs its requant8 emission, and only it")
         self.thresholds = thresholds
         self.requant = requant
+        self.affine_arrays = affine_arrays
         # Shapes only: the value form works too (the per-layer report plans tensor-level ops).
         x_type, out_type = op.input.type, op.output_type()
         assert isinstance(x_type, MemRefType | TensorType)
@@ -516,6 +534,11 @@ class ConvLowering:
                 self.o, hi - lo, self.rows != (0, self.oh), self.ow - (hi - lo), self.words)
         self.block_kernel: BlockKernel | None = None
 
+    @property
+    def macs(self) -> int:
+        """Binary multiply-accumulates of the whole layer (padding taps included)."""
+        return self.n * self.oh * self.ow * self.o * self.kh * self.kw * self.channels
+
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool, module_globals: ModuleGlobals) -> None:
         if self.block_plan is not None:
@@ -524,7 +547,7 @@ class ConvLowering:
             assert self.patch is not None
             self.weight_blocks = weight_blocks(self.op, self.patch, self.block, module_globals)
         rows = self.n * self.oh
-        if parallel:
+        if parallel and rows > 1 and self.macs >= MIN_PARALLEL_MACS:
             em.parallel(rows, self.row)
         else:
             em.loop(0, rows, lambda e, r, _: self.row(e, r) or [])
@@ -627,12 +650,13 @@ class ConvLowering:
 
             em.loop(begin, end, column)
 
-    def blocks(self, em: Emitter, count: int, body: Callable[[Emitter, SSAValue, int], None]) -> None:
-        """``body(e, first, size)`` over channels ``0 .. count-1`` in blocks of ``B`` (a loop),
-        then one block of the ``count % B`` left over."""
+    def blocks(self, em: Emitter, count: int, body: Callable[[Emitter, SSAValue, int], None],
+               start: int = 0) -> None:
+        """``body(e, first, size)`` over channels ``start .. count-1`` in blocks of ``B`` (a
+        loop), then one block of the ``(count - start) % B`` left over."""
         b = self.block
-        full = count // b * b
-        em.loop(0, full, lambda e, k, _: body(e, k, b) or [], step=b)
+        full = start + (count - start) // b * b
+        em.loop(start, full, lambda e, k, _: body(e, k, b) or [], step=b)
         if count > full:
             body(em, em.index(full), count - full)
 
@@ -641,23 +665,65 @@ class ConvLowering:
         return [first] + [em.add(first, em.index(j)) for j in range(1, size)]
 
     def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
+        vectored = self.kind == "clip8" or (self.kind == "requant8" and self.affine_arrays is not None)
+
         def body(e: Emitter, first: SSAValue, size: int) -> None:
             os = self.channels_from(e, first, size)
-            for o, value in zip(os, outputs(e, os)):
+            values = outputs(e, os)
+            if vectored and size > 1:
+                self.store_vector(e, values, first, lead)
+                return
+            for o, value in zip(os, values):
                 self.store(e, value, [*lead, o])
 
-        self.blocks(em, self.o, body)
+        b = self.block
+        wide = EPILOGUE_BLOCKS * b
+        done = 0
+        if vectored and b > 1 and self.o >= wide:
+            # EPILOGUE_BLOCKS blocks share one epilogue of EPILOGUE_BLOCKS * B lanes.
+            def wide_body(e: Emitter, first: SSAValue, _: Sequence[SSAValue]) -> list:
+                values: list[SSAValue] = []
+                for k in range(EPILOGUE_BLOCKS):
+                    values += outputs(e, self.channels_from(e, e.add(first, e.index(k * b)), b))
+                self.store_vector(e, values, first, lead)
+                return []
+
+            done = self.o // wide * wide
+            em.loop(0, done, wide_body, step=wide)
+        self.blocks(em, self.o, body, start=done)
+
+    def store_vector(self, em: Emitter, values: Sequence[SSAValue], first: SSAValue,
+                     lead: list[SSAValue]) -> None:
+        """Store the ``i32`` results of channels ``first ..`` at ``lead`` as one vector, through
+        the fused ``clip8`` or affine ``requant8`` and the residual: the lane-wise form of
+        :meth:`store`, equal to it on every lane (see the module docstring)."""
+        b = len(values)
+        acc = em.vector_const([0] * b, i32)
+        for j, value in enumerate(values):
+            acc = em.emit(vector.InsertOp(value, acc, [j]))
+        if self.kind == "requant8":
+            assert self.affine_arrays is not None
+            acc = affine_requant_vector(em, acc, self.affine_arrays, first)
+        else:
+            acc = clamp_clip8(em, acc)
+        out = em.emit(llvm.TruncOp(acc, VectorType(i8, [b])))
+        if self.op.residual is not None:
+            out = clip8_add(em, out, em.vload(self.op.residual, [*lead, first], b))
+        em.emit(vector.StoreOp(out, self.op.out, [*lead, first]))  # type: ignore[arg-type]
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
         """Store one ``i32`` result at ``[n, oh, ow, o]``, through the fused ``clip8`` or
-        ``requant8`` (of channel ``o``) when there is one."""
+        ``requant8`` (of channel ``o``) when there is one, then the fused residual."""
         if self.kind == "requant8":
             assert self.requant is not None
             acc = self.requant(em, acc, at[-1])
         elif self.kind == "clip8":
-            acc = em.emit(arith.MaxSIOp(acc, em.int(CLIP8_MIN, i32)))
-            acc = em.emit(arith.MinSIOp(acc, em.int(CLIP8_MAX, i32)))
-            acc = em.emit(arith.TruncIOp(acc, i8))
+            acc = em.emit(arith.TruncIOp(clamp_clip8(em, acc), i8))
+        if self.op.residual is not None:
+            # clip8(t + r): t and r in [-127, 127], the i32 sum is exact.
+            total = em.add(em.emit(arith.ExtSIOp(acc, i32)),
+                           em.emit(arith.ExtSIOp(em.load(self.op.residual, at), i32)))
+            acc = em.emit(arith.TruncIOp(clamp_clip8(em, total), i8))
         em.store(acc, self.op.out, at)  # type: ignore[arg-type]
 
     def store_bits(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
@@ -1005,6 +1071,13 @@ def constant_weights(op: BConv2dOp) -> tuple[np.ndarray, memref.GlobalOp] | None
         return None
     shape = op.weight.type.get_shape()  # type: ignore[union-attr]
     return dense_to_numpy(init).reshape(shape), glob  # a splat is expanded
+EPILOGUE_BLOCKS = 4
+"""Blocks of ``B`` output channels whose results go through one vector epilogue together (16
+lanes for ``B = 4``: a whole 512-bit ``i32`` vector), so the epilogue's fixed cost is shared."""
+
+MIN_PARALLEL_MACS = 1 << 23
+"""Binary MACs below which a layer runs on one thread: about 10 us of work, where a split
+over two threads would save less than a parallel-for costs."""
 
 
 def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals: ModuleGlobals
@@ -1038,7 +1111,7 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
     """Emit the loop nest of the buffer-form ``op``, with its fused output transform: the
     thresholds and directions of a ``threshold`` output, the per-element map of a ``requant8``
     output, as constant globals."""
-    thresholds = requant = None
+    thresholds = requant = arrays = None
     if op.output_kind == "threshold":
         assert op.thresholds is not None and op.directions is not None
         thresholds = threshold_tables(em, ctx, list(op.thresholds.get_values()),
@@ -1046,7 +1119,9 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
     elif op.output_kind == "requant8":
         channels = op.output_type().get_shape()[-1]
         requant = requant8_epilogue(em, ctx.add_global, op.requant_params, channels)
-    ConvLowering(op, ctx.target, thresholds, requant=requant).emit(em, ctx.parallel, ctx.globals)
+        arrays = affine_arrays(ctx.add_global, op.requant_params, channels, op.fan_in)
+    ConvLowering(op, ctx.target, thresholds, requant=requant, affine_arrays=arrays).emit(
+        em, ctx.parallel, ctx.globals)
 
 
 __all__ = [

@@ -4,12 +4,18 @@ All three loop over the leading dimensions of their static input; the two packin
 over the output words and build each byte from its (up to) 8 channels, unrolled: bit ``b`` of
 word ``w`` is channel ``c = 8*w + b`` and is 1 iff that channel is -1. The last word, when
 ``C % 8 != 0``, is emitted separately with only its ``C % 8`` channels: its unused bits stay 0.
+
+Threads (the ``parallel`` option): :func:`loop_nest` of a tensor of at least
+:data:`MIN_PARALLEL_ELEMENTS` elements runs its first two dimensions as one ``scf.parallel`` over
+the ``D0*D1`` rows (``i0 = r / D1``, ``i1 = r % D1``); every row writes only its own elements, so
+any split of the rows computes the same result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import prod
 
 from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import Float32Type, IntegerType, MemRefType, i8, i32
@@ -24,10 +30,36 @@ BitOf = Callable[[Emitter, Sequence[SSAValue], SSAValue], SSAValue]
 """``bit_of(emitter, leading_indices, channel) -> i1``: 1 iff the channel binarizes to -1."""
 
 
+MIN_PARALLEL_ELEMENTS = 1 << 16
+"""Elements below which a support op is not split over threads: one parallel-for (waking the
+pool and joining it) costs about as much as this many simple element operations."""
+
+
+def worth_splitting(parallel: bool, elements: int) -> bool:
+    """Split a support op of ``elements`` elements over threads (see :data:`MIN_PARALLEL_ELEMENTS`)."""
+    return parallel and elements >= MIN_PARALLEL_ELEMENTS
+
+
 def loop_nest(
-    em: Emitter, extents: Sequence[int], body: Callable[[Emitter, list[SSAValue]], None]
+    em: Emitter, extents: Sequence[int], body: Callable[[Emitter, list[SSAValue]], None],
+    parallel: bool = False,
 ) -> None:
-    """Nested ``scf.for`` loops over ``extents`` (outermost first) around ``body``."""
+    """Nested ``scf.for`` loops over ``extents`` (outermost first) around ``body``; with
+    ``parallel``, the first two dimensions are one ``scf.parallel`` over rows (module docstring)."""
+    if parallel and len(extents) >= 2 and extents[0] * extents[1] > 1:
+        d0, d1 = extents[0], extents[1]
+
+        def row(e: Emitter, r: SSAValue) -> None:
+            if d0 == 1:
+                lead = [e.index(0), r]
+            elif d1 == 1:
+                lead = [r, e.index(0)]
+            else:
+                lead = [e.emit(arith.DivUIOp(r, e.index(d1))), e.emit(arith.RemUIOp(r, e.index(d1)))]
+            loop_nest(e, extents[2:], lambda inner, idx: body(inner, [*lead, *idx]))
+
+        em.parallel(d0 * d1, row)
+        return
 
     def level(e: Emitter, depth: int, indices: list[SSAValue]) -> None:
         if depth == len(extents):
@@ -43,7 +75,8 @@ def loop_nest(
     level(em, 0, [])
 
 
-def pack_words(em: Emitter, shape: Sequence[int], out: SSAValue, bit_of: BitOf) -> None:
+def pack_words(em: Emitter, shape: Sequence[int], out: SSAValue, bit_of: BitOf,
+               parallel: bool = False) -> None:
     """``out[..., w] = sum_b bit_of(..., 8*w + b) << b`` over the ``C = shape[-1]`` channels."""
     channels = shape[-1]
     full, rest = divmod(channels, WORD_BITS)
@@ -65,7 +98,7 @@ def pack_words(em: Emitter, shape: Sequence[int], out: SSAValue, bit_of: BitOf) 
         if rest:
             word(e, lead, e.index(full), rest)
 
-    loop_nest(em, shape[:-1], row)
+    loop_nest(em, shape[:-1], row, worth_splitting(parallel, prod(shape)))
 
 
 def lower_binarize(em: Emitter, op: BinarizeOp, ctx: LoweringContext) -> None:
@@ -84,7 +117,7 @@ def lower_binarize(em: Emitter, op: BinarizeOp, ctx: LoweringContext) -> None:
         assert isinstance(elem, IntegerType)
         return e.cmpi(x, e.int(0, elem), "slt")
 
-    pack_words(em, in_type.get_shape(), out, bit_of)
+    pack_words(em, in_type.get_shape(), out, bit_of, ctx.parallel)
 
 
 @dataclass(frozen=True)
@@ -148,13 +181,15 @@ def lower_threshold(em: Emitter, op: ThresholdOp, ctx: LoweringContext) -> None:
             x = e.emit(arith.ExtSIOp(x, i32))
         return threshold_minus(e, x, c, tables)
 
-    pack_words(em, in_type.get_shape(), out, bit_of)
+    pack_words(em, in_type.get_shape(), out, bit_of, ctx.parallel)
 
 
 def lower_clip8(em: Emitter, op: Clip8Op, ctx: LoweringContext) -> None:
     """``bnn.clip8``: ``trunci(minsi(maxsi(x, -127), 127))`` element by element; ``f32`` input is
-    first rounded half to even and clamped in float (``math.roundeven``, ``maximumf``,
-    ``minimumf``), then converted (``fptosi``, exact on [-127, 127])."""
+    first rounded half to even and clamped in float (``math.roundeven``, then ``x < -127 ? -127 :
+    x`` and ``x > 127 ? 127 : x``, compare + select, which vectorize; NaN passes both and, as
+    with ``maximumf``/``minimumf``, has no defined ``fptosi``), then converted (``fptosi``,
+    exact on [-127, 127])."""
     inp, out = op.input, op.out
     assert out is not None
     in_type = inp.type
@@ -165,8 +200,9 @@ def lower_clip8(em: Emitter, op: Clip8Op, ctx: LoweringContext) -> None:
         x = e.load(inp, idx)
         if isinstance(elem, Float32Type):
             x = e.emit(math.RoundEvenOp(x))
-            x = e.emit(arith.MaximumfOp(x, e.f32(float(CLIP8_MIN))))
-            x = e.emit(arith.MinimumfOp(x, e.f32(float(CLIP8_MAX))))
+            lo, hi = e.f32(float(CLIP8_MIN)), e.f32(float(CLIP8_MAX))
+            x = e.select(e.emit(arith.CmpfOp(x, lo, "olt")), lo, x)
+            x = e.select(e.emit(arith.CmpfOp(x, hi, "ogt")), hi, x)
             e.store(e.emit(arith.TruncIOp(e.emit(arith.FPToSIOp(x, i32)), i8)), out, idx)
             return
         assert isinstance(elem, IntegerType)
@@ -174,4 +210,5 @@ def lower_clip8(em: Emitter, op: Clip8Op, ctx: LoweringContext) -> None:
         x = e.emit(arith.MinSIOp(x, e.int(CLIP8_MAX, elem)))
         e.store(e.emit(arith.TruncIOp(x, i8)), out, idx)
 
-    loop_nest(em, in_type.get_shape(), body)
+    shape = in_type.get_shape()
+    loop_nest(em, shape, body, worth_splitting(ctx.parallel, prod(shape)))

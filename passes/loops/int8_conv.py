@@ -63,7 +63,10 @@ Loop nest (``P`` pixels x ``B`` channel blocks of accumulators held in registers
              columns one by one with column checks
     tile:    for channel blocks in steps of B (the last partial step statically):
                acc[p][b] = start; for segments s; for groups q: acc[p][b] += x-group(p, s, q) . wr[b, s, q]
-               store acc (a partial channel block lane by lane)
+               store acc (a partial channel block lane by lane), through a fused requant8
+               (``bnn.conv2d {requant}``): the affine map lane-wise on whole blocks
+               (:func:`~bnnmlir.passes.loops.support.affine_requant_vector`, then ``i8`` lanes),
+               the per-element code of ``bnn.requant8`` otherwise
 
 Interior rows and columns are those whose taps all lie inside the input (the same ranges as the
 binary convolution); a checked row reads ``x = 0`` for a kernel row outside the input (a select
@@ -314,14 +317,24 @@ def _interior(size: int, out_size: int, kernel: int, stride: int, dilation: int,
     return lo, max(lo, hi)
 
 
+@dataclass(frozen=True)
+class OutputMap:
+    """A fused requant8 output (``bnn.conv2d`` with ``requant``): the per-element code and, for
+    the affine kind, the arrays of the lane-wise form used on whole channel blocks."""
+
+    element: support.RequantElement
+    arrays: support.AffineArrays | None
+
+
 class Int8Kernel:
     """Emits one planned convolution (see the module docstring for the loop nest)."""
 
     def __init__(self, em: Emitter, plan: Int8Plan, geo: Geometry, weights: SSAValue,
-                 start: SSAValue | None):
+                 start: SSAValue | None, output: OutputMap | None = None):
         self.plan, self.geo, self.weights, self.start = plan, geo, weights, start
         self.path = plan.path
         self.em = em
+        self.output = output
 
     # Activation groups ---------------------------------------------------------------------
     def _group(self, e: Emitter, n: SSAValue, ih: SSAValue, iw0: SSAValue, seg_col: int | SSAValue,
@@ -475,12 +488,21 @@ class Int8Kernel:
                         valid = min(lanes, geo.o - ((static_b0 + b) * path.lanes + h * lanes))
                     if valid <= 0:
                         continue
-                    if valid == lanes:
+                    out = self.output
+                    if valid == lanes and (out is None or out.arrays is not None):
+                        if out is not None:
+                            assert out.arrays is not None
+                            acc = e.emit(llvm.TruncOp(
+                                support.affine_requant_vector(e, acc, out.arrays, first),
+                                _vtype(i8, lanes)))
                         e.emit(vector.StoreOp(acc, geo.out, geo.out_index(n, oh, col, first)))
                         continue
                     for lane in range(valid):
                         value = e.emit(vector.ExtractOp(acc, [lane], i32))
-                        e.store(value, geo.out, geo.out_index(n, oh, col, e.add(first, e.index(lane))))
+                        channel = e.add(first, e.index(lane))
+                        if out is not None:
+                            value = out.element(e, value, channel)
+                        e.store(value, geo.out, geo.out_index(n, oh, col, channel))
 
     # Rows and columns ----------------------------------------------------------------------
     def emit(self, parallel: bool) -> None:
@@ -552,7 +574,7 @@ def constant_weights(op: Operation, value: SSAValue, shape: Sequence[int],
 
 
 def _emit_planned(em: Emitter, op: Operation, ctx: LoweringContext, geo: Geometry,
-                  w: np.ndarray) -> None:
+                  w: np.ndarray, output: OutputMap | None = None) -> None:
     path = dot_path(ctx.target)
     assert path is not None
     plan = plan_int8(path, geo.o, geo.kw, geo.kh, geo.c, geo.dilation[1], geo.ow)
@@ -567,7 +589,7 @@ def _emit_planned(em: Emitter, op: Operation, ctx: LoweringContext, geo: Geometr
         stype = MemRefType(i32, [len(sums)])
         start = em.get_global(ctx.add_global("__bnn_int8_start", (-128 * sums).tolist(), stype),
                               stype)
-    Int8Kernel(em, plan, geo, weights, start).emit(ctx.parallel)
+    Int8Kernel(em, plan, geo, weights, start, output).emit(ctx.parallel)
 
 
 def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
@@ -595,7 +617,13 @@ def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     geo = Geometry(op.input, op.out, n, h, wd, c, o, kh, kw, oh, ow, tuple(op.stride_hw),
                    tuple(op.dilation_hw), (pt, pl), lambda a, b, cc, d: [a, b, cc, d],
                    lambda a, b, cc, d: [a, b, cc, d])
-    _emit_planned(em, op, ctx, geo, w)
+    output = None
+    if op.requant is not None:
+        requant = dict(op.requant.data)
+        output = OutputMap(support.requant8_epilogue(em, ctx.add_global, requant, o),
+                           support.affine_arrays(ctx.add_global, requant, o,
+                                                 128 * 128 * kh * kw * c))
+    _emit_planned(em, op, ctx, geo, w, output)
 
 
 def lower_int8_dense(em: Emitter, op: DenseOp, ctx: LoweringContext) -> None:

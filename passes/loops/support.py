@@ -38,13 +38,14 @@ from fractions import Fraction
 from math import prod
 
 import numpy as np
-from xdsl.dialects import arith, math, scf
+from xdsl.dialects import arith, llvm, math, scf
 from xdsl.dialects.builtin import (
     Float32Type,
     FloatAttr,
     IndexType,
     IntegerType,
     MemRefType,
+    VectorType,
     f32,
     i8,
     i32,
@@ -68,8 +69,9 @@ from bnnmlir.dialects.bnn_support import (
     ReshapeOp,
     TransposeOp,
 )
+from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN
 from bnnmlir.ir_utils import value_elem, value_shape
-from bnnmlir.passes.loops.elementwise import loop_nest
+from bnnmlir.passes.loops.elementwise import loop_nest, worth_splitting
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.lowering import AddGlobal, LoweringContext
 
@@ -230,6 +232,68 @@ def requant8_element(params: _Params, requant: Mapping[str, Attribute], channels
     return element
 
 
+AffineArrays = tuple[tuple[str, MemRefType], tuple[str, MemRefType], tuple[str, MemRefType]]
+"""The ``multiplier``, ``offset`` and ``shift`` globals (``i64 [O]``) of an affine requant8
+output, read as vectors by the vector epilogue."""
+
+
+def affine_arrays(add_global: AddGlobal, requant: Mapping[str, Attribute], channels: int,
+                  bound: int) -> AffineArrays | None:
+    """The arrays of an affine requant8 map as ``[O]`` constant globals, else ``None``.
+
+    They are ``i32`` when the map is exact in ``i32`` for every input ``|x| <= bound``:
+    ``|x * m + b| <= bound * max|m| + max|b| <= 2**31 - 1`` (then every product and sum of
+    :func:`affine_requant_vector` is the ``i64`` one) and every shift is below 32; else ``i64``.
+    """
+    if requant["kind"].data != "affine":  # type: ignore[attr-defined]
+        return None
+    values = {name: [int(v) for v in requant[name].get_values()]  # type: ignore[attr-defined]
+              for name in ("multiplier", "offset", "shift")}
+    largest = bound * max(map(abs, values["multiplier"])) + max(map(abs, values["offset"]))
+    narrow = largest <= 2**31 - 1 and max(values["shift"]) < 32
+    mtype = MemRefType(i32 if narrow else i64, [channels])
+    return tuple((add_global(f"__bnn_requant_v{name[0]}", values[name], mtype), mtype)
+                 for name in ("multiplier", "offset", "shift"))  # type: ignore[return-value]
+
+
+def clamp_clip8(em: Emitter, value: SSAValue) -> SSAValue:
+    """``min(max(value, -127), 127)`` of an integer or a vector of integers."""
+    t = value.type
+    if isinstance(t, VectorType):
+        elem = t.get_element_type()
+        lo = em.vector_const([CLIP8_MIN] * t.get_shape()[0], elem)
+        hi = em.vector_const([CLIP8_MAX] * t.get_shape()[0], elem)
+    else:
+        lo, hi = em.int(CLIP8_MIN, t), em.int(CLIP8_MAX, t)  # type: ignore[arg-type]
+    return em.emit(arith.MinSIOp(em.emit(arith.MaxSIOp(value, lo)), hi))
+
+
+def affine_requant_vector(em: Emitter, acc: SSAValue, arrays: AffineArrays,
+                          first: SSAValue) -> SSAValue:
+    """The affine requant8 map, lane-wise, of ``vector<L x i32>`` results of channels ``first ..
+    first+L-1``: ``clamp((acc * m + b) >> s, -127, 127)`` (the code of :func:`requant8_element`)
+    in the arrays' width (``i64``, or ``i32`` where :func:`affine_arrays` proved it exact),
+    returned as ``vector<L x i32>``."""
+    lanes = acc.type.get_shape()[0]  # type: ignore[attr-defined]
+    m, b, s = (em.vload(em.get_global(*ref), [first], lanes) for ref in arrays)
+    wide_type = arrays[0][1].get_element_type()
+    wide = acc
+    if wide_type != i32:
+        wide = em.emit(llvm.SExtOp(acc, VectorType(wide_type, [lanes])))
+    wide = em.emit(arith.ShRSIOp(em.emit(arith.AddiOp(em.emit(arith.MuliOp(wide, m)), b)), s))
+    wide = clamp_clip8(em, wide)
+    return wide if wide_type == i32 else em.emit(llvm.TruncOp(wide, VectorType(i32, [lanes])))
+
+
+def clip8_add(em: Emitter, t: SSAValue, r: SSAValue) -> SSAValue:
+    """``clip8(t + r)`` of two ``vector<L x i8>`` in ``[-127, 127]``: the saturating byte add
+    gives ``clamp(t + r, -128, 127)`` (the sum is at most 254 in magnitude), then ``max(., -127)``
+    (``vpaddsb`` + ``vpmaxsb``, ``sqadd`` + ``smax``)."""
+    lanes = t.type.get_shape()[0]  # type: ignore[attr-defined]
+    total = em.emit(llvm.CallIntrinsicOp(f"llvm.sadd.sat.v{lanes}i8", [t, r], [t.type]))
+    return em.emit(arith.MaxSIOp(total, em.vector_const([CLIP8_MIN] * lanes, i8)))
+
+
 def requant8_epilogue(em: Emitter, add_global: AddGlobal, requant: Mapping[str, Attribute],
                       channels: int) -> RequantElement:
     """:func:`requant8_element` for a fused output (``bnn.bconv2d`` with ``output = "requant8"``)."""
@@ -241,18 +305,22 @@ def lower_requant8(em: Emitter, op: Requant8Op, ctx: LoweringContext) -> None:
     x_ref, out = op.input, op.out
     assert out is not None
     element = requant8_element(params, op.params, op.channels)
-    loop_nest(em, value_shape(x_ref), lambda e, idx: e.store(element(e, e.load(x_ref, idx), idx[-1]), out, idx))
+    shape = value_shape(x_ref)
+    loop_nest(em, shape, lambda e, idx: e.store(element(e, e.load(x_ref, idx), idx[-1]), out, idx),
+              worth_splitting(ctx.parallel, prod(shape)))
 
 
 def _map_elements(em: Emitter, inp: SSAValue, out: SSAValue,
-                  fn: Callable[[Emitter, SSAValue, SSAValue], SSAValue]) -> None:
+                  fn: Callable[[Emitter, SSAValue, SSAValue], SSAValue], parallel: bool = False) -> None:
     """``out[i] = fn(emitter, in[i], channel)`` over the whole (shared) shape."""
-    loop_nest(em, value_shape(inp), lambda e, idx: e.store(fn(e, e.load(inp, idx), idx[-1]), out, idx))
+    shape = value_shape(inp)
+    loop_nest(em, shape, lambda e, idx: e.store(fn(e, e.load(inp, idx), idx[-1]), out, idx),
+              worth_splitting(parallel, prod(shape)))
 
 
 def lower_cast(em: Emitter, op: CastOp, ctx: LoweringContext) -> None:
     assert op.out is not None
-    _map_elements(em, op.input, op.out, lambda e, x, c: _to_f32(e, x))
+    _map_elements(em, op.input, op.out, lambda e, x, c: _to_f32(e, x), ctx.parallel)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +330,7 @@ def lower_cast(em: Emitter, op: CastOp, ctx: LoweringContext) -> None:
 
 def _scale_shift(em: Emitter, inp: SSAValue, out: SSAValue, params: _Params,
                  scale: Sequence[float], shift: Sequence[float], fused: bool = False,
-                 divide: bool = False) -> None:
+                 divide: bool = False, parallel: bool = False) -> None:
     """``x * scale[c] + shift[c]``: ``math.fma`` (one rounding) or ``mulf`` then ``addf``;
     ``divide``: ``x / scale[c] + shift[c]`` with ``divf`` then ``addf``."""
     scale_of = params.per_channel("__bnn_divisor" if divide else "__bnn_scale", scale, f32)
@@ -274,7 +342,7 @@ def _scale_shift(em: Emitter, inp: SSAValue, out: SSAValue, params: _Params,
         scaled = arith.DivfOp(x, scale_of(e, c)) if divide else arith.MulfOp(x, scale_of(e, c))
         return e.emit(arith.AddfOp(e.emit(scaled), shift_of(e, c)))
 
-    _map_elements(em, inp, out, fn)
+    _map_elements(em, inp, out, fn, parallel)
 
 
 def _round_f32(value: Fraction) -> float:
@@ -312,7 +380,7 @@ def lower_batch_norm(em: Emitter, op: BatchNormOp, ctx: LoweringContext) -> None
     params = _Params(em, ctx.add_global)
     assert op.out is not None
     scale, shift = batch_norm_parameters(op)
-    _scale_shift(em, op.input, op.out, params, scale, shift, fused=True)
+    _scale_shift(em, op.input, op.out, params, scale, shift, fused=True, parallel=ctx.parallel)
 
 
 def lower_affine(em: Emitter, op: AffineOp, ctx: LoweringContext) -> None:
@@ -320,9 +388,10 @@ def lower_affine(em: Emitter, op: AffineOp, ctx: LoweringContext) -> None:
     assert op.out is not None
     if op.divides:
         _scale_shift(em, op.input, op.out, params, op.divisor.get_values(), op.bias.get_values(),
-                     divide=True)
+                     divide=True, parallel=ctx.parallel)
         return
-    _scale_shift(em, op.input, op.out, params, op.scale.get_values(), op.bias.get_values())
+    _scale_shift(em, op.input, op.out, params, op.scale.get_values(), op.bias.get_values(),
+                 parallel=ctx.parallel)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,9 +420,11 @@ def _zero_acc(em: Emitter, integer: bool) -> SSAValue:
 
 
 def _store_with_bias(em: Emitter, acc: SSAValue, bias: SSAValue | None, o: SSAValue,
-                     out: SSAValue, idx: list[SSAValue]) -> None:
+                     out: SSAValue, idx: list[SSAValue], requant: RequantElement | None = None) -> None:
     if bias is not None:
         acc = em.emit(arith.AddfOp(acc, em.load(bias, [o])))
+    if requant is not None:
+        acc = requant(em, acc, o)
     em.store(acc, out, idx)
 
 
@@ -366,6 +437,9 @@ def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     (sh, sw), (dh, dw), (pt, _, pl, _) = op.stride_hw, op.dilation_hw, op.pads
     check_h = _needs_check(h, oh_, kh, sh, dh, pt)
     check_w = _needs_check(wd, ow_, kw, sw, dw, pl)
+    requant = None
+    if op.requant is not None:
+        requant = requant8_element(_Params(em, ctx.add_global), dict(op.requant.data), o_)
 
     def output(e: Emitter, n: SSAValue, oh: SSAValue, ow: SSAValue, ih0: SSAValue, iw0: SSAValue,
                o: SSAValue) -> None:
@@ -385,7 +459,7 @@ def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
             return e1.loop(0, kw, tap, s1)
 
         (acc,) = e.loop(0, kh, tap_row, [_zero_acc(e, op.is_integer)])
-        _store_with_bias(e, acc, bias, o, out, [n, oh, ow, o])
+        _store_with_bias(e, acc, bias, o, out, [n, oh, ow, o], requant)
 
     def per_n(e: Emitter, n: SSAValue, _s) -> list:
         def per_oh(e1: Emitter, oh: SSAValue, _s1) -> list:
@@ -496,7 +570,8 @@ def lower_pool2d(em: Emitter, op: Pool2dOp, ctx: LoweringContext) -> None:
         _row_loop(e, c, lambda e1, ch: e1.store(
             e1.emit(arith.DivfOp(e1.load(out, [*at, ch]), count)), out, [*at, ch]))
 
-    loop_nest(em, (n_, oh_, ow_), lambda e, idx: window(e, *idx))
+    loop_nest(em, (n_, oh_, ow_), lambda e, idx: window(e, *idx),
+              worth_splitting(ctx.parallel, n_ * oh_ * ow_ * c * kh * kw))
 
 
 def lower_global_avg_pool(em: Emitter, op: GlobalAvgPoolOp, ctx: LoweringContext) -> None:
@@ -538,7 +613,8 @@ def lower_add(em: Emitter, op: AddOp, ctx: LoweringContext) -> None:
             total = e.emit(arith.AddiOp(_sext(e, a, elem), _sext(e, b, elem)))
         e.store(total, out, idx)
 
-    loop_nest(em, value_shape(out), body)
+    shape = value_shape(out)
+    loop_nest(em, shape, body, worth_splitting(ctx.parallel, prod(shape)))
 
 
 def lower_mul(em: Emitter, op: MulOp, ctx: LoweringContext) -> None:
@@ -589,7 +665,7 @@ def lower_activation(em: Emitter, op: ActivationOp, ctx: LoweringContext) -> Non
             keep = e.emit(arith.CmpfOp(x, f32_const(e, 0.0), "oge"))
             return e.select(keep, x, negative)
 
-    _map_elements(em, op.input, op.out, fn)
+    _map_elements(em, op.input, op.out, fn, ctx.parallel)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -675,4 +751,5 @@ def lower_transpose(em: Emitter, op: TransposeOp, ctx: LoweringContext) -> None:
             src[p] = idx[k]
         e.store(e.load(x, src), out, idx)
 
-    loop_nest(em, value_shape(out), body)
+    shape = value_shape(out)
+    loop_nest(em, shape, body, worth_splitting(ctx.parallel, prod(shape)))

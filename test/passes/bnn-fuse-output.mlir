@@ -87,3 +87,95 @@ func.func @do_not_fuse_requant8_twice(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1
   %q = bnn.requant8 %c {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>} : tensor<1x2x2x2xi8> -> tensor<1x2x2x2xi8>
   func.return %q : tensor<1x2x2x2xi8>
 }
+
+// clip8(add(conv, r)) of i8 operands: the residual moves into the convolution (either side).
+// CHECK-LABEL: func.func @fuse_residual
+// CHECK-NEXT: %[[A:.*]] = bnn.bconv2d %x, %w residual %r {{{.*}}output = "clip8"} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> residual tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi8>
+// CHECK-NEXT: %[[B:.*]] = bnn.bconv2d %x, %w residual %[[A]] {{{.*}}output = "requant8", requant = {kind = "affine"{{.*}}} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> residual tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi8>
+// CHECK-NEXT: func.return %[[B]]
+func.func @fuse_residual(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>, %r: tensor<1x4x4x2xi8>) -> tensor<1x4x4x2xi8> {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q = bnn.clip8 %c : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s = bnn.add %q, %r : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y = bnn.clip8 %s : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  %c2 = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q2 = bnn.requant8 %c2 {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>} : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s2 = bnn.add %y, %q2 : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y2 = bnn.clip8 %s2 : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  func.return %y2 : tensor<1x4x4x2xi8>
+}
+
+// The sum is also returned, or the convolution's output is used again, or an operand is wider
+// than i8: nothing moves.
+// CHECK-LABEL: func.func @do_not_fuse_residual
+// CHECK-NEXT: %[[Q:.*]] = bnn.bconv2d %x, %w {{{.*}}output = "clip8"}
+// CHECK-NEXT: %[[S:.*]] = bnn.add %[[Q]], %r
+// CHECK-NEXT: bnn.clip8 %[[S]]
+// CHECK-NEXT: %[[Q2:.*]] = bnn.bconv2d %x, %w {{{.*}}output = "clip8"}
+// CHECK-NEXT: %[[S2:.*]] = bnn.add %[[Q2]], %r
+// CHECK-NEXT: bnn.clip8 %[[S2]]
+// CHECK-NEXT: %[[Q3:.*]] = bnn.bconv2d %x, %w {{{.*}}output = "clip8"}
+// CHECK-NEXT: %[[S3:.*]] = bnn.add %[[Q3]], %r16
+// CHECK-NEXT: bnn.clip8 %[[S3]]
+func.func @do_not_fuse_residual(%x: tensor<1x4x4x1xi8>, %w: tensor<2x3x3x1xi8>, %r: tensor<1x4x4x2xi8>, %r16: tensor<1x4x4x2xi16>) -> (tensor<1x4x4x2xi8>, tensor<1x4x4x2xi16>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>) {
+  %c = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q = bnn.clip8 %c : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s = bnn.add %q, %r : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y = bnn.clip8 %s : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  %c2 = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q2 = bnn.clip8 %c2 : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s2 = bnn.add %q2, %r : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8> -> tensor<1x4x4x2xi16>
+  %y2 = bnn.clip8 %s2 : tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi8>
+  %c3 = bnn.bconv2d %x, %w {in_channels = 5 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, pad_value = 0 : i64} : tensor<1x4x4x1xi8>, tensor<2x3x3x1xi8> -> tensor<1x4x4x2xi32>
+  %q3 = bnn.clip8 %c3 : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  %s3 = bnn.add %q3, %r16 : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi16> -> tensor<1x4x4x2xi32>
+  %y3 = bnn.clip8 %s3 : tensor<1x4x4x2xi32> -> tensor<1x4x4x2xi8>
+  func.return %y, %s, %y2, %q2, %y3 : tensor<1x4x4x2xi8>, tensor<1x4x4x2xi16>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>, tensor<1x4x4x2xi8>
+}
+
+// The input quantization (the same affine map on every channel, then clip8) moves before the
+// NCHW -> NHWC transpose, which then moves i8; the affine's arrays follow the new last dimension.
+// CHECK-LABEL: func.func @quantize_before_transpose
+// CHECK-NEXT: %[[A:.*]] = bnn.affine %x {divisor = array<f32: 1.562500e-02, 1.562500e-02, 1.562500e-02, 1.562500e-02, 1.562500e-02>, bias = array<f32: -0.000000e+00, -0.000000e+00, -0.000000e+00, -0.000000e+00, -0.000000e+00>} : tensor<1x3x4x5xf32> -> tensor<1x3x4x5xf32>
+// CHECK-NEXT: %[[Q:.*]] = bnn.clip8 %[[A]] : tensor<1x3x4x5xf32> -> tensor<1x3x4x5xi8>
+// CHECK-NEXT: %[[T:.*]] = bnn.transpose %[[Q]] {permutation = array<i64: 0, 2, 3, 1>} : tensor<1x3x4x5xi8> -> tensor<1x4x5x3xi8>
+// CHECK-NEXT: func.return %[[T]]
+func.func @quantize_before_transpose(%x: tensor<1x3x4x5xf32>) -> tensor<1x4x5x3xi8> {
+  %t = bnn.transpose %x {permutation = array<i64: 0, 2, 3, 1>} : tensor<1x3x4x5xf32> -> tensor<1x4x5x3xf32>
+  %a = bnn.affine %t {divisor = array<f32: 0.015625, 0.015625, 0.015625>, bias = array<f32: -0.0, -0.0, -0.0>} : tensor<1x4x5x3xf32> -> tensor<1x4x5x3xf32>
+  %q = bnn.clip8 %a : tensor<1x4x5x3xf32> -> tensor<1x4x5x3xi8>
+  func.return %q : tensor<1x4x5x3xi8>
+}
+
+// Per-channel parameters do not commute with the transpose; a shared transpose stays too.
+// CHECK-LABEL: func.func @do_not_move_quantization
+// CHECK-NEXT: %[[T:.*]] = bnn.transpose %x
+// CHECK-NEXT: %[[A:.*]] = bnn.affine %[[T]] {scale = array<f32: 1.000000e+00, 2.000000e+00, 1.000000e+00>
+// CHECK-NEXT: bnn.clip8 %[[A]]
+// CHECK-NEXT: %[[T2:.*]] = bnn.transpose %x
+// CHECK-NEXT: %[[A2:.*]] = bnn.affine %[[T2]]
+// CHECK-NEXT: bnn.clip8 %[[A2]]
+func.func @do_not_move_quantization(%x: tensor<1x3x4x5xf32>) -> (tensor<1x4x5x3xi8>, tensor<1x4x5x3xi8>, tensor<1x4x5x3xf32>) {
+  %t = bnn.transpose %x {permutation = array<i64: 0, 2, 3, 1>} : tensor<1x3x4x5xf32> -> tensor<1x4x5x3xf32>
+  %a = bnn.affine %t {scale = array<f32: 1.0, 2.0, 1.0>, bias = array<f32: 0.0, 0.0, 0.0>} : tensor<1x4x5x3xf32> -> tensor<1x4x5x3xf32>
+  %q = bnn.clip8 %a : tensor<1x4x5x3xf32> -> tensor<1x4x5x3xi8>
+  %t2 = bnn.transpose %x {permutation = array<i64: 0, 2, 3, 1>} : tensor<1x3x4x5xf32> -> tensor<1x4x5x3xf32>
+  %a2 = bnn.affine %t2 {scale = array<f32: 1.0, 1.0, 1.0>, bias = array<f32: 0.0, 0.0, 0.0>} : tensor<1x4x5x3xf32> -> tensor<1x4x5x3xf32>
+  %q2 = bnn.clip8 %a2 : tensor<1x4x5x3xf32> -> tensor<1x4x5x3xi8>
+  func.return %q, %q2, %t2 : tensor<1x4x5x3xi8>, tensor<1x4x5x3xi8>, tensor<1x4x5x3xf32>
+}
+
+// An integer bnn.conv2d (the int8 stem) takes a following requant8 the same way; a float one,
+// or one whose i32 result is also returned, keeps it.
+// CHECK-LABEL: func.func @fuse_int8_conv_requant8
+// CHECK-NEXT: %[[A:.*]] = bnn.conv2d %x, %w {{{.*}}requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>}} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi8>
+// CHECK-NEXT: %[[B:.*]] = bnn.conv2d %x, %w {{{.*}}padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi32>
+// CHECK-NEXT: %[[Q:.*]] = bnn.requant8 %[[B]]
+// CHECK-NEXT: func.return %[[A]], %[[Q]], %[[B]]
+func.func @fuse_int8_conv_requant8(%x: tensor<1x3x3x2xi8>, %w: tensor<2x3x3x2xi8>) -> (tensor<1x1x1x2xi8>, tensor<1x1x1x2xi8>, tensor<1x1x1x2xi32>) {
+  %a = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi32>
+  %qa = bnn.requant8 %a {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>} : tensor<1x1x1x2xi32> -> tensor<1x1x1x2xi8>
+  %b = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi32>
+  %qb = bnn.requant8 %b {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>} : tensor<1x1x1x2xi32> -> tensor<1x1x1x2xi8>
+  func.return %qa, %qb, %b : tensor<1x1x1x2xi8>, tensor<1x1x1x2xi8>, tensor<1x1x1x2xi32>
+}

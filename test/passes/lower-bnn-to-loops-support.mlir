@@ -1,6 +1,7 @@
 // Loop nests of the integer and float support ops (buffer form in, loop level out).
 // RUN: bnnmlir-opt %s --split-input-file --verify-diagnostics -p lower-bnn-to-loops | filecheck %s
 // RUN: bnnmlir-opt %s --split-input-file --verify-diagnostics -p lower-bnn-to-loops | filecheck %s --check-prefix=ONLY-LOOPS
+// RUN: bnnmlir-opt %s --split-input-file --verify-diagnostics -p 'lower-bnn-to-loops{parallel=true}' | filecheck %s --check-prefix=PAR
 // ONLY-LOOPS-NOT: bnn.{{(requant8|cast|batch_norm|affine|conv2d|dense|pool2d|global_avg_pool|add|activation|concat|reshape|transpose) }}
 
 // The per-channel parameters of an affine requant become constant globals; int64 arithmetic.
@@ -159,4 +160,23 @@ func.func @transpose(%x: memref<3x7xf32>, %o: memref<7x3xf32>) {
 func.func @do_not_lower_tensors(%x: tensor<1x4x4x2xf32>) -> tensor<1x2x2x2xf32> {
   %0 = bnn.pool2d %x {kind = "max", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x4x4x2xf32> -> tensor<1x2x2x2xf32>
   func.return %0 : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// With parallel=true, a support op of at least 2**16 elements runs its first two dimensions as
+// one scf.parallel over the N*H rows (here 2*128 = 256, n = r / 128, h = r % 128); a smaller one
+// stays a loop nest.
+// PAR-LABEL: func.func @split_support_ops
+// PAR:         "scf.parallel"(%{{.*}}, %{{.*}}, %{{.*}}) <{operandSegmentSizes = array<i32: 1, 1, 1, 0>}> ({
+// PAR-NEXT:    ^{{.*}}(%[[ROW:.*]]: index):
+// PAR-NEXT:      arith.divui %[[ROW]]
+// PAR-NEXT:      arith.remui %[[ROW]]
+// PAR:           scf.reduce
+// PAR-NOT:     scf.parallel
+// PAR:         func.return
+func.func @split_support_ops(%x: memref<2x128x16x16xi16>, %o: memref<2x128x16x16xi8>, %y: memref<2x8x16x16xi16>, %p: memref<2x8x16x16xi8>) {
+  bnn.clip8 %x into %o : memref<2x128x16x16xi16>, memref<2x128x16x16xi8>
+  bnn.clip8 %y into %p : memref<2x8x16x16xi16>, memref<2x8x16x16xi8>
+  func.return
 }

@@ -174,24 +174,31 @@ func.func @minus_one_padding_mask(%x: memref<1x5x5x2xi8>, %w: memref<4x3x3x2xi8>
   func.return
 }
 
-// The outer loop over the N*OH = 4 output rows is an scf.parallel with one induction variable
-// and no reductions (aarch64, parallel=true); without the option it is an scf.for.
+// The outer loop over the N*OH = 64 output rows is an scf.parallel with one induction variable
+// and no reductions (aarch64, parallel=true; 75 M binary MACs); without the option it is an
+// scf.for. A layer of fewer than 2**23 MACs stays one loop even with the option.
 // PAR-LABEL: func.func @parallel_rows
 // PAR-DAG:     %[[ZERO:.*]] = arith.constant 0 : index
 // PAR-DAG:     %[[ONE:.*]] = arith.constant 1 : index
-// PAR-DAG:     %[[ROWS:.*]] = arith.constant 4 : index
+// PAR-DAG:     %[[ROWS:.*]] = arith.constant 64 : index
 // PAR:         "scf.parallel"(%[[ZERO]], %[[ROWS]], %[[ONE]]) <{operandSegmentSizes = array<i32: 1, 1, 1, 0>}> ({
 // PAR-NEXT:    ^{{.*}}(%[[ROW:.*]]: index):
 // PAR-NEXT:      arith.divui %[[ROW]]
 // PAR-NEXT:      arith.remui %[[ROW]]
-// A kernel row of 3 one-byte taps is a run read as 2-byte vectors at offsets 0 and 1: 6 steps.
-// PAR:           bnn.narrow_acc {{.*}} max_steps = 6 : vector<2xi8> into vector<2xi8>
+// PAR:           bnn.narrow_acc
 // PAR:           scf.reduce
 // PAR-NEXT:    })
+// PAR-LABEL: func.func @small_layer_not_split
+// PAR-NOT:     scf.parallel
+// PAR:         func.return
 // CHECK-LABEL: func.func @parallel_rows
 // CHECK-NOT:     scf.parallel
 // CHECK:         scf.for
-func.func @parallel_rows(%x: memref<2x4x4x1xi8>, %w: memref<3x3x3x1xi8>, %o: memref<2x2x2x3xi32>) {
+func.func @parallel_rows(%x: memref<2x34x34x8xi8>, %w: memref<64x3x3x8xi8>, %o: memref<2x32x32x64xi32>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 64 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<2x34x34x8xi8>, memref<64x3x3x8xi8>, memref<2x32x32x64xi32>
+  func.return
+}
+func.func @small_layer_not_split(%x: memref<2x4x4x1xi8>, %w: memref<3x3x3x1xi8>, %o: memref<2x2x2x3xi32>) {
   bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : memref<2x4x4x1xi8>, memref<3x3x3x1xi8>, memref<2x2x2x3xi32>
   func.return
 }
@@ -267,32 +274,44 @@ func.func @clip8(%x: memref<7xi32>, %o: memref<7xi8>) {
   func.return
 }
 
-// Fused requant8, affine: per-channel multipliers and offsets become private constant globals, the
-// equal shifts one constant; each i32 result goes through the code of bnn.requant8 (in i64:
-// extsi, muli, addi, shrsi, clamp to [-127, 127], trunci) and is stored as i8.
-// CHECK:       "memref.global"() <{sym_name = "[[M:__bnn_requant_m_[0-9]+]]", type = memref<2xi64>, initial_value = dense<[3, -5]> : tensor<2xi64>, sym_visibility = "private", constant}>
-// CHECK:       "memref.global"() <{sym_name = "[[B:__bnn_requant_b_[0-9]+]]", type = memref<2xi64>, initial_value = dense<[64, -7]> : tensor<2xi64>, sym_visibility = "private", constant}>
-// CHECK-NOT:   __bnn_requant_s
+// Fused requant8, affine, vector epilogue: the i32 results of a block of output channels go into
+// one vector; multipliers, offsets and shifts are [O] private constant globals read as vectors at
+// the block's first channel; the code of bnn.requant8 (muli, addi, shrsi, clamp to [-127, 127])
+// runs lane-wise, then one vector store of i8. Here |acc| <= 72 and 72*5 + 64 fits i32, so the
+// arrays and the arithmetic are i32; a multiplier of 2**30 needs i64 (sext first, trunc after).
+// CHECK:       "memref.global"() <{sym_name = "[[M:__bnn_requant_vm_[0-9]+]]", type = memref<2xi32>, initial_value = dense<[3, -5]> : tensor<2xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[B:__bnn_requant_vo_[0-9]+]]", type = memref<2xi32>, initial_value = dense<[64, -7]> : tensor<2xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[S:__bnn_requant_vs_[0-9]+]]", type = memref<2xi32>, initial_value = dense<2> : tensor<2xi32>, sym_visibility = "private", constant}>
 // CHECK-LABEL: func.func @fused_requant8_affine
-// CHECK-DAG:     %[[MS:.*]] = memref.get_global @[[M]] : memref<2xi64>
-// CHECK-DAG:     %[[BS:.*]] = memref.get_global @[[B]] : memref<2xi64>
-// CHECK-DAG:     %[[S:.*]] = arith.constant 2 : i64
-// CHECK-DAG:     %[[LO:.*]] = arith.constant -127 : i64
-// CHECK-DAG:     %[[HI:.*]] = arith.constant 127 : i64
-// CHECK:         %[[ACC:.*]] = arith.subi %{{.*}}, %{{.*}} : i32
-// CHECK:         %[[X:.*]] = arith.extsi %[[ACC]] : i32 to i64
-// CHECK-NEXT:    %[[MC:.*]] = memref.load %[[MS]][%[[O:.*]]] : memref<2xi64>
-// CHECK-NEXT:    %[[P:.*]] = arith.muli %[[X]], %[[MC]] : i64
-// CHECK-NEXT:    %[[BC:.*]] = memref.load %[[BS]][%[[O]]] : memref<2xi64>
-// CHECK-NEXT:    %[[V:.*]] = arith.addi %[[P]], %[[BC]] : i64
-// CHECK-NEXT:    %[[SH:.*]] = arith.shrsi %[[V]], %[[S]] : i64
-// CHECK-NEXT:    %[[C1:.*]] = arith.maxsi %[[SH]], %[[LO]] : i64
-// CHECK-NEXT:    %[[C2:.*]] = arith.minsi %[[C1]], %[[HI]] : i64
-// CHECK-NEXT:    %[[Q:.*]] = arith.trunci %[[C2]] : i64 to i8
-// CHECK-NEXT:    memref.store %[[Q]], %o[%{{.*}}, %{{.*}}, %{{.*}}, %[[O]]] : memref<1x1x1x2xi8>
+// CHECK-DAG:     %[[MS:.*]] = memref.get_global @[[M]] : memref<2xi32>
+// CHECK-DAG:     %[[BS:.*]] = memref.get_global @[[B]] : memref<2xi32>
+// CHECK-DAG:     %[[SS:.*]] = memref.get_global @[[S]] : memref<2xi32>
+// CHECK-DAG:     %[[LO:.*]] = arith.constant dense<-127> : vector<2xi32>
+// CHECK-DAG:     %[[HI:.*]] = arith.constant dense<127> : vector<2xi32>
+// CHECK:         %[[ACC0:.*]] = vector.insert %{{.*}}, %{{.*}} [0] : i32 into vector<2xi32>
+// CHECK-NEXT:    %[[ACC:.*]] = vector.insert %{{.*}}, %[[ACC0]] [1] : i32 into vector<2xi32>
+// CHECK-NEXT:    %[[MV:.*]] = vector.load %[[MS]][%[[O:.*]]] : memref<2xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[BV:.*]] = vector.load %[[BS]][%[[O]]] : memref<2xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[SV:.*]] = vector.load %[[SS]][%[[O]]] : memref<2xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[P:.*]] = arith.muli %[[ACC]], %[[MV]] : vector<2xi32>
+// CHECK-NEXT:    %[[V:.*]] = arith.addi %[[P]], %[[BV]] : vector<2xi32>
+// CHECK-NEXT:    %[[SH:.*]] = arith.shrsi %[[V]], %[[SV]] : vector<2xi32>
+// CHECK-NEXT:    %[[C1:.*]] = arith.maxsi %[[SH]], %[[LO]] : vector<2xi32>
+// CHECK-NEXT:    %[[C2:.*]] = arith.minsi %[[C1]], %[[HI]] : vector<2xi32>
+// CHECK-NEXT:    %[[Q:.*]] = llvm.trunc %[[C2]] : vector<2xi32> to vector<2xi8>
+// CHECK-NEXT:    vector.store %[[Q]], %o[%{{.*}}, %{{.*}}, %{{.*}}, %[[O]]] : memref<1x1x1x2xi8>, vector<2xi8>
 // CHECK-NOT:     memref.store %{{.*}} : memref<1x1x1x2xi32>
 func.func @fused_requant8_affine(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %o: memref<1x1x1x2xi8>) {
   bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 2, 2>}} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8>, memref<1x1x1x2xi8>
+  func.return
+}
+// CHECK-LABEL: func.func @fused_requant8_affine_i64
+// CHECK:         %[[X:.*]] = llvm.sext %{{.*}} : vector<2xi32> to vector<2xi64>
+// CHECK-NEXT:    arith.muli %[[X]], %{{.*}} : vector<2xi64>
+// CHECK:         %[[T:.*]] = llvm.trunc %{{.*}} : vector<2xi64> to vector<2xi32>
+// CHECK-NEXT:    llvm.trunc %[[T]] : vector<2xi32> to vector<2xi8>
+func.func @fused_requant8_affine_i64(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %o: memref<1x1x1x2xi8>) {
+  bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 1073741824, -5>, offset = array<i64: 64, -7>, shift = array<i64: 40, 2>}} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8>, memref<1x1x1x2xi8>
   func.return
 }
 
@@ -311,5 +330,24 @@ func.func @fused_requant8_affine(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>,
 // CHECK:         memref.store %{{.*}}, %o[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x1x1x2xi8>
 func.func @fused_requant8_table(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %o: memref<1x1x1x2xi8>) {
   bnn.bconv2d %x, %w into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8>, memref<1x1x1x2xi8>
+  func.return
+}
+
+// Fused residual: the block's i8 shortcut is read at the position written and added to the i8
+// output with a saturating byte add, then max(., -127): clip8(t + r) lane-wise (vector epilogue);
+// a single channel takes the scalar form (sign-extend, add in i32, clamp).
+// CHECK-LABEL: func.func @fused_residual
+// CHECK:         %[[T:.*]] = llvm.trunc %{{.*}} : vector<2xi32> to vector<2xi8>
+// CHECK-NEXT:    %[[R:.*]] = vector.load %r[%{{.*}}, %{{.*}}, %{{.*}}, %[[O:.*]]] : memref<1x1x1x2xi8>, vector<2xi8>
+// CHECK-NEXT:    %[[SUM:.*]] = llvm.call_intrinsic "llvm.sadd.sat.v2i8"(%[[T]], %[[R]]) : (vector<2xi8>, vector<2xi8>) -> vector<2xi8>
+// CHECK-NEXT:    %[[Q:.*]] = arith.maxsi %[[SUM]], %{{.*}} : vector<2xi8>
+// CHECK-NEXT:    vector.store %[[Q]], %o[%{{.*}}, %{{.*}}, %{{.*}}, %[[O]]] : memref<1x1x1x2xi8>, vector<2xi8>
+// CHECK:         %[[R1:.*]] = memref.load %r1[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x1x1x1xi8>
+// CHECK:         arith.extsi %[[R1]] : i8 to i32
+// CHECK:         memref.store %{{.*}}, %o1[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x1x1x1xi8>
+// CHECK-NOT:     memref.alloc
+func.func @fused_residual(%x: memref<1x3x3x1xi8>, %w: memref<2x3x3x1xi8>, %r: memref<1x1x1x2xi8>, %o: memref<1x1x1x2xi8>, %w1: memref<1x3x3x1xi8>, %r1: memref<1x1x1x1xi8>, %o1: memref<1x1x1x1xi8>) {
+  bnn.bconv2d %x, %w residual %r into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8"} : memref<1x3x3x1xi8>, memref<2x3x3x1xi8> residual memref<1x1x1x2xi8>, memref<1x1x1x2xi8>
+  bnn.bconv2d %x, %w1 residual %r1 into %o1 {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8"} : memref<1x3x3x1xi8>, memref<1x3x3x1xi8> residual memref<1x1x1x1xi8>, memref<1x1x1x1xi8>
   func.return
 }

@@ -23,7 +23,7 @@ func.func @binarize_buffer(%x: memref<4x9xi8>, %o: memref<4x2xi8>) {
 
 // CHECK-LABEL: func.func @bconv2d_tensor
 // CHECK: bnn.bconv2d %{{.*}}, %{{.*}} {in_channels = 37 : i64, strides = array<i64: 2, 1>, dilations = array<i64: 1, 2>, padding = array<i64: 1, 0, 2, 1>, pad_value = -1 : i64} : tensor<2x9x9x5xi8>, tensor<16x3x3x5xi8> -> tensor<2x4x8x16xi32>
-// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{in_channels = 37 : i64, strides = array<i64: 2, 1>, dilations = array<i64: 1, 2>, padding = array<i64: 1, 0, 2, 1>, pad_value = -1 : i64}>
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{in_channels = 37 : i64, strides = array<i64: 2, 1>, dilations = array<i64: 1, 2>, padding = array<i64: 1, 0, 2, 1>, pad_value = -1 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>}>
 func.func @bconv2d_tensor(%x: tensor<2x9x9x5xi8>, %w: tensor<16x3x3x5xi8>) -> tensor<2x4x8x16xi32> {
   %0 = bnn.bconv2d %x, %w {in_channels = 37 : i64, strides = array<i64: 2, 1>, dilations = array<i64: 1, 2>, padding = array<i64: 1, 0, 2, 1>, pad_value = -1 : i64} : tensor<2x9x9x5xi8>, tensor<16x3x3x5xi8> -> tensor<2x4x8x16xi32>
   func.return %0 : tensor<2x4x8x16xi32>
@@ -52,14 +52,27 @@ func.func @bconv2d_fused(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>, %w9: te
 // CHECK: bnn.bconv2d %{{.*}}, %{{.*}} {{{.*}}output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5, 0>, step = array<i8: 1, -1, 1>, breakpoints = array<i32: -3, 0, 4, 2147483647, 4, 9>}} : tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x1x1x3xi8>
 // CHECK: bnn.bconv2d %{{.*}}, %{{.*}} into %{{.*}} {{{.*}}output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}} : memref<1x3x3x1xi8>, memref<3x3x3x1xi8>, memref<1x1x1x3xi8>
 // GENERIC-LABEL: sym_name = "bconv2d_fused_requant8"
-// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5, 7>, offset = array<i64: 64, -7, 0>, shift = array<i64: 7, 0, 2>}}> : (tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8>) -> tensor<1x1x1x3xi8>
-// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5, 0>, step = array<i8: 1, -1, 1>, breakpoints = array<i32: -3, 0, 4, 2147483647, 4, 9>}}> : (tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8>) -> tensor<1x1x1x3xi8>
-// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}}> : (memref<1x3x3x1xi8>, memref<3x3x3x1xi8>, memref<1x1x1x3xi8>) -> ()
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5, 7>, offset = array<i64: 64, -7, 0>, shift = array<i64: 7, 0, 2>}, operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8>) -> tensor<1x1x1x3xi8>
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5, 0>, step = array<i8: 1, -1, 1>, breakpoints = array<i32: -3, 0, 4, 2147483647, 4, 9>}, operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8>) -> tensor<1x1x1x3xi8>
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}, %{{.*}}) <{{{.*}}output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}, operandSegmentSizes = array<i32: 1, 1, 0, 1>}> : (memref<1x3x3x1xi8>, memref<3x3x3x1xi8>, memref<1x1x1x3xi8>) -> ()
 func.func @bconv2d_fused_requant8(%x: tensor<1x3x3x1xi8>, %w: tensor<3x3x3x1xi8>, %xb: memref<1x3x3x1xi8>, %wb: memref<3x3x3x1xi8>, %o: memref<1x1x1x3xi8>) -> (tensor<1x1x1x3xi8>, tensor<1x1x1x3xi8>) {
   %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "affine", multiplier = array<i64: 3, -5, 7>, offset = array<i64: 64, -7, 0>, shift = array<i64: 7, 0, 2>}} : tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x1x1x3xi8>
   %1 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "breakpoints", base = array<i8: -127, 5, 0>, step = array<i8: 1, -1, 1>, breakpoints = array<i32: -3, 0, 4, 2147483647, 4, 9>}} : tensor<1x3x3x1xi8>, tensor<3x3x3x1xi8> -> tensor<1x1x1x3xi8>
   bnn.bconv2d %xb, %wb into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "requant8", requant = {kind = "table", lo = -1 : i64, table = array<i8: 1, 2, 3, -4, -5, -6>}} : memref<1x3x3x1xi8>, memref<3x3x3x1xi8>, memref<1x1x1x3xi8>
   func.return %0, %1 : tensor<1x1x1x3xi8>, tensor<1x1x1x3xi8>
+}
+
+// A fused residual: clip8(t + r), an i8 operand of the output's shape.
+// CHECK-LABEL: func.func @bconv2d_residual
+// CHECK: bnn.bconv2d %{{.*}}, %{{.*}} residual %{{.*}} {{{.*}}output = "clip8"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> residual tensor<1x1x1x4xi8> -> tensor<1x1x1x4xi8>
+// CHECK: bnn.bconv2d %{{.*}}, %{{.*}} residual %{{.*}} into %{{.*}} {{{.*}}output = "clip8"} : memref<1x3x3x1xi8>, memref<4x3x3x1xi8> residual memref<1x1x1x4xi8>, memref<1x1x1x4xi8>
+// GENERIC-LABEL: sym_name = "bconv2d_residual"
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}, %{{.*}}) <{{{.*}}output = "clip8", operandSegmentSizes = array<i32: 1, 1, 1, 0>}>
+// GENERIC: "bnn.bconv2d"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{{{.*}}output = "clip8", operandSegmentSizes = array<i32: 1, 1, 1, 1>}>
+func.func @bconv2d_residual(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>, %r: tensor<1x1x1x4xi8>, %xb: memref<1x3x3x1xi8>, %wb: memref<4x3x3x1xi8>, %rb: memref<1x1x1x4xi8>, %o: memref<1x1x1x4xi8>) -> tensor<1x1x1x4xi8> {
+  %0 = bnn.bconv2d %x, %w residual %r {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> residual tensor<1x1x1x4xi8> -> tensor<1x1x1x4xi8>
+  bnn.bconv2d %xb, %wb residual %rb into %o {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "clip8"} : memref<1x3x3x1xi8>, memref<4x3x3x1xi8> residual memref<1x1x1x4xi8>, memref<1x1x1x4xi8>
+  func.return %0 : tensor<1x1x1x4xi8>
 }
 
 // CHECK-LABEL: func.func @clip8

@@ -41,6 +41,14 @@ func.func @affine(%x: memref<4x3xf32>, %o: memref<4x3xf32>) {
   func.return
 }
 
+// An integer convolution with a fused requant8 returns i8.
+// CHECK-LABEL: func.func @conv2d_requant8
+// CHECK: bnn.conv2d %{{.*}}, %{{.*}} {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>}} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi8>
+func.func @conv2d_requant8(%x: tensor<1x3x3x2xi8>, %w: tensor<2x3x3x2xi8>) -> tensor<1x1x1x2xi8> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>}} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi8>
+  func.return %0 : tensor<1x1x1x2xi8>
+}
+
 // CHECK-LABEL: func.func @conv2d
 // CHECK: bnn.conv2d %{{.*}}, %{{.*}} {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>} : tensor<1x8x8x3xf32>, tensor<16x3x3x3xf32> -> tensor<1x4x4x16xf32>
 // CHECK: bnn.conv2d %{{.*}}, %{{.*}} bias %{{.*}} {strides = array<i64: 1, 1>, dilations = array<i64: 1, 2>, padding = array<i64: 0, 0, 0, 0>} : tensor<2x5x6x3xi8>, tensor<4x3x3x3xf32> bias tensor<4xf32> -> tensor<2x3x2x4xf32>

@@ -569,3 +569,19 @@ func.func @do_not_average_over_no_position(%x: tensor<1x0x4x2xf32>) -> tensor<1x
   %0 = bnn.global_avg_pool %x : tensor<1x0x4x2xf32> -> tensor<1x2xf32>
   func.return %0 : tensor<1x2xf32>
 }
+
+// -----
+
+// CHECK: 'bnn.conv2d' a fused requant8 needs the integer form
+func.func @do_not_accept_conv2d_float_requant8(%x: tensor<1x3x3x2xf32>, %w: tensor<2x3x3x2xf32>) -> tensor<1x1x1x2xi8> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>}} : tensor<1x3x3x2xf32>, tensor<2x3x3x2xf32> -> tensor<1x1x1x2xi8>
+  func.return %0 : tensor<1x1x1x2xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.conv2d' expected output [1, 1, 1, 2] of i8, got tensor<1x1x1x2xi32>
+func.func @do_not_accept_conv2d_requant8_i32_result(%x: tensor<1x3x3x2xi8>, %w: tensor<2x3x3x2xi8>) -> tensor<1x1x1x2xi32> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>}} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi32>
+  func.return %0 : tensor<1x1x1x2xi32>
+}
