@@ -85,12 +85,17 @@ DomainPass = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
 """``passes()``: one exhaustive pass, the ``(x, y)`` chunks of :func:`domain_chunks`."""
 
 
+def keeps_table(channels: int, lo: int, hi: int) -> bool:
+    """Whether :func:`domain_table` keeps the values of ``[lo, hi]`` x ``channels``."""
+    return (hi - lo + 1) * channels <= KEEP_ELEMENTS
+
+
 def domain_table(fn: ChannelFn, channels: int, lo: int, hi: int) -> DomainPass:
     """Exhaustive passes of ``fn`` on ``[lo, hi]`` that evaluate ``fn`` only once: the chunks are
     computed now and kept when the table has at most :data:`KEEP_ELEMENTS` elements (the usual
     case: one tensor for the whole domain); a larger table is re-evaluated at each pass, so memory
     stays bounded. ``fn`` is deterministic, so both give the same values."""
-    if (hi - lo + 1) * channels <= KEEP_ELEMENTS:
+    if keeps_table(channels, lo, hi):
         table = list(domain_chunks(fn, channels, lo, hi))
         return lambda: table
     return lambda: domain_chunks(fn, channels, lo, hi)

@@ -2,9 +2,10 @@
 
 ``fn`` (see :mod:`bnnmlir.folding.domain`) already contains the rounding and the clamp, so its
 values on the integer domain are integers in ``[-127, 127]``. :func:`fold_clip8` tabulates it
-exhaustively, builds the cheapest exact :class:`Requant`, re-evaluates ``fn`` on every integer of
-the domain against :meth:`Requant.apply`, and only then returns it. Anything not reproduced exactly
-raises :class:`FoldingError`.
+exhaustively, builds the cheapest exact :class:`Requant`, checks it against the values of ``fn`` on
+every integer of the domain (:func:`verify_requant`, or on the runs of those values for a domain too
+large to keep them, :func:`verify_requant_on_runs`), and only then returns it. Anything not
+reproduced exactly raises :class:`FoldingError`.
 
 Integer semantics of the three kinds (``x`` is the integer input of channel ``c``; results are
 exact on the folded domain ``[lo, hi]``, which is recorded in the object):
@@ -51,6 +52,7 @@ from bnnmlir.folding.domain import (
     check_domain,
     domain_chunks,
     domain_table,
+    keeps_table,
 )
 
 INT32_MAX = 2**31 - 1
@@ -178,7 +180,7 @@ def _tabulate(chunks: Iterable[tuple[np.ndarray, np.ndarray]], channels: int, lo
             v, at = np.concatenate([prev[None], v]), np.concatenate([x[:1, 0] - 1, x[:, 0]])
         prev = v[-1]
         jump = v[1:] - v[:-1]
-        rows, cols = np.nonzero(jump)
+        rows, cols = np.divmod(np.flatnonzero(jump), channels)  # np.nonzero's order, faster
         jumps = jump[rows, cols]
         rising[cols[jumps > 0]] = True
         falling[cols[jumps < 0]] = True
@@ -349,14 +351,50 @@ def verify_requant(fn: ChannelFn, requant: Requant, channels: int,
     for x_all, y_all in chunks:
         for start in range(0, len(x_all), rows):  # int64 temporaries of bounded size
             x, y = x_all[start : start + rows], y_all[start : start + rows]
-            got = requant.apply(np.broadcast_to(x, y.shape))
-            mismatch = got != y
-            if mismatch.any():
-                row, c = np.argwhere(mismatch)[0]
-                raise FoldingError(
-                    f"channel {c}: {requant.kind.value} requant gives {got[row, c]} at x = "
-                    f"{int(x[row, 0])}, fn gives {y[row, c]!r}"
-                )
+            _check_values(requant, np.broadcast_to(x, y.shape), y)
+
+
+def _check_values(requant: Requant, x: np.ndarray, expected: np.ndarray) -> None:
+    """Raise :class:`FoldingError` at the first element where ``requant.apply(x) != expected``."""
+    got = requant.apply(x)
+    mismatch = got != expected
+    if mismatch.any():
+        row, c = np.argwhere(mismatch)[0]
+        raise FoldingError(
+            f"channel {c}: {requant.kind.value} requant gives {got[row, c]} at x = "
+            f"{int(x[row, c])}, fn gives {expected[row, c]!r}"
+        )
+
+
+def _run_ends(runs: _Runs, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(start, end, value)``, ``int64 [R, C]``: the runs of every channel on ``[lo, hi]`` (a
+    channel with fewer than ``R`` runs repeats its last one)."""
+    width = 1 + max(len(cx) for cx in runs.change_x)
+    start, end, value = (np.empty((width, len(runs.first)), np.int64) for _ in range(3))
+    for c, cx in enumerate(runs.change_x):
+        n = len(cx) + 1
+        start[:n, c] = np.concatenate([[lo], cx])
+        end[:n, c] = np.concatenate([cx - 1, [hi]])
+        value[:n, c] = np.concatenate([[runs.first[c]], runs.change_v[c]])
+        for a in (start, end, value):
+            a[n:, c] = a[n - 1, c]
+    return start, end, value
+
+
+def verify_requant_on_runs(requant: Requant, runs: _Runs) -> None:
+    """Raise :class:`FoldingError` unless ``requant.apply`` gives the value of every run of
+    ``runs`` (the exhaustive tabulation of ``fn``) at both ends of the run.
+
+    Exact for a monotone requant (``affine``: ``clamp(floor((x*m + b) / 2**s))`` in exact
+    ``int64`` is monotone in ``x``; ``breakpoints``: ``base + step * count`` with a
+    non-decreasing count): equal to ``v`` at both ends of a run, it is ``v`` on the whole run,
+    and the runs cover ``[lo, hi]``. So this equals :func:`verify_requant` on the values the
+    runs were tabulated from, in ``O(runs)`` instead of a second evaluation of ``fn``."""
+    if requant.kind is RequantKind.TABLE:
+        raise ValueError("a table requant is not monotone: verify it on the values")
+    start, end, value = _run_ends(runs, requant.lo, requant.hi)
+    for x in (start, end):
+        _check_values(requant, x, value)
 
 
 def fold_clip8(
@@ -380,8 +418,8 @@ def fold_clip8(
     largest per-channel minimum; every channel is refitted at it, so affine may then be rejected
     when a multiplier would leave int32). Raises :class:`FoldingError` when no kind applies.
     Cost: ONE evaluation of ``fn`` on the whole domain, as one ``[D, C]`` tensor (tabulation and
-    verification both read it; only a table of more than ``KEEP_ELEMENTS`` elements is evaluated
-    in chunks, twice), plus, for affine, about ``254**2`` integer operations per non-constant
+    verification both read it; a table of more than ``KEEP_ELEMENTS`` elements is evaluated in
+    chunks and its requant verified on the runs, :func:`verify_requant_on_runs`), plus, for affine, about ``254**2`` integer operations per non-constant
     channel.
     """
     kinds = [RequantKind(k) for k in kinds]
@@ -403,7 +441,10 @@ def fold_clip8(
                 RequantKind.TABLE, lo, hi, table=runs.table
             )
         if requant:
-            verify_requant(fn, requant, channels, values)
+            if keeps_table(channels, lo, hi) or kind is RequantKind.TABLE:
+                verify_requant(fn, requant, channels, values)
+            else:  # a table too large to keep: no second evaluation of fn
+                verify_requant_on_runs(requant, runs)
             return requant
     bad = np.flatnonzero(~runs.monotone)
     why = f"channel {bad[0]} is not monotone" if bad.size else "no allowed kind fits"

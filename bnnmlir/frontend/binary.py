@@ -43,7 +43,8 @@ MAX_PROOF_EVALUATIONS = 1 << 26
 
 
 def is_pm1(t) -> bool:
-    return isinstance(t, torch.Tensor) and t.numel() > 0 and bool(((t == 1) | (t == -1)).all())
+    """Whether ``t`` is a non-empty tensor of +1 and -1 only (``|t| == 1``, one pass fewer)."""
+    return isinstance(t, torch.Tensor) and t.numel() > 0 and bool(t.detach().abs().eq(1).all())
 
 
 def weight_summary(t: torch.Tensor) -> str:
@@ -154,7 +155,8 @@ class BinaryPlan:
     bound: float
 
 
-def plan_binary_layer(imp, sign: Sign, w: torch.Tensor, k: int, bias, what: str):
+def plan_binary_layer(imp, sign: Sign, w: torch.Tensor, k: int, bias, what: str,
+                      pm1: bool | None = None):
     """Whether the layer ``sign (*) w`` (fan-in ``k``) runs as a binary kernel: ``(plan, warned)``.
 
     +-1 weights on an exact sign: bit-exact. Scaled weights ``alpha * sign(W)``
@@ -162,8 +164,9 @@ def plan_binary_layer(imp, sign: Sign, w: torch.Tensor, k: int, bias, what: str)
     Otherwise (scaled weights, a straight-through estimator or ``torch.sign(0)`` running as +1
     upstream) the binary form is PyTorch's value only up to a proven bound: with ``exact=True``
     the layer stays float and a warning names the idiom, the bound and the ways out; with
-    ``exact=False`` it is binary and recorded in ``imp.approximations``."""
-    pm1 = is_pm1(w)
+    ``exact=False`` it is binary and recorded in ``imp.approximations``. ``pm1``: ``is_pm1(w)``
+    when the caller has it already."""
+    pm1 = is_pm1(w) if pm1 is None else pm1
     scaled = None if pm1 else scaled_weights.recognize(w)
     if not pm1 and scaled is None:
         return None, False

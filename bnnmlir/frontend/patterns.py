@@ -284,7 +284,7 @@ def _conv(imp, node, x, w, b, stride, padding, dilation, groups):
     if signlike and groups == 1:
         sign = x if isinstance(x, Sign) else x.sign
         plan, warned = binary.plan_binary_layer(imp, sign, w, int(np.prod(w.shape[1:])), bias,
-                                                "convolution")
+                                                "convolution", pm1)
     if plan is not None:
         sign, pad_value = (x, 0) if isinstance(x, Sign) else (x.sign, int(x.value))
         if isinstance(x, PaddedSign):
@@ -356,7 +356,8 @@ def _dense(imp, node, x, w, b):
     pm1 = binary.is_pm1(w)
     plan, warned = None, False
     if isinstance(x, Sign):
-        plan, warned = binary.plan_binary_layer(imp, x, w, int(w.shape[1]), bias, "linear layer")
+        plan, warned = binary.plan_binary_layer(imp, x, w, int(w.shape[1]), bias, "linear layer",
+                                                pm1)
     if plan is not None:
         src = x.source
         n, c = src.shape

@@ -17,7 +17,7 @@ from xdsl.dialects.llvm import LLVM
 from xdsl.parser import Parser
 from xdsl.utils.arg_spec import parse_spec
 
-from bnnmlir.backend import cross
+from bnnmlir.backend import cross, llvm_codegen
 from bnnmlir.backend.jit import JitModule
 from bnnmlir.backend.llvm_codegen import (
     emit_assembly,
@@ -162,6 +162,15 @@ def test_optimize_verifies_and_keeps_functions():
     assert {"xor_popcount", "rows_task", "xor_popcount_rows", "xor_popcount_arena"} <= names
     # O3 fully unrolls the fixed 8-iteration loop: no branch back remains.
     assert "phi" not in str(module.get_function("xor_popcount"))
+
+
+def test_pipeline_unrolling_is_an_option_and_part_of_the_cache_key(monkeypatch):
+    no_unrolling = llvm_codegen.Pipeline(loop_unrolling=False)
+    assert no_unrolling.describe() != llvm_codegen.PIPELINE.describe()
+    monkeypatch.setattr(llvm_codegen, "PIPELINE", no_unrolling)
+    module = optimize(to_llvm_ir(parse(), host_target()), host_target())
+    # Without unrolling the fixed 8-iteration loop stays a loop.
+    assert "phi" in str(module.get_function("xor_popcount"))
 
 
 def test_optimize_rejects_invalid_ir():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requant_cases
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bnnmlir import reference
@@ -331,6 +331,54 @@ def test_verify_requant_detects_a_wrong_form():
     )
     with pytest.raises(FoldingError, match="channel 0: affine requant gives"):
         verify_requant(fn, wrong, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    channels=st.integers(1, 6),
+    k=st.integers(1, 3000),
+    kind=st.sampled_from(["affine", "breakpoints"]),
+    channel=st.integers(0, 5),
+    field=st.sampled_from(["multiplier", "offset", "base", "breakpoints"]),
+    delta=st.integers(-3, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_verification_on_the_runs_equals_the_exhaustive_one(channels, k, kind, channel, field,
+                                                             delta, seed):
+    """A large domain is verified on the ends of its runs (:func:`verify_requant_on_runs`): it
+    accepts exactly the (possibly altered) requants that the exhaustive verification accepts."""
+    from bnnmlir.folding.requant import _tabulate, verify_requant_on_runs
+
+    rng = np.random.default_rng(seed)
+    fn = then_clip8(per_channel(random_bn(rng, channels, False)))
+    try:
+        requant = fold_clip8(fn, channels, -k, k, kinds=(kind,))
+    except FoldingError:
+        return
+    arrays = {n: getattr(requant, n) for n in ("multiplier", "offset", "shift", "base", "step",
+                                               "breakpoints")}
+    if arrays[field] is not None and arrays[field].size:
+        changed = arrays[field].astype(np.int64)
+        changed[channel % channels] += delta
+        info = np.iinfo(arrays[field].dtype)
+        # within the type; breakpoint rows stay sorted below the padding (the form's invariant)
+        assume(info.min <= changed.min() and changed.max() <= info.max)
+        assume(field != "breakpoints" or (np.diff(changed, axis=1) >= 0).all())
+        arrays[field] = changed.astype(arrays[field].dtype)
+    altered = Requant(requant.kind, requant.lo, requant.hi, **arrays)
+    from bnnmlir.folding.domain import domain_chunks
+
+    runs = _tabulate(domain_chunks(fn, channels, -k, k), channels, -k, k, keep_table=False)
+
+    def outcome(verify):
+        try:
+            verify()
+        except FoldingError:
+            return False
+        return True
+
+    exhaustive = outcome(lambda: verify_requant(fn, altered, channels))
+    assert outcome(lambda: verify_requant_on_runs(altered, runs)) == exhaustive
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 // re-laid weights; the start value is -128 * (147 * -3) = 56448 per channel.
 // VNNI-LABEL: stem_3x7x7:
 // VNNI:       vpxor{{[dq]?}} {{.*}}%zmm
-// VNNI:       vpdpbusd {{.*}}%zmm{{[0-9]+}}, %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
+// VNNI:       vpdpbusd {{.*}}, %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
 // VNNI-NOT:   vpmaddwd
 // NOVNNI-LABEL: stem_3x7x7:
 // NOVNNI:     vpmovsxbw
