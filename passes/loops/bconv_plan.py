@@ -154,8 +154,9 @@ class BlockPlan:
         period = self.row_period
         if period is None:
             return None
-        alike = all(c.keep == 0 and c.pieces[0].offset == i * self.chunk_bytes
-                    for i, c in enumerate(self.chunks[:period]))
+        m = self.chunk_bytes
+        alike = all(c.keep == 0 and (c.pieces[0].offset, c.pieces[0].first, c.pieces[0].lanes)
+                    == (i * m, 0, m) for i, c in enumerate(self.chunks[:period]))
         if not alike or period <= ROW_GROUP:
             return period
         return max(d for d in range(1, ROW_GROUP + 1) if period % d == 0)

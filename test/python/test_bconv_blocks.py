@@ -177,7 +177,7 @@ def conv_module(x_shape, w_packed: np.ndarray, c: int, s, d, pads, pad_value) ->
 
 @st.composite
 def conv_cases(draw, target: str):
-    c = draw(st.sampled_from([3, 8, 37, 64, 100, 128, 200, 256]))
+    c = draw(st.sampled_from([3, 8, 37, 64, 100, 128, 200, 256, 300]))
     o = draw(st.sampled_from([1, 3, 5, 13, 16, 17, 33]))
     k = draw(st.sampled_from([(3, 3), (1, 1), (2, 3), (3, 1)]))
     s = draw(st.sampled_from([(1, 1), (1, 1), (2, 2), (1, 2)]))
@@ -249,3 +249,15 @@ def test_long_rows_loop_over_groups_of_chunks(target):
     plan = plan_blocks(t.popcount, t.vector_bytes, t.masked_loads, 3, 3 * 64, 5, 4, True)
     assert plan is not None and plan.row_group < plan.row_period
     check_conv(case, 11, target)
+
+
+def test_partial_last_chunk_is_never_grouped_with_whole_ones():
+    """A 1x1 layer of 1000 channels: a run of 125 bytes is 31 whole 4-byte chunks and a masked
+    1-byte one, so the row is unrolled whole (a group loop would load the last chunk whole and
+    count 3 bytes of the next image); batch 3 so those bytes hold data."""
+    plan = plan_blocks("ctpop", 64, True, 1, 125, 8, 1, False)
+    assert plan is not None and plan.chunks[-1].pieces[0].lanes == 1
+    assert plan.row_group == plan.row_period == 32
+    case = dict(n=3, h=1, w=1, c=1000, o=8, k=(1, 1), s=(1, 1), d=(1, 1), pads=(0, 0, 0, 0),
+                pad_value=0, block=(1, 1))
+    check_conv(case, 5, "host")

@@ -207,10 +207,10 @@ def _glue_network():
     large enough to be split over threads."""
     from torch import nn
 
-    from bnnmlir.examples.models import BinaryHead, ClipBlock, _stem, randomize_batchnorm
+    from bnnmlir.models.imagenet_blocks import BinaryHead, ClipBlock, int8_stem, randomize_batchnorm
 
     torch.manual_seed(0)
-    model = nn.Sequential(_stem(24, 7, 2), nn.MaxPool2d(3, stride=2, padding=1),
+    model = nn.Sequential(int8_stem(24, 7, 2), nn.MaxPool2d(3, stride=2, padding=1),
                           ClipBlock(24, 24), ClipBlock(24, 37, stride=2), BinaryHead(37, 10))
     return randomize_batchnorm(model, torch.Generator().manual_seed(0)).eval()
 
