@@ -100,6 +100,7 @@ LOOP_LEVEL_OPS = frozenset(
         "memref.global",
         "vector.load",
         "vector.maskedload",
+        "vector.maskedstore",
         "vector.store",
         "vector.broadcast",
         "vector.insert",
@@ -551,6 +552,21 @@ class MaskedLoadToLLVM(RewritePattern):
         _replace(rewriter, op, [_emit(rewriter, load)])
 
 
+class MaskedStoreToLLVM(RewritePattern):
+    """``vector.maskedstore`` -> ``llvm.masked.store`` (alignment 1): lane ``i`` is stored where
+    ``mask[i]`` is set; the addresses of the other lanes are not accessed."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: vector.MaskedStoreOp, rewriter: PatternRewriter, /):
+        address = element_address(rewriter, op.base, list(op.indices))
+        value_type = _vector_type(op.value_to_store.type)
+        align = _emit(rewriter, llvm.ConstantOp(IntegerAttr(1, i32), i32))
+        args = [_llvm_value(rewriter, op.value_to_store), address, align,
+                _llvm_value(rewriter, op.mask)]
+        name = f"llvm.masked.store.{intrinsic_suffix(value_type)}.p0"
+        rewriter.replace(op, llvm.CallIntrinsicOp(name, args, []))
+
+
 class VectorStoreToLLVM(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: vector.StoreOp, rewriter: PatternRewriter, /):
@@ -731,6 +747,7 @@ def body_patterns(target: TargetInfo) -> list[RewritePattern]:
         GetGlobalToLLVM(),
         VectorLoadToLLVM(),
         MaskedLoadToLLVM(),
+        MaskedStoreToLLVM(),
         VectorStoreToLLVM(),
         BroadcastToLLVM(),
         InsertToLLVM(),

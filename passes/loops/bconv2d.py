@@ -119,6 +119,7 @@ from xdsl.dialects import arith, llvm, memref, vector
 from xdsl.dialects.builtin import (
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
+    IntegerAttr,
     IntegerType,
     MemRefType,
     TensorType,
@@ -135,7 +136,7 @@ from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_ma
 from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
 from bnnmlir.ir_utils import dense_to_numpy
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
-from bnnmlir.passes.loops.bconv_blocks import BlockKernel, add_block_globals
+from bnnmlir.passes.loops.bconv_blocks import BlockKernel, Epilogue, add_block_globals
 from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
@@ -448,6 +449,15 @@ def lane_sum(em: Emitter, plan: AccumulatorPlan, acc: SSAValue, bound: int) -> S
     return terms[0]
 
 
+def lanes_below(em: Emitter, lanes: int, count: SSAValue) -> SSAValue:
+    """``vector<lanes x i1>``: lane ``i`` set iff ``i < count`` (an ``index``)."""
+    limit = em.emit(vector.BroadcastOp(em.emit(arith.IndexCastOp(count, i32)),
+                                       VectorType(i32, [lanes])))
+    # arith.cmpi of xDSL is scalar-only; llvm.icmp compares lane-wise.
+    slt = IntegerAttr(llvm.ICmpPredicateFlag("slt").to_int(), i64)
+    return em.emit(llvm.ICmpOp(em.vector_const(list(range(lanes)), i32), limit, slt))
+
+
 class ConvLowering:
     """Emits the loop nest of one ``bnn.bconv2d`` (see the module docstring)."""
 
@@ -610,17 +620,17 @@ class ConvLowering:
         regions = [(0, lo, True), (lo, hi, False), (hi, self.ow, True)] if lo < hi else [
             (0, self.ow, True)
         ]
+        epilogue = Epilogue(
+            lambda e, value, ow, o: self.store(e, value, [n, oh, ow, o]),
+            (lambda e, values, ow, first: self.store_lanes(e, values, first, [n, oh, ow]))
+            if self.lane_wise_output else None)
         for begin, end, check_w in regions:
             if check_w and self.block_kernel is not None and self.border_columns():
                 for ow in range(begin, end):
-                    self.block_kernel.border_column(
-                        em, n, ih0, ow, check_h,
-                        lambda e, value, ow_, o: self.store(e, value, [n, oh, ow_, o]))
+                    self.block_kernel.border_column(em, n, ih0, ow, check_h, epilogue)
                 continue
             if not check_w and self.block_kernel is not None:
-                self.block_kernel.interior(
-                    em, n, ih0, begin, end, check_h,
-                    lambda e, value, ow, o: self.store(e, value, [n, oh, ow, o]))
+                self.block_kernel.interior(em, n, ih0, begin, end, check_h, epilogue)
                 continue
 
             def column(e: Emitter, ow: SSAValue, _: Sequence[SSAValue], check_w=check_w) -> list:
@@ -664,6 +674,12 @@ class ConvLowering:
     def channels_from(em: Emitter, first: SSAValue, size: int) -> list[SSAValue]:
         return [first] + [em.add(first, em.index(j)) for j in range(1, size)]
 
+    @property
+    def lane_wise_output(self) -> bool:
+        """The output transform has a lane-wise vector form (:meth:`store_lanes`)."""
+        return self.kind in (None, "clip8") or (
+            self.kind == "requant8" and self.affine_arrays is not None)
+
     def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
         vectored = self.kind == "clip8" or (self.kind == "requant8" and self.affine_arrays is not None)
 
@@ -694,22 +710,38 @@ class ConvLowering:
 
     def store_vector(self, em: Emitter, values: Sequence[SSAValue], first: SSAValue,
                      lead: list[SSAValue]) -> None:
-        """Store the ``i32`` results of channels ``first ..`` at ``lead`` as one vector, through
-        the fused ``clip8`` or affine ``requant8`` and the residual: the lane-wise form of
-        :meth:`store`, equal to it on every lane (see the module docstring)."""
-        b = len(values)
-        acc = em.vector_const([0] * b, i32)
+        """:meth:`store_lanes` of the scalar results ``values`` of channels ``first ..``."""
+        acc = em.vector_const([0] * len(values), i32)
         for j, value in enumerate(values):
             acc = em.emit(vector.InsertOp(value, acc, [j]))
-        if self.kind == "requant8":
-            assert self.affine_arrays is not None
-            acc = affine_requant_vector(em, acc, self.affine_arrays, first)
+        self.store_lanes(em, acc, first, lead)
+
+    def store_lanes(self, em: Emitter, acc: SSAValue, first: SSAValue,
+                    lead: list[SSAValue]) -> None:
+        """Store the ``vector<L x i32>`` results of channels ``first ..`` at ``lead``, through
+        the fused ``clip8`` or affine ``requant8`` and the residual: the lane-wise form of
+        :meth:`store`, equal to it on every lane (see the module docstring). Lanes of channels
+        ``>= O`` (a last vector of 16 channels past ``O``) are neither read nor written."""
+        b = acc.type.get_shape()[0]  # type: ignore[attr-defined]
+        mask = None if self.o % b == 0 else lanes_below(em, b, em.sub(em.index(self.o), first))
+        at = [*lead, first]
+        if self.kind is None:
+            out = acc
         else:
-            acc = clamp_clip8(em, acc)
-        out = em.emit(llvm.TruncOp(acc, VectorType(i8, [b])))
+            if self.kind == "requant8":
+                assert self.affine_arrays is not None
+                acc = affine_requant_vector(em, acc, self.affine_arrays, first)
+            else:
+                acc = clamp_clip8(em, acc)
+            out = em.emit(llvm.TruncOp(acc, VectorType(i8, [b])))
         if self.op.residual is not None:
-            out = clip8_add(em, out, em.vload(self.op.residual, [*lead, first], b))
-        em.emit(vector.StoreOp(out, self.op.out, [*lead, first]))  # type: ignore[arg-type]
+            residual = em.vload(self.op.residual, at, b) if mask is None else em.emit(
+                vector.MaskedLoadOp(self.op.residual, at, mask, em.vector_const([0] * b, i8)))
+            out = clip8_add(em, out, residual)
+        if mask is None:
+            em.emit(vector.StoreOp(out, self.op.out, at))  # type: ignore[arg-type]
+        else:
+            em.emit(vector.MaskedStoreOp(self.op.out, at, mask, out))  # type: ignore[arg-type]
 
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
         """Store one ``i32`` result at ``[n, oh, ow, o]``, through the fused ``clip8`` or

@@ -30,6 +30,7 @@ lanes move: ``vshufi64x2``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import arith, llvm, memref, vector
@@ -50,8 +51,21 @@ from bnnmlir.dialects.bnn import NarrowAccOp
 from bnnmlir.passes.loops.bconv_plan import BlockPlan, Chunk, Piece, border_correction
 from bnnmlir.passes.loops.emitter import Emitter
 
-Epilogue = Callable[[Emitter, SSAValue, SSAValue, SSAValue], None]
-"""``epilogue(e, value, ow, o)``: store the ``i32`` result of channel ``o`` at column ``ow``."""
+ScalarEpilogue = Callable[[Emitter, SSAValue, SSAValue, SSAValue], None]
+"""``store(e, value, ow, o)``: store the ``i32`` result of channel ``o`` at column ``ow``."""
+VectorEpilogue = Callable[[Emitter, SSAValue, SSAValue, SSAValue], None]
+"""``store(e, values, ow, first)``: store the ``vector<L x i32>`` results of channels ``first ..
+first+L-1`` at column ``ow`` (the lanes of channels ``>= O`` are not stored)."""
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """Where the results of a block go: one output at a time, or (when the output transform has
+    a lane-wise form) the results of consecutive channels of one pixel as one vector, so that a
+    block's epilogue is a few vector ops instead of one scalar transform per output."""
+
+    scalar: ScalarEpilogue
+    vector: VectorEpilogue | None = None
 
 
 def relaid_weights(plan: BlockPlan, w: np.ndarray, run: int) -> np.ndarray:
@@ -317,7 +331,15 @@ class BlockKernel:
                 return e.loop(0, period, chunk_group, accs, step=group)
 
             flat = em.loop(0, self.kh, kernel_row, flat)
+        if epilogue.vector is not None and plan.lanes == plan.per_vector > 1:
+            self.vector_outputs(em, flat, ow0, pixels, vs, oks if check_h else [], case,
+                                epilogue.vector)
+            return
         popcounts = self.lane_sums(em, flat)
+        if epilogue.vector is not None and plan.per_vector == 1 and vectors > 1:
+            self.gathered_outputs(em, popcounts, ow0, pixels, vs, oks if check_h else [], case,
+                                  epilogue.vector)
+            return
         fan_in = em.int(self.fan_in, i32)
         for p in range(pixels):
             ow = em.add(ow0, em.index(p)) if p else ow0
@@ -335,10 +357,64 @@ class BlockKernel:
         """The epilogue of channel ``o``; the padding channels past ``O`` (only in the last
         weight vector) are dropped."""
         if self.o % self.plan.per_vector == 0 or c < self.o % self.plan.per_vector:
-            epilogue(em, value, ow, o)
+            epilogue.scalar(em, value, ow, o)
             return
         inside = em.cmpi(o, em.index(self.o), "ult")
-        em.if_else(inside, lambda e: epilogue(e, value, ow, o), lambda e: None)
+        em.if_else(inside, lambda e: epilogue.scalar(e, value, ow, o), lambda e: None)
+
+    def vector_outputs(self, em: Emitter, accs: Sequence[SSAValue], ow0: SSAValue, pixels: int,
+                       vs: Sequence[SSAValue], oks: list[SSAValue | None], case: int,
+                       store: VectorEpilogue) -> None:
+        """One lane per output (the ``ctpop`` targets): accumulator ``(p, b)`` holds the
+        popcounts of the ``V`` channels of vector ``b`` at pixel ``p``, so ``K - 2*popcount``
+        (+ the border correction, lane-wise from the table) is computed and stored per vector."""
+        lanes = self.plan.per_vector
+        fan_in = em.vector_const([self.fan_in] * lanes, i32)
+        one = em.vector_const([1] * lanes, i32)
+        for p in range(pixels):
+            ow = em.add(ow0, em.index(p)) if p else ow0
+            for b, v in enumerate(vs):
+                first = em.affine(v, lanes, 0)
+                value = em.emit(arith.SubiOp(fan_in, em.emit(
+                    arith.ShLIOp(accs[p * len(vs) + b], one))))
+                if (oks or self.column_cases[case]) and self.corrections is not None:
+                    value = self.corrected_lanes(em, value, oks, first, case)
+                store(em, value, ow, first)
+
+    def gathered_outputs(self, em: Emitter, popcounts: Sequence[SSAValue], ow0: SSAValue,
+                         pixels: int, vs: Sequence[SSAValue], oks: list[SSAValue | None],
+                         case: int, store: VectorEpilogue) -> None:
+        """One channel per weight vector (NEON): the ``B`` channels of a block are consecutive
+        (``vs[b] = vs[0] + b``, all ``< O``), so a pixel's results are gathered into one
+        ``vector<B x i32>`` for the epilogue."""
+        fan_in = em.int(self.fan_in, i32)
+        for p in range(pixels):
+            ow = em.add(ow0, em.index(p)) if p else ow0
+            gathered = em.vector_const([0] * len(vs), i32)
+            for b, o in enumerate(vs):
+                count = popcounts[p * len(vs) + b]
+                value = em.sub(fan_in, em.emit(arith.ShLIOp(count, em.int(1, i32))))
+                if (oks or self.column_cases[case]) and self.corrections is not None:
+                    value = self.corrected(em, value, oks, o, case)
+                gathered = em.emit(vector.InsertOp(value, gathered, [b]))
+            store(em, gathered, ow, vs[0])
+
+    def corrected_lanes(self, em: Emitter, value: SSAValue, oks: list[SSAValue | None],
+                        first: SSAValue, case: int) -> SSAValue:
+        """:meth:`corrected` of the ``V`` channels from ``first`` (the table has a column for
+        every channel of every weight vector)."""
+        assert self.corrections is not None
+        lanes = self.plan.per_vector
+        table = em.get_global(*self.corrections)
+        if self.column_cases[case]:
+            delta = em.vload(table, [em.index(case), em.index(self.kh), first], lanes)
+            value = em.emit(arith.AddiOp(value, delta))
+        zero = em.vector_const([0] * lanes, i32)
+        for r, ok in enumerate(oks):
+            assert ok is not None
+            delta = em.vload(table, [em.index(case), em.index(r), first], lanes)
+            value = em.emit(arith.AddiOp(value, em.select(ok, zero, delta)))
+        return value
 
     def corrected(self, em: Emitter, value: SSAValue, oks: list[SSAValue | None],
                   o: SSAValue, case: int) -> SSAValue:
@@ -444,5 +520,5 @@ def add_block_globals(plan: BlockPlan, w: np.ndarray, run: int, pad: int, bits_p
     return weights, corrections
 
 
-__all__ = ["BlockKernel", "add_block_globals", "block_lane_sums", "correction_table",
+__all__ = ["BlockKernel", "Epilogue", "add_block_globals", "block_lane_sums", "correction_table",
            "relaid_weights", "skipped_chunks", "tap_popcounts"]

@@ -232,8 +232,12 @@ def requant8_element(params: _Params, requant: Mapping[str, Attribute], channels
     return element
 
 
+ARRAY_LANES = 16
+"""The affine requant8 arrays are padded to a multiple of this many channels (the channels of one
+weight vector of the blocked kernel: 64 bytes in 4-byte lanes)."""
+
 AffineArrays = tuple[tuple[str, MemRefType], tuple[str, MemRefType], tuple[str, MemRefType]]
-"""The ``multiplier``, ``offset`` and ``shift`` globals (``i64 [O]``) of an affine requant8
+"""The ``multiplier``, ``offset`` and ``shift`` globals (``[O]`` padded) of an affine requant8
 output, read as vectors by the vector epilogue."""
 
 
@@ -251,8 +255,12 @@ def affine_arrays(add_global: AddGlobal, requant: Mapping[str, Attribute], chann
               for name in ("multiplier", "offset", "shift")}
     largest = bound * max(map(abs, values["multiplier"])) + max(map(abs, values["offset"]))
     narrow = largest <= 2**31 - 1 and max(values["shift"]) < 32
-    mtype = MemRefType(i32 if narrow else i64, [channels])
-    return tuple((add_global(f"__bnn_requant_v{name[0]}", values[name], mtype), mtype)
+    # Zero entries up to a multiple of ARRAY_LANES: a vector of the last channels may have lanes
+    # past O (loaded, never stored).
+    padded = -(-channels // ARRAY_LANES) * ARRAY_LANES
+    mtype = MemRefType(i32 if narrow else i64, [padded])
+    return tuple((add_global(f"__bnn_requant_v{name[0]}",
+                             values[name] + [0] * (padded - channels), mtype), mtype)
                  for name in ("multiplier", "offset", "shift"))  # type: ignore[return-value]
 
 

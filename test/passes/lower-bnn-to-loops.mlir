@@ -275,24 +275,25 @@ func.func @clip8(%x: memref<7xi32>, %o: memref<7xi8>) {
 }
 
 // Fused requant8, affine, vector epilogue: the i32 results of a block of output channels go into
-// one vector; multipliers, offsets and shifts are [O] private constant globals read as vectors at
+// one vector; multipliers, offsets and shifts are [O] private constant globals (zero-padded to a multiple of
+// 16 channels) read as vectors at
 // the block's first channel; the code of bnn.requant8 (muli, addi, shrsi, clamp to [-127, 127])
 // runs lane-wise, then one vector store of i8. Here |acc| <= 72 and 72*5 + 64 fits i32, so the
 // arrays and the arithmetic are i32; a multiplier of 2**30 needs i64 (sext first, trunc after).
-// CHECK:       "memref.global"() <{sym_name = "[[M:__bnn_requant_vm_[0-9]+]]", type = memref<2xi32>, initial_value = dense<[3, -5]> : tensor<2xi32>, sym_visibility = "private", constant}>
-// CHECK:       "memref.global"() <{sym_name = "[[B:__bnn_requant_vo_[0-9]+]]", type = memref<2xi32>, initial_value = dense<[64, -7]> : tensor<2xi32>, sym_visibility = "private", constant}>
-// CHECK:       "memref.global"() <{sym_name = "[[S:__bnn_requant_vs_[0-9]+]]", type = memref<2xi32>, initial_value = dense<2> : tensor<2xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[M:__bnn_requant_vm_[0-9]+]]", type = memref<16xi32>, initial_value = dense<[3, -5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]> : tensor<16xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[B:__bnn_requant_vo_[0-9]+]]", type = memref<16xi32>, initial_value = dense<[64, -7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]> : tensor<16xi32>, sym_visibility = "private", constant}>
+// CHECK:       "memref.global"() <{sym_name = "[[S:__bnn_requant_vs_[0-9]+]]", type = memref<16xi32>, initial_value = dense<[2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]> : tensor<16xi32>, sym_visibility = "private", constant}>
 // CHECK-LABEL: func.func @fused_requant8_affine
-// CHECK-DAG:     %[[MS:.*]] = memref.get_global @[[M]] : memref<2xi32>
-// CHECK-DAG:     %[[BS:.*]] = memref.get_global @[[B]] : memref<2xi32>
-// CHECK-DAG:     %[[SS:.*]] = memref.get_global @[[S]] : memref<2xi32>
+// CHECK-DAG:     %[[MS:.*]] = memref.get_global @[[M]] : memref<16xi32>
+// CHECK-DAG:     %[[BS:.*]] = memref.get_global @[[B]] : memref<16xi32>
+// CHECK-DAG:     %[[SS:.*]] = memref.get_global @[[S]] : memref<16xi32>
 // CHECK-DAG:     %[[LO:.*]] = arith.constant dense<-127> : vector<2xi32>
 // CHECK-DAG:     %[[HI:.*]] = arith.constant dense<127> : vector<2xi32>
 // CHECK:         %[[ACC0:.*]] = vector.insert %{{.*}}, %{{.*}} [0] : i32 into vector<2xi32>
 // CHECK-NEXT:    %[[ACC:.*]] = vector.insert %{{.*}}, %[[ACC0]] [1] : i32 into vector<2xi32>
-// CHECK-NEXT:    %[[MV:.*]] = vector.load %[[MS]][%[[O:.*]]] : memref<2xi32>, vector<2xi32>
-// CHECK-NEXT:    %[[BV:.*]] = vector.load %[[BS]][%[[O]]] : memref<2xi32>, vector<2xi32>
-// CHECK-NEXT:    %[[SV:.*]] = vector.load %[[SS]][%[[O]]] : memref<2xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[MV:.*]] = vector.load %[[MS]][%[[O:.*]]] : memref<16xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[BV:.*]] = vector.load %[[BS]][%[[O]]] : memref<16xi32>, vector<2xi32>
+// CHECK-NEXT:    %[[SV:.*]] = vector.load %[[SS]][%[[O]]] : memref<16xi32>, vector<2xi32>
 // CHECK-NEXT:    %[[P:.*]] = arith.muli %[[ACC]], %[[MV]] : vector<2xi32>
 // CHECK-NEXT:    %[[V:.*]] = arith.addi %[[P]], %[[BV]] : vector<2xi32>
 // CHECK-NEXT:    %[[SH:.*]] = arith.shrsi %[[V]], %[[SV]] : vector<2xi32>
