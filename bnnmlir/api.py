@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bnnmlir import input_checks
-from bnnmlir.compiler import CompiledProgram, check_entry_name, compile_module, rename_function
+from bnnmlir.compiler import (
+    CompiledProgram,
+    check_entry_name,
+    compile_module,
+    program_from_entry,
+    rename_function,
+)
 from bnnmlir.report import LayerReport
 
 ELIDE_LARGER_THAN = 16
@@ -35,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from bnnmlir.backend.object_cache import CacheOption
     from bnnmlir.frontend import ImportedModel
+    from bnnmlir.model_cache import LazyImport, ModelLookup
 
 
 class CompiledModel:
@@ -49,13 +56,22 @@ class CompiledModel:
     from PyTorch's).
     """
 
-    def __init__(self, imported: ImportedModel, program: CompiledProgram, *,
-                 check_finite: bool = True):
+    def __init__(self, imported: ImportedModel | LazyImport, program: CompiledProgram, *,
+                 check_finite: bool = True, model_cache: str = "not used"):
         self.imported = imported
         self.program = program
         self.check_finite = check_finite
-        self._input_names = input_checks.input_names(imported.module)
-        self._infinity_exact = input_checks.infinity_exact_inputs(imported.module)
+        self.model_cache = model_cache
+        """What the model-level compile cache did (:mod:`bnnmlir.model_cache`): ``hit``,
+        ``stored``, or why it was not used."""
+        from bnnmlir.model_cache import LazyImport
+
+        if isinstance(imported, LazyImport):
+            self._input_names = imported.entry.input_names
+            self._infinity_exact = imported.entry.infinity_exact
+        else:
+            self._input_names = input_checks.input_names(imported.module)
+            self._infinity_exact = input_checks.infinity_exact_inputs(imported.module)
         self._lock = threading.Lock()
         self._programs: dict[tuple[str, int, str], CompiledProgram] = {
             (program.target.name, program.threads, program.signature.entry): program
@@ -113,6 +129,7 @@ class CompiledModel:
         then the compile time of each step (:attr:`compile_times`)."""
         report = self.program.layer_report()
         report.compile_times = self.compile_times
+        report.model_cache = self.model_cache
         return report
 
     def profile(self, *inputs: torch.Tensor, repeat: int = 10, warmup: int = 1):
@@ -212,7 +229,7 @@ class CompiledModel:
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.o").write_bytes(program.object_code())
-        (out / "model.h").write_text(c_header(program))
+        (out / "model.h").write_text(c_header(program, self._infinity_exact))
         runtime_dir = out / "runtime"
         runtime_dir.mkdir(exist_ok=True)
         for source in resources.files("bnnmlir.runtime").iterdir():
@@ -232,15 +249,17 @@ _C_TYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t", "int32": "
             "uint8": "uint8_t", "int64": "int64_t"}
 
 
-def c_header(program: CompiledProgram) -> str:
-    """A C header declaring the entry point and the sizes of its buffers."""
+def c_header(program: CompiledProgram, infinity_exact: Sequence[bool] | None = None) -> str:
+    """A C header declaring the entry point and the sizes of its buffers. ``infinity_exact``:
+    which float inputs may hold infinities (default: read from the program's imported IR)."""
     from bnnmlir.batch import BatchSignature
 
     sig = program.signature
     batch = sig if isinstance(sig, BatchSignature) else None
     guard = f"BNNMLIR_{sig.entry.upper()}_H"
-    infinity_exact = input_checks.infinity_exact_inputs(program.mlir_module("imported"),
-                                                        sig.entry)
+    if infinity_exact is None:
+        infinity_exact = input_checks.infinity_exact_inputs(program.mlir_module("imported"),
+                                                            sig.entry)
     lines = [
         f"/* {sig.entry}: compiled by bnnmlir for {program.target.triple} ({program.target.cpu}).",
         " * Link with model.o and the C files of the runtime directory (-lpthread). Buffers are",
@@ -340,32 +359,96 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     """
     import torch
 
-    from bnnmlir.frontend import import_model
+    from bnnmlir.backend.object_cache import resolve_cache
+    from bnnmlir.model_cache import LazyImport, ModelLookup
+    from bnnmlir.model_key import model_key
 
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
-    modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
+    example_inputs = tuple(example_inputs)
+    info, threads = _target_and_threads(target, threads)
+    options = {"target": [info.name, info.triple, info.cpu, info.features], "threads": threads,
+               "exact": exact, "dynamic_batch": dynamic_batch}
     start = time.perf_counter()
+    lookup = ModelLookup.start(model, example_inputs, options, resolve_cache(cache))
+
+    def run_import() -> ImportedModel:
+        return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
+
+    found = lookup.find()
+    if found is not None:
+        entry, program_entry = found
+        lazy = LazyImport(entry, run_import)
+        program = program_from_entry(
+            program_entry, info, threads, dynamic_batch=entry.dynamic_batch, jit=jit,
+            cache=cache, compile_times={"model cache": time.perf_counter() - start},
+            imported=lambda: lazy.module)
+        return CompiledModel(lazy, program, check_finite=check_finite, model_cache="hit")
+    start = time.perf_counter()
+    imported = run_import()
+    compiled = _compile_imported(imported, target, threads, jit, cache=cache, progress=progress,
+                                 check_finite=check_finite,
+                                 import_time=time.perf_counter() - start)
+    _remember_model(lookup, compiled, lambda: model_key(model, example_inputs, options))
+    return compiled
+
+
+def _target_and_threads(target: str, threads: int | None):
+    """The target's description and the thread count a compile for it uses."""
+    from bnnmlir.compiler import default_threads
+    from bnnmlir.target import get_target
+
+    info = get_target(target)
+    if threads is None:
+        threads = default_threads() if info.is_host else 1
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    return info, threads
+
+
+def _import_keeping_modes(model, example_inputs: tuple, dynamic_batch: bool,
+                          exact: bool) -> ImportedModel:
+    """:func:`bnnmlir.frontend.import_model`, then the ``training`` flags as they were."""
+    import torch
+
+    from bnnmlir.frontend import import_model
+
+    modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
     try:
-        imported = import_model(model, tuple(example_inputs), dynamic_batch=dynamic_batch,
-                                exact=exact)
+        return import_model(model, example_inputs, dynamic_batch=dynamic_batch, exact=exact)
     finally:
         for module, training in modes:
             module.training = training
-    import_time = time.perf_counter() - start
-    return _compile_imported(imported, target, threads, jit, cache=cache, progress=progress,
-                             check_finite=check_finite, import_time=import_time)
+
+
+def _remember_model(lookup: ModelLookup, compiled: CompiledModel,
+                    key_after_import: Callable[[], str]) -> None:
+    """Store the model entry of a compile that went through the import (when it has a key and
+    its program went into the compile cache)."""
+    from bnnmlir.model_cache import ModelEntry
+    from bnnmlir.program_cache import module_fingerprint
+
+    program_entry = compiled.program._entry
+    if lookup.key is not None and program_entry is not None:
+        imported = compiled.imported
+        lookup.remember(key_after_import, ModelEntry(
+            program_key=program_entry.key, module_fingerprint=module_fingerprint(imported.module),
+            input_specs=list(imported.input_specs), output_specs=list(imported.output_specs),
+            input_names=list(compiled._input_names),
+            infinity_exact=tuple(compiled._infinity_exact), warnings=list(imported.warnings),
+            approximations=list(imported.approximations), dynamic_batch=imported.dynamic_batch))
+    compiled.model_cache = lookup.status
 
 
 def _compile_imported(imported: ImportedModel, target: str, threads: int | None, jit: bool, *,
                       cache: CacheOption, progress: bool, check_finite: bool,
-                      import_time: float) -> CompiledModel:
+                      import_time: float, model_cache: str = "not used") -> CompiledModel:
     program = compile_module(
         imported.module.clone(), target=target, threads=threads, imported=imported.module,
         jit=jit, cache=cache, progress=progress, compile_times={"import": import_time},
         dynamic_batch=imported.dynamic_batch,
     )
-    return CompiledModel(imported, program, check_finite=check_finite)
+    return CompiledModel(imported, program, check_finite=check_finite, model_cache=model_cache)
 
 
 def compile_exported(program, *, target: str = "host", threads: int | None = None,
@@ -380,4 +463,5 @@ def compile_exported(program, *, target: str = "host", threads: int | None = Non
     imported = import_exported_program(program)
     return _compile_imported(imported, target, threads, jit, cache=cache, progress=progress,
                              check_finite=check_finite,
-                             import_time=time.perf_counter() - start)
+                             import_time=time.perf_counter() - start,
+                             model_cache="not used: an exported program is imported as it is")

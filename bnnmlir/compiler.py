@@ -90,7 +90,11 @@ class Signature:
     arena_size: int
 
 
-def _signature(module: ModuleOp, entry: str) -> Signature:
+def _signature(module: ModuleOp, entry: str, dynamic_batch: bool = False) -> Signature:
+    if dynamic_batch:
+        from bnnmlir.batch import batch_signature
+
+        return batch_signature(module, entry)
     fn = next(
         (op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry), None
     )
@@ -208,8 +212,10 @@ class CompiledProgram:
     def __init__(self, stages: dict[str, ModuleOp], signature: Signature, target: TargetInfo,
                  threads: int, *, cache: CacheOption = None,
                  compile_times: dict[str, float] | None = None,
-                 runner: StageRunner | None = None):
+                 runner: StageRunner | None = None,
+                 imported: Callable[[], ModuleOp] | None = None):
         self._stages = dict(stages)
+        self._imported = imported
         self.signature = signature
         self.target = target
         self.threads = threads
@@ -238,6 +244,9 @@ class CompiledProgram:
         if stage not in STAGE_ORDER:
             raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(STAGE_ORDER)}")
         with self._stage_lock:
+            if "imported" not in self._stages:
+                assert self._imported is not None
+                self._stages["imported"] = self._imported()
             if stage not in self._stages:
                 assert self._runner is not None
                 self._stages[stage] = self._runner.remake(self._stages, stage)
@@ -476,6 +485,37 @@ class StageRunner:
         return module
 
 
+def program_options(info: TargetInfo, threads: int, entry: str, dynamic_batch: bool,
+                    profile: bool = False) -> dict[str, object]:
+    """The options of a compile that its program depends on (besides the IR), as JSON data."""
+    return {"target": [info.name, info.triple, info.cpu, info.features], "threads": threads,
+            "entry": entry, "dynamic_batch": dynamic_batch, "profile": profile}
+
+
+def _program_class(dynamic_batch: bool) -> type[CompiledProgram]:
+    if dynamic_batch:
+        from bnnmlir.batch import BatchProgram
+
+        return BatchProgram
+    return CompiledProgram
+
+
+def program_from_entry(found: ProgramEntry, info: TargetInfo, threads: int, *,
+                       dynamic_batch: bool, jit: bool, cache: CacheOption,
+                       compile_times: dict[str, float], imported: Callable[[], ModuleOp],
+                       runner: StageRunner | None = None) -> CompiledProgram:
+    """The program of a compile-cache entry: no pass runs; the IR of a stage is made again from
+    ``imported()`` (the tensor-level IR, asked for at the first use) when asked for."""
+    if runner is None:
+        runner = StageRunner(info, threads, found.signature.entry, dynamic_batch)
+    program = _program_class(dynamic_batch)({}, found.signature, info, threads, cache=cache,
+                            compile_times=compile_times, runner=runner, imported=imported)
+    program._entry, program._report = found, found.report
+    if jit and info.is_host:
+        program.build_host()
+    return program
+
+
 def compile_module(
     module: ModuleOp,
     *,
@@ -517,30 +557,20 @@ def compile_module(
         raise ValueError(f"threads must be at least 1, got {threads}")
     entry = _pick_entry(module, entry)
     runner = StageRunner(info, threads, entry, dynamic_batch, profile)
-    program_class = CompiledProgram
-    if dynamic_batch:
-        from bnnmlir.batch import BatchProgram, batch_signature
-
-        program_class = BatchProgram
+    program_class = _program_class(dynamic_batch)
     times = dict(compile_times or {})
     objects = resolve_cache(cache)
     found, lookup = None, {}
     if objects is not None:
         start = time.perf_counter()
-        options = {"target": [info.name, info.triple, info.cpu, info.features],
-                   "threads": threads, "entry": entry, "dynamic_batch": dynamic_batch,
-                   "profile": profile}
-        key = program_key(module, options)
+        key = program_key(module, program_options(info, threads, entry, dynamic_batch, profile))
         found = ProgramEntry.load(program_store(objects), objects, key)
         lookup["cache lookup"] = time.perf_counter() - start
     if found is not None:
         times.update(lookup)
-        program = program_class({"imported": imported or module}, found.signature, info,
-                                threads, cache=cache, compile_times=times, runner=runner)
-        program._entry, program._report = found, found.report
-        if jit and info.is_host:
-            program.build_host()
-        return program
+        return program_from_entry(found, info, threads, dynamic_batch=dynamic_batch, jit=jit,
+                                  cache=cache, compile_times=times, runner=runner,
+                                  imported=lambda: imported or module)
     stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
     steps = [*STAGES, "LLVM"] if jit and info.is_host else list(STAGES)
     with progress_bar(steps, enabled=progress) as bar:
@@ -555,8 +585,7 @@ def compile_module(
         stages["llvm"] = module
         times.update(lookup)
         _check_entry_is_unique(module, entry)
-        signature = (batch_signature(stages["buffers"], entry) if dynamic_batch
-                     else _signature(stages["buffers"], entry))
+        signature = _signature(stages["buffers"], entry, dynamic_batch)
         program = program_class(stages, signature, info, threads, cache=cache,
                                 compile_times=times, runner=runner)
         if objects is not None:

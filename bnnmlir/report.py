@@ -114,6 +114,8 @@ class LayerReport:
     target: str
     compile_times: dict[str, float] = field(default_factory=dict)
     """Wall seconds of each compile step (see ``CompiledProgram.compile_times``)."""
+    model_cache: str = ""
+    """What the model-level compile cache did (see ``CompiledModel.model_cache``)."""
 
     def table(self) -> Table:
         table = compact_table(f"bnnmlir per-layer report ({self.target})")
@@ -144,6 +146,8 @@ class LayerReport:
             from bnnmlir.compiler import format_compile_times
 
             out += format_compile_times(self.compile_times)
+        if self.model_cache:
+            out += f"model cache: {self.model_cache}\n"
         return out
 
 

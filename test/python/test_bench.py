@@ -165,7 +165,7 @@ def test_compile_table_cold_and_cached(tmp_path):
     (row,) = json.loads(out.read_text())["compile"]
     assert row["model"].startswith("bnn_clip_net") and row["target"] == "host"
     assert row["cold_steps"]["cache hit"] == 0.0 and "LLVM opt" in row["cold_steps"]
-    assert 0 < row["cached_s"] and 0 < row["cold_s"]
+    assert 0 < row["cached_s"] and 0 < row["cold_s"] and row["cached_via"] == "model cache"
     text = console.export_text()
     for column in ("Compile time", "cold s", "cached s", "bnn_clip_net"):
         assert column in text
