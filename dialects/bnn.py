@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import (
     I16,
     I32,
     I64,
+    ArrayAttr,
     DenseArrayBase,
     DictionaryAttr,
     Float32Type,
@@ -33,6 +34,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
     VectorType,
+    f32,
     i8,
     i32,
     i64,
@@ -69,6 +71,7 @@ from bnnmlir.dialects.common import (
     static_shape,
     vector_length,
 )
+from bnnmlir.dialects.float_chain import verify_steps
 from bnnmlir.dialects.requant_map import verify_requant8_params
 
 I64Array = DenseArrayBase[IntegerType]
@@ -160,14 +163,20 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
       The parameters are verified by the rules of ``bnn.requant8``
       (:func:`~bnnmlir.dialects.requant_map.verify_requant8_params`).
 
-    ``thresholds``/``directions`` go with ``"threshold"`` only and ``requant`` with
-    ``"requant8"`` only.
+    * ``"f32"``: with ``steps``, a float chain of :mod:`bnnmlir.dialects.float_chain` whose first
+      step is ``cast``: the result is ``[N, OH, OW, O] x f32``, the chain applied to ``acc`` with
+      per-channel parameters of output channel ``o`` (``bnn.elementwise`` on the ``i32`` result;
+      set by ``bnn-fuse-elementwise``).
+
+    ``thresholds``/``directions`` go with ``"threshold"`` only, ``requant`` with ``"requant8"``
+    only and ``steps`` with ``"f32"`` only.
 
     Fused residual (optional operand ``residual``, set by ``bnn-fuse-output``; ``clip8`` and
     ``requant8`` outputs only): an ``i8`` operand of the output's shape, and the result is
     ``clip8(t + residual[n, oh, ow, o])`` where ``t`` is the output transform above (in
     ``[-127, 127]``), i.e. ``bnn.clip8(bnn.add(conv, residual))``; the sum (at most 254 in
-    magnitude) is exact.
+    magnitude) is exact. With an ``f32`` output the residual is ``f32`` of the output's shape, read
+    by the chain's ``add_input`` steps as input 1.
     """
 
     name = "bnn.bconv2d"
@@ -187,8 +196,9 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
     thresholds = opt_prop_def(DenseArrayBase[IntegerType])
     directions = opt_prop_def(DenseArrayBase[IntegerType])
     requant = opt_prop_def(DictionaryAttr)
+    steps = opt_prop_def(ArrayAttr)
 
-    OUTPUT_KINDS: ClassVar[tuple[str, ...]] = ("i32", "clip8", "threshold", "requant8")
+    OUTPUT_KINDS: ClassVar[tuple[str, ...]] = ("i32", "clip8", "threshold", "requant8", "f32")
 
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     assembly_format = (
@@ -241,7 +251,7 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
 
     @property
     def output_kind(self) -> str:
-        """``i32``, ``clip8``, ``threshold`` or ``requant8``: the fused output transform."""
+        """``i32``, ``clip8``, ``threshold``, ``requant8`` or ``f32``: the fused output transform."""
         return "i32" if self.output is None else self.output.data
 
     @property
@@ -293,10 +303,12 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
                 f"'{self.name}' with output = \"requant8\" needs the requant parameters "
                 f"(requant = {{kind = ..., ...}})"
             )
-        width = 32 if kind == "i32" else 8
-        if not is_int(elem_of(out_type), width) or len(out_shape) != 4:
+        if (self.steps is not None) != (kind == "f32"):
+            raise VerifyException(f"'{self.name}' steps go with output = \"f32\" only, and it needs them")
+        elem = {"i32": i32, "f32": f32}.get(kind, i8)
+        if elem_of(out_type) != elem or len(out_shape) != 4:
             raise VerifyException(
-                f"'{self.name}' with output {kind} produces rank-4 i{width}, got {describe(out_type)}"
+                f"'{self.name}' with output {kind} produces rank-4 {elem}, got {describe(out_type)}"
             )
         c = self.channels
         if c < 1:
@@ -329,16 +341,21 @@ class BConv2dOp(ConvGeometryMixin, ShapedOpMixin, IRDLOperation):
             check_threshold_arrays(self.name, self.thresholds, self.directions, o)
         if kind == "requant8":
             verify_requant8_params(f"'{self.name}' requant", self.requant_params, o, noun="entry")
+        if kind == "f32":
+            assert self.steps is not None
+            verify_steps(f"'{self.name}'", self.steps, o, True, 1 + (self.residual is not None))
         if self.residual is not None:
-            if kind not in ("clip8", "requant8"):
+            if kind not in ("clip8", "requant8", "f32"):
                 raise VerifyException(
-                    f"'{self.name}' a residual goes with output clip8 or requant8 only, not {kind}"
+                    f"'{self.name}' a residual goes with output clip8, requant8 or f32 only, not "
+                    f"{kind}"
                 )
             r_type = self.residual.type
-            if not is_int(elem_of(r_type), 8) or static_shape(self.name, r_type) != out_shape:
+            r_elem = f32 if kind == "f32" else i8
+            if elem_of(r_type) != r_elem or static_shape(self.name, r_type) != out_shape:
                 raise VerifyException(
-                    f"'{self.name}' residual must be i8 of the output shape {list(out_shape)}, "
-                    f"got {describe(r_type)}"
+                    f"'{self.name}' residual must be {r_elem} of the output shape "
+                    f"{list(out_shape)}, got {describe(r_type)}"
                 )
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from math import prod
 
 from xdsl.dialects.builtin import (
+    ArrayAttr,
     DenseArrayBase,
     DictionaryAttr,
     Float32Type,
@@ -67,6 +68,7 @@ from bnnmlir.dialects.common import (
     shape_of,
     static_shape,
 )
+from bnnmlir.dialects.float_chain import verify_steps
 from bnnmlir.dialects.requant_map import REQUANT_PROPS, verify_requant8_params
 
 Value = SSAValue | Operation
@@ -914,6 +916,71 @@ class ActivationOp(UnaryShapedOp):
             _check_array(self, "slopes", self.slopes, _is_f32, "f32", shape[-1])
 
 
+def _first_input(op: IRDLOperation) -> tuple[Attribute, tuple[int, ...], Attribute]:
+    """The output type of an op on a list of ``inputs``, and the shape and element type of its
+    first input."""
+    inputs = list(op.inputs)  # type: ignore[attr-defined]
+    if not inputs:
+        raise VerifyException(f"'{op.name}' needs at least one input")
+    out_type = op._check_form(inputs)  # type: ignore[attr-defined]
+    return out_type, static_shape(op.name, inputs[0].type), elem_of(inputs[0].type)
+
+
+VARIADIC_FORMAT = (
+    "$inputs (`into` $out^)? attr-dict `:` type($inputs) (`into` type($out)^)? "
+    "(`->` type($result)^)?"
+)
+"""Assembly of an op on a list of inputs: ``%r = op %a, %b : A, B -> R`` or ``op %a into %o :
+A into O``."""
+
+
+@irdl_op_definition
+class ElementwiseOp(ShapedOpMixin, IRDLOperation):
+    """A fused per-channel float chain: ``out[i] = steps(inputs[0][i])`` element by element.
+
+    ``inputs[0]`` is the main operand (``f32``, or ``i8``/``i16``/``i32`` with ``cast`` as the
+    first step); ``inputs[1..]`` are ``f32`` operands of the same shape read by ``add_input``
+    steps at the same element. ``steps`` is the chain of :mod:`bnnmlir.dialects.float_chain`:
+    each step is ONE f32 operation (``fma``: one rounding) on the element of channel ``c`` (the
+    last dimension), in order, so the result equals the unfused ops bit for bit. The result is
+    ``f32`` of the inputs' shape. Created by ``bnn-fuse-elementwise``.
+    """
+
+    name = "bnn.elementwise"
+
+    inputs = var_operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+    steps = prop_def(ArrayAttr)
+
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
+    assembly_format = VARIADIC_FORMAT
+
+    def __init__(self, inputs: Sequence[Value], steps: Sequence[DictionaryAttr],
+                 result_type: Attribute | None = None, out: Value | None = None):
+        super().__init__(operands=[list(inputs), out], result_types=[result_type],
+                         properties={"steps": ArrayAttr(list(steps))})
+
+    def buffer_form(self, operands: Sequence[SSAValue], out: SSAValue) -> IRDLOperation:
+        return ElementwiseOp(list(operands), self.steps.data, out=out)
+
+    def verify_(self) -> None:
+        out_type, shape, elem = _first_input(self)
+        if not shape or not (_is_f32(elem) or _is_any_int(elem)):
+            raise VerifyException(
+                f"'{self.name}' main input must be a ranked f32, i8, i16 or i32 operand, got "
+                f"{describe(self.inputs[0].type)}"
+            )
+        for v in self.inputs[1:]:
+            if static_shape(self.name, v.type) != shape or not _is_f32(elem_of(v.type)):
+                raise VerifyException(
+                    f"'{self.name}' extra inputs must be f32 of the main input's shape "
+                    f"{list(shape)}, got {describe(v.type)}"
+                )
+        _expect_output(self, out_type, shape, f32)
+        verify_steps(f"'{self.name}'", self.steps, shape[-1], _is_any_int(elem), len(self.inputs))
+
+
 # ---------------------------------------------------------------------------------------------
 # Data movement
 # ---------------------------------------------------------------------------------------------
@@ -935,10 +1002,7 @@ class ConcatOp(ShapedOpMixin, IRDLOperation):
     result = opt_result_def(TensorType)
 
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    assembly_format = (
-        "$inputs (`into` $out^)? attr-dict `:` type($inputs) (`into` type($out)^)? "
-        "(`->` type($result)^)?"
-    )
+    assembly_format = VARIADIC_FORMAT
 
     def __init__(self, inputs: Sequence[Value], result_type: Attribute | None = None,
                  out: Value | None = None):
@@ -948,11 +1012,7 @@ class ConcatOp(ShapedOpMixin, IRDLOperation):
         return ConcatOp(list(operands), out=out)
 
     def verify_(self) -> None:
-        if not self.inputs:
-            raise VerifyException(f"'{self.name}' needs at least one input")
-        out_type = self._check_form(list(self.inputs))
-        first = static_shape(self.name, self.inputs[0].type)
-        elem = elem_of(self.inputs[0].type)
+        out_type, first, elem = _first_input(self)
         if not first:
             raise VerifyException(f"'{self.name}' needs ranked inputs")
         total = 0
@@ -1031,6 +1091,7 @@ SUPPORT_OPS: list = [
     AddOp,
     MulOp,
     ActivationOp,
+    ElementwiseOp,
     ConcatOp,
     ReshapeOp,
     TransposeOp,

@@ -35,6 +35,12 @@ def _fuse_output() -> type[ModulePass]:
     return FuseOutputPass
 
 
+def _fuse_elementwise() -> type[ModulePass]:
+    from bnnmlir.passes.fuse_elementwise import FuseElementwisePass
+
+    return FuseElementwisePass
+
+
 def _bufferize() -> type[ModulePass]:
     from bnnmlir.passes.bufferize import BufferizePass
 
@@ -94,6 +100,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "bnn-annotate-ranges": _annotate_ranges,
     "bnn-fold-to-integer": _fold_to_integer,
     "bnn-fuse-output": _fuse_output,
+    "bnn-fuse-elementwise": _fuse_elementwise,
     "bnn-bufferize": _bufferize,
     "bnn-plan-arena": _plan_arena,
     "bnn-batch-entry": _batch_entry,

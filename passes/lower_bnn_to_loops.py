@@ -15,7 +15,10 @@ shapes, strided layouts) fails the pass with a diagnostic naming the op.
   ``bnn.narrow_acc`` on ``M``-byte vectors chosen from the target's vector width, see
   :mod:`bnnmlir.passes.loops.bconv2d`. A fused output transform is applied to each ``i32``
   result before its store: ``clip8`` and ``threshold`` as the standalone ops, ``requant8`` with
-  the per-element code of ``bnn.requant8`` (its arrays private constant ``memref.global``s).
+  the per-element code of ``bnn.requant8`` (its arrays private constant ``memref.global``s);
+  an ``f32`` output runs its float chain on the accumulator (:mod:`~.loops.float_chain`).
+* ``bnn.elementwise``: per row of channels, vectors of ``vector_bytes / 4`` lanes then a scalar
+  tail (:mod:`bnnmlir.passes.loops.float_chain`).
 
 * integer ``bnn.conv2d`` / ``bnn.dense`` with constant weights: dot-product vector kernels
   (``vpdpbusd``, ``vpmaddwd``, ``sdot``, ``smull`` + ``sadalp``, by ``TargetInfo.int8_dot``), see
@@ -58,6 +61,7 @@ from bnnmlir.dialects.bnn import BConv2dOp, BinarizeOp, Clip8Op, ThresholdOp
 from bnnmlir.passes.loops import support
 from bnnmlir.passes.loops.bconv2d import lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
+from bnnmlir.passes.loops.float_chain import lower_elementwise
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.passes.loops.int8_conv import lower_int8_conv2d, lower_int8_dense
 from bnnmlir.passes.loops.lowering import (
@@ -85,6 +89,7 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     support_ops.AddOp: support.lower_add,
     support_ops.MulOp: support.lower_mul,
     support_ops.ActivationOp: support.lower_activation,
+    support_ops.ElementwiseOp: lower_elementwise,
     support_ops.ConcatOp: support.lower_concat,
     support_ops.ReshapeOp: support.lower_reshape,
     support_ops.TransposeOp: support.lower_transpose,

@@ -6,7 +6,7 @@ pass order from :func:`stage_passes`, stage by stage:
 ========== ===============================================================
 stage      passes
 ========== ===============================================================
-optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-pack-weights
+optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-fuse-elementwise, bnn-pack-weights
 buffers    bnn-bufferize, bnn-plan-arena (then bnn-profile-layers for a profiling build,
            bnn-batch-entry for a dynamic batch)
 loops      lower-bnn-to-loops{target, parallel}
@@ -26,6 +26,7 @@ from bnnmlir.passes.batch_entry import BatchEntryPass
 from bnnmlir.passes.bufferize import BufferizePass
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.fold_to_integer import FoldToIntegerPass
+from bnnmlir.passes.fuse_elementwise import FuseElementwisePass
 from bnnmlir.passes.fuse_output import FuseOutputPass
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from bnnmlir.passes.pack_weights import PackWeightsPass
@@ -44,7 +45,8 @@ def stage_passes(stage: str, target: str = "host", parallel: bool = False, *,
     if stage == "optimized":
         # Folding first: it creates the bnn.threshold ops that fusion absorbs, and it turns
         # binarize(cast(constant)) into binarize(constant), which weight packing then folds.
-        return [FoldToIntegerPass(), FuseOutputPass(), PackWeightsPass()]
+        # The float chains left after folding are fused last.
+        return [FoldToIntegerPass(), FuseOutputPass(), FuseElementwisePass(), PackWeightsPass()]
     if stage == "buffers":
         extra = [p for p in (profile, batch_entry) if p is not None]
         return [BufferizePass(), PlanArenaPass(), *extra]

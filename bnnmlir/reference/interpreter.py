@@ -42,6 +42,9 @@ def _bconv2d(op: BConv2dOp, args: list[np.ndarray]) -> np.ndarray:
     x = binary.unpack(args[0].view(np.uint8), c)
     w = binary.unpack(args[1].view(np.uint8), c)
     acc = binary.bconv2d(x, w, op.stride_hw, op.dilation_hw, op.pads, int(op.pad))
+    if op.output_kind == "f32":
+        assert op.steps is not None
+        return float_chain(op.steps, acc, [acc, *args[2:]])
     if op.residual is not None:
         transformed = binary.clip8(acc) if op.output_kind == "clip8" else requant8(acc, op.requant_params)
         return binary.clip8(transformed.astype(np.int32) + args[2].astype(np.int32))
@@ -154,6 +157,39 @@ def _activation(op: support_ops.ActivationOp, args: list[np.ndarray]) -> np.ndar
     return support.prelu(args[0], op.slopes.get_values())
 
 
+def float_chain(steps, x: np.ndarray, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """A float chain (``bnn.elementwise``, ``bnn.bconv2d`` output f32) on ``x``; ``inputs[k]``
+    is the operand of ``add_input`` index ``k``."""
+    from bnnmlir.dialects.float_chain import array_of, input_of, kind_of, value_of
+
+    v = np.asarray(x)
+    for s in steps.data:
+        kind = kind_of(s)
+        if kind == "cast":
+            v = support.cast(v)
+        elif kind == "add_input":
+            v = support.add(v, np.asarray(inputs[input_of(s)], dtype=np.float32))
+        elif kind == "max":
+            v = support.ieee_maximum(v, np.float32(value_of(s)))
+        elif kind == "min":
+            v = support.ieee_minimum(v, np.float32(value_of(s)))
+        elif kind == "fma":
+            v = support.fma_f32(v, np.asarray(array_of(s, "scale"), np.float32),
+                                np.asarray(array_of(s, "shift"), np.float32))
+        elif kind == "prelu":
+            v = support.prelu(v, array_of(s, "values"))
+        else:
+            a = np.asarray(array_of(s, "values"), np.float32)
+            with np.errstate(all="ignore"):
+                v = {"mul": np.multiply, "div": np.divide, "add": np.add}[kind](v, a)
+        v = np.asarray(v, dtype=np.float32)
+    return v
+
+
+def _elementwise(op: support_ops.ElementwiseOp, args: list[np.ndarray]) -> np.ndarray:
+    return float_chain(op.steps, args[0], args)
+
+
 def _concat(op: support_ops.ConcatOp, args: list[np.ndarray]) -> np.ndarray:
     return support.concat(args)
 
@@ -182,6 +218,7 @@ EVALUATORS: Mapping[type[Operation], Evaluator] = {
     support_ops.AddOp: _add,
     support_ops.MulOp: _mul,
     support_ops.ActivationOp: _activation,
+    support_ops.ElementwiseOp: _elementwise,
     support_ops.ConcatOp: _concat,
     support_ops.ReshapeOp: _reshape,
     support_ops.TransposeOp: _transpose,

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.dialects import llvm
-from xdsl.dialects.builtin import DenseArrayBase, IntegerType, VectorType, i32
+from xdsl.dialects.builtin import DenseArrayBase, Float32Type, IntegerType, VectorType, i32
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 from xdsl.utils.exceptions import PassFailedException
@@ -58,9 +58,12 @@ from bnnmlir.target import TargetInfo
 
 
 def intrinsic_suffix(t: VectorType | IntegerType) -> str:
-    """LLVM's overload suffix of an integer or integer-vector type: ``i32``, ``v16i8``."""
+    """LLVM's overload suffix of an integer or integer-vector type: ``i32``, ``v16i8``; of an
+    ``f32`` vector: ``v16f32``."""
     if isinstance(t, VectorType):
         elem = t.element_type
+        if isinstance(elem, Float32Type):
+            return f"v{t.get_shape()[0]}f32"
         assert isinstance(elem, IntegerType)
         return f"v{t.get_shape()[0]}i{elem.width.data}"
     return f"i{t.width.data}"

@@ -124,6 +124,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     TensorType,
     VectorType,
+    f32,
     i1,
     i8,
     i32,
@@ -140,6 +141,7 @@ from bnnmlir.passes.loops.bconv_blocks import BlockKernel, Epilogue, add_block_g
 from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
+from bnnmlir.passes.loops.float_chain import ChainCode, f32_splat
 from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals
 from bnnmlir.passes.loops.support import (
     AffineArrays,
@@ -469,6 +471,7 @@ class ConvLowering:
         check_kind: bool = True,
         requant: RequantElement | None = None,
         affine_arrays: AffineArrays | None = None,
+        chain: ChainCode | None = None,
     ):
         self.op = op
         vector_bytes = target.vector_bytes
@@ -477,7 +480,10 @@ class ConvLowering:
             raise ValueError("a threshold output needs its threshold tables, and only it")
         if check_kind and (self.kind == "requant8") != (requant is not None):
             raise ValueError("a requant8 output needs its requant8 emission, and only it")
+        if check_kind and (self.kind == "f32") != (chain is not None):
+            raise ValueError("an f32 output needs its float chain, and only it")
         self.thresholds = thresholds
+        self.chain = chain
         self.requant = requant
         self.affine_arrays = affine_arrays
         # Shapes only: the value form works too (the per-layer report plans tensor-level ops).
@@ -678,10 +684,11 @@ class ConvLowering:
     def lane_wise_output(self) -> bool:
         """The output transform has a lane-wise vector form (:meth:`store_lanes`)."""
         return self.kind in (None, "clip8") or (
-            self.kind == "requant8" and self.affine_arrays is not None)
+            self.kind == "requant8" and self.affine_arrays is not None) or self.chain is not None
 
     def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
-        vectored = self.kind == "clip8" or (self.kind == "requant8" and self.affine_arrays is not None)
+        vectored = self.kind == "clip8" or (
+            self.kind == "requant8" and self.affine_arrays is not None) or self.chain is not None
 
         def body(e: Emitter, first: SSAValue, size: int) -> None:
             os = self.channels_from(e, first, size)
@@ -725,7 +732,9 @@ class ConvLowering:
         b = acc.type.get_shape()[0]  # type: ignore[attr-defined]
         mask = None if self.o % b == 0 else lanes_below(em, b, em.sub(em.index(self.o), first))
         at = [*lead, first]
-        if self.kind is None:
+        if self.chain is not None:
+            out = self.chain.emit(em, acc, first, b, lambda e, k: self.residual_lanes(e, at, b, mask))
+        elif self.kind is None:
             out = acc
         else:
             if self.kind == "requant8":
@@ -734,10 +743,8 @@ class ConvLowering:
             else:
                 acc = clamp_clip8(em, acc)
             out = em.emit(llvm.TruncOp(acc, VectorType(i8, [b])))
-        if self.op.residual is not None:
-            residual = em.vload(self.op.residual, at, b) if mask is None else em.emit(
-                vector.MaskedLoadOp(self.op.residual, at, mask, em.vector_const([0] * b, i8)))
-            out = clip8_add(em, out, residual)
+        if self.op.residual is not None and self.chain is None:
+            out = clip8_add(em, out, self.residual_lanes(em, at, b, mask))
         if mask is None:
             em.emit(vector.StoreOp(out, self.op.out, at))  # type: ignore[arg-type]
         elif self.o % b == 1:
@@ -752,9 +759,27 @@ class ConvLowering:
         else:
             em.emit(vector.MaskedStoreOp(self.op.out, at, mask, out))  # type: ignore[arg-type]
 
+    def residual_lanes(self, em: Emitter, at: list[SSAValue], b: int,
+                       mask: SSAValue | None) -> SSAValue:
+        """The ``b`` residual values at ``at`` (lanes off ``mask`` are not read, and zero)."""
+        residual = self.op.residual
+        assert residual is not None
+        if mask is None:
+            return em.vload(residual, at, b)
+        elem = residual.type.get_element_type()  # type: ignore[attr-defined]
+        zero = f32_splat(em, 0.0, b) if elem == f32 else em.vector_const([0] * b, i8)
+        return em.emit(vector.MaskedLoadOp(residual, at, mask, zero))
+
     def store(self, em: Emitter, acc: SSAValue, at: list[SSAValue]) -> None:
         """Store one ``i32`` result at ``[n, oh, ow, o]``, through the fused ``clip8`` or
-        ``requant8`` (of channel ``o``) when there is one, then the fused residual."""
+        ``requant8`` (of channel ``o``) when there is one, then the fused residual; or through
+        the float chain of an ``f32`` output."""
+        if self.chain is not None:
+            residual = self.op.residual
+            value = self.chain.emit(em, acc, at[-1], 1,
+                                    lambda e, k: e.load(residual, at))  # type: ignore[arg-type]
+            em.store(value, self.op.out, at)  # type: ignore[arg-type]
+            return
         if self.kind == "requant8":
             assert self.requant is not None
             acc = self.requant(em, acc, at[-1])
@@ -1152,8 +1177,11 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
     """Emit the loop nest of the buffer-form ``op``, with its fused output transform: the
     thresholds and directions of a ``threshold`` output, the per-element map of a ``requant8``
     output, as constant globals."""
-    thresholds = requant = arrays = None
-    if op.output_kind == "threshold":
+    thresholds = requant = arrays = chain = None
+    if op.output_kind == "f32":
+        assert op.steps is not None
+        chain = ChainCode(op.steps, op.output_type().get_shape()[-1], ctx.add_global)
+    elif op.output_kind == "threshold":
         assert op.thresholds is not None and op.directions is not None
         thresholds = threshold_tables(em, ctx, list(op.thresholds.get_values()),
                                       list(op.directions.get_values()))
@@ -1161,7 +1189,8 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
         channels = op.output_type().get_shape()[-1]
         requant = requant8_epilogue(em, ctx.add_global, op.requant_params, channels)
         arrays = affine_arrays(ctx.add_global, op.requant_params, channels, op.fan_in)
-    ConvLowering(op, ctx.target, thresholds, requant=requant, affine_arrays=arrays).emit(
+    ConvLowering(op, ctx.target, thresholds, requant=requant, affine_arrays=arrays,
+                 chain=chain).emit(
         em, ctx.parallel, ctx.globals)
 
 

@@ -141,7 +141,7 @@ func.func @do_not_accept_thresholds_without_threshold_output(%x: tensor<1x3x3x1x
 
 // -----
 
-// CHECK: 'bnn.bconv2d' output must be one of i32, clip8, threshold, requant8, got 'relu'
+// CHECK: 'bnn.bconv2d' output must be one of i32, clip8, threshold, requant8, f32, got 'relu'
 func.func @do_not_accept_unknown_output(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>) -> tensor<1x1x1x4xi32> {
   %0 = bnn.bconv2d %x, %w {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64, output = "relu"} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> -> tensor<1x1x1x4xi32>
   func.return %0 : tensor<1x1x1x4xi32>
@@ -303,7 +303,7 @@ func.func @do_not_threshold_zero_channels(%x: tensor<2x0xi32>) -> tensor<2x0xi8>
 
 // -----
 
-// CHECK: 'bnn.bconv2d' a residual goes with output clip8 or requant8 only, not i32
+// CHECK: 'bnn.bconv2d' a residual goes with output clip8, requant8 or f32 only, not i32
 func.func @do_not_accept_residual_of_i32_output(%x: tensor<1x3x3x1xi8>, %w: tensor<4x3x3x1xi8>, %r: tensor<1x1x1x4xi8>) -> tensor<1x1x1x4xi32> {
   %0 = bnn.bconv2d %x, %w residual %r {in_channels = 8 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 1 : i64} : tensor<1x3x3x1xi8>, tensor<4x3x3x1xi8> residual tensor<1x1x1x4xi8> -> tensor<1x1x1x4xi32>
   func.return %0 : tensor<1x1x1x4xi32>
