@@ -9,5 +9,5 @@ export PATH="$venv/bin:$PATH"
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 status=0
 lit -sv test/ || status=1
-python -m pytest -q -p no:cacheprovider -n "${BNNMLIR_TEST_WORKERS:-2}" --dist loadfile test/python || status=1
+python -m pytest -q -p no:cacheprovider -n "${BNNMLIR_TEST_WORKERS:-2}" --dist loadfile --durations=25 test/python || status=1
 exit $status

@@ -752,7 +752,8 @@ class ConvLowering:
             # lane 0 into a 4-byte store (of the untruncated lane): the one-lane tail is a byte
             # store of its own.
             def tail(e: Emitter) -> None:
-                e.store(e.emit(vector.ExtractOp(out, [0], i8)), self.op.out, at)
+                lane = vector.ExtractOp(out, [0], out.type.get_element_type())  # type: ignore
+                e.store(e.emit(lane), self.op.out, at)
 
             em.if_else(em.cmpi(em.add(first, em.index(1)), em.index(self.o), "eq"), tail,
                        lambda e: e.emit(vector.StoreOp(out, self.op.out, at)))  # type: ignore
