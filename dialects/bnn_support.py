@@ -11,8 +11,9 @@ Conventions shared by every op below:
 * Activations are NHWC ``[N, H, W, C]`` (or ``[..., C]``); per-channel parameters index the LAST
   dimension ``c``. All shapes are static.
 * Float is ``f32``. Every float operation is one IEEE-754 binary32 operation rounded to nearest
-  even; no fused multiply-add, no reassociation. Sums are evaluated left to right in the order
-  the docstrings give, starting from ``+0.0``.
+  even; no reassociation, and a fused multiply-add (``fma(a, b, c)``: ``a * b + c`` rounded
+  ONCE) only where the docstring says so (the convolution and dense sums, ``bnn.batch_norm``).
+  Sums are evaluated left to right in the order the docstrings give, starting from ``+0.0``.
 * Per-channel parameters are properties (dense arrays), so the IR reads without chasing
   constants; weights (``bnn.conv2d`` / ``bnn.dense``) are operands.
 * Integers are signless and read as two's-complement signed values.
@@ -517,8 +518,10 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
     the input, for ``c`` in ``0..C-1``: ``acc = acc + x[n, ih, iw, c] * w[o, kh, kw, c]``. Taps
     outside the input (zero padding) are skipped.
 
-    * Float: ``acc`` starts at ``+0.0``; ``float(x) * w`` is an f32 multiply, then an f32 add.
-      Finally ``out = acc + bias[o]`` with a bias, else ``acc``.
+    * Float: ``acc`` starts at ``+0.0``; each step is ``acc = fma(float(x), w, acc)``, one f32
+      fused multiply-add (the product is not rounded, the sum is rounded once), as the FMA units
+      of x86-64 (FMA3) and aarch64 (``fmla``) compute it. Finally ``out = acc + bias[o]`` with a
+      bias, else ``acc``.
     * Integer: both factors sign-extended to ``i32``, ``i32`` multiply and add. Exact: every
       partial sum is at most ``128 * 128 * KH*KW*C`` in magnitude and the verifier bounds the
       fan-in ``KH*KW*C`` by ``(2**31 - 1) // 128**2 = 131071``, so nothing wraps.
@@ -527,6 +530,12 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
     a dictionary holding ``kind`` and that kind's arrays exactly as ``bnn.requant8`` holds its
     properties, one entry or row per output channel; the result is then ``i8``,
     ``out[n, oh, ow, o] = requant8_o(acc[n, oh, ow, o])`` and the ``i32`` sums never go to memory.
+
+    Fused float output (float form only, optional property ``steps``, set by
+    ``bnn-fuse-elementwise``): a per-channel float chain of :mod:`bnnmlir.dialects.float_chain`
+    without ``cast`` or ``add_input`` (a BatchNorm ``fma``, an affine map, ReLU, Hardtanh,
+    PReLU...); ``out[n, oh, ow, o] = chain_o(acc [+ bias[o]])``, each step one f32 operation,
+    exactly as the unfused ops would compute it, without the intermediate tensor.
     """
 
     name = "bnn.conv2d"
@@ -541,6 +550,7 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
     dilations = prop_def(DenseArrayBase)
     padding = prop_def(DenseArrayBase)
     requant = opt_prop_def(DictionaryAttr)
+    steps = opt_prop_def(ArrayAttr)
 
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     assembly_format = WEIGHTED_FORMAT
@@ -572,6 +582,10 @@ class Conv2dOp(ConvGeometryMixin, _WeightedMixin, IRDLOperation):
         oh, ow = self.verify_window(h, w, kh, kw)
         if integer:
             self._check_fan_in(kh * kw * c)
+        if self.steps is not None:
+            if integer:
+                raise VerifyException(f"'{self.name}' fused float steps need the float form")
+            verify_steps(f"'{self.name}' steps", self.steps, o, False, 1)
         if self.requant is not None:
             if not integer:
                 raise VerifyException(f"'{self.name}' a fused requant8 needs the integer form")
@@ -593,8 +607,9 @@ class DenseOp(_WeightedMixin, IRDLOperation):
 
     Float form: ``input`` ``[N, C]`` of ``f32``, ``i8`` or ``i32`` (converted to f32, exact for
     ``|x| <= 2**24``), ``weight`` ``[O, C]`` of ``f32``, optional ``bias`` ``[O]``. Result ``f32``
-    ``[N, O]``: ``acc = +0.0``; for ``c`` in ``0..C-1``: ``acc = acc + float(x[n, c]) * w[o, c]``
-    (multiply, then add); ``out[n, o] = acc + bias[o]`` with a bias, else ``acc``.
+    ``[N, O]``: ``acc = +0.0``; for ``c`` in ``0..C-1``: ``acc = fma(float(x[n, c]), w[o, c], acc)``
+    (one fused multiply-add, rounded once); ``out[n, o] = acc + bias[o]`` with a bias, else
+    ``acc``.
 
     Integer form: ``input`` ``i8``, ``weight`` ``i8``, no bias; result ``i32``: the same sum of
     sign-extended products in ``i32``, exact (the verifier bounds ``C`` by ``131071``, so

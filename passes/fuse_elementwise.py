@@ -25,6 +25,11 @@ Rewrites (value form):
   [residual %r] {output = "f32", steps}``: by definition of the ``f32`` output the chain runs
   on the accumulator in registers, and neither the ``i32`` nor an ``f32`` intermediate tensor
   is written. A lone ``bnn.cast`` of such a convolution moves in the same way.
+* ``%a = bnn.conv2d %x, %w [bias %b]`` (float form, used only here); ``%y = Y(%a)`` with ``Y`` a
+  chain without extra operands (a BatchNorm, an affine map, an activation, or a
+  ``bnn.elementwise`` of those) -> ``%y = bnn.conv2d %x, %w [bias %b] {steps}`` (the steps of an
+  already fused chain first): by definition of ``steps`` the chain runs on each sum after the
+  bias, the same f32 operations in the same order, and the ``f32`` intermediate is not written.
 
 The fused op keeps the location of the last op of its chain (of the convolution when fused
 into it).
@@ -49,6 +54,7 @@ from bnnmlir.dialects.bnn_support import (
     AffineOp,
     BatchNormOp,
     CastOp,
+    Conv2dOp,
     ElementwiseOp,
 )
 from bnnmlir.dialects.common import elem_of, is_int
@@ -181,10 +187,35 @@ class FuseIntoBConv(RewritePattern):
         rewriter.erase(conv)
 
 
+class FuseIntoFloatConv(RewritePattern):
+    """``Y(conv2d)`` -> ``conv2d {steps}`` for a float convolution (module docstring)."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        for main in _mains(op):
+            conv = main.owner
+            if not (isinstance(conv, Conv2dOp) and not conv.is_integer
+                    and conv.result is not None and main.has_one_use()):
+                continue
+            chain = _steps(op, main)
+            if chain is None or chain[1] or not chain[2]:
+                continue
+            before = [] if conv.steps is None else list(conv.steps.data)
+            properties = dict(conv.properties)
+            properties["steps"] = ArrayAttr(before + chain[2])
+            fused = Conv2dOp.create(operands=list(conv.operands),
+                                    result_types=[op.results[0].type],
+                                    properties=properties, attributes=dict(conv.attributes))
+            fused.location = conv.location
+            rewriter.replace(op, fused)
+            rewriter.erase(conv)
+            return
+
+
 @dataclass(frozen=True)
 class FuseElementwisePass(ModulePass):
     """Merge chains of float element-wise ops into ``bnn.elementwise`` and move one that starts
-    at a binary convolution's cast into the convolution (see the module docstring)."""
+    at a binary convolution's cast, or follows a float convolution, into the convolution (see
+    the module docstring)."""
 
     name = "bnn-fuse-elementwise"
 
@@ -193,5 +224,5 @@ class FuseElementwisePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         patterns: list[RewritePattern] = [MergeChains()]
         if self.into_conv:
-            patterns.append(FuseIntoBConv())
+            patterns += [FuseIntoBConv(), FuseIntoFloatConv()]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

@@ -63,7 +63,7 @@ from bnnmlir.passes.loops.bconv2d import lower_bconv2d
 from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_threshold
 from bnnmlir.passes.loops.float_chain import lower_elementwise
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
-from bnnmlir.passes.loops.int8_conv import lower_int8_conv2d, lower_int8_dense
+from bnnmlir.passes.loops.float_conv import lower_conv2d, lower_dense
 from bnnmlir.passes.loops.lowering import (
     Lowering,
     LoweringContext,
@@ -82,8 +82,8 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     support_ops.CastOp: support.lower_cast,
     support_ops.BatchNormOp: support.lower_batch_norm,
     support_ops.AffineOp: support.lower_affine,
-    support_ops.Conv2dOp: lower_int8_conv2d,
-    support_ops.DenseOp: lower_int8_dense,
+    support_ops.Conv2dOp: lower_conv2d,
+    support_ops.DenseOp: lower_dense,
     support_ops.Pool2dOp: support.lower_pool2d,
     support_ops.GlobalAvgPoolOp: support.lower_global_avg_pool,
     support_ops.AddOp: support.lower_add,

@@ -122,7 +122,8 @@ def _conv2d(op: support_ops.Conv2dOp, args: list[np.ndarray]) -> np.ndarray:
         acc = support.conv2d_int(args[0], args[1], op.stride_hw, op.dilation_hw, op.pads)
         return acc if op.requant is None else requant8(acc, dict(op.requant.data))
     bias = args[2] if op.bias is not None else None
-    return support.conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
+    out = support.conv2d(args[0], args[1], bias, op.stride_hw, op.dilation_hw, op.pads)
+    return out if op.steps is None else float_chain(op.steps, out, [])
 
 
 def _dense(op: support_ops.DenseOp, args: list[np.ndarray]) -> np.ndarray:

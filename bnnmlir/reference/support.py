@@ -62,18 +62,26 @@ def cast(x) -> np.ndarray:
 def fma_f32(a, b, c) -> np.ndarray:
     """``a * b + c`` for float32 arrays with ONE rounding (what a fused multiply-add computes).
 
-    ``a * b`` is exact in float64; ``p + c`` is split exactly into ``s + e`` (TwoSum). Rounding
-    ``s`` to float32 is then correct unless ``s`` lies exactly halfway between two float32 values
-    and ``e != 0``; that case is decided by the sign of ``e``.
+    ``a * b`` is exact in float64 (two 24-bit significands); ``p + c`` is split exactly into
+    ``s + e`` (TwoSum, ``s`` the float64 rounding). Rounding ``s`` to float32 (``r``) is then the
+    correct rounding of ``p + c`` unless ``s`` lies exactly halfway between ``r`` and its float32
+    neighbour ``r'`` on the side of ``s`` (float64 rounding cannot cross such a midpoint, only land
+    on it) and ``e != 0``: the exact value is then off the midpoint, on the side of ``r`` when
+    ``e`` points from ``s`` to ``r`` (keep ``r``), else on the side of ``r'``. The midpoint test
+    ``2s = r + r'`` is exact in float64 and holds for subnormal float32 values too.
     """
     a, b, c = (np.asarray(v, dtype=np.float64) for v in (a, b, c))
     p = a * b
-    s = p + c
-    bp = s - p
-    e = (p - (s - bp)) + (c - bp)
-    halfway = (s.view(np.uint64) & np.uint64((1 << 29) - 1)) == np.uint64(1 << 28)
-    nudged = np.where(halfway & (e != 0), np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
-    return nudged.astype(F32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = p + c
+        bp = s - p
+        e = (p - (s - bp)) + (c - bp)
+        r = s.astype(F32)
+        r64 = r.astype(np.float64)
+        other = np.nextafter(r, np.where(s > r64, F32(np.inf), F32(-np.inf)))
+        halfway = np.isfinite(r64) & (s != r64) & (2 * s == r64 + other.astype(np.float64))
+        toward_r = (e > 0) == (r64 > s)
+        return np.where(halfway & (e != 0) & ~toward_r, other, r).astype(F32)
 
 
 def batch_norm_scale_shift(mean, var, gamma, beta, eps, fused: bool = True):
@@ -123,8 +131,8 @@ def _out_size(size: int, kernel: int, stride: int, dilation: int, lo: int, hi: i
 
 
 def conv2d(x, w, bias=None, strides=(1, 1), dilations=(1, 1), padding=(0, 0, 0, 0)) -> np.ndarray:
-    """``bnn.conv2d``: NHWC ``x``, ``w`` ``[O, KH, KW, C]``; f32 products summed over ``kh, kw, c``
-    in that order (``c`` innermost) from ``+0.0``, out-of-input taps skipped, then ``+ bias``."""
+    """``bnn.conv2d``: NHWC ``x``, ``w`` ``[O, KH, KW, C]``; ``acc = fma(x, w, acc)`` over ``kh, kw,
+    c`` in that order (``c`` innermost) from ``+0.0``, out-of-input taps skipped, then ``+ bias``."""
     x = np.asarray(x).astype(F32)
     w = np.asarray(w, dtype=F32)
     n, h, wd, c = x.shape
@@ -139,7 +147,8 @@ def conv2d(x, w, bias=None, strides=(1, 1), dilations=(1, 1), padding=(0, 0, 0, 
             ok = (row_ok[:, None] & col_ok[None, :])[None, :, :, None]
             tap = x[:, rows][:, :, cols]  # [N, OH, OW, C]
             for k in range(c):
-                acc = np.where(ok, acc + tap[..., k, None] * w[None, None, None, :, i, j, k], acc)
+                acc = np.where(ok, fma_f32(tap[..., k, None], w[None, None, None, :, i, j, k], acc),
+                               acc)
     return acc if bias is None else acc + np.asarray(bias, dtype=F32)
 
 
@@ -169,12 +178,12 @@ def dense_int(x, w) -> np.ndarray:
 
 
 def dense(x, w, bias=None) -> np.ndarray:
-    """``bnn.dense``: ``acc = +0.0; acc = acc + x[n, c] * w[o, c]`` for ``c`` in order; ``+ bias``."""
+    """``bnn.dense``: ``acc = +0.0; acc = fma(x[n, c], w[o, c], acc)`` for ``c`` in order; ``+ bias``."""
     x = np.asarray(x).astype(F32)
     w = np.asarray(w, dtype=F32)
     acc = np.zeros((x.shape[0], w.shape[0]), dtype=F32)
     for k in range(x.shape[1]):
-        acc = acc + x[:, k, None] * w[None, :, k]
+        acc = fma_f32(x[:, k, None], w[None, :, k], acc)
     return acc if bias is None else acc + np.asarray(bias, dtype=F32)
 
 

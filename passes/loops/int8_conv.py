@@ -596,15 +596,6 @@ def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     """Integer ``bnn.conv2d`` with constant weights on a target with a vector path: the planned
     kernel; anything else :func:`bnnmlir.passes.loops.support.lower_conv2d`."""
     w_shape = value_shape(op.weight)
-    if not op.is_integer:
-        from bnnmlir.passes.loops.float_conv import lower_float_conv2d
-
-        w = constant_weights(op, op.weight, w_shape, np.float32)
-        if w is None:
-            support.lower_conv2d(em, op, ctx)
-        else:
-            lower_float_conv2d(em, op, ctx, w)
-        return
     w = constant_weights(op, op.weight, w_shape)
     if w is None or dot_path(ctx.target) is None:
         support.lower_conv2d(em, op, ctx)
@@ -628,7 +619,7 @@ def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
 
 def lower_int8_dense(em: Emitter, op: DenseOp, ctx: LoweringContext) -> None:
     """Integer ``bnn.dense`` as the convolution of ``N`` one-pixel images (``x[n, :]`` at
-    column ``n``); float forms and non-constant weights keep the scalar loops."""
+    column ``n``); non-constant weights keep the scalar loops."""
     w_shape = value_shape(op.weight)
     w = constant_weights(op, op.weight, w_shape) if op.is_integer else None
     if w is None or dot_path(ctx.target) is None:

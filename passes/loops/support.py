@@ -1,8 +1,9 @@
 """Loop nests of the integer and float support ops (buffer form, level 2 -> level 3).
 
 Every op becomes scalar ``scf.for`` nests with ``memref.load`` / ``memref.store``; the innermost
-loop always runs over the contiguous last dimension. Float operations are single ``arith`` ops
-(``mulf`` then ``addf``, never fused) in the order of the op docstrings, so the result equals
+loop always runs over the contiguous last dimension. Float operations are single ``arith`` /
+``math`` ops (``math.fma`` exactly where the op docstring says fused multiply-add, ``mulf`` then
+``addf`` elsewhere) in the order of the op docstrings, so the result equals
 :mod:`bnnmlir.reference.support` bit for bit. Per-channel parameters become private constant
 ``memref.global``s read with ``memref.get_global`` (a parameter equal on all channels becomes a
 constant instead).
@@ -17,8 +18,8 @@ constant instead).
   (``divisor`` form: ``divf`` + ``addf``).
 * ``bnn.conv2d``: ``for n, oh, ow, o: acc = 0; for kh, kw: if tap in input: for c: acc += x*w``;
   the input row/column of a tap is computed once per ``oh`` / ``ow``; taps that the shapes prove
-  in range get no ``scf.if``. ``out = acc + bias[o]``. ``bnn.dense``: ``for n, o, c``. The
-  integer forms (i8 x i8) accumulate in ``i32``: ``extsi`` of both factors, ``muli``, ``addi``.
+  in range get no ``scf.if``; a float step is ``acc = math.fma(f32(x), w, acc)``.
+  ``out = acc + bias[o]``. ``bnn.dense``: ``for n, o, c``. The integer forms (i8 x i8) accumulate in ``i32``: ``extsi`` of both factors, ``muli``, ``addi``.
 * ``bnn.pool2d`` / ``bnn.global_avg_pool``: the output row ``out[n, oh, ow, :]`` is the
   accumulator: filled with ``-inf`` / the integer minimum (max) or ``0.0`` (avg), then for each
   in-range tap ``for c: out[c] = max(out[c], x[c])`` (``maximumf``/``maxsi``) or ``+ x[c]``;
@@ -409,16 +410,16 @@ def lower_affine(em: Emitter, op: AffineOp, ctx: LoweringContext) -> None:
 
 def _dot(em: Emitter, acc: SSAValue, length: int, x_at: Callable[[Emitter, SSAValue], SSAValue],
          w_at: Callable[[Emitter, SSAValue], SSAValue]) -> SSAValue:
-    """``for c < length: acc = acc + x(c) * w(c)``: ``f32(x) * w`` with ``mulf``/``addf`` for an
-    ``f32`` ``acc``; for an ``i32`` ``acc`` both factors ``extsi`` to ``i32``, ``muli``/``addi``."""
+    """``for c < length: acc = acc + x(c) * w(c)``: ``math.fma(f32(x), w, acc)`` (one rounding)
+    for an ``f32`` ``acc``; for an ``i32`` ``acc`` both factors ``extsi`` to ``i32``,
+    ``muli``/``addi``."""
     integer = isinstance(acc.type, IntegerType)
 
     def step(e: Emitter, c: SSAValue, state: Sequence[SSAValue]) -> list[SSAValue]:
         if integer:
             product = e.emit(arith.MuliOp(_sext(e, x_at(e, c), i32), _sext(e, w_at(e, c), i32)))
             return [e.emit(arith.AddiOp(state[0], product))]
-        product = e.emit(arith.MulfOp(_to_f32(e, x_at(e, c)), w_at(e, c)))
-        return [e.emit(arith.AddfOp(state[0], product))]
+        return [e.emit(math.FmaOp(_to_f32(e, x_at(e, c)), w_at(e, c), state[0]))]
 
     return em.loop(0, length, step, [acc])[0]
 
@@ -436,7 +437,11 @@ def _store_with_bias(em: Emitter, acc: SSAValue, bias: SSAValue | None, o: SSAVa
     em.store(acc, out, idx)
 
 
-def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
+def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext,
+                 epilogue: RequantElement | None = None) -> None:
+    """Scalar loops of ``bnn.conv2d`` (module docstring); ``epilogue(e, acc, o)`` maps each sum
+    (after the bias) before its store: a fused requant8 when ``op`` has one, else the given map
+    (a fused float chain)."""
     x, w, bias, out = op.input, op.weight, op.bias, op.out
     assert out is not None
     n_, h, wd, c = value_shape(x)
@@ -445,7 +450,7 @@ def lower_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
     (sh, sw), (dh, dw), (pt, _, pl, _) = op.stride_hw, op.dilation_hw, op.pads
     check_h = _needs_check(h, oh_, kh, sh, dh, pt)
     check_w = _needs_check(wd, ow_, kw, sw, dw, pl)
-    requant = None
+    requant = epilogue
     if op.requant is not None:
         requant = requant8_element(_Params(em, ctx.add_global), dict(op.requant.data), o_)
 

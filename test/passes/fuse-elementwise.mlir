@@ -116,3 +116,72 @@ func.func @do_not_accept_f32_without_steps(%p: tensor<1x3x3x1xi8>, %w: tensor<2x
   %1 = bnn.bconv2d %p, %w {in_channels = 3 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, pad_value = 0 : i64, output = "f32"} : tensor<1x3x3x1xi8>, tensor<2x1x1x1xi8> -> tensor<1x3x3x2xf32>
   func.return %1 : tensor<1x3x3x2xf32>
 }
+
+// -----
+
+// BatchNorm and ReLU after a float convolution (a float stem): one conv2d whose steps run on
+// each sum after the bias; the loops apply them before the single store.
+// CHECK-LABEL: func.func @fuse_into_float_conv
+// CHECK-NEXT: %{{.*}} = bnn.conv2d %x, %w bias %b {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>, steps = [{kind = "fma", scale = array<f32: {{.*}}>, shift = array<f32: {{.*}}>}, {kind = "max", value = 0.000000e+00 : f32}]} : tensor<1x5x5x3xf32>, tensor<2x3x3x3xf32> bias tensor<2xf32> -> tensor<1x3x3x2xf32>
+// CHECK-NEXT: func.return
+// LOOPS-LABEL: func.func @fuse_into_float_conv(
+// LOOPS-NOT: bnn.{{(conv2d|elementwise|batch_norm|activation) }}
+// LOOPS: math.fma
+// LOOPS: arith.maximumf
+// LOOPS: func.return
+func.func @fuse_into_float_conv(%x: tensor<1x5x5x3xf32>, %w: tensor<2x3x3x3xf32>, %b: tensor<2xf32>) -> tensor<1x3x3x2xf32> {
+  %a = bnn.conv2d %x, %w bias %b {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>} : tensor<1x5x5x3xf32>, tensor<2x3x3x3xf32> bias tensor<2xf32> -> tensor<1x3x3x2xf32>
+  %n = bnn.batch_norm %a {mean = array<f32: 1.0, -2.0>, var = array<f32: 3.0, 15.0>, gamma = array<f32: 1.0, -0.5>, beta = array<f32: 0.25, 0.0>, eps = 1.0e-05 : f32} : tensor<1x3x3x2xf32> -> tensor<1x3x3x2xf32>
+  %y = bnn.activation %n {kind = "relu"} : tensor<1x3x3x2xf32> -> tensor<1x3x3x2xf32>
+  func.return %y : tensor<1x3x3x2xf32>
+}
+
+// -----
+
+// The convolution's result has a second use, a residual add brings an extra operand, an
+// integer convolution has no float steps: nothing moves into the convolutions.
+// CHECK-LABEL: func.func @do_not_fuse_into_shared_or_integer_conv
+// CHECK-NEXT: %[[A:.*]] = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} :
+// CHECK-NEXT: %[[R:.*]] = bnn.activation %[[A]] {kind = "relu"}
+// CHECK-NEXT: %[[B:.*]] = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} :
+// CHECK-NEXT: %[[S:.*]] = bnn.add %[[B]], %r
+// CHECK-NEXT: %[[I:.*]] = bnn.conv2d %q, %v {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} :
+// CHECK-NEXT: %[[C:.*]] = bnn.cast %[[I]]
+// CHECK-NEXT: func.return %[[R]], %[[A]], %[[S]], %[[C]]
+func.func @do_not_fuse_into_shared_or_integer_conv(%x: tensor<1x2x2x3xf32>, %w: tensor<2x1x1x3xf32>, %r: tensor<1x2x2x2xf32>, %q: tensor<1x2x2x3xi8>, %v: tensor<2x1x1x3xi8>) -> (tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>) {
+  %a = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x2x2x3xf32>, tensor<2x1x1x3xf32> -> tensor<1x2x2x2xf32>
+  %y = bnn.activation %a {kind = "relu"} : tensor<1x2x2x2xf32> -> tensor<1x2x2x2xf32>
+  %b = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x2x2x3xf32>, tensor<2x1x1x3xf32> -> tensor<1x2x2x2xf32>
+  %s = bnn.add %b, %r : tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32> -> tensor<1x2x2x2xf32>
+  %i = bnn.conv2d %q, %v {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>} : tensor<1x2x2x3xi8>, tensor<2x1x1x3xi8> -> tensor<1x2x2x2xi32>
+  %c = bnn.cast %i : tensor<1x2x2x2xi32> -> tensor<1x2x2x2xf32>
+  func.return %y, %a, %s, %c : tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// Round trip of a float convolution with fused steps.
+// ROUND-LABEL: func.func @round_trip_float_conv_steps
+// ROUND-NEXT: %{{.*}} = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, steps = [{kind = "mul", values = array<f32: 2.000000e+00, -0.000000e+00>}, {kind = "min", value = 1.000000e+00 : f32}]} : tensor<1x2x2x3xf32>, tensor<2x1x1x3xf32> -> tensor<1x2x2x2xf32>
+// GENERIC-LABEL: sym_name = "round_trip_float_conv_steps"
+// GENERIC: "bnn.conv2d"(%{{.*}}, %{{.*}}) <{strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, steps = [{kind = "mul", values = array<f32: 2.000000e+00, -0.000000e+00>}, {kind = "min", value = 1.000000e+00 : f32}], operandSegmentSizes = array<i32: 1, 1, 0, 0>}>
+func.func @round_trip_float_conv_steps(%x: tensor<1x2x2x3xf32>, %w: tensor<2x1x1x3xf32>) -> tensor<1x2x2x2xf32> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, steps = [{kind = "mul", values = array<f32: 2.0, -0.0>}, {kind = "min", value = 1.0 : f32}]} : tensor<1x2x2x3xf32>, tensor<2x1x1x3xf32> -> tensor<1x2x2x2xf32>
+  func.return %0 : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// CHECK: 'bnn.conv2d' fused float steps need the float form
+func.func @do_not_accept_steps_on_integer_conv(%q: tensor<1x2x2x3xi8>, %v: tensor<2x1x1x3xi8>) -> tensor<1x2x2x2xi32> {
+  %0 = bnn.conv2d %q, %v {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, steps = [{kind = "max", value = 0.0 : f32}]} : tensor<1x2x2x3xi8>, tensor<2x1x1x3xi8> -> tensor<1x2x2x2xi32>
+  func.return %0 : tensor<1x2x2x2xi32>
+}
+
+// -----
+
+// CHECK: 'bnn.conv2d' steps step 0 (add_input): 'input' must be an i64 in [1, 0]
+func.func @do_not_accept_add_input_in_conv_steps(%x: tensor<1x2x2x3xf32>, %w: tensor<2x1x1x3xf32>) -> tensor<1x2x2x2xf32> {
+  %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, steps = [{kind = "add_input", input = 1 : i64}]} : tensor<1x2x2x3xf32>, tensor<2x1x1x3xf32> -> tensor<1x2x2x2xf32>
+  func.return %0 : tensor<1x2x2x2xf32>
+}

@@ -27,7 +27,8 @@ func.func @requant8_affine(%x: memref<4x3xi16>, %o: memref<4x3xi8>) {
 // -----
 
 // Float convolution: n, oh, ow, o loops; taps that may leave the input are guarded by scf.if;
-// the innermost loop runs over the channels with mulf then addf; the bias is added last.
+// the innermost loop runs over the channels with one fused multiply-add per step (math.fma,
+// rounded once); the bias is added last.
 // CHECK-LABEL: func.func @conv2d
 // CHECK: scf.for %[[OH:[^ ]+]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK: scf.for %[[OW:[^ ]+]] = %{{.*}} to %{{.*}} step %{{.*}} {
@@ -39,8 +40,7 @@ func.func @requant8_affine(%x: memref<4x3xi16>, %o: memref<4x3xi8>) {
 // CHECK-NEXT: scf.for %[[CH:[^ ]+]] = {{.*}} -> (f32) {
 // CHECK-NEXT: %[[XV:.*]] = memref.load %x[%{{.*}}, %{{.*}}, %{{.*}}, %[[CH]]] : memref<1x5x5x3xf32>
 // CHECK-NEXT: %[[WV:.*]] = memref.load %w[%[[O]], %[[KH]], %[[KW]], %[[CH]]] : memref<4x3x3x3xf32>
-// CHECK-NEXT: %[[PR:.*]] = arith.mulf %[[XV]], %[[WV]] : f32
-// CHECK-NEXT: %[[S:.*]] = arith.addf %{{.*}}, %[[PR]] : f32
+// CHECK-NEXT: %[[S:.*]] = math.fma %[[XV]], %[[WV]], %{{.*}} : f32
 // CHECK-NEXT: scf.yield %[[S]] : f32
 // CHECK: } else {
 // CHECK: %[[B:.*]] = memref.load %b[%[[O]]] : memref<4xf32>

@@ -4,7 +4,9 @@
   the per-channel ``alpha`` scale, eval BatchNorm, the float residual add and an activation;
   the chain moves into the convolution (``output = "f32"``) unless the ``int32`` result has a
   second use, when it is one ``bnn.elementwise`` with a ``cast``;
-* a float chain on its own (``bnn.elementwise``: vectors over channels, scalar tail).
+* a float chain on its own (``bnn.elementwise``: vectors over channels, scalar tail);
+* a float convolution (a stem) followed by BatchNorm and an activation: the chain moves into the
+  convolution (``steps``), on the vector loops (constant weights) and the scalar ones.
 
 Shapes are random: channel counts that are not multiples of 8/16, odd sizes, batch 2. Each
 output must equal PyTorch's eval-mode ops on the same values exactly (``torch.equal``).
@@ -17,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import requires_aarch64
 
 from bnnmlir.bits import pack_bits, packed_words
 from bnnmlir.compiler import compile_module, parse_mlir
 from bnnmlir.dialects.bnn import BConv2dOp
-from bnnmlir.dialects.bnn_support import ElementwiseOp
+from bnnmlir.dialects.bnn_support import Conv2dOp, ElementwiseOp
+from bnnmlir.reference import evaluate, random_inputs
 
 
 def _f32(values) -> str:
@@ -169,3 +173,77 @@ def test_float_chain_equals_pytorch(n, h, w, c, act, residual, seed):
     want = _torch_glue(case, p, torch.from_numpy(x).permute(0, 3, 1, 2),
                        torch.from_numpy(r).permute(0, 3, 1, 2))
     _assert_bits(got, want)
+
+
+def _float_conv_module(case: dict, w: np.ndarray, p: dict, constant: bool) -> str:
+    """A float convolution (weights a constant, or an argument: the vector and the scalar
+    loops) followed by the glue of :func:`_glue`."""
+    n, h, wd, c, o, k, s = (case[key] for key in ("n", "h", "w", "c", "o", "k", "s"))
+    pad = k // 2
+    oh, ow = (h + 2 * pad - k) // s + 1, (wd + 2 * pad - k) // s + 1
+    xt, wt, ot = _tensor((n, h, wd, c)), _tensor((o, k, k, c)), _tensor((n, oh, ow, o))
+    glue, last = _glue(case, p, "%a", (n, oh, ow, o))
+    weights = f"  %w = arith.constant dense<{w.tolist()}> : {wt}\n" if constant else ""
+    w_arg = "" if constant else f", %w: {wt}"
+    return (f"func.func @stem(%x: {xt}, %r: {ot}{w_arg}) -> {ot} {{\n{weights}"
+            f"  %a = bnn.conv2d %x, %w {{strides = array<i64: {s}, {s}>, dilations = array<i64: "
+            f"1, 1>, padding = array<i64: {pad}, {pad}, {pad}, {pad}>}} : {xt}, {wt} -> {ot}\n"
+            f"  {glue}\n  func.return {last} : {ot}\n}}\n")
+
+
+def _small_integer_conv(case: dict, rng: np.random.Generator):
+    """Inputs and weights in ``{-3..3}``: every partial sum is a small integer, exact in float32
+    in any order, so PyTorch's convolution and ours agree exactly before the glue."""
+    n, h, wd, c, o, k = (case[key] for key in ("n", "h", "w", "c", "o", "k"))
+    x = rng.integers(-3, 4, size=(n, h, wd, c)).astype(np.float32)
+    w = rng.integers(-3, 4, size=(o, k, k, c)).astype(np.float32)
+    return x, w
+
+
+@settings(max_examples=10, deadline=None)
+@given(conv_cases(), st.booleans(), st.integers(0, 2**32 - 1))
+def test_float_conv_glue_equals_pytorch(case, constant, seed):
+    """A float stem (convolution, BatchNorm, activation) with its chain fused into the
+    convolution equals PyTorch's eval-mode ops bit for bit (exact convolution sums)."""
+    rng = np.random.default_rng(seed)
+    x, w = _small_integer_conv(case, rng)
+    p = _params(rng, case["o"])
+    text = _float_conv_module(case, w, p, constant)
+    program = compile_module(parse_mlir(text), target="host", threads=1)
+    fused = [op for op in program.mlir_module("optimized").walk()
+             if isinstance(op, Conv2dOp) and op.steps is not None]
+    assert len(fused) == 1
+    pad, s = case["k"] // 2, case["s"]
+    acc = F.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(w).permute(0, 3, 1, 2),
+                   stride=s, padding=pad)
+    r = rng.standard_normal(tuple(acc.permute(0, 2, 3, 1).shape)).astype(np.float32)
+    got = program(x, r, *([] if constant else [w]))[0]
+    _assert_bits(got, _torch_glue(case, p, acc, torch.from_numpy(r).permute(0, 3, 1, 2)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(conv_cases(), st.booleans(), st.integers(0, 2**32 - 1))
+def test_float_conv_chain_equals_the_reference(case, constant, seed):
+    """Random float data (rounding in every step): the fused program equals the reference
+    interpreter on the unfused ops bit for bit (fused multiply-add sums, then the chain)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((case["o"], case["k"], case["k"], case["c"])).astype(np.float32)
+    text = _float_conv_module(case, w, _params(rng, case["o"]), constant)
+    arrays = random_inputs(parse_mlir(text), seed=seed % 1000)
+    want = evaluate(parse_mlir(text), arrays)[0]
+    got = compile_module(parse_mlir(text), target="host", threads=1)(*arrays)[0]
+    assert np.array_equal(got.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
+
+
+@requires_aarch64
+def test_float_conv_chain_under_qemu():
+    """The NEON vector path of the fused float convolution (4 lanes, a scalar tail)."""
+    case = dict(n=2, h=7, w=9, c=3, o=18, k=3, s=2, residual=False, act="prelu", shared=False)
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((18, 3, 3, 3)).astype(np.float32)
+    text = _float_conv_module(case, w, _params(rng, 18), True)
+    arrays = random_inputs(parse_mlir(text), seed=7)
+    want = evaluate(parse_mlir(text), arrays)[0]
+    program = compile_module(parse_mlir(text), target="aarch64")
+    got = program.run_aarch64(*arrays)[0]
+    assert np.array_equal(got.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))

@@ -20,8 +20,11 @@ from conftest import requires_aarch64
 
 from bnnmlir.compiler import compile_module, parse_mlir
 from bnnmlir.dialects.bnn_support import Requant8Op
+from bnnmlir.passes.loops.float_conv import (MAX_BLOCKS, MAX_PIXELS, SLACK, FloatConvPlan,
+                                             plan_float_conv, vector_registers)
 from bnnmlir.reference import evaluate, random_inputs
 from bnnmlir.reference import support as ref
+from bnnmlir.target import get_target
 
 RTOL, ATOL = 1e-5, 1e-4
 F32 = np.float32
@@ -354,6 +357,11 @@ def test_conv2d_compiled(case, seed, int8_input):
 FLOAT_CONV_CASES = [  # vectors of output channels and a scalar tail; 3 channels unrolled
     dict(n=2, h=7, w=6, c=3, o=37, k=(3, 3), s=(2, 1), d=(1, 1), pad=(1, 1, 2, 0), bias=True),
     dict(n=1, h=5, w=9, c=12, o=9, k=(2, 3), s=(1, 2), d=(2, 1), pad=(0, 1, 1, 1), bias=False),
+    # 4 full vectors (host) then 6 scalar channels; 21 interior columns: whole pixel blocks,
+    # the columns left over and the borders
+    dict(n=2, h=5, w=23, c=3, o=70, k=(3, 3), s=(1, 1), d=(1, 1), pad=(1, 1, 1, 1), bias=True),
+    # a stem-like 7x7 stride-2 layer, 20 channels (one vector and 4 scalars on host)
+    dict(n=1, h=17, w=19, c=3, o=20, k=(7, 7), s=(2, 2), d=(1, 1), pad=(3, 3, 3, 3), bias=False),
 ]
 
 
@@ -361,11 +369,16 @@ FLOAT_CONV_CASES = [  # vectors of output channels and a scalar tail; 3 channels
 @pytest.mark.parametrize("case", FLOAT_CONV_CASES)
 def test_float_conv2d_vectorized_under_qemu(case):
     """The float convolution's vector path (NEON: 4 lanes) equals the reference bit for bit."""
-    text = conv_text(case, 3, False)
+    run_under_qemu(conv_text(case, 3, False), "@conv", 3)
+
+
+def run_under_qemu(text: str, name: str, seed: int) -> None:
+    """The aarch64 program of ``text`` (its ``@main`` renamed ``name``) under qemu equals the
+    reference bit for bit."""
     module = parse_mlir(text)
-    arrays = random_inputs(module, seed=3)
+    arrays = random_inputs(module, seed=seed)
     [want] = evaluate(module, arrays)
-    program = compile_module(parse_mlir(text.replace("@main", "@conv")), target="aarch64")
+    program = compile_module(parse_mlir(text.replace("@main", name)), target="aarch64")
     [got] = program.run_aarch64(*arrays)
     assert np.array_equal(got.view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
 
@@ -373,6 +386,51 @@ def test_float_conv2d_vectorized_under_qemu(case):
 @pytest.mark.parametrize("case", FLOAT_CONV_CASES)
 def test_float_conv2d_vectorized_on_host(case):
     run_both(conv_text(case, 3, False), 3)
+
+
+DENSE_CASES = [  # (batch, channels, outputs, input type): vectors, scalar tails, batch blocks
+    (1, 37, 70, "f32"), (9, 5, 17, "f32"), (13, 40, 33, "i8"), (2, 300, 1, "i32"),
+]
+
+
+def float_dense_text(n: int, c: int, o: int, elem: str, seed: int) -> str:
+    rng = rng_of(seed)
+    w = rng.standard_normal((o, c)).astype(F32)
+    b = rng.standard_normal(o).astype(F32)
+    body = (f"  %w = {dense_const(w)}\n  %b = {dense_const(b)}\n"
+            f"  %0 = bnn.dense %x, %w bias %b : tensor<{n}x{c}x{elem}>, tensor<{o}x{c}xf32> "
+            f"bias tensor<{o}xf32> -> tensor<{n}x{o}xf32>")
+    return func(f"%x: tensor<{n}x{c}x{elem}>", f"tensor<{n}x{o}xf32>", body, "%0")
+
+
+@pytest.mark.parametrize("case", DENSE_CASES)
+def test_float_dense_vectorized_on_host(case):
+    """The float dense layer with constant weights (the vector path: the batch rows as pixel
+    columns) equals the reference bit for bit."""
+    run_both(float_dense_text(*case, seed=4), 4)
+
+
+@requires_aarch64
+@pytest.mark.parametrize("case", DENSE_CASES[:2])
+def test_float_dense_vectorized_under_qemu(case):
+    run_under_qemu(float_dense_text(*case, seed=4), "@dense", 4)
+
+
+@pytest.mark.parametrize("target", ["host", "host-novnni", "aarch64"])
+@pytest.mark.parametrize("out_channels", [1, 3, 16, 17, 64, 70, 1000])
+def test_float_conv_plan_fits_the_registers(target, out_channels):
+    """The block holds its accumulators, weights and broadcast in the target's registers, and
+    no block that fits does more multiply-adds per step."""
+    info = get_target(target)
+    plan = plan_float_conv(info, out_channels)
+    budget = vector_registers(info) - SLACK
+    assert plan.registers <= budget and plan.lanes == info.vector_bytes // 4
+    vectors = -(-out_channels // plan.lanes)
+    assert plan.blocks <= max(1, vectors)
+    best = max(b * p for b in range(1, min(MAX_BLOCKS, vectors) + 1)
+               for p in range(1, MAX_PIXELS + 1)
+               if FloatConvPlan(plan.lanes, b, p).registers <= budget)
+    assert plan.blocks * plan.pixels == best
 
 
 @settings(max_examples=8, deadline=None)
