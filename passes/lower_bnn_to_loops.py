@@ -64,6 +64,7 @@ from bnnmlir.passes.loops.elementwise import lower_binarize, lower_clip8, lower_
 from bnnmlir.passes.loops.float_chain import lower_elementwise
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.passes.loops.float_conv import lower_conv2d, lower_dense
+from bnnmlir.passes.loops.pool import lower_pool2d
 from bnnmlir.passes.loops.lowering import (
     Lowering,
     LoweringContext,
@@ -84,7 +85,7 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     support_ops.AffineOp: support.lower_affine,
     support_ops.Conv2dOp: lower_conv2d,
     support_ops.DenseOp: lower_dense,
-    support_ops.Pool2dOp: support.lower_pool2d,
+    support_ops.Pool2dOp: lower_pool2d,
     support_ops.GlobalAvgPoolOp: support.lower_global_avg_pool,
     support_ops.AddOp: support.lower_add,
     support_ops.MulOp: support.lower_mul,

@@ -260,7 +260,8 @@ def ieee_maximum(a, b) -> np.ndarray:
     if a.dtype.kind != "f":
         return np.maximum(a, b)
     pick_a = (a > b) | ((a == b) & ~np.signbit(a))
-    return np.where(np.isnan(a) | np.isnan(b), a + b, np.where(pick_a, a, b))
+    with np.errstate(invalid="ignore"):  # a + b of inf and -inf: computed, not selected
+        return np.where(np.isnan(a) | np.isnan(b), a + b, np.where(pick_a, a, b))
 
 
 def ieee_minimum(a, b) -> np.ndarray:
@@ -269,7 +270,8 @@ def ieee_minimum(a, b) -> np.ndarray:
     if a.dtype.kind != "f":
         return np.minimum(a, b)
     pick_a = (a < b) | ((a == b) & np.signbit(a))
-    return np.where(np.isnan(a) | np.isnan(b), a + b, np.where(pick_a, a, b))
+    with np.errstate(invalid="ignore"):  # a + b of inf and -inf: computed, not selected
+        return np.where(np.isnan(a) | np.isnan(b), a + b, np.where(pick_a, a, b))
 
 
 def relu(x) -> np.ndarray:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from math import prod
 
@@ -526,23 +527,55 @@ def _row_loop(em: Emitter, channels: int, body: Callable[[Emitter, SSAValue], No
     em.loop(0, channels, lambda e, c, _: body(e, c) or [])
 
 
+@dataclass(frozen=True)
+class PoolWindow:
+    """The extents and window of a buffer-form ``bnn.pool2d``, and which taps need checks."""
+
+    n: int
+    h: int
+    w: int
+    c: int
+    oh: int
+    ow: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    """Leading padding (top, left)."""
+    check_h: bool
+    check_w: bool
+
+    @staticmethod
+    def of(op: Pool2dOp) -> PoolWindow:
+        assert op.out is not None
+        n, h, w, c = value_shape(op.input)
+        _, oh, ow, _ = value_shape(op.out)
+        (kh, kw), (sh, sw), (pt, _, pl, _) = op.kernel_hw, op.stride_hw, op.pads
+        return PoolWindow(n, h, w, c, oh, ow, (kh, kw), (sh, sw), (pt, pl),
+                          _needs_check(h, oh, kh, sh, 1, pt), _needs_check(w, ow, kw, sw, 1, pl))
+
+
+def pool_divisor(em: Emitter, op: Pool2dOp, add_global: AddGlobal) -> SSAValue | None:
+    """The ``[OH, OW]`` table of window counts of an avg ``op`` that does not count padding and
+    has windows reaching it (a global); ``None`` when every window counts ``KH*KW``."""
+    p = PoolWindow.of(op)
+    (kh, kw), (sh, sw), (pt, pl) = p.kernel, p.stride, p.pad
+    if op.kind.data == "max" or op.count_include_pad is not None or not (p.check_h or p.check_w):
+        return None
+    rows = [sum(0 <= r * sh - pt + i < p.h for i in range(kh)) for r in range(p.oh)]
+    cols = [sum(0 <= q * sw - pl + j < p.w for j in range(kw)) for q in range(p.ow)]
+    table = [float(a * b) for a in rows for b in cols]
+    return _Params(em, add_global).array("__bnn_pool_count", table, f32, [p.oh, p.ow])
+
+
 def lower_pool2d(em: Emitter, op: Pool2dOp, ctx: LoweringContext) -> None:
-    params = _Params(em, ctx.add_global)
     x, out = op.input, op.out
     assert out is not None
-    n_, h, wd, c = value_shape(x)
-    _, oh_, ow_, _ = value_shape(out)
-    (kh, kw), (sh, sw), (pt, _, pl, _) = op.kernel_hw, op.stride_hw, op.pads
+    p = PoolWindow.of(op)
+    n_, h, wd, c, oh_, ow_, check_h, check_w = p.n, p.h, p.w, p.c, p.oh, p.ow, p.check_h, p.check_w
+    (kh, kw), (sh, sw), (pt, pl) = p.kernel, p.stride, p.pad
     is_max = op.kind.data == "max"
     elem = value_elem(x)
-    check_h = _needs_check(h, oh_, kh, sh, 1, pt)
-    check_w = _needs_check(wd, ow_, kw, sw, 1, pl)
-    divisor = None
-    if not is_max and op.count_include_pad is None and (check_h or check_w):
-        rows = [sum(0 <= r * sh - pt + i < h for i in range(kh)) for r in range(oh_)]
-        cols = [sum(0 <= q * sw - pl + j < wd for j in range(kw)) for q in range(ow_)]
-        table = [float(a * b) for a in rows for b in cols]
-        divisor = params.array("__bnn_pool_count", table, f32, [oh_, ow_])
+    divisor = pool_divisor(em, op, ctx.add_global)
 
     def combine(e: Emitter, acc: SSAValue, v: SSAValue) -> SSAValue:
         if not is_max:

@@ -452,6 +452,38 @@ def test_pool2d_compiled(case, seed, elem, kind, include_pad, extra_bottom):
     run_both(func(f"%x: tensor<{n}x{h}x{w}x{c}x{elem}>", f"tensor<{n}x{oh}x{ow}x{c}x{out_elem}>", body, "%0"), seed)
 
 
+FLOAT_POOL_CASES = [  # (N, H, W, C, kind, kernel, stride, padding [t, b, l, r], count_include_pad)
+    (2, 9, 8, 37, "max", 3, 2, (1, 1, 1, 0), False),   # 2 vectors (host) + 5 scalar channels
+    (1, 7, 7, 16, "avg", 3, 2, (1, 1, 1, 1), False),   # border windows: the count table
+    (1, 6, 5, 20, "avg", 2, 1, (1, 0, 0, 1), True),
+]
+
+
+def float_pool_text(case) -> str:
+    n, h, w, c, kind, k, s, pad, include = case
+    oh, ow = (h + pad[0] + pad[1] - k) // s + 1, (w + pad[2] + pad[3] - k) // s + 1
+    flag = ", count_include_pad" if include else ""
+    t_in, t_out = f"tensor<{n}x{h}x{w}x{c}xf32>", f"tensor<{n}x{oh}x{ow}x{c}xf32>"
+    body = (f"  %0 = bnn.pool2d %x {{kind = \"{kind}\", kernel = array<i64: {k}, {k}>, strides = "
+            f"array<i64: {s}, {s}>, padding = array<i64: {', '.join(map(str, pad))}>{flag}}} : "
+            f"{t_in} -> {t_out}")
+    return func(f"%x: {t_in}", t_out, body, "%0")
+
+
+@pytest.mark.parametrize("case", FLOAT_POOL_CASES)
+def test_float_pool2d_vectorized_on_host(case):
+    """The vector path of float pooling equals the reference bit for bit, with ``-0.0`` / ``+0.0``
+    ties, infinities and a NaN in the input."""
+    x = rng_of(6).standard_normal(case[:4]).astype(F32)
+    x.flat[:6] = [-0.0, 0.0, np.inf, -np.inf, np.nan, -0.0]
+    run_both(float_pool_text(case), inputs=[x])
+
+
+@requires_aarch64
+def test_float_pool2d_vectorized_under_qemu():
+    run_under_qemu(float_pool_text(FLOAT_POOL_CASES[0]), "@pool", 6)
+
+
 def test_dense_and_global_avg_pool_compiled():
     rng = rng_of(5)
     w = rng.standard_normal((10, 37)).astype(F32)
