@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
 
-from xdsl.dialects import arith, math
-from xdsl.dialects.builtin import Float32Type, IntegerType, MemRefType, i8, i32
+from xdsl.dialects import arith, llvm, math, vector
+from xdsl.dialects.builtin import (Float32Type, IntegerAttr, IntegerType, MemRefType, VectorType,
+                                   f32, i8, i32, i64)
 from xdsl.ir import SSAValue
 
 from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS
@@ -81,34 +82,52 @@ def pack_words(em: Emitter, shape: Sequence[int], out: SSAValue, bit_of: BitOf,
     channels = shape[-1]
     full, rest = divmod(channels, WORD_BITS)
 
-    def word(e: Emitter, lead: Sequence[SSAValue], w: SSAValue, bits: int) -> None:
-        first = e.affine(w, WORD_BITS, 0)
-        byte = None
-        for b in range(bits):
-            channel = first if b == 0 else e.add(first, e.index(b))
-            bit = e.emit(arith.ExtUIOp(bit_of(e, lead, channel), i8))
-            if b:
-                bit = e.emit(arith.ShLIOp(bit, e.int(b, i8)))
-            byte = bit if byte is None else e.emit(arith.OrIOp(byte, bit))
-        e.store(byte, out, [*lead, w])
-
     def row(e: Emitter, lead: list[SSAValue]) -> None:
         if full:
-            e.loop(0, full, lambda inner, w, _: word(inner, lead, w, WORD_BITS) or [])
+            e.loop(0, full, lambda inner, w, _: pack_word(inner, out, lead, w, WORD_BITS, bit_of)
+                   or [])
         if rest:
-            word(e, lead, e.index(full), rest)
+            pack_word(e, out, lead, e.index(full), rest, bit_of)
 
     loop_nest(em, shape[:-1], row, worth_splitting(parallel, prod(shape)))
 
 
+def pack_word(em: Emitter, out: SSAValue, lead: Sequence[SSAValue], w: SSAValue, bits: int,
+              bit_of: BitOf) -> None:
+    """``out[..., w] = sum_{b < bits} bit_of(..., 8*w + b) << b``."""
+    first = em.affine(w, WORD_BITS, 0)
+    byte = None
+    for b in range(bits):
+        channel = first if b == 0 else em.add(first, em.index(b))
+        bit = em.emit(arith.ExtUIOp(bit_of(em, lead, channel), i8))
+        if b:
+            bit = em.emit(arith.ShLIOp(bit, em.int(b, i8)))
+        byte = bit if byte is None else em.emit(arith.OrIOp(byte, bit))
+    em.store(byte, out, [*lead, w])
+
+
 def lower_binarize(em: Emitter, op: BinarizeOp, ctx: LoweringContext) -> None:
     """``bnn.binarize``: bit 1 iff not ``x >= 0`` (``cmpf ult x, 0.0`` on f32, so NaN gives 1;
-    ``cmpi slt`` on ints)."""
+    ``cmpi slt`` on ints).
+
+    An ``f32`` input on a vector target packs ``L`` channels at a time (``L = max(8,
+    vector_bytes / 4)``, a multiple of 8): ``ult 0.0`` of the vector ``x[..., c0 : c0 + L]``,
+    decided on its bits with two integer compares (see the code), gives ``L`` bits, lane ``i``
+    the bit of channel ``c0 + i``; reinterpreted as
+    ``L / 8`` bytes (lane ``8k + b`` is bit ``b`` of byte ``k``, LLVM's little-endian order of
+    a ``vector<L x i1>``) they are exactly the packed words ``c0 / 8 ..``: one compare and one
+    store, where the scalar loop tests each channel. The channels past the last whole vector
+    take the scalar path."""
     inp, out = op.input, op.out
     assert out is not None
     in_type = inp.type
     assert isinstance(in_type, MemRefType)
     elem = in_type.get_element_type()
+    lanes = max(WORD_BITS, ctx.target.vector_bytes // 4)
+    shape = in_type.get_shape()
+    if isinstance(elem, Float32Type) and ctx.target.vector_bytes > 4 and shape[-1] >= lanes:
+        _binarize_f32_vectors(em, inp, out, shape, lanes, ctx.parallel)
+        return
 
     def bit_of(e: Emitter, lead: Sequence[SSAValue], c: SSAValue) -> SSAValue:
         x = e.load(inp, [*lead, c])
@@ -118,6 +137,39 @@ def lower_binarize(em: Emitter, op: BinarizeOp, ctx: LoweringContext) -> None:
         return e.cmpi(x, e.int(0, elem), "slt")
 
     pack_words(em, in_type.get_shape(), out, bit_of, ctx.parallel)
+
+
+def _binarize_f32_vectors(em: Emitter, inp: SSAValue, out: SSAValue, shape: Sequence[int],
+                          lanes: int, parallel: bool) -> None:
+    """The vector path of :func:`lower_binarize` (its docstring)."""
+    channels = shape[-1]
+    full = channels // lanes * lanes
+    ugt, ne = (IntegerAttr(llvm.ICmpPredicateFlag(p).to_int(), i64) for p in ("ugt", "ne"))
+
+    def bit_of(e: Emitter, lead: Sequence[SSAValue], c: SSAValue) -> SSAValue:
+        return e.emit(arith.CmpfOp(e.load(inp, [*lead, c]), e.f32_zero(), "ult"))
+
+    def row(e: Emitter, lead: list[SSAValue]) -> None:
+        def chunk(e1: Emitter, c0: SSAValue, _s) -> list:
+            # On the f32 bits u: x >= 0 iff u <= 0x7F800000 (+0.0 .. +inf) or u = 0x80000000
+            # (-0.0); so "not x >= 0" (NaN included) is u > 0x7F800000 and u != 0x80000000.
+            # (xDSL's arith.cmpf and llvm.fcmp are scalar-only; llvm.icmp compares lane-wise.)
+            u = e1.emit(llvm.BitcastOp(e1.vload(inp, [*lead, c0], lanes), VectorType(i32, [lanes])))
+            above = e1.emit(llvm.ICmpOp(u, e1.vector_const([0x7F800000] * lanes, i32), ugt))
+            minus_zero = e1.vector_const([-(1 << 31)] * lanes, i32)
+            bits = e1.emit(arith.AndIOp(above, e1.emit(llvm.ICmpOp(u, minus_zero, ne))))
+            packed = e1.emit(llvm.BitcastOp(bits, VectorType(i8, [lanes // WORD_BITS])))
+            known = e1.known(c0)
+            word = (e1.index(known // WORD_BITS) if known is not None
+                    else e1.emit(arith.DivUIOp(c0, e1.index(WORD_BITS))))
+            e1.emit(vector.StoreOp(packed, out, [*lead, word]))
+            return []
+
+        e.loop(0, full, chunk, step=lanes)
+        for c in range(full, channels, WORD_BITS):
+            pack_word(e, out, lead, e.index(c // WORD_BITS), min(WORD_BITS, channels - c), bit_of)
+
+    loop_nest(em, shape[:-1], row, worth_splitting(parallel, prod(shape)))
 
 
 @dataclass(frozen=True)

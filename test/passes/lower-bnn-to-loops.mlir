@@ -203,22 +203,32 @@ func.func @small_layer_not_split(%x: memref<2x4x4x1xi8>, %w: memref<3x3x3x1xi8>,
   func.return
 }
 
-// 13 f32 channels: one full word of 8 bits (bit b = x < 0, shifted by b) and a last word of 5.
+// 37 f32 channels: vectors of L channels (NEON 8, AVX-512 16) decided on their bits (not x >= 0
+// iff u > 0x7F800000 and u != 0x80000000) and stored as L/8 packed bytes; then a last word of 5
+// channels, bit b = (x < 0 or NaN) shifted by b.
 // CHECK-LABEL: func.func @binarize_f32
 // CHECK-DAG:     %[[FZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG:     %[[INF:.*]] = arith.constant dense<2139095040> : vector<[[L:[0-9]+]]xi32>
+// CHECK-DAG:     %[[MZERO:.*]] = arith.constant dense<-2147483648> : vector<[[L]]xi32>
 // CHECK:         scf.for %[[R:.*]] = {{.*}} {
-// CHECK:           %[[X0:.*]] = memref.load %{{.*}}[%[[R]], %{{.*}}] : memref<3x13xf32>
+// CHECK:           scf.for %[[C:.*]] = {{.*}} {
+// CHECK-NEXT:        %[[V:.*]] = vector.load %{{.*}}[%[[R]], %[[C]]] : memref<3x37xf32>, vector<[[L]]xf32>
+// CHECK-NEXT:        %[[U:.*]] = llvm.bitcast %[[V]] : vector<[[L]]xf32> to vector<[[L]]xi32>
+// CHECK-NEXT:        %[[A:.*]] = llvm.icmp "ugt" %[[U]], %[[INF]] : vector<[[L]]xi32>
+// CHECK-NEXT:        %[[N:.*]] = llvm.icmp "ne" %[[U]], %[[MZERO]] : vector<[[L]]xi32>
+// CHECK-NEXT:        %[[B:.*]] = arith.andi %[[A]], %[[N]] : vector<[[L]]xi1>
+// CHECK-NEXT:        %[[P:.*]] = llvm.bitcast %[[B]] : vector<[[L]]xi1> to vector<{{[12]}}xi8>
+// CHECK:             vector.store %[[P]], %{{.*}}[%[[R]], %{{.*}}] : memref<3x5xi8>, vector<{{[12]}}xi8>
+// CHECK:           %[[X0:.*]] = memref.load %{{.*}}[%[[R]], %{{.*}}] : memref<3x37xf32>
 // CHECK-NEXT:      %[[NEG0:.*]] = arith.cmpf ult, %[[X0]], %[[FZERO]] : f32
 // CHECK-NEXT:      %[[BIT0:.*]] = arith.extui %[[NEG0]] : i1 to i8
 // CHECK:           arith.shli %{{.*}}, %{{.*}} : i8
 // CHECK-NEXT:      arith.ori %[[BIT0]], %{{.*}} : i8
-// CHECK-COUNT-6:   arith.cmpf ult
-// CHECK:           memref.store %{{.*}}, %{{.*}}[%[[R]], %{{.*}}] : memref<3x2xi8>
-// CHECK-COUNT-5:   arith.cmpf ult
+// CHECK-COUNT-3:   arith.cmpf ult
 // CHECK-NOT:       arith.cmpf
-// CHECK:           memref.store %{{.*}}, %{{.*}}[%[[R]], %{{.*}}] : memref<3x2xi8>
-func.func @binarize_f32(%x: memref<3x13xf32>, %o: memref<3x2xi8>) {
-  bnn.binarize %x into %o : memref<3x13xf32>, memref<3x2xi8>
+// CHECK:           memref.store %{{.*}}, %{{.*}}[%[[R]], %{{.*}}] : memref<3x5xi8>
+func.func @binarize_f32(%x: memref<3x37xf32>, %o: memref<3x5xi8>) {
+  bnn.binarize %x into %o : memref<3x37xf32>, memref<3x5xi8>
   func.return
 }
 
