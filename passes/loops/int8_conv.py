@@ -246,11 +246,12 @@ def _intrinsic(e: Emitter, name: str, args: Sequence[SSAValue], result: VectorTy
     return e.emit(llvm.CallIntrinsicOp(name, list(args), [result]))
 
 
-def broadcast_group(e: Emitter, path: DotPath, group: SSAValue) -> SSAValue:
+def broadcast_group(e: Emitter, path: DotPath, group: SSAValue, biased: bool = False) -> SSAValue:
     """The activation operand: the ``g``-byte ``group`` (``vector<g x i8>``) made unsigned
-    (``vnni``) or sign-extended (``pmaddwd``) and repeated over the ``L`` lanes."""
+    (``vnni``; already done when ``biased``) or sign-extended (``pmaddwd``) and repeated over the
+    ``L`` lanes."""
     g = path.group
-    if path.biased:
+    if path.biased and not biased:
         group = e.emit(arith.XOrIOp(group, e.vector_const([0x80] * g, i8)))
     if path.weight_elem == i16:
         group = e.emit(llvm.SExtOp(group, _vtype(i16, g)))
@@ -475,6 +476,14 @@ class Int8Kernel:
             return accs
 
         accs = e.loop(0, plan.segments, segment, init)
+        self.store(e, n, oh, cols, b0, nb, accs, partial)
+
+    def store(self, e: Emitter, n: SSAValue, oh: SSAValue, cols: Sequence[SSAValue],
+              b0: SSAValue, nb: int, accs: Sequence[SSAValue], partial: bool) -> None:
+        """The accumulators ``accs[(p*nb + b)*acc + h]`` of the positions ``(oh, cols)`` and the
+        channel blocks ``b0 + b`` into the output (through the fused requant8, if any)."""
+        geo, path = self.geo, self.path
+        acc_n = path.accumulators
         lanes = path.lanes // acc_n
         for p, col in enumerate(cols):
             for b in range(nb):
@@ -528,9 +537,7 @@ class Int8Kernel:
             e.loop(col_lo + tiled, col_hi, single(False))
             e.loop(col_hi, geo.ow, single(True))
 
-        def row(e: Emitter, r: SSAValue) -> None:
-            n = e.emit(arith.DivUIOp(r, e.index(geo.oh))) if geo.n > 1 else e.index(0)
-            oh = e.emit(arith.RemUIOp(r, e.index(geo.oh))) if geo.n > 1 else r
+        def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
             if row_lo == 0 and row_hi == geo.oh:
                 columns(e, n, oh, False)
                 return
@@ -542,11 +549,23 @@ class Int8Kernel:
             e.if_else(inside, lambda e1: columns(e1, n, oh, False),
                       lambda e1: columns(e1, n, oh, True))
 
+        self.each_row(parallel, row)
+
+    def each_row(self, parallel: bool, row: Callable[[Emitter, SSAValue, SSAValue], None]) -> None:
+        """``row(e, n, oh)`` for every output row ``(n, oh)``: an ``scf.parallel`` over the
+        ``N*OH`` rows with the parallel option, else an ``scf.for``."""
+        geo = self.geo
+
+        def flat(e: Emitter, r: SSAValue) -> None:
+            n = e.emit(arith.DivUIOp(r, e.index(geo.oh))) if geo.n > 1 else e.index(0)
+            oh = e.emit(arith.RemUIOp(r, e.index(geo.oh))) if geo.n > 1 else r
+            row(e, n, oh)
+
         rows = geo.n * geo.oh
         if parallel and rows > 1:
-            self.em.parallel(rows, row)
+            self.em.parallel(rows, flat)
         else:
-            self.em.loop(0, rows, lambda e, r, _s: row(e, r) or [])
+            self.em.loop(0, rows, lambda e, r, _s: flat(e, r) or [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,7 +597,10 @@ def _emit_planned(em: Emitter, op: Operation, ctx: LoweringContext, geo: Geometr
     path = dot_path(ctx.target)
     assert path is not None
     plan = plan_int8(path, geo.o, geo.kw, geo.kh, geo.c, geo.dilation[1], geo.ow)
-    relaid = relaid_weights(plan, w)
+    from bnnmlir.passes.loops import int8_band
+
+    band = int8_band.plan_band(plan, geo) if geo.kh * geo.kw > 1 else None
+    relaid = relaid_weights(plan, w) if band is None else int8_band.band_weights(band, w)
     wtype = MemRefType(path.weight_elem, list(relaid.shape))
     weights = em.get_global(ctx.add_global("__bnn_int8_weights", relaid.ravel().tolist(), wtype),
                             wtype)
@@ -589,7 +611,10 @@ def _emit_planned(em: Emitter, op: Operation, ctx: LoweringContext, geo: Geometr
         stype = MemRefType(i32, [len(sums)])
         start = em.get_global(ctx.add_global("__bnn_int8_start", (-128 * sums).tolist(), stype),
                               stype)
-    Int8Kernel(em, plan, geo, weights, start, output).emit(ctx.parallel)
+    if band is not None:
+        int8_band.BandKernel(em, band, geo, weights, start, output).emit(ctx.parallel)
+    else:
+        Int8Kernel(em, plan, geo, weights, start, output).emit(ctx.parallel)
 
 
 def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:

@@ -1,0 +1,350 @@
+"""The *band* layout of an integer convolution with few input channels (the 7x7 stem).
+
+With ``C = 3`` a kernel row of the window is ``KW*C = 21`` bytes: the row segments of
+:mod:`~bnnmlir.passes.loops.int8_conv` read it as 5 groups of 4 bytes and one overlapping group,
+``KH * ceil(21/4) = 42`` dot steps per pixel and channel block where ``ceil(147/4) = 37`` would
+do. The band makes the whole window of a pixel one contiguous run of ``K = KW*KH*C`` bytes:
+
+Band. For one output row ``(n, oh)``, with ``ih_r = oh*sh - pt + r*dh`` (``r < KH``) and padded
+    columns ``j`` (input column ``j - pl``)::
+
+        band[(j*KH + r)*C + c] = u(x[n, ih_r, j - pl, c])     (0 outside the input)
+
+    i.e. column-major: the ``KH*C`` bytes of padded column ``j`` (all kernel rows, all channels)
+    are contiguous, and consecutive columns follow each other. The window of output column
+    ``ow`` (padded columns ``ow*sw .. ow*sw + KW - 1``) is then ``band[ow*sw*KH*C + t]``,
+    ``t < K``, with ``t = (kw*KH + kh)*C + c``: one run. It is read in ``Gw = ceil(K/g)`` groups
+    at ``t = q*g``; the bytes ``K .. Gw*g - 1`` of the last group belong to the next column and
+    have weight 0.
+
+Weights, re-laid at compile time: ``wr[b, q*V + l*g + k] = wf[b*L + l, q*g + k]`` with
+    ``wf[o, (kw*KH + kh)*C + c] = w[o, kh, kw, c]`` (0 for ``t >= K`` and channels ``>= O``).
+
+Exactness. ``u`` is the path's activation byte: ``x + 128`` (``x XOR 0x80``) on ``vnni`` and
+    ``x`` otherwise; a padding tap holds ``u(0)`` (128 on ``vnni``). Each ``i32`` lane therefore
+    sums exactly the products of the row-segment layout (module docstring of
+    :mod:`~bnnmlir.passes.loops.int8_conv`): every ``(kh, kw, c)`` once with its weight, padding
+    taps contributing ``128 * w`` that the start value ``-128 * sum(w)`` cancels, the extra bytes
+    times 0. The same ``i32`` bound holds (the sums are the same), so the result is exact.
+
+Building the band, per output row (x86 with 64-byte vectors; vector shuffles):
+
+1. *Padded rows* ``rows[r, :]``: ``rows[r, pl*C + s] = u(x[n, ih_r, s // C, s % C])`` for
+   ``s < W*C``, ``u(0)`` elsewhere (the whole row when ``ih_r`` is outside the input): 64-byte
+   copies, the tail a masked load whose passthrough 0 becomes ``u(0)``.
+2. *Chunks* of ``J = 64 // C`` columns: the ``KH`` 64-byte vectors ``rows[r, t*J*C ..]`` hold
+   the chunk's ``J*C`` bytes of each kernel row; each 64-byte vector of the chunk's
+   ``J*KH*C`` band bytes is a chain of ``KH`` two-source shuffles of them (``vpermt2b``). The
+   chunks are stored in increasing order: the bytes a chunk's last vector writes past its end
+   are rewritten by the next chunk.
+3. The kernel: ``P`` pixels x ``B`` channel blocks of accumulators, every pixel interior (no
+   border checks), the activation group a plain broadcast of band bytes (already unsigned).
+
+The scratch memory (``KH`` padded rows and the band, a few KiB) is an ``llvm.alloca`` between
+``llvm.stacksave`` / ``llvm.stackrestore`` in the row's body, so each row (and each thread of a
+parallel loop) has its own.
+
+Choice (:func:`plan_band`): a small cost model counts vector instructions per output row,
+``OW * blocks * S * Gs`` dot steps for row segments against ``OW * blocks * Gw`` plus the
+build (copies and shuffles); the band is taken when it is cheaper (few channels, ``KW*C`` not a
+multiple of ``g``), the target has 64-byte vectors and ``dilation_w = 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects import arith, llvm, vector
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    MemRefType,
+    UnrealizedConversionCastOp,
+    VectorType,
+    i1,
+    i8,
+    i64,
+)
+from xdsl.ir import SSAValue
+
+from bnnmlir.passes.loops.emitter import Emitter
+from bnnmlir.passes.loops.int8_conv import (
+    GROUP_UNROLL,
+    DotPath,
+    Geometry,
+    Int8Kernel,
+    Int8Plan,
+    broadcast_group,
+    dot_step,
+)
+
+VECTOR = 64
+"""Bytes of the build's vectors (AVX-512)."""
+MAX_SCRATCH = 64 * 1024
+"""Largest scratch (padded rows + band) per row, in bytes: it lives on the stack."""
+
+
+@dataclass(frozen=True)
+class BandPlan:
+    """The band schedule of one convolution (module docstring); ``tiles`` gives ``P``, ``B``."""
+
+    tiles: Int8Plan
+    kh: int
+    c: int
+    stride_w: int
+    window: int
+    """``K = KW*KH*C``."""
+    groups: int
+    """``Gw = ceil(K / g)``."""
+    columns: int
+    """Padded columns the band needs: ``(OW - 1)*sw + KW``."""
+    chunk: int
+    """``J = 64 // C`` columns per build step."""
+    chunks: int
+    """``ceil(columns / J)``."""
+    data_end: int
+    """End of the copied data in a padded row: ``pl*C`` + whole 64-byte vectors of ``W*C``."""
+    row_bytes: int
+    """Bytes of one padded row (a multiple of 64 past ``data_end``)."""
+
+    @property
+    def path(self) -> DotPath:
+        return self.tiles.path
+
+    @property
+    def column(self) -> int:
+        """``KH*C``: band bytes per padded column."""
+        return self.kh * self.c
+
+    @property
+    def chunk_vectors(self) -> int:
+        return -(-self.chunk * self.column // VECTOR)
+
+    @property
+    def band_bytes(self) -> int:
+        return self.chunks * self.chunk * self.column + VECTOR
+
+    def build_cost(self) -> int:
+        """Vector instructions of building one row's band: copies, then loads and shuffles."""
+        copies = 3 * self.kh * (self.row_bytes // VECTOR)
+        return copies + self.chunks * (self.kh + self.chunk_vectors * (self.kh + 1))
+
+
+def plan_band(tiles: Int8Plan, geo: Geometry) -> BandPlan | None:
+    """The band plan when the cost model prefers it to the row segments of ``tiles``."""
+    path = tiles.path
+    if (path.weight_vector != VECTOR or geo.dilation[1] != 1 or geo.c > VECTOR
+            or tiles.per_tap):
+        return None
+    c, kh, kw, sw = geo.c, geo.kh, geo.kw, geo.stride[1]
+    window = kw * kh * c
+    groups = -(-window // path.group)
+    columns = (geo.ow - 1) * sw + kw
+    chunk = VECTOR // c
+    chunks = -(-columns // chunk)
+    data_end = geo.pad[1] * c + -(-geo.w * c // VECTOR) * VECTOR
+    need = (chunks - 1) * chunk * c + VECTOR
+    row_bytes = data_end + max(0, -(-(need - data_end) // VECTOR)) * VECTOR
+    plan = BandPlan(tiles, kh, c, sw, window, groups, columns, chunk, chunks, data_end, row_bytes)
+    if kh * row_bytes + plan.band_bytes > MAX_SCRATCH:
+        return None
+    dots_rows = geo.ow * tiles.blocks * tiles.segments * tiles.groups
+    dots_band = geo.ow * tiles.blocks * groups
+    return plan if dots_band + plan.build_cost() < dots_rows else None
+
+
+def band_weights(plan: BandPlan, w: np.ndarray) -> np.ndarray:
+    """``wr[b, q*V + l*g + k]`` (module docstring) from ``w`` ``[O, KH, KW, C]``."""
+    g, lanes = plan.path.group, plan.path.lanes
+    o = w.shape[0]
+    flat = np.zeros((plan.tiles.blocks * lanes, plan.groups * g), dtype=np.int64)
+    flat[:o, : plan.window] = w.transpose(0, 2, 1, 3).reshape(o, -1)
+    out = flat.reshape(plan.tiles.blocks, lanes, plan.groups, g).transpose(0, 2, 1, 3)
+    return out.reshape(plan.tiles.blocks, -1)
+
+
+def _bytes(lanes: int) -> VectorType:
+    return VectorType(i8, [lanes])
+
+
+class BandKernel(Int8Kernel):
+    """Emits a convolution planned by :func:`plan_band` (the module docstring's three steps)."""
+
+    def __init__(self, em: Emitter, band: BandPlan, geo: Geometry, weights: SSAValue,
+                 start: SSAValue | None, output=None):
+        super().__init__(em, band.tiles, geo, weights, start, output)
+        self.band = band
+
+    # Scratch --------------------------------------------------------------------------------
+    @staticmethod
+    def _alloca(e: Emitter, size: int) -> SSAValue:
+        ptr = llvm.LLVMPointerType()
+        count = e.emit(llvm.ConstantOp(IntegerAttr(size, i64), i64))
+        raw = e.emit(llvm.AllocaOp(count, i8, alignment=VECTOR))
+        opaque = e.emit(llvm.BitcastOp(raw, ptr))  # opaque again (see outline_parallel_loops)
+        cast = UnrealizedConversionCastOp.get([opaque], [MemRefType(i8, [size])])
+        e.emit(cast)
+        return cast.results[0]
+
+    def _u(self, e: Emitter, v: SSAValue) -> SSAValue:
+        """``u(x)`` lane-wise: ``x XOR 0x80`` on the biased path."""
+        if not self.path.biased:
+            return v
+        return e.emit(arith.XOrIOp(v, e.vector_const([0x80] * VECTOR, i8)))
+
+    def _fill(self, e: Emitter, rows: SSAValue, r: int, start: int, end: int) -> None:
+        """Bytes ``[start, end)`` of padded row ``r`` (at least; never past the row) to ``u(0)``."""
+        pad = self._u(e, e.vector_const([0] * VECTOR, i8))
+        for at in range(start, end, VECTOR):
+            at = min(at, self.band.row_bytes - VECTOR)
+            e.emit(vector.StoreOp(pad, rows, [e.index(r * self.band.row_bytes + at)]))
+
+    # Step 1: padded rows --------------------------------------------------------------------
+    def padded_rows(self, e: Emitter, n: SSAValue, oh: SSAValue, rows: SSAValue) -> None:
+        geo, band = self.geo, self.band
+        data = geo.w * geo.c
+        left = geo.pad[1] * geo.c
+        for r in range(band.kh):
+            ih = e.affine(oh, geo.stride[0], r * geo.dilation[0] - geo.pad[0])
+            inside = e.cmpi(ih, e.index(geo.h), "ult")
+
+            def copy(e1: Emitter, r=r, ih=ih) -> None:
+                self._fill(e1, rows, r, 0, left)
+                for s in range(0, data, VECTOR):
+                    at = geo.x_index(n, ih, e1.index(s // geo.c), e1.index(s % geo.c))
+                    if s + VECTOR <= data:
+                        v = e1.emit(vector.LoadOp(geo.x, at, _bytes(VECTOR)))
+                    else:
+                        bits = [1] * (data - s) + [0] * (VECTOR - data + s)
+                        mask = e1.pool.get(("lane mask", tuple(bits)), lambda bits=bits: arith.ConstantOp(
+                            DenseIntOrFPElementsAttr.from_list(VectorType(i1, [VECTOR]), bits)))
+                        v = e1.emit(vector.MaskedLoadOp(geo.x, at, mask,
+                                                        e1.vector_const([0] * VECTOR, i8)))
+                    e1.emit(vector.StoreOp(self._u(e1, v), rows,
+                                           [e1.index(r * band.row_bytes + left + s)]))
+                self._fill(e1, rows, r, band.data_end, band.row_bytes)
+
+            e.if_else(inside, copy, lambda e1, r=r: self._fill(e1, rows, r, 0, band.row_bytes))
+
+    # Step 2: the band -----------------------------------------------------------------------
+    def chunk_masks(self) -> list[list[tuple[int, list[int]]]]:
+        """Per band vector of a chunk: ``(r, mask)`` steps; step ``r`` takes the lanes of kernel
+        row ``r`` from ``rows[r]``'s vector (indices ``64 + s``), keeping the others (``i``)."""
+        band = self.band
+        c, column = band.c, band.column
+        out = []
+        for k in range(band.chunk_vectors):
+            steps = []
+            for r in range(band.kh):
+                mask, used = [], False
+                for i in range(VECTOR):
+                    pos = k * VECTOR + i
+                    col, rem = divmod(pos, column)
+                    if pos < band.chunk * column and rem // c == r:
+                        mask.append(VECTOR + col * c + rem % c)
+                        used = True
+                    else:
+                        mask.append(i)
+                if used:
+                    steps.append((r, mask))
+            out.append(steps)
+        return out
+
+    def build_band(self, e: Emitter, rows: SSAValue, out: SSAValue) -> None:
+        band = self.band
+        masks = self.chunk_masks()
+
+        def chunk(e1: Emitter, t: SSAValue, _s) -> list:
+            src_at = e1.affine(t, band.chunk * band.c, 0)
+            dst_at = e1.affine(t, band.chunk * band.column, 0)
+            src = [e1.emit(vector.LoadOp(rows, [e1.add(src_at, e1.index(r * band.row_bytes))],
+                                         _bytes(VECTOR))) for r in range(band.kh)]
+            for k, steps in enumerate(masks):
+                v = src[steps[0][0]]
+                for r, mask in steps:
+                    v = e1.emit(vector.ShuffleOp(v, src[r], _mask(mask), result_type=_bytes(VECTOR)))
+                e1.emit(vector.StoreOp(v, out, [e1.add(dst_at, e1.index(k * VECTOR))]))
+            return []
+
+        e.loop(0, band.chunks, chunk)
+
+    # Step 3: the kernel ---------------------------------------------------------------------
+    def band_tile(self, e: Emitter, n: SSAValue, oh: SSAValue, band_ref: SSAValue,
+                  cols: Sequence[SSAValue]) -> None:
+        plan, B = self.plan, self.plan.tile_blocks
+        full_steps = (self.geo.o // self.path.lanes) // B
+
+        def step(e1: Emitter, b0: SSAValue, _s) -> list:
+            self._band_blocks(e1, n, oh, band_ref, cols, b0, B, partial=False)
+            return []
+
+        e.loop(0, full_steps * B, step, step=B)
+        rest = plan.blocks - full_steps * B
+        if rest:
+            self._band_blocks(e, n, oh, band_ref, cols, e.index(full_steps * B), rest, partial=True)
+
+    def _band_blocks(self, e: Emitter, n: SSAValue, oh: SSAValue, band_ref: SSAValue,
+                     cols: Sequence[SSAValue], b0: SSAValue, nb: int, partial: bool) -> None:
+        band, path = self.band, self.path
+        g, acc_n = path.group, path.accumulators
+        init: list[SSAValue] = []
+        for _p in cols:
+            for b in range(nb):
+                init += self._start(e, b0, b)
+        starts = [e.affine(col, band.stride_w * band.column, 0) for col in cols]
+
+        def group(e1: Emitter, q: SSAValue, accs: Sequence[SSAValue]) -> list[SSAValue]:
+            at = e1.affine(q, path.weight_vector, 0)
+            ws = [self._weight(e1, b0, b, at) for b in range(nb)]
+            off = e1.affine(q, g, 0)
+            accs = list(accs)
+            for p, start in enumerate(starts):
+                grp = e1.emit(vector.LoadOp(band_ref, [e1.add(start, off)], _bytes(g)))
+                a = broadcast_group(e1, path, grp, biased=True)
+                for b in range(nb):
+                    k = (p * nb + b) * acc_n
+                    accs[k : k + acc_n] = dot_step(e1, path, accs[k : k + acc_n], a, ws[b])
+            return accs
+
+        def unrolled(e1: Emitter, q0: SSAValue, accs: Sequence[SSAValue]) -> list[SSAValue]:
+            for u in range(GROUP_UNROLL):
+                accs = group(e1, e1.add(q0, e1.index(u)), accs)
+            return list(accs)
+
+        looped = band.groups - band.groups % GROUP_UNROLL
+        accs = e.loop(0, looped, unrolled, init, step=GROUP_UNROLL)
+        for q in range(looped, band.groups):
+            accs = group(e, e.index(q), accs)
+        self.store(e, n, oh, cols, b0, nb, accs, partial)
+
+    # Rows -----------------------------------------------------------------------------------
+    def emit(self, parallel: bool) -> None:
+        geo, band, P = self.geo, self.band, self.plan.tile_pixels
+        tiled = geo.ow // P * P
+        ptr = llvm.LLVMPointerType()
+
+        def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
+            saved = e.emit(llvm.CallIntrinsicOp("llvm.stacksave.p0", [], [ptr]))
+            rows = self._alloca(e, band.kh * band.row_bytes)
+            band_ref = self._alloca(e, band.band_bytes)
+            self.padded_rows(e, n, oh, rows)
+            self.build_band(e, rows, band_ref)
+
+            def block(e1: Emitter, c0: SSAValue, _s) -> list:
+                self.band_tile(e1, n, oh, band_ref, [e1.add(c0, e1.index(k)) for k in range(P)])
+                return []
+
+            e.loop(0, tiled, block, step=P)
+            if tiled < geo.ow:
+                self.band_tile(e, n, oh, band_ref, [e.index(k) for k in range(tiled, geo.ow)])
+            e.emit(llvm.CallIntrinsicOp("llvm.stackrestore.p0", [saved], []))
+
+        self.each_row(parallel, row)
+
+
+def _mask(values: Sequence[int]):
+    from xdsl.dialects.builtin import DenseArrayBase
+
+    return DenseArrayBase.from_list(i64, list(values))
