@@ -280,6 +280,37 @@ def dot_step(e: Emitter, path: DotPath, accs: Sequence[SSAValue], a: SSAValue,
     return out
 
 
+def _requant_unclamped(e: Emitter, acc: SSAValue, arrays: support.AffineArrays,
+                       first: SSAValue) -> SSAValue:
+    """``(acc * m + b) >> s`` lane-wise in ``i32`` when the arrays are ``i32`` (exact there, see
+    :func:`~bnnmlir.passes.loops.support.affine_arrays`), not yet clamped; with ``i64`` arrays
+    the clamped ``i32`` of :func:`~bnnmlir.passes.loops.support.affine_requant_vector`."""
+    if arrays[0][1].get_element_type() != i32:
+        return support.affine_requant_vector(e, acc, arrays, first)
+    lanes = acc.type.get_shape()[0]  # type: ignore[attr-defined]
+    m, b, s = (e.vload(e.get_global(*ref), [first], lanes) for ref in arrays)
+    return e.emit(arith.ShRSIOp(e.emit(arith.AddiOp(e.emit(arith.MuliOp(acc, m)), b)), s))
+
+
+DWORD_TRANSPOSE = [4 * (k % 4) + k // 4 for k in range(16)]
+"""The ``vpermd`` that undoes the 128-bit-lane interleave of the two packs of :func:`pack_clip8`."""
+
+
+def pack_clip8(e: Emitter, vs: Sequence[SSAValue]) -> SSAValue:
+    """``clamp(v, -127, 127)`` of four ``vector<16 x i32>`` as one ``vector<64 x i8>`` (``vs[0]``
+    first): ``vpackssdw`` (saturating to ``i16``) of ``(v0, v1)`` and ``(v2, v3)``, ``vpacksswb``
+    (saturating to ``i8``), so every lane is ``clamp(v, -128, 127)`` (the two saturations
+    compose); then ``vpermd`` restores the order (the packs interleave per 128-bit lane: dword
+    ``4i + j`` of the result is 4-byte chunk ``i`` of ``v_j``) and ``vpmaxsb`` with -127 gives
+    ``clamp(v, -127, 127)`` exactly."""
+    words = [_intrinsic(e, "llvm.x86.avx512.packssdw.512", [vs[k], vs[k + 1]], _vtype(i16, 32))
+             for k in (0, 2)]
+    packed = _intrinsic(e, "llvm.x86.avx512.packsswb.512", words, _vtype(i8, 64))
+    dwords = e.emit(llvm.BitcastOp(packed, _vtype(i32, 16)))
+    ordered = e.emit(llvm.BitcastOp(_shuffle(e, dwords, DWORD_TRANSPOSE), _vtype(i8, 64)))
+    return e.emit(arith.MaxSIOp(ordered, e.vector_const([-127] * 64, i8)))
+
+
 # ---------------------------------------------------------------------------------------------
 # The kernel
 # ---------------------------------------------------------------------------------------------
@@ -485,6 +516,15 @@ class Int8Kernel:
         geo, path = self.geo, self.path
         acc_n = path.accumulators
         lanes = path.lanes // acc_n
+        if self._packs(nb, partial):
+            assert self.output is not None and self.output.arrays is not None
+            for p, col in enumerate(cols):
+                first = e.affine(b0, path.lanes, 0)
+                vs = [_requant_unclamped(e, accs[p * nb + b], self.output.arrays,
+                                         e.affine(e.add(b0, e.index(b)), path.lanes, 0))
+                      for b in range(nb)]
+                e.emit(vector.StoreOp(pack_clip8(e, vs), geo.out, geo.out_index(n, oh, col, first)))
+            return
         for p, col in enumerate(cols):
             for b in range(nb):
                 for h in range(acc_n):
@@ -512,6 +552,13 @@ class Int8Kernel:
                         if out is not None:
                             value = out.element(e, value, channel)
                         e.store(value, geo.out, geo.out_index(n, oh, col, channel))
+
+    def _packs(self, nb: int, partial: bool) -> bool:
+        """Whether the stores of ``nb`` blocks go through :func:`pack_clip8` (four whole blocks
+        of an affine requant8 on the AVX-512 paths)."""
+        out = self.output
+        return (nb == 4 and not partial and out is not None and out.arrays is not None
+                and self.path.name in ("vnni", "pmaddwd"))
 
     # Rows and columns ----------------------------------------------------------------------
     def emit(self, parallel: bool) -> None:
