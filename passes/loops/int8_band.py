@@ -86,6 +86,66 @@ MAX_SCRATCH = 64 * 1024
 """Largest scratch (padded rows + band) per row, in bytes: it lives on the stack."""
 
 
+Lane = tuple[int, int] | None
+"""Where a lane of a shuffle node comes from: ``(node, byte)``, or ``None`` (any value)."""
+
+
+def shuffles(node: Sequence[Lane]) -> int:
+    """Two-source shuffles (``vpermt2b``) that make ``node``: one per source after the first
+    (at least one)."""
+    return max(1, len({src for src, _ in filter(None, node)}) - 1)
+
+
+def chunk_network(kh: int, c: int, chunk: int) -> tuple[list[list[Lane]], list[int]]:
+    """The shuffles that turn the ``kh`` row vectors of a chunk (nodes ``0 .. kh-1``, column
+    ``col`` channel ``ch`` at byte ``col*c + ch``) into its band vectors: the nodes after the
+    rows, each a list of 64 lanes, and the node of each band vector.
+
+    Either directly (each band vector drawing on every kernel row: ``kh - 1`` shuffles), or in
+    two levels when that is fewer shuffles: kernel rows ``2m, 2m+1`` interleaved first (``2c``
+    bytes per column, one shuffle per vector), then the band vectors from those streams."""
+    column = kh * c
+    total = chunk * column
+    vectors = -(-total // VECTOR)
+
+    def band_nodes(where) -> list[list[Lane]]:
+        nodes = []
+        for k in range(vectors):
+            lanes: list[Lane] = []
+            for i in range(VECTOR):
+                pos = k * VECTOR + i
+                col, rem = divmod(pos, column)
+                lanes.append(where(col, rem // c, rem % c) if pos < total else None)
+            nodes.append(lanes)
+        return nodes
+
+    direct = band_nodes(lambda col, r, ch: (r, col * c + ch))
+    pairs: list[list[Lane]] = []
+    first: dict[int, int] = {}
+    for m in range(kh // 2):
+        first[m] = kh + len(pairs)
+        stream = chunk * 2 * c
+        for k in range(-(-stream // VECTOR)):
+            lanes = []
+            for i in range(VECTOR):
+                pos = k * VECTOR + i
+                col, rem = divmod(pos, 2 * c)
+                lanes.append((2 * m + rem // c, col * c + rem % c) if pos < stream else None)
+            pairs.append(lanes)
+
+    def paired(col: int, r: int, ch: int) -> Lane:
+        if r // 2 not in first:
+            return (r, col * c + ch)
+        at = 2 * c * col + c * (r % 2) + ch
+        return (first[r // 2] + at // VECTOR, at % VECTOR)
+
+    two = band_nodes(paired)
+    if sum(map(shuffles, pairs + two)) < sum(map(shuffles, direct)):
+        nodes = pairs + two
+        return nodes, list(range(kh + len(pairs), kh + len(nodes)))
+    return direct, list(range(kh, kh + len(direct)))
+
+
 @dataclass(frozen=True)
 class BandPlan:
     """The band schedule of one convolution (module docstring); ``tiles`` gives ``P``, ``B``."""
@@ -127,9 +187,11 @@ class BandPlan:
         return self.chunks * self.chunk * self.column + VECTOR
 
     def build_cost(self) -> int:
-        """Vector instructions of building one row's band: copies, then loads and shuffles."""
+        """Vector instructions of building one row's band: copies, then per chunk the loads,
+        the shuffles of :func:`chunk_network` and the stores."""
         copies = 3 * self.kh * (self.row_bytes // VECTOR)
-        return copies + self.chunks * (self.kh + self.chunk_vectors * (self.kh + 1))
+        nodes, _ = chunk_network(self.kh, self.c, self.chunk)
+        return copies + self.chunks * (self.kh + sum(map(shuffles, nodes)) + self.chunk_vectors)
 
 
 def plan_band(tiles: Int8Plan, geo: Geometry) -> BandPlan | None:
@@ -229,43 +291,21 @@ class BandKernel(Int8Kernel):
             e.if_else(inside, copy, lambda e1, r=r: self._fill(e1, rows, r, 0, band.row_bytes))
 
     # Step 2: the band -----------------------------------------------------------------------
-    def chunk_masks(self) -> list[list[tuple[int, list[int]]]]:
-        """Per band vector of a chunk: ``(r, mask)`` steps; step ``r`` takes the lanes of kernel
-        row ``r`` from ``rows[r]``'s vector (indices ``64 + s``), keeping the others (``i``)."""
-        band = self.band
-        c, column = band.c, band.column
-        out = []
-        for k in range(band.chunk_vectors):
-            steps = []
-            for r in range(band.kh):
-                mask, used = [], False
-                for i in range(VECTOR):
-                    pos = k * VECTOR + i
-                    col, rem = divmod(pos, column)
-                    if pos < band.chunk * column and rem // c == r:
-                        mask.append(VECTOR + col * c + rem % c)
-                        used = True
-                    else:
-                        mask.append(i)
-                if used:
-                    steps.append((r, mask))
-            out.append(steps)
-        return out
-
     def build_band(self, e: Emitter, rows: SSAValue, out: SSAValue) -> None:
+        """Every chunk: its ``KH`` row vectors, the shuffles of :func:`chunk_network` (each node a
+        chain of two-source shuffles, one source added per step), the band vectors stored."""
         band = self.band
-        masks = self.chunk_masks()
+        nodes, outputs = chunk_network(band.kh, band.c, band.chunk)
 
         def chunk(e1: Emitter, t: SSAValue, _s) -> list:
             src_at = e1.affine(t, band.chunk * band.c, 0)
             dst_at = e1.affine(t, band.chunk * band.column, 0)
-            src = [e1.emit(vector.LoadOp(rows, [e1.add(src_at, e1.index(r * band.row_bytes))],
-                                         _bytes(VECTOR))) for r in range(band.kh)]
-            for k, steps in enumerate(masks):
-                v = src[steps[0][0]]
-                for r, mask in steps:
-                    v = e1.emit(vector.ShuffleOp(v, src[r], _mask(mask), result_type=_bytes(VECTOR)))
-                e1.emit(vector.StoreOp(v, out, [e1.add(dst_at, e1.index(k * VECTOR))]))
+            values = [e1.emit(vector.LoadOp(rows, [e1.add(src_at, e1.index(r * band.row_bytes))],
+                                            _bytes(VECTOR))) for r in range(band.kh)]
+            for node in nodes:
+                values.append(_emit_node(e1, values, node))
+            for k, index in enumerate(outputs):
+                e1.emit(vector.StoreOp(values[index], out, [e1.add(dst_at, e1.index(k * VECTOR))]))
             return []
 
         e.loop(0, band.chunks, chunk)
@@ -329,8 +369,14 @@ class BandKernel(Int8Kernel):
             saved = e.emit(llvm.CallIntrinsicOp("llvm.stacksave.p0", [], [ptr]))
             rows = self._alloca(e, band.kh * band.row_bytes)
             band_ref = self._alloca(e, band.band_bytes)
+            import os
+            sk = os.environ.get("BAND_SKIP", "")
             self.padded_rows(e, n, oh, rows)
+            if "rows2" in sk:
+                self.padded_rows(e, n, oh, rows)
             self.build_band(e, rows, band_ref)
+            if "band2" in sk:
+                self.build_band(e, rows, band_ref)
 
             def block(e1: Emitter, c0: SSAValue, _s) -> list:
                 self.band_tile(e1, n, oh, band_ref, [e1.add(c0, e1.index(k)) for k in range(P)])
@@ -342,6 +388,24 @@ class BandKernel(Int8Kernel):
             e.emit(llvm.CallIntrinsicOp("llvm.stackrestore.p0", [saved], []))
 
         self.each_row(parallel, row)
+
+
+def _emit_node(e: Emitter, values: Sequence[SSAValue], node: Sequence[Lane]) -> SSAValue:
+    """One node of :func:`chunk_network`: ``shuffle(S0, S1)``, then ``shuffle(v, S_k)`` for each
+    further source (lanes of ``v`` kept at ``i``, those of ``S_k`` at ``64 + byte``)."""
+    sources = list(dict.fromkeys(src for src, _ in filter(None, node)))
+    v = values[sources[0]]
+    for step, src in enumerate(sources[1:] or sources[:1]):
+        mask = []
+        for i, lane in enumerate(node):
+            if lane is not None and lane[0] == src:
+                mask.append(VECTOR + lane[1])
+            elif lane is not None and step == 0 and lane[0] == sources[0]:
+                mask.append(lane[1])
+            else:
+                mask.append(i)
+        v = e.emit(vector.ShuffleOp(v, values[src], _mask(mask), result_type=_bytes(VECTOR)))
+    return v
 
 
 def _mask(values: Sequence[int]):
