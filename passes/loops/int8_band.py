@@ -27,22 +27,22 @@ Exactness. ``u`` is the path's activation byte: ``x + 128`` (``x XOR 0x80``) on 
     taps contributing ``128 * w`` that the start value ``-128 * sum(w)`` cancels, the extra bytes
     times 0. The same ``i32`` bound holds (the sums are the same), so the result is exact.
 
-Building the band, per output row (x86 with 64-byte vectors; vector shuffles):
+Building the band, per output row (x86 with 64-byte vectors; vector shuffles), in *chunks* of
+``J = 64 // C`` padded columns, in increasing order (the bytes a chunk's last vector writes past
+its end are rewritten by the next chunk):
 
-1. *Padded rows* ``rows[r, :]``: ``rows[r, pl*C + s] = u(x[n, ih_r, s // C, s % C])`` for
-   ``s < W*C``, ``u(0)`` elsewhere (the whole row when ``ih_r`` is outside the input): 64-byte
-   copies, the tail a masked load whose passthrough 0 becomes ``u(0)``.
-2. *Chunks* of ``J = 64 // C`` columns: the ``KH`` 64-byte vectors ``rows[r, t*J*C ..]`` hold
-   the chunk's ``J*C`` bytes of each kernel row; each 64-byte vector of the chunk's
-   ``J*KH*C`` band bytes is a chain of ``KH`` two-source shuffles of them (``vpermt2b``). The
-   chunks are stored in increasing order: the bytes a chunk's last vector writes past its end
-   are rewritten by the next chunk.
+1. *Sources*: for each kernel row ``r`` the 64 bytes ``x[n, ih_r, t*J - pl + i // C, i % C]``
+   (``i < J*C`` used): one load for a chunk inside the row, a masked load (padding columns 0,
+   shifted into place when the chunk starts left of the row) at the edges, 0 for a row outside
+   the input (a select; the rows of most output rows are all inside and skip it); then ``u``.
+2. *Shuffles* (:func:`chunk_network`): each of the chunk's ``J*KH*C`` band bytes is one byte of
+   the ``KH`` sources; the band vectors are chains of two-source shuffles (``vpermt2b``) of
+   them, directly or through kernel rows interleaved in pairs first.
 3. The kernel: ``P`` pixels x ``B`` channel blocks of accumulators, every pixel interior (no
    border checks), the activation group a plain broadcast of band bytes (already unsigned).
 
-The scratch memory (``KH`` padded rows and the band, a few KiB) is an ``llvm.alloca`` between
-``llvm.stacksave`` / ``llvm.stackrestore`` in the row's body, so each row (and each thread of a
-parallel loop) has its own.
+The band (a few KiB) is an ``llvm.alloca`` between ``llvm.stacksave`` / ``llvm.stackrestore``
+in the row's body, so each row (and each thread of a parallel loop) has its own.
 
 Choice (:func:`plan_band`): a small cost model counts vector instructions per output row,
 ``OW * blocks * S * Gs`` dot steps for row segments against ``OW * blocks * Gw`` plus the
@@ -83,7 +83,7 @@ from bnnmlir.passes.loops.int8_conv import (
 VECTOR = 64
 """Bytes of the build's vectors (AVX-512)."""
 MAX_SCRATCH = 64 * 1024
-"""Largest scratch (padded rows + band) per row, in bytes: it lives on the stack."""
+"""Largest band per row, in bytes: it lives on the stack."""
 COST_MODEL = True
 """``False``: the band wherever it applies (tests run the band path on small shapes)."""
 
@@ -166,10 +166,10 @@ class BandPlan:
     """``J = 64 // C`` columns per build step."""
     chunks: int
     """``ceil(columns / J)``."""
-    data_end: int
-    """End of the copied data in a padded row: ``pl*C`` + whole 64-byte vectors of ``W*C``."""
-    row_bytes: int
-    """Bytes of one padded row (a multiple of 64 past ``data_end``)."""
+    pad_left: int
+    """``pl``: padded columns left of the input."""
+    width: int
+    """``W``: input columns."""
 
     @property
     def path(self) -> DotPath:
@@ -191,9 +191,23 @@ class BandPlan:
     def build_cost(self) -> int:
         """Vector instructions of building one row's band: copies, then per chunk the loads,
         the shuffles of :func:`chunk_network` and the stores."""
-        copies = 3 * self.kh * (self.row_bytes // VECTOR)
         nodes, _ = chunk_network(self.kh, self.c, self.chunk)
-        return copies + self.chunks * (self.kh + sum(map(shuffles, nodes)) + self.chunk_vectors)
+        return self.chunks * (2 * self.kh + sum(map(shuffles, nodes)) + self.chunk_vectors)
+
+    def source_start(self, t: int) -> int:
+        """Row byte of lane 0 of chunk ``t``'s sources (negative left of the row)."""
+        return (t * self.chunk - self.pad_left) * self.c
+
+    def plain(self, t: int) -> bool:
+        """Chunk ``t``'s sources are plain 64-byte loads inside the row."""
+        start = self.source_start(t)
+        return start >= 0 and start + VECTOR <= self.width * self.c
+
+    def source_lanes(self, t: int) -> list[int]:
+        """The used lanes of chunk ``t``'s sources that hold input bytes (the others are
+        padding)."""
+        start, data = self.source_start(t), self.width * self.c
+        return [int(0 <= start + i < data and i < self.chunk * self.c) for i in range(VECTOR)]
 
 
 def plan_band(tiles: Int8Plan, geo: Geometry) -> BandPlan | None:
@@ -208,11 +222,8 @@ def plan_band(tiles: Int8Plan, geo: Geometry) -> BandPlan | None:
     columns = (geo.ow - 1) * sw + kw
     chunk = VECTOR // c
     chunks = -(-columns // chunk)
-    data_end = geo.pad[1] * c + -(-geo.w * c // VECTOR) * VECTOR
-    need = (chunks - 1) * chunk * c + VECTOR
-    row_bytes = data_end + max(0, -(-(need - data_end) // VECTOR)) * VECTOR
-    plan = BandPlan(tiles, kh, c, sw, window, groups, columns, chunk, chunks, data_end, row_bytes)
-    if kh * row_bytes + plan.band_bytes > MAX_SCRATCH:
+    plan = BandPlan(tiles, kh, c, sw, window, groups, columns, chunk, chunks, geo.pad[1], geo.w)
+    if plan.band_bytes > MAX_SCRATCH:
         return None
     dots_rows = geo.ow * tiles.blocks * tiles.segments * tiles.groups
     dots_band = geo.ow * tiles.blocks * groups
@@ -259,59 +270,73 @@ class BandKernel(Int8Kernel):
             return v
         return e.emit(arith.XOrIOp(v, e.vector_const([0x80] * VECTOR, i8)))
 
-    def _fill(self, e: Emitter, rows: SSAValue, r: int, start: int, end: int) -> None:
-        """Bytes ``[start, end)`` of padded row ``r`` (at least; never past the row) to ``u(0)``."""
-        pad = self._u(e, e.vector_const([0] * VECTOR, i8))
-        for at in range(start, end, VECTOR):
-            at = min(at, self.band.row_bytes - VECTOR)
-            e.emit(vector.StoreOp(pad, rows, [e.index(r * self.band.row_bytes + at)]))
-
-    # Step 1: padded rows --------------------------------------------------------------------
-    def padded_rows(self, e: Emitter, n: SSAValue, oh: SSAValue, rows: SSAValue) -> None:
+    # Steps 1 and 2: the band ---------------------------------------------------------------
+    def sources(self, e: Emitter, n: SSAValue, rows: Sequence[tuple[SSAValue, SSAValue | None]],
+                t: int | SSAValue) -> list[SSAValue]:
+        """The ``KH`` source vectors of chunk ``t`` (static, or a dynamic plain chunk): per row
+        ``(ih, valid)`` (``valid`` ``None``: the row is inside; else ``ih`` is clamped)."""
         geo, band = self.geo, self.band
-        data = geo.w * geo.c
-        left = geo.pad[1] * geo.c
+        zero = e.vector_const([0] * VECTOR, i8)
+        out = []
+        for ih, valid in rows:
+            if isinstance(t, int) and not band.plain(t):
+                start = band.source_start(t)
+                lanes = band.source_lanes(t)
+                base = max(start, 0)
+                # lane i holds row byte start + i: loaded at lane i + start - base
+                loaded_lanes = lanes[base - start:] + [0] * (base - start)
+                if not any(lanes):
+                    out.append(self._u(e, zero))
+                    continue
+                at = geo.x_index(n, ih, e.index(base // geo.c), e.index(base % geo.c))
+                v = e.emit(vector.MaskedLoadOp(geo.x, at, _lane_mask(e, loaded_lanes), zero))
+                if base != start:
+                    shift = base - start
+                    v = e.emit(vector.ShuffleOp(zero, v, _mask(
+                        [VECTOR + i - shift if i >= shift else i for i in range(VECTOR)]),
+                        result_type=_bytes(VECTOR)))
+            else:
+                col = (e.index(t * band.chunk - band.pad_left) if isinstance(t, int)
+                       else e.affine(t, band.chunk, -band.pad_left))
+                v = e.emit(vector.LoadOp(geo.x, geo.x_index(n, ih, col, e.index(0)),
+                                         _bytes(VECTOR)))
+            if valid is not None:
+                v = e.select(valid, v, zero)
+            out.append(self._u(e, v))
+        return out
+
+    def build_band(self, e: Emitter, n: SSAValue, oh: SSAValue, out: SSAValue,
+                   checked: bool) -> None:
+        """Every chunk in order: its sources, the shuffles of :func:`chunk_network` (each node a
+        chain of two-source shuffles, one source added per step), the band vectors stored.
+        ``checked``: rows may lie outside the input (a select per source)."""
+        geo, band = self.geo, self.band
+        nodes, outputs = chunk_network(band.kh, band.c, band.chunk)
+        rows: list[tuple[SSAValue, SSAValue | None]] = []
         for r in range(band.kh):
             ih = e.affine(oh, geo.stride[0], r * geo.dilation[0] - geo.pad[0])
-            inside = e.cmpi(ih, e.index(geo.h), "ult")
+            if checked:
+                valid = e.cmpi(ih, e.index(geo.h), "ult")
+                rows.append((e.select(valid, ih, e.index(0)), valid))
+            else:
+                rows.append((ih, None))
 
-            def copy(e1: Emitter, r=r, ih=ih) -> None:
-                self._fill(e1, rows, r, 0, left)
-                for s in range(0, data, VECTOR):
-                    at = geo.x_index(n, ih, e1.index(s // geo.c), e1.index(s % geo.c))
-                    if s + VECTOR <= data:
-                        v = e1.emit(vector.LoadOp(geo.x, at, _bytes(VECTOR)))
-                    else:
-                        bits = [1] * (data - s) + [0] * (VECTOR - data + s)
-                        mask = e1.pool.get(("lane mask", tuple(bits)), lambda bits=bits: arith.ConstantOp(
-                            DenseIntOrFPElementsAttr.from_list(VectorType(i1, [VECTOR]), bits)))
-                        v = e1.emit(vector.MaskedLoadOp(geo.x, at, mask,
-                                                        e1.vector_const([0] * VECTOR, i8)))
-                    e1.emit(vector.StoreOp(self._u(e1, v), rows,
-                                           [e1.index(r * band.row_bytes + left + s)]))
-                self._fill(e1, rows, r, band.data_end, band.row_bytes)
-
-            e.if_else(inside, copy, lambda e1, r=r: self._fill(e1, rows, r, 0, band.row_bytes))
-
-    # Step 2: the band -----------------------------------------------------------------------
-    def build_band(self, e: Emitter, rows: SSAValue, out: SSAValue) -> None:
-        """Every chunk: its ``KH`` row vectors, the shuffles of :func:`chunk_network` (each node a
-        chain of two-source shuffles, one source added per step), the band vectors stored."""
-        band = self.band
-        nodes, outputs = chunk_network(band.kh, band.c, band.chunk)
-
-        def chunk(e1: Emitter, t: SSAValue, _s) -> list:
-            src_at = e1.affine(t, band.chunk * band.c, 0)
-            dst_at = e1.affine(t, band.chunk * band.column, 0)
-            values = [e1.emit(vector.LoadOp(rows, [e1.add(src_at, e1.index(r * band.row_bytes))],
-                                            _bytes(VECTOR))) for r in range(band.kh)]
+        def chunk(e1: Emitter, t: int | SSAValue) -> None:
+            values = self.sources(e1, n, rows, t)
             for node in nodes:
                 values.append(_emit_node(e1, values, node))
+            dst = (e1.index(t * band.chunk * band.column) if isinstance(t, int)
+                   else e1.affine(t, band.chunk * band.column, 0))
             for k, index in enumerate(outputs):
-                e1.emit(vector.StoreOp(values[index], out, [e1.add(dst_at, e1.index(k * VECTOR))]))
-            return []
+                e1.emit(vector.StoreOp(values[index], out, [e1.add(dst, e1.index(k * VECTOR))]))
 
-        e.loop(0, band.chunks, chunk)
+        plain = [t for t in range(band.chunks) if band.plain(t)]
+        lo, hi = (plain[0], plain[-1] + 1) if plain else (band.chunks, band.chunks)
+        for t in range(lo if plain else band.chunks):
+            chunk(e, t)
+        e.loop(lo, hi, lambda e1, t, _s: chunk(e1, t) or [])
+        for t in range(hi, band.chunks):
+            chunk(e, t)
 
     # Step 3: the kernel ---------------------------------------------------------------------
     def band_tile(self, e: Emitter, n: SSAValue, oh: SSAValue, band_ref: SSAValue,
@@ -368,18 +393,21 @@ class BandKernel(Int8Kernel):
         tiled = geo.ow // P * P
         ptr = llvm.LLVMPointerType()
 
+        first = -geo.pad[0]
+        last = (band.kh - 1) * geo.dilation[0] - geo.pad[0]
+        row_lo = min(geo.oh, max(0, -(-(-first) // geo.stride[0])))
+        row_hi = max(row_lo, min(geo.oh, (geo.h - 1 - last) // geo.stride[0] + 1))
+
         def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
             saved = e.emit(llvm.CallIntrinsicOp("llvm.stacksave.p0", [], [ptr]))
-            rows = self._alloca(e, band.kh * band.row_bytes)
             band_ref = self._alloca(e, band.band_bytes)
-            import os
-            sk = os.environ.get("BAND_SKIP", "")
-            self.padded_rows(e, n, oh, rows)
-            if "rows2" in sk:
-                self.padded_rows(e, n, oh, rows)
-            self.build_band(e, rows, band_ref)
-            if "band2" in sk:
-                self.build_band(e, rows, band_ref)
+            if row_lo == 0 and row_hi == geo.oh:
+                self.build_band(e, n, oh, band_ref, checked=False)
+            else:
+                inside = e.emit(arith.AndIOp(e.cmpi(oh, e.index(row_lo), "uge"),
+                                             e.cmpi(oh, e.index(row_hi), "ult")))
+                e.if_else(inside, lambda e1: self.build_band(e1, n, oh, band_ref, False),
+                          lambda e1: self.build_band(e1, n, oh, band_ref, True))
 
             def block(e1: Emitter, c0: SSAValue, _s) -> list:
                 self.band_tile(e1, n, oh, band_ref, [e1.add(c0, e1.index(k)) for k in range(P)])
@@ -409,6 +437,13 @@ def _emit_node(e: Emitter, values: Sequence[SSAValue], node: Sequence[Lane]) -> 
                 mask.append(i)
         v = e.emit(vector.ShuffleOp(v, values[src], _mask(mask), result_type=_bytes(VECTOR)))
     return v
+
+
+def _lane_mask(e: Emitter, bits: Sequence[int]) -> SSAValue:
+    """A constant ``vector<64 x i1>``."""
+    key = ("lane mask", tuple(bits))
+    return e.pool.get(key, lambda: arith.ConstantOp(
+        DenseIntOrFPElementsAttr.from_list(VectorType(i1, [len(bits)]), list(bits))))
 
 
 def _mask(values: Sequence[int]):
