@@ -65,8 +65,9 @@ Loop nest (``P`` pixels x ``B`` channel blocks of accumulators held in registers
                acc[p][b] = start; for segments s; for groups q: acc[p][b] += x-group(p, s, q) . wr[b, s, q]
                store acc (a partial channel block lane by lane), through a fused requant8
                (``bnn.conv2d {requant}``): the affine map lane-wise on whole blocks
-               (:func:`~bnnmlir.passes.loops.support.affine_requant_vector`, then ``i8`` lanes),
-               the per-element code of ``bnn.requant8`` otherwise
+               (:func:`~bnnmlir.passes.loops.support.affine_requant_vector`, then ``i8`` lanes;
+               four blocks on AVX-512 through saturating packs, :func:`pack_clip8`), the
+               per-element code of ``bnn.requant8`` otherwise
 
 Interior rows and columns are those whose taps all lie inside the input (the same ranges as the
 binary convolution); a checked row reads ``x = 0`` for a kernel row outside the input (a select
@@ -74,6 +75,11 @@ on the loaded group, the load clamped to row 0), a checked column builds each gr
 A row segment's group at offset ``t`` is loaded from ``x[n, ih, iw0, t]``: ``t`` may pass the
 channel extent, the row-major address running on into the next taps of the same input row.
 Dense is the convolution of ``N`` one-pixel images: ``x[n, :]`` is the pixel ``(0, n)``.
+
+Few input channels (the 3-channel stem): when its cost model prefers it,
+:mod:`~bnnmlir.passes.loops.int8_band` lays each output row's windows out as one contiguous run
+per pixel (``ceil(KH*KW*C / g)`` groups instead of ``KH`` segments with overlapping groups) and
+runs the same register tiles, epilogue and instruction paths on it.
 """
 
 from __future__ import annotations
