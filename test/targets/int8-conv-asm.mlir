@@ -57,23 +57,3 @@ func.func @do_not_vectorize_argument_weights(%x: tensor<1x8xi8>, %w: tensor<4x8x
   %y = bnn.dense %x, %w : tensor<1x8xi8>, tensor<4x8xi8> -> tensor<1x4xi32>
   func.return %y : tensor<1x4xi32>
 }
-
-// A wider stem (64 output channels, 16 output columns): the cost model takes the band layout
-// (passes/loops/int8_band.py): each row's windows built into a stack buffer with byte shuffles,
-// the 147-byte window read as 37 groups of 4 bytes (4 x 2368 bytes of re-laid weights).
-// VNNI-LABEL: stem_band:
-// VNNI:       vpermt2b
-// VNNI:       vpdpbusd {{.*}}, %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
-// NOVNNI-LABEL: stem_band:
-// NOVNNI:     vpermt2b
-// NOVNNI:     vpmaddwd {{.*}}%zmm
-// LOOPS-LABEL: func.func @stem_band
-// LOOPS:      memref.get_global @__bnn_int8_weights_{{[0-9]+}} : memref<4x2368xi8>
-// LOOPS:      llvm.call_intrinsic "llvm.stacksave.p0"
-// LOOPS:      llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
-// LOOPS:      llvm.call_intrinsic "llvm.stackrestore.p0"
-func.func @stem_band(%x: tensor<1x32x32x3xi8>) -> tensor<1x16x16x64xi32> {
-  %w = arith.constant dense<-3> : tensor<64x7x7x3xi8>
-  %y = bnn.conv2d %x, %w {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, padding = array<i64: 3, 3, 3, 3>} : tensor<1x32x32x3xi8>, tensor<64x7x7x3xi8> -> tensor<1x16x16x64xi32>
-  func.return %y : tensor<1x16x16x64xi32>
-}
