@@ -31,6 +31,9 @@ class Int8Layer:
     kernel: int = 0
     stride: int = 1
     padding: int = 0
+    requant: bool = False
+    """A per-channel affine ``bnn.requant8`` to ``i8`` after the convolution (fused into it), as
+    PyTorch's quantized convolution requantizes its output."""
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -49,7 +52,18 @@ class Int8Layer:
             return f"dense {self.in_channels} -> {self.out_channels}"
         oh, ow = self.out_hw
         return (f"{self.height}x{self.width}x{self.in_channels} -> {oh}x{ow}x{self.out_channels} "
-                f"{self.kernel}x{self.kernel} s{self.stride} p{self.padding}")
+                f"{self.kernel}x{self.kernel} s{self.stride} p{self.padding}"
+                + (" +requant8" if self.requant else ""))
+
+    def requant_text(self) -> str:
+        """Per-channel affine requant8 parameters (fixed): ``(sum * m + b) >> 21`` with ``m <= 741``,
+        exact in ``i32`` for the stem's sums (as the small multipliers the folding finds)."""
+        o = self.out_channels
+        mult = ", ".join(str(300 + 7 * k) for k in range(o))
+        offset = ", ".join(str(-50 * k) for k in range(o))
+        shift = ", ".join("21" for _ in range(o))
+        return (f'kind = "affine", multiplier = array<i64: {mult}>, '
+                f'offset = array<i64: {offset}>, shift = array<i64: {shift}>')
 
     def module_text(self, w: np.ndarray) -> str:
         body = f"dense<{w.tolist()}>".replace(" ", "")
@@ -64,13 +78,19 @@ class Int8Layer:
             op = (f"bnn.conv2d %x, %w {{strides = array<i64: {s}, {s}>, dilations = array<i64: 1, 1>, "
                   f"padding = array<i64: {p}, {p}, {p}, {p}>}} : {xt}, "
                   f"tensor<{'x'.join(map(str, w.shape))}xi8> -> {ot}")
-        return (f"func.func @int8_layer(%x: {xt}) -> {ot} {{\n"
+        result, rt = "%y", ot
+        if self.requant:
+            rt = ot.replace("xi32>", "xi8>")
+            op += f"\n  %q = bnn.requant8 %y {{{self.requant_text()}}} : {ot} -> {rt}"
+            result = "%q"
+        return (f"func.func @int8_layer(%x: {xt}) -> {rt} {{\n"
                 f"  %w = arith.constant {body} : tensor<{'x'.join(map(str, w.shape))}xi8>\n"
-                f"  %y = {op}\n  func.return %y : {ot}\n}}\n")
+                f"  %y = {op}\n  func.return {result} : {rt}\n}}\n")
 
 
 INT8_LAYERS: tuple[Int8Layer, ...] = (
     Int8Layer("stem7x7", 224, 224, 3, 64, kernel=7, stride=2, padding=3),
+    Int8Layer("stem7x7rq", 224, 224, 3, 64, kernel=7, stride=2, padding=3, requant=True),
     Int8Layer("short1x1", 56, 56, 64, 128, kernel=1, stride=2),
     Int8Layer("head", 1, 1, 512, 1000),
 )
@@ -126,8 +146,13 @@ def bench_int8_layer(layer: Int8Layer, policy: TimingPolicy, *, peers: bool = Tr
     program = compile_module(parse_mlir(layer.module_text(w)), target=target, threads=1)
     (got,) = program(x)
     p = layer.padding
-    want = (ref.dense_int(x, w) if not layer.kernel else
-            ref.conv2d_int(x, w, (layer.stride,) * 2, (1, 1), (p, p, p, p)))
+    if layer.requant:
+        from bnnmlir.reference import evaluate
+
+        want = evaluate(parse_mlir(layer.module_text(w)), [x])[0]
+    else:
+        want = (ref.dense_int(x, w) if not layer.kernel else
+                ref.conv2d_int(x, w, (layer.stride,) * 2, (1, 1), (p, p, p, p)))
     exact = bool(np.array_equal(got, want))
     kernels = {"bnnmlir": lambda: program(x)} if exact else {}
     if peers:

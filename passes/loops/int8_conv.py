@@ -65,8 +65,9 @@ Loop nest (``P`` pixels x ``B`` channel blocks of accumulators held in registers
                acc[p][b] = start; for segments s; for groups q: acc[p][b] += x-group(p, s, q) . wr[b, s, q]
                store acc (a partial channel block lane by lane), through a fused requant8
                (``bnn.conv2d {requant}``): the affine map lane-wise on whole blocks
-               (:func:`~bnnmlir.passes.loops.support.affine_requant_vector`, then ``i8`` lanes),
-               the per-element code of ``bnn.requant8`` otherwise
+               (:func:`~bnnmlir.passes.loops.support.affine_requant_vector`, then ``i8`` lanes;
+               four blocks on AVX-512 through saturating packs, :func:`pack_clip8`), the
+               per-element code of ``bnn.requant8`` otherwise
 
 Interior rows and columns are those whose taps all lie inside the input (the same ranges as the
 binary convolution); a checked row reads ``x = 0`` for a kernel row outside the input (a select
@@ -74,6 +75,11 @@ on the loaded group, the load clamped to row 0), a checked column builds each gr
 A row segment's group at offset ``t`` is loaded from ``x[n, ih, iw0, t]``: ``t`` may pass the
 channel extent, the row-major address running on into the next taps of the same input row.
 Dense is the convolution of ``N`` one-pixel images: ``x[n, :]`` is the pixel ``(0, n)``.
+
+Few input channels (the 3-channel stem): when its cost model prefers it,
+:mod:`~bnnmlir.passes.loops.int8_band` lays each output row's windows out as one contiguous run
+per pixel (``ceil(KH*KW*C / g)`` groups instead of ``KH`` segments with overlapping groups) and
+runs the same register tiles, epilogue and instruction paths on it.
 """
 
 from __future__ import annotations
@@ -246,11 +252,12 @@ def _intrinsic(e: Emitter, name: str, args: Sequence[SSAValue], result: VectorTy
     return e.emit(llvm.CallIntrinsicOp(name, list(args), [result]))
 
 
-def broadcast_group(e: Emitter, path: DotPath, group: SSAValue) -> SSAValue:
+def broadcast_group(e: Emitter, path: DotPath, group: SSAValue, biased: bool = False) -> SSAValue:
     """The activation operand: the ``g``-byte ``group`` (``vector<g x i8>``) made unsigned
-    (``vnni``) or sign-extended (``pmaddwd``) and repeated over the ``L`` lanes."""
+    (``vnni``; already done when ``biased``) or sign-extended (``pmaddwd``) and repeated over the
+    ``L`` lanes."""
     g = path.group
-    if path.biased:
+    if path.biased and not biased:
         group = e.emit(arith.XOrIOp(group, e.vector_const([0x80] * g, i8)))
     if path.weight_elem == i16:
         group = e.emit(llvm.SExtOp(group, _vtype(i16, g)))
@@ -277,6 +284,37 @@ def dot_step(e: Emitter, path: DotPath, accs: Sequence[SSAValue], a: SSAValue,
         pairs = _intrinsic(e, "llvm.aarch64.neon.saddlp.v4i32.v8i16", [p], _vtype(i32, 4))
         out.append(e.emit(arith.AddiOp(accumulator, pairs)))
     return out
+
+
+def _requant_unclamped(e: Emitter, acc: SSAValue, arrays: support.AffineArrays,
+                       first: SSAValue) -> SSAValue:
+    """``(acc * m + b) >> s`` lane-wise in ``i32`` when the arrays are ``i32`` (exact there, see
+    :func:`~bnnmlir.passes.loops.support.affine_arrays`), not yet clamped; with ``i64`` arrays
+    the clamped ``i32`` of :func:`~bnnmlir.passes.loops.support.affine_requant_vector`."""
+    if arrays[0][1].get_element_type() != i32:
+        return support.affine_requant_vector(e, acc, arrays, first)
+    lanes = acc.type.get_shape()[0]  # type: ignore[attr-defined]
+    m, b, s = (e.vload(e.get_global(*ref), [first], lanes) for ref in arrays)
+    return e.emit(arith.ShRSIOp(e.emit(arith.AddiOp(e.emit(arith.MuliOp(acc, m)), b)), s))
+
+
+DWORD_TRANSPOSE = [4 * (k % 4) + k // 4 for k in range(16)]
+"""The ``vpermd`` that undoes the 128-bit-lane interleave of the two packs of :func:`pack_clip8`."""
+
+
+def pack_clip8(e: Emitter, vs: Sequence[SSAValue]) -> SSAValue:
+    """``clamp(v, -127, 127)`` of four ``vector<16 x i32>`` as one ``vector<64 x i8>`` (``vs[0]``
+    first): ``vpackssdw`` (saturating to ``i16``) of ``(v0, v1)`` and ``(v2, v3)``, ``vpacksswb``
+    (saturating to ``i8``), so every lane is ``clamp(v, -128, 127)`` (the two saturations
+    compose); then ``vpermd`` restores the order (the packs interleave per 128-bit lane: dword
+    ``4i + j`` of the result is 4-byte chunk ``i`` of ``v_j``) and ``vpmaxsb`` with -127 gives
+    ``clamp(v, -127, 127)`` exactly."""
+    words = [_intrinsic(e, "llvm.x86.avx512.packssdw.512", [vs[k], vs[k + 1]], _vtype(i16, 32))
+             for k in (0, 2)]
+    packed = _intrinsic(e, "llvm.x86.avx512.packsswb.512", words, _vtype(i8, 64))
+    dwords = e.emit(llvm.BitcastOp(packed, _vtype(i32, 16)))
+    ordered = e.emit(llvm.BitcastOp(_shuffle(e, dwords, DWORD_TRANSPOSE), _vtype(i8, 64)))
+    return e.emit(arith.MaxSIOp(ordered, e.vector_const([-127] * 64, i8)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,7 +513,24 @@ class Int8Kernel:
             return accs
 
         accs = e.loop(0, plan.segments, segment, init)
+        self.store(e, n, oh, cols, b0, nb, accs, partial)
+
+    def store(self, e: Emitter, n: SSAValue, oh: SSAValue, cols: Sequence[SSAValue],
+              b0: SSAValue, nb: int, accs: Sequence[SSAValue], partial: bool) -> None:
+        """The accumulators ``accs[(p*nb + b)*acc + h]`` of the positions ``(oh, cols)`` and the
+        channel blocks ``b0 + b`` into the output (through the fused requant8, if any)."""
+        geo, path = self.geo, self.path
+        acc_n = path.accumulators
         lanes = path.lanes // acc_n
+        if self._packs(nb, partial):
+            assert self.output is not None and self.output.arrays is not None
+            for p, col in enumerate(cols):
+                first = e.affine(b0, path.lanes, 0)
+                vs = [_requant_unclamped(e, accs[p * nb + b], self.output.arrays,
+                                         e.affine(e.add(b0, e.index(b)), path.lanes, 0))
+                      for b in range(nb)]
+                e.emit(vector.StoreOp(pack_clip8(e, vs), geo.out, geo.out_index(n, oh, col, first)))
+            return
         for p, col in enumerate(cols):
             for b in range(nb):
                 for h in range(acc_n):
@@ -504,6 +559,13 @@ class Int8Kernel:
                             value = out.element(e, value, channel)
                         e.store(value, geo.out, geo.out_index(n, oh, col, channel))
 
+    def _packs(self, nb: int, partial: bool) -> bool:
+        """Whether the stores of ``nb`` blocks go through :func:`pack_clip8` (four whole blocks
+        of an affine requant8 on the AVX-512 paths)."""
+        out = self.output
+        return (nb == 4 and not partial and out is not None and out.arrays is not None
+                and self.path.name in ("vnni", "pmaddwd"))
+
     # Rows and columns ----------------------------------------------------------------------
     def emit(self, parallel: bool) -> None:
         geo, plan = self.geo, self.plan
@@ -528,9 +590,7 @@ class Int8Kernel:
             e.loop(col_lo + tiled, col_hi, single(False))
             e.loop(col_hi, geo.ow, single(True))
 
-        def row(e: Emitter, r: SSAValue) -> None:
-            n = e.emit(arith.DivUIOp(r, e.index(geo.oh))) if geo.n > 1 else e.index(0)
-            oh = e.emit(arith.RemUIOp(r, e.index(geo.oh))) if geo.n > 1 else r
+        def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
             if row_lo == 0 and row_hi == geo.oh:
                 columns(e, n, oh, False)
                 return
@@ -542,11 +602,23 @@ class Int8Kernel:
             e.if_else(inside, lambda e1: columns(e1, n, oh, False),
                       lambda e1: columns(e1, n, oh, True))
 
+        self.each_row(parallel, row)
+
+    def each_row(self, parallel: bool, row: Callable[[Emitter, SSAValue, SSAValue], None]) -> None:
+        """``row(e, n, oh)`` for every output row ``(n, oh)``: an ``scf.parallel`` over the
+        ``N*OH`` rows with the parallel option, else an ``scf.for``."""
+        geo = self.geo
+
+        def flat(e: Emitter, r: SSAValue) -> None:
+            n = e.emit(arith.DivUIOp(r, e.index(geo.oh))) if geo.n > 1 else e.index(0)
+            oh = e.emit(arith.RemUIOp(r, e.index(geo.oh))) if geo.n > 1 else r
+            row(e, n, oh)
+
         rows = geo.n * geo.oh
         if parallel and rows > 1:
-            self.em.parallel(rows, row)
+            self.em.parallel(rows, flat)
         else:
-            self.em.loop(0, rows, lambda e, r, _s: row(e, r) or [])
+            self.em.loop(0, rows, lambda e, r, _s: flat(e, r) or [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,7 +650,10 @@ def _emit_planned(em: Emitter, op: Operation, ctx: LoweringContext, geo: Geometr
     path = dot_path(ctx.target)
     assert path is not None
     plan = plan_int8(path, geo.o, geo.kw, geo.kh, geo.c, geo.dilation[1], geo.ow)
-    relaid = relaid_weights(plan, w)
+    from bnnmlir.passes.loops import int8_band
+
+    band = int8_band.plan_band(plan, geo) if geo.kh * geo.kw > 1 else None
+    relaid = relaid_weights(plan, w) if band is None else int8_band.band_weights(band, w)
     wtype = MemRefType(path.weight_elem, list(relaid.shape))
     weights = em.get_global(ctx.add_global("__bnn_int8_weights", relaid.ravel().tolist(), wtype),
                             wtype)
@@ -589,7 +664,10 @@ def _emit_planned(em: Emitter, op: Operation, ctx: LoweringContext, geo: Geometr
         stype = MemRefType(i32, [len(sums)])
         start = em.get_global(ctx.add_global("__bnn_int8_start", (-128 * sums).tolist(), stype),
                               stype)
-    Int8Kernel(em, plan, geo, weights, start, output).emit(ctx.parallel)
+    if band is not None:
+        int8_band.BandKernel(em, band, geo, weights, start, output).emit(ctx.parallel)
+    else:
+        Int8Kernel(em, plan, geo, weights, start, output).emit(ctx.parallel)
 
 
 def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:
