@@ -31,6 +31,7 @@ from bnnmlir.compiler import (
     program_from_entry,
     rename_function,
 )
+from bnnmlir.gc_pause import paused_gc
 from bnnmlir.report import LayerReport
 
 ELIDE_LARGER_THAN = 16
@@ -406,6 +407,7 @@ def _target_and_threads(target: str, threads: int | None):
     return info, threads
 
 
+@paused_gc()
 def _import_keeping_modes(model, example_inputs: tuple, dynamic_batch: bool,
                           exact: bool) -> ImportedModel:
     """:func:`bnnmlir.frontend.import_model`, then the ``training`` flags as they were."""

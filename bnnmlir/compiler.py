@@ -25,6 +25,7 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, StringAttr,
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 
 from bnnmlir.errors import CompileError
+from bnnmlir.gc_pause import paused_gc
 from bnnmlir.ir_utils import numpy_dtype
 from bnnmlir.mlir_parsing import parse_module
 from bnnmlir.passes.batch_entry import BatchEntryPass
@@ -276,6 +277,7 @@ class CompiledProgram:
                 self._code[kind] = make()
             return self._code[kind]
 
+    @paused_gc()
     def llvm_text(self) -> str:
         """LLVM IR text of the ``llvm`` stage, not optimized (made once). The ``llvm`` stage's
         module is then let go when it can be made again, so it does not stay in memory beside
@@ -304,6 +306,7 @@ class CompiledProgram:
 
         return self._cached("assembly", lambda: emit_assembly(self.llvm_text(), self.target))
 
+    @paused_gc()
     def object_code(self) -> bytes:
         """ELF object for the target (made once: every call returns the same ``bytes``)."""
         from bnnmlir.backend.llvm_codegen import emit_object
@@ -355,6 +358,7 @@ class CompiledProgram:
         """Whether the host machine code is built (calls do not compile anything)."""
         return self._host is not None
 
+    @paused_gc()
     def build_host(self) -> None:
         """Build the host JIT now (once); ``CompileError`` if LLVM rejects the module."""
         if not self.target.is_host:
@@ -516,6 +520,7 @@ def program_from_entry(found: ProgramEntry, info: TargetInfo, threads: int, *,
     return program
 
 
+@paused_gc()
 def compile_module(
     module: ModuleOp,
     *,

@@ -23,7 +23,9 @@ accesses use the natural alignment of their element type.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, cf, func, llvm, math, memref, vector
@@ -50,7 +52,6 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.ir.affine import AffineMap
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     PatternRewriteWalker,
     RewritePattern,
@@ -59,10 +60,17 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint
 from xdsl.traits import SymbolTable
 from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
+from xdsl.transforms.dead_code_elimination import is_trivially_dead
 from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_casts
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnmlir.passes.llvm.narrow_acc import LowerNarrowAcc, intrinsic_suffix
+from bnnmlir.dialects.bnn import NarrowAccOp
+from bnnmlir.passes.llvm.narrow_acc import (
+    LowerNarrowAcc,
+    intrinsic_suffix,
+    shuffle_mask,
+    vector_type,
+)
 from bnnmlir.passes.outline_parallel_loops import OutlineParallelLoopsPass
 from bnnmlir.target import TARGET_ATTR, TargetInfo, get_target
 
@@ -122,8 +130,10 @@ def _fail(message: str) -> PassFailedException:
 # ---------------------------------------------------------------------------------------------
 
 
+@cache
 def convert_type(t: Attribute) -> Attribute:
-    """The LLVM-level type of ``t``: ``index`` -> ``i64``, memref -> ``!llvm.ptr``."""
+    """The LLVM-level type of ``t``: ``index`` -> ``i64``, memref -> ``!llvm.ptr`` (remembered:
+    a module has few types and many values, and making a type costs more than looking it up)."""
     if isinstance(t, IndexType):
         return i64
     if isinstance(t, MemRefType):
@@ -169,8 +179,15 @@ def _emit(rewriter: PatternRewriter, op: Operation) -> SSAValue:
     return op.results[0]
 
 
+@cache
+def _i64_attr(value: int) -> IntegerAttr:
+    return IntegerAttr(value, i64)
+
+
 def _i64(rewriter: PatternRewriter, value: int) -> SSAValue:
-    return _emit(rewriter, llvm.ConstantOp(IntegerAttr(value, i64), i64))
+    return _emit(rewriter, llvm.ConstantOp(_i64_attr(value), i64))
+
+
 
 
 GEP_INBOUNDS_FLAGS = 3
@@ -182,9 +199,19 @@ def _inbounds_gep(
     rewriter: PatternRewriter, base: SSAValue, offset: SSAValue, elem: Attribute
 ) -> SSAValue:
     """``base + offset`` elements of type ``elem``; the address stays inside the buffer."""
-    gep = llvm.GEPOp.from_mixed_indices(base, [offset], elem, inbounds=True)
-    gep.properties["noWrapFlags"] = IntegerAttr(GEP_INBOUNDS_FLAGS, 32)
+    gep = llvm.GEPOp.create(operands=[base, offset], result_types=[llvm.LLVMPointerType()],
+                            properties=_inbounds_gep_properties(elem))
     return _emit(rewriter, gep)
+
+
+@cache
+def _inbounds_gep_properties(elem: Attribute) -> dict[str, Attribute]:
+    """The properties of an inbounds ``llvm.getelementptr`` of one dynamic index over ``elem``
+    (made once per element type; attributes are immutable, so the ops share them)."""
+    ptr, index = UnrealizedConversionCastOp.get([], [llvm.LLVMPointerType(), i64]).results
+    gep = llvm.GEPOp.from_mixed_indices(ptr, [index], elem, inbounds=True)
+    gep.properties["noWrapFlags"] = IntegerAttr(GEP_INBOUNDS_FLAGS, 32)
+    return dict(gep.properties)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,7 +618,7 @@ class BroadcastToLLVM(RewritePattern):
         first = _emit(rewriter, llvm.InsertElementOp(undef, scalar, _i64(rewriter, 0)))
         lanes = result_type.get_shape()[0]
         splat = llvm.ShuffleVectorOp(
-            first, first, builtin.DenseArrayBase.from_list(builtin.i32, [0] * lanes), result_type
+            first, first, shuffle_mask((0,) * lanes), result_type
         )
         _replace(rewriter, op, [_emit(rewriter, splat)])
 
@@ -626,8 +653,8 @@ class ExtractToLLVM(RewritePattern):
         source = _llvm_value(rewriter, op.vector)
         elem = _vector_type(op.vector.type).element_type
         single = llvm.ShuffleVectorOp(
-            source, source, builtin.DenseArrayBase.from_list(builtin.i32, [lane]),
-            VectorType(elem, [1]),
+            source, source, shuffle_mask((lane,)),
+            vector_type(elem, 1),
         )
         scalar = llvm.BitcastOp(_emit(rewriter, single), elem)
         _replace(rewriter, op, [_emit(rewriter, scalar)])
@@ -645,7 +672,7 @@ class ShuffleToLLVM(RewritePattern):
             raise _fail("'vector.shuffle' supports 1-D vectors without poison lanes")
         shuffle = llvm.ShuffleVectorOp(
             _llvm_value(rewriter, op.v1), _llvm_value(rewriter, op.v2),
-            builtin.DenseArrayBase.from_list(builtin.i32, list(mask)), result_type,
+            shuffle_mask(tuple(mask)), result_type,
         )
         _replace(rewriter, op, [_emit(rewriter, shuffle)])
 
@@ -727,35 +754,73 @@ class FloatToLLVM(RewritePattern):
 # ---------------------------------------------------------------------------------------------
 
 
-def body_patterns(target: TargetInfo) -> list[RewritePattern]:
-    """Patterns for the ops inside functions (everything but ``func.func`` and globals)."""
-    return [
-        ArithBinaryToLLVM(),
-        ConstantToLLVM(),
-        CmpiToLLVM(),
-        CmpfToLLVM(),
-        SelectToLLVM(),
-        IntCastToLLVM(),
-        FloatToLLVM(),
-        ReturnToLLVM(),
-        CallToLLVM(),
-        BranchToLLVM(),
-        CondBranchToLLVM(),
-        MemrefLoadToLLVM(),
-        MemrefStoreToLLVM(),
-        ViewToLLVM(),
-        GetGlobalToLLVM(),
-        VectorLoadToLLVM(),
-        MaskedLoadToLLVM(),
-        MaskedStoreToLLVM(),
-        VectorStoreToLLVM(),
-        BroadcastToLLVM(),
-        InsertToLLVM(),
-        ExtractToLLVM(),
-        ShuffleToLLVM(),
-        ReductionToLLVM(),
-        LowerNarrowAcc(target),
-    ]
+def body_patterns(target: TargetInfo) -> dict[type[Operation], RewritePattern]:
+    """The pattern of each op type inside functions (everything but ``func.func`` and globals)."""
+    arith_binary, int_cast, floats = ArithBinaryToLLVM(), IntCastToLLVM(), FloatToLLVM()
+    return {
+        **dict.fromkeys((*_ARITH_BINARY, *_ARITH_INTRINSIC), arith_binary),
+        arith.ConstantOp: ConstantToLLVM(),
+        arith.CmpiOp: CmpiToLLVM(),
+        arith.CmpfOp: CmpfToLLVM(),
+        arith.SelectOp: SelectToLLVM(),
+        **dict.fromkeys(
+            (arith.ExtUIOp, arith.ExtSIOp, arith.TruncIOp, arith.IndexCastOp), int_cast
+        ),
+        **dict.fromkeys(
+            (*_FLOAT_BINARY, *_FLOAT_INTRINSIC, arith.NegfOp, arith.SIToFPOp, arith.FPToSIOp),
+            floats,
+        ),
+        func.ReturnOp: ReturnToLLVM(),
+        func.CallOp: CallToLLVM(),
+        cf.BranchOp: BranchToLLVM(),
+        cf.ConditionalBranchOp: CondBranchToLLVM(),
+        memref.LoadOp: MemrefLoadToLLVM(),
+        memref.StoreOp: MemrefStoreToLLVM(),
+        memref.ViewOp: ViewToLLVM(),
+        memref.GetGlobalOp: GetGlobalToLLVM(),
+        vector.LoadOp: VectorLoadToLLVM(),
+        vector.MaskedLoadOp: MaskedLoadToLLVM(),
+        vector.MaskedStoreOp: MaskedStoreToLLVM(),
+        vector.StoreOp: VectorStoreToLLVM(),
+        vector.BroadcastOp: BroadcastToLLVM(),
+        vector.InsertOp: InsertToLLVM(),
+        vector.ExtractOp: ExtractToLLVM(),
+        vector.ShuffleOp: ShuffleToLLVM(),
+        vector.ReductionOp: ReductionToLLVM(),
+        NarrowAccOp: LowerNarrowAcc(target),
+    }
+
+
+def rewrite_by_op_type(
+    module: ModuleOp, patterns: Mapping[type[Operation], RewritePattern]
+) -> None:
+    """One forward walk over the ops of ``module`` (those present when it starts): a trivially
+    dead op is erased, any other gets the pattern of its type (none: it stays as it is).
+
+    The same rewrites, in the same order, as ``PatternRewriteWalker(GreedyRewritePatternApplier(
+    patterns), apply_recursively=False)``, without trying every pattern on every op and on the
+    ops the patterns create (the conversion makes about three ops per op it converts). A
+    pattern error is reported on its op, as the walker does.
+    """
+    ops = list(module.walk())
+    rewriter = PatternRewriter(InsertPoint.at_start(module.body.block))
+    for op in ops:
+        if op.parent is None:
+            continue  # erased
+        if is_trivially_dead(op):
+            rewriter.erase(op)
+            continue
+        pattern = patterns.get(type(op))
+        if pattern is None:
+            continue
+        rewriter.has_done_action = False
+        rewriter.current_operation = op
+        rewriter.insertion_point = InsertPoint.before(op)
+        rewriter.name_hint = None
+        try:
+            pattern.match_and_rewrite(op, rewriter)
+        except Exception as err:
+            op.emit_error(f"Error while applying pattern: {err}", underlying_error=err)
 
 
 def check_loop_level(module: ModuleOp) -> None:
@@ -793,12 +858,8 @@ class ConvertBnnToLLVMPass(ModulePass):
         ConvertScfToCf().apply(ctx, op)
         PatternRewriteWalker(RetypeBlockArguments(), apply_recursively=False,
                              walk_regions_first=False).rewrite_module(op)
-        PatternRewriteWalker(
-            GreedyRewritePatternApplier(body_patterns(target)), apply_recursively=False
-        ).rewrite_module(op)
-        PatternRewriteWalker(
-            GreedyRewritePatternApplier([FuncToLLVM(), GlobalToLLVM()]), apply_recursively=False
-        ).rewrite_module(op)
+        rewrite_by_op_type(op, body_patterns(target))
+        rewrite_by_op_type(op, {func.FuncOp: FuncToLLVM(), memref.GlobalOp: GlobalToLLVM()})
         reconcile_unrealized_casts(op, warn_on_failure=False)
         check_llvm_only(op)
         op.attributes["llvm.target_triple"] = StringAttr(target.triple)

@@ -201,8 +201,9 @@ def outline_parallel_loop(loop: scf.ParallelOp, parent: func.FuncOp, module: Mod
         loop_block.add_op(op)
     loop_block.add_op(scf.YieldOp())
     for_op = scf.ForOp(lower, upper, one, [], Region(loop_block))
+    moved = set(for_op.walk())  # a set: a captured value may have thousands of uses outside
     for value, replacement in inside.items():
-        value.replace_uses_with_if(replacement, lambda use: for_op.is_ancestor(use.operation))
+        value.replace_uses_with_if(replacement, lambda use: use.operation in moved)
     entry.add_ops([lower, upper, one, for_op, func.ReturnOp()])
 
     name = _unique_symbol(module, f"{parent.sym_name.data}_task")

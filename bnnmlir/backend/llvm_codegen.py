@@ -7,11 +7,11 @@ the LLVM target machine. The CPU features matter: without them (a generic x86-64
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
 
 import llvmlite.binding as llvm
@@ -22,31 +22,16 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, i8
 from xdsl.ir import Attribute, Region
 from xdsl.utils.exceptions import VerifyException
 
+from bnnmlir.backend.llvm_pipeline import (
+    MachineSpec,
+    Pipeline,
+    initialize_llvm,
+    machine_of,
+    run_pipeline,
+)
 from bnnmlir.backend.object_cache import CacheOption, cache_key, resolve_cache
+from bnnmlir.backend.parallel_opt import optimize_in_parts
 from bnnmlir.target import TargetInfo
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """The new pass manager's pipeline: ``speed_level`` (``-O<n>``), its two vectorizers and loop
-    unrolling.
-
-    Without loop unrolling, optimization and code generation take about 4x less time (the
-    generated kernels are unrolled and vectorized already; LLVM's unrolling multiplies the code
-    its vectorizers and code generation then work on) and the ``bnnmlir bench`` host layers are
-    as fast, but a whole ``bireal_net18()`` ran slower in a same-run comparison: unrolling stays
-    on by default until the kernel that needs it unrolls itself."""
-
-    speed_level: int = 3
-    loop_vectorization: bool = True
-    slp_vectorization: bool = True
-    loop_unrolling: bool = True
-
-    def describe(self) -> str:
-        """The pipeline in the options string of the object cache key."""
-        return (f"speed={self.speed_level} loop-vectorize={int(self.loop_vectorization)} "
-                f"slp-vectorize={int(self.slp_vectorization)} unroll={int(self.loop_unrolling)}")
-
 
 PIPELINE = Pipeline()
 """The pipeline of :func:`optimize` (a module attribute, so a benchmark can compare two)."""
@@ -55,28 +40,16 @@ LLVMModule = ModuleOp | str | llvm.ModuleRef
 (taken as already optimized)."""
 
 
-@cache
-def initialize_llvm() -> None:
-    """Initialize the LLVM targets once (``llvm.initialize()`` raises in llvmlite 0.50)."""
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
-    llvm.initialize_native_asmparser()
+def machine_spec(target: TargetInfo, *, jit: bool = False) -> MachineSpec:
+    """The target machine of ``target`` (see :func:`create_target_machine`)."""
+    return MachineSpec(target.triple, target.cpu, target.features, jit)
 
 
 def create_target_machine(target: TargetInfo, *, jit: bool = False) -> llvm.TargetMachine:
     """A new LLVM target machine for ``target`` (-O3 code generation; position-independent code
     unless ``jit``). An MCJIT engine takes ownership of the machine it is given: give it a new
     one, never the shared machine of :func:`target_machine`."""
-    initialize_llvm()
-    llvm_target = llvm.Target.from_triple(target.triple)
-    return llvm_target.create_target_machine(
-        cpu=target.cpu,
-        features=target.features,
-        opt=3,
-        reloc="default" if jit else "pic",
-        codemodel="jitdefault" if jit else "default",
-        jit=jit,
-    )
+    return machine_of(machine_spec(target, jit=jit))
 
 
 @cache
@@ -214,23 +187,37 @@ def check_intrinsics(module: llvm.ModuleRef, target: TargetInfo) -> None:
             )
 
 
+PARALLEL_MIN_CHARS = 1_000_000
+"""LLVM IR text shorter than this is optimized in this process alone (a worker process takes
+about a tenth of a second to start)."""
+
+
+def optimization_parts(ir: str | llvm.ModuleRef) -> int:
+    """Into how many processes :func:`optimize` splits ``ir``: one per core this process may run
+    on (``$BNNMLIR_LLVM_JOBS`` if set), for LLVM IR text of at least :data:`PARALLEL_MIN_CHARS`
+    characters defining several functions; else 1."""
+    if not isinstance(ir, str) or len(ir) < PARALLEL_MIN_CHARS:
+        return 1
+    jobs = os.environ.get("BNNMLIR_LLVM_JOBS", "")
+    cores = int(jobs) if jobs else len(os.sched_getaffinity(0))
+    return max(1, min(cores, len(functions_of(ir))))
+
+
 def optimize(
-    ir: str | llvm.ModuleRef, target: TargetInfo, machine: llvm.TargetMachine | None = None
+    ir: str | llvm.ModuleRef, target: TargetInfo, machine: llvm.TargetMachine | None = None,
+    *, jit: bool = False,
 ) -> llvm.ModuleRef:
     """Run :data:`PIPELINE` (the new pass manager's -O3, see :class:`Pipeline`) on ``ir`` for
-    ``target`` (with ``machine``, by default the shared one); verify the result."""
+    ``target`` (with ``machine``, by default the shared one; ``jit``: the kind of ``machine``);
+    verify the result. Large text of several functions is optimized in
+    :func:`optimization_parts` processes (:mod:`bnnmlir.backend.parallel_opt`)."""
     module = parse_ir(ir) if isinstance(ir, str) else ir
     check_intrinsics(module, target)
-    machine = machine or target_machine(target)
-    module.triple = target.triple
-    module.data_layout = str(machine.target_data)
-    options = llvm.create_pipeline_tuning_options(speed_level=PIPELINE.speed_level)
-    options.loop_vectorization = PIPELINE.loop_vectorization
-    options.slp_vectorization = PIPELINE.slp_vectorization
-    options.loop_unrolling = PIPELINE.loop_unrolling
-    builder = llvm.create_pass_builder(machine, options)
-    builder.getModulePassManager().run(module, builder)
-    module.verify()
+    parts = optimization_parts(ir)
+    if parts > 1:
+        assert isinstance(ir, str)
+        return optimize_in_parts(ir, machine_spec(target, jit=jit), PIPELINE, parts)
+    run_pipeline(module, machine or target_machine(target), PIPELINE, target.triple)
     return module
 
 
@@ -290,13 +277,14 @@ def compile_object(
 
     def make() -> bytes:
         with timed(times, "LLVM opt"):
-            optimized = optimize(module, target, machine)
+            optimized = optimize(module, target, machine, jit=jit)
         with timed(times, "LLVM codegen"):
             return machine.emit_object(optimized)
 
     if store is None:
         return make()
-    options = f"jit={jit} {PIPELINE.describe()} reloc={'default' if jit else 'pic'}"
+    options = (f"jit={jit} {PIPELINE.describe()} reloc={'default' if jit else 'pic'} "
+               f"parts={optimization_parts(module)}")
     key = cache_key(module, target.triple, target.cpu, target.features, options)
     data, hit = store.get_or_make(key, make)
     if keys is not None:

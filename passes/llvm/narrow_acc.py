@@ -46,10 +46,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import DenseArrayBase, Float32Type, IntegerType, VectorType, i32
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 from xdsl.utils.exceptions import PassFailedException
 
@@ -67,6 +68,19 @@ def intrinsic_suffix(t: VectorType | IntegerType) -> str:
         assert isinstance(elem, IntegerType)
         return f"v{t.get_shape()[0]}i{elem.width.data}"
     return f"i{t.width.data}"
+
+
+@cache
+def shuffle_mask(mask: tuple[int, ...]) -> DenseArrayBase:
+    """The ``llvm.shufflevector`` mask attribute of ``mask`` (made once per mask: the kernels
+    repeat a few masks many times, and making an attribute costs more than looking it up)."""
+    return DenseArrayBase.from_list(i32, mask)
+
+
+@cache
+def vector_type(elem: Attribute, lanes: int) -> VectorType:
+    """``vector<lanes x elem>`` (made once per pair, as :func:`shuffle_mask`)."""
+    return VectorType(elem, [lanes])
 
 
 def _vec(t: SSAValue) -> tuple[int, int]:
@@ -89,16 +103,14 @@ class _Emitter:
     def shuffle(self, v1: SSAValue, v2: SSAValue, mask: list[int]) -> SSAValue:
         elem = v1.type.element_type  # type: ignore[attr-defined]
         return self.emit(
-            llvm.ShuffleVectorOp(
-                v1, v2, DenseArrayBase.from_list(i32, mask), VectorType(elem, [len(mask)])
-            )
+            llvm.ShuffleVectorOp(v1, v2, shuffle_mask(tuple(mask)), vector_type(elem, len(mask)))
         )
 
     def zext(self, v: SSAValue, bits: int) -> SSAValue:
         count, width = _vec(v)
         if width == bits:
             return v
-        return self.emit(llvm.ZExtOp(v, VectorType(IntegerType(bits), [count])))
+        return self.emit(llvm.ZExtOp(v, vector_type(IntegerType(bits), count)))
 
     def add(self, lhs: SSAValue, rhs: SSAValue) -> SSAValue:
         return self.emit(llvm.AddOp(lhs, rhs))
@@ -129,7 +141,7 @@ def neon_pairwise(e: _Emitter, v: SSAValue, bits: int) -> SSAValue:
         low = neon_pairwise(e, e.shuffle(v, v, list(range(half))), bits)
         high = neon_pairwise(e, e.shuffle(v, v, list(range(half, count))), bits)
         return e.shuffle(low, high, list(range(count // 2)))
-    result = VectorType(IntegerType(bits), [count // 2])
+    result = vector_type(IntegerType(bits), count // 2)
     name = f"llvm.aarch64.neon.uaddlp.{intrinsic_suffix(result)}.{intrinsic_suffix(v.type)}"
     return e.intrinsic(name, [v], result)
 
@@ -164,7 +176,7 @@ def sum_lane_groups(e: _Emitter, counts: SSAValue, lanes: int, bits: int,
 def lane_popcount(e: _Emitter, diff: SSAValue, lanes: int, bits: int) -> SSAValue:
     """``ctpop`` of ``diff`` reinterpreted as ``vector<lanes x i{bits}>`` (``G*8 == A``): lane
     ``j`` is the popcount of its ``G`` bytes (see "Lane-width popcount")."""
-    lane_type = VectorType(IntegerType(bits), [lanes])
+    lane_type = vector_type(IntegerType(bits), lanes)
     words = diff if diff.type == lane_type else e.emit(llvm.BitcastOp(diff, lane_type))
     return e.intrinsic(f"llvm.ctpop.{intrinsic_suffix(lane_type)}", [words], lane_type)
 

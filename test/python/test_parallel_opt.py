@@ -1,0 +1,145 @@
+"""LLVM optimization split over processes (bnnmlir.backend.parallel_opt), the op-type walk of
+convert-bnn-to-llvm and the garbage-collector pause of a compile."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+import torch
+from xdsl.dialects import func, memref
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWalker
+from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
+
+import bnnmlir
+from bnnmlir.backend import llvm_codegen
+from bnnmlir.backend.parallel_opt import balanced_groups, split_module
+from bnnmlir.compiler import StageRunner, make_context
+from bnnmlir.gc_pause import paused_gc
+from bnnmlir.models import cifar10_net
+from bnnmlir.passes import convert_to_llvm as conversion
+from bnnmlir.passes.outline_parallel_loops import OutlineParallelLoopsPass
+from bnnmlir.target import host_target
+
+
+@pytest.fixture(scope="module")
+def network():
+    torch.manual_seed(3)
+    return cifar10_net().eval(), torch.randn(2, 3, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def loop_ir(network):
+    """The loop-level IR and the LLVM IR text of the network for two threads (several
+    functions: the outlined parallel loops)."""
+    model, x = network
+    compiled = bnnmlir.compile(model, (x,), threads=2, cache=False, jit=False)
+    return compiled.program.mlir_module("loops"), compiled.program.llvm_text()
+
+
+def test_split_module_groups_every_function_once(loop_ir):
+    _, text = loop_ir
+    split = split_module(text)
+    names = [f.name for f in split.functions]
+    assert len(names) > 2 and len(set(names)) == len(names)
+    groups = balanced_groups(split.functions, 2)
+    assert len(groups) == 2 and groups[0] | groups[1] == set(names)
+    assert not groups[0] & groups[1]
+    for group in groups:
+        module = llvm_codegen.parse_ir(split.group_text(group))
+        defined = {f.name for f in module.functions if not f.is_declaration}
+        assert defined == group
+
+
+def _linkages(module) -> dict[str, str]:
+    return {f.name: str(f.linkage) for f in module.functions if not f.is_declaration}
+
+
+def test_parallel_optimization_gives_the_serial_functions_and_linkage(loop_ir, monkeypatch):
+    _, text = loop_ir
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
+    serial = llvm_codegen.optimize(text, host_target())
+    monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    assert llvm_codegen.optimization_parts(text) == 2
+    parallel = llvm_codegen.optimize(text, host_target())
+    assert _linkages(parallel) == _linkages(serial)
+    for name in _linkages(serial):  # the same code, up to the names of values and globals
+        assert len(str(parallel.get_function(name))) == len(str(serial.get_function(name)))
+
+
+def test_parallel_optimization_computes_the_same_outputs(network, monkeypatch):
+    model, x = network
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
+    serial = bnnmlir.compile(model, (x,), threads=2, cache=False)
+    monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    parallel = bnnmlir.compile(model, (x,), threads=2, cache=False)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        inputs = torch.randn(2, 3, 32, 32)
+        assert np.array_equal(np.asarray(serial(inputs)), np.asarray(parallel(inputs)))
+
+
+def test_object_cache_key_names_the_parts(loop_ir, monkeypatch, tmp_path):
+    _, text = loop_ir
+    keys_by_parts = []
+    monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("BNNMLIR_LLVM_JOBS", jobs)
+        keys: dict[str, str] = {}
+        llvm_codegen.emit_object(text, host_target(), cache=tmp_path, keys=keys)
+        keys_by_parts.append(keys["pic"])
+    assert keys_by_parts[0] != keys_by_parts[1]
+
+
+def test_op_type_walk_rewrites_as_the_greedy_walker(loop_ir):
+    """rewrite_by_op_type applies the same patterns in the same order as the greedy walker it
+    replaces: the same llvm-dialect module."""
+    loops, _ = loop_ir
+    target = host_target()
+    results = []
+    for walk in ("greedy", "op type"):
+        module = loops.clone()
+        ctx = make_context()
+        OutlineParallelLoopsPass().apply(ctx, module)
+        ConvertScfToCf().apply(ctx, module)
+        PatternRewriteWalker(conversion.RetypeBlockArguments(), apply_recursively=False,
+                             walk_regions_first=False).rewrite_module(module)
+        patterns = conversion.body_patterns(target)
+        ends = {func.FuncOp: conversion.FuncToLLVM(), memref.GlobalOp: conversion.GlobalToLLVM()}
+        if walk == "greedy":
+            unique = list({id(p): p for p in patterns.values()}.values())
+            for group in (unique, list(ends.values())):
+                PatternRewriteWalker(GreedyRewritePatternApplier(group),
+                                     apply_recursively=False).rewrite_module(module)
+        else:
+            conversion.rewrite_by_op_type(module, patterns)
+            conversion.rewrite_by_op_type(module, ends)
+        results.append(str(module))
+    assert results[0] == results[1]
+
+
+def test_stage_runner_llvm_stage_is_unchanged_by_the_walk(loop_ir):
+    loops, _ = loop_ir
+    module = loops.clone()
+    StageRunner(host_target(), 2, "forward", False).run(module, "llvm")
+    conversion.check_llvm_only(module)
+
+
+def test_paused_gc_nests_and_restores_the_collector():
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled(), "a collector disabled before stays disabled"
+    finally:
+        gc.enable()
