@@ -201,12 +201,17 @@ def test_reactnet_a_style():
 
 
 @requires_aarch64
-def test_bireal_under_qemu_matches_the_host():
+@pytest.mark.parametrize("make, shape", [
+    (lambda: BiRealNet18(width=8, classes=10), (2, 3, 32, 32)),
+    (ReActNetA, (2, 3, 16, 16)),
+    (XnorNet, (2, 3, 12, 12)),
+], ids=["bireal", "reactnet_a", "xnor_net"])
+def test_published_under_qemu_matches_the_host(make, shape):
     """The aarch64 object computes the same binary form as the host, bit for bit, and agrees
     with PyTorch within the bound."""
     torch.manual_seed(8)
-    model = randomize_batch_norms(BiRealNet18(width=8, classes=10))
-    x = torch.randn(2, 3, 32, 32)
+    model = randomize_batch_norms(make())
+    x = torch.randn(*shape)
     host = bnnmlir.compile(model, (x,), exact=False)
     arm = bnnmlir.compile(model, (x,), exact=False, target="aarch64")
     assert torch.equal(arm(x), host(x))
