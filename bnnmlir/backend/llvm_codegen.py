@@ -198,7 +198,9 @@ def optimization_parts(ir: str | llvm.ModuleRef) -> int:
     characters defining several functions; else 1."""
     if not isinstance(ir, str) or len(ir) < PARALLEL_MIN_CHARS:
         return 1
-    jobs = os.environ.get("BNNMLIR_LLVM_JOBS", "")
+    jobs = os.environ.get("BNNMLIR_LLVM_JOBS", "").strip()
+    if jobs and not jobs.isdigit():
+        raise ValueError(f"BNNMLIR_LLVM_JOBS must be a positive number of processes, got {jobs!r}")
     cores = int(jobs) if jobs else len(os.sched_getaffinity(0))
     return max(1, min(cores, len(functions_of(ir))))
 

@@ -143,3 +143,11 @@ def test_paused_gc_nests_and_restores_the_collector():
         assert not gc.isenabled(), "a collector disabled before stays disabled"
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("jobs", ["two", "-1", "1.5"])
+def test_bad_job_count_is_a_clear_error(jobs, monkeypatch):
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", jobs)
+    text = "define void @f() {\n  ret void\n}\n"
+    with pytest.raises(ValueError, match="BNNMLIR_LLVM_JOBS must be a positive number"):
+        llvm_codegen.optimization_parts(text + " " * llvm_codegen.PARALLEL_MIN_CHARS)
