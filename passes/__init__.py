@@ -71,6 +71,18 @@ def _lower_bnn_to_loops() -> type[ModulePass]:
     return LowerBnnToLoopsPass
 
 
+def _outline_layers() -> type[ModulePass]:
+    from bnnmlir.passes.layer_functions import OutlineLayersPass
+
+    return OutlineLayersPass
+
+
+def _merge_layer_functions() -> type[ModulePass]:
+    from bnnmlir.passes.layer_functions import MergeLayerFunctionsPass
+
+    return MergeLayerFunctionsPass
+
+
 def _convert_bnn_to_llvm() -> type[ModulePass]:
     from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 
@@ -105,7 +117,9 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "bnn-plan-arena": _plan_arena,
     "bnn-batch-entry": _batch_entry,
     "bnn-profile-layers": _profile_layers,
+    "bnn-outline-layers": _outline_layers,
     "lower-bnn-to-loops": _lower_bnn_to_loops,
+    "bnn-merge-layer-functions": _merge_layer_functions,
     "convert-bnn-to-llvm": _convert_bnn_to_llvm,
     "outline-parallel-loops": _outline_parallel_loops,
     "bnn-lower-to-loops-pipeline": _lower_to_loops_pipeline,

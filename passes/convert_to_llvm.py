@@ -42,6 +42,7 @@ from xdsl.dialects.builtin import (
     NoneAttr,
     StringAttr,
     TensorType,
+    UnitAttr,
     UnrealizedConversionCastOp,
     VectorType,
     i1,
@@ -71,6 +72,7 @@ from bnnmlir.passes.llvm.narrow_acc import (
     shuffle_mask,
     vector_type,
 )
+from bnnmlir.passes.layer_functions import LAYER_ATTR
 from bnnmlir.passes.outline_parallel_loops import OutlineParallelLoopsPass
 from bnnmlir.target import TARGET_ATTR, TargetInfo, get_target
 
@@ -409,7 +411,9 @@ class RetypeBlockArguments(RewritePattern):
 class FuncToLLVM(RewritePattern):
     """``func.func`` -> ``llvm.func`` with the same name; private functions become internal.
 
-    Memref arguments become ``ptr``; function attributes (``bnn.*``) are dropped.
+    Memref arguments become ``ptr``; function attributes (``bnn.*``) are dropped, except that
+    a layer function (``bnn.layer``, see :mod:`bnnmlir.passes.layer_functions`) is ``noinline``
+    and keeps its argument attributes (``llvm.noalias``).
     """
 
     @op_type_rewrite_pattern
@@ -427,9 +431,11 @@ class FuncToLLVM(RewritePattern):
             convert_type(outputs[0]) if outputs else None,
         )
         body = rewriter.move_region_contents_to_new_regions(op.body)
-        rewriter.replace(
-            op, llvm.FuncOp(op.sym_name.data, signature, llvm.LinkageAttr(linkage), body=body), []
-        )
+        new = llvm.FuncOp(op.sym_name.data, signature, llvm.LinkageAttr(linkage), body=body)
+        if LAYER_ATTR in op.attributes:
+            new.no_inline = UnitAttr()
+            new.arg_attrs = op.arg_attrs
+        rewriter.replace(op, new, [])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ stage      passes
 optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-fuse-elementwise, bnn-pack-weights
 buffers    bnn-bufferize, bnn-plan-arena (then bnn-profile-layers for a profiling build,
            bnn-batch-entry for a dynamic batch)
-loops      lower-bnn-to-loops{target, parallel}
+loops      bnn-outline-layers, lower-bnn-to-loops{target, parallel},
+           bnn-merge-layer-functions
 llvm       convert-bnn-to-llvm{target}
 ========== ===============================================================
 """
@@ -28,6 +29,7 @@ from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.fold_to_integer import FoldToIntegerPass
 from bnnmlir.passes.fuse_elementwise import FuseElementwisePass
 from bnnmlir.passes.fuse_output import FuseOutputPass
+from bnnmlir.passes.layer_functions import MergeLayerFunctionsPass, OutlineLayersPass
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from bnnmlir.passes.pack_weights import PackWeightsPass
 from bnnmlir.passes.plan_arena import PlanArenaPass
@@ -51,7 +53,8 @@ def stage_passes(stage: str, target: str = "host", parallel: bool = False, *,
         extra = [p for p in (profile, batch_entry) if p is not None]
         return [BufferizePass(), PlanArenaPass(), *extra]
     if stage == "loops":
-        return [LowerBnnToLoopsPass(target=target, parallel=parallel)]
+        return [OutlineLayersPass(), LowerBnnToLoopsPass(target=target, parallel=parallel),
+                MergeLayerFunctionsPass()]
     if stage == "llvm":
         return [ConvertBnnToLLVMPass(target=target)]
     raise ValueError(f"unknown stage '{stage}': expected one of {', '.join(STAGES)}")

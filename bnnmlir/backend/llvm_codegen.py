@@ -101,7 +101,8 @@ def to_llvm_module(module: ModuleOp, triple: str, data_layout: str = "") -> ir.M
 
     Like xDSL's ``convert_module``, whose function translation it uses, except for the constant
     byte arrays (weights): their initializer is built from the attribute's bytes in one object,
-    where xDSL makes one llvmlite constant per element.
+    where xDSL makes one llvmlite constant per element; and a function with ``no_inline`` is
+    ``noinline``.
     """
     llvm_module = ir.Module()
     llvm_module.triple = triple
@@ -126,6 +127,8 @@ def to_llvm_module(module: ModuleOp, triple: str, data_layout: str = "") -> ir.M
         variable.initializer = initializer
     for op in functions:
         xdsl_convert._declare_func(op, llvm_module)
+        if op.no_inline is not None:
+            llvm_module.get_global(op.sym_name.data).attributes.add("noinline")
     for op in functions:
         xdsl_convert._convert_func(op, llvm_module)
     return llvm_module

@@ -7,7 +7,7 @@
 // 80 channels (10 bytes per tap), 1x3 kernel: a kernel row is a run of 30 bytes, 2 steps of 16
 // bytes; the fan-in 240 fits 8 bits, so the popcounts accumulate in 8-bit lanes with plain byte
 // adds and are summed in 8 bits.
-// A64-LABEL: conv_80_1x3:
+// A64-LABEL: conv_80_1x3_layer2_bconv2d:
 // A64:       eor v{{[0-9]+}}.16b
 // A64:       cnt v{{[0-9]+}}.16b
 // A64:       add v{{[0-9]+}}.16b
@@ -24,12 +24,12 @@ func.func @conv_80_1x3(%x: tensor<1x4x6x80xf32>, %w: tensor<8x1x3x80xf32>) -> te
 // output's lanes are summed by one addv (fan-in 2304); host: the 288-byte window as 5 vectors of
 // 64 bytes (rows joined by zero-masked loads), 4 output channels at a time in 16-bit lanes
 // (vpopcntw on the XOR of whole 64-byte vectors, no widening).
-// A64-LABEL: conv_256:
+// A64-LABEL: conv_256_layer2_bconv2d:
 // A64:       eor v{{[0-9]+}}.16b
 // A64:       cnt v{{[0-9]+}}.16b
 // A64:       uadalp v{{[0-9]+}}.8h, v{{[0-9]+}}.16b
 // A64:       addv h{{[0-9]+}}, v{{[0-9]+}}.8h
-// HOST-LABEL: conv_256:
+// HOST-LABEL: conv_256_layer2_bconv2d:
 // HOST:      vmovdqu8 {{.*}}(%{{.*}}), %zmm{{[0-9]+}} {%k{{[0-9]}}}
 // HOST:      vpxorq {{.*}}%zmm
 // HOST:      vpopcntw %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
@@ -42,18 +42,18 @@ func.func @conv_256(%x: tensor<1x6x6x256xf32>, %w: tensor<32x3x3x256xf32>) -> te
 }
 
 // 512 channels, 3x3: 36 steps of 16 bytes exceed 8-bit lanes; 16-bit lanes: cnt + uadalp.
-// 10.6 M binary MACs: with parallel=true the rows are a task of the runtime's parallel-for (the
-// third: the two binarizes of 100 K and 74 K elements are split first).
-// A64-LABEL: conv_512:
+// 10.6 M binary MACs: with parallel=true the rows are a task of the runtime's parallel-for (each
+// layer is a function of its own, bnn-outline-layers: the convolution is the third).
+// A64-LABEL: conv_512_layer2_bconv2d:
 // A64:       eor v{{[0-9]+}}.16b
 // A64:       cnt v{{[0-9]+}}.16b
 // A64:       uadalp v{{[0-9]+}}.8h, v{{[0-9]+}}.16b
-// A64PAR-LABEL: conv_512:
+// A64PAR-LABEL: conv_512_layer2_bconv2d:
 // A64PAR:    bl bnnmlir_parallel_for
-// A64PAR-LABEL: conv_512_task2:
+// A64PAR-LABEL: conv_512_layer2_bconv2d_task0:
 // A64PAR:    cnt v{{[0-9]+}}.16b
 // A64PAR:    uadalp
-// HOST-LABEL: conv_512:
+// HOST-LABEL: conv_512_layer2_bconv2d:
 // HOST:      vpopcnt
 // IR: target triple = "aarch64-unknown-linux-gnu"
 // IR: @llvm.ctpop.v16i8
@@ -70,13 +70,13 @@ func.func @conv_512(%x: tensor<1x14x14x512xf32>, %w: tensor<16x3x3x512xf32>) -> 
 // one 32-bit lane per output channel (vpopcntd + vpaddd), no lane tree; aarch64: 16-byte chunks,
 // 8-bit lanes (cnt + add.16b: 18 steps of at most 8), the lanes of a block widened (uaddlp) and
 // summed together by an addp tree.
-// A64-LABEL: conv_256_blocked:
+// A64-LABEL: conv_256_blocked_layer1_bconv2d:
 // A64:       eor v{{[0-9]+}}.16b
 // A64:       cnt v{{[0-9]+}}.16b
 // A64:       add v{{[0-9]+}}.16b
 // A64:       uaddlp v{{[0-9]+}}.8h, v{{[0-9]+}}.16b
 // A64:       addp v{{[0-9]+}}.8h
-// HOST-LABEL: conv_256_blocked:
+// HOST-LABEL: conv_256_blocked_layer1_bconv2d:
 // HOST:      vpbroadcastd
 // HOST:      vpxorq {{.*}}%zmm
 // HOST:      vpopcntd %zmm{{[0-9]+}}, %zmm{{[0-9]+}}

@@ -7,13 +7,13 @@
 
 // A stem with 64 output channels and 16 output columns: the 147-byte window is read as 37
 // groups of 4 bytes (4 x 2368 bytes of re-laid weights) instead of 7 rows x 6 groups.
-// VNNI-LABEL: stem_band:
+// VNNI-LABEL: stem_band_layer0_conv2d:
 // VNNI:       vpermt2b
 // VNNI:       vpdpbusd {{.*}}, %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
-// NOVNNI-LABEL: stem_band:
+// NOVNNI-LABEL: stem_band_layer0_conv2d:
 // NOVNNI:     vpermt2b
 // NOVNNI:     vpmaddwd {{.*}}%zmm
-// LOOPS-LABEL: func.func @stem_band
+// LOOPS-LABEL: func.func private @stem_band_layer0_conv2d
 // LOOPS:      memref.get_global @__bnn_int8_weights_{{[0-9]+}} : memref<4x2368xi8>
 // LOOPS:      llvm.call_intrinsic "llvm.stacksave.p0"
 // LOOPS:      llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"

@@ -10,23 +10,23 @@
 // The stem shape in small: 3 channels, 7x7 stride 2: a kernel row is a run of 21 bytes, read as
 // 5 groups of 4 bytes and one overlapping group at byte 17: 7 rows x 6 groups x 64 bytes of
 // re-laid weights; the start value is -128 * (147 * -3) = 56448 per channel.
-// VNNI-LABEL: stem_3x7x7:
+// VNNI-LABEL: stem_3x7x7_layer0_conv2d:
 // VNNI:       vpxor{{[dq]?}} {{.*}}%zmm
 // VNNI:       vpdpbusd {{.*}}, %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
 // VNNI-NOT:   vpmaddwd
-// NOVNNI-LABEL: stem_3x7x7:
+// NOVNNI-LABEL: stem_3x7x7_layer0_conv2d:
 // NOVNNI:     vpmovsxbw
 // NOVNNI:     vpmaddwd {{.*}}%zmm
 // NOVNNI-NOT: vpdpbusd
-// SDOT-LABEL: stem_3x7x7:
+// SDOT-LABEL: stem_3x7x7_layer0_conv2d:
 // SDOT:       sdot v{{[0-9]+}}.4s, v{{[0-9]+}}.16b, v{{[0-9]+}}.16b
-// SMULL-LABEL: stem_3x7x7:
+// SMULL-LABEL: stem_3x7x7_layer0_conv2d:
 // SMULL:      smull v{{[0-9]+}}.8h, v{{[0-9]+}}.8b, v{{[0-9]+}}.8b
 // SMULL:      sadalp v{{[0-9]+}}.4s, v{{[0-9]+}}.8h
 // SMULL-NOT:  smlal
 // LOOPS:      "memref.global"() <{sym_name = "__bnn_int8_weights_0", type = memref<1x2688xi8>
 // LOOPS:      "memref.global"() <{sym_name = "__bnn_int8_start_0", type = memref<16xi32>, initial_value = dense<56448>
-// LOOPS:      func.func @stem_3x7x7
+// LOOPS:      func.func private @stem_3x7x7_layer0_conv2d
 // LOOPS:      llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
 func.func @stem_3x7x7(%x: tensor<1x16x16x3xi8>) -> tensor<1x8x8x16xi32> {
   %w = arith.constant dense<-3> : tensor<16x7x7x3xi8>
@@ -35,13 +35,13 @@ func.func @stem_3x7x7(%x: tensor<1x16x16x3xi8>) -> tensor<1x8x8x16xi32> {
 }
 
 // A dense head: 64 inputs, 10 classes (one partial block of channels).
-// VNNI-LABEL: head_64x10:
+// VNNI-LABEL: head_64x10_layer0_dense:
 // VNNI:       vpdpbusd
-// NOVNNI-LABEL: head_64x10:
+// NOVNNI-LABEL: head_64x10_layer0_dense:
 // NOVNNI:     vpmaddwd
-// SDOT-LABEL: head_64x10:
+// SDOT-LABEL: head_64x10_layer0_dense:
 // SDOT:       sdot
-// SMULL-LABEL: head_64x10:
+// SMULL-LABEL: head_64x10_layer0_dense:
 // SMULL:      sadalp
 func.func @head_64x10(%x: tensor<1x64xi8>) -> tensor<1x10xi32> {
   %w = arith.constant dense<5> : tensor<10x64xi8>
@@ -50,7 +50,7 @@ func.func @head_64x10(%x: tensor<1x64xi8>) -> tensor<1x10xi32> {
 }
 
 // Weights that are not a constant keep the scalar loops.
-// LOOPS-LABEL: func.func @do_not_vectorize_argument_weights
+// LOOPS-LABEL: func.func private @do_not_vectorize_argument_weights_layer0_dense
 // LOOPS-NOT:  llvm.call_intrinsic
 // LOOPS:      arith.muli
 func.func @do_not_vectorize_argument_weights(%x: tensor<1x8xi8>, %w: tensor<4x8xi8>) -> tensor<1x4xi32> {
