@@ -85,7 +85,7 @@ def _extent(value: SSAValue) -> _Extent | None:
                 and isinstance(vtype, MemRefType) and vtype.has_static_shape()):
             bits = vtype.element_type.bitwidth  # type: ignore[attr-defined]
             start = offset.value.value.data
-            return source.source, start, start + math.prod(vtype.get_shape()) * bits // 8
+            return source.source, start, start + -(-math.prod(vtype.get_shape()) * bits // 8)
     if isinstance(value.owner, Block):
         return value, 0, math.inf
     return None
