@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from xdsl.builder import Builder
-from xdsl.dialects import arith, memref, scf, vector
+from xdsl.dialects import arith, llvm, memref, scf, vector
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -16,8 +16,10 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     MemRefType,
+    UnrealizedConversionCastOp,
     VectorType,
     f32,
+    i64,
 )
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -141,6 +143,16 @@ class Emitter:
 
     def store(self, value: SSAValue, ref: SSAValue, indices: Sequence[SSAValue]) -> None:
         self.emit(memref.StoreOp.get(value, ref, indices))
+
+    def stack_buffer(self, count: int, elem: IntegerType) -> SSAValue:
+        """A ``memref<count x elem>`` on the stack (an ``llvm.alloca`` aligned to 64 bytes, seen
+        as a memref through an unrealized cast); bracket it with ``llvm.stacksave`` /
+        ``llvm.stackrestore`` inside a loop."""
+        size = self.emit(llvm.ConstantOp(IntegerAttr(count, i64), i64))
+        raw = self.emit(llvm.AllocaOp(size, elem, alignment=64))
+        opaque = self.emit(llvm.BitcastOp(raw, llvm.LLVMPointerType()))  # opaque again
+        cast = UnrealizedConversionCastOp.get([opaque], [MemRefType(elem, [count])])
+        return self.emit(cast)
 
     def vload(self, ref: SSAValue, indices: Sequence[SSAValue], lanes: int) -> SSAValue:
         elem = ref.type.get_element_type()  # type: ignore[attr-defined]

@@ -59,9 +59,6 @@ import numpy as np
 from xdsl.dialects import arith, llvm, vector
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
-    IntegerAttr,
-    MemRefType,
-    UnrealizedConversionCastOp,
     VectorType,
     i1,
     i8,
@@ -256,13 +253,7 @@ class BandKernel(Int8Kernel):
     # Scratch --------------------------------------------------------------------------------
     @staticmethod
     def _alloca(e: Emitter, size: int) -> SSAValue:
-        ptr = llvm.LLVMPointerType()
-        count = e.emit(llvm.ConstantOp(IntegerAttr(size, i64), i64))
-        raw = e.emit(llvm.AllocaOp(count, i8, alignment=VECTOR))
-        opaque = e.emit(llvm.BitcastOp(raw, ptr))  # opaque again (see outline_parallel_loops)
-        cast = UnrealizedConversionCastOp.get([opaque], [MemRefType(i8, [size])])
-        e.emit(cast)
-        return cast.results[0]
+        return e.stack_buffer(size, i8)
 
     def _u(self, e: Emitter, v: SSAValue) -> SSAValue:
         """``u(x)`` lane-wise: ``x XOR 0x80`` on the biased path."""
@@ -401,6 +392,7 @@ class BandKernel(Int8Kernel):
         def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
             saved = e.emit(llvm.CallIntrinsicOp("llvm.stacksave.p0", [], [ptr]))
             band_ref = self._alloca(e, band.band_bytes)
+            scratch = self.begin_row(e)
             if row_lo == 0 and row_hi == geo.oh:
                 self.build_band(e, n, oh, band_ref, checked=False)
             else:
@@ -416,6 +408,7 @@ class BandKernel(Int8Kernel):
             e.loop(0, tiled, block, step=P)
             if tiled < geo.ow:
                 self.band_tile(e, n, oh, band_ref, [e.index(k) for k in range(tiled, geo.ow)])
+            self.end_row(e, scratch)
             e.emit(llvm.CallIntrinsicOp("llvm.stackrestore.p0", [saved], []))
 
         self.each_row(parallel, row)

@@ -373,6 +373,8 @@ class Int8Kernel:
         self.path = plan.path
         self.em = em
         self.output = output
+        self.scratch: SSAValue | None = None
+        """The current row's scratch buffer (see :meth:`begin_row`)."""
 
     # Activation groups ---------------------------------------------------------------------
     def _group(self, e: Emitter, n: SSAValue, ih: SSAValue, iw0: SSAValue, seg_col: int | SSAValue,
@@ -531,6 +533,9 @@ class Int8Kernel:
                       for b in range(nb)]
                 e.emit(vector.StoreOp(pack_clip8(e, vs), geo.out, geo.out_index(n, oh, col, first)))
             return
+        if self.output is not None and self.output.arrays is None:
+            self._store_elementwise(e, n, oh, cols, b0, nb, accs, partial)
+            return
         for p, col in enumerate(cols):
             for b in range(nb):
                 for h in range(acc_n):
@@ -558,6 +563,55 @@ class Int8Kernel:
                         if out is not None:
                             value = out.element(e, value, channel)
                         e.store(value, geo.out, geo.out_index(n, oh, col, channel))
+
+    def _store_elementwise(self, e: Emitter, n: SSAValue, oh: SSAValue, cols: Sequence[SSAValue],
+                           b0: SSAValue, nb: int, accs: Sequence[SSAValue], partial: bool) -> None:
+        """A fused requant8 without a lane-wise form (breakpoints, table): the accumulators go
+        to the row's scratch buffer (``[P][nb*L]`` ``i32``), then one loop per position applies
+        the map channel by channel, so its code (a loop over breakpoints) exists once per
+        position instead of once per lane."""
+        geo, path = self.geo, self.path
+        assert self.output is not None and self.scratch is not None
+        L, acc_n = path.lanes, path.accumulators
+        lanes = L // acc_n
+        for k, acc in enumerate(accs):
+            e.emit(vector.StoreOp(acc, self.scratch, [e.index(k * lanes)]))
+        width = nb * L
+        if partial:
+            static_b0 = e.known(b0)
+            assert static_b0 is not None
+            width = min(width, geo.o - static_b0 * L)
+        first = e.affine(b0, L, 0)
+        element = self.output.element
+        for p, col in enumerate(cols):
+            def body(e1: Emitter, k: SSAValue, _s, p=p, col=col) -> list:
+                value = e1.load(self.scratch, [e1.add(k, e1.index(p * nb * L))])
+                channel = e1.add(first, k)
+                e1.store(element(e1, value, channel), geo.out, geo.out_index(n, oh, col, channel))
+                return []
+            e.loop(0, width, body)
+
+    def scratch_bytes(self) -> int:
+        """Bytes of the per-row scratch buffer (0: none needed)."""
+        if self.output is None or self.output.arrays is not None:
+            return 0
+        return 4 * self.plan.tile_pixels * self.plan.tile_blocks * self.path.lanes
+
+    def begin_row(self, e: Emitter) -> SSAValue | None:
+        """Allocate the row's scratch buffer, if any, on the stack (released by
+        :meth:`end_row`, so a sequential row loop does not grow the stack); the saved stack
+        pointer."""
+        size = self.scratch_bytes()
+        if not size:
+            return None
+        ptr = llvm.LLVMPointerType()
+        saved = e.emit(llvm.CallIntrinsicOp("llvm.stacksave.p0", [], [ptr]))
+        self.scratch = e.stack_buffer(size // 4, i32)
+        return saved
+
+    def end_row(self, e: Emitter, saved: SSAValue | None) -> None:
+        if saved is not None:
+            e.emit(llvm.CallIntrinsicOp("llvm.stackrestore.p0", [saved], []))
 
     def _packs(self, nb: int, partial: bool) -> bool:
         """Whether the stores of ``nb`` blocks go through :func:`pack_clip8` (four whole blocks
@@ -591,16 +645,17 @@ class Int8Kernel:
             e.loop(col_hi, geo.ow, single(True))
 
         def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
+            saved = self.begin_row(e)
             if row_lo == 0 and row_hi == geo.oh:
                 columns(e, n, oh, False)
-                return
-            if row_lo == row_hi:
+            elif row_lo == row_hi:
                 columns(e, n, oh, True)
-                return
-            inside = e.emit(arith.AndIOp(e.cmpi(oh, e.index(row_lo), "uge"),
-                                         e.cmpi(oh, e.index(row_hi), "ult")))
-            e.if_else(inside, lambda e1: columns(e1, n, oh, False),
-                      lambda e1: columns(e1, n, oh, True))
+            else:
+                inside = e.emit(arith.AndIOp(e.cmpi(oh, e.index(row_lo), "uge"),
+                                             e.cmpi(oh, e.index(row_hi), "ult")))
+                e.if_else(inside, lambda e1: columns(e1, n, oh, False),
+                          lambda e1: columns(e1, n, oh, True))
+            self.end_row(e, saved)
 
         self.each_row(parallel, row)
 

@@ -27,6 +27,7 @@ from bnnmlir.compiler import compile_module, parse_mlir
 from bnnmlir.dialects.bnn import BConv2dOp
 from bnnmlir.dialects.bnn_support import Conv2dOp, Requant8Op
 from bnnmlir.reference import evaluate
+from requant_cases import attr_text, random_requant
 
 needs_qemu = pytest.mark.skipif(not cross.available(), reason="qemu-aarch64 / cross gcc missing")
 
@@ -160,6 +161,12 @@ def _int8_text(case: dict, w: np.ndarray, rq: str) -> str:
             f"  %q = bnn.requant8 %a {{{rq}}} : {at} -> {rt}\n  func.return %q : {rt}\n}}\n")
 
 
+def _breakpoints(rng: np.random.Generator, o: int) -> str:
+    """A breakpoints map (no lane-wise form: applied element by element from the scratch buffer)
+    whose steps lie where int8 sums of a few dozen products fall (std about 5500 per product)."""
+    return attr_text(random_requant(rng, "breakpoints", o, 5500**2 * 50))
+
+
 def _int8_requant(rng: np.random.Generator, kind: str, o: int) -> str:
     def arr(elem: str, values) -> str:
         return f"array<{elem}: {', '.join(map(str, values))}>"
@@ -168,6 +175,8 @@ def _int8_requant(rng: np.random.Generator, kind: str, o: int) -> str:
         return (f'kind = "affine", multiplier = {arr("i64", rng.integers(-(2**15), 2**15, o))}, '
                 f'offset = {arr("i64", rng.integers(-(2**20), 2**20, o))}, '
                 f'shift = {arr("i64", rng.integers(6, 20, o))}')
+    if kind == "breakpoints":
+        return _breakpoints(rng, o)
     return f'kind = "table", lo = -3 : i64, table = {arr("i8", rng.integers(-127, 128, o * 7))}'
 
 
@@ -176,7 +185,7 @@ def int8_cases(draw):
     return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(3, 11)),
                 c=draw(st.sampled_from([1, 3, 5, 17])), o=draw(st.sampled_from([1, 5, 16, 17, 33])),
                 k=draw(st.sampled_from([1, 3, 7])), s=draw(st.sampled_from([1, 2])),
-                kind=draw(st.sampled_from(["affine", "affine", "table"])))
+                kind=draw(st.sampled_from(["affine", "affine", "table", "breakpoints"])))
 
 
 def _check_int8(case: dict, seed: int, target: str) -> None:
