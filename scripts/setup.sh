@@ -20,9 +20,10 @@ fi
 venv="${BNNMLIR_VENV:-.venv}"
 
 # The host C and C++ compilers (gcc, g++: the runtime, sanitizer builds, the model.h check),
-# the cross toolchain and emulator for aarch64, llvm-mca (llvm), upstream MLIR tools (mlir-22-tools),
+# the cross toolchain and emulator for aarch64, llvm-mca (llvm; llvm-19 for its Neoverse N1 model),
+# upstream MLIR tools (mlir-22-tools),
 # and venv support for Debian's Python (python3-venv brings ensurepip).
-packages=(gcc g++ qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross llvm mlir-22-tools
+packages=(gcc g++ qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross llvm llvm-19 mlir-22-tools
           dataset-fashion-mnist)
 if ! command -v "$python" >/dev/null 2>&1; then
   packages+=(python3 python3-venv)

@@ -46,6 +46,8 @@ from bnnmlir.bench.mca import (
     find_llvm_mca,
     layer_model,
     layer_result,
+    llvm_mca_version,
+    neoverse_n1_modeled,
     peer_results,
 )
 from bnnmlir.tables import compact_table, number_column, text_column
@@ -366,10 +368,12 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         models = [m for layer in whole for m in layer_model(layer)]
         if models:
             console.print(whole_layer_table(models))
-            console.print("[dim]llvm-mca 14 (Debian 'llvm') accepts -mcpu=neoverse-n1 but models "
-                          "it with the Cortex-A57 scheduling model; llvm-19's llvm-mca has a real "
-                          "Neoverse N1 model[/dim]")
-        report["mca"] = {"command": " ".join(("llvm-mca", *MCA_ARGS)),
+            mca = find_llvm_mca()
+            if mca is not None and not neoverse_n1_modeled(mca):
+                console.print(f"[yellow]{mca} (LLVM {llvm_mca_version(mca)}) accepts "
+                              "-mcpu=neoverse-n1 but schedules it with the Cortex-A57 model; "
+                              "install llvm-19 for a real Neoverse N1 model[/yellow]")
+        report["mca"] = {"command": " ".join((find_llvm_mca() or "llvm-mca", *MCA_ARGS)),
                          "results": [r.as_dict() for r in mca_results], "notes": notes,
                          "whole_layer": [m.as_dict() for m in models]}
     if args.compile:

@@ -30,7 +30,10 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 
-LLVM_MCA = "llvm-mca"
+LLVM_MCA = ("llvm-mca-19", "llvm-mca")
+"""The ``llvm-mca`` used, first found: llvm-19's (Debian ``llvm-19``: real Cortex-A72 and
+Neoverse N1 scheduling models), else the default ``llvm`` package's (14: it accepts
+``-mcpu=neoverse-n1`` but schedules it with the Cortex-A57 model)."""
 MCA_ARGS = ("-mtriple=aarch64-unknown-linux-gnu", "-mcpu=cortex-a72", "-iterations=1000")
 OPS_PER_BYTE = 16  # 8 binary MACs per packed byte, 2 ops per MAC
 
@@ -39,7 +42,21 @@ _BRANCH = re.compile(r"^(b(\.\w+)?|cbn?z|tbn?z)\s+(.*)$")
 
 
 def find_llvm_mca() -> str | None:
-    return shutil.which(LLVM_MCA)
+    return next((path for name in LLVM_MCA if (path := shutil.which(name))), None)
+
+
+def llvm_mca_version(mca: str) -> int | None:
+    """The major version of the ``llvm-mca`` at ``mca``."""
+    proc = subprocess.run([mca, "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"LLVM version (\d+)", proc.stdout)
+    return int(match.group(1)) if match else None
+
+
+def neoverse_n1_modeled(mca: str) -> bool:
+    """Whether ``mca`` schedules ``-mcpu=neoverse-n1`` with a Neoverse N1 model (LLVM 15 and
+    later; 14 uses the Cortex-A57 model)."""
+    version = llvm_mca_version(mca)
+    return version is not None and version >= 15
 
 
 @dataclass(frozen=True)
@@ -223,8 +240,8 @@ def layer_result(layer, mca: str | None = None) -> McaResult | None:
 # Whole layer ----------------------------------------------------------------------------------
 
 LAYER_CPUS = ("cortex-a72", "neoverse-n1")
-"""CPUs of the whole-layer model. Debian's llvm-mca 14 accepts ``neoverse-n1`` but schedules it
-with the Cortex-A57 model (a real Neoverse N1 model needs llvm-19's llvm-mca)."""
+"""CPUs of the whole-layer model (a real Neoverse N1 model with llvm-19's ``llvm-mca``, see
+:data:`LLVM_MCA`)."""
 BOUND_CYCLES_PER_16_BYTES = 1.5
 """The NEON bound: one ``eor`` + ``cnt`` + accumulate per 16 bytes and output channel, three
 instructions on two SIMD pipes."""
@@ -255,16 +272,16 @@ class LayerModel:
 
 
 def _function_blocks(program: str, entry: str) -> dict[int, list[str]]:
-    """Instructions of ``entry`` by address (``objdump`` syntax, branches and address operands
-    dropped: ``llvm-mca`` cannot resolve them, and they are not SIMD work)."""
+    """Instructions of ``entry`` and of its layer functions (``{entry}_layer<k>_<op>``) by address
+    (``objdump`` syntax, branches and address operands dropped: ``llvm-mca`` cannot resolve them,
+    and they are not SIMD work)."""
     text = subprocess.run([_OBJDUMP, "-d", "--no-show-raw-insn", program], capture_output=True,
                           text=True, check=True).stdout
+    symbol = re.compile(rf"^[0-9a-f]+ <({re.escape(entry)}(_layer\d+_\w+)?)>:$")
     inside, code = False, {}
     for line in text.splitlines():
-        if line.endswith(f"<{entry}>:"):
-            inside = True
-        elif inside and line.strip().endswith(">:"):
-            break
+        if line.strip().endswith(">:"):
+            inside = bool(symbol.match(line))
         elif inside and (m := _DISASSEMBLY.match(line)):
             code[int(m.group(1), 16)] = m.group(2).split("//")[0].strip()
     return code

@@ -16,7 +16,9 @@ from bnnmlir.bench.mca import (
     LoopBody,
     find_llvm_mca,
     innermost_popcount_loop,
+    layer_model,
     layer_result,
+    neoverse_n1_modeled,
     peer_results,
 )
 
@@ -26,6 +28,7 @@ TINY = (
     ConvLayer("tiny1x1", 4, 4, 24, 8, kernel=1, padding=0),
 )
 
+from conftest import requires_cross
 from conftest import requires_llvm_mca as needs_mca
 
 
@@ -135,6 +138,20 @@ def test_mca_peers_and_generated_loop():
     for column in ("loop", "accumulate", "cyc/iter", "cyc/16 B", "ops/cyc", "vs uadalp"):
         assert column in text
     assert "1.00x" in text  # the uadalp peer against itself
+
+
+@needs_mca
+@requires_cross
+def test_whole_layer_model_covers_the_layer_functions():
+    """The whole-layer model reads the blocks of the entry point and of its layer functions (the
+    kernel is one): a modelled layer takes at least its NEON bound and at most a few times it."""
+    layer = ConvLayer("tiny512", 5, 5, 512, 8, padding=1)
+    models = layer_model(layer)
+    assert [m.cpu for m in models] == ["cortex-a72", "neoverse-n1"]
+    for m in models:
+        assert m.blocks > 5 and 0.2 < m.of_bound <= 1.0, m
+    if neoverse_n1_modeled(find_llvm_mca()):  # llvm-19: a Neoverse N1 model of its own
+        assert models[0].cycles != models[1].cycles
 
 
 def test_loop_body_text_round_trip():
