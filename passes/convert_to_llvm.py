@@ -58,7 +58,7 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
-from xdsl.rewriter import InsertPoint
+from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.traits import SymbolTable
 from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 from xdsl.transforms.dead_code_elimination import is_trivially_dead
@@ -186,8 +186,27 @@ def _i64_attr(value: int) -> IntegerAttr:
     return IntegerAttr(value, i64)
 
 
+_I64_POOL: dict[Block, dict[int, SSAValue]] = {}
+"""``i64`` constants made by the conversion, once per function: entry block -> value -> SSA
+value (filled and emptied by one run of the pass)."""
+
+
 def _i64(rewriter: PatternRewriter, value: int) -> SSAValue:
-    return _emit(rewriter, llvm.ConstantOp(_i64_attr(value), i64))
+    """The ``i64`` constant ``value`` at the start of the function's entry block (one per
+    function and value: address strides and lane indices repeat thousands of times)."""
+    region = rewriter.insertion_point.block.parent
+    while region is not None and not isinstance(region.parent, func.FuncOp | llvm.FuncOp):
+        region = region.parent.parent_region() if region.parent is not None else None
+    if region is None:
+        return _emit(rewriter, llvm.ConstantOp(_i64_attr(value), i64))
+    entry = region.blocks.first
+    assert entry is not None
+    pool = _I64_POOL.setdefault(entry, {})
+    if value not in pool:
+        constant = llvm.ConstantOp(_i64_attr(value), i64)
+        Rewriter.insert_op(constant, InsertPoint.at_start(entry))
+        pool[value] = constant.results[0]
+    return pool[value]
 
 
 
@@ -864,7 +883,10 @@ class ConvertBnnToLLVMPass(ModulePass):
         ConvertScfToCf().apply(ctx, op)
         PatternRewriteWalker(RetypeBlockArguments(), apply_recursively=False,
                              walk_regions_first=False).rewrite_module(op)
-        rewrite_by_op_type(op, body_patterns(target))
+        try:
+            rewrite_by_op_type(op, body_patterns(target))
+        finally:
+            _I64_POOL.clear()
         rewrite_by_op_type(op, {func.FuncOp: FuncToLLVM(), memref.GlobalOp: GlobalToLLVM()})
         reconcile_unrealized_casts(op, warn_on_failure=False)
         check_llvm_only(op)

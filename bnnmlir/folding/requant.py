@@ -242,17 +242,41 @@ def _extreme_offset(v: np.ndarray, x: np.ndarray, m: int, s: int, pick) -> int:
     return pick(int(vk) * (1 << s) - m * int(xk) for vk, xk in zip(v, x))
 
 
-def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, shifts: range):
-    """``(m, b, s)`` with ``clamp((x*m + b) >> s)`` equal to the runs (``v`` increasing), the first
-    ``s`` of ``shifts`` that admits one, or None."""
+@dataclass
+class _Rising:
+    """The constraints of a rising channel: runs ``[xa[k], xb[k]]`` of value ``v[k]`` and the
+    exact extreme ratios that bound its multiplier (see :func:`_rising`)."""
+
+    xa: np.ndarray
+    xb: np.ndarray
+    v: np.ndarray
+    r_lo: tuple[int, int] | None
+    r_hi: tuple[int, int] | None
+
+
+def _rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray) -> _Rising | None:
+    """The multiplier bounds of runs ``v`` (increasing), independent of the shift: for every
+    pair of a run ``i`` above the clamp floor and a run ``j`` below its ceiling,
+    ``m * (xb[j] - xa[i]) < 2**s * (v[j] + 1 - v[i])``; so ``m < 2**s * r_hi`` over the pairs
+    with ``xb[j] > xa[i]`` and ``m > 2**s * r_lo`` over the others. None if no ``m`` exists."""
     low = v > CLIP8_MIN  # constraint m*xa + b >= v * 2**s
     up = v < CLIP8_MAX  # constraint m*xb + b < (v + 1) * 2**s
     num = (v[up] + 1)[None, :] - v[low][:, None]
     den = xb[up][None, :] - xa[low][:, None]
     if (num[den == 0] <= 0).any():
         return None
-    r_hi = _extreme_ratio(num[den > 0], den[den > 0], smallest=True)  # m < 2**s * r_hi
-    r_lo = _extreme_ratio(-num[den < 0], -den[den < 0], smallest=False)  # m > 2**s * r_lo
+    r_hi = _extreme_ratio(num[den > 0], den[den > 0], smallest=True)
+    r_lo = _extreme_ratio(-num[den < 0], -den[den < 0], smallest=False)
+    return _Rising(xa, xb, v, r_lo, r_hi)
+
+
+def _fit_rising(rising: _Rising | None, shifts: range):
+    """``(m, b, s)`` with ``clamp((x*m + b) >> s)`` equal to the runs of ``rising``, the first
+    ``s`` of ``shifts`` that admits one, or None."""
+    if rising is None:
+        return None
+    xa, xb, v, r_lo, r_hi = rising.xa, rising.xb, rising.v, rising.r_lo, rising.r_hi
+    low, up = v > CLIP8_MIN, v < CLIP8_MAX
     for s in shifts:
         m_lo = (r_lo[0] << s) // r_lo[1] + 1 if r_lo else 1
         m_hi = -((-(r_hi[0] << s)) // r_hi[1]) - 1 if r_hi else INT32_MAX
@@ -270,32 +294,50 @@ def _fit_rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray, shifts: range):
     return None
 
 
-def _fit_channel(runs: _Runs, c: int, lo: int, hi: int, shifts: range):
-    """``(m, b, s)`` of channel ``c``, ``s`` the first admissible shift of ``shifts``; or None."""
+_Channel = tuple[str, object]
+"""A channel's fitting data: ``("constant", value)``, ``("rising", _Rising | None)``,
+``("falling", _Rising | None)`` (the mirrored function ``y -> f(-y)`` rises) or
+``("none", None)`` (not monotone)."""
+
+
+def _channel(runs: _Runs, c: int, lo: int, hi: int) -> _Channel:
     cx = runs.change_x[c]
     if cx.size == 0:
-        return 0, int(runs.first[c]) << shifts[0], shifts[0]
+        return "constant", int(runs.first[c])
     if not runs.monotone[c]:
-        return None
+        return "none", None
     xa = np.concatenate([[lo], cx]).astype(np.int64)
     xb = np.concatenate([cx - 1, [hi]]).astype(np.int64)
     v = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
     if runs.change_jump[c][0] > 0:
-        return _fit_rising(xa, xb, v, shifts)
-    fit = _fit_rising(-xb[::-1], -xa[::-1], v[::-1], shifts)  # y -> f(-y) rises
-    return fit and (-fit[0], fit[1], fit[2])
+        return "rising", _rising(xa, xb, v)
+    return "falling", _rising(-xb[::-1], -xa[::-1], v[::-1])
+
+
+def _fit_channel(channel: _Channel, shifts: range):
+    """``(m, b, s)`` of a channel (:func:`_channel`), ``s`` the first admissible shift of
+    ``shifts``; or None."""
+    kind, data = channel
+    if kind == "constant":
+        return 0, data << shifts[0], shifts[0]  # type: ignore[operator]
+    if kind == "none":
+        return None
+    fit = _fit_rising(data, shifts)  # type: ignore[arg-type]
+    if kind == "rising" or fit is None:
+        return fit
+    return -fit[0], fit[1], fit[2]
 
 
 def _fit_affine(
     runs: _Runs, lo: int, hi: int, max_shift: int, uniform_shift: bool
 ) -> Requant | None:
-    channels = range(len(runs.first))
-    params = [_fit_channel(runs, c, lo, hi, range(max_shift + 1)) for c in channels]
+    channels = [_channel(runs, c, lo, hi) for c in range(len(runs.first))]
+    params = [_fit_channel(ch, range(max_shift + 1)) for ch in channels]
     if None in params:
         return None
     if uniform_shift:  # admissible shifts are upward closed: refit every channel at the largest
         top = max(p[2] for p in params)
-        params = [_fit_channel(runs, c, lo, hi, range(top, top + 1)) for c in channels]
+        params = [_fit_channel(ch, range(top, top + 1)) for ch in channels]
         if None in params:
             return None
     ends = [m * x + b for m, b, _ in params for x in (lo, hi)] + [b for _, b, _ in params]

@@ -53,10 +53,11 @@ func.func @float_sign(%x: f32) -> i8 {
 // Memref element [i, j] of memref<4x16xi8> is base + i*16 + j; the arena view is a byte offset.
 // CHECK-LABEL: llvm.func @memref_access(
 // CHECK-SAME: %[[M:.*]]: !llvm.ptr, %[[ARENA:.*]]: !llvm.ptr, %[[I:.*]]: i64, %[[J:.*]]: i64)
+// The strides are constants of the function's entry block, made once per function.
+// CHECK: %[[S16:.*]] = llvm.mlir.constant(16) : i64
 // CHECK: %[[OFF:.*]] = llvm.mlir.constant(64) : i64
 // CHECK: %[[VIEW:.*]] = llvm.getelementptr inbounds %[[ARENA]][%[[OFF]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
 // CHECK: %[[W:.*]] = llvm.mlir.addressof @weights : !llvm.ptr
-// CHECK: %[[S16:.*]] = llvm.mlir.constant(16) : i64
 // CHECK: %[[ROW:.*]] = llvm.mul %[[I]], %[[S16]] : i64
 // CHECK: %[[LIN:.*]] = llvm.add %[[ROW]], %[[J]] : i64
 // CHECK: %[[P:.*]] = llvm.getelementptr inbounds %[[M]][%[[LIN]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
