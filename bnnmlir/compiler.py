@@ -28,6 +28,7 @@ from bnnmlir.errors import CompileError
 from bnnmlir.gc_pause import paused_gc
 from bnnmlir.ir_utils import numpy_dtype
 from bnnmlir.mlir_parsing import parse_module
+from bnnmlir.parallel_lowering import lower_in_parts, lowering_jobs
 from bnnmlir.passes.batch_entry import BatchEntryPass
 from bnnmlir.passes.pipelines import STAGES, stage_passes
 from bnnmlir.passes.profile_layers import ProfileLayersPass
@@ -285,6 +286,13 @@ class CompiledProgram:
         from bnnmlir.backend.llvm_codegen import timed, to_llvm_ir
 
         def make() -> str:
+            if "llvm" not in self._stages and self._runner is not None:
+                buffers = self.mlir_module("buffers").clone()
+                jobs = lowering_jobs(buffers)
+                if jobs > 1:  # as the compile made it (other names than one process gives)
+                    with timed(self.compile_times, "LLVM IR"):
+                        return lower_in_parts(buffers, self.target, self.threads > 1, jobs,
+                                              verify_every_stage())[0]
             with timed(self.compile_times, "LLVM IR"):
                 text = to_llvm_ir(self.mlir_module("llvm"), self.target)
             if self._runner is not None:
@@ -578,21 +586,36 @@ def compile_module(
                                   imported=lambda: imported or module)
     stages: dict[str, ModuleOp] = {"imported": (imported or module).clone()}
     steps = [*STAGES, "LLVM"] if jit and info.is_host else list(STAGES)
+    llvm_text, part_times = None, {}
     with progress_bar(steps, enabled=progress) as bar:
         for stage in STAGES:
             bar.set_postfix_str(stage)
+            if stage == "loops" and (jobs := lowering_jobs(module)) > 1:
+                llvm_text, part_times = lower_in_parts(module, info, threads > 1, jobs,
+                                                       verify_every_stage())
+                for later in ("loops", "llvm"):
+                    times[later] = part_times.pop(later)
+                bar.update()  # loops
+                bar.update()  # llvm (one step each: tqdm's dynamic miniters)
+                break
             start = time.perf_counter()
             runner.run(module, stage)
             if stage in KEPT_STAGES:
                 stages[stage] = module.clone()
             times[stage] = time.perf_counter() - start
             bar.update()
-        stages["llvm"] = module
         times.update(lookup)
-        _check_entry_is_unique(module, entry)
+        if llvm_text is None:
+            stages["llvm"] = module
+            _check_entry_is_unique(module, entry)
+        else:
+            times.update(part_times)
+            _check_entry_is_defined_once(llvm_text, entry)
         signature = _signature(stages["buffers"], entry, dynamic_batch)
         program = program_class(stages, signature, info, threads, cache=cache,
                                 compile_times=times, runner=runner)
+        if llvm_text is not None:
+            program._code["llvm_text"] = llvm_text
         if objects is not None:
             program._entry = ProgramEntry(program_store(objects), objects, key, signature,
                                           program.layer_report())
@@ -640,6 +663,16 @@ def format_compile_times(times: dict[str, float]) -> str:
     out = StringIO()
     Console(file=out, width=100, highlight=False, color_system=None).print(table)
     return out.getvalue()
+
+
+def _check_entry_is_defined_once(llvm_text: str, entry: str) -> None:
+    """:func:`_check_entry_is_unique` on LLVM IR text (a compile lowered in parts)."""
+    from bnnmlir.backend.llvm_codegen import functions_of
+
+    if entry in functions_of(llvm_text, "declare") or entry not in functions_of(llvm_text):
+        raise CompileError(
+            f"the entry point name '{entry}' clashes with a symbol of the generated code"
+        )
 
 
 def _check_entry_is_unique(module: ModuleOp, entry: str) -> None:

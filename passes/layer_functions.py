@@ -51,6 +51,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     MemRefType,
     ModuleOp,
+    StringAttr,
     SymbolTable,
     UnitAttr,
 )
@@ -237,11 +238,36 @@ def _globals_to_arguments(function: func.FuncOp, flags: list[bool]) -> None:
     _set_noalias(function, flags)
 
 
+SHARED_SUFFIX = "_shared"
+"""Suffix of the function that holds the one body of a group merged with ``wrappers``."""
+
+
+def _wrapper(function: func.FuncOp, shared: func.FuncOp, reads: Sequence[str]) -> func.FuncOp:
+    """``function`` as a call of ``shared`` with its own arguments and the globals it read."""
+    entry = function.body.blocks.first
+    assert entry is not None
+    block = Block(arg_types=[a.type for a in entry.args])
+    extra = [memref.GetGlobalOp(name, t) for name, t in zip(
+        reads, shared.function_type.inputs.data[len(entry.args):], strict=True)]
+    block.add_ops([*extra, func.CallOp(shared.sym_name.data,
+                                       [*block.args, *(g.memref for g in extra)], []),
+                   func.ReturnOp()])
+    return func.FuncOp(function.sym_name.data, function.function_type, Region(block),
+                       visibility="private")
+
+
 @dataclass(frozen=True)
 class MergeLayerFunctionsPass(ModulePass):
-    """Layer functions equal up to their globals become one (module docstring)."""
+    """Layer functions equal up to their globals become one (module docstring).
+
+    ``wrappers``: the callers are left as they are: the group's body moves to a new layer
+    function ``@<first>_shared`` and every member becomes a small function that calls it with
+    the globals it read (used when parts of a module are lowered in separate processes, where
+    the callers may be in another part)."""
 
     name = "bnn-merge-layer-functions"
+
+    wrappers: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         groups: dict[tuple[Hashable, ...], list[func.FuncOp]] = {}
@@ -258,6 +284,18 @@ class MergeLayerFunctionsPass(ModulePass):
         reads = {f.sym_name.data: [r.name_.root_reference.data for r in _entry_globals(f)]
                  for group in merged.values() for f in group}
         keepers = list({id(g): g for g in merged.values()}.values())
+        if self.wrappers:
+            for group in keepers:
+                flags = [all(f) for f in zip(*(_noalias_flags(g) for g in group), strict=True)]
+                shared = group[0].clone()
+                shared.sym_name = StringAttr(group[0].sym_name.data + SHARED_SUFFIX)
+                Rewriter.insert_op(shared, InsertPoint.before(group[0]))
+                _globals_to_arguments(shared, flags)
+                for member in group:
+                    Rewriter.insert_op(_wrapper(member, shared, reads[member.sym_name.data]),
+                                       InsertPoint.before(member))
+                    Rewriter.erase_op(member)
+            return
         for group in keepers:
             flags = [all(f) for f in zip(*(_noalias_flags(g) for g in group), strict=True)]
             _globals_to_arguments(group[0], flags)

@@ -106,13 +106,15 @@ class LowerBnnToLoopsPass(ModulePass):
 
     target: str = "host"
     parallel: bool = False
+    global_tag: str = ""
+    """Suffix of the stems of the globals the lowering adds (see :class:`ModuleGlobals`)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
             target = get_target(self.target)
         except ValueError as e:
             raise PassFailedException(f"lower-bnn-to-loops: {e}") from None
-        module_globals = ModuleGlobals(op)
+        module_globals = ModuleGlobals(op, self.global_tag)
         for fn in list(op.ops):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
                 self._lower_function(LoweringContext(target, self.parallel, module_globals, fn))

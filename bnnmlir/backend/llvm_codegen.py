@@ -201,11 +201,16 @@ def optimization_parts(ir: str | llvm.ModuleRef) -> int:
     characters defining several functions; else 1."""
     if not isinstance(ir, str) or len(ir) < PARALLEL_MIN_CHARS:
         return 1
+    return max(1, min(compile_jobs(), len(functions_of(ir))))
+
+
+def compile_jobs() -> int:
+    """Processes a compile may use: ``$BNNMLIR_LLVM_JOBS`` if set, else one per core this
+    process may run on."""
     jobs = os.environ.get("BNNMLIR_LLVM_JOBS", "").strip()
     if jobs and not jobs.isdigit():
         raise ValueError(f"BNNMLIR_LLVM_JOBS must be a positive number of processes, got {jobs!r}")
-    cores = int(jobs) if jobs else len(os.sched_getaffinity(0))
-    return max(1, min(cores, len(functions_of(ir))))
+    return max(1, int(jobs) if jobs else len(os.sched_getaffinity(0)))
 
 
 def optimize(

@@ -37,11 +37,13 @@ its bytes without a Python object per element (weights)."""
 
 
 class ModuleGlobals:
-    """Private constant ``memref.global``s added to one module, named ``{stem}_{k}`` with the
-    first ``k`` that no symbol of the module takes."""
+    """Private constant ``memref.global``s added to one module, named ``{stem}{tag}_{k}`` with
+    the first ``k`` that no symbol of the module takes (``tag``: empty, or a distinct suffix per
+    process when parts of a module are lowered in several processes)."""
 
-    def __init__(self, module: ModuleOp):
+    def __init__(self, module: ModuleOp, tag: str = ""):
         self.module = module
+        self.tag = tag
         self.taken = {
             op.sym_name.data
             for op in module.ops
@@ -51,6 +53,7 @@ class ModuleGlobals:
     def add(self, stem: str, values: GlobalValues, mtype: MemRefType, before: Operation) -> str:
         """Add the global of ``values`` (shape and element type of ``mtype``) before ``before``,
         an op of the module's body; return its name."""
+        stem = stem + self.tag
         k = 0
         while f"{stem}_{k}" in self.taken:
             k += 1

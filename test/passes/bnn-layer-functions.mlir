@@ -2,6 +2,7 @@
 // RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops,bnn-merge-layer-functions' | filecheck %s --check-prefix=MERGE
 // RUN: bnnmlir-opt %s --split-input-file -p bnn-outline-layers | bnnmlir-opt --split-input-file | filecheck %s --check-prefix=OUT
 // RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops,bnn-merge-layer-functions' | bnnmlir-opt --split-input-file | filecheck %s --check-prefix=MERGE
+// RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops{global_tag=_p1},bnn-merge-layer-functions{wrappers=true}' | filecheck %s --check-prefix=WRAP
 
 // Two binary convolutions of the same shape on disjoint arena ranges, with different constant
 // weights: each becomes a layer function (the weights read inside, the buffers passed, noalias
@@ -29,6 +30,21 @@
 // MERGE-NEXT:    func.call @two_layers_layer0_bconv2d(%x0, %y0, %[[G0]])
 // MERGE:         %[[G1:.*]] = memref.get_global @__bnn_wvectors_1
 // MERGE-NEXT:    func.call @two_layers_layer0_bconv2d(%x1, %y1, %[[G1]])
+// With wrappers (a part of a module lowered in its own process: the callers may be elsewhere),
+// the body moves to @..._shared and both layer functions call it with the globals they read;
+// the lowering's globals carry the part's tag.
+// WRAP:          sym_name = "__bnn_wvectors_p1_0"
+// WRAP-LABEL:    func.func private @two_layers_layer0_bconv2d_shared(
+// WRAP-SAME:     %{{.*}}: memref<1x18x64xi8> {llvm.noalias}) attributes {bnn.layer}
+// WRAP-LABEL:    func.func private @two_layers_layer0_bconv2d(
+// WRAP-NEXT:       %[[G0:.*]] = memref.get_global @__bnn_wvectors_p1_0
+// WRAP-NEXT:       func.call @two_layers_layer0_bconv2d_shared(%0, %1, %[[G0]])
+// WRAP-LABEL:    func.func private @two_layers_layer1_bconv2d(
+// WRAP-NEXT:       %[[G1:.*]] = memref.get_global @__bnn_wvectors_p1_1
+// WRAP-NEXT:       func.call @two_layers_layer0_bconv2d_shared(%0, %1, %[[G1]])
+// WRAP-LABEL:    func.func @two_layers(
+// WRAP:            func.call @two_layers_layer0_bconv2d(%x0, %y0)
+// WRAP-NEXT:       func.call @two_layers_layer1_bconv2d(%x1, %y1)
 "memref.global"() <{sym_name = "w0", type = memref<16x3x3x8xi8>, initial_value = dense<5> : tensor<16x3x3x8xi8>, sym_visibility = "private", constant}> : () -> ()
 "memref.global"() <{sym_name = "w1", type = memref<16x3x3x8xi8>, initial_value = dense<-77> : tensor<16x3x3x8xi8>, sym_visibility = "private", constant}> : () -> ()
 func.func @two_layers(%arena: memref<3072xi8>) {
@@ -75,6 +91,9 @@ func.func @do_not_mark_overlapping(%arena: memref<256xi8>, %a: memref<64xi16>, %
 
 // Layers whose loop nests differ (60 of the 64 channels of the second: another tail mask) stay
 // two functions, each reading its globals itself (no argument to pass).
+// WRAP-LABEL:   func.func private @do_not_merge_different_layer0_bconv2d(
+// WRAP-NOT:     _shared
+// WRAP-LABEL:   func.func @do_not_merge_different(
 // MERGE-LABEL: func.func private @do_not_merge_different_layer0_bconv2d(
 // MERGE-SAME:    %{{.*}}: memref<1x6x6x8xi8> {llvm.noalias}, %{{.*}}: memref<1x6x6x16xi32> {llvm.noalias}) attributes {bnn.layer}
 // MERGE:         memref.get_global @__bnn_wvectors_0

@@ -1,0 +1,267 @@
+"""The ``loops`` and ``llvm`` stages and the LLVM IR text of a module, in several processes.
+
+A compile spends most of its Python time after the ``buffers`` stage (lowering to loops, the
+conversion to the ``llvm`` dialect, the LLVM IR text), and that work is per layer. With ``jobs``
+processes (:func:`lowering_jobs`):
+
+1. ``bnn-outline-layers`` runs here: every layer is a function ``@<fn>_layer<k>_<op>``.
+2. The layer functions are dealt into ``jobs`` *parts* of about equal estimated cost
+   (:func:`deal`). Functions equal up to the globals they read (``body_key`` at the buffer
+   level) go to one part, so that ``bnn-merge-layer-functions`` finds its groups in one part.
+   The first part also holds every function that is not a layer (the entry point, the per-image
+   function of a dynamic batch).
+3. Each other part runs in a forked copy of this process; this process runs the first. A part
+   makes the functions of the other parts declarations, then runs ``lower-bnn-to-loops`` (the
+   globals it adds carry a per-part tag: ``__bnn_w_p1_0``), ``bnn-merge-layer-functions`` with
+   wrappers (its callers may be in another part, so they keep calling the merged functions,
+   which call the shared body), ``convert-bnn-to-llvm``, drops the globals none of its
+   functions reads, and returns its LLVM IR text.
+4. The texts are joined (:func:`join_llvm_texts`): each function is defined by its part and only
+   declared by the others; a global read by several parts (weights of a layer function and of
+   the call that passes them) is the same line in each and is kept once.
+
+The joined text is the module's unoptimized LLVM IR: the same kernels as one process makes
+(the lowering of a function depends on that function and the globals it reads only), with other
+global names and wrappers for the merged layers. ``compiled.mlir("loops")`` / ``mlir("llvm")``
+are made again in one process when asked for.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Hashable
+
+from xdsl.dialects import func, llvm
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
+from xdsl.rewriter import Rewriter
+from xdsl.utils.exceptions import DiagnosticException
+
+from bnnmlir.errors import CompileError
+from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
+from bnnmlir.passes.layer_functions import (
+    MergeLayerFunctionsPass,
+    OutlineLayersPass,
+    body_key,
+    is_layer_function,
+)
+from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
+from bnnmlir.target import TargetInfo
+
+MIN_LAYERS = 4
+"""Fewer layer functions than this are lowered in one process (a fork costs tens of ms)."""
+
+KERNEL_COST = {"bconv2d": 8.0, "conv2d": 4.0}
+"""Estimated cost of lowering and converting a convolution with a kernel larger than 1x1,
+relative to a support op (0.2: a copy or an elementwise loop, a few dozen ops): interior and
+border paths of several thousand ops (a 1x1 kernel has no border: 1.5)."""
+
+
+def lowering_jobs(module: ModuleOp) -> int:
+    """Processes for the stages after ``buffers``: one per core this process may run on
+    (``$BNNMLIR_LLVM_JOBS`` if set), 1 without ``fork`` or for a module with few layers."""
+    from bnnmlir.backend.llvm_codegen import compile_jobs
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    layers = sum(1 for f in module.ops for o in f.walk() if _is_layer_op(o))
+    return compile_jobs() if layers >= MIN_LAYERS else 1
+
+
+def _is_layer_op(op: Operation) -> bool:
+    return op.name.startswith("bnn.") and not op.results
+
+
+def _op_cost(op: Operation) -> float:
+    kind = op.name.split(".", 1)[1]
+    if kind not in KERNEL_COST:
+        return 1.5 if kind == "dense" else 0.2
+    shape = getattr(op.operands[1].type, "get_shape", lambda: ())()
+    if len(shape) != 4 or shape[1] * shape[2] == 1:
+        return 1.5
+    # Wider kernel rows unroll into more steps: Bi-Real-Net-18's 3x3 layers make about 2400
+    # loop-level ops at 64 channels (8 bytes per tap) and 4200 at 512 (64 bytes).
+    return KERNEL_COST[kind] * (0.6 + shape[3] / 160)
+
+
+def _cost(function: func.FuncOp) -> float:
+    return sum(_op_cost(o) for o in function.walk() if _is_layer_op(o))
+
+
+def deal(module: ModuleOp, jobs: int) -> list[frozenset[str]]:
+    """The functions of ``module`` in at most ``jobs`` parts (see the module docstring): the
+    classes of layer functions equal up to their globals, largest estimated cost first, each to
+    the part with the least cost so far (the first part starts with the other functions)."""
+    classes: dict[tuple[Hashable, ...], list[func.FuncOp]] = {}
+    others: list[str] = []
+    for op in module.ops:
+        if not isinstance(op, func.FuncOp) or op.is_declaration:
+            continue
+        if is_layer_function(op):
+            classes.setdefault(body_key(op), []).append(op)
+        else:
+            others.append(op.sym_name.data)
+    parts: list[set[str]] = [set(others)] + [set() for _ in range(jobs - 1)]
+    loads = [0.0] * jobs
+    # A class costs its conversion once (the merged body) and a lowering per member, about a
+    # third of the conversion.
+    def class_cost(members: list[func.FuncOp]) -> float:
+        return _cost(members[0]) * (3 + len(members)) / 4
+
+    for members in sorted(classes.values(), key=lambda c: (-class_cost(c), c[0].sym_name.data)):
+        k = loads.index(min(loads))
+        loads[k] += class_cost(members)
+        parts[k].update(f.sym_name.data for f in members)
+    return [frozenset(p) for p in parts if p]
+
+
+def _declare_others(module: ModuleOp, part: frozenset[str]) -> None:
+    """Functions outside ``part`` become (public) declarations."""
+    for op in list(module.ops):
+        if isinstance(op, func.FuncOp) and not op.is_declaration and op.sym_name.data not in part:
+            declaration = func.FuncOp.external(op.sym_name.data, op.function_type.inputs.data,
+                                               op.function_type.outputs.data)
+            Rewriter.replace_op(op, declaration)
+
+
+def _drop_unread_globals(module: ModuleOp) -> None:
+    read = {o.global_name.root_reference.data for o in module.walk()
+            if isinstance(o, llvm.AddressOfOp)}
+    for op in list(module.ops):
+        if isinstance(op, llvm.GlobalOp) and op.sym_name.data not in read:
+            Rewriter.erase_op(op)
+
+
+def lower_part(module: ModuleOp, part: frozenset[str], index: int, info: TargetInfo,
+               parallel: bool, verify: bool) -> tuple[str, dict[str, float]]:
+    """The LLVM IR text of the functions ``part`` of ``module`` (consumed), and the seconds of
+    its steps (``loops``, ``llvm``, ``LLVM IR``)."""
+    from bnnmlir.backend.llvm_codegen import to_llvm_ir
+    from bnnmlir.compiler import make_context
+
+    ctx = make_context()
+    times: dict[str, float] = {}
+    tag = f"_p{index}" if index else ""
+    stages = {
+        "loops": [LowerBnnToLoopsPass(target=info.name, parallel=parallel, global_tag=tag),
+                  MergeLayerFunctionsPass(wrappers=True)],
+        "llvm": [ConvertBnnToLLVMPass(target=info.name)],
+    }
+    _declare_others(module, part)
+    for stage, passes in stages.items():
+        start = time.perf_counter()
+        try:
+            for p in passes:
+                p.apply(ctx, module)
+            if verify:
+                module.verify()
+        except DiagnosticException as e:
+            raise CompileError(f"stage '{stage}' failed: {e}") from None
+        times[stage] = time.perf_counter() - start
+    _drop_unread_globals(module)
+    start = time.perf_counter()
+    text = to_llvm_ir(module, info)
+    times["LLVM IR"] = time.perf_counter() - start
+    return text, times
+
+
+def _child(module: ModuleOp, part: frozenset[str], index: int, info: TargetInfo, parallel: bool,
+           verify: bool, writer) -> None:
+    try:
+        result = (True, lower_part(module, part, index, info, parallel, verify)[0])
+    except CompileError as e:
+        result = (False, str(e))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
+        result = (False, f"lowering part {index} failed: {type(e).__name__}: {e}")
+    writer.send(result)
+    writer.close()
+
+
+def lower_in_parts(module: ModuleOp, info: TargetInfo, parallel: bool, jobs: int,
+                   verify: bool) -> tuple[str, dict[str, float]]:
+    """The unoptimized LLVM IR text of the ``buffers``-stage ``module`` (consumed) made in
+    ``jobs`` processes (module docstring), and the seconds of this process's steps (``loops``
+    with the outlining, ``llvm``, ``LLVM IR``) and of the wait for the others."""
+    from bnnmlir.compiler import make_context
+
+    start = time.perf_counter()
+    try:
+        OutlineLayersPass().apply(make_context(), module)
+    except DiagnosticException as e:
+        raise CompileError(f"stage 'loops' failed: {e}") from None
+    outline = time.perf_counter() - start
+    parts = deal(module, jobs)
+    context = multiprocessing.get_context("fork")
+    children = []
+    for index, part in enumerate(parts[1:], start=1):
+        reader, writer = context.Pipe(duplex=False)
+        child = context.Process(target=_child, daemon=True,
+                                args=(module, part, index, info, parallel, verify, writer))
+        child.start()
+        writer.close()
+        children.append((index, child, reader))
+    try:
+        first, times = lower_part(module, parts[0], 0, info, parallel, verify)
+    finally:
+        wait = time.perf_counter()
+        results = [_receive(index, child, reader) for index, child, reader in children]
+    times["loops"] += outline
+    times["other processes"] = time.perf_counter() - wait
+    errors = [text for ok, text in results if not ok]
+    if errors:
+        raise CompileError(errors[0])
+    return join_llvm_texts([first, *(text for _, text in results)]), times
+
+
+def _receive(index: int, child, reader) -> tuple[bool, str]:
+    try:
+        result = reader.recv()
+    except EOFError:
+        child.join()
+        return False, (f"lowering part {index}: its process ended without a result "
+                       f"(exit code {child.exitcode})")
+    finally:
+        reader.close()
+    child.join()
+    return result
+
+
+def join_llvm_texts(texts: list[str]) -> str:
+    """One LLVM IR module of the parts' texts: the header of the first, each global once (the
+    same line in every part that has it), the declarations of functions no part defines, every
+    part's definitions."""
+    from bnnmlir.backend.parallel_opt import split_module
+
+    splits = [split_module(t) for t in texts]
+    globals_: dict[str, str] = {}
+    for split in splits:
+        for line in split.globals:
+            name = _global_name(line)
+            if globals_.setdefault(name, line) != line:
+                raise CompileError(f"two parts define the global @{name} differently")
+    defined = {f.name for s in splits for f in s.functions}
+    internal = frozenset().union(*(s.internal_functions for s in splits))
+    declarations: dict[str, str] = {}
+    for split in splits:
+        for line in split.declarations:
+            name = _function_name(line)
+            if name not in defined:
+                declarations.setdefault(name, line)
+    lines = [*splits[0].header, *globals_.values(), *declarations.values()]
+    for split in splits:
+        for function in split.functions:
+            head, *body = function.lines
+            if function.name in internal:
+                head = "define internal " + head[len("define "):]
+            lines += [head, *body]
+    return "\n".join(lines) + "\n"
+
+
+def _global_name(line: str) -> str:
+    return line[1:].split(" = ", 1)[0].strip('"')
+
+
+def _function_name(line: str) -> str:
+    return line.split("@", 1)[1].split("(", 1)[0].strip('"')
+

@@ -1,0 +1,143 @@
+"""The loops and llvm stages in several processes (bnnmlir.parallel_lowering): how the layers are
+dealt, how the parts' LLVM IR is joined, outputs equal to one process's, errors of a part."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from xdsl.dialects import func
+
+import bnnmlir
+from bnnmlir.compiler import compile_module, make_context, parse_mlir
+from bnnmlir.errors import CompileError
+from bnnmlir.examples.models import bnn_clip_net
+from bnnmlir.parallel_lowering import deal, join_llvm_texts, lowering_jobs
+from bnnmlir.passes.layer_functions import OutlineLayersPass, body_key, is_layer_function
+from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
+
+from conftest import requires_cross
+
+
+@pytest.fixture(scope="module")
+def network():
+    torch.manual_seed(5)
+    return bnn_clip_net().eval(), torch.randn(2, 3, 32, 32)
+
+
+def _outlined(model, x) -> object:
+    compiled = bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
+    module = compiled.program.mlir_module("buffers").clone()
+    OutlineLayersPass().apply(make_context(), module)
+    return module
+
+
+def test_deal_keeps_equal_layers_together_and_the_rest_in_the_first_part(network):
+    module = _outlined(*network)
+    parts = deal(module, 2)
+    functions = [op for op in module.ops if isinstance(op, func.FuncOp)]
+    assert len(parts) == 2 and not parts[0] & parts[1]
+    assert parts[0] | parts[1] == {f.sym_name.data for f in functions}
+    for f in functions:
+        if not is_layer_function(f):
+            assert f.sym_name.data in parts[0]
+    part_of = {name: k for k, part in enumerate(parts) for name in part}
+    classes: dict[object, set[int]] = {}
+    for f in functions:
+        if is_layer_function(f):
+            classes.setdefault(body_key(f), set()).add(part_of[f.sym_name.data])
+    assert all(len(where) == 1 for where in classes.values())
+    assert any(len([f for f in functions if body_key(f) == key]) > 1 for key in classes)
+    assert deal(module, 2) == parts  # deterministic
+
+
+def test_join_defines_each_function_and_global_once():
+    first = ('target triple = "x86_64-unknown-linux-gnu"\n\n'
+             '@"w" = internal constant [2 x i8] c"\\01\\02"\n'
+             'declare void @"g"(ptr %".1")\n'
+             'declare void @"memset"(ptr %".1")\n\n'
+             'define void @"f"(ptr %".1")\n{\n  call void @"g"(ptr %".1")\n  ret void\n}\n')
+    second = ('target triple = "x86_64-unknown-linux-gnu"\n\n'
+              '@"w" = internal constant [2 x i8] c"\\01\\02"\n'
+              'declare void @"memset"(ptr %".1")\n\n'
+              'define internal void @"g"(ptr %".1")\n{\n  ret void\n}\n')
+    text = join_llvm_texts([first, second])
+    assert text.count('@"w" = ') == 1 and text.count("declare") == 1
+    assert 'define internal void @"g"' in text and 'define void @"f"' in text
+    from bnnmlir.backend.llvm_codegen import parse_ir
+
+    parse_ir(text)
+    clash = second.replace('c"\\01\\02"', 'c"\\01\\03"')
+    with pytest.raises(CompileError, match="global @w differently"):
+        join_llvm_texts([first, clash])
+
+
+def test_parts_compute_what_one_process_computes(network, monkeypatch):
+    """Bit for bit with PyTorch both ways; the code differs only in names and wrappers."""
+    model, x = network
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
+    serial = bnnmlir.compile(model, (x,), threads=1, cache=False)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    parallel = bnnmlir.compile(model, (x,), threads=1, cache=False)
+    assert "other processes" in parallel.program.compile_times
+    assert "other processes" not in serial.program.compile_times
+    text = parallel.program.llvm_text()
+    assert "_p1_" in text and "_shared" in text  # a part's globals; a merged layer's body
+    for seed in range(3):
+        torch.manual_seed(seed)
+        inputs = torch.randn(2, 3, 32, 32)
+        want = model(inputs)
+        assert torch.equal(serial(inputs), want) and torch.equal(parallel(inputs), want)
+
+
+@requires_cross
+def test_parts_compute_what_one_process_computes_on_aarch64(network, monkeypatch):
+    model, x = network
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    compiled = bnnmlir.compile(model, (x,), target="aarch64", cache=False)
+    assert "other processes" in compiled.program.compile_times
+    inputs = torch.randn(2, 3, 32, 32)
+    assert torch.equal(compiled(inputs), model(inputs))  # under qemu-aarch64
+
+
+def test_text_made_again_from_a_program_entry_is_the_compiled_one(network, monkeypatch, tmp_path):
+    model, x = network
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    first = bnnmlir.compile(model, (x,), target="aarch64", cache=tmp_path)
+    again = bnnmlir.compile(model, (x,), target="aarch64", cache=tmp_path)
+    assert again.program.llvm_text() == first.program.llvm_text()
+
+
+def test_few_layers_stay_in_one_process(monkeypatch):
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    text = ("func.func @k(%x: tensor<1x4x4x8xi16>) -> tensor<1x4x4x8xi8> {\n"
+            "  %y = bnn.clip8 %x : tensor<1x4x4x8xi16> -> tensor<1x4x4x8xi8>\n"
+            "  func.return %y : tensor<1x4x4x8xi8>\n}\n")
+    program = compile_module(parse_mlir(text), threads=1, cache=False, jit=False)
+    assert lowering_jobs(program.mlir_module("buffers")) == 1
+
+
+def _failing_lowering(name: str, crash: bool):
+    original = LowerBnnToLoopsPass._lower_function
+
+    def lower(ctx):
+        if ctx.function.sym_name.data == name:
+            if crash:
+                os._exit(3)
+            raise ValueError("injected failure")
+        return original(ctx)
+
+    return staticmethod(lower)
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_an_error_in_another_part_is_a_compile_error(network, monkeypatch, crash):
+    model, x = network
+    module = _outlined(model, x)
+    other = sorted(deal(module, 2)[1])[0]  # a layer lowered by the other process
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    monkeypatch.setattr(LowerBnnToLoopsPass, "_lower_function", _failing_lowering(other, crash))
+    expected = "exit code 3" if crash else "injected failure"
+    with pytest.raises(CompileError, match=expected):
+        bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
