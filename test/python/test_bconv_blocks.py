@@ -129,7 +129,8 @@ def test_row_loop_when_rows_are_cut_alike():
     t = get_target("host")
     assert plan_blocks("ctpop", 64, True, 3, 96, 256, 26, True).row_period == 24
     assert plan_blocks("ctpop", 64, True, 3, 15, 37, 26, True).row_period is None
-    assert plan_blocks("neon", 16, False, 3, 24, 64, 54, True).row_period == 2
+    assert plan_blocks("neon", 16, False, 3, 72, 64, 54, True).row_period == 5
+    assert plan_blocks("neon", 16, False, 3, 24, 64, 54, True).row_period is None  # spanning
     assert t.popcount in REGISTERS
 
 
@@ -177,7 +178,7 @@ def conv_module(x_shape, w_packed: np.ndarray, c: int, s, d, pads, pad_value) ->
 
 @st.composite
 def conv_cases(draw, target: str):
-    c = draw(st.sampled_from([3, 8, 37, 64, 100, 128, 200, 256, 300]))
+    c = draw(st.sampled_from([3, 8, 37, 64, 100, 128, 192, 200, 256, 300]))
     o = draw(st.sampled_from([1, 3, 5, 13, 16, 17, 33]))
     k = draw(st.sampled_from([(3, 3), (1, 1), (2, 3), (3, 1)]))
     s = draw(st.sampled_from([(1, 1), (1, 1), (2, 2), (1, 2)]))
@@ -233,7 +234,7 @@ def test_every_block_choice_host(block):
 
 
 @needs_qemu
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(conv_cases("aarch64"), st.integers(0, 2**32 - 1))
 def test_blocked_conv_bit_exact_aarch64(case, seed):
     check_conv(case, seed, "aarch64")
@@ -261,3 +262,49 @@ def test_partial_last_chunk_is_never_grouped_with_whole_ones():
     case = dict(n=3, h=1, w=1, c=1000, o=8, k=(1, 1), s=(1, 1), d=(1, 1), pads=(0, 0, 0, 0),
                 pad_value=0, block=(1, 1))
     check_conv(case, 5, "host")
+
+
+@pytest.mark.parametrize("words,run,border", [(16, 48, "rows+columns"), (32, 96, "rows+columns"),
+                                              (8, 24, "rows+columns"), (38, 114, "rows"),
+                                              (12, 36, "rows")])
+def test_neon_border_columns_when_taps_are_whole_halves(words, run, border):
+    """NEON computes the border columns in the blocked kernel when a tap is whole 8-byte halves
+    (``Cb % 8 == 0``): the chunks of a missing tap are skipped whole, the others load the
+    halves of the taps inside the input."""
+    plan = plan_blocks("neon", 16, False, 3, run, 64, 26, True, 2, words)
+    assert plan is not None and plan.border == border
+
+
+@pytest.mark.parametrize("kh,run,chunks", [(3, 24, 5), (2, 24, 3), (1, 24, 2), (3, 72, 15),
+                                           (3, 40, 8), (3, 48, 9)])
+def test_neon_spanning_chunks_of_short_rows(kh, run, chunks):
+    """Rows of ``16k + 8`` bytes: the window is cut across rows in 8-byte halves when that takes
+    fewer chunks (at most MAX_SPANNING), else row by row with overlaps."""
+    plan = plan_blocks("neon", 16, False, kh, run, 64, 26, True, 2, 8)
+    assert plan is not None and len(plan.chunks) == chunks
+    spans = any(len({p.row for p in c.pieces}) > 1 for c in plan.chunks)
+    assert spans == (chunks < kh * -(-run // 16))
+    assert all(p.lanes in (8, 16) and p.first in (0, 8) for c in plan.chunks for p in c.pieces)
+
+
+@needs_qemu
+@pytest.mark.parametrize("c,o,pads,s,d,n,pad_value,block", [
+    (128, 5, (1, 1, 1, 1), (1, 1), (1, 1), 1, -1, (2, 4)),
+    (256, 17, (0, 2, 2, 1), (1, 1), (2, 1), 2, 0, (3, 2)),
+    (128, 3, (2, 1, 2, 2), (2, 2), (1, 1), 1, 1, (1, 5)),
+    (128, 13, (1, 0, 0, 2), (1, 2), (1, 1), 2, 0, (2, 3)),
+    (256, 33, (2, 2, 1, 0), (2, 1), (1, 1), 1, -1, (4, 2)),
+    (64, 5, (1, 1, 1, 1), (1, 1), (1, 1), 1, -1, (2, 4)),
+    (64, 17, (2, 0, 2, 1), (1, 1), (2, 1), 2, 0, (3, 2)),
+    (64, 3, (0, 2, 1, 2), (2, 2), (1, 1), 1, 1, (1, 3)),
+    (192, 13, (1, 2, 2, 0), (1, 2), (1, 1), 2, 1, (2, 3)),
+    (192, 9, (1, 1, 1, 1), (2, 1), (2, 1), 1, -1, (2, 2)),
+])
+def test_neon_border_columns_bit_exact(c, o, pads, s, d, n, pad_value, block):
+    """The blocked NEON border columns (taps of whole 8-byte halves; 64 channels: chunks across
+    kernel rows, 192: rows cut with overlaps): every pad value, pads up to 2 (two missing kernel
+    columns), stride 2, dilation, batch 2, awkward channel counts."""
+    h, w = 5, 7
+    case = dict(n=n, h=h, w=w, c=c, o=o, k=(3, 3), s=s, d=d, pads=pads, pad_value=pad_value,
+                block=block)
+    check_conv(case, c + o, "aarch64")
