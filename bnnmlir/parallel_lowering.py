@@ -6,8 +6,9 @@ processes (:func:`lowering_jobs`):
 
 1. ``bnn-outline-layers`` runs here: every layer is a function ``@<fn>_layer<k>_<op>``.
 2. The layer functions are dealt into ``jobs`` *parts* of about equal estimated cost
-   (:func:`deal`). Functions equal up to the globals they read (``body_key`` at the buffer
-   level) go to one part, so that ``bnn-merge-layer-functions`` finds its groups in one part.
+   (:func:`deal`). Functions whose layer ops differ at most in the values of their arrays
+   (:func:`class_key`: weights and per-channel parameters, which the lowering turns into
+   globals) go to one part, so that ``bnn-merge-layer-functions`` finds its groups in one part.
    The first part also holds every function that is not a layer (the entry point, the per-image
    function of a dynamic batch).
 3. Each other part runs in a forked copy of this process; this process runs the first. A part
@@ -33,8 +34,14 @@ import time
 from collections.abc import Hashable
 
 from xdsl.dialects import func, llvm
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    DictionaryAttr,
+    ModuleOp,
+)
+from xdsl.ir import Attribute, Operation
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import DiagnosticException
 
@@ -43,7 +50,6 @@ from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.layer_functions import (
     MergeLayerFunctionsPass,
     OutlineLayersPass,
-    body_key,
     is_layer_function,
 )
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
@@ -55,7 +61,7 @@ MIN_LAYERS = 4
 KERNEL_COST = {"bconv2d": 8.0, "conv2d": 4.0}
 """Estimated cost of lowering and converting a convolution with a kernel larger than 1x1,
 relative to a support op (0.2: a copy or an elementwise loop, a few dozen ops): interior and
-border paths of several thousand ops (a 1x1 kernel has no border: 1.5)."""
+border paths of several thousand ops (a 1x1 kernel has no border: 1.5 at 128 channels)."""
 
 
 def lowering_jobs(module: ModuleOp) -> int:
@@ -78,8 +84,10 @@ def _op_cost(op: Operation) -> float:
     if kind not in KERNEL_COST:
         return 1.5 if kind == "dense" else 0.2
     shape = getattr(op.operands[1].type, "get_shape", lambda: ())()
-    if len(shape) != 4 or shape[1] * shape[2] == 1:
+    if len(shape) != 4:
         return 1.5
+    if shape[1] * shape[2] == 1:  # no border paths; the epilogues grow with the channels
+        return 1.5 * (shape[0] / 128) ** 0.8
     # Wider kernel rows unroll into more steps: Bi-Real-Net-18's 3x3 layers make about 2400
     # loop-level ops at 64 channels (8 bytes per tap) and 4200 at 512 (64 bytes).
     return KERNEL_COST[kind] * (0.6 + shape[3] / 160)
@@ -89,25 +97,50 @@ def _cost(function: func.FuncOp) -> float:
     return sum(_op_cost(o) for o in function.walk() if _is_layer_op(o))
 
 
+def _skeleton(attr: Attribute) -> Hashable:
+    """``attr`` with the values of its arrays left out (their type and length kept): per-channel
+    parameters become globals in the lowering, so they do not tell two loop nests apart."""
+    if isinstance(attr, DenseArrayBase):
+        return ("array", attr.elt_type, len(attr))
+    if isinstance(attr, DenseIntOrFPElementsAttr):
+        return ("dense", attr.type)
+    if isinstance(attr, DictionaryAttr):
+        return tuple(sorted((k, _skeleton(v)) for k, v in attr.data.items()))
+    if isinstance(attr, ArrayAttr):
+        return tuple(_skeleton(a) for a in attr.data)
+    return attr
+
+
+def class_key(function: func.FuncOp) -> Hashable:
+    """What a layer function's loop nest depends on, besides values that become globals: its
+    layer ops' names, operand types and attribute skeletons (:func:`_skeleton`). Functions that
+    ``bnn-merge-layer-functions`` would merge have equal keys."""
+    return tuple(
+        (o.name, tuple(v.type for v in o.operands),
+         tuple(sorted((k, _skeleton(v)) for k, v in (*o.properties.items(),
+                                                       *o.attributes.items()))))
+        for o in function.walk() if _is_layer_op(o))
+
+
 def deal(module: ModuleOp, jobs: int) -> list[frozenset[str]]:
     """The functions of ``module`` in at most ``jobs`` parts (see the module docstring): the
     classes of layer functions equal up to their globals, largest estimated cost first, each to
     the part with the least cost so far (the first part starts with the other functions)."""
-    classes: dict[tuple[Hashable, ...], list[func.FuncOp]] = {}
+    classes: dict[Hashable, list[func.FuncOp]] = {}
     others: list[str] = []
     for op in module.ops:
         if not isinstance(op, func.FuncOp) or op.is_declaration:
             continue
         if is_layer_function(op):
-            classes.setdefault(body_key(op), []).append(op)
+            classes.setdefault(class_key(op), []).append(op)
         else:
             others.append(op.sym_name.data)
     parts: list[set[str]] = [set(others)] + [set() for _ in range(jobs - 1)]
     loads = [0.0] * jobs
-    # A class costs its conversion once (the merged body) and a lowering per member, about a
-    # third of the conversion.
+    # A class costs its conversion once (the merged body) and a lowering per member, which
+    # costs about as much (Bi-Real-Net-18's classes of one 3x3 layer: 0.5 s, of three: 1.05 s).
     def class_cost(members: list[func.FuncOp]) -> float:
-        return _cost(members[0]) * (3 + len(members)) / 4
+        return _cost(members[0]) * (1 + len(members)) / 2
 
     for members in sorted(classes.values(), key=lambda c: (-class_cost(c), c[0].sym_name.data)):
         k = loads.index(min(loads))

@@ -13,8 +13,8 @@ import bnnmlir
 from bnnmlir.compiler import compile_module, make_context, parse_mlir
 from bnnmlir.errors import CompileError
 from bnnmlir.examples.models import bnn_clip_net
-from bnnmlir.parallel_lowering import deal, join_llvm_texts, lowering_jobs
-from bnnmlir.passes.layer_functions import OutlineLayersPass, body_key, is_layer_function
+from bnnmlir.parallel_lowering import class_key, deal, join_llvm_texts, lowering_jobs
+from bnnmlir.passes.layer_functions import OutlineLayersPass, is_layer_function
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 
 from conftest import requires_cross
@@ -46,9 +46,9 @@ def test_deal_keeps_equal_layers_together_and_the_rest_in_the_first_part(network
     classes: dict[object, set[int]] = {}
     for f in functions:
         if is_layer_function(f):
-            classes.setdefault(body_key(f), set()).add(part_of[f.sym_name.data])
+            classes.setdefault(class_key(f), set()).add(part_of[f.sym_name.data])
     assert all(len(where) == 1 for where in classes.values())
-    assert any(len([f for f in functions if body_key(f) == key]) > 1 for key in classes)
+    assert any(len([f for f in functions if class_key(f) == key]) > 1 for key in classes)
     assert deal(module, 2) == parts  # deterministic
 
 
