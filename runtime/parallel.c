@@ -14,7 +14,13 @@
  * - Each worker taking part decrements `pending` under `pool.lock`; the submitter waits on
  *   `job_finished` until `pending` is 0 (again a predicate loop).
  * - Thread counts are atomics: setting one never blocks and never touches a running job; the
- *   next job resizes the pool under `submit_lock` when it needs to. */
+ *   next job resizes the pool under `submit_lock` when it needs to.
+ * - Spinning before sleeping: a network calls this once per layer, tens of microseconds apart,
+ *   and waking a sleeping thread takes about as long. So a worker first polls `generation`
+ *   (an atomic, stored under `pool.lock`) for up to SPIN_NS after its last job, and the
+ *   submitter polls `pending` for up to SPIN_NS after its own chunk, before waiting on the
+ *   condition variables as above; the predicates are checked again under the lock, so the
+ *   polling only decides when to take it. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "bnnmlir_runtime.h"
@@ -22,6 +28,37 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+/* How long a worker (or the submitter) polls before sleeping on a condition variable. */
+#define SPIN_NS 100000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Polls `*value` until it equals `target` (`equal`) or differs from it (`!equal`), or SPIN_NS
+ * pass; the clock is read every 64 polls. */
+static void spin_on(const _Atomic uint64_t *value, uint64_t target, int equal) {
+    int64_t deadline = now_ns() + SPIN_NS;
+    for (unsigned i = 1;; ++i) {
+        if ((atomic_load_explicit(value, memory_order_acquire) == target) == equal)
+            return;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() > deadline)
+            return;
+    }
+}
 
 typedef struct worker_pool {
     pthread_mutex_t lock;
@@ -30,12 +67,12 @@ typedef struct worker_pool {
     pthread_t *threads;
     int num_workers;
     int stopping;
-    uint64_t generation;
+    _Atomic uint64_t generation; /* stored under lock; polled without it */
     bnnmlir_task_fn fn;
     void *ctx;
     int64_t n;
     int chunks;
-    int pending;
+    _Atomic uint64_t pending; /* likewise */
 } worker_pool;
 
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -72,6 +109,11 @@ static void *worker_main(void *raw) {
     inside_parallel_for = 1;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
+        if (!pool.stopping && pool.generation == seen) {
+            pthread_mutex_unlock(&pool.lock);
+            spin_on(&pool.generation, seen, 0);
+            pthread_mutex_lock(&pool.lock);
+        }
         while (!pool.stopping && pool.generation == seen)
             pthread_cond_wait(&pool.job_posted, &pool.lock);
         if (pool.stopping)
@@ -223,6 +265,7 @@ void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n) {
 
     run_chunk(fn, ctx, n, chunks, 0);
 
+    spin_on(&pool.pending, 0, 1);
     pthread_mutex_lock(&pool.lock);
     while (pool.pending != 0)
         pthread_cond_wait(&pool.job_finished, &pool.lock);
