@@ -475,12 +475,16 @@ class StageRunner:
         self.parallel = threads > 1
         self.batch = BatchEntryPass(entry=entry, threads=threads) if dynamic_batch else None
         self.profiler = ProfileLayersPass(entry=entry) if profile else None
+        from bnnmlir.backend.llvm_codegen import compile_jobs
+
+        self.jobs = compile_jobs()
 
     def run(self, module: ModuleOp, stage: str) -> None:
         """Take ``module`` (in place) from the stage before ``stage`` to ``stage``."""
         try:
             for p in stage_passes(stage, self.info.name, parallel=self.parallel,
-                                  batch_entry=self.batch, profile=self.profiler):
+                                  batch_entry=self.batch, profile=self.profiler,
+                                  jobs=self.jobs):
                 p.apply(self.ctx, module)
             if stage in KEPT_STAGES or verify_every_stage():
                 module.verify()

@@ -29,9 +29,8 @@ are made again in one process when asked for.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import (
@@ -46,6 +45,7 @@ from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import DiagnosticException
 
 from bnnmlir.errors import CompileError
+from bnnmlir.forked import ChildFailure, fork_available, run_forked
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.layer_functions import (
     MergeLayerFunctionsPass,
@@ -69,7 +69,7 @@ def lowering_jobs(module: ModuleOp) -> int:
     (``$BNNMLIR_LLVM_JOBS`` if set), 1 without ``fork`` or for a module with few layers."""
     from bnnmlir.backend.llvm_codegen import compile_jobs
 
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not fork_available():
         return 1
     layers = sum(1 for f in module.ops for o in f.walk() if _is_layer_op(o))
     return compile_jobs() if layers >= MIN_LAYERS else 1
@@ -199,18 +199,6 @@ def lower_part(module: ModuleOp, part: frozenset[str], index: int, info: TargetI
     return text, times
 
 
-def _child(module: ModuleOp, part: frozenset[str], index: int, info: TargetInfo, parallel: bool,
-           verify: bool, writer) -> None:
-    try:
-        result = (True, lower_part(module, part, index, info, parallel, verify)[0])
-    except CompileError as e:
-        result = (False, str(e))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
-        result = (False, f"lowering part {index} failed: {type(e).__name__}: {e}")
-    writer.send(result)
-    writer.close()
-
-
 def lower_in_parts(module: ModuleOp, info: TargetInfo, parallel: bool, jobs: int,
                    verify: bool) -> tuple[str, dict[str, float]]:
     """The unoptimized LLVM IR text of the ``buffers``-stage ``module`` (consumed) made in
@@ -225,39 +213,23 @@ def lower_in_parts(module: ModuleOp, info: TargetInfo, parallel: bool, jobs: int
         raise CompileError(f"stage 'loops' failed: {e}") from None
     outline = time.perf_counter() - start
     parts = deal(module, jobs)
-    context = multiprocessing.get_context("fork")
-    children = []
-    for index, part in enumerate(parts[1:], start=1):
-        reader, writer = context.Pipe(duplex=False)
-        child = context.Process(target=_child, daemon=True,
-                                args=(module, part, index, info, parallel, verify, writer))
-        child.start()
-        writer.close()
-        children.append((index, child, reader))
+    done: list[float] = []
+
+    def part(index: int) -> Callable[[], tuple[str, dict[str, float]]]:
+        def run() -> tuple[str, dict[str, float]]:
+            result = lower_part(module, parts[index], index, info, parallel, verify)
+            done.append(time.perf_counter())
+            return result
+        return run
+
     try:
-        first, times = lower_part(module, parts[0], 0, info, parallel, verify)
-    finally:
-        wait = time.perf_counter()
-        results = [_receive(index, child, reader) for index, child, reader in children]
+        results = run_forked([part(k) for k in range(len(parts))])
+    except ChildFailure as e:
+        raise CompileError(f"lowering in parts failed: {e}") from None
+    times = results[0][1]
     times["loops"] += outline
-    times["other processes"] = time.perf_counter() - wait
-    errors = [text for ok, text in results if not ok]
-    if errors:
-        raise CompileError(errors[0])
-    return join_llvm_texts([first, *(text for _, text in results)]), times
-
-
-def _receive(index: int, child, reader) -> tuple[bool, str]:
-    try:
-        result = reader.recv()
-    except EOFError:
-        child.join()
-        return False, (f"lowering part {index}: its process ended without a result "
-                       f"(exit code {child.exitcode})")
-    finally:
-        reader.close()
-    child.join()
-    return result
+    times["other processes"] = time.perf_counter() - done[0]
+    return join_llvm_texts([text for text, _ in results]), times
 
 
 def join_llvm_texts(texts: list[str]) -> str:

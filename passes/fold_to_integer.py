@@ -250,10 +250,76 @@ class FoldBinarize(FoldFloatChain):
         _replace(rewriter, op, new, chain)
 
 
+def _fold_clip8_chain(chain: FloatChain, lo: int, hi: int, batch_norm: str):
+    """The requant8 of ``clip8(chain)`` on ``[lo, hi]`` (raises ``FoldingError``)."""
+    from bnnmlir.folding import clip8_float, fold_clip8
+
+    fn = channel_function(chain, batch_norm)
+    return fold_clip8(lambda x: clip8_float(fn(x)), chain.channels, lo, hi)
+
+
+PREFETCH_MIN_ELEMENTS = 1 << 22
+"""Domain values x channels of all clip8 folds of a module below which they are folded in this
+process only (a forked process costs tens of milliseconds)."""
+
+
+@dataclass
 class FoldClip8(FoldFloatChain):
+    prefetched: dict[Operation, tuple[int, int, int, object]] = field(default_factory=dict)
+    """Folds computed ahead (:meth:`prefetch`): op -> ``(lo, hi, channels, requant or error)``."""
+
+    def _foldable(self, op: Clip8Op) -> tuple[FloatChain, int, int] | None:
+        found = self.chain_and_domain(op, op.input)
+        if found is None:
+            return None
+        source_elem = value_elem(found[0].source)
+        assert isinstance(source_elem, IntegerType)
+        if found[0].only_casts and source_elem.width.data > 8:
+            return None  # an integer clip8, no fold
+        return found
+
+    def prefetch(self, module: ModuleOp, jobs: int) -> None:
+        """Fold every clip8 of ``module`` ahead, in ``jobs`` processes (forked: PyTorch runs one
+        thread in each child, which gives the same float results; the folds are independent).
+        The rewrite then takes each result whose domain is still the one folded."""
+        from bnnmlir.folding import FoldingError
+        from bnnmlir.forked import fork_available, run_forked
+
+        work = [(op, *found) for op in module.walk()
+                if isinstance(op, Clip8Op) and (found := self._foldable(op)) is not None]
+        costs = [(hi - lo + 1) * chain.channels for _, chain, lo, hi in work]
+        if jobs < 2 or len(work) < 2 or sum(costs) < PREFETCH_MIN_ELEMENTS or not fork_available():
+            return
+        parts: list[list[int]] = [[] for _ in range(jobs)]
+        loads = [0] * jobs
+        for k in sorted(range(len(work)), key=lambda k: -costs[k]):
+            j = loads.index(min(loads))
+            loads[j] += costs[k]
+            parts[j].append(k)
+
+        def fold(indices: list[int]) -> Callable[[], list[tuple[int, object]]]:
+            def run() -> list[tuple[int, object]]:
+                out: list[tuple[int, object]] = []
+                for k in indices:
+                    _, chain, lo, hi = work[k]
+                    try:
+                        out.append((k, _fold_clip8_chain(chain, lo, hi, self.batch_norm)))
+                    except FoldingError as e:
+                        out.append((k, e))
+                return out
+            return run
+
+        torch = _torch()
+        results = run_forked([fold(p) for p in parts if p],
+                             child_setup=lambda: torch.set_num_threads(1))
+        for part in results:
+            for k, folded in part:
+                op, chain, lo, hi = work[k]
+                self.prefetched[op] = (lo, hi, chain.channels, folded)
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: Clip8Op, rewriter: PatternRewriter) -> None:
-        from bnnmlir.folding import FoldingError, clip8_float, fold_clip8
+        from bnnmlir.folding import FoldingError
 
         found = self.chain_and_domain(op, op.input)
         if found is None:
@@ -265,9 +331,14 @@ class FoldClip8(FoldFloatChain):
         if chain.only_casts and source_elem.width.data > 8:
             _replace(rewriter, op, Clip8Op(chain.source, result_type), chain)
             return
+        ahead = self.prefetched.pop(op, None)
         try:
-            fn = channel_function(chain, self.batch_norm)
-            requant = fold_clip8(lambda x: clip8_float(fn(x)), chain.channels, lo, hi)
+            if ahead is not None and ahead[:3] == (lo, hi, chain.channels):
+                if isinstance(ahead[3], FoldingError):
+                    raise ahead[3]
+                requant = ahead[3]
+            else:
+                requant = _fold_clip8_chain(chain, lo, hi, self.batch_norm)
         except FoldingError as e:
             _not_applied(op, str(e))
             return
@@ -357,6 +428,9 @@ class FoldToIntegerPass(ModulePass):
     batch_norm: str = "torch"
     """How ``bnn.batch_norm`` is evaluated: ``torch`` (the original op) or ``op`` (its documented
     semantics)."""
+    jobs: int = 1
+    """Processes for the clip8 folds (:meth:`FoldClip8.prefetch`); the results do not depend
+    on it."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.batch_norm not in BATCH_NORM_MODES:
@@ -367,11 +441,9 @@ class FoldToIntegerPass(ModulePass):
         _torch()
         ranges = ValueRanges()
         ranges.prime(op)
-        patterns = [
-            FoldBinarize(ranges, self.batch_norm),
-            FoldClip8(ranges, self.batch_norm),
-            FoldBinarizeOfInt8(ranges),
-        ]
+        clip8 = FoldClip8(ranges, self.batch_norm)
+        clip8.prefetch(op, self.jobs)
+        patterns = [FoldBinarize(ranges, self.batch_norm), clip8, FoldBinarizeOfInt8(ranges)]
         PatternRewriteWalker(
             GreedyRewritePatternApplier(patterns), apply_recursively=False
         ).rewrite_module(op)

@@ -40,15 +40,16 @@ STAGES = ("optimized", "buffers", "loops", "llvm")
 
 def stage_passes(stage: str, target: str = "host", parallel: bool = False, *,
                  batch_entry: BatchEntryPass | None = None,
-                 profile: ProfileLayersPass | None = None) -> list[ModulePass]:
+                 profile: ProfileLayersPass | None = None, jobs: int = 1) -> list[ModulePass]:
     """The passes that take the IR of the previous stage to ``stage``; ``profile`` (a profiling
     build) then ``batch_entry`` (for a per-image program served over a dynamic batch) end the
-    ``buffers`` stage."""
+    ``buffers`` stage; ``jobs``: processes for the clip8 folds (the IR does not depend on it)."""
     if stage == "optimized":
         # Folding first: it creates the bnn.threshold ops that fusion absorbs, and it turns
         # binarize(cast(constant)) into binarize(constant), which weight packing then folds.
         # The float chains left after folding are fused last.
-        return [FoldToIntegerPass(), FuseOutputPass(), FuseElementwisePass(), PackWeightsPass()]
+        return [FoldToIntegerPass(jobs=jobs), FuseOutputPass(), FuseElementwisePass(),
+                PackWeightsPass()]
     if stage == "buffers":
         extra = [p for p in (profile, batch_entry) if p is not None]
         return [BufferizePass(), PlanArenaPass(), *extra]

@@ -1,5 +1,6 @@
-"""The loops and llvm stages in several processes (bnnmlir.parallel_lowering): how the layers are
-dealt, how the parts' LLVM IR is joined, outputs equal to one process's, errors of a part."""
+"""A compile in several processes: the loops and llvm stages (bnnmlir.parallel_lowering: how the
+layers are dealt, how the parts' LLVM IR is joined, outputs equal to one process's, errors of a
+part) and the clip8 folds of bnn-fold-to-integer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import pytest
 import torch
 from xdsl.dialects import func
+from xdsl.utils.exceptions import PassFailedException
 
 import bnnmlir
 from bnnmlir.compiler import compile_module, make_context, parse_mlir
@@ -125,7 +127,7 @@ def _failing_lowering(name: str, crash: bool):
         if ctx.function.sym_name.data == name:
             if crash:
                 os._exit(3)
-            raise ValueError("injected failure")
+            raise PassFailedException("injected failure")
         return original(ctx)
 
     return staticmethod(lower)
@@ -141,3 +143,25 @@ def test_an_error_in_another_part_is_a_compile_error(network, monkeypatch, crash
     expected = "exit code 3" if crash else "injected failure"
     with pytest.raises(CompileError, match=expected):
         bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
+
+
+def test_clip8_folds_in_processes_give_the_same_ir(network, monkeypatch):
+    """The clip8 folds computed ahead in forked processes (PyTorch on one thread there) give
+    the optimized IR of one process; the parent folded only its own share."""
+    from bnnmlir.passes import fold_to_integer
+
+    model, x = network
+    monkeypatch.setattr(fold_to_integer, "PREFETCH_MIN_ELEMENTS", 0)
+    original = fold_to_integer._fold_clip8_chain
+    texts, folded_here = [], []
+    for jobs in ("1", "2"):
+        calls = []
+        monkeypatch.setattr(fold_to_integer, "_fold_clip8_chain",
+                            lambda *a, calls=calls: calls.append(1) or original(*a))
+        monkeypatch.setenv("BNNMLIR_LLVM_JOBS", jobs)
+        compiled = bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
+        texts.append(compiled.mlir("optimized", elide_larger_than=None))
+        folded_here.append(len(calls))
+    assert texts[0] == texts[1]
+    assert "requant" in texts[0]  # the folds happened
+    assert 0 < folded_here[1] < folded_here[0]

@@ -1,0 +1,73 @@
+"""Work of one compile spread over forked copies of the compiling process.
+
+A forked child starts with this process's memory (the IR, the model, the imported modules) at no
+copying cost, which is what makes splitting a compile step worth it: the parts need no
+serialization of their input, only of their (small) results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class ChildFailure(RuntimeError):
+    """A forked part ended without a result, or its error could not be sent back."""
+
+
+def fork_available() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _child(call: Callable[[], Any], setup: Callable[[], None] | None, writer) -> None:
+    try:
+        if setup is not None:
+            setup()
+        message = (True, call())
+    except BaseException as e:  # noqa: BLE001 - sent to the parent, which raises it
+        message = (False, e)
+    try:
+        writer.send(message)
+    except Exception as e:  # noqa: BLE001 - an unpicklable result or error
+        writer.send((False, ChildFailure(f"{type(e).__name__}: {e}")))
+    writer.close()
+
+
+def _receive(index: int, child, reader) -> tuple[bool, Any]:
+    try:
+        result = reader.recv()
+    except EOFError:
+        child.join()
+        return False, ChildFailure(f"part {index}: its process ended without a result "
+                                   f"(exit code {child.exitcode})")
+    finally:
+        reader.close()
+    child.join()
+    return result
+
+
+def run_forked(calls: Sequence[Callable[[], Any]],
+               child_setup: Callable[[], None] | None = None) -> list[Any]:
+    """``[call() for call in calls]``, ``calls[0]`` in this process and each other one in a
+    forked child (after ``child_setup()``), all at once. The first error, in the order of
+    ``calls``, is raised here once every part has ended (a child's own exception when it can be
+    pickled, else :class:`ChildFailure`)."""
+    context = multiprocessing.get_context("fork")
+    children = []
+    for index, call in enumerate(calls[1:], start=1):
+        reader, writer = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(call, child_setup, writer), daemon=True)
+        child.start()
+        writer.close()
+        children.append((index, child, reader))
+    first: tuple[bool, Any]
+    try:
+        first = (True, calls[0]())
+    except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
+        first = (False, e)
+    results = [first, *(_receive(index, child, reader) for index, child, reader in children)]
+    for ok, value in results:
+        if not ok:
+            raise value
+    return [value for _, value in results]
