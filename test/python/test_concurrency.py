@@ -92,3 +92,28 @@ def test_models_with_different_thread_counts_at_once(models):
 
     errors = run_threads([job(i) for i in range(6)])
     assert not errors, errors
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_reused_arena_holds_nothing_a_call_reads(monkeypatch, threads):
+    """A program keeps each calling thread's arena between calls without clearing it: the
+    generated code must not read arena bytes it has not written in the same call. A new arena
+    full of 0xA5 bytes, then the same arena again, give PyTorch's outputs."""
+    from bnnmlir import compiler
+    from bnnmlir.examples.models import bnn_clip_net
+
+    original = compiler._aligned_empty
+
+    def filled(nbytes: int):
+        arena = original(nbytes)
+        arena[:] = 0xA5
+        return arena
+
+    monkeypatch.setattr(compiler, "_aligned_empty", filled)
+    torch.manual_seed(11)
+    model = bnn_clip_net().eval()
+    compiled = bnnmlir.compile(model, (torch.randn(2, 3, 32, 32),), threads=threads, cache=False)
+    for seed in range(3):  # the first call gets a filled arena, the others the used one
+        torch.manual_seed(seed)
+        x = torch.randn(2, 3, 32, 32)
+        assert torch.equal(compiled(x), model(x))
