@@ -8,7 +8,9 @@ serialization of their input, only of their (small) results.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -17,7 +19,25 @@ class ChildFailure(RuntimeError):
 
 
 def fork_available() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Whether this process may fork children for a compile: the ``fork`` start method exists
+    and this process is not itself a daemonic worker (of a ``multiprocessing.Pool``), which
+    may not have children."""
+    return ("fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon)
+
+
+@contextmanager
+def _no_llvm_call_in_flight() -> Iterator[None]:
+    """Hold llvmlite's lock of the LLVM C API (when llvmlite is loaded) while forking: a child
+    forked while another thread is inside LLVM would inherit that lock taken by a thread it
+    does not have, and wait for it forever at its first LLVM call."""
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    lock = getattr(getattr(ffi, "lib", None), "_lock", None)
+    if lock is None:
+        yield
+        return
+    with lock:
+        yield
 
 
 def _child(call: Callable[[], Any], setup: Callable[[], None] | None, writer) -> None:
@@ -41,6 +61,9 @@ def _receive(index: int, child, reader) -> tuple[bool, Any]:
         child.join()
         return False, ChildFailure(f"part {index}: its process ended without a result "
                                    f"(exit code {child.exitcode})")
+    except Exception as e:  # noqa: BLE001 - e.g. a result that does not unpickle
+        child.join()
+        return False, ChildFailure(f"part {index}: {type(e).__name__}: {e}")
     finally:
         reader.close()
     child.join()
@@ -54,19 +77,36 @@ def run_forked(calls: Sequence[Callable[[], Any]],
     ``calls``, is raised here once every part has ended (a child's own exception when it can be
     pickled, else :class:`ChildFailure`)."""
     context = multiprocessing.get_context("fork")
-    children = []
-    for index, call in enumerate(calls[1:], start=1):
-        reader, writer = context.Pipe(duplex=False)
-        child = context.Process(target=_child, args=(call, child_setup, writer), daemon=True)
-        child.start()
-        writer.close()
-        children.append((index, child, reader))
-    first: tuple[bool, Any]
+    children: list[tuple[int, Any, Any]] = []
+    received = 0
     try:
-        first = (True, calls[0]())
-    except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
-        first = (False, e)
-    results = [first, *(_receive(index, child, reader) for index, child, reader in children)]
+        for index, call in enumerate(calls[1:], start=1):
+            reader, writer = context.Pipe(duplex=False)
+            try:
+                child = context.Process(target=_child, args=(call, child_setup, writer),
+                                        daemon=True)
+                with _no_llvm_call_in_flight():
+                    child.start()
+            except OSError as e:  # e.g. EAGAIN, ENOMEM
+                reader.close()
+                raise ChildFailure(f"part {index}: cannot fork: {e}") from None
+            finally:
+                writer.close()
+            children.append((index, child, reader))
+        first: tuple[bool, Any]
+        try:
+            first = (True, calls[0]())
+        except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
+            first = (False, e)
+        results = [first]
+        for index, child, reader in children:
+            results.append(_receive(index, child, reader))
+            received += 1
+    finally:
+        for index, child, reader in children[received:]:  # an error above: end the rest
+            reader.close()
+            child.terminate()
+            child.join()
     for ok, value in results:
         if not ok:
             raise value

@@ -284,7 +284,8 @@ class FoldClip8(FoldFloatChain):
     def prefetch(self, module: ModuleOp, jobs: int) -> None:
         """Fold every clip8 of ``module`` ahead, in ``jobs`` processes (forked: PyTorch runs one
         thread in each child, which gives the same float results; the folds are independent).
-        The rewrite then takes each result whose domain is still the one folded."""
+        The rewrite then takes each result whose domain is still the one folded; when the
+        children fail (no fork, a child killed), every clip8 is folded in this process."""
         from bnnmlir.folding import FoldingError
         from bnnmlir.forked import fork_available, run_forked
 
@@ -316,8 +317,11 @@ class FoldClip8(FoldFloatChain):
             return run
 
         torch = _torch()
-        results = run_forked([fold(p) for p in parts if p],
-                             child_setup=lambda: torch.set_num_threads(1))
+        try:
+            results = run_forked([fold(p) for p in parts if p],
+                                 child_setup=lambda: torch.set_num_threads(1))
+        except Exception:  # noqa: BLE001 - a child that died, or no fork: fold in-process
+            return
         for part in results:
             for k, folded in part:
                 op, chain, lo, hi = work[k]

@@ -210,7 +210,10 @@ def compile_jobs() -> int:
     jobs = os.environ.get("BNNMLIR_LLVM_JOBS", "").strip()
     if jobs and not jobs.isdigit():
         raise ValueError(f"BNNMLIR_LLVM_JOBS must be a positive number of processes, got {jobs!r}")
-    return max(1, int(jobs) if jobs else len(os.sched_getaffinity(0)))
+    if jobs:
+        return max(1, int(jobs))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
 
 
 def optimize(

@@ -165,3 +165,68 @@ def test_clip8_folds_in_processes_give_the_same_ir(network, monkeypatch):
     assert texts[0] == texts[1]
     assert "requant" in texts[0]  # the folds happened
     assert 0 < folded_here[1] < folded_here[0]
+
+
+def _compile_small_network() -> bool:
+    """Run in a pool worker (a daemonic process, which may not fork children)."""
+    torch.manual_seed(5)
+    model = bnn_clip_net().eval()
+    x = torch.randn(2, 3, 32, 32)
+    return torch.equal(bnnmlir.compile(model, (x,), threads=1, cache=False)(x), model(x))
+
+
+def test_a_compile_in_a_pool_worker_stays_in_one_process():
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_compile_small_network)
+
+
+def test_no_child_is_forked_while_another_thread_is_inside_llvm():
+    """A child forked while another thread holds llvmlite's lock would wait for it forever at
+    its first LLVM call; the fork waits for the lock instead."""
+    import threading
+    import time
+
+    import llvmlite.binding as llvm
+
+    from bnnmlir.forked import run_forked
+
+    lock = llvm.ffi.lib._lock
+    held = threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            time.sleep(0.5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    result: list = []
+    worker = threading.Thread(
+        target=lambda: result.append(run_forked([lambda: 0, llvm.get_process_triple])))
+    worker.start()
+    worker.join(timeout=60)
+    holder.join()
+    assert not worker.is_alive() and result and result[0][1] == llvm.get_process_triple()
+
+
+def test_clip8_folds_fall_back_to_one_process_when_children_fail(network, monkeypatch):
+    from bnnmlir import forked
+    from bnnmlir.passes import fold_to_integer
+
+    model, x = network
+    monkeypatch.setattr(fold_to_integer, "PREFETCH_MIN_ELEMENTS", 0)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
+    want = bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False).mlir(
+        "optimized", elide_larger_than=None)
+
+    def broken(calls, child_setup=None):
+        raise forked.ChildFailure("part 1: its process ended without a result (exit code -9)")
+
+    monkeypatch.setattr(forked, "run_forked", broken)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    monkeypatch.setattr("bnnmlir.parallel_lowering.run_forked", lambda calls: [c() for c in calls])
+    got = bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
+    assert got.mlir("optimized", elide_larger_than=None) == want
