@@ -117,3 +117,8 @@ def test_a_reused_arena_holds_nothing_a_call_reads(monkeypatch, threads):
         torch.manual_seed(seed)
         x = torch.randn(2, 3, 32, 32)
         assert torch.equal(compiled(x), model(x))
+    dynamic = bnnmlir.compile(model, (torch.randn(1, 3, 32, 32),), threads=threads,
+                              cache=False, dynamic_batch=True)
+    for batch in (3, 1, 2):  # the arena grows, then its first bytes are used again
+        x = torch.randn(batch, 3, 32, 32)
+        assert torch.equal(dynamic(x), model(x))
