@@ -290,7 +290,7 @@ class CompiledProgram:
             if "llvm" not in self._stages and self._runner is not None:
                 buffers = self.mlir_module("buffers").clone()
                 jobs = lowering_jobs(buffers)
-                if jobs > 1:  # as the compile made it (other names than one process gives)
+                if jobs:  # as the compile made it (see bnnmlir.parallel_lowering)
                     with timed(self.compile_times, "LLVM IR"):
                         return lower_in_parts(buffers, self.target, self.threads > 1, jobs,
                                               verify_every_stage())[0]
@@ -605,7 +605,7 @@ def compile_module(
     with progress_bar(steps, enabled=progress) as bar:
         for stage in STAGES:
             bar.set_postfix_str(stage)
-            if stage == "loops" and (jobs := lowering_jobs(module)) > 1:
+            if stage == "loops" and (jobs := lowering_jobs(module)):
                 llvm_text, part_times = lower_in_parts(module, info, threads > 1, jobs,
                                                        verify_every_stage())
                 for later in ("loops", "llvm"):

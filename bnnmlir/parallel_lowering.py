@@ -22,13 +22,16 @@ processes (:func:`lowering_jobs`):
    the call that passes them) is the same line in each and is kept once.
 
 The joined text is the module's unoptimized LLVM IR: the same kernels as one process makes
-(the lowering of a function depends on that function and the globals it reads only), with other
-global names and wrappers for the merged layers. ``compiled.mlir("loops")`` / ``mlir("llvm")``
-are made again in one process when asked for.
+(the lowering of a function depends on that function and the globals it reads only), with
+wrappers for the merged layers. It does not depend on the number of parts (sorted functions,
+declarations and globals; numbered globals renamed in order of first use), so a compile with
+one job, which takes this path too without forking, gives the same text. ``compiled.mlir(
+"loops")`` / ``mlir("llvm")`` show the one-process pipeline's IR, made again when asked for.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Hashable
 
@@ -66,13 +69,14 @@ border paths of several thousand ops (a 1x1 kernel has no border: 1.5 at 128 cha
 
 def lowering_jobs(module: ModuleOp) -> int:
     """Processes for the stages after ``buffers``: one per core this process may run on
-    (``$BNNMLIR_LLVM_JOBS`` if set), 1 without ``fork`` or for a module with few layers."""
+    (``$BNNMLIR_LLVM_JOBS`` if set), 1 where it may not fork; 0 for a module of fewer than
+    :data:`MIN_LAYERS` layers, which takes the one-process path of the pipeline."""
     from bnnmlir.backend.llvm_codegen import compile_jobs
 
-    if not fork_available():
-        return 1
     layers = sum(1 for f in module.ops for o in f.walk() if _is_layer_op(o))
-    return compile_jobs() if layers >= MIN_LAYERS else 1
+    if layers < MIN_LAYERS:
+        return 0
+    return compile_jobs() if fork_available() else 1
 
 
 def _is_layer_op(op: Operation) -> bool:
@@ -228,14 +232,48 @@ def lower_in_parts(module: ModuleOp, info: TargetInfo, parallel: bool, jobs: int
         raise CompileError(f"lowering in parts failed: {e}") from None
     times = results[0][1]
     times["loops"] += outline
-    times["other processes"] = time.perf_counter() - done[0]
+    if len(parts) > 1:
+        times["other processes"] = time.perf_counter() - done[0]
     return join_llvm_texts([text for text, _ in results]), times
+
+
+_NUMBERED = re.compile(r"^(?P<stem>.+?)(?:_p\d+)?_\d+$")
+"""A global the lowering numbered (``{stem}_{k}``, ``{stem}_p{part}_{k}``)."""
+_REFERENCE = re.compile(r'@"([^"]+)"|@([-\w.$]+)')
+
+
+def _canonical_names(splits: list, globals_: dict[str, str]) -> dict[str, str]:
+    """New names of the numbered globals: ``{stem}_{i}``, ``i`` counting per stem in the order
+    of first reference by the functions sorted by name (independent of how they were dealt)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    functions = sorted((f for s in splits for f in s.functions), key=lambda f: f.name)
+    for function in functions:
+        for line in function.lines:
+            for match in _REFERENCE.finditer(line):
+                name = match.group(1) or match.group(2)
+                if name in globals_ and name not in seen:
+                    seen.add(name)
+                    order.append(name)
+    order += sorted(set(globals_) - seen)
+    counts: dict[str, int] = {}
+    renamed: dict[str, str] = {}
+    for name in order:
+        match = _NUMBERED.match(name)
+        if match is None:
+            continue
+        stem = match.group("stem")
+        renamed[name] = f"{stem}_{counts.get(stem, 0)}"
+        counts[stem] = counts.get(stem, 0) + 1
+    return renamed
 
 
 def join_llvm_texts(texts: list[str]) -> str:
     """One LLVM IR module of the parts' texts: the header of the first, each global once (the
     same line in every part that has it), the declarations of functions no part defines, every
-    part's definitions."""
+    part's definitions. The result does not depend on how the functions were dealt: functions,
+    declarations and globals are sorted by name, and the numbered globals renamed in order of
+    first use (:func:`_canonical_names`)."""
     from bnnmlir.backend.parallel_opt import split_module
 
     splits = [split_module(t) for t in texts]
@@ -253,13 +291,25 @@ def join_llvm_texts(texts: list[str]) -> str:
             name = _function_name(line)
             if name not in defined:
                 declarations.setdefault(name, line)
-    lines = [*splits[0].header, *globals_.values(), *declarations.values()]
-    for split in splits:
-        for function in split.functions:
-            head, *body = function.lines
-            if function.name in internal:
-                head = "define internal " + head[len("define "):]
-            lines += [head, *body]
+    renamed = _canonical_names(splits, globals_)
+
+    def rename(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        return f'@"{renamed[name]}"' if name in renamed else match.group(0)
+
+    new_globals = {}
+    for name, line in globals_.items():
+        new = renamed.get(name, name)
+        _, rest = line.split(" = ", 1)
+        new_globals[new] = f'@"{new}" = {rest}' if name in renamed else line
+    header = [line for line in splits[0].header if line.strip()] + [""]
+    lines = [*header, *(new_globals[n] for n in sorted(new_globals)),
+             *(declarations[n] for n in sorted(declarations))]
+    for function in sorted((f for s in splits for f in s.functions), key=lambda f: f.name):
+        head, *body = function.lines
+        if function.name in internal:
+            head = "define internal " + head[len("define "):]
+        lines += [_REFERENCE.sub(rename, line) for line in (head, *body)]
     return "\n".join(lines) + "\n"
 
 
