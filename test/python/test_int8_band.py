@@ -26,7 +26,6 @@ from bnnmlir.passes.loops import int8_band
 from bnnmlir.passes.loops.int8_band import VECTOR, band_weights, chunk_network, plan_band
 from bnnmlir.passes.loops.int8_conv import PATHS, Geometry, dot_path, plan_int8
 from bnnmlir.reference import evaluate
-from requant_cases import attr_text, random_requant
 from bnnmlir.reference import support as ref
 from bnnmlir.target import get_target
 
@@ -115,18 +114,10 @@ def _dense(a: np.ndarray) -> str:
     return f"dense<{a.tolist()}> : tensor<{'x'.join(map(str, a.shape))}xi8>".replace(" ", "")
 
 
-def _breakpoints(rng: np.random.Generator, o: int) -> str:
-    """A breakpoints map (no lane-wise form: applied element by element from the scratch buffer)
-    whose steps lie where int8 sums of a few dozen products fall (std about 5500 per product)."""
-    return attr_text(random_requant(rng, "breakpoints", o, 5500**2 * 50))
-
-
 def _requant(rng: np.random.Generator, kind: str, o: int) -> str:
     def arr(elem: str, values) -> str:
         return f"array<{elem}: {', '.join(map(str, values))}>"
 
-    if kind == "breakpoints":
-        return _breakpoints(rng, o)
     if kind == "table":
         return f'kind = "table", lo = -3 : i64, table = {arr("i8", rng.integers(-127, 128, o * 7))}'
     big = 2**15 if kind == "affine64" else 40
@@ -175,7 +166,7 @@ def band_cases(draw):
     h = draw(st.integers(h_min, h_min + 6))
     w = draw(st.integers(w_min, w_min + 40))
     extreme = draw(st.sampled_from(["random", "random", "min", "max", "both"]))
-    rq = draw(st.sampled_from([None, None, "affine", "affine64", "table", "breakpoints"]))
+    rq = draw(st.sampled_from([None, None, "affine", "affine64", "table"]))
     return dict(n=n, h=h, w=w, c=c, o=o, k=k, s=s, d=d, pad=pad, extreme=extreme, rq=rq)
 
 
