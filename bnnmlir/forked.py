@@ -70,6 +70,18 @@ def _receive(index: int, child, reader) -> tuple[bool, Any]:
     return result
 
 
+def least_loaded(costs: Sequence[float], parts: int) -> list[int]:
+    """The part of each item, items taken in the given order (largest cost first gives the
+    usual greedy balance), each to the part with the least cost so far (the first on a tie)."""
+    loads = [0.0] * parts
+    chosen = []
+    for cost in costs:
+        k = loads.index(min(loads))
+        loads[k] += cost
+        chosen.append(k)
+    return chosen
+
+
 def run_forked(calls: Sequence[Callable[[], Any]],
                child_setup: Callable[[], None] | None = None) -> list[Any]:
     """``[call() for call in calls]``, ``calls[0]`` in this process and each other one in a

@@ -48,7 +48,7 @@ from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import DiagnosticException
 
 from bnnmlir.errors import CompileError
-from bnnmlir.forked import ChildFailure, fork_available, run_forked
+from bnnmlir.forked import ChildFailure, fork_available, least_loaded, run_forked
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.layer_functions import (
     MergeLayerFunctionsPass,
@@ -140,15 +140,15 @@ def deal(module: ModuleOp, jobs: int) -> list[frozenset[str]]:
         else:
             others.append(op.sym_name.data)
     parts: list[set[str]] = [set(others)] + [set() for _ in range(jobs - 1)]
-    loads = [0.0] * jobs
+
     # A class costs its conversion once (the merged body) and a lowering per member, which
     # costs about as much (Bi-Real-Net-18's classes of one 3x3 layer: 0.5 s, of three: 1.05 s).
     def class_cost(members: list[func.FuncOp]) -> float:
         return _cost(members[0]) * (1 + len(members)) / 2
 
-    for members in sorted(classes.values(), key=lambda c: (-class_cost(c), c[0].sym_name.data)):
-        k = loads.index(min(loads))
-        loads[k] += class_cost(members)
+    ordered = sorted(classes.values(), key=lambda c: (-class_cost(c), c[0].sym_name.data))
+    chosen = least_loaded([class_cost(c) for c in ordered], jobs)
+    for members, k in zip(ordered, chosen, strict=True):
         parts[k].update(f.sym_name.data for f in members)
     return [frozenset(p) for p in parts if p]
 

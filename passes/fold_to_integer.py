@@ -287,7 +287,7 @@ class FoldClip8(FoldFloatChain):
         The rewrite then takes each result whose domain is still the one folded; when the
         children fail (no fork, a child killed), every clip8 is folded in this process."""
         from bnnmlir.folding import FoldingError
-        from bnnmlir.forked import fork_available, run_forked
+        from bnnmlir.forked import fork_available, least_loaded, run_forked
 
         work = [(op, *found) for op in module.walk()
                 if isinstance(op, Clip8Op) and (found := self._foldable(op)) is not None]
@@ -297,11 +297,9 @@ class FoldClip8(FoldFloatChain):
         costs = [(hi - lo + 1 + FIT_COST) * chain.channels for _, chain, lo, hi in work]
         if jobs < 2 or len(work) < 2 or sum(costs) < PREFETCH_MIN_ELEMENTS or not fork_available():
             return
+        order = sorted(range(len(work)), key=lambda k: -costs[k])
         parts: list[list[int]] = [[] for _ in range(jobs)]
-        loads = [0] * jobs
-        for k in sorted(range(len(work)), key=lambda k: -costs[k]):
-            j = loads.index(min(loads))
-            loads[j] += costs[k]
+        for k, j in zip(order, least_loaded([costs[k] for k in order], jobs), strict=True):
             parts[j].append(k)
 
         def fold(indices: list[int]) -> Callable[[], list[tuple[int, object]]]:

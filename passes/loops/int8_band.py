@@ -250,11 +250,6 @@ class BandKernel(Int8Kernel):
         super().__init__(em, band.tiles, geo, weights, start, output)
         self.band = band
 
-    # Scratch --------------------------------------------------------------------------------
-    @staticmethod
-    def _alloca(e: Emitter, size: int) -> SSAValue:
-        return e.stack_buffer(size, i8)
-
     def _u(self, e: Emitter, v: SSAValue) -> SSAValue:
         """``u(x)`` lane-wise: ``x XOR 0x80`` on the biased path."""
         if not self.path.biased:
@@ -391,7 +386,7 @@ class BandKernel(Int8Kernel):
 
         def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
             saved = e.emit(llvm.CallIntrinsicOp("llvm.stacksave.p0", [], [ptr]))
-            band_ref = self._alloca(e, band.band_bytes)
+            band_ref = e.stack_buffer(band.band_bytes, i8)
             scratch = self.begin_row(e)
             if row_lo == 0 and row_hi == geo.oh:
                 self.build_band(e, n, oh, band_ref, checked=False)
