@@ -251,10 +251,17 @@ class BandKernel(Int8Kernel):
         self.band = band
 
     def _u(self, e: Emitter, v: SSAValue) -> SSAValue:
-        """``u(x)`` lane-wise: ``x XOR 0x80`` on the biased path."""
+        """``u(x)`` lane-wise: ``x XOR 0x80`` on the biased path.
+
+        The biased vector goes through an empty inline-asm barrier (no instruction). When a band is
+        small enough for LLVM to forward its stores to the kernel's loads, the kernel's first
+        group becomes ``broadcast_dword0(xor(x, splat 0x80))`` on a 64-byte vector, and LLVM 22's
+        x86-64 AVX-512 instruction selection loops forever on that pattern; the barrier keeps the
+        XOR out of the broadcast's reach."""
         if not self.path.biased:
             return v
-        return e.emit(arith.XOrIOp(v, e.vector_const([0x80] * VECTOR, i8)))
+        u = e.emit(arith.XOrIOp(v, e.vector_const([0x80] * VECTOR, i8)))
+        return e.emit(llvm.InlineAsmOp("", "=v,0", [u], [u.type]))
 
     # Steps 1 and 2: the band ---------------------------------------------------------------
     def sources(self, e: Emitter, n: SSAValue, rows: Sequence[tuple[SSAValue, SSAValue | None]],
@@ -272,7 +279,7 @@ class BandKernel(Int8Kernel):
                 # lane i holds row byte start + i: loaded at lane i + start - base
                 loaded_lanes = lanes[base - start:] + [0] * (base - start)
                 if not any(lanes):
-                    out.append(self._u(e, zero))
+                    out.append(e.vector_const([0x80 if self.path.biased else 0] * VECTOR, i8))
                     continue
                 at = geo.x_index(n, ih, e.index(base // geo.c), e.index(base % geo.c))
                 v = e.emit(vector.MaskedLoadOp(geo.x, at, _lane_mask(e, loaded_lanes), zero))

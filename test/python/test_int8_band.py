@@ -26,6 +26,7 @@ from bnnmlir.passes.loops import int8_band
 from bnnmlir.passes.loops.int8_band import VECTOR, band_weights, chunk_network, plan_band
 from bnnmlir.passes.loops.int8_conv import PATHS, Geometry, dot_path, plan_int8
 from bnnmlir.reference import evaluate
+from requant_cases import attr_text, random_requant
 from bnnmlir.reference import support as ref
 from bnnmlir.target import get_target
 
@@ -114,10 +115,18 @@ def _dense(a: np.ndarray) -> str:
     return f"dense<{a.tolist()}> : tensor<{'x'.join(map(str, a.shape))}xi8>".replace(" ", "")
 
 
+def _breakpoints(rng: np.random.Generator, o: int) -> str:
+    """A breakpoints map (no lane-wise form: applied element by element from the scratch buffer)
+    whose steps lie where int8 sums of a few dozen products fall (std about 5500 per product)."""
+    return attr_text(random_requant(rng, "breakpoints", o, 5500**2 * 50))
+
+
 def _requant(rng: np.random.Generator, kind: str, o: int) -> str:
     def arr(elem: str, values) -> str:
         return f"array<{elem}: {', '.join(map(str, values))}>"
 
+    if kind == "breakpoints":
+        return _breakpoints(rng, o)
     if kind == "table":
         return f'kind = "table", lo = -3 : i64, table = {arr("i8", rng.integers(-127, 128, o * 7))}'
     big = 2**15 if kind == "affine64" else 40
@@ -166,7 +175,7 @@ def band_cases(draw):
     h = draw(st.integers(h_min, h_min + 6))
     w = draw(st.integers(w_min, w_min + 40))
     extreme = draw(st.sampled_from(["random", "random", "min", "max", "both"]))
-    rq = draw(st.sampled_from([None, None, "affine", "affine64", "table"]))
+    rq = draw(st.sampled_from([None, None, "affine", "affine64", "table", "breakpoints"]))
     return dict(n=n, h=h, w=w, c=c, o=o, k=k, s=s, d=d, pad=pad, extreme=extreme, rq=rq)
 
 
@@ -197,6 +206,17 @@ def _check(case: dict, seed: int, target: str) -> None:
 @given(band_cases(), st.integers(0, 2**32 - 1))
 def test_band_bit_exact(target, case, seed):
     _check(case, seed, target)
+
+
+@needs_avx512
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_tiny_band_forwarded_to_the_kernel_compiles(target):
+    """A band of one chunk (a 1x3x1x1 input) whose stores LLVM forwards to the kernel's loads:
+    without the barrier after the bias XOR, LLVM 22's x86-64 instruction selection never returns
+    on the resulting broadcast of an XOR (the compile hangs)."""
+    case = dict(n=1, h=3, w=1, c=1, o=64, k=(1, 3), s=(2, 2), d=(1, 1), pad=(1, 0, 1, 3),
+                extreme="random", rq="table")
+    _check(case, 931723725, target)
 
 
 @needs_avx512
