@@ -125,6 +125,24 @@ def _values(arr: DenseArrayBase | None) -> tuple:
     return tuple(arr.get_values()) if arr is not None else ()
 
 
+def _verified_permutation(name: str, permutation: DenseArrayBase, rank: int) -> tuple[int, ...]:
+    """The values of an i64 ``permutation`` property of ``0..rank-1``, else a diagnostic."""
+    perm = tuple(permutation.get_values())
+    if not is_int(permutation.elt_type, 64) or sorted(perm) != list(range(rank)):
+        raise VerifyException(
+            f"'{name}' permutation must be a permutation of 0..{rank - 1} (i64), got {list(perm)}"
+        )
+    return perm  # type: ignore[return-value]
+
+
+class Permuting:
+    """The ``perm`` tuple of an op's ``permutation`` property."""
+
+    @property
+    def perm(self) -> tuple[int, ...]:
+        return tuple(self.permutation.get_values())  # type: ignore[attr-defined]
+
+
 def _check_array(op: IRDLOperation, name: str, arr: DenseArrayBase | None, elem_ok, elem_name: str,
                  length: int | None = None, multiple_of: int | None = None) -> tuple:
     if arr is None:
@@ -996,6 +1014,44 @@ class ElementwiseOp(ShapedOpMixin, IRDLOperation):
         verify_steps(f"'{self.name}'", self.steps, shape[-1], _is_any_int(elem), len(self.inputs))
 
 
+@irdl_op_definition
+class QuantizeOp(Permuting, UnaryShapedOp):
+    """Input quantization in one pass: a float chain, the clip8 rounding, a layout change.
+
+    ``out = transpose(clip8(steps(x)), permutation)``: ``steps`` is a chain of
+    :mod:`bnnmlir.dialects.float_chain` on the ``f32`` input (its channel ``c`` is the input's
+    LAST dimension; no ``cast``, no ``add_input``; it may be empty), each step one f32 operation
+    rounded to nearest even; then ``clip8``: round half to even, clamp to ``[-127, 127]``
+    (``bnn.clip8`` of ``f32``; NaN is not a valid input); then the dimension permutation of
+    ``bnn.transpose`` (``out.shape[k] = in.shape[permutation[k]]``). The result is ``i8``.
+    Created by ``bnn-fuse-quantize`` from ``bnn.transpose(bnn.clip8(chain(x)))``.
+    """
+
+    name = "bnn.quantize"
+
+    steps = prop_def(ArrayAttr)
+    permutation = prop_def(DenseArrayBase)
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input: Value, steps: Sequence[Attribute], permutation: Sequence[int],
+                 result_type: Attribute | None = None, out: Value | None = None):
+        super().__init__(input, result_type, out, properties={
+            "steps": ArrayAttr(list(steps)), "permutation": _array(permutation, i64)})
+
+    def verify_(self) -> None:
+        out_type = self._check_form([self.input])
+        in_shape = static_shape(self.name, self.input.type)
+        if not in_shape or not _is_f32(elem_of(self.input.type)):
+            raise VerifyException(
+                f"'{self.name}' input must be a ranked f32 operand, got {describe(self.input.type)}"
+            )
+        perm = _verified_permutation(self.name, self.permutation, len(in_shape))
+        if self.steps.data:
+            verify_steps(f"'{self.name}'", self.steps, in_shape[-1], False, 1)
+        _expect_output(self, out_type, [in_shape[p] for p in perm], i8)
+
+
 # ---------------------------------------------------------------------------------------------
 # Data movement
 # ---------------------------------------------------------------------------------------------
@@ -1061,7 +1117,7 @@ class ReshapeOp(UnaryShapedOp):
 
 
 @irdl_op_definition
-class TransposeOp(UnaryShapedOp):
+class TransposeOp(Permuting, UnaryShapedOp):
     """Dimension permutation, as ``numpy.transpose(x, permutation)``.
 
     ``out.shape[k] = in.shape[permutation[k]]`` and ``out[j_0, ..., j_{r-1}] = in[i]`` with
@@ -1078,19 +1134,10 @@ class TransposeOp(UnaryShapedOp):
         super().__init__(input, result_type, out, properties={"permutation": _array(permutation, i64)},
         )
 
-    @property
-    def perm(self) -> tuple[int, ...]:
-        return tuple(self.permutation.get_values())  # type: ignore[return-value]
-
     def verify_(self) -> None:
         out_type = self._check_form([self.input])
         in_shape = static_shape(self.name, self.input.type)
-        perm = self.perm
-        if not is_int(self.permutation.elt_type, 64) or sorted(perm) != list(range(len(in_shape))):
-            raise VerifyException(
-                f"'{self.name}' permutation must be a permutation of 0..{len(in_shape) - 1} (i64), "
-                f"got {list(perm)}"
-            )
+        perm = _verified_permutation(self.name, self.permutation, len(in_shape))
         _expect_output(self, out_type, [in_shape[p] for p in perm], elem_of(self.input.type))
 
 
@@ -1110,4 +1157,5 @@ SUPPORT_OPS: list = [
     ConcatOp,
     ReshapeOp,
     TransposeOp,
+    QuantizeOp,
 ]

@@ -35,6 +35,12 @@ def _fuse_output() -> type[ModulePass]:
     return FuseOutputPass
 
 
+def _fuse_quantize() -> type[ModulePass]:
+    from bnnmlir.passes.fuse_quantize import FuseQuantizePass
+
+    return FuseQuantizePass
+
+
 def _fuse_elementwise() -> type[ModulePass]:
     from bnnmlir.passes.fuse_elementwise import FuseElementwisePass
 
@@ -113,6 +119,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "bnn-fold-to-integer": _fold_to_integer,
     "bnn-fuse-output": _fuse_output,
     "bnn-fuse-elementwise": _fuse_elementwise,
+    "bnn-fuse-quantize": _fuse_quantize,
     "bnn-bufferize": _bufferize,
     "bnn-plan-arena": _plan_arena,
     "bnn-batch-entry": _batch_entry,

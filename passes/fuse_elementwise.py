@@ -69,7 +69,7 @@ def _is_f32_out(op: Operation) -> bool:
     return len(op.results) == 1 and not is_int(elem_of(op.results[0].type))
 
 
-def _steps(op: Operation, main: SSAValue) -> Chain | None:
+def chain_of(op: Operation, main: SSAValue) -> Chain | None:
     """``op`` as a chain on its operand ``main``, ``None`` if it is not a value-form float
     element-wise op of the module docstring."""
     if not op.results or not _is_f32_out(op):
@@ -132,8 +132,8 @@ class MergeChains(RewritePattern):
                 continue
             if producer.parent is not op.parent:
                 continue
-            outer = _steps(op, main)
-            inner = _steps(producer, producer.operands[0] if producer.operands else main)
+            outer = chain_of(op, main)
+            inner = chain_of(producer, producer.operands[0] if producer.operands else main)
             if outer is None or inner is None:
                 continue
             x, inner_extras, inner_steps = inner
@@ -157,7 +157,7 @@ class FuseIntoBConv(RewritePattern):
             conv = main.owner
             if (isinstance(conv, BConv2dOp) and conv.result is not None and main.has_one_use()
                     and conv.output_kind in ("i32", "f32")):
-                chain = _steps(op, main)
+                chain = chain_of(op, main)
                 if chain is not None:
                     self.fuse(op, conv, chain, rewriter)
                     return
@@ -196,7 +196,7 @@ class FuseIntoFloatConv(RewritePattern):
             if not (isinstance(conv, Conv2dOp) and not conv.is_integer
                     and conv.result is not None and main.has_one_use()):
                 continue
-            chain = _steps(op, main)
+            chain = chain_of(op, main)
             if chain is None or chain[1] or not chain[2]:
                 continue
             before = [] if conv.steps is None else list(conv.steps.data)

@@ -65,6 +65,7 @@ from bnnmlir.passes.loops.float_chain import lower_elementwise
 from bnnmlir.passes.loops.emitter import ConstantPool, Emitter
 from bnnmlir.passes.loops.float_conv import lower_conv2d, lower_dense
 from bnnmlir.passes.loops.pool import lower_pool2d
+from bnnmlir.passes.loops.quantize import lower_quantize
 from bnnmlir.passes.loops.lowering import (
     Lowering,
     LoweringContext,
@@ -94,6 +95,7 @@ LOWERINGS: Mapping[type[Operation], Lowering] = {
     support_ops.ConcatOp: support.lower_concat,
     support_ops.ReshapeOp: support.lower_reshape,
     support_ops.TransposeOp: support.lower_transpose,
+    support_ops.QuantizeOp: lower_quantize,
 }
 """The loop lowering of every op that ``lower-bnn-to-loops`` replaces."""
 

@@ -6,7 +6,8 @@ pass order from :func:`stage_passes`, stage by stage:
 ========== ===============================================================
 stage      passes
 ========== ===============================================================
-optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-fuse-elementwise, bnn-pack-weights
+optimized  bnn-fold-to-integer, bnn-fuse-output, bnn-fuse-elementwise, bnn-fuse-quantize,
+           bnn-pack-weights
 buffers    bnn-bufferize, bnn-plan-arena (then bnn-profile-layers for a profiling build,
            bnn-batch-entry for a dynamic batch)
 loops      bnn-outline-layers, lower-bnn-to-loops{target, parallel},
@@ -29,6 +30,7 @@ from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.fold_to_integer import FoldToIntegerPass
 from bnnmlir.passes.fuse_elementwise import FuseElementwisePass
 from bnnmlir.passes.fuse_output import FuseOutputPass
+from bnnmlir.passes.fuse_quantize import FuseQuantizePass
 from bnnmlir.passes.layer_functions import MergeLayerFunctionsPass, OutlineLayersPass
 from bnnmlir.passes.lower_bnn_to_loops import LowerBnnToLoopsPass
 from bnnmlir.passes.pack_weights import PackWeightsPass
@@ -49,7 +51,7 @@ def stage_passes(stage: str, target: str = "host", parallel: bool = False, *,
         # binarize(cast(constant)) into binarize(constant), which weight packing then folds.
         # The float chains left after folding are fused last.
         return [FoldToIntegerPass(jobs=jobs), FuseOutputPass(), FuseElementwisePass(),
-                PackWeightsPass()]
+                FuseQuantizePass(), PackWeightsPass()]
     if stage == "buffers":
         extra = [p for p in (profile, batch_entry) if p is not None]
         return [BufferizePass(), PlanArenaPass(), *extra]

@@ -71,6 +71,7 @@ from bnnmlir.dialects.bnn_support import (
     Requant8Op,
     ReshapeOp,
     TransposeOp,
+    QuantizeOp,
 )
 from bnnmlir.ir_utils import dense_to_numpy, value_elem
 
@@ -159,6 +160,11 @@ def _bconv2d(op: BConv2dOp, args: Sequence[IntRange | None]) -> IntRange | None:
     if kind in ("clip8", "requant8"):
         return CLIP8_RANGE
     return None
+
+
+@range_rule(QuantizeOp)
+def _quantize(op: QuantizeOp, args: Sequence[IntRange | None]) -> IntRange | None:
+    return CLIP8_RANGE
 
 
 @range_rule(Clip8Op)

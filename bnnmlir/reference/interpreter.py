@@ -203,6 +203,12 @@ def _transpose(op: support_ops.TransposeOp, args: list[np.ndarray]) -> np.ndarra
     return support.transpose(args[0], op.perm)
 
 
+def _quantize(op: support_ops.QuantizeOp, args: list[np.ndarray]) -> np.ndarray:
+    x = np.asarray(args[0], np.float32)
+    y = float_chain(op.steps, x, args) if op.steps.data else x
+    return support.transpose(binary.clip8(y), op.perm)
+
+
 EVALUATORS: Mapping[type[Operation], Evaluator] = {
     BinarizeOp: _binarize,
     BConv2dOp: _bconv2d,
@@ -223,6 +229,7 @@ EVALUATORS: Mapping[type[Operation], Evaluator] = {
     support_ops.ConcatOp: _concat,
     support_ops.ReshapeOp: _reshape,
     support_ops.TransposeOp: _transpose,
+    support_ops.QuantizeOp: _quantize,
 }
 """The evaluation of every op the reference knows."""
 

@@ -1,6 +1,6 @@
 // The "optimized" stage of passes/pipelines.py, in order:
 // RUN: %python -c "from bnnmlir.passes.pipelines import stage_passes; print(*[p.name for p in stage_passes('optimized')])" | filecheck %s --check-prefix=ORDER
-// ORDER: bnn-fold-to-integer bnn-fuse-output bnn-fuse-elementwise bnn-pack-weights
+// ORDER: bnn-fold-to-integer bnn-fuse-output bnn-fuse-elementwise bnn-fuse-quantize bnn-pack-weights
 //
 // RUN: bnnmlir-opt %s -p bnn-fold-to-integer,bnn-fuse-output,bnn-pack-weights | filecheck %s
 // RUN: bnnmlir-opt %s -p bnn-fuse-output,bnn-fold-to-integer,bnn-pack-weights | filecheck %s --check-prefix=FUSE-FIRST

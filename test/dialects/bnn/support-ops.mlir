@@ -167,6 +167,18 @@ func.func @concat(%a: tensor<1x2x2x3xi8>, %b: tensor<1x2x2x5xi8>, %f: memref<4x1
   func.return %0 : tensor<1x2x2x11xi8>
 }
 
+// CHECK-LABEL: func.func @quantize
+// CHECK: bnn.quantize %{{.*}} {steps = [{kind = "mul", values = array<f32: 6.400000e+01, 3.200000e+01>}, {kind = "min", value = 1.000000e+02 : f32}], permutation = array<i64: 0, 2, 1>} : tensor<1x3x2xf32> -> tensor<1x2x3xi8>
+// CHECK: bnn.quantize %{{.*}} {steps = [], permutation = array<i64: 0, 1>} : tensor<4x5xf32> -> tensor<4x5xi8>
+// CHECK: bnn.quantize %{{.*}} into %{{.*}} {steps = [], permutation = array<i64: 1, 0>} : memref<3x7xf32>, memref<7x3xi8>
+// GENERIC: "bnn.quantize"(%{{.*}}) <{steps = [{kind = "mul", values = array<f32: 6.400000e+01, 3.200000e+01>}, {kind = "min", value = 1.000000e+02 : f32}], permutation = array<i64: 0, 2, 1>}> : (tensor<1x3x2xf32>) -> tensor<1x2x3xi8>
+func.func @quantize(%x: tensor<1x3x2xf32>, %y: tensor<4x5xf32>, %q: memref<3x7xf32>, %o: memref<7x3xi8>) -> (tensor<1x2x3xi8>, tensor<4x5xi8>) {
+  %0 = bnn.quantize %x {steps = [{kind = "mul", values = array<f32: 64.0, 32.0>}, {kind = "min", value = 100.0 : f32}], permutation = array<i64: 0, 2, 1>} : tensor<1x3x2xf32> -> tensor<1x2x3xi8>
+  %1 = bnn.quantize %y {steps = [], permutation = array<i64: 0, 1>} : tensor<4x5xf32> -> tensor<4x5xi8>
+  bnn.quantize %q into %o {steps = [], permutation = array<i64: 1, 0>} : memref<3x7xf32>, memref<7x3xi8>
+  func.return %0, %1 : tensor<1x2x3xi8>, tensor<4x5xi8>
+}
+
 // CHECK-LABEL: func.func @reshape_transpose
 // CHECK: bnn.reshape %{{.*}} : tensor<2x3x4x5xf32> -> tensor<2x60xf32>
 // CHECK: bnn.transpose %{{.*}} {permutation = array<i64: 0, 3, 1, 2>} : tensor<2x3x4x5xf32> -> tensor<2x5x3x4xf32>

@@ -585,3 +585,43 @@ func.func @do_not_accept_conv2d_requant8_i32_result(%x: tensor<1x3x3x2xi8>, %w: 
   %0 = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 0, 0, 0, 0>, requant = {kind = "affine", multiplier = array<i64: 3, -5>, offset = array<i64: 64, -7>, shift = array<i64: 7, 0>}} : tensor<1x3x3x2xi8>, tensor<2x3x3x2xi8> -> tensor<1x1x1x2xi32>
   func.return %0 : tensor<1x1x1x2xi32>
 }
+
+// -----
+
+// CHECK: 'bnn.quantize' input must be a ranked f32 operand, got tensor<2x3xi32>
+func.func @do_not_accept_quantize_integer_input(%x: tensor<2x3xi32>) -> tensor<2x3xi8> {
+  %0 = bnn.quantize %x {steps = [], permutation = array<i64: 0, 1>} : tensor<2x3xi32> -> tensor<2x3xi8>
+  func.return %0 : tensor<2x3xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.quantize' permutation must be a permutation of 0..1 (i64), got [1, 1]
+func.func @do_not_accept_quantize_repeated_axis(%x: tensor<2x3xf32>) -> tensor<3x3xi8> {
+  %0 = bnn.quantize %x {steps = [], permutation = array<i64: 1, 1>} : tensor<2x3xf32> -> tensor<3x3xi8>
+  func.return %0 : tensor<3x3xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.quantize' expected output [3, 2] of i8, got tensor<3x2xf32>
+func.func @do_not_accept_quantize_float_output(%x: tensor<2x3xf32>) -> tensor<3x2xf32> {
+  %0 = bnn.quantize %x {steps = [], permutation = array<i64: 1, 0>} : tensor<2x3xf32> -> tensor<3x2xf32>
+  func.return %0 : tensor<3x2xf32>
+}
+
+// -----
+
+// CHECK: 'bnn.quantize' step 0 (mul): 'values' must be an f32 array of 3 values
+func.func @do_not_accept_quantize_steps_of_another_dimension(%x: tensor<2x3xf32>) -> tensor<2x3xi8> {
+  %0 = bnn.quantize %x {steps = [{kind = "mul", values = array<f32: 1.0, 2.0>}], permutation = array<i64: 0, 1>} : tensor<2x3xf32> -> tensor<2x3xi8>
+  func.return %0 : tensor<2x3xi8>
+}
+
+// -----
+
+// CHECK: 'bnn.quantize' an integer input needs 'cast' as its first step, and only it (step 0 is cast)
+func.func @do_not_accept_quantize_cast_step(%x: tensor<2x3xf32>) -> tensor<2x3xi8> {
+  %0 = bnn.quantize %x {steps = [{kind = "cast"}], permutation = array<i64: 0, 1>} : tensor<2x3xf32> -> tensor<2x3xi8>
+  func.return %0 : tensor<2x3xi8>
+}
