@@ -9,6 +9,10 @@ Loop nest, for ``x: [N, H, W, Cb]``, ``w: [O, KH, KW, Cb]``, ``out: [N, OH, OW, 
       else:
         columns(rows checked = yes)
 
+With the blocked kernel below, a parallel loop may run over ``N*OH*parts`` units instead, unit
+``u`` computing row ``u / parts`` for the ``u % parts``-th contiguous range of output channel
+vectors (:func:`channel_parts`: few rows do not balance over the threads on their own).
+
     columns: for ow in [0, lo) border | [lo, hi) interior | [hi, OW) border
                for each block of B output channels o0 .. o0+B-1 (then the O % B left over):
                  B outputs accumulated together, every loaded activation vector shared by the B
@@ -137,8 +141,13 @@ from bnnmlir.bits import CLIP8_MAX, CLIP8_MIN, WORD_BITS, PadValue, last_word_ma
 from bnnmlir.dialects.bnn import BConv2dOp, NarrowAccOp
 from bnnmlir.ir_utils import dense_to_numpy
 from bnnmlir.passes.accumulator_width import AccumulatorPlan, plan_accumulator
-from bnnmlir.passes.loops.bconv_blocks import BlockKernel, Epilogue, add_block_globals
-from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks
+from bnnmlir.passes.loops.bconv_blocks import (
+    BlockKernel,
+    Epilogue,
+    VectorRange,
+    add_block_globals,
+)
+from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks, row_cost
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.float_chain import ChainCode, f32_splat
@@ -460,6 +469,15 @@ def lanes_below(em: Emitter, lanes: int, count: SSAValue) -> SSAValue:
     return em.emit(llvm.ICmpOp(em.vector_const(list(range(lanes)), i32), limit, slt))
 
 
+@dataclass(frozen=True)
+class RowPart:
+    """The channels of a row that one parallel unit computes: the blocked kernel's channel
+    ``vectors``, i.e. the ``channels`` from ``vectors[0] * V`` (the others' range)."""
+
+    vectors: VectorRange
+    channels: int
+
+
 class ConvLowering:
     """Emits the loop nest of one ``bnn.bconv2d`` (see the module docstring)."""
 
@@ -563,10 +581,51 @@ class ConvLowering:
             assert self.patch is not None
             self.weight_blocks = weight_blocks(self.op, self.patch, self.block, module_globals)
         rows = self.n * self.oh
-        if parallel and rows > 1 and self.macs >= MIN_PARALLEL_MACS:
+        split = parallel and self.macs >= MIN_PARALLEL_MACS
+        parts = self.channel_parts() if split else None
+        if parts is not None and parts.count > 1:
+            em.parallel(rows * parts.count, lambda e, u: self.unit(e, u, parts))
+        elif split and rows > 1:
             em.parallel(rows, self.row)
         else:
             em.loop(0, rows, lambda e, r, _: self.row(e, r) or [])
+
+    def channel_parts(self) -> ChannelParts | None:
+        """The parts of a row's channel vectors that are parallel units of their own
+        (:func:`channel_parts`); ``None`` (rows alone) unless the blocked kernel computes the
+        row's interior, so never for a ``threshold`` output, whose bytes pack 8 channels. Only
+        after :meth:`emit` made the kernel."""
+        plan, rows = self.block_plan, self.n * self.oh
+        if plan is None or self.block_kernel is None:
+            return None
+        lo, hi = self.cols
+        steps, tree = len(plan.chunks), plan.per_vector == 1
+        return channel_parts(rows, plan.channel_vectors, plan.vectors, lambda vectors: row_cost(
+            plan.pixels, plan.vectors, steps, hi - lo, vectors, tree))
+
+    def unit(self, em: Emitter, u: SSAValue, parts: ChannelParts) -> None:
+        """Parallel unit ``u``: row ``u / count``, channel part ``u % count``. A last part of
+        another size (or holding the channels past ``O``) is a branch of its own, so that every
+        part's loops have constant bounds."""
+        plan = self.block_plan
+        assert plan is not None and parts.count > 1
+        count, span, per_vector = parts.count, parts.span, plan.per_vector
+        if self.n * self.oh == 1:
+            r, p = em.index(0), u
+        else:
+            r = em.emit(arith.DivUIOp(u, em.index(count)))
+            p = em.emit(arith.RemUIOp(u, em.index(count)))
+
+        def part(e: Emitter, first: SSAValue, vectors: int, channels: int) -> None:
+            self.row(e, r, RowPart((first, vectors), channels))
+
+        if parts.last == span and self.o == plan.channel_vectors * per_vector:
+            part(em, em.affine(p, span, 0), span, span * per_vector)
+            return
+        last = (count - 1) * span
+        em.if_else(em.cmpi(p, em.index(count - 1), "eq"),
+                   lambda e: part(e, e.index(last), parts.last, self.o - last * per_vector),
+                   lambda e: part(e, e.affine(p, span, 0), span, span * per_vector))
 
     def make_block_kernel(self, module_globals: ModuleGlobals) -> BlockKernel | None:
         """The blocked kernel with its re-laid weights (``None`` unless the weights are a
@@ -597,7 +656,8 @@ class ConvLowering:
         iw0 = ow * self.sw - self.pl
         return frozenset(c for c in range(self.kw) if not 0 <= iw0 + c * self.dw < self.w)
 
-    def row(self, em: Emitter, r: SSAValue) -> None:
+    def row(self, em: Emitter, r: SSAValue, part: RowPart | None = None) -> None:
+        """Output row ``r = n * OH + oh``: every channel, or those of ``part``."""
         if self.n == 1:
             n, oh = em.index(0), r
         elif self.oh == 1:
@@ -607,20 +667,22 @@ class ConvLowering:
             oh = em.emit(arith.RemUIOp(r, em.index(self.oh)))
         lo, hi = self.rows
         if (lo, hi) == (0, self.oh):
-            self.columns(em, n, oh, check_h=False)
+            self.columns(em, n, oh, False, part)
         elif lo == hi:
-            self.columns(em, n, oh, check_h=True)
+            self.columns(em, n, oh, True, part)
         else:
             shifted = oh if lo == 0 else em.sub(oh, em.index(lo))
             inside = em.cmpi(shifted, em.index(hi - lo), "ult")
             em.if_else(
                 inside,
-                lambda e: self.columns(e, n, oh, check_h=False),
-                lambda e: self.columns(e, n, oh, check_h=True),
+                lambda e: self.columns(e, n, oh, False, part),
+                lambda e: self.columns(e, n, oh, True, part),
             )
 
-    def columns(self, em: Emitter, n: SSAValue, oh: SSAValue, check_h: bool) -> None:
-        """All output columns of one row: border, interior, border."""
+    def columns(self, em: Emitter, n: SSAValue, oh: SSAValue, check_h: bool,
+                part: RowPart | None = None) -> None:
+        """All output columns of one row: border, interior, border (every channel, or those of
+        ``part``: the blocked kernel's vectors, the other paths' channels)."""
         ih0 = em.affine(oh, self.sh, -self.pt)
         lo, hi = self.cols
         regions = [(0, lo, True), (lo, hi, False), (hi, self.ow, True)] if lo < hi else [
@@ -630,13 +692,18 @@ class ConvLowering:
             lambda e, value, ow, o: self.store(e, value, [n, oh, ow, o]),
             (lambda e, values, ow, first: self.store_lanes(e, values, first, [n, oh, ow]))
             if self.lane_wise_output else None)
+        vectors = None if part is None else part.vectors
+        channels = None
+        if part is not None:
+            assert self.block_plan is not None and self.kind != "threshold"
+            channels = (em.affine(part.vectors[0], self.block_plan.per_vector, 0), part.channels)
         for begin, end, check_w in regions:
             if check_w and self.block_kernel is not None and self.border_columns():
                 for ow in range(begin, end):
-                    self.block_kernel.border_column(em, n, ih0, ow, check_h, epilogue)
+                    self.block_kernel.border_column(em, n, ih0, ow, check_h, epilogue, vectors)
                 continue
             if not check_w and self.block_kernel is not None:
-                self.block_kernel.interior(em, n, ih0, begin, end, check_h, epilogue)
+                self.block_kernel.interior(em, n, ih0, begin, end, check_h, epilogue, vectors)
                 continue
 
             def column(e: Emitter, ow: SSAValue, _: Sequence[SSAValue], check_w=check_w) -> list:
@@ -661,20 +728,25 @@ class ConvLowering:
                 if self.kind == "threshold":
                     self.store_bits(e, outputs, [n, oh, ow])
                 else:
-                    self.store_blocks(e, outputs, [n, oh, ow])
+                    self.store_blocks(e, outputs, [n, oh, ow], channels)
                 return []
 
             em.loop(begin, end, column)
 
     def blocks(self, em: Emitter, count: int, body: Callable[[Emitter, SSAValue, int], None],
-               start: int = 0) -> None:
+               start: int = 0, base: SSAValue | None = None) -> None:
         """``body(e, first, size)`` over channels ``start .. count-1`` in blocks of ``B`` (a
-        loop), then one block of the ``(count - start) % B`` left over."""
+        loop), then one block of the ``(count - start) % B`` left over; all of them offset by
+        ``base`` when given."""
         b = self.block
+
+        def at(e: Emitter, k: SSAValue) -> SSAValue:
+            return k if base is None else e.add(base, k)
+
         full = start + (count - start) // b * b
-        em.loop(start, full, lambda e, k, _: body(e, k, b) or [], step=b)
+        em.loop(start, full, lambda e, k, _: body(e, at(e, k), b) or [], step=b)
         if count > full:
-            body(em, em.index(full), count - full)
+            body(em, at(em, em.index(full)), count - full)
 
     @staticmethod
     def channels_from(em: Emitter, first: SSAValue, size: int) -> list[SSAValue]:
@@ -686,7 +758,11 @@ class ConvLowering:
         return self.kind in (None, "clip8") or (
             self.kind == "requant8" and self.affine_arrays is not None) or self.chain is not None
 
-    def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue]) -> None:
+    def store_blocks(self, em: Emitter, outputs: Outputs, lead: list[SSAValue],
+                     channels: tuple[SSAValue, int] | None = None) -> None:
+        """The results of every channel at ``lead`` (or of the ``count`` channels from
+        ``first`` of ``channels = (first, count)``), block by block."""
+        base, count = (None, self.o) if channels is None else channels
         vectored = self.kind == "clip8" or (
             self.kind == "requant8" and self.affine_arrays is not None) or self.chain is not None
 
@@ -702,18 +778,19 @@ class ConvLowering:
         b = self.block
         wide = EPILOGUE_BLOCKS * b
         done = 0
-        if vectored and b > 1 and self.o >= wide:
+        if vectored and b > 1 and count >= wide:
             # EPILOGUE_BLOCKS blocks share one epilogue of EPILOGUE_BLOCKS * B lanes.
             def wide_body(e: Emitter, first: SSAValue, _: Sequence[SSAValue]) -> list:
+                first = first if base is None else e.add(base, first)
                 values: list[SSAValue] = []
                 for k in range(EPILOGUE_BLOCKS):
                     values += outputs(e, self.channels_from(e, e.add(first, e.index(k * b)), b))
                 self.store_vector(e, values, first, lead)
                 return []
 
-            done = self.o // wide * wide
+            done = count // wide * wide
             em.loop(0, done, wide_body, step=wide)
-        self.blocks(em, self.o, body, start=done)
+        self.blocks(em, count, body, start=done, base=base)
 
     def store_vector(self, em: Emitter, values: Sequence[SSAValue], first: SSAValue,
                      lead: list[SSAValue]) -> None:
@@ -1142,9 +1219,103 @@ EPILOGUE_BLOCKS = 4
 """Blocks of ``B`` output channels whose results go through one vector epilogue together (16
 lanes for ``B = 4``: a whole 512-bit ``i32`` vector), so the epilogue's fixed cost is shared."""
 
-MIN_PARALLEL_MACS = 1 << 23
-"""Binary MACs below which a layer runs on one thread: about 10 us of work, where a split
-over two threads would save less than a parallel-for costs."""
+MIN_PARALLEL_MACS = 1 << 21
+"""Binary MACs below which a layer runs on one thread: a few microseconds of work, where a split
+over two threads would save less than a parallel-for (spinning workers: under a microsecond)
+and the moved cache lines cost. Measured (AVX-512, two threads): Bi-Real-Net-18's 1x1 stride-2
+shortcuts (6.4 M MACs, ~30 us) ran 0.75-0.9x on one thread of a 2-thread program, its data left
+in the other core's cache by the row-split layer before."""
+
+SPLIT_THREADS = (2, 4)
+"""The thread counts the parallel units of a layer are balanced for. The lowering does not know
+the count (``parallel`` is a flag, and a program's ``threads`` can be changed after compiling),
+so the split is made for the common ones."""
+MAX_IMBALANCE = 1.1
+"""Largest time of a parallel loop over its ideal (the unsplit work over the threads) taken as
+balanced."""
+MAX_CHANNEL_PARTS = 8
+
+
+@dataclass(frozen=True)
+class ChannelParts:
+    """A row's ``V`` output channel vectors cut into ``count`` contiguous parts: ``span``
+    vectors each, the last one the ``last = V - (count - 1) * span`` left."""
+
+    count: int
+    span: int
+    last: int
+
+    def sizes(self) -> list[int]:
+        return [self.span] * (self.count - 1) + [self.last]
+
+
+def chunk_loads(costs: Sequence[float], threads: int) -> list[float]:
+    """The work of each thread when ``bnnmlir_parallel_for`` runs units of ``costs`` (in order)
+    on ``threads`` threads: ``min(n, threads)`` contiguous chunks whose unit counts differ by at
+    most one, the first ``n % chunks`` the longer ones (``run_chunk`` in runtime/parallel.c)."""
+    n = len(costs)
+    chunks = min(n, threads)
+    base, extra = divmod(n, chunks)
+    loads, begin = [], 0
+    for index in range(chunks):
+        end = begin + base + (index < extra)
+        loads.append(sum(costs[begin:end]))
+        begin = end
+    return loads
+
+
+def channel_parts(rows: int, channel_vectors: int, block: int, cost: Callable[[int], float],
+                  threads: Sequence[int] = SPLIT_THREADS) -> ChannelParts:
+    """How to cut each output row of a blocked convolution into parallel units.
+
+    The runtime deals the units of an ``scf.parallel`` out as contiguous chunks of equal counts
+    (:func:`chunk_loads`), so rows alone balance only when they are many or a multiple of the
+    threads: the 7 rows of a 7x7 layer are 4 + 3 on two threads (the layer takes 4/3.5 = 1.14
+    of its ideal time, measured 1.56-1.66x instead of 1.9x on the 512-channel stage-4 layers)
+    and 2+2+2+1 on four. A unit is then one row and one part of its channel vectors, row-major
+    (``u = row * count + part``), so unequal parts alternate within each thread's chunk.
+
+    The time of a split on ``k`` threads is its busiest chunk, each unit costing ``cost(its
+    vectors)`` (``bconv_plan.row_cost``: whole blocks, then the partial block of the part),
+    over the ideal ``rows * cost(V) / k``; this counts both the imbalance and the partial
+    blocks the cut adds. Rows alone are kept when their time is within :data:`MAX_IMBALANCE`
+    on every count of :data:`SPLIT_THREADS`; else the fewest parts within it (the best of
+    their cuts), or failing that the least worst time (then mean over the counts). Cuts of
+    ``count`` parts: spans of whole blocks (``B`` vectors) just below or above ``V / count``,
+    or of ``ceil(V / count)`` vectors (equal parts, a partial block each). A span is at least
+    ``2*B`` and the last part at least ``B`` vectors: a part of one block would make that
+    block's weight loads invariant in the pixel loop, which LLVM hoists into spills (the
+    channel tile of :mod:`~bnnmlir.passes.loops.bconv_plan`). Measured (AVX-512, two threads,
+    one layer): 7x7x512 3x3, ``B = 3``: 4 parts of 8, 1.66x -> 1.89x; the stride-2 one,
+    ``B = 5``: 2 parts of 15 + 17 1.88x against 1.77x for 20 + 12 (their 3.5% imbalance).
+    14 rows: 2 parts on four threads (4+4+3+3 rows), no change on two."""
+    whole = ChannelParts(1, channel_vectors, channel_vectors)
+    ideal = rows * cost(channel_vectors)
+
+    def score(parts: ChannelParts) -> tuple[float, float]:
+        units = [cost(size) for _ in range(rows) for size in parts.sizes()]
+        times = [max(chunk_loads(units, k)) * k / ideal for k in threads]
+        return max(times), sum(times) / len(times)
+
+    best, best_score = whole, score(whole)
+    if best_score[0] <= MAX_IMBALANCE:
+        return whole
+    for count in range(2, MAX_CHANNEL_PARTS + 1):
+        aligned = channel_vectors // (count * block) * block
+        scored = []
+        for span in sorted({aligned, aligned + block, -(-channel_vectors // count)}):
+            last = channel_vectors - (count - 1) * span
+            if span >= 2 * block and last >= block:
+                parts = ChannelParts(count, span, last)
+                scored.append((score(parts), parts))
+        if not scored:
+            continue
+        cut_score, parts = min(scored, key=lambda scored_parts: scored_parts[0])
+        if cut_score[0] <= MAX_IMBALANCE:
+            return parts
+        if cut_score < best_score:
+            best, best_score = parts, cut_score
+    return best
 
 
 def weight_blocks(op: BConv2dOp, patch: PatchChunks, block: int, module_globals: ModuleGlobals
@@ -1196,9 +1367,13 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
 
 
 __all__ = [
+    "ChannelParts",
     "ConvLowering",
+    "MIN_PARALLEL_MACS",
     "RunChunks",
     "block_plan",
+    "channel_parts",
+    "chunk_loads",
     "constant_weights",
     "chunk_bytes",
     "conv_plans",

@@ -58,6 +58,11 @@ VectorEpilogue = Callable[[Emitter, SSAValue, SSAValue, SSAValue], None]
 first+L-1`` at column ``ow`` (the lanes of channels ``>= O`` are not stored)."""
 
 
+VectorRange = tuple[SSAValue, int]
+"""``(first, count)``: the channel vectors ``first .. first+count-1`` of a row (``first`` a
+multiple of the plan's ``B``)."""
+
+
 @dataclass(frozen=True)
 class Epilogue:
     """Where the results of a block go: one output at a time, or (when the output transform has
@@ -472,8 +477,9 @@ class BlockKernel:
 
     # Rows ----------------------------------------------------------------------------------
     def interior(self, em: Emitter, n: SSAValue, ih0: SSAValue, lo: int, hi: int, check_h: bool,
-                 epilogue: Epilogue) -> None:
-        """Columns ``[lo, hi)`` of one output row, every output channel."""
+                 epilogue: Epilogue, vectors: VectorRange | None = None) -> None:
+        """Columns ``[lo, hi)`` of one output row, every output channel (or the channel vectors
+        of ``vectors``)."""
         plan = self.plan
         p, b = plan.pixels, plan.vectors
         width = hi - lo
@@ -492,20 +498,29 @@ class BlockKernel:
             if width > whole:
                 blocks(e, e.index(lo + whole), width - whole)
 
-        self.tiles(em, tile)
+        self.tiles(em, tile, vectors)
 
-    def tiles(self, em: Emitter, tile: Callable[[Emitter, SSAValue, int], None]) -> None:
-        """``tile(e, first_vector, size)`` over the channel tiles (the last one partial)."""
+    def tiles(self, em: Emitter, tile: Callable[[Emitter, SSAValue, int], None],
+              vectors: VectorRange | None = None) -> None:
+        """``tile(e, first_vector, size)`` over the channel tiles (the last one partial) of all
+        channel vectors, or of the ``count`` vectors from ``first`` of ``vectors = (first,
+        count)`` (a parallel unit's part of the row: its first vector a multiple of ``B``, so
+        its blocks are those of the whole row)."""
         plan = self.plan
-        tiles = plan.channel_vectors // plan.tile * plan.tile
-        em.loop(0, tiles, lambda e, t0, _: tile(e, t0, plan.tile) or [], step=plan.tile)
-        if plan.channel_vectors > tiles:
-            tile(em, em.index(tiles), plan.channel_vectors - tiles)
+        first, count = (None, plan.channel_vectors) if vectors is None else vectors
+
+        def at(e: Emitter, t0: SSAValue) -> SSAValue:
+            return t0 if first is None else e.add(first, t0)
+
+        tiles = count // plan.tile * plan.tile
+        em.loop(0, tiles, lambda e, t0, _: tile(e, at(e, t0), plan.tile) or [], step=plan.tile)
+        if count > tiles:
+            tile(em, at(em, em.index(tiles)), count - tiles)
 
     def border_column(self, em: Emitter, n: SSAValue, ih0: SSAValue, ow: int, check_h: bool,
-                      epilogue: Epilogue) -> None:
+                      epilogue: Epilogue, vectors: VectorRange | None = None) -> None:
         """Output column ``ow`` (a border column, some kernel columns outside the input), every
-        output channel, one pixel per block."""
+        output channel (or those of ``vectors``), one pixel per block."""
         iw0 = ow * self.sw - self.pad_left
         missing = frozenset(c for c in range(self.kw) if not 0 <= iw0 + c < self.w)
         case = self.column_cases.index(missing)
@@ -520,7 +535,7 @@ class BlockKernel:
                 self.block(e, n, ih0, e.index(ow), 1, e.add(t0, e.index(full)), size - full,
                            check_h, epilogue, case)
 
-        self.tiles(em, tile)
+        self.tiles(em, tile, vectors)
 
 
 def add_block_globals(plan: BlockPlan, w: np.ndarray, run: int, pad: int, bits_per_tap: int,
@@ -543,5 +558,5 @@ def add_block_globals(plan: BlockPlan, w: np.ndarray, run: int, pad: int, bits_p
     return weights, corrections
 
 
-__all__ = ["BlockKernel", "Epilogue", "add_block_globals", "block_lane_sums", "correction_table",
-           "relaid_weights", "skipped_chunks", "tap_popcounts"]
+__all__ = ["BlockKernel", "Epilogue", "VectorRange", "add_block_globals", "block_lane_sums",
+           "correction_table", "relaid_weights", "skipped_chunks", "tap_popcounts"]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
@@ -27,6 +28,13 @@ from bnnmlir.bits import conv_output_size, packed_words
 from bnnmlir.compiler import compile_module
 from bnnmlir.dialects.bnn import BConv2dOp
 from bnnmlir.ir_utils import numpy_to_dense
+from bnnmlir.passes.loops.bconv2d import (
+    MAX_CHANNEL_PARTS,
+    SPLIT_THREADS,
+    ChannelParts,
+    channel_parts,
+    chunk_loads,
+)
 from bnnmlir.passes.loops.bconv_blocks import correction_table, relaid_weights
 from bnnmlir.passes.loops.bconv_plan import (
     FORCE_ENV,
@@ -34,6 +42,7 @@ from bnnmlir.passes.loops.bconv_plan import (
     REGISTERS,
     SLACK,
     plan_blocks,
+    row_cost,
     window_chunks,
 )
 from bnnmlir.target import get_target
@@ -308,3 +317,111 @@ def test_neon_border_columns_bit_exact(c, o, pads, s, d, n, pad_value, block):
     case = dict(n=n, h=h, w=w, c=c, o=o, k=(3, 3), s=s, d=d, pads=pads, pad_value=pad_value,
                 block=block)
     check_conv(case, c + o, "aarch64")
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) Parallel units of few-row layers: rows x channel parts
+# ---------------------------------------------------------------------------------------------
+
+
+def test_chunk_loads_deal_like_the_runtime():
+    """run_chunk in runtime/parallel.c: contiguous chunks, the first n % chunks one longer."""
+    assert chunk_loads([1.0] * 7, 2) == [4.0, 3.0]
+    assert chunk_loads([1.0] * 7, 4) == [2.0, 2.0, 2.0, 1.0]
+    assert chunk_loads([5.0, 1.0, 1.0], 4) == [5.0, 1.0, 1.0]
+    assert chunk_loads([1.0, 2.0, 3.0, 4.0, 5.0], 2) == [6.0, 9.0]
+
+
+def stage_cost(pixels: int, block: int, width: int) -> Callable[[int], float]:
+    return lambda vectors: row_cost(pixels, block, 9, width, vectors, False)
+
+
+@pytest.mark.parametrize("rows,vectors,block,width,want", [
+    (56, 4, 4, 54, (1, 4, 4)),     # many rows balance alone
+    (28, 16, 4, 26, (1, 16, 16)),  # 28 rows: 14 + 14, 7 x 4
+    (7, 32, 3, 5, (4, 8, 8)),      # 7x7x512 3x3: rows alone are 4 + 3 on two threads
+    (7, 32, 5, 7, (2, 15, 17)),    # B = 5: whole blocks, not 16 + 16
+    (14, 16, 4, 12, (2, 8, 8)),    # 14 rows are 4 + 4 + 3 + 3 on four threads
+    (1, 7, 2, 5, (2, 4, 3)),       # one row: the last part the smaller
+])
+def test_channel_parts_of_stage_shapes(rows, vectors, block, width, want):
+    parts = channel_parts(rows, vectors, block, stage_cost(4, block, width))
+    assert (parts.count, parts.span, parts.last) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 64), st.integers(1, 6), st.integers(1, 4),
+       st.integers(1, 60))
+def test_channel_parts_cover_every_vector_and_never_lose(rows, vectors, block, pixels, width):
+    """The parts cover the row's vectors once, each part a whole block at least (the first ones
+    two), and the split is never worse than the rows alone on the threads it is made for."""
+    cost = stage_cost(pixels, block, width)
+    parts = channel_parts(rows, vectors, block, cost)
+    sizes = parts.sizes()
+    assert sum(sizes) == vectors and len(sizes) == parts.count <= MAX_CHANNEL_PARTS
+    if parts.count > 1:
+        assert parts.span >= 2 * block and parts.last >= block
+
+    def worst(p: ChannelParts) -> float:
+        units = [cost(size) for _ in range(rows) for size in p.sizes()]
+        return max(max(chunk_loads(units, k)) * k for k in SPLIT_THREADS)
+
+    whole = ChannelParts(1, vectors, vectors)
+    assert worst(parts) <= worst(whole) + 1e-9
+
+
+def run_threads(program, inputs, threads_counts):
+    outputs = []
+    for threads in threads_counts:
+        program.threads = threads
+        outputs.append(np.asarray(program(*inputs)[0]))
+    return outputs
+
+
+@pytest.fixture
+def split_small_layers(monkeypatch):
+    """Every layer parallel (small test shapes are below MIN_PARALLEL_MACS), and the parts the
+    lowering chose recorded."""
+    from bnnmlir.passes.loops import bconv2d
+
+    chosen: list[ChannelParts] = []
+    real = bconv2d.channel_parts
+
+    def spy(*args, **kwargs):
+        parts = real(*args, **kwargs)
+        chosen.append(parts)
+        return parts
+
+    monkeypatch.setattr(bconv2d, "MIN_PARALLEL_MACS", 0)
+    monkeypatch.setattr(bconv2d, "channel_parts", spy)
+    return chosen
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("aarch64", marks=needs_qemu)])
+@pytest.mark.parametrize("n,h,w,c,o,s,pads,pad_value,block", [
+    (1, 1, 9, 64, 100, (1, 1), (1, 1, 1, 1), -1, (2, 2)),   # one row, partial last part
+    (2, 3, 7, 133, 130, (1, 1), (1, 1, 1, 1), 0, (3, 2)),   # batch 2, odd channels
+    (1, 5, 9, 100, 99, (2, 2), (1, 1, 1, 1), 1, (2, 2)),    # stride 2 to 3 rows
+    (1, 3, 5, 200, 128, (1, 1), (0, 2, 2, 0), -1, (1, 2)),  # O a whole number of vectors
+])
+def test_channel_parts_bit_exact(split_small_layers, target, n, h, w, c, o, s, pads, pad_value,
+                                 block):
+    """Few-row layers cut into row x channel-part units: the same output on 1, 2, 3 and 4
+    threads as the reference, with every part of its own size and the one past ``O``."""
+    rng = np.random.default_rng(c + o)
+    x = np.where(rng.random((n, h, w, c)) < 0.5, 1, -1).astype(np.int8)
+    wt = np.where(rng.random((o, 3, 3, c)) < 0.5, 1, -1).astype(np.int8)
+    xp, wp = reference.pack(x).view(np.int8), reference.pack(wt).view(np.int8)
+    module = conv_module(xp.shape, wp, c, s, (1, 1), pads, pad_value)
+    with forced(block):
+        program = compile_module(module, target=target, threads=2, cache=False)
+    assert split_small_layers and split_small_layers[-1].count > 1
+    want = reference.bconv2d(x, wt, s, (1, 1), pads, pad_value)
+    if get_target(target).is_host:
+        for got in run_threads(program, [xp], (1, 2, 3, 4)):
+            assert np.array_equal(got.reshape(want.shape), want)
+    else:
+        _, outputs, arena = program._call_arguments([xp])
+        got = cross.run_aarch64(program.object_code(), program.signature.entry, [xp], outputs,
+                                arena)[0]
+        assert np.array_equal(np.asarray(got).reshape(want.shape), want)

@@ -243,11 +243,54 @@ def test_network_glue_bit_exact_threads():
     compiled = bnnmlir.compile(model, (x,), threads=3)
     optimized = compiled.mlir("optimized")
     assert "bnn.add" not in optimized and optimized.count("residual %") == 2
-    assert optimized.index("bnn.clip8") < optimized.index("bnn.transpose")
+    # the input's clip8 and its NCHW->NHWC transpose became one bnn.quantize
+    assert "bnn.quantize" in optimized and "bnn.transpose" not in optimized
     loops = compiled.mlir("loops")
     assert loops.count("scf.parallel") >= 5
     want = model(x)
     for threads in (1, 2, 3):
+        compiled.program.threads = threads
+        assert torch.equal(compiled(x), want)
+
+
+def _few_rows_network():
+    """Layers of a few output rows and 256-300 channels (stage 4 of a ResNet in miniature):
+    clip8 epilogues with an identity and a strided 1x1 shortcut, every one split over rows and
+    channel parts when every layer is parallel."""
+    from torch import nn
+
+    from bnnmlir.models.imagenet_blocks import BinaryHead, ClipBlock, int8_stem, randomize_batchnorm
+
+    torch.manual_seed(1)
+    model = nn.Sequential(int8_stem(256, 3, 2), ClipBlock(256, 256), ClipBlock(256, 300, stride=2),
+                          ClipBlock(300, 300), BinaryHead(300, 10))
+    return randomize_batchnorm(model, torch.Generator().manual_seed(1)).eval()
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("aarch64", marks=needs_qemu)])
+def test_channel_parts_with_fused_epilogues(monkeypatch, target):
+    """Few-row layers cut into row x channel-part units (bconv2d.channel_parts) keep the fused
+    clip8 / residual epilogues exact on 1 to 4 threads, batch 2."""
+    import bnnmlir
+    from bnnmlir.passes.loops import bconv2d
+
+    counts: list[int] = []
+    real = bconv2d.channel_parts
+
+    def spy(*args, **kwargs):
+        parts = real(*args, **kwargs)
+        counts.append(parts.count)
+        return parts
+
+    monkeypatch.setattr(bconv2d, "MIN_PARALLEL_MACS", 0)
+    monkeypatch.setattr(bconv2d, "channel_parts", spy)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
+    model = _few_rows_network()
+    x = torch.randn(2, 3, 9, 9) * 3  # 2 x 5 rows, then 2 x 3
+    compiled = bnnmlir.compile(model, (x,), target=target, threads=2, cache=False)
+    assert sum(count > 1 for count in counts) >= 2, counts
+    want = model(x)
+    for threads in (1, 2, 3, 4) if target == "host" else (2,):
         compiled.program.threads = threads
         assert torch.equal(compiled(x), want)
 
