@@ -258,7 +258,7 @@ def _fold_clip8_chain(chain: FloatChain, lo: int, hi: int, batch_norm: str):
     return fold_clip8(lambda x: clip8_float(fn(x)), chain.channels, lo, hi)
 
 
-FIT_COST = 100_000
+FIT_COST = 10_000
 """The cost of fitting one channel, in domain values evaluated (see :meth:`FoldClip8.prefetch`)."""
 
 PREFETCH_MIN_ELEMENTS = 1 << 22
@@ -291,9 +291,10 @@ class FoldClip8(FoldFloatChain):
 
         work = [(op, *found) for op in module.walk()
                 if isinstance(op, Clip8Op) and (found := self._foldable(op)) is not None]
-        # Evaluating and tabulating the domain takes about 4 ns per value and channel, the
-        # affine fit about 0.45 ms per channel (Bi-Real-Net-18: 255 runs per channel; its
-        # stem's domain of 4.8M values x 64 channels takes 1.25 s, its other 19 folds 2.3 s).
+        # Evaluating and tabulating the domain takes about 8 ns per value and channel, the
+        # affine fit and its check about 80 us per channel (Bi-Real-Net-18: up to 255 runs per
+        # channel; its stem's domain of 2.6M values x 64 channels takes 1.2 s, its other 19
+        # folds 0.55 s).
         costs = [(hi - lo + 1 + FIT_COST) * chain.channels for _, chain, lo, hi in work]
         if jobs < 2 or len(work) < 2 or sum(costs) < PREFETCH_MIN_ELEMENTS or not fork_available():
             return

@@ -30,9 +30,9 @@ Affine search: for a non-decreasing step function with runs ``[xa_k, xb_k] -> v_
 conditions are ``m*xa_k + b >= v_k * 2**s`` (unless ``v_k = -127``) and
 ``m*xb_k + b < (v_k + 1) * 2**s`` (unless ``v_k = 127``). A real ``b`` exists iff every lower bound
 is below every upper bound, which gives ``floor(2**s * R_lo) < m < 2**s * R_hi`` with two
-channel constants ``R_lo, R_hi`` (extreme slopes between the constraint points, found exactly with
-integer cross-multiplication); all bounds are integers, so an integer ``b`` then exists too. The
-smallest ``s <= max_shift`` with an admissible ``m`` is taken, ``m`` and ``b`` at the middle of
+channel constants ``R_lo, R_hi`` (extreme slopes between the constraint points, found exactly in
+integers for all channels at once, :mod:`bnnmlir.folding.slopes`); all bounds are integers, so
+an integer ``b`` then exists too. The smallest ``s <= max_shift`` with an admissible ``m`` is taken, ``m`` and ``b`` at the middle of
 their ranges. A non-increasing channel is fitted on ``x -> -x`` and its multiplier negated.
 """
 
@@ -54,6 +54,7 @@ from bnnmlir.folding.domain import (
     domain_table,
     keeps_table,
 )
+from bnnmlir.folding.slopes import extreme_slopes
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -214,20 +215,6 @@ def _tabulate(chunks: Iterable[tuple[np.ndarray, np.ndarray]], channels: int, lo
 # ---------------------------------------------------------------------------------------------
 
 
-def _extreme_ratio(num: np.ndarray, den: np.ndarray, smallest: bool) -> tuple[int, int] | None:
-    """Exact min (or max) of ``num / den`` (``den > 0``) as ``(num, den)``, or None if empty."""
-    if num.size == 0:
-        return None
-    ratio = num / den
-    k = int(np.argmin(ratio) if smallest else np.argmax(ratio))
-    while True:  # float picks a candidate; integer cross-multiplication settles near-ties
-        better = num * den[k] < num[k] * den if smallest else num * den[k] > num[k] * den
-        if not better.any():
-            return int(num[k]), int(den[k])
-        idx = np.flatnonzero(better)
-        k = int(idx[np.argmin(ratio[idx]) if smallest else np.argmax(ratio[idx])])
-
-
 INT64_SAFE_SHIFT = 36
 """Below this shift ``v * 2**s - m * x`` fits ``int64`` (``|v| <= 128``, ``m < 2**31``,
 ``|x| <= 2**24``), so the offset bounds are computed with numpy; above it with Python integers."""
@@ -245,29 +232,14 @@ def _extreme_offset(v: np.ndarray, x: np.ndarray, m: int, s: int, pick) -> int:
 @dataclass
 class _Rising:
     """The constraints of a rising channel: runs ``[xa[k], xb[k]]`` of value ``v[k]`` and the
-    exact extreme ratios that bound its multiplier (see :func:`_rising`)."""
+    exact extreme ratios that bound its multiplier: ``floor(2**s * r_lo) < m < 2**s * r_hi``
+    (:mod:`bnnmlir.folding.slopes`; ``None``: no bound of that side)."""
 
     xa: np.ndarray
     xb: np.ndarray
     v: np.ndarray
     r_lo: tuple[int, int] | None
     r_hi: tuple[int, int] | None
-
-
-def _rising(xa: np.ndarray, xb: np.ndarray, v: np.ndarray) -> _Rising | None:
-    """The multiplier bounds of runs ``v`` (increasing), independent of the shift: for every
-    pair of a run ``i`` above the clamp floor and a run ``j`` below its ceiling,
-    ``m * (xb[j] - xa[i]) < 2**s * (v[j] + 1 - v[i])``; so ``m < 2**s * r_hi`` over the pairs
-    with ``xb[j] > xa[i]`` and ``m > 2**s * r_lo`` over the others. None if no ``m`` exists."""
-    low = v > CLIP8_MIN  # constraint m*xa + b >= v * 2**s
-    up = v < CLIP8_MAX  # constraint m*xb + b < (v + 1) * 2**s
-    num = (v[up] + 1)[None, :] - v[low][:, None]
-    den = xb[up][None, :] - xa[low][:, None]
-    if (num[den == 0] <= 0).any():
-        return None
-    r_hi = _extreme_ratio(num[den > 0], den[den > 0], smallest=True)
-    r_lo = _extreme_ratio(-num[den < 0], -den[den < 0], smallest=False)
-    return _Rising(xa, xb, v, r_lo, r_hi)
 
 
 def _fit_rising(rising: _Rising | None, shifts: range):
@@ -295,23 +267,34 @@ def _fit_rising(rising: _Rising | None, shifts: range):
 
 
 _Channel = tuple[str, object]
-"""A channel's fitting data: ``("constant", value)``, ``("rising", _Rising | None)``,
-``("falling", _Rising | None)`` (the mirrored function ``y -> f(-y)`` rises) or
+"""A channel's fitting data: ``("constant", value)``, ``("rising", _Rising)``,
+``("falling", _Rising)`` (the mirrored function ``y -> f(-y)`` rises) or
 ``("none", None)`` (not monotone)."""
 
 
-def _channel(runs: _Runs, c: int, lo: int, hi: int) -> _Channel:
-    cx = runs.change_x[c]
-    if cx.size == 0:
-        return "constant", int(runs.first[c])
-    if not runs.monotone[c]:
-        return "none", None
-    xa = np.concatenate([[lo], cx]).astype(np.int64)
-    xb = np.concatenate([cx - 1, [hi]]).astype(np.int64)
-    v = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
-    if runs.change_jump[c][0] > 0:
-        return "rising", _rising(xa, xb, v)
-    return "falling", _rising(-xb[::-1], -xa[::-1], v[::-1])
+def _channels(runs: _Runs, lo: int, hi: int) -> list[_Channel]:
+    """The fitting data of every channel; the multiplier bounds of the rising and falling ones
+    computed together (:func:`~bnnmlir.folding.slopes.extreme_slopes`)."""
+    channels: list[_Channel] = []
+    pending: list[tuple[int, str, np.ndarray, np.ndarray, np.ndarray]] = []
+    for c, cx in enumerate(runs.change_x):
+        if cx.size == 0:
+            channels.append(("constant", int(runs.first[c])))
+            continue
+        channels.append(("none", None))
+        if not runs.monotone[c]:
+            continue
+        xa = np.concatenate([[lo], cx]).astype(np.int64)
+        xb = np.concatenate([cx - 1, [hi]]).astype(np.int64)
+        v = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
+        if runs.change_jump[c][0] > 0:
+            pending.append((c, "rising", xa, xb, v))
+        else:
+            pending.append((c, "falling", -xb[::-1], -xa[::-1], v[::-1]))
+    bounds = extreme_slopes([(xa, xb, v) for _, _, xa, xb, v in pending])
+    for (c, kind, xa, xb, v), (r_lo, r_hi) in zip(pending, bounds):
+        channels[c] = (kind, _Rising(xa, xb, v, r_lo, r_hi))
+    return channels
 
 
 def _fit_channel(channel: _Channel, shifts: range):
@@ -331,7 +314,7 @@ def _fit_channel(channel: _Channel, shifts: range):
 def _fit_affine(
     runs: _Runs, lo: int, hi: int, max_shift: int, uniform_shift: bool
 ) -> Requant | None:
-    channels = [_channel(runs, c, lo, hi) for c in range(len(runs.first))]
+    channels = _channels(runs, lo, hi)
     params = [_fit_channel(ch, range(max_shift + 1)) for ch in channels]
     if None in params:
         return None

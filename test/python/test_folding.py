@@ -689,3 +689,50 @@ def test_offset_bounds_are_exact_in_numpy_and_python(pairs, m, s, pick):
     v, x = (np.array(a, dtype=np.int64) for a in zip(*pairs))
     expected = pick(int(vk) * 2**s - m * int(xk) for vk, xk in pairs)
     assert _extreme_offset(v, x, m, s, pick) == expected
+
+
+@st.composite
+def rising_runs(draw):
+    """Runs of an increasing step function on [lo, hi]: lengths >= 1, jumps >= 1, values in
+    [-127, 127] (the clamp floor and ceiling included or not)."""
+    count = draw(st.integers(2, 40))
+    lengths = draw(st.lists(st.integers(1, 60), min_size=count, max_size=count))
+    jumps = draw(st.lists(st.integers(1, 3), min_size=count - 1, max_size=count - 1))
+    start = draw(st.integers(-127, 127 - sum(jumps)))
+    lo = draw(st.integers(-5000, 5000))
+    xa = lo + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    xb = xa + np.array(lengths) - 1
+    v = start + np.concatenate([[0], np.cumsum(jumps)])
+    return xa.astype(np.int64), xb.astype(np.int64), v.astype(np.int64)
+
+
+def brute_force_slopes(xa, xb, v):
+    """``(r_lo, r_hi)`` over every pair, as Fractions (the definition, quadratic)."""
+    from fractions import Fraction
+
+    below, above = [], []
+    for i in range(len(v)):
+        for j in range(len(v)):
+            if v[i] == -127 or v[j] == 127:
+                continue
+            n, d = int(v[j]) + 1 - int(v[i]), int(xb[j]) - int(xa[i])
+            if d > 0:
+                above.append(Fraction(n, d))
+            elif d < 0:
+                below.append(Fraction(-n, -d))
+    return (max(below) if below else None), (min(above) if above else None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(rising_runs(), min_size=1, max_size=6))
+def test_extreme_slopes_equal_the_pairwise_extremes(channels):
+    """Dinkelbach's iteration over all channels at once gives each channel's exact extreme
+    ratios (as rationals; any pair attaining them)."""
+    from fractions import Fraction
+
+    from bnnmlir.folding.slopes import extreme_slopes
+
+    for (r_lo, r_hi), runs in zip(extreme_slopes(channels), channels):
+        want_lo, want_hi = brute_force_slopes(*runs)
+        assert (None if r_lo is None else Fraction(*r_lo)) == want_lo
+        assert (None if r_hi is None else Fraction(*r_hi)) == want_hi
