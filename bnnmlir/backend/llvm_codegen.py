@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from functools import cache
 
@@ -179,13 +179,18 @@ def _intrinsic_prefix_of(triple: str) -> str:
 def check_intrinsics(module: llvm.ModuleRef, target: TargetInfo) -> None:
     """Raise ``ValueError`` if ``module`` calls an intrinsic of another architecture than
     ``target``'s: LLVM would abort the whole process ("Cannot select") instead of failing."""
+    check_intrinsic_names((function.name for function in module.functions), target)
+
+
+def check_intrinsic_names(names: Iterable[str], target: TargetInfo) -> None:
+    """:func:`check_intrinsics` on the names of a module's functions."""
     own = _intrinsic_prefix_of(target.triple)
-    for function in module.functions:
-        parts = function.name.split(".")
+    for name in names:
+        parts = name.split(".")
         foreign = len(parts) > 2 and parts[0] == "llvm" and parts[1] != own
         if foreign and parts[1] in ARCH_INTRINSIC_PREFIXES:
             raise ValueError(
-                f"intrinsic '{function.name}' is specific to {parts[1]} and cannot be "
+                f"intrinsic '{name}' is specific to {parts[1]} and cannot be "
                 f"compiled for {target.name} ({target.triple})"
             )
 
@@ -224,12 +229,13 @@ def optimize(
     ``target`` (with ``machine``, by default the shared one; ``jit``: the kind of ``machine``);
     verify the result. Large text of several functions is optimized in
     :func:`optimization_parts` processes (:mod:`bnnmlir.backend.parallel_opt`)."""
+    parts = optimization_parts(ir)
+    if parts > 1:  # each part is parsed and verified in its process, the linked module here
+        assert isinstance(ir, str)
+        check_intrinsic_names(functions_of(ir, "declare"), target)
+        return optimize_in_parts(ir, machine_spec(target, jit=jit), PIPELINE, parts)
     module = parse_ir(ir) if isinstance(ir, str) else ir
     check_intrinsics(module, target)
-    parts = optimization_parts(ir)
-    if parts > 1:
-        assert isinstance(ir, str)
-        return optimize_in_parts(ir, machine_spec(target, jit=jit), PIPELINE, parts)
     run_pipeline(module, machine or target_machine(target), PIPELINE, target.triple)
     return module
 

@@ -118,7 +118,12 @@ def balanced_groups(functions: list[_Function], parts: int) -> list[frozenset[st
 
 
 def _optimize_text(text: str, spec: MachineSpec, pipeline: Pipeline) -> llvm.ModuleRef:
-    module = llvm.parse_assembly(text)
+    """Parse, verify (LLVM's optimizer may abort on invalid IR) and optimize ``text``."""
+    try:
+        module = llvm.parse_assembly(text)
+        module.verify()
+    except RuntimeError as e:
+        raise ValueError(f"LLVM rejects the IR generated from the module: {e}") from None
     run_pipeline(module, machine_of(spec), pipeline, spec.triple)
     return module
 
@@ -139,8 +144,8 @@ def _run_worker(text: str, spec: MachineSpec, pipeline: Pipeline) -> bytes:
 
 def optimize_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
                       parts: int) -> llvm.ModuleRef:
-    """Optimize the (verified) LLVM IR ``text`` in up to ``parts`` processes; the linked, verified
-    module (see the module docstring)."""
+    """Optimize the LLVM IR ``text`` in up to ``parts`` processes (each part verified before its
+    optimization); the linked, verified module (see the module docstring)."""
     split = split_module(text)
     groups = balanced_groups(split.functions, parts)
     texts = [split.group_text(g) for g in groups]

@@ -156,6 +156,22 @@ class _Runs:
     table: np.ndarray | None  # int8 [C, D] when kept
 
 
+def _clip8_values(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``y`` as ``int16``; :class:`FoldingError` unless every value is an integer in
+    [-127, 127] (NaN fails the range test): two reductions, the truncation and one comparison
+    with it."""
+    in_range = y.min() >= CLIP8_MIN and y.max() <= CLIP8_MAX
+    v = y.astype(np.int16) if in_range else None
+    if v is None or (v != y).any():
+        bad = ~((y >= CLIP8_MIN) & (y <= CLIP8_MAX) & (y == np.round(y)))
+        row, c = np.argwhere(bad)[0]
+        raise FoldingError(
+            f"channel {c}: fn({int(x[row, 0])}) = {y[row, c]!r} is not an integer in "
+            f"[{CLIP8_MIN}, {CLIP8_MAX}]"
+        )
+    return v
+
+
 def _tabulate(chunks: Iterable[tuple[np.ndarray, np.ndarray]], channels: int, lo: int, hi: int,
               keep_table: bool) -> _Runs:
     """The runs of the values ``chunks`` (one exhaustive pass, :func:`domain_chunks`); vectorized
@@ -165,36 +181,30 @@ def _tabulate(chunks: Iterable[tuple[np.ndarray, np.ndarray]], channels: int, lo
     xs, cs, vs, js, table = [], [], [], [], []
     first = prev = None
     for x, y in chunks:
-        bad = (y != np.round(y)) | (y < CLIP8_MIN) | (y > CLIP8_MAX)  # NaN: y != y
-        if bad.any():
-            row, c = np.argwhere(bad)[0]
-            raise FoldingError(
-                f"channel {c}: fn({int(x[row, 0])}) = {y[row, c]!r} is not an integer in "
-                f"[{CLIP8_MIN}, {CLIP8_MAX}]"
-            )
-        v = y.astype(np.int16)  # values in [-127, 127], jumps in [-254, 254]
+        v = _clip8_values(x, y)  # jumps in [-254, 254]
         if keep_table:
             table.append(v.astype(np.int8))
+        changes = [(v[1:] - v[:-1], x[1:, 0], v[1:])]  # a change at row r + 1 of the chunk
         if first is None:
-            first, at = v[0], x[:, 0]
-        else:
-            v, at = np.concatenate([prev[None], v]), np.concatenate([x[:1, 0] - 1, x[:, 0]])
+            first = v[0]
+        else:  # the change between the chunks, at the first row of this one
+            changes.append(((v[0] - prev)[None], x[:1, 0], v[:1]))
         prev = v[-1]
-        jump = v[1:] - v[:-1]
-        rows, cols = np.divmod(np.flatnonzero(jump), channels)  # np.nonzero's order, faster
-        jumps = jump[rows, cols]
-        rising[cols[jumps > 0]] = True
-        falling[cols[jumps < 0]] = True
+        for jump, at, after in changes:
+            rows, cols = np.divmod(np.flatnonzero(jump), channels)  # np.nonzero's order, faster
+            jumps = jump[rows, cols]
+            rising[cols[jumps > 0]] = True
+            falling[cols[jumps < 0]] = True
+            xs.append(at[rows])
+            cs.append(cols)
+            vs.append(after[rows, cols])
+            js.append(jumps)
         if not keep_table and (rising & falling).any():
             c = int(np.flatnonzero(rising & falling)[0])
             raise FoldingError(
                 f"channel {c}: fn is not monotone on [{lo}, {hi}] and no table is possible "
                 f"(domain larger than {TABLE_MAX_DOMAIN} values, or table kind not allowed)"
             )
-        xs.append(at[rows + 1])
-        cs.append(cols)
-        vs.append(v[rows + 1, cols])
-        js.append(jumps)
     x_all, c_all, v_all, j_all = (np.concatenate(a) for a in (xs, cs, vs, js))
     order = np.lexsort((x_all, c_all))
     x_all, c_all, v_all, j_all = x_all[order], c_all[order], v_all[order], j_all[order]
@@ -442,10 +452,11 @@ def fold_clip8(
     ``hi - lo + 1 <= 256``. ``uniform_shift=True`` asks for one shift shared by all channels (the
     largest per-channel minimum; every channel is refitted at it, so affine may then be rejected
     when a multiplier would leave int32). Raises :class:`FoldingError` when no kind applies.
-    Cost: ONE evaluation of ``fn`` on the whole domain, as one ``[D, C]`` tensor (tabulation and
-    verification both read it; a table of more than ``KEEP_ELEMENTS`` elements is evaluated in
-    chunks and its requant verified on the runs, :func:`verify_requant_on_runs`), plus, for affine, about ``254**2`` integer operations per non-constant
-    channel.
+    Cost: ONE evaluation of ``fn`` on the whole domain, in ``[rows, C]`` chunks of
+    ``CHUNK_ELEMENTS`` (tabulation and verification both read it; a table of more than
+    ``KEEP_ELEMENTS`` elements is evaluated again at each pass and its requant verified on the
+    runs, :func:`verify_requant_on_runs`), plus, for affine, a few passes over the runs of the
+    non-constant channels (:mod:`bnnmlir.folding.slopes`).
     """
     kinds = [RequantKind(k) for k in kinds]
     if not kinds:
@@ -454,7 +465,7 @@ def fold_clip8(
         raise ValueError(f"max_shift must be within [0, 62], got {max_shift}")
     check_domain(channels, lo, hi)
     small = hi - lo + 1 <= TABLE_MAX_DOMAIN
-    values = domain_table(fn, channels, lo, hi)  # fn evaluated once, as one tensor
+    values = domain_table(fn, channels, lo, hi)  # fn evaluated once, in calls of whole rows
     runs = _tabulate(values(), channels, lo, hi, keep_table=small and RequantKind.TABLE in kinds)
     for kind in kinds:
         if kind is RequantKind.AFFINE:

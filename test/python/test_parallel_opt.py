@@ -153,3 +153,24 @@ def test_bad_job_count_is_a_clear_error(jobs, monkeypatch):
     text = "define void @f() {\n  ret void\n}\n"
     with pytest.raises(ValueError, match="BNNMLIR_LLVM_JOBS must be a positive number"):
         llvm_codegen.optimization_parts(text + " " * llvm_codegen.PARALLEL_MIN_CHARS)
+
+
+@pytest.mark.parametrize("flaw", ["foreign intrinsic", "invalid IR"])
+def test_parts_refuse_what_one_process_refuses(loop_ir, monkeypatch, flaw):
+    """Optimized in parts, the whole text is not parsed in this process: an intrinsic of another
+    architecture and IR that LLVM's verifier rejects are still refused before any optimization
+    (LLVM would abort on them): a ValueError here, a failed worker's RuntimeError there (both
+    a CompileError for the user)."""
+    from bnnmlir.target import get_target
+
+    _, text = loop_ir
+    if flaw == "foreign intrinsic":
+        target, bad = get_target("aarch64"), text
+    else:  # a function whose block does not end with a terminator
+        target = host_target()
+        bad = text + "\ndefine void @no_terminator() {\nentry:\n  %x = add i32 1, 2\n}\n"
+    monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    assert llvm_codegen.optimization_parts(bad) == 2
+    with pytest.raises((ValueError, RuntimeError), match="specific to x86|LLVM rejects"):
+        llvm_codegen.optimize(bad, target)
