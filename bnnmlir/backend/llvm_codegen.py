@@ -182,6 +182,15 @@ def check_intrinsics(module: llvm.ModuleRef, target: TargetInfo) -> None:
     check_intrinsic_names((function.name for function in module.functions), target)
 
 
+_INTRINSIC_REFERENCE = re.compile(r'@(?:"(llvm\.[^"]+)"|(llvm\.[-\w.$]+))')
+
+
+def referenced_intrinsics(ir: str) -> set[str]:
+    """Every ``@llvm.*`` name that LLVM IR text mentions: LLVM accepts calls of intrinsics the
+    text does not declare, so the ``declare`` lines are not enough."""
+    return {a or b for a, b in _INTRINSIC_REFERENCE.findall(ir)}
+
+
 def check_intrinsic_names(names: Iterable[str], target: TargetInfo) -> None:
     """:func:`check_intrinsics` on the names of a module's functions."""
     own = _intrinsic_prefix_of(target.triple)
@@ -232,7 +241,7 @@ def optimize(
     parts = optimization_parts(ir)
     if parts > 1:  # each part is parsed and verified in its process, the linked module here
         assert isinstance(ir, str)
-        check_intrinsic_names(functions_of(ir, "declare"), target)
+        check_intrinsic_names(referenced_intrinsics(ir), target)
         return optimize_in_parts(ir, machine_spec(target, jit=jit), PIPELINE, parts)
     module = parse_ir(ir) if isinstance(ir, str) else ir
     check_intrinsics(module, target)

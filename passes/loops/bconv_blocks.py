@@ -59,8 +59,8 @@ first+L-1`` at column ``ow`` (the lanes of channels ``>= O`` are not stored)."""
 
 
 VectorRange = tuple[SSAValue, int]
-"""``(first, count)``: the channel vectors ``first .. first+count-1`` of a row (``first`` a
-multiple of the plan's ``B``)."""
+"""``(first, count)``: the channel vectors ``first .. first+count-1`` of a row (any ``first``:
+the re-laid weights are read per vector and the corrections per channel)."""
 
 
 @dataclass(frozen=True)
@@ -504,8 +504,7 @@ class BlockKernel:
               vectors: VectorRange | None = None) -> None:
         """``tile(e, first_vector, size)`` over the channel tiles (the last one partial) of all
         channel vectors, or of the ``count`` vectors from ``first`` of ``vectors = (first,
-        count)`` (a parallel unit's part of the row: its first vector a multiple of ``B``, so
-        its blocks are those of the whole row)."""
+        count)`` (a parallel unit's part of the row, cut in blocks of ``B`` from ``first``)."""
         plan = self.plan
         first, count = (None, plan.channel_vectors) if vectors is None else vectors
 
