@@ -38,7 +38,8 @@ most ``8*KH*KW*Q*M < 2**31`` (checked), and ``K - 2*popcount`` is the exact outp
 Options: ``target`` (``host`` or ``aarch64``, :func:`bnnmlir.target.get_target`) gives the
 vector width and the popcount kind; ``parallel`` makes the outer loop of every convolution, over the ``N*OH`` output
 rows, an ``scf.parallel`` with one induction variable and no reductions (binary layers of at least
-``MIN_PARALLEL_MACS`` MACs), and the first two dimensions of every support op of at least
+``MIN_PARALLEL_MACS`` MACs; a blocked binary layer whose rows alone do not share out evenly loops
+over rows x parts of its output channels, :func:`~bnnmlir.passes.loops.bconv2d.channel_parts`), and the first two dimensions of every support op of at least
 ``MIN_PARALLEL_ELEMENTS`` elements one such loop over rows: below those sizes a split costs more
 than it saves.
 """
