@@ -27,6 +27,7 @@ from bnnmlir.backend.llvm_pipeline import (
     Pipeline,
     initialize_llvm,
     machine_of,
+    parse_ir,
     run_pipeline,
 )
 from bnnmlir.backend.object_cache import CacheOption, cache_key, resolve_cache
@@ -139,18 +140,6 @@ def to_llvm_ir(module: ModuleOp, target: TargetInfo) -> str:
     check_definitions_precede_uses(module.body)
     machine = target_machine(target)
     return str(to_llvm_module(module, target.triple, str(machine.target_data)))
-
-
-def parse_ir(ir: str) -> llvm.ModuleRef:
-    """Parse and verify LLVM IR text; invalid IR (from an ``llvm``-dialect module that xDSL's
-    verifier accepts but LLVM does not, e.g. an alignment of 5) raises ``ValueError``."""
-    initialize_llvm()
-    try:
-        module = llvm.parse_assembly(ir)
-        module.verify()
-    except RuntimeError as e:
-        raise ValueError(f"LLVM rejects the IR generated from the module: {e}") from None
-    return module
 
 
 ARCH_INTRINSIC_PREFIXES = (

@@ -56,6 +56,19 @@ def initialize_llvm() -> None:
     llvm.initialize_native_asmparser()
 
 
+def parse_ir(ir: str) -> llvm.ModuleRef:
+    """Parse and verify LLVM IR text; invalid IR (from an ``llvm``-dialect module that xDSL's
+    verifier accepts but LLVM does not, e.g. an alignment of 5) raises ``ValueError`` (LLVM's
+    optimizer and code generator may abort the process on it)."""
+    initialize_llvm()
+    try:
+        module = llvm.parse_assembly(ir)
+        module.verify()
+    except RuntimeError as e:
+        raise ValueError(f"LLVM rejects the IR generated from the module: {e}") from None
+    return module
+
+
 def machine_of(spec: MachineSpec) -> llvm.TargetMachine:
     """A new target machine for ``spec``."""
     initialize_llvm()

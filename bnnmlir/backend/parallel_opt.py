@@ -29,7 +29,13 @@ from dataclasses import asdict, dataclass
 
 import llvmlite.binding as llvm
 
-from bnnmlir.backend.llvm_pipeline import MachineSpec, Pipeline, machine_of, run_pipeline
+from bnnmlir.backend.llvm_pipeline import (
+    MachineSpec,
+    Pipeline,
+    machine_of,
+    parse_ir,
+    run_pipeline,
+)
 
 _NAME = re.compile(r'@("[^"]+"|[-\w.$]+)')
 
@@ -118,12 +124,8 @@ def balanced_groups(functions: list[_Function], parts: int) -> list[frozenset[st
 
 
 def _optimize_text(text: str, spec: MachineSpec, pipeline: Pipeline) -> llvm.ModuleRef:
-    """Parse, verify (LLVM's optimizer may abort on invalid IR) and optimize ``text``."""
-    try:
-        module = llvm.parse_assembly(text)
-        module.verify()
-    except RuntimeError as e:
-        raise ValueError(f"LLVM rejects the IR generated from the module: {e}") from None
+    """Parse, verify and optimize ``text``."""
+    module = parse_ir(text)
     run_pipeline(module, machine_of(spec), pipeline, spec.triple)
     return module
 

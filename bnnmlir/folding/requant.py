@@ -32,8 +32,9 @@ conditions are ``m*xa_k + b >= v_k * 2**s`` (unless ``v_k = -127``) and
 is below every upper bound, which gives ``floor(2**s * R_lo) < m < 2**s * R_hi`` with two
 channel constants ``R_lo, R_hi`` (extreme slopes between the constraint points, found exactly in
 integers for all channels at once, :mod:`bnnmlir.folding.slopes`); all bounds are integers, so
-an integer ``b`` then exists too. The smallest ``s <= max_shift`` with an admissible ``m`` is taken, ``m`` and ``b`` at the middle of
-their ranges. A non-increasing channel is fitted on ``x -> -x`` and its multiplier negated.
+an integer ``b`` then exists too. The smallest ``s <= max_shift`` with an admissible ``m`` is
+taken, ``m`` and ``b`` at the middle of their ranges. A non-increasing channel is fitted on
+``x -> -x`` and its multiplier negated.
 """
 
 from __future__ import annotations
@@ -252,11 +253,9 @@ class _Rising:
     r_hi: tuple[int, int] | None
 
 
-def _fit_rising(rising: _Rising | None, shifts: range):
+def _fit_rising(rising: _Rising, shifts: range):
     """``(m, b, s)`` with ``clamp((x*m + b) >> s)`` equal to the runs of ``rising``, the first
     ``s`` of ``shifts`` that admits one, or None."""
-    if rising is None:
-        return None
     xa, xb, v, r_lo, r_hi = rising.xa, rising.xb, rising.v, rising.r_lo, rising.r_hi
     low, up = v > CLIP8_MIN, v < CLIP8_MAX
     for s in shifts:
@@ -282,6 +281,16 @@ _Channel = tuple[str, object]
 ``("none", None)`` (not monotone)."""
 
 
+def _channel_runs(runs: _Runs, c: int, lo: int, hi: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(start, end, value)`` of the runs of channel ``c`` on ``[lo, hi]``, ``int64``."""
+    cx = runs.change_x[c]
+    start = np.concatenate([[lo], cx]).astype(np.int64)
+    end = np.concatenate([cx - 1, [hi]]).astype(np.int64)
+    value = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
+    return start, end, value
+
+
 def _channels(runs: _Runs, lo: int, hi: int) -> list[_Channel]:
     """The fitting data of every channel; the multiplier bounds of the rising and falling ones
     computed together (:func:`~bnnmlir.folding.slopes.extreme_slopes`)."""
@@ -294,9 +303,7 @@ def _channels(runs: _Runs, lo: int, hi: int) -> list[_Channel]:
         channels.append(("none", None))
         if not runs.monotone[c]:
             continue
-        xa = np.concatenate([[lo], cx]).astype(np.int64)
-        xb = np.concatenate([cx - 1, [hi]]).astype(np.int64)
-        v = np.concatenate([[runs.first[c]], runs.change_v[c]]).astype(np.int64)
+        xa, xb, v = _channel_runs(runs, c, lo, hi)
         if runs.change_jump[c][0] > 0:
             pending.append((c, "rising", xa, xb, v))
         else:
@@ -408,9 +415,7 @@ def _run_ends(runs: _Runs, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np
     start, end, value = (np.empty((width, len(runs.first)), np.int64) for _ in range(3))
     for c, cx in enumerate(runs.change_x):
         n = len(cx) + 1
-        start[:n, c] = np.concatenate([[lo], cx])
-        end[:n, c] = np.concatenate([cx - 1, [hi]])
-        value[:n, c] = np.concatenate([[runs.first[c]], runs.change_v[c]])
+        start[:n, c], end[:n, c], value[:n, c] = _channel_runs(runs, c, lo, hi)
         for a in (start, end, value):
             a[n:, c] = a[n - 1, c]
     return start, end, value

@@ -64,3 +64,22 @@ def require_sanitizers(compiler: str, sanitizers: str, workdir: Path) -> None:
     if not works:
         message = f"{compiler} cannot build or run -fsanitize={sanitizers} programs: {build.stderr}"
         pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+
+
+@pytest.fixture
+def split_small_layers(monkeypatch):
+    """Every binary convolution parallel (test shapes are below ``MIN_PARALLEL_MACS``); the
+    :class:`~bnnmlir.passes.loops.bconv2d.ChannelParts` the lowering chose, in order."""
+    from bnnmlir.passes.loops import bconv2d
+
+    chosen = []
+    real = bconv2d.channel_parts
+
+    def spy(*args, **kwargs):
+        parts = real(*args, **kwargs)
+        chosen.append(parts)
+        return parts
+
+    monkeypatch.setattr(bconv2d, "MIN_PARALLEL_MACS", 0)
+    monkeypatch.setattr(bconv2d, "channel_parts", spy)
+    return chosen

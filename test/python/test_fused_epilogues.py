@@ -268,26 +268,16 @@ def _few_rows_network():
 
 
 @pytest.mark.parametrize("target", ["host", pytest.param("aarch64", marks=needs_qemu)])
-def test_channel_parts_with_fused_epilogues(monkeypatch, target):
+def test_channel_parts_with_fused_epilogues(split_small_layers, monkeypatch, target):
     """Few-row layers cut into row x channel-part units (bconv2d.channel_parts) keep the fused
     clip8 / residual epilogues exact on 1 to 4 threads, batch 2."""
     import bnnmlir
-    from bnnmlir.passes.loops import bconv2d
 
-    counts: list[int] = []
-    real = bconv2d.channel_parts
-
-    def spy(*args, **kwargs):
-        parts = real(*args, **kwargs)
-        counts.append(parts.count)
-        return parts
-
-    monkeypatch.setattr(bconv2d, "MIN_PARALLEL_MACS", 0)
-    monkeypatch.setattr(bconv2d, "channel_parts", spy)
-    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")  # every lowering in this process, seen
     model = _few_rows_network()
     x = torch.randn(2, 3, 9, 9) * 3  # 2 x 5 rows, then 2 x 3
     compiled = bnnmlir.compile(model, (x,), target=target, threads=2, cache=False)
+    counts = [parts.count for parts in split_small_layers]
     assert sum(count > 1 for count in counts) >= 2, counts
     want = model(x)
     for threads in (1, 2, 3, 4) if target == "host" else (2,):
