@@ -8,6 +8,7 @@ and fails on a missing tool instead of passing silently.
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,10 @@ def require_sanitizers(compiler: str, sanitizers: str, workdir: Path) -> None:
         pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
 
 
-@pytest.fixture
-def split_small_layers(monkeypatch):
-    """Every binary convolution parallel (test shapes are below ``MIN_PARALLEL_MACS``); the
-    :class:`~bnnmlir.passes.loops.bconv2d.ChannelParts` the lowering chose, in order."""
+@contextmanager
+def splitting_small_layers():
+    """Every binary convolution parallel (test shapes are below ``MIN_PARALLEL_MACS``); yields
+    the :class:`~bnnmlir.passes.loops.bconv2d.ChannelParts` the lowering chose, in order."""
     from bnnmlir.passes.loops import bconv2d
 
     chosen = []
@@ -80,6 +81,14 @@ def split_small_layers(monkeypatch):
         chosen.append(parts)
         return parts
 
-    monkeypatch.setattr(bconv2d, "MIN_PARALLEL_MACS", 0)
-    monkeypatch.setattr(bconv2d, "channel_parts", spy)
-    return chosen
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bconv2d, "MIN_PARALLEL_MACS", 0)
+        patch.setattr(bconv2d, "channel_parts", spy)
+        yield chosen
+
+
+@pytest.fixture
+def split_small_layers():
+    """:func:`splitting_small_layers` for one test."""
+    with splitting_small_layers() as chosen:
+        yield chosen

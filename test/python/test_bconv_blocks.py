@@ -46,6 +46,7 @@ from bnnmlir.passes.loops.bconv_plan import (
     window_chunks,
 )
 from bnnmlir.target import get_target
+from conftest import splitting_small_layers
 
 needs_qemu = pytest.mark.skipif(not cross.available(), reason="qemu-aarch64 / cross gcc missing")
 
@@ -396,3 +397,34 @@ def test_channel_parts_bit_exact(split_small_layers, target, n, h, w, c, o, s, p
     for threads in (1, 2, 3, 4) if get_target(target).is_host else (2,):
         program.threads = threads
         assert np.array_equal(run_conv(program, target, xp).reshape(want.shape), want)
+
+
+@st.composite
+def few_row_cases(draw, target: str):
+    """Layers of 1-6 output rows and 64-300 output channels: awkward channel counts, stride 2,
+    dilation, batch 2, every pad value and block size (rows x channel parts when they pay)."""
+    case = draw(conv_cases(target))
+    case["o"] = draw(st.sampled_from([100, 130, 191, 256, 300]))
+    case["block"] = draw(st.sampled_from([b for b in block_choices(target) if b[1] <= 2]))
+    case["h"] = draw(st.integers(1, 4)) + max(0, (case["k"][0] - 1) * case["d"][0]
+                                              - case["pads"][0] - case["pads"][1])
+    return case
+
+
+@settings(max_examples=8, deadline=None)
+@given(few_row_cases("host"), st.integers(0, 2**32 - 1))
+def test_split_layers_bit_exact_host(case, seed):
+    """Randomized few-row layers compiled parallel: the reference's output on 1 to 4 threads."""
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random((case["n"], case["h"], case["w"], case["c"])) < 0.5, 1, -1)
+    w = np.where(rng.random((case["o"], *case["k"], case["c"])) < 0.5, 1, -1)
+    x, w = x.astype(np.int8), w.astype(np.int8)
+    xp, wp = reference.pack(x).view(np.int8), reference.pack(w).view(np.int8)
+    module = conv_module(xp.shape, wp, case["c"], case["s"], case["d"], case["pads"],
+                         case["pad_value"])
+    with forced(case["block"]), splitting_small_layers():
+        program = compile_module(module, target="host", threads=2, cache=False)
+    want = reference.bconv2d(x, w, case["s"], case["d"], case["pads"], case["pad_value"])
+    for threads in (1, 2, 3, 4):
+        program.threads = threads
+        assert np.array_equal(run_conv(program, "host", xp).reshape(want.shape), want)
