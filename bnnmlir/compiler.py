@@ -27,6 +27,7 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError
 from bnnmlir.errors import CompileError
 from bnnmlir.gc_pause import paused_gc
 from bnnmlir.ir_utils import numpy_dtype
+from bnnmlir.memory import release_memory
 from bnnmlir.mlir_parsing import parse_module
 from bnnmlir.parallel_lowering import lower_in_parts, lowering_jobs
 from bnnmlir.passes.batch_entry import BatchEntryPass
@@ -619,6 +620,7 @@ def compile_module(
                 stages[stage] = module.clone()
             times[stage] = time.perf_counter() - start
             bar.update()
+            release_memory()
         times.update(lookup)
         if llvm_text is None:
             stages["llvm"] = module
@@ -639,6 +641,7 @@ def compile_module(
             bar.set_postfix_str("LLVM")
             program.build_host()
             bar.update()
+    release_memory()
     return program
 
 

@@ -83,16 +83,19 @@ def least_loaded(costs: Sequence[float], parts: int) -> list[int]:
 
 
 def run_forked(calls: Sequence[Callable[[], Any]],
-               child_setup: Callable[[], None] | None = None) -> list[Any]:
-    """``[call() for call in calls]``, ``calls[0]`` in this process and each other one in a
-    forked child (after ``child_setup()``), all at once. The first error, in the order of
-    ``calls``, is raised here once every part has ended (a child's own exception when it can be
-    pickled, else :class:`ChildFailure`)."""
+               child_setup: Callable[[], None] | None = None, *,
+               first_here: bool = True) -> list[Any]:
+    """``[call() for call in calls]``, ``calls[0]`` in this process (unless ``first_here`` is
+    false: then in a child too, and this process only waits) and each other one in a forked
+    child (after ``child_setup()``), all at once. The first error, in the order of ``calls``, is
+    raised here once every part has ended (a child's own exception when it can be pickled, else
+    :class:`ChildFailure`)."""
     context = multiprocessing.get_context("fork")
     children: list[tuple[int, Any, Any]] = []
     received = 0
+    forked = calls[1:] if first_here else calls
     try:
-        for index, call in enumerate(calls[1:], start=1):
+        for index, call in enumerate(forked, start=len(calls) - len(forked)):
             reader, writer = context.Pipe(duplex=False)
             try:
                 child = context.Process(target=_child, args=(call, child_setup, writer),
@@ -105,12 +108,12 @@ def run_forked(calls: Sequence[Callable[[], Any]],
             finally:
                 writer.close()
             children.append((index, child, reader))
-        first: tuple[bool, Any]
-        try:
-            first = (True, calls[0]())
-        except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
-            first = (False, e)
-        results = [first]
+        results: list[tuple[bool, Any]] = []
+        if first_here:
+            try:
+                results.append((True, calls[0]()))
+            except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
+                results.append((False, e))
         for index, child, reader in children:
             results.append(_receive(index, child, reader))
             received += 1

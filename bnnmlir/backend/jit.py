@@ -25,6 +25,7 @@ from bnnmlir.backend.llvm_codegen import (
     timed,
     to_llvm_ir,
 )
+from bnnmlir.backend.object_bundle import unbundle
 from bnnmlir.backend.object_cache import CacheOption
 from bnnmlir.backend.runtime_build import build_host_shared_library
 from bnnmlir.target import host_target
@@ -84,7 +85,8 @@ class JitModule:
         # The engine owns the machine: a new one per engine; the code comes from the object.
         machine = create_target_machine(host_target(), jit=True)
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(self.object_code))
+        for part in unbundle(self.object_code):  # the parts' objects call each other
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(part))
         self._engine.finalize_object()
 
     def function_address(self, name: str) -> int:

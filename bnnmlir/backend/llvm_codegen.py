@@ -31,7 +31,8 @@ from bnnmlir.backend.llvm_pipeline import (
     run_pipeline,
 )
 from bnnmlir.backend.object_cache import CacheOption, cache_key, resolve_cache
-from bnnmlir.backend.parallel_opt import optimize_in_parts
+from bnnmlir.backend.object_bundle import bundle
+from bnnmlir.backend.parallel_opt import object_in_parts, objects_in_parts, optimize_in_parts
 from bnnmlir.target import TargetInfo
 
 PIPELINE = Pipeline()
@@ -293,6 +294,9 @@ def compile_object(
     store = resolve_cache(cache)
 
     def make() -> bytes:
+        parts = optimization_parts(module)
+        if parts > 1:
+            return _object_in_parts(module, target, jit, parts, times)
         with timed(times, "LLVM opt"):
             optimized = optimize(module, target, machine, jit=jit)
         with timed(times, "LLVM codegen"):
@@ -309,6 +313,19 @@ def compile_object(
     if times is not None:
         times["cache hit"] = float(hit)
     return data
+
+
+def _object_in_parts(text: str, target: TargetInfo, jit: bool, parts: int,
+                     times: MutableMapping[str, float] | None) -> bytes:
+    """Object code of ``text`` made by worker processes (:mod:`bnnmlir.backend.parallel_opt`):
+    for the JIT one object per part (a bundle, see :mod:`bnnmlir.backend.object_bundle`), else
+    the parts' optimized code linked into one object."""
+    check_intrinsic_names(referenced_intrinsics(text), target)
+    spec = machine_spec(target, jit=jit)
+    with timed(times, "LLVM opt+codegen"):
+        if jit:
+            return bundle(objects_in_parts(text, spec, PIPELINE, parts))
+        return object_in_parts(text, spec, PIPELINE, parts)
 
 
 def object_kind(jit: bool) -> str:

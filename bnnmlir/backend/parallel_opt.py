@@ -1,15 +1,24 @@
-"""LLVM optimization of a module of several functions on several cores.
+"""LLVM optimization and code generation of a module of several functions on several cores.
 
 llvmlite holds one lock around LLVM, so threads do not help: the module's functions are split
-into ``parts`` groups of about equal size (LLVM IR lines); this process optimizes the first group
-and one worker process (``python -m bnnmlir.backend.parallel_opt``, which imports llvmlite
-alone) each other group; the optimized groups are linked back into one module.
+into ``parts`` groups of about equal size (LLVM IR lines), each optimized in a worker process
+(``python -m bnnmlir.backend.parallel_opt``, which imports llvmlite alone). What comes back
+depends on what the caller needs:
+
+- :func:`optimize_in_parts`: the optimized module, linked in this process (to print it);
+- :func:`objects_in_parts`: one object per group (code generation in the workers too), which the
+  host JIT loads side by side;
+- :func:`object_in_parts`: one object of the whole module: the workers' optimized bitcode linked
+  and compiled by one more worker.
+
+The last two keep LLVM's memory out of this process: it holds the text and the objects only.
 
 Each group is the module's IR text with every function of the other groups turned into a
 declaration, and every global: the internal globals (weights, tables) stay internal, so a group
 optimizes its loads of constant data as the whole module does (folds them, drops the globals no
 function of the group reads); one read by functions of two groups has a copy in each (the linker
-renames the second). Internal functions become external for the link, then internal again.
+renames the second). Internal functions become external for the link (or for the other objects),
+then internal again in a linked module.
 The linked module may hold more globals than the whole module's optimization leaves: equal
 constants of two groups are not merged.
 
@@ -24,6 +33,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -32,6 +42,7 @@ import llvmlite.binding as llvm
 from bnnmlir.backend.llvm_pipeline import (
     MachineSpec,
     Pipeline,
+    initialize_llvm,
     machine_of,
     parse_ir,
     run_pipeline,
@@ -60,14 +71,28 @@ class SplitModule:
     """The names of the functions that were internal (external in the groups)."""
 
     def group_text(self, group: frozenset[str]) -> str:
-        """The module with the bodies of the functions named in ``group`` only."""
-        lines = [*self.header, *self.globals, *self.declarations]
+        """The module with the bodies of the functions named in ``group`` only, and the globals
+        they (or the globals they read) refer to."""
+        bodies, heads = [], []
         for function in self.functions:
             if function.name in group:
-                lines += function.lines
+                bodies += function.lines
             else:
-                lines.append("declare" + function.lines[0][len("define"):])
-        return "\n".join(lines) + "\n"
+                heads.append("declare" + function.lines[0][len("define"):])
+        wanted = _referenced_names(bodies)
+        by_name = {_symbol(line): line for line in self.globals}
+        pending = list(wanted & by_name.keys())
+        while pending:  # a global may point to another one
+            for name in _referenced_names([by_name[pending.pop()]]) & by_name.keys() - wanted:
+                wanted.add(name)
+                pending.append(name)
+        globals_ = [line for line in self.globals if _symbol(line) in wanted]
+        return "\n".join([*self.header, *globals_, *self.declarations, *heads, *bodies]) + "\n"
+
+
+def _referenced_names(lines: list[str]) -> set[str]:
+    """Every ``@name`` the lines mention."""
+    return {m.strip('"') for line in lines if "@" in line for m in _NAME.findall(line)}
 
 
 def _symbol(line: str) -> str:
@@ -130,46 +155,122 @@ def _optimize_text(text: str, spec: MachineSpec, pipeline: Pipeline) -> llvm.Mod
     return module
 
 
-def _run_worker(text: str, spec: MachineSpec, pipeline: Pipeline) -> bytes:
-    """Optimize ``text`` in a worker process; its bitcode."""
-    config = json.dumps({"machine": asdict(spec), "pipeline": asdict(pipeline)})
-    process = subprocess.run(
-        [sys.executable, "-m", "bnnmlir.backend.parallel_opt"],
-        input=(config + "\n" + text).encode(), capture_output=True, check=False,
-    )
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"LLVM optimization worker failed: {process.stderr.decode(errors='replace')[-2000:]}"
-        )
-    return process.stdout
+TASKS = ("bitcode", "object", "link")
+"""What a worker makes: the optimized bitcode of IR text, the object code of IR text, or the
+object code of optimized bitcode modules linked together."""
+
+
+def _run_worker(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipeline,
+                internal: frozenset[str] = frozenset()) -> bytes:
+    """Run ``task`` on ``payloads`` in a worker process; its output bytes."""
+    config = json.dumps({"task": task, "machine": asdict(spec), "pipeline": asdict(pipeline),
+                         "sizes": [len(p) for p in payloads], "internal": sorted(internal)})
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen([sys.executable, "-m", "bnnmlir.backend.parallel_opt"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+        try:  # the worker reads all of its input before it writes: no deadlock
+            for chunk in (config.encode() + b"\n", *payloads):
+                process.stdin.write(chunk)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker failed early: its exit code and message say why
+        result = process.stdout.read()
+        process.stdout.close()
+        if process.wait() != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"LLVM worker failed: {message}")
+    return result
+
+
+def _groups(text: str, parts: int) -> tuple[SplitModule, list[bytes]]:
+    split = split_module(text)
+    return split, [split.group_text(g).encode() for g in balanced_groups(split.functions, parts)]
+
+
+def _in_workers(task: str, texts: list[bytes], spec: MachineSpec,
+                pipeline: Pipeline) -> list[bytes]:
+    with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+        futures = [pool.submit(_run_worker, task, [t], spec, pipeline) for t in texts]
+        return [f.result() for f in futures]
+
+
+def _restore_internal(module: llvm.ModuleRef, internal: frozenset[str]) -> None:
+    for name in internal:
+        module.get_function(name).linkage = llvm.Linkage.internal
+    module.verify()
 
 
 def optimize_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
                       parts: int) -> llvm.ModuleRef:
     """Optimize the LLVM IR ``text`` in up to ``parts`` processes (each part verified before its
     optimization); the linked, verified module (see the module docstring)."""
-    split = split_module(text)
-    groups = balanced_groups(split.functions, parts)
-    texts = [split.group_text(g) for g in groups]
+    split, texts = _groups(text, parts)
     with ThreadPoolExecutor(max_workers=max(1, len(texts) - 1)) as pool:
-        others = [pool.submit(_run_worker, t, spec, pipeline) for t in texts[1:]]
-        module = _optimize_text(texts[0], spec, pipeline)
+        others = [pool.submit(_run_worker, "bitcode", [t], spec, pipeline) for t in texts[1:]]
+        module = _optimize_text(texts[0].decode(), spec, pipeline)
         for future in others:
             module.link_in(llvm.parse_bitcode(future.result()))
-    for name in split.internal_functions:
-        module.get_function(name).linkage = llvm.Linkage.internal
-    module.verify()
+    _restore_internal(module, split.internal_functions)
     return module
 
 
+def objects_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
+                     parts: int) -> list[bytes]:
+    """The object code of each of up to ``parts`` groups of ``text``, optimized and compiled in
+    its own process. The internal functions of ``text`` are external symbols of these objects
+    (an object calls another's functions); load them all into one JIT."""
+    _, texts = _groups(text, parts)
+    return _in_workers("object", texts, spec, pipeline)
+
+
+def object_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline, parts: int) -> bytes:
+    """The object code of the whole of ``text``: its groups optimized in up to ``parts``
+    processes, linked (internal functions internal again) and compiled in one more."""
+    split, texts = _groups(text, parts)
+    bitcodes = _in_workers("bitcode", texts, spec, pipeline)
+    return _run_worker("link", bitcodes, spec, pipeline, split.internal_functions)
+
+
+def _chunks(data: bytes, sizes: list[int]) -> list[bytes]:
+    if sum(sizes) != len(data):
+        raise ValueError(f"worker input has {len(data)} bytes, its header says {sum(sizes)}")
+    chunks, offset = [], 0
+    for size in sizes:
+        chunks.append(data[offset:offset + size])
+        offset += size
+    return chunks
+
+
+def run_task(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipeline,
+             internal: frozenset[str]) -> bytes:
+    """What a worker process does (see :data:`TASKS`)."""
+    if task == "bitcode":
+        (text,) = payloads
+        return _optimize_text(text.decode(), spec, pipeline).as_bitcode()
+    if task == "object":
+        (text,) = payloads
+        module = _optimize_text(text.decode(), spec, pipeline)
+        return machine_of(spec).emit_object(module)
+    if task == "link":
+        initialize_llvm()
+        module = llvm.parse_bitcode(payloads[0])
+        for bitcode in payloads[1:]:
+            module.link_in(llvm.parse_bitcode(bitcode))
+        _restore_internal(module, internal)
+        return machine_of(spec).emit_object(module)
+    raise ValueError(f"unknown LLVM worker task {task!r}: expected one of {', '.join(TASKS)}")
+
+
 def _worker_main() -> None:
-    """Read a JSON configuration line and LLVM IR text on stdin; write the optimized bitcode."""
+    """Read a JSON configuration line and the payloads on stdin; write the result."""
     data = sys.stdin.buffer.read()
-    config_line, _, text = data.partition(b"\n")
+    config_line, _, payload = data.partition(b"\n")
     config = json.loads(config_line)
-    spec = MachineSpec(**config["machine"])
-    module = _optimize_text(text.decode(), spec, Pipeline(**config["pipeline"]))
-    sys.stdout.buffer.write(module.as_bitcode())
+    result = run_task(config["task"], _chunks(payload, config["sizes"]),
+                      MachineSpec(**config["machine"]), Pipeline(**config["pipeline"]),
+                      frozenset(config["internal"]))
+    sys.stdout.buffer.write(result)
 
 
 if __name__ == "__main__":

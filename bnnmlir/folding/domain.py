@@ -20,10 +20,11 @@ ChannelFn = Callable[[torch.Tensor], torch.Tensor]
 MAX_ABS_DOMAIN = 2**24
 """Largest ``|x|`` of a domain: every integer up to it is exact in ``float32``."""
 
-CHUNK_ELEMENTS = 1 << 21
-"""Elements evaluated per call of ``fn`` during exhaustive passes: 8 MB of ``float32``, so the
-temporaries of a call stay small (a 64-channel stem's domain of 2.6M values takes 80 calls; in
-calls of ``2**23`` the fold peaked 170 MB higher and ran slower, its arrays out of cache)."""
+CHUNK_ELEMENTS = 1 << 19
+"""Elements evaluated per call of ``fn`` during exhaustive passes: 2 MB of ``float32``, so the
+temporaries of a call stay small (a 64-channel stem's domain of 2.6M values takes 320 calls, in
+about the time of 80 calls of ``2**21``; with those the compile of ``bireal_net18()`` peaked 70 MB
+higher, with calls of ``2**23`` 240 MB higher and slower, its arrays out of cache)."""
 
 KEEP_ELEMENTS = 1 << 23
 """Largest table (domain size x channels) that :func:`domain_table` keeps for a second pass."""

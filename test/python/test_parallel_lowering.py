@@ -228,7 +228,8 @@ def test_clip8_folds_fall_back_to_one_process_when_children_fail(network, monkey
 
     monkeypatch.setattr(forked, "run_forked", broken)
     monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
-    monkeypatch.setattr("bnnmlir.parallel_lowering.run_forked", lambda calls: [c() for c in calls])
+    monkeypatch.setattr("bnnmlir.parallel_lowering.run_forked",
+                        lambda calls, **_: [c() for c in calls])
     got = bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
     assert got.mlir("optimized", elide_larger_than=None) == want
 
@@ -261,3 +262,28 @@ def test_join_names_the_lowering_globals_whatever_the_parts():
     from bnnmlir.backend.llvm_codegen import parse_ir
 
     parse_ir(one)
+
+
+def test_run_forked_can_leave_this_process_idle():
+    """With ``first_here=False`` every call runs in a child (the lowering's IR never fills this
+    process's heap); results and errors come back in the order of the calls."""
+    from bnnmlir.forked import run_forked
+
+    here = os.getpid()
+    assert run_forked([os.getpid, os.getpid], first_here=True)[0] == here
+    pids = run_forked([os.getpid, os.getpid], first_here=False)
+    assert here not in pids and len(set(pids)) == 2
+
+    def fails() -> None:
+        raise ValueError("second part")
+
+    with pytest.raises(ValueError, match="second part"):
+        run_forked([os.getpid, fails], first_here=False)
+
+
+def test_release_memory_returns_the_free_heap():
+    from bnnmlir.memory import _malloc_trim, release_memory
+
+    release_memory()
+    if os.uname().sysname == "Linux":
+        assert _malloc_trim() is not None, "glibc's malloc_trim is found"

@@ -8,13 +8,14 @@ import gc
 import numpy as np
 import pytest
 import torch
+from conftest import requires_aarch64
 from xdsl.dialects import func, memref
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWalker
 from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 
 import bnnmlir
-from bnnmlir.backend import llvm_codegen
-from bnnmlir.backend.parallel_opt import balanced_groups, split_module
+from bnnmlir.backend import llvm_codegen, object_bundle
+from bnnmlir.backend.parallel_opt import _referenced_names, balanced_groups, split_module
 from bnnmlir.compiler import StageRunner, make_context
 from bnnmlir.gc_pause import paused_gc
 from bnnmlir.models import cifar10_net
@@ -54,6 +55,23 @@ def test_split_module_groups_every_function_once(loop_ir):
         assert defined == group
 
 
+def test_a_group_holds_the_globals_its_functions_read_and_no_other(loop_ir):
+    """Globals are not copied into every group: a group's text has those its function bodies
+    mention (and the globals these point to); LLVM would drop the others anyway."""
+    _, text = loop_ir
+    split = split_module(text)
+    globals_ = {line[1:].split(" = ", 1)[0].strip('"') for line in split.globals}
+    seen = set()
+    for group in balanced_groups(split.functions, 2):
+        module = llvm_codegen.parse_ir(split.group_text(group))
+        kept = {g.name for g in module.global_variables}
+        bodies = [line for f in split.functions if f.name in group for line in f.lines]
+        assert kept == _referenced_names(bodies) & globals_
+        seen |= kept
+    every_body = [line for f in split.functions for line in f.lines]
+    assert seen == _referenced_names(every_body) & globals_
+
+
 def _linkages(module) -> dict[str, str]:
     return {f.name: str(f.linkage) for f in module.functions if not f.is_declaration}
 
@@ -82,6 +100,48 @@ def test_parallel_optimization_computes_the_same_outputs(network, monkeypatch):
         torch.manual_seed(seed)
         inputs = torch.randn(2, 3, 32, 32)
         assert np.array_equal(np.asarray(serial(inputs)), np.asarray(parallel(inputs)))
+
+
+def test_jit_of_parts_loads_one_object_per_part(network, monkeypatch):
+    """Optimized and compiled in parts, the host JIT gets one object per part (a bundle), whose
+    functions call each other across objects."""
+    model, x = network
+    monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    compiled = bnnmlir.compile(model, (x,), threads=2, cache=False)
+    jit = compiled.program._host[0]
+    assert len(object_bundle.unbundle(jit.object_code)) == 2
+    assert "LLVM opt+codegen" in compiled.compile_times
+    assert np.array_equal(np.asarray(compiled(x)), model(x).detach().numpy())
+
+
+@requires_aarch64
+def test_object_of_parts_for_aarch64_computes_the_serial_outputs(network, monkeypatch):
+    """For a target object (one ELF file) the parts' optimized code is linked and compiled by
+    one more worker: the same outputs as the one-process object, under qemu."""
+    model, x = network
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
+    serial = bnnmlir.compile(model, (x,), target="aarch64", cache=False).program
+    monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    parts = bnnmlir.compile(model, (x,), target="aarch64", cache=False).program
+    code = parts.object_code()
+    assert code.startswith(b"\x7fELF") and "LLVM opt+codegen" in parts.compile_times
+    inputs = x.numpy()
+    for got, want in zip(parts.run_aarch64(inputs), serial.run_aarch64(inputs), strict=True):
+        assert np.array_equal(got, want)
+
+
+def test_object_bundle_round_trip_and_damage():
+    objects = [b"\x7fELF one", b"\x7fELF two", b"\x7fELF three"]
+    data = object_bundle.bundle(objects)
+    assert object_bundle.unbundle(data) == objects
+    assert object_bundle.bundle(objects[:1]) == objects[0]  # one object is stored as it is
+    assert object_bundle.unbundle(objects[0]) == objects[:1]
+    for damaged in (data[:-1], data + b"x", object_bundle.MAGIC + b"[3, x]\n",
+                    object_bundle.MAGIC + b"[0]\n", object_bundle.MAGIC):
+        with pytest.raises(ValueError, match="damaged object bundle"):
+            object_bundle.unbundle(damaged)
 
 
 def test_object_cache_key_names_the_parts(loop_ir, monkeypatch, tmp_path):
@@ -155,8 +215,9 @@ def test_bad_job_count_is_a_clear_error(jobs, monkeypatch):
         llvm_codegen.optimization_parts(text + " " * llvm_codegen.PARALLEL_MIN_CHARS)
 
 
+@pytest.mark.parametrize("make", ["optimized module", "JIT objects", "target object"])
 @pytest.mark.parametrize("flaw", ["foreign intrinsic", "undeclared intrinsic", "invalid IR"])
-def test_parts_refuse_what_one_process_refuses(loop_ir, monkeypatch, flaw):
+def test_parts_refuse_what_one_process_refuses(loop_ir, monkeypatch, flaw, make):
     """Optimized in parts, the whole text is not parsed in this process: an intrinsic of another
     architecture and IR that LLVM's verifier rejects are still refused before any optimization
     (LLVM would abort on them): a ValueError here, a failed worker's RuntimeError there (both
@@ -177,4 +238,15 @@ def test_parts_refuse_what_one_process_refuses(loop_ir, monkeypatch, flaw):
     monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
     assert llvm_codegen.optimization_parts(bad) == 2
     with pytest.raises((ValueError, RuntimeError), match="specific to|LLVM rejects"):
-        llvm_codegen.optimize(bad, target)
+        if make == "optimized module":
+            llvm_codegen.optimize(bad, target)
+        else:
+            llvm_codegen.compile_object(bad, target, jit=make == "JIT objects")
+
+
+def test_unknown_worker_task_is_refused():
+    from bnnmlir.backend.llvm_pipeline import Pipeline
+    from bnnmlir.backend.parallel_opt import _run_worker
+
+    with pytest.raises(RuntimeError, match="unknown LLVM worker task 'assemble'"):
+        _run_worker("assemble", [b""], llvm_codegen.machine_spec(host_target()), Pipeline())
