@@ -32,6 +32,7 @@ from bnnmlir.compiler import (
     rename_function,
 )
 from bnnmlir.gc_pause import paused_gc
+from bnnmlir.memory import release_memory
 from bnnmlir.report import LayerReport
 
 ELIDE_LARGER_THAN = 16
@@ -374,7 +375,9 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     lookup = ModelLookup.start(model, example_inputs, options, resolve_cache(cache))
 
     def run_import() -> ImportedModel:
-        return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
+        imported = _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
+        release_memory()  # torch.export's temporaries
+        return imported
 
     found = lookup.find()
     if found is not None:

@@ -282,8 +282,9 @@ class FoldClip8(FoldFloatChain):
         return found
 
     def prefetch(self, module: ModuleOp, jobs: int) -> None:
-        """Fold every clip8 of ``module`` ahead, in ``jobs`` processes (forked: PyTorch runs one
-        thread in each child, which gives the same float results; the folds are independent).
+        """Fold every clip8 of ``module`` ahead, in ``jobs`` forked processes while this one
+        waits (PyTorch runs one thread in each child, which gives the same float results; the
+        folds are independent; the tables of the domains never fill this process's heap).
         The rewrite then takes each result whose domain is still the one folded; when the
         children fail (no fork, a child killed), every clip8 is folded in this process."""
         from bnnmlir.folding import FoldingError
@@ -317,8 +318,8 @@ class FoldClip8(FoldFloatChain):
 
         torch = _torch()
         try:
-            results = run_forked([fold(p) for p in parts if p],
-                                 child_setup=lambda: torch.set_num_threads(1))
+            results = run_forked([fold(p) for p in parts if p],  # tables filled in children
+                                 child_setup=lambda: torch.set_num_threads(1), first_here=False)
         except Exception:  # noqa: BLE001 - a child that died, or no fork: fold in-process
             return
         for part in results:

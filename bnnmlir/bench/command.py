@@ -8,8 +8,8 @@ Three parts, measured or modelled in the same run as their peers:
    reference;
 2. ARM model (``--mca``): ``llvm-mca`` cycles of the innermost popcount loop of the aarch64 code
    (cortex-a72) against small reference NEON loops (:mod:`bnnmlir.bench.mca`);
-3. compile time (``--compile``): whole networks compiled cold and again from the compile cache
-   (:mod:`bnnmlir.bench.compile`);
+3. compile time and memory (``--compile``): whole networks compiled cold and again from the
+   compile cache, each in a fresh process (:mod:`bnnmlir.bench.compile`);
 4. published (``--published``, off by default): Bi-Real-Net-18 in its authors' PyTorch form
    (``exact=False``) against the BNN-Clip ``bireal_net18`` (:mod:`bnnmlir.bench.published`).
 
@@ -206,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=None,
                         help="exactly this many timed calls per kernel (default: adaptive)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                        help="time whole-network compiles, cold and cached (default: on; "
-                             "--quick: the demo network only)")
+                        help="time whole-network compiles, cold and cached, and their peak "
+                             "memory, each in a fresh process (default: on; --quick: the demo "
+                             "network only)")
     parser.add_argument("--compile-targets", default=None,
                         help="comma-separated targets of the compile-time runs "
                              "(default: host,aarch64; --quick: host)")

@@ -181,11 +181,23 @@ def test_compile_table_cold_and_cached(tmp_path):
     assert bench.main(["--quick", "--no-host", "--no-mca", "--json", str(out)], console=console) == 0
     (row,) = json.loads(out.read_text())["compile"]
     assert row["model"].startswith("bnn_clip_net") and row["target"] == "host"
-    assert row["cold_steps"]["cache hit"] == 0.0 and "LLVM opt" in row["cold_steps"]
+    assert row["cold_steps"]["cache hit"] == 0.0 and "import" in row["cold_steps"]
+    assert any(step.startswith("LLVM opt") for step in row["cold_steps"])
     assert 0 < row["cached_s"] and 0 < row["cold_s"] and row["cached_via"] == "model cache"
+    # memory of the fresh compiling process: PyTorch before, then the compile on top
+    assert 100 < row["before_mb"] < row["peak_mb"] and row["helper_peak_mb"] > 0
+    assert row["added_mb"] == row["peak_mb"] - row["before_mb"]
     text = console.export_text()
-    for column in ("Compile time", "cold s", "cached s", "bnn_clip_net"):
+    for column in ("Compile time and memory", "cold s", "cached s", "peak MB", "added MB",
+                   "bnn_clip_net"):
         assert column in text
+
+
+def test_compile_bench_names_an_unknown_model():
+    from bnnmlir.bench.compile import _make
+
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        _make("resnet")
 
 
 def test_main_rejects_bad_arguments():

@@ -223,7 +223,7 @@ def test_clip8_folds_fall_back_to_one_process_when_children_fail(network, monkey
     want = bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False).mlir(
         "optimized", elide_larger_than=None)
 
-    def broken(calls, child_setup=None):
+    def broken(calls, child_setup=None, **_):
         raise forked.ChildFailure("part 1: its process ended without a result (exit code -9)")
 
     monkeypatch.setattr(forked, "run_forked", broken)
