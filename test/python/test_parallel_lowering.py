@@ -148,7 +148,7 @@ def test_an_error_in_another_part_is_a_compile_error(network, monkeypatch, crash
 
 def test_clip8_folds_in_processes_give_the_same_ir(network, monkeypatch):
     """The clip8 folds computed ahead in forked processes (PyTorch on one thread there) give
-    the optimized IR of one process; the parent folded only its own share."""
+    the optimized IR of one process; the parent folded none of them (it waits)."""
     from bnnmlir.passes import fold_to_integer
 
     model, x = network
@@ -165,7 +165,7 @@ def test_clip8_folds_in_processes_give_the_same_ir(network, monkeypatch):
         folded_here.append(len(calls))
     assert texts[0] == texts[1]
     assert "requant" in texts[0]  # the folds happened
-    assert 0 < folded_here[1] < folded_here[0]
+    assert folded_here[0] > 0 and folded_here[1] == 0
 
 
 def _compile_small_network() -> bool:
