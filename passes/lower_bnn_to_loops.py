@@ -111,6 +111,10 @@ class LowerBnnToLoopsPass(ModulePass):
     parallel: bool = False
     global_tag: str = ""
     """Suffix of the stems of the globals the lowering adds (see :class:`ModuleGlobals`)."""
+    min_unchecked_rows_macs: int = -1
+    """A binary convolution's interior rows get a copy of the kernel without row checks when
+    they carry at least this many MACs, else every row runs the checked code (-1: the default,
+    ``MIN_UNCHECKED_ROWS_MACS``; 0: always two copies)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
@@ -120,7 +124,8 @@ class LowerBnnToLoopsPass(ModulePass):
         module_globals = ModuleGlobals(op, self.global_tag)
         for fn in list(op.ops):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
-                self._lower_function(LoweringContext(target, self.parallel, module_globals, fn))
+                self._lower_function(LoweringContext(target, self.parallel, module_globals, fn,
+                                                     self.min_unchecked_rows_macs))
 
     @staticmethod
     def _lower_function(ctx: LoweringContext) -> None:

@@ -23,8 +23,10 @@ The linked module may hold more globals than the whole module's optimization lea
 constants of two groups are not merged.
 
 The functions are optimized one by one in both ways (a function calls the others only through
-the runtime's ``bnnmlir_parallel_for``, by address), so the code of each is the code of the whole
-module's optimization; only the order of the globals in the linked module may differ.
+the runtime's ``bnnmlir_parallel_for``, by address, or, the entry point, once per layer), so the
+code of each is the code of the whole module's optimization; only the order and names of the
+globals differ, and the parameter attributes LLVM infers from callees of another group (the
+entry point's output pointer is ``writeonly`` when the layers writing it are in its group).
 """
 
 from __future__ import annotations

@@ -490,8 +490,11 @@ class ConvLowering:
         requant: RequantElement | None = None,
         affine_arrays: AffineArrays | None = None,
         chain: ChainCode | None = None,
+        min_unchecked_rows_macs: int = -1,
     ):
         self.op = op
+        self.min_unchecked_rows_macs = (MIN_UNCHECKED_ROWS_MACS if min_unchecked_rows_macs < 0
+                                        else min_unchecked_rows_macs)
         vector_bytes = target.vector_bytes
         self.kind = op.output_kind
         if check_kind and (self.kind == "threshold") != (thresholds is not None):
@@ -557,7 +560,8 @@ class ConvLowering:
             and self.block * self.patch.m <= vector_bytes
         )
         self.weight_blocks: tuple[str, MemRefType] | None = None
-        self.rows = interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt)
+        self.rows = self.checked_rows(
+            interior_range(self.h, self.oh, self.kh, self.sh, self.dh, self.pt))
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
         # The register-blocked kernel of interior columns (bconv_plan): rows of contiguous taps.
         self.block_plan: BlockPlan | None = None
@@ -572,6 +576,19 @@ class ConvLowering:
     def macs(self) -> int:
         """Binary multiply-accumulates of the whole layer (padding taps included)."""
         return self.n * self.oh * self.ow * self.o * self.kh * self.kw * self.channels
+
+    def checked_rows(self, interior: tuple[int, int]) -> tuple[int, int]:
+        """The rows computed by the code without row bounds checks: ``interior`` (the rows
+        whose taps all lie inside the input), or none when the layer has border rows and its
+        interior rows carry fewer than ``min_unchecked_rows_macs`` (by default
+        :data:`MIN_UNCHECKED_ROWS_MACS`): every row then runs the
+        checked code (its checks pass on an interior row, and a correction is added only for a
+        tap row outside the input), and the kernel is emitted once instead of twice."""
+        lo, hi = interior
+        if lo < hi and (lo, hi) != (0, self.oh) and (
+                self.macs // self.oh * (hi - lo) < self.min_unchecked_rows_macs):
+            return (0, 0)
+        return interior
 
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool, module_globals: ModuleGlobals) -> None:
@@ -1226,6 +1243,13 @@ and the moved cache lines cost. Measured (AVX-512, two threads): Bi-Real-Net-18'
 shortcuts (6.4 M MACs, ~30 us) ran 0.75-0.9x on one thread of a 2-thread program, its data left
 in the other core's cache by the row-split layer before."""
 
+MIN_UNCHECKED_ROWS_MACS = 1 << 24
+"""Binary MACs of a layer's interior rows below which they run the row-checked code too
+(:meth:`ConvLowering.checked_rows`). The unchecked copy of the kernel saves a compare and select
+per kernel row and output block, and a few correction loads per output; on small layers that is
+microseconds at run time against a second copy of the kernel to compile (on the 32x32 demo
+network, whose binary layers have 1 to 19 M MACs, about a third of its compile time)."""
+
 SPLIT_THREADS = (2, 4)
 """The thread counts the parallel units of a layer are balanced for. The lowering does not know
 the count (``parallel`` is a flag, and a program's ``threads`` can be changed after compiling),
@@ -1362,7 +1386,7 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
         requant = requant8_epilogue(em, ctx.add_global, op.requant_params, channels)
         arrays = affine_arrays(ctx.add_global, op.requant_params, channels, op.fan_in)
     ConvLowering(op, ctx.target, thresholds, requant=requant, affine_arrays=arrays,
-                 chain=chain).emit(
+                 chain=chain, min_unchecked_rows_macs=ctx.min_unchecked_rows_macs).emit(
         em, ctx.parallel, ctx.globals)
 
 

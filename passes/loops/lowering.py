@@ -82,6 +82,8 @@ class LoweringContext:
     parallel: bool
     globals: ModuleGlobals
     function: func.FuncOp
+    min_unchecked_rows_macs: int = -1
+    """See :class:`~bnnmlir.passes.lower_bnn_to_loops.LowerBnnToLoopsPass` (-1: the default)."""
 
     def add_global(self, stem: str, values: list, mtype: MemRefType) -> str:
         return self.globals.add(stem, values, mtype, self.function)

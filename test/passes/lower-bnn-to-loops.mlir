@@ -1,9 +1,13 @@
-// RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64}' | filecheck %s --check-prefixes=CHECK,A64
-// RUN: %if host-avx512 %{ bnnmlir-opt %s -p 'lower-bnn-to-loops{target=host}' | filecheck %s --check-prefixes=CHECK,HOST %}
+// RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64 min_unchecked_rows_macs=0}' | filecheck %s --check-prefixes=CHECK,A64
+// RUN: %if host-avx512 %{ bnnmlir-opt %s -p 'lower-bnn-to-loops{target=host min_unchecked_rows_macs=0}' | filecheck %s --check-prefixes=CHECK,HOST %}
+// RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64}' | filecheck %s --check-prefix=SMALL
 // RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64 parallel=true}' | filecheck %s --check-prefix=PAR
 // RUN: bnnmlir-opt %s -p 'lower-bnn-to-loops{target=aarch64}' | filecheck %s --check-prefix=GONE
 //
 // The host of the test machines has AVX-512 (64-byte vectors); the HOST lines assume it.
+// With the CHECK prefixes, interior rows get their own copy of a binary convolution's kernel,
+// without row checks, whatever their size (min_unchecked_rows_macs=0); with SMALL, the default,
+// the small layers of this file run every row through the checked code.
 // GONE-NOT: bnn.bconv2d
 // GONE-NOT: bnn.binarize
 // GONE-NOT: bnn.threshold
@@ -102,6 +106,12 @@ func.func @small_fan_in(%x: memref<1x6x6x32xi8>, %w: memref<8x3x3x32xi8>, %o: me
 // HOST:          %[[SUMS:.*]] = arith.addi %{{.*}}, %{{.*}} : vector<4xi16>
 // HOST-NEXT:     vector.extract %[[SUMS]][0] : i16 from vector<4xi16>
 // HOST:          arith.extui %{{.*}} : i16 to i32
+// SMALL-LABEL: func.func @big_fan_in
+// 1.6 M MACs in its interior row: no scf.if between interior and border rows, one row code.
+// SMALL-NOT:     scf.if
+// SMALL:         arith.cmpi ult, %{{.*}}, %{{.*}} : index
+// SMALL-NOT:     scf.if
+// SMALL-LABEL: func.func @huge_fan_in
 func.func @big_fan_in(%x: memref<1x5x5x128xi8>, %w: memref<4x5x5x128xi8>, %o: memref<1x5x5x4xi32>) {
   bnn.bconv2d %x, %w into %o {in_channels = 1024 : i64, strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, padding = array<i64: 2, 2, 2, 2>, pad_value = -1 : i64} : memref<1x5x5x128xi8>, memref<4x5x5x128xi8>, memref<1x5x5x4xi32>
   func.return

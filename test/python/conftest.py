@@ -87,6 +87,23 @@ def splitting_small_layers():
         yield chosen
 
 
+ROW_CODES = ("checked", "unchecked")
+"""How a binary convolution's interior rows are compiled: by the row-checked code, as in every
+small layer (:meth:`~bnnmlir.passes.loops.bconv2d.ConvLowering.checked_rows`), or by the
+unchecked copy of the kernel, as in large layers."""
+
+
+@contextmanager
+def interior_rows(code: str):
+    """Compile the interior rows of every binary convolution with ``code`` (``ROW_CODES``)."""
+    from bnnmlir.passes.loops import bconv2d
+
+    assert code in ROW_CODES
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bconv2d, "MIN_UNCHECKED_ROWS_MACS", 0 if code == "unchecked" else 1 << 62)
+        yield
+
+
 @pytest.fixture
 def split_small_layers():
     """:func:`splitting_small_layers` for one test."""

@@ -46,7 +46,7 @@ from bnnmlir.passes.loops.bconv_plan import (
     window_chunks,
 )
 from bnnmlir.target import get_target
-from conftest import splitting_small_layers
+from conftest import ROW_CODES, interior_rows, splitting_small_layers
 
 needs_qemu = pytest.mark.skipif(not cross.available(), reason="qemu-aarch64 / cross gcc missing")
 
@@ -199,7 +199,8 @@ def conv_cases(draw, target: str):
     return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(h_min, h_min + 5)),
                 w=draw(st.integers(w_min, w_min + 11)), c=c, o=o, k=k, s=s, d=d, pads=pads,
                 pad_value=draw(st.sampled_from([-1, 0, 1])),
-                block=draw(st.sampled_from(block_choices(target))))
+                block=draw(st.sampled_from(block_choices(target))),
+                rows=draw(st.sampled_from(ROW_CODES)))
 
 
 def check_conv(case, seed, target):
@@ -211,7 +212,7 @@ def check_conv(case, seed, target):
     assert xp.shape[-1] == packed_words(case["c"])
     module = conv_module(xp.shape, wp, case["c"], case["s"], case["d"], case["pads"],
                          case["pad_value"])
-    with forced(case["block"]):
+    with forced(case["block"]), interior_rows(case.get("rows", "unchecked")):
         program = compile_module(module, target=target, threads=1)
     want = reference.bconv2d(x, w, case["s"], case["d"], case["pads"], case["pad_value"])
     assert np.array_equal(run_conv(program, target, xp).reshape(want.shape), want)
@@ -237,12 +238,14 @@ def distinct_choices(target: str, width: int, channel_vectors: int) -> list[tupl
     return sorted({(min(p, width), min(b, channel_vectors)) for p, b in block_choices(target)})
 
 
+@pytest.mark.parametrize("rows", ROW_CODES)
 @pytest.mark.parametrize("block", distinct_choices("host", 5, 2))
-def test_every_block_choice_host(block):
+def test_every_block_choice_host(block, rows):
     """A 20-channel 3x3 layer of 5 interior columns and 17 channels (2 vectors of 16) with each
-    block size (partial pixel tiles and channel blocks, border rows and columns)."""
+    block size (partial pixel tiles and channel blocks, border rows and columns), its interior
+    rows by either code."""
     case = dict(n=1, h=3, w=7, c=20, o=17, k=(3, 3), s=(1, 1), d=(1, 1), pads=(1, 1, 1, 1),
-                pad_value=-1, block=block)
+                pad_value=-1, block=block, rows=rows)
     check_conv(case, 3, "host")
 
 
@@ -390,7 +393,7 @@ def test_channel_parts_bit_exact(split_small_layers, target, n, h, w, c, o, s, p
     wt = np.where(rng.random((o, 3, 3, c)) < 0.5, 1, -1).astype(np.int8)
     xp, wp = reference.pack(x).view(np.int8), reference.pack(wt).view(np.int8)
     module = conv_module(xp.shape, wp, c, s, (1, 1), pads, pad_value)
-    with forced(block):
+    with forced(block), interior_rows("unchecked"):
         program = compile_module(module, target=target, threads=2, cache=False)
     assert split_small_layers and split_small_layers[-1].count > 1
     want = reference.bconv2d(x, wt, s, (1, 1), pads, pad_value)
@@ -422,9 +425,28 @@ def test_split_layers_bit_exact_host(case, seed):
     xp, wp = reference.pack(x).view(np.int8), reference.pack(w).view(np.int8)
     module = conv_module(xp.shape, wp, case["c"], case["s"], case["d"], case["pads"],
                          case["pad_value"])
-    with forced(case["block"]), splitting_small_layers():
+    with forced(case["block"]), splitting_small_layers(), interior_rows(case["rows"]):
         program = compile_module(module, target="host", threads=2, cache=False)
     want = reference.bconv2d(x, w, case["s"], case["d"], case["pads"], case["pad_value"])
     for threads in (1, 2, 3, 4):
         program.threads = threads
         assert np.array_equal(run_conv(program, "host", xp).reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("n,h,c,o,pads,want", [
+    (2, 8, 125, 125, (1, 1, 1, 1), (0, 0)),    # the demo network's 8x8 layer, 9 M MACs
+    (1, 56, 64, 64, (1, 1, 1, 1), (1, 55)),    # Bi-Real-Net-18's stage 1, 116 M MACs
+    (2, 8, 125, 125, (0, 0, 1, 1), (0, 6)),    # no border rows: every row unchecked
+])
+def test_small_layers_run_every_row_through_the_checked_code(n, h, c, o, pads, want):
+    """The unchecked copy of the kernel is emitted for interior rows of at least
+    ``MIN_UNCHECKED_ROWS_MACS`` MACs only (both copies are bit-exact: the randomized tests draw
+    either)."""
+    from bnnmlir.dialects.bnn import BConv2dOp
+    from bnnmlir.passes.loops.bconv2d import ConvLowering
+
+    words = packed_words(c)
+    w = np.zeros((o, 3, 3, words), np.int8)
+    module = conv_module((n, h, h, words), w, c, (1, 1), (1, 1), pads, -1)
+    (op,) = [op for op in module.walk() if isinstance(op, BConv2dOp)]
+    assert ConvLowering(op, get_target("host"), None, check_kind=False).rows == want

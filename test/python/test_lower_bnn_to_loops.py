@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import ROW_CODES, interior_rows
 from requant_cases import KINDS, attr_text, random_requant
 from requant_cases import apply as apply_requant
 from xdsl.context import Context
@@ -181,6 +182,7 @@ def run_bconv2d(
     target="host",
     parallel=False,
     threads=1,
+    rows="unchecked",
 ):
     rng = np.random.default_rng(seed)
     x = _pm1(rng, (n, h, w, c))
@@ -199,7 +201,8 @@ def run_bconv2d(
         : {t_x}, {t_w}, {t_o}
       func.return
     }}"""
-    run(source, [xp, wp, out], target, parallel, threads)
+    with interior_rows(rows):
+        run(source, [xp, wp, out], target, parallel, threads)
     np.testing.assert_array_equal(out, expected)
 
 
@@ -228,6 +231,7 @@ def conv_cases(draw):
         "pad_value": draw(st.sampled_from([-1, 0, 1])),
         "seed": draw(st.integers(0, 2**31)),
         "target": draw(st.sampled_from(LOOP_TARGETS)),
+        "rows": draw(st.sampled_from(ROW_CODES)),
     }
 
 
@@ -559,7 +563,8 @@ def test_runs_chain_length_is_max_steps():
         assert (window_plan is not None) == get_target(target).masked_loads
         assert (run_plan.chain_steps, run_plan.lane_bits, run_plan.flush) == (steps, lane_bits, "none")
         assert run_plan.lanes * run_plan.bytes_per_lane == m
-        module = lower_to_loops(source, target)
+        with interior_rows("unchecked"):  # the window path runs on unchecked rows only
+            module = lower_to_loops(source, target)
         found = {(op.lhs.type.get_shape()[0], op.max_steps.value.data)
                  for op in module.walk() if isinstance(op, NarrowAccOp)}
         # Interior columns: 16-byte vectors, 2 per kernel row; border: 8-byte taps, 9 per output.

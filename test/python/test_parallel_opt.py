@@ -4,6 +4,7 @@ convert-bnn-to-llvm and the garbage-collector pause of a compile."""
 from __future__ import annotations
 
 import gc
+import re
 
 import numpy as np
 import pytest
@@ -85,8 +86,20 @@ def test_parallel_optimization_gives_the_serial_functions_and_linkage(loop_ir, m
     assert llvm_codegen.optimization_parts(text) == 2
     parallel = llvm_codegen.optimize(text, host_target())
     assert _linkages(parallel) == _linkages(serial)
-    for name in _linkages(serial):  # the same code, up to the names of values and globals
-        assert len(str(parallel.get_function(name))) == len(str(serial.get_function(name)))
+    for name in _linkages(serial):
+        assert _code(parallel.get_function(name)) == _code(serial.get_function(name))
+
+
+def _code(function) -> str:
+    """A function's body in LLVM IR up to the names of globals, the numbers of attribute groups
+    and metadata, and comments (a group has fewer globals, attribute sets and loop metadata than
+    the whole module); its ``define`` line is left out: LLVM infers parameter attributes from
+    the callees it sees (the entry point's output is ``writeonly`` when the layers that write
+    it are in its group)."""
+    body = str(function).split("{\n", 1)[1]
+    text = re.sub(r"@__bnn_[\w.]+", "@G", body)
+    text = re.sub(r"[#!]\d+", "#N", text)  # attribute groups, metadata
+    return re.sub(r";.*", "", text)
 
 
 def test_parallel_optimization_computes_the_same_outputs(network, monkeypatch):
