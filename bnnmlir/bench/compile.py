@@ -124,22 +124,27 @@ def bench_compile(quick: bool, targets: Sequence[str] = ("host",),
 
 
 def compile_table(results: Sequence[CompileResult]) -> Table:
-    table = Table(title="Compile time and memory: each model in a fresh process, cold (empty "
-                        "compile cache) and cached (the same compile again)")
-    for column in ("model", "target", "cold s", "cached s", "cached via", "RSS before MB",
-                   "peak MB", "added MB", "largest helper MB", "slowest cold steps"):
-        table.add_column(column, justify="left" if column in ("model", "target", "cached via")
-                         else "right")
+    from bnnmlir.tables import code_column, compact_table, number_column, text_column
+
+    table = compact_table("Compile time and memory: each model in a fresh process, cold (empty "
+                          "compile cache) and again (from the cache)")
+    code_column(table, "model")
+    code_column(table, "target")
+    for header in ("cold s", "cached s", "peak MB", "added MB", "helper MB"):
+        number_column(table, header)
+    text_column(table, "slowest cold steps (s)", min_width=12)
     for r in results:
         steps = sorted(((s, t) for s, t in r.cold_steps.items() if s != "cache hit"),
                        key=lambda item: -item[1])[:3]
-        table.add_row(r.model, r.target, f"{r.cold_s:.2f}", f"{r.cached_s:.2f}", r.cached_via,
-                      f"{r.before_mb:.0f}", f"{r.peak_mb:.0f}", f"{r.added_mb:.0f}",
-                      f"{r.helper_peak_mb:.0f}",
+        table.add_row(r.model.split()[0], r.target, f"{r.cold_s:.2f}", f"{r.cached_s:.2f}",
+                      f"{r.peak_mb:.0f}", f"{r.added_mb:.0f}", f"{r.helper_peak_mb:.0f}",
                       ", ".join(f"{s} {t:.1f}" for s, t in steps))
-    table.caption = ("RSS before: PyTorch, the model and its inputs; added: the compile's peak "
-                     "above that; helpers: forked copies of the process (sharing its pages) "
-                     "and LLVM workers")
+    shapes = ", ".join(dict.fromkeys(r.model for r in results))
+    table.caption = (f"{shapes}. Peak: the compiling process's resident set; added: its peak "
+                     "above the resident set before the compile (PyTorch, the model, its "
+                     "inputs); helper: the largest process it started (forked copies, sharing "
+                     "its pages, and LLVM workers). Cached: "
+                     + ", ".join(sorted({r.cached_via for r in results})))
     return table
 
 

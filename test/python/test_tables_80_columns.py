@@ -125,3 +125,14 @@ def test_bench_published_table_fits_80_columns():
     result = PublishedResult(threads=2, authors_s=0.0123, clip_s=0.0081, binary_layers=16,
                              agreement=1.0)
     assert_fits(published_table(result, "rocketlake, AVX-512 VPOPCNTDQ/BITALG"))
+
+
+def test_bench_compile_table_fits_80_columns():
+    from bnnmlir.bench.compile import CompileResult, compile_table
+
+    steps = {"import": 1.62, "LLVM opt+codegen": 2.19, "llvm": 1.77, "cache hit": 0.0}
+    results = [CompileResult("bireal_net18 1x3x224x224", target, 8.84, 0.05, steps,
+                             "model cache", 281.0, 539.0, 538.0)
+               for target in ("host", "aarch64-dotprod")]
+    lines = assert_fits(compile_table(results))
+    assert any("bireal_net18" in line and "539" in line and "258" in line and "538" in line for line in lines)
