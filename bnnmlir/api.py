@@ -13,9 +13,13 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -44,6 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from bnnmlir.backend.object_cache import CacheOption
     from bnnmlir.frontend import ImportedModel
     from bnnmlir.model_cache import LazyImport, ModelLookup
+
+log = logging.getLogger("bnnmlir.compile")
 
 
 class CompiledModel:
@@ -375,9 +381,7 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     lookup = ModelLookup.start(model, example_inputs, options, resolve_cache(cache))
 
     def run_import() -> ImportedModel:
-        imported = _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
-        release_memory()  # torch.export's temporaries
-        return imported
+        return _import_forked(model, example_inputs, dynamic_batch, exact)
 
     found = lookup.find()
     if found is not None:
@@ -424,6 +428,95 @@ def _import_keeping_modes(model, example_inputs: tuple, dynamic_batch: bool,
     finally:
         for module, training in modes:
             module.training = training
+
+
+FORK_IMPORT_MIN_BYTES = 8 << 20
+"""Bytes of parameters and buffers from which a model is imported in a forked process
+(``bireal_net18()``: 47 MB; the demo networks: under 1 MB)."""
+
+_forked_imports = 0
+_import_lock = threading.Lock()
+
+
+def model_bytes(model) -> int:
+    """The bytes of ``model``'s parameters and buffers (0 for what is not a module)."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return 0
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _import_forked(model, example_inputs: tuple, dynamic_batch: bool,
+                   exact: bool) -> ImportedModel:
+    """:func:`_import_keeping_modes` in a forked copy of this process, which returns the imported
+    model without its exported program (made again if :meth:`CompiledModel.compare` asks for
+    it): ``torch.export``'s garbage (about 110 MB on ``bireal_net18()``) stays out of this
+    process, and on the first import of the process its machinery too (about 120 MB of modules
+    and tables). From the second import on, that machinery is loaded here once
+    (:func:`_warm_export`), so that each child starts with it. In this process for a model of
+    less than :data:`FORK_IMPORT_MIN_BYTES` of parameters and buffers (its import adds little
+    memory, and the fork costs about 0.2 s: the child copies the pages it touches), when it may
+    not fork (``BNNMLIR_FORK_IMPORT=0``: never, ``1``: whatever the size), and when the child
+    fails, so that an error is raised here as it is."""
+    global _forked_imports
+    from bnnmlir.forked import fork_available, run_forked
+
+    def import_here() -> ImportedModel:
+        return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
+
+    def import_in_child() -> ImportedModel:
+        imported = import_here()
+        imported.program = None  # not picklable, and large
+        return imported
+
+    choice = os.environ.get("BNNMLIR_FORK_IMPORT", "")
+    if fork_available() and choice != "0" and (choice == "1" or model_bytes(model)
+                                               >= FORK_IMPORT_MIN_BYTES):
+        try:
+            # One import at a time: no other thread of this process is inside torch.export (and
+            # holds one of its locks) when a child is forked.
+            with _import_lock, warnings.catch_warnings():
+                _forked_imports += 1
+                if _forked_imports > 1:
+                    _warm_export()
+                # torch's pytree chatter when the specs unpickle
+                warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+                (imported,) = run_forked([import_in_child], first_here=False,
+                                         child_setup=_one_torch_thread)
+        except Exception:  # noqa: BLE001 - imported again here, which raises the error itself
+            log.debug("the import in a forked process failed; importing in this process")
+        else:
+            imported.export_again = lambda: import_here().program
+            return imported
+    imported = import_here()
+    release_memory()  # torch.export's temporaries
+    return imported
+
+
+def _one_torch_thread() -> None:
+    """PyTorch on one thread in a forked child: its thread pool is not forked with it, and a
+    parallel region would wait for threads the child does not have."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@functools.cache
+def _warm_export() -> None:
+    """Export and decompose a tiny model once: ``torch.export``'s modules and tables loaded in
+    this process (its first export takes about a second more than the next ones)."""
+    import torch
+
+    from bnnmlir.frontend.importer import decomposition_table
+
+    tiny = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.BatchNorm2d(1)).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        torch.export.export(tiny, (torch.zeros(1, 1, 2, 2),)).run_decompositions(
+            decomposition_table())
+    release_memory()
 
 
 def _remember_model(lookup: ModelLookup, compiled: CompiledModel,

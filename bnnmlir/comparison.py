@@ -65,7 +65,7 @@ def _graph_arguments(program, inputs) -> list:
 def compare(compiled, inputs) -> Comparison:
     """Run ``inputs`` through ``compiled`` and through PyTorch (see the module docstring)."""
     imported = compiled.imported
-    program = imported.program
+    program = imported.exported_program()
     if program is None:
         raise ValueError("compare needs the exported program (compile from a torch model)")
     records = imported.approximations

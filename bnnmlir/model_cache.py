@@ -132,6 +132,9 @@ class LazyImport:
     def program(self):
         return self.imported().program
 
+    def exported_program(self):
+        return self.imported().exported_program()
+
 
 class ModelLookup:
     """One compile's use of the model cache: its key (``None`` when there is none) and

@@ -27,6 +27,7 @@ import operator
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -75,8 +76,18 @@ class ImportedModel:
     :mod:`bnnmlir.frontend.batch`): every input and output spec then has batch 1."""
     #: Layers compiled as their intended binary meaning (``exact=False``), with proven bounds.
     approximations: list[Approximation] = field(default_factory=list)
-    #: The exported program (decomposed), for :meth:`bnnmlir.api.CompiledModel.compare`.
+    #: The exported program (decomposed), for :meth:`bnnmlir.api.CompiledModel.compare`; see
+    #: :meth:`exported_program`.
     program: torch.export.ExportedProgram | None = None
+    #: Makes :attr:`program` again when it was not kept (an import in a forked process).
+    export_again: Callable[[], torch.export.ExportedProgram] | None = field(
+        default=None, repr=False, compare=False)
+
+    def exported_program(self) -> torch.export.ExportedProgram | None:
+        """:attr:`program`, made again (once) by :attr:`export_again` if it was not kept."""
+        if self.program is None and self.export_again is not None:
+            self.program = self.export_again()
+        return self.program
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""The import of a large model in a forked process (``bnnmlir.api._import_forked``): the same IR
+as an import in this process, the exported program made again for ``compare``, errors raised as
+they are, the model's modes untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch_models import binary_net
+
+import bnnmlir
+from bnnmlir import api
+from bnnmlir.errors import UnsupportedOperationError
+from bnnmlir.ir_print import print_ir
+
+X = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+
+
+@pytest.fixture
+def fork_every_import(monkeypatch):
+    monkeypatch.setenv("BNNMLIR_FORK_IMPORT", "1")
+
+
+def test_model_bytes_counts_parameters_and_buffers():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+    # weight 8*3*3*3, bias 8, BN weight/bias/mean/var 4*8 floats, num_batches_tracked one int64
+    assert api.model_bytes(net) == 4 * (216 + 8 + 32) + 8
+    assert api.model_bytes(lambda x: x) == 0
+    assert api.model_bytes(binary_net()) < api.FORK_IMPORT_MIN_BYTES  # the tests' nets stay here
+
+
+def test_forked_import_gives_the_ir_of_this_process(fork_every_import, monkeypatch):
+    net = binary_net(seed=2)
+    net.train()
+    forked = bnnmlir.compile(net, (X,), threads=1, cache=False)
+    assert net.training, "the model's modes are the caller's"
+    assert forked.imported.program is None and forked.imported.export_again is not None
+    monkeypatch.setenv("BNNMLIR_FORK_IMPORT", "0")
+    here = bnnmlir.compile(net, (X,), threads=1, cache=False)
+    assert here.imported.program is not None
+    assert print_ir(forked.imported.module) == print_ir(here.imported.module)
+    assert forked.imported.warnings == here.imported.warnings
+    assert [layer.module_path for layer in forked.imported.layers] == [
+        layer.module_path for layer in here.imported.layers]
+    net.eval()
+    assert torch.equal(forked(X), net(X)) and torch.equal(here(X), net(X))
+
+
+def test_compare_exports_the_forked_import_again(fork_every_import):
+    net = binary_net(seed=3).eval()
+    compiled = bnnmlir.compile(net, (X,), threads=1, cache=False)
+    assert compiled.imported.program is None
+    assert compiled.compare(X).max_abs_diff == 0.0
+    assert compiled.imported.program is not None  # made once, then kept
+
+
+class Gelu(nn.Module):
+    def forward(self, x):
+        return nn.functional.gelu(x)
+
+
+def test_an_error_of_the_forked_import_is_raised_as_it_is(fork_every_import, monkeypatch):
+    with pytest.raises(UnsupportedOperationError) as forked:
+        bnnmlir.compile(Gelu(), (X,), cache=False)
+    monkeypatch.setenv("BNNMLIR_FORK_IMPORT", "0")
+    with pytest.raises(UnsupportedOperationError) as here:
+        bnnmlir.compile(Gelu(), (X,), cache=False)
+    assert str(forked.value) == str(here.value) and "aten.gelu" in str(forked.value)
