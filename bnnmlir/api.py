@@ -434,8 +434,14 @@ FORK_IMPORT_MIN_BYTES = 8 << 20
 """Bytes of parameters and buffers from which a model is imported in a forked process
 (``bireal_net18()``: 47 MB; the demo networks: under 1 MB)."""
 
+FORKED_IMPORT_TIMEOUT = 300.0
+"""Seconds after which a forked import without a result is stopped and the import runs in
+this process (a child may wait forever for a lock a thread of this process held at the fork)."""
+
 _forked_imports = 0
-_import_lock = threading.Lock()
+_import_lock = threading.RLock()
+"""Held by every import of this module's paths: no thread is inside torch.export (holding one of
+its locks, or an import lock of its modules) when another forks an import."""
 
 
 def model_bytes(model) -> int:
@@ -459,32 +465,36 @@ def _import_forked(model, example_inputs: tuple, dynamic_batch: bool,
     less than :data:`FORK_IMPORT_MIN_BYTES` of parameters and buffers (its import adds little
     memory, and the fork costs about 0.2 s: the child copies the pages it touches), when it may
     not fork (``BNNMLIR_FORK_IMPORT=0``: never, ``1``: whatever the size), and when the child
-    fails, so that an error is raised here as it is."""
+    fails or gives no result within :data:`FORKED_IMPORT_TIMEOUT`, so that an error is raised
+    here as it is."""
     global _forked_imports
-    from bnnmlir.forked import fork_available, run_forked
+    import pickle
+
+    from bnnmlir.forked import deep_pickle, fork_available, run_forked
 
     def import_here() -> ImportedModel:
-        return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
+        with _import_lock:
+            return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
 
-    def import_in_child() -> ImportedModel:
-        imported = import_here()
+    def import_in_child() -> bytes:
+        imported = _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
         imported.program = None  # not picklable, and large
-        return imported
+        return deep_pickle(imported)
 
     choice = os.environ.get("BNNMLIR_FORK_IMPORT", "")
     if fork_available() and choice != "0" and (choice == "1" or model_bytes(model)
                                                >= FORK_IMPORT_MIN_BYTES):
         try:
-            # One import at a time: no other thread of this process is inside torch.export (and
-            # holds one of its locks) when a child is forked.
             with _import_lock, warnings.catch_warnings():
                 _forked_imports += 1
                 if _forked_imports > 1:
                     _warm_export()
+                (data,) = run_forked([import_in_child], first_here=False,
+                                     child_setup=_one_torch_thread,
+                                     timeout=FORKED_IMPORT_TIMEOUT)
                 # torch's pytree chatter when the specs unpickle
                 warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-                (imported,) = run_forked([import_in_child], first_here=False,
-                                         child_setup=_one_torch_thread)
+                imported = pickle.loads(data)
         except Exception:  # noqa: BLE001 - imported again here, which raises the error itself
             log.debug("the import in a forked process failed; importing in this process")
         else:
@@ -511,7 +521,8 @@ def _warm_export() -> None:
 
     from bnnmlir.frontend.importer import decomposition_table
 
-    tiny = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.BatchNorm2d(1)).eval()
+    with torch.random.fork_rng(devices=[]):  # the caller's random numbers stay as they were
+        tiny = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.BatchNorm2d(1)).eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         torch.export.export(tiny, (torch.zeros(1, 1, 2, 2),)).run_decompositions(
@@ -558,7 +569,8 @@ def compile_exported(program, *, target: str = "host", threads: int | None = Non
     from bnnmlir.frontend import import_exported_program
 
     start = time.perf_counter()
-    imported = import_exported_program(program)
+    with _import_lock:  # no forked import of another thread starts inside this one
+        imported = import_exported_program(program)
     return _compile_imported(imported, target, threads, jit, cache=cache, progress=progress,
                              check_finite=check_finite,
                              import_time=time.perf_counter() - start,

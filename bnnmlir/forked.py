@@ -8,7 +8,10 @@ serialization of their input, only of their (small) results.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -54,8 +57,13 @@ def _child(call: Callable[[], Any], setup: Callable[[], None] | None, writer) ->
     writer.close()
 
 
-def _receive(index: int, child, reader) -> tuple[bool, Any]:
+def _receive(index: int, child, reader, deadline: float | None = None) -> tuple[bool, Any]:
     try:
+        if deadline is not None and not reader.poll(max(0.0, deadline - time.monotonic())):
+            child.terminate()
+            child.join()
+            return False, ChildFailure(f"part {index}: no result in time (its process was "
+                                       "stopped)")
         result = reader.recv()
     except EOFError:
         child.join()
@@ -68,6 +76,33 @@ def _receive(index: int, child, reader) -> tuple[bool, Any]:
         reader.close()
     child.join()
     return result
+
+
+def deep_pickle(value: Any) -> bytes:
+    """``pickle.dumps(value)`` for values that nest deeply (xDSL IR: each op refers to the next
+    one, and pickling recurses along the chain): done in a thread with a 512 MB stack and a
+    recursion limit to match. Unpickling does not recurse (``pickle.loads`` as usual). The
+    recursion limit is process-wide: for a forked child, which ends after its result."""
+    out: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        except BaseException as e:  # noqa: BLE001 - raised in the calling thread
+            errors.append(e)
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1_000_000))
+    size = threading.stack_size(512 << 20)
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+    finally:
+        threading.stack_size(size)
+    thread.join()
+    if errors:
+        raise errors[0]
+    return out[0]
 
 
 def least_loaded(costs: Sequence[float], parts: int) -> list[int]:
@@ -84,12 +119,15 @@ def least_loaded(costs: Sequence[float], parts: int) -> list[int]:
 
 def run_forked(calls: Sequence[Callable[[], Any]],
                child_setup: Callable[[], None] | None = None, *,
-               first_here: bool = True) -> list[Any]:
+               first_here: bool = True, timeout: float | None = None) -> list[Any]:
     """``[call() for call in calls]``, ``calls[0]`` in this process (unless ``first_here`` is
     false: then in a child too, and this process only waits) and each other one in a forked
     child (after ``child_setup()``), all at once. The first error, in the order of ``calls``, is
     raised here once every part has ended (a child's own exception when it can be pickled, else
-    :class:`ChildFailure`)."""
+    :class:`ChildFailure`, also for a child without a result ``timeout`` seconds after the
+    start, which is stopped: a child can wait forever for a lock that a thread of this process
+    held when it was forked)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     context = multiprocessing.get_context("fork")
     children: list[tuple[int, Any, Any]] = []
     received = 0
@@ -115,7 +153,7 @@ def run_forked(calls: Sequence[Callable[[], Any]],
             except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
                 results.append((False, e))
         for index, child, reader in children:
-            results.append(_receive(index, child, reader))
+            results.append(_receive(index, child, reader, deadline))
             received += 1
     finally:
         for index, child, reader in children[received:]:  # an error above: end the rest

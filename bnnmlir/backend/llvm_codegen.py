@@ -32,7 +32,12 @@ from bnnmlir.backend.llvm_pipeline import (
 )
 from bnnmlir.backend.object_cache import CacheOption, cache_key, resolve_cache
 from bnnmlir.backend.object_bundle import bundle
-from bnnmlir.backend.parallel_opt import object_in_parts, objects_in_parts, optimize_in_parts
+from bnnmlir.backend.parallel_opt import (
+    object_in_parts,
+    objects_in_parts,
+    only_internal_constants,
+    optimize_in_parts,
+)
 from bnnmlir.target import TargetInfo
 
 PIPELINE = Pipeline()
@@ -202,8 +207,9 @@ about a tenth of a second to start)."""
 def optimization_parts(ir: str | llvm.ModuleRef) -> int:
     """Into how many processes :func:`optimize` splits ``ir``: one per core this process may run
     on (``$BNNMLIR_LLVM_JOBS`` if set), for LLVM IR text of at least :data:`PARALLEL_MIN_CHARS`
-    characters defining several functions; else 1."""
-    if not isinstance(ir, str) or len(ir) < PARALLEL_MIN_CHARS:
+    characters defining several functions, whose globals are all internal constants (the
+    compiler's own: weights, tables); else 1."""
+    if not isinstance(ir, str) or len(ir) < PARALLEL_MIN_CHARS or not only_internal_constants(ir):
         return 1
     return max(1, min(compile_jobs(), len(functions_of(ir))))
 

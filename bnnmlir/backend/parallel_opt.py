@@ -92,6 +92,18 @@ class SplitModule:
         return "\n".join([*self.header, *globals_, *self.declarations, *heads, *bodies]) + "\n"
 
 
+_CONSTANT_GLOBAL = re.compile(
+    r'^@(?:"[^"]+"|[-\w.$]+) = (?:internal|private) (?:(?:local_)?unnamed_addr )?constant ')
+
+
+def only_internal_constants(text: str) -> bool:
+    """Whether every global variable of LLVM IR ``text`` is an internal (or private) constant:
+    then each group may hold its own copy of those it reads (a writable global would be two
+    variables, an exported one would be defined twice or by no group)."""
+    return all(_CONSTANT_GLOBAL.match(line)
+               for line in text.splitlines() if line.startswith("@"))
+
+
 def _referenced_names(lines: list[str]) -> set[str]:
     """Every ``@name`` the lines mention."""
     return {m.strip('"') for line in lines if "@" in line for m in _NAME.findall(line)}

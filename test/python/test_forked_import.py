@@ -67,3 +67,42 @@ def test_an_error_of_the_forked_import_is_raised_as_it_is(fork_every_import, mon
     with pytest.raises(UnsupportedOperationError) as here:
         bnnmlir.compile(Gelu(), (X,), cache=False)
     assert str(forked.value) == str(here.value) and "aten.gelu" in str(forked.value)
+
+
+def test_deep_ir_comes_back_from_the_child(fork_every_import, monkeypatch):
+    """IR of a long chain of ops pickles recursively: the child pickles it in a thread with a
+    large stack, so the import is not done a second time here."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), *[nn.Hardtanh() if k % 2 else nn.ReLU()
+                                               for k in range(120)]).eval()
+    here = []
+    real = api._import_keeping_modes
+
+    def counted(*args, **kwargs):
+        here.append(1)  # a child's calls count in the child's memory only
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "_import_keeping_modes", counted)
+    compiled = bnnmlir.compile(net, (X,), threads=1, cache=False)
+    assert here == [], "imported in the child, not again here"
+    assert len(list(compiled.imported.module.walk())) > 120
+    assert torch.equal(compiled(X), net(X))
+
+
+def test_warming_torch_export_keeps_the_random_numbers():
+    api._warm_export.cache_clear()
+    torch.manual_seed(5)
+    want = torch.rand(3)
+    torch.manual_seed(5)
+    api._warm_export()
+    assert torch.equal(torch.rand(3), want)
+
+
+def test_a_child_without_a_result_in_time_is_stopped():
+    import time
+
+    from bnnmlir.forked import ChildFailure, run_forked
+
+    start = time.monotonic()
+    with pytest.raises(ChildFailure, match="no result in time"):
+        run_forked([lambda: time.sleep(60)], first_here=False, timeout=1.0)
+    assert time.monotonic() - start < 30

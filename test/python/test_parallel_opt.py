@@ -263,3 +263,21 @@ def test_unknown_worker_task_is_refused():
 
     with pytest.raises(RuntimeError, match="unknown LLVM worker task 'assemble'"):
         _run_worker("assemble", [b""], llvm_codegen.machine_spec(host_target()), Pipeline())
+
+
+def test_only_modules_of_internal_constants_are_split(monkeypatch):
+    """A writable or exported global would become two variables, or be defined twice or by no
+    part: such a module (hand-written LLVM dialect) is optimized in one process."""
+    from bnnmlir.backend.parallel_opt import only_internal_constants
+
+    monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+    monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+    functions = "".join(f"define i64 @f{k}() {{\n  %v = load i64, ptr @g\n  ret i64 %v\n}}\n"
+                        for k in range(2))
+    for line, split in [('@g = internal constant i64 1', True),
+                        ('@g = private unnamed_addr constant i64 1', True),
+                        ('@g = internal global i64 0', False),
+                        ('@g = global i64 0', False)]:
+        text = line + "\n" + functions
+        assert only_internal_constants(text) == split
+        assert llvm_codegen.optimization_parts(text) == (2 if split else 1)
