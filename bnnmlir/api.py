@@ -386,7 +386,8 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
     found = lookup.find()
     if found is not None:
         entry, program_entry = found
-        lazy = LazyImport(entry, run_import)
+        lazy = LazyImport(entry, run_import, import_with_program=lambda: _import_here(
+            model, example_inputs, dynamic_batch, exact))
         program = program_from_entry(
             program_entry, info, threads, dynamic_batch=entry.dynamic_batch, jit=jit,
             cache=cache, compile_times={"model cache": time.perf_counter() - start},
@@ -473,8 +474,7 @@ def _import_forked(model, example_inputs: tuple, dynamic_batch: bool,
     from bnnmlir.forked import deep_pickle, fork_available, run_forked
 
     def import_here() -> ImportedModel:
-        with _import_lock:
-            return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
+        return _import_here(model, example_inputs, dynamic_batch, exact)
 
     def import_in_child() -> bytes:
         imported = _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
@@ -511,6 +511,14 @@ def _one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _import_here(model, example_inputs: tuple, dynamic_batch: bool,
+                 exact: bool) -> ImportedModel:
+    """:func:`_import_keeping_modes` in this process, under the import lock (its result keeps
+    the exported program)."""
+    with _import_lock:
+        return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
 
 
 @functools.cache

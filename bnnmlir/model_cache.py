@@ -95,8 +95,13 @@ class LazyImport:
     warnings and approximations at once; the module, layers and exported program from the
     import, run at the first use and checked to give the IR that was compiled."""
 
-    def __init__(self, entry: ModelEntry, run_import: Callable[[], ImportedModel]):
+    def __init__(self, entry: ModelEntry, run_import: Callable[[], ImportedModel],
+                 import_with_program: Callable[[], ImportedModel] | None = None):
+        """``run_import``: the import (which may leave out the exported program);
+        ``import_with_program``: one that keeps it, used when the program is the first thing
+        asked for (``compare``), so that the model is imported once."""
         self.entry = entry
+        self._import_with_program = import_with_program
         self.input_specs = entry.input_specs
         self.output_specs = entry.output_specs
         self.warnings = entry.warnings
@@ -106,13 +111,16 @@ class LazyImport:
         self._imported: ImportedModel | None = None
         self._lock = threading.Lock()
 
-    def imported(self) -> ImportedModel:
+    def imported(self, with_program: bool = False) -> ImportedModel:
         from bnnmlir.program_cache import module_fingerprint
 
         with self._lock:
             if self._imported is None:
                 log.debug("model cache: importing again for the IR of a stage")
-                imported = self._run_import()
+                run = self._run_import
+                if with_program and self._import_with_program is not None:
+                    run = self._import_with_program
+                imported = run()
                 if module_fingerprint(imported.module) != self.entry.module_fingerprint:
                     raise CompileError(
                         "the model changed after it was compiled (from the compile cache): its "
@@ -133,7 +141,7 @@ class LazyImport:
         return self.imported().program
 
     def exported_program(self):
-        return self.imported().exported_program()
+        return self.imported(with_program=True).exported_program()
 
 
 class ModelLookup:

@@ -106,3 +106,17 @@ def test_a_child_without_a_result_in_time_is_stopped():
     with pytest.raises(ChildFailure, match="no result in time"):
         run_forked([lambda: time.sleep(60)], first_here=False, timeout=1.0)
     assert time.monotonic() - start < 30
+
+
+def test_compare_after_a_model_cache_hit_imports_once(fork_every_import, tmp_path, monkeypatch):
+    net = binary_net(seed=5).eval()
+    first = bnnmlir.compile(net, (X,), threads=1, cache=tmp_path)
+    warm = bnnmlir.compile(net, (X,), threads=1, cache=tmp_path)
+    assert warm.model_cache == "hit"
+    calls = []
+    forked, here = api._import_forked, api._import_here
+    monkeypatch.setattr(api, "_import_forked", lambda *a: calls.append("forked") or forked(*a))
+    monkeypatch.setattr(api, "_import_here", lambda *a: calls.append("here") or here(*a))
+    assert warm.compare(X).max_abs_diff == 0.0
+    assert warm.mlir("imported") == first.mlir("imported")
+    assert calls == ["here"], "one import, which keeps the exported program"
