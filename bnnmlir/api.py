@@ -481,7 +481,10 @@ def _import_forked(model, example_inputs: tuple, dynamic_batch: bool,
         imported.program = None  # not picklable, and large
         return deep_pickle(imported)
 
-    choice = os.environ.get("BNNMLIR_FORK_IMPORT", "")
+    choice = os.environ.get("BNNMLIR_FORK_IMPORT", "").strip()
+    if choice not in ("", "0", "1"):
+        raise ValueError("BNNMLIR_FORK_IMPORT must be 0 (import in this process), 1 (in a forked "
+                         f"process) or unset (by the model's size), got {choice!r}")
     if fork_available() and choice != "0" and (choice == "1" or model_bytes(model)
                                                >= FORK_IMPORT_MIN_BYTES):
         try:

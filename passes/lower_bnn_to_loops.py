@@ -121,6 +121,10 @@ class LowerBnnToLoopsPass(ModulePass):
             target = get_target(self.target)
         except ValueError as e:
             raise PassFailedException(f"lower-bnn-to-loops: {e}") from None
+        if self.min_unchecked_rows_macs < -1:
+            raise PassFailedException(
+                "lower-bnn-to-loops: min_unchecked_rows_macs must be a number of MACs >= 0, or "
+                f"-1 for the default, got {self.min_unchecked_rows_macs}")
         module_globals = ModuleGlobals(op, self.global_tag)
         for fn in list(op.ops):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:

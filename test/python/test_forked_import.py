@@ -120,3 +120,10 @@ def test_compare_after_a_model_cache_hit_imports_once(fork_every_import, tmp_pat
     assert warm.compare(X).max_abs_diff == 0.0
     assert warm.mlir("imported") == first.mlir("imported")
     assert calls == ["here"], "one import, which keeps the exported program"
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "never"])
+def test_a_bad_fork_import_setting_is_a_clear_error(value, monkeypatch):
+    monkeypatch.setenv("BNNMLIR_FORK_IMPORT", value)
+    with pytest.raises(ValueError, match=f"BNNMLIR_FORK_IMPORT must be 0 .* got '{value}'"):
+        bnnmlir.compile(binary_net(), (X,), cache=False)
