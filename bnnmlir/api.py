@@ -473,8 +473,7 @@ def _import_forked(model, example_inputs: tuple, dynamic_batch: bool,
 
     from bnnmlir.forked import deep_pickle, fork_available, run_forked
 
-    def import_here() -> ImportedModel:
-        return _import_here(model, example_inputs, dynamic_batch, exact)
+    import_here = functools.partial(_import_here, model, example_inputs, dynamic_batch, exact)
 
     def import_in_child() -> bytes:
         imported = _import_keeping_modes(model, example_inputs, dynamic_batch, exact)

@@ -287,7 +287,8 @@ def compile_object(
     """Object code of ``module`` for ``target``: position-independent ELF, or with ``jit`` the
     object MCJIT loads in this process. ``cache`` (see :func:`resolve_cache`) keeps the bytes on
     disk keyed on the unoptimized LLVM IR text, so a second compile skips LLVM. ``times`` gets
-    the wall time of each step (``LLVM IR``, ``LLVM opt``, ``LLVM codegen``) and ``cache hit``
+    the wall time of each step (``LLVM IR``, ``LLVM opt``, ``LLVM codegen``, or ``LLVM
+    opt+codegen`` for a module compiled in parts) and ``cache hit``
     (1.0 or 0.0) when a cache is used; ``keys[object_kind(jit)]`` the key of the entry."""
     machine = create_target_machine(target, jit=True) if jit else target_machine(target)
     if isinstance(module, llvm.ModuleRef):
@@ -298,9 +299,9 @@ def compile_object(
         with timed(times, "LLVM IR"):
             module = to_llvm_ir(module, target)
     store = resolve_cache(cache)
+    parts = optimization_parts(module)
 
     def make() -> bytes:
-        parts = optimization_parts(module)
         if parts > 1:
             return _object_in_parts(module, target, jit, parts, times)
         with timed(times, "LLVM opt"):
@@ -311,7 +312,7 @@ def compile_object(
     if store is None:
         return make()
     options = (f"jit={jit} {PIPELINE.describe()} reloc={'default' if jit else 'pic'} "
-               f"parts={optimization_parts(module)}")
+               f"parts={parts}")
     key = cache_key(module, target.triple, target.cpu, target.features, options)
     data, hit = store.get_or_make(key, make)
     if keys is not None:

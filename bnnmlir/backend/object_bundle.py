@@ -31,11 +31,21 @@ def unbundle(data: bytes) -> list[bytes]:
         sizes = json.loads(header) if newline else None
     except ValueError:
         sizes = None
-    if (not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes)
-            or sum(sizes) != len(body)):
+    if not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes):
         raise ValueError("damaged object bundle: its sizes do not match its data")
-    objects, offset = [], 0
+    try:
+        return split_by_sizes(body, sizes)
+    except ValueError:
+        raise ValueError("damaged object bundle: its sizes do not match its data") from None
+
+
+def split_by_sizes(data: bytes, sizes: list[int]) -> list[bytes]:
+    """``data`` cut into consecutive pieces of ``sizes`` bytes; ``ValueError`` unless they add
+    up to its length."""
+    if sum(sizes) != len(data):
+        raise ValueError(f"{len(data)} bytes, but the sizes add up to {sum(sizes)}")
+    pieces, offset = [], 0
     for size in sizes:
-        objects.append(body[offset:offset + size])
+        pieces.append(data[offset:offset + size])
         offset += size
-    return objects
+    return pieces

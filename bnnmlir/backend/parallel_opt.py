@@ -49,6 +49,7 @@ from bnnmlir.backend.llvm_pipeline import (
     parse_ir,
     run_pipeline,
 )
+from bnnmlir.backend.object_bundle import split_by_sizes
 
 _NAME = re.compile(r'@("[^"]+"|[-\w.$]+)')
 
@@ -246,16 +247,6 @@ def object_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline, parts: int
     return _run_worker("link", bitcodes, spec, pipeline, split.internal_functions)
 
 
-def _chunks(data: bytes, sizes: list[int]) -> list[bytes]:
-    if sum(sizes) != len(data):
-        raise ValueError(f"worker input has {len(data)} bytes, its header says {sum(sizes)}")
-    chunks, offset = [], 0
-    for size in sizes:
-        chunks.append(data[offset:offset + size])
-        offset += size
-    return chunks
-
-
 def run_task(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipeline,
              internal: frozenset[str]) -> bytes:
     """What a worker process does (see :data:`TASKS`)."""
@@ -281,7 +272,7 @@ def _worker_main() -> None:
     data = sys.stdin.buffer.read()
     config_line, _, payload = data.partition(b"\n")
     config = json.loads(config_line)
-    result = run_task(config["task"], _chunks(payload, config["sizes"]),
+    result = run_task(config["task"], split_by_sizes(payload, config["sizes"]),
                       MachineSpec(**config["machine"]), Pipeline(**config["pipeline"]),
                       frozenset(config["internal"]))
     sys.stdout.buffer.write(result)
