@@ -375,8 +375,10 @@ def compile(model, example_inputs, *, target: str = "host", threads: int | None 
         example_inputs = (example_inputs,)
     example_inputs = tuple(example_inputs)
     info, threads = _target_and_threads(target, threads)
+    from bnnmlir.passes.lower_bnn_to_loops import lowering_settings
+
     options = {"target": [info.name, info.triple, info.cpu, info.features], "threads": threads,
-               "exact": exact, "dynamic_batch": dynamic_batch}
+               "exact": exact, "dynamic_batch": dynamic_batch, "lowering": lowering_settings()}
     start = time.perf_counter()
     lookup = ModelLookup.start(model, example_inputs, options, resolve_cache(cache))
 

@@ -516,8 +516,11 @@ class StageRunner:
 def program_options(info: TargetInfo, threads: int, entry: str, dynamic_batch: bool,
                     profile: bool = False) -> dict[str, object]:
     """The options of a compile that its program depends on (besides the IR), as JSON data."""
+    from bnnmlir.passes.lower_bnn_to_loops import lowering_settings
+
     return {"target": [info.name, info.triple, info.cpu, info.features], "threads": threads,
-            "entry": entry, "dynamic_batch": dynamic_batch, "profile": profile}
+            "entry": entry, "dynamic_batch": dynamic_batch, "profile": profile,
+            "lowering": lowering_settings()}
 
 
 def _program_class(dynamic_batch: bool) -> type[CompiledProgram]:

@@ -46,6 +46,7 @@ than it saves.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -75,6 +76,17 @@ from bnnmlir.passes.loops.lowering import (
     check_buffer_form,
 )
 from bnnmlir.target import get_target
+
+def lowering_settings() -> dict[str, object]:
+    """The process-wide settings besides the pass options that change the code this pass emits
+    (a forced block plan, the row-copy and parallel-split thresholds as they are now), for the
+    key of a compiled program."""
+    from bnnmlir.passes.loops import bconv2d, bconv_plan, lowering
+
+    return {"block": os.environ.get(bconv_plan.FORCE_ENV),
+            "min_unchecked_rows_macs": lowering.MIN_UNCHECKED_ROWS_MACS,
+            "min_parallel_macs": bconv2d.MIN_PARALLEL_MACS}
+
 
 LOWERINGS: Mapping[type[Operation], Lowering] = {
     BinarizeOp: lower_binarize,
@@ -112,9 +124,9 @@ class LowerBnnToLoopsPass(ModulePass):
     global_tag: str = ""
     """Suffix of the stems of the globals the lowering adds (see :class:`ModuleGlobals`)."""
     min_unchecked_rows_macs: int = -1
-    """A binary convolution's interior rows get a copy of the kernel without row checks when
-    they carry at least this many MACs, else every row runs the checked code (-1: the default,
-    ``MIN_UNCHECKED_ROWS_MACS``; 0: always two copies)."""
+    """A binary or integer convolution's interior rows get a copy of the kernel without row
+    checks when they carry at least this many MACs, else every row runs the checked code (-1:
+    the default, ``MIN_UNCHECKED_ROWS_MACS``; 0: always two copies)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:

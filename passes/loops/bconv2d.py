@@ -151,7 +151,7 @@ from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks, row_cost
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.float_chain import ChainCode, f32_splat
-from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals
+from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals, rows_without_checks
 from bnnmlir.passes.loops.support import (
     AffineArrays,
     RequantElement,
@@ -493,8 +493,7 @@ class ConvLowering:
         min_unchecked_rows_macs: int = -1,
     ):
         self.op = op
-        self.min_unchecked_rows_macs = (MIN_UNCHECKED_ROWS_MACS if min_unchecked_rows_macs < 0
-                                        else min_unchecked_rows_macs)
+        self.min_unchecked_rows_macs = min_unchecked_rows_macs
         vector_bytes = target.vector_bytes
         self.kind = op.output_kind
         if check_kind and (self.kind == "threshold") != (thresholds is not None):
@@ -578,17 +577,10 @@ class ConvLowering:
         return self.n * self.oh * self.ow * self.o * self.kh * self.kw * self.channels
 
     def checked_rows(self, interior: tuple[int, int]) -> tuple[int, int]:
-        """The rows computed by the code without row bounds checks: ``interior`` (the rows
-        whose taps all lie inside the input), or none when the layer has border rows and its
-        interior rows carry fewer than ``min_unchecked_rows_macs`` (by default
-        :data:`MIN_UNCHECKED_ROWS_MACS`): every row then runs the
-        checked code (its checks pass on an interior row, and a correction is added only for a
-        tap row outside the input), and the kernel is emitted once instead of twice."""
-        lo, hi = interior
-        if lo < hi and (lo, hi) != (0, self.oh) and (
-                self.macs // self.oh * (hi - lo) < self.min_unchecked_rows_macs):
-            return (0, 0)
-        return interior
+        """The rows computed by the code without row bounds checks (:func:`rows_without_checks`:
+        none on a small layer with border rows; a checked row adds a correction only for a tap
+        row outside the input)."""
+        return rows_without_checks(interior, self.oh, self.macs, self.min_unchecked_rows_macs)
 
     # Emission --------------------------------------------------------------------------------
     def emit(self, em: Emitter, parallel: bool, module_globals: ModuleGlobals) -> None:
@@ -1242,14 +1234,6 @@ over two threads would save less than a parallel-for (spinning workers: under a 
 and the moved cache lines cost. Measured (AVX-512, two threads): Bi-Real-Net-18's 1x1 stride-2
 shortcuts (6.4 M MACs, ~30 us) ran 0.75-0.9x on one thread of a 2-thread program, its data left
 in the other core's cache by the row-split layer before."""
-
-MIN_UNCHECKED_ROWS_MACS = 1 << 24
-"""Binary MACs of a layer's interior rows below which they run the row-checked code too
-(:meth:`ConvLowering.checked_rows`). The unchecked copy of the kernel saves a compare and select
-per kernel row and output block, and a few correction loads per output; on small layers that is
-microseconds at run time (the 9.7 M-MAC ``c37`` bench layer: about 5 us, 10%) against a second
-copy of the kernel to compile (on the 32x32 demo network, whose binary layers have 1 to 19 M
-MACs, about a third of its compile time)."""
 
 SPLIT_THREADS = (2, 4)
 """The thread counts the parallel units of a layer are balanced for. The lowering does not know

@@ -59,8 +59,10 @@ Loop nest (``P`` pixels x ``B`` channel blocks of accumulators held in registers
 
     for r in [0, N*OH)                          (scf.parallel with the parallel option)
       if oh is an interior row: columns(rows checked = no) else columns(rows checked = yes)
+                                                (every row checked on a small layer:
+                                                 ``rows_without_checks``)
     columns: interior columns in tiles of P, the rest of the interior one by one, border
-             columns one by one with column checks
+             columns (left, then right: one loop) one by one with column checks
     tile:    for channel blocks in steps of B (the last partial step statically):
                acc[p][b] = start; for segments s; for groups q: acc[p][b] += x-group(p, s, q) . wr[b, s, q]
                store acc (a partial channel block lane by lane), through a fused requant8
@@ -107,7 +109,7 @@ from bnnmlir.dialects.bnn_support import Conv2dOp, DenseOp
 from bnnmlir.ir_utils import value_shape
 from bnnmlir.passes.loops import support
 from bnnmlir.passes.loops.emitter import Emitter
-from bnnmlir.passes.loops.lowering import LoweringContext
+from bnnmlir.passes.loops.lowering import LoweringContext, rows_without_checks
 from bnnmlir.target import TargetInfo
 
 # ---------------------------------------------------------------------------------------------
@@ -368,8 +370,10 @@ class Int8Kernel:
     """Emits one planned convolution (see the module docstring for the loop nest)."""
 
     def __init__(self, em: Emitter, plan: Int8Plan, geo: Geometry, weights: SSAValue,
-                 start: SSAValue | None, output: OutputMap | None = None):
+                 start: SSAValue | None, output: OutputMap | None = None,
+                 min_unchecked_rows_macs: int = -1):
         self.plan, self.geo, self.weights, self.start = plan, geo, weights, start
+        self.min_unchecked_rows_macs = min_unchecked_rows_macs
         self.path = plan.path
         self.em = em
         self.output = output
@@ -623,7 +627,10 @@ class Int8Kernel:
     # Rows and columns ----------------------------------------------------------------------
     def emit(self, parallel: bool) -> None:
         geo, plan = self.geo, self.plan
-        row_lo, row_hi = _interior(geo.h, geo.oh, geo.kh, geo.stride[0], geo.dilation[0], geo.pad[0])
+        macs = geo.n * geo.oh * geo.ow * geo.o * geo.kh * geo.kw * geo.c
+        row_lo, row_hi = rows_without_checks(
+            _interior(geo.h, geo.oh, geo.kh, geo.stride[0], geo.dilation[0], geo.pad[0]), geo.oh,
+            macs, self.min_unchecked_rows_macs)
         col_lo, col_hi = _interior(geo.w, geo.ow, geo.kw, geo.stride[1], geo.dilation[1], geo.pad[1])
         P = plan.tile_pixels
         tiled = (col_hi - col_lo) // P * P
@@ -633,16 +640,24 @@ class Int8Kernel:
                 self.tile(e1, n, oh, [e1.add(c0, e1.index(k)) for k in range(P)], rows_checked, False)
                 return []
 
-            def single(checked: bool):
-                def body(e1: Emitter, c: SSAValue, _s) -> list:
-                    self.tile(e1, n, oh, [c], rows_checked, checked)
-                    return []
-                return body
+            def single(e1: Emitter, c: SSAValue, _s) -> list:
+                self.tile(e1, n, oh, [c], rows_checked, False)
+                return []
 
-            e.loop(0, col_lo, single(True))
+            def border(e1: Emitter, i: SSAValue, _s) -> list:
+                # Border column i of the left ones, then of the right ones: one copy of the
+                # column-checked code for both sides.
+                c = i
+                if col_hi > col_lo and col_hi < geo.ow:
+                    right = e1.add(i, e1.index(col_hi - col_lo))
+                    c = right if col_lo == 0 else e1.select(
+                        e1.cmpi(i, e1.index(col_lo), "ult"), i, right)
+                self.tile(e1, n, oh, [c], rows_checked, True)
+                return []
+
             e.loop(col_lo, col_lo + tiled, block, step=P)
-            e.loop(col_lo + tiled, col_hi, single(False))
-            e.loop(col_hi, geo.ow, single(True))
+            e.loop(col_lo + tiled, col_hi, single)
+            e.loop(0, col_lo + geo.ow - col_hi, border)
 
         def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
             saved = self.begin_row(e)
@@ -722,7 +737,8 @@ def _emit_planned(em: Emitter, op: Operation, ctx: LoweringContext, geo: Geometr
     if band is not None:
         int8_band.BandKernel(em, band, geo, weights, start, output).emit(ctx.parallel)
     else:
-        Int8Kernel(em, plan, geo, weights, start, output).emit(ctx.parallel)
+        Int8Kernel(em, plan, geo, weights, start, output,
+                   ctx.min_unchecked_rows_macs).emit(ctx.parallel)
 
 
 def lower_int8_conv2d(em: Emitter, op: Conv2dOp, ctx: LoweringContext) -> None:

@@ -95,12 +95,13 @@ unchecked copy of the kernel, as in large layers."""
 
 @contextmanager
 def interior_rows(code: str):
-    """Compile the interior rows of every binary convolution with ``code`` (``ROW_CODES``)."""
-    from bnnmlir.passes.loops import bconv2d
+    """Compile the interior rows of every binary and integer convolution with ``code``
+    (``ROW_CODES``)."""
+    from bnnmlir.passes.loops import lowering
 
     assert code in ROW_CODES
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bconv2d, "MIN_UNCHECKED_ROWS_MACS", 0 if code == "unchecked" else 1 << 62)
+        patch.setattr(lowering, "MIN_UNCHECKED_ROWS_MACS", 0 if code == "unchecked" else 1 << 62)
         yield
 
 

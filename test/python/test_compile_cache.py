@@ -196,6 +196,20 @@ def test_program_key_depends_on_options_and_constants(tmp_path: Path):
     assert len(programs(tmp_path)) == 4
 
 
+def test_program_key_depends_on_the_lowering_settings(tmp_path: Path, monkeypatch):
+    """A forced block plan (``BNNMLIR_BCONV_BLOCK``) or another row-copy threshold makes other
+    code: the cached program of the default settings is not reused for it."""
+    from bnnmlir.passes.loops import bconv_plan, lowering
+
+    build("host", tmp_path)
+    monkeypatch.setattr(lowering, "MIN_UNCHECKED_ROWS_MACS", 0)
+    assert "optimized" in build("host", tmp_path)[0].compile_times
+    monkeypatch.setenv(bconv_plan.FORCE_ENV, "1,1")
+    assert "optimized" in build("host", tmp_path)[0].compile_times
+    assert "cache hit" in build("host", tmp_path)[0].compile_times
+    assert len(programs(tmp_path)) == 3
+
+
 def test_signatures_round_trip_through_program_entries():
     from bnnmlir.batch import BatchSignature
     from bnnmlir.compiler import ArgumentSpec, Signature

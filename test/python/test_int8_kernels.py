@@ -2,7 +2,8 @@
 
 (a) The plan: groups and overlaps of a segment, the re-laid weights count every weight once.
 (b) Compiled code, bit for bit against the independent reference (:mod:`bnnmlir.reference`), on
-    awkward shapes and extreme values (-128 / 127 everywhere), for every instruction path: the
+    awkward shapes and extreme values (-128 / 127 everywhere), interior rows with and without
+    their own unchecked copy of the kernel, for every instruction path: the
     host with VNNI (``host``) and with it switched off (``host-novnni``: ``vpmaddwd``), aarch64
     with ``smull`` + ``sadalp`` (``aarch64``) and with ``sdot`` (``aarch64-dotprod``) under qemu.
 """
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from conftest import ROW_CODES, interior_rows
 
 from bnnmlir.backend import cross
 from bnnmlir.compiler import compile_module, parse_mlir
@@ -118,7 +121,8 @@ def conv_cases(draw):
     h = draw(st.integers(h_min, max(h_min, 13)))  # a dilated 7x7 kernel needs up to 19 rows
     w = draw(st.integers(w_min, max(w_min, 13)))
     extreme = draw(st.sampled_from(["random", "random", "min", "max", "both"]))
-    return dict(n=n, h=h, w=w, c=c, o=o, k=k, s=s, d=d, pad=pad, extreme=extreme)
+    rows = draw(st.sampled_from(ROW_CODES))
+    return dict(n=n, h=h, w=w, c=c, o=o, k=k, s=s, d=d, pad=pad, extreme=extreme, rows=rows)
 
 
 def _check_conv(case, seed, target):
@@ -126,7 +130,8 @@ def _check_conv(case, seed, target):
     x = _values(rng, (case["n"], case["h"], case["w"], case["c"]), case["extreme"])
     w = _values(rng, (case["o"], *case["k"], case["c"]), case["extreme"])
     text, _ = _conv_text(x.shape, w, case["s"], case["d"], case["pad"])
-    got = _run(text, x, target)
+    with interior_rows(case["rows"]):
+        got = _run(text, x, target)
     want = ref.conv2d_int(x, w, case["s"], case["d"], case["pad"])
     assert got.dtype == np.int32 and np.array_equal(got, want)
 

@@ -11,7 +11,7 @@
 // 5 groups of 4 bytes and one overlapping group at byte 17: 7 rows x 6 groups x 64 bytes of
 // re-laid weights; the start value is -128 * (147 * -3) = 56448 per channel.
 // VNNI-LABEL: stem_3x7x7_layer0_conv2d:
-// VNNI:       vpxor{{[dq]?}} {{.*}}%zmm
+// VNNI:       vpxor{{[dq]?}} {{.*}}%{{[xyz]}}mm
 // VNNI:       vpdpbusd {{.*}}, %zmm{{[0-9]+}}, %zmm{{[0-9]+}}
 // VNNI-NOT:   vpmaddwd
 // NOVNNI-LABEL: stem_3x7x7_layer0_conv2d:
