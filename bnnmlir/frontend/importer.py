@@ -5,6 +5,8 @@ Graph capture: ``torch.export.export(model.eval(), example_inputs)`` then
 onto ``bnn`` ops (``conv2d``, ``linear``, ``prelu``, ``max_pool2d``, ``adaptive_avg_pool2d``...):
 decomposing them would only scatter one layer over several nodes (``linear`` into ``permute`` +
 ``addmm``, ``prelu`` into ``gt`` + ``mul`` + ``where``). The decomposed spellings are accepted too.
+A model whose exported graph the decomposition would only respell skips it
+(:mod:`bnnmlir.frontend.inference_graph`: a second trace saved).
 ``torch.export`` is used rather than ``torch.fx.symbolic_trace`` because it records, per node, the
 module path (``nn_module_stack``), the source line (``stack_trace``) and the exact shapes, and it
 inlines custom ``autograd.Function`` STEs into ATen ops the importer recognizes.
@@ -48,6 +50,7 @@ import bnnmlir
 from bnnmlir.errors import UnsupportedModuleError, UnsupportedOperationError
 from bnnmlir.frontend.bias import check_biased_layers
 from bnnmlir.frontend.builder import BodyBuilder, LayerInfo, tensor
+from bnnmlir.frontend.inference_graph import inference_program
 from bnnmlir.frontend.modules import innermost_module, unsupported_module
 from bnnmlir.frontend.values import FLOAT, Act
 
@@ -160,6 +163,10 @@ def import_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...
             program = export_dynamic_batch(model, tuple(example_inputs))
         else:
             program = torch.export.export(model, tuple(example_inputs))
+            # Our own export: its graph may be made the inference graph in place.
+            direct = inference_program(program)
+            if direct is not None:
+                return _import_inference_program(direct, exact)
     return import_exported_program(program, exact=exact)
 
 
@@ -169,11 +176,18 @@ def import_exported_program(program: torch.export.ExportedProgram, *,
     or every shape but a symbolic batch (a ``torch.export.Dim`` on dimension 0 of the inputs):
     the result is then the per-image program, ``dynamic_batch`` set. ``exact``: see
     :func:`bnnmlir.api.compile`."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        program = program.run_decompositions(decomposition_table())
+    return _import_inference_program(program, exact)
+
+
+def _import_inference_program(program: torch.export.ExportedProgram,
+                              exact: bool) -> ImportedModel:
     from bnnmlir.frontend.batch import prepare_batch
 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-        program = program.run_decompositions(decomposition_table())
         dynamic = prepare_batch(program)
         imported = GraphImporter(program, exact=exact).run()
         imported.dynamic_batch = dynamic
