@@ -14,10 +14,6 @@ the interior columns ``[lo, hi)`` are computed as::
           lane sums of all P*B accumulators together (a shuffle-add tree)
           out = K - 2*popcount (+ border correction) -> the epilogue, per channel < O
 
-A border column (one pixel per block) runs the same steps without the chunks that lie wholly in
-its kernel columns outside the input; they are the same chunks of every kernel row, so its kernel
-rows are a loop too when a row's chunks are unrolled whole (else its chunks are unrolled).
-
 Re-laid weights ``wv[v, j, c*M + l] = w[v*V + c]`` at window byte of chunk ``j``, lane ``l`` (0 for
 lanes outside the chunk's pieces, for the zeroed overlap of a row's last chunk and for channels
 ``>= O``). The activations of those lanes are zero too (masked or ANDed), except for channels
@@ -326,19 +322,12 @@ class BlockKernel:
 
         flat = [zero] * (pixels * vectors)
         period = plan.row_period
-        skipped = set(skipped_chunks(plan, self.words, missing))
-        # The chunks of a kernel row a border column skips (the same in every row of a
-        # row-periodic plan), when the row loop can leave them out: its chunks unrolled whole.
-        row_skipped = {j for j in skipped if period is not None and j < period}
-        row_loop = period is not None and (not missing or (
-            plan.row_group == period
-            and skipped == {r * period + i for r in range(self.kh) for i in row_skipped}))
-        if not row_loop:
+        if period is None or missing:
+            skipped = set(skipped_chunks(plan, self.words, missing))
             for j, chunk in enumerate(plan.chunks):
                 if j not in skipped:
                     flat = step(em, flat, chunk, em.index(j), rows, oks)
         else:  # a loop over kernel rows, the chunks of a row unrolled
-            assert period is not None
 
             def kernel_row(e: Emitter, r: SSAValue, accs: Sequence[SSAValue]) -> list[SSAValue]:
                 ih = e.add(ih0, e.affine(r, self.dh, 0))
@@ -348,9 +337,7 @@ class BlockKernel:
                 if group == period:
                     state = list(accs)
                     for i in range(period):
-                        if i not in row_skipped:
-                            state = step(e, state, plan.chunks[i], e.affine(r, period, i), row,
-                                         [ok])
+                        state = step(e, state, plan.chunks[i], e.affine(r, period, i), row, [ok])
                     return state
 
                 def chunk_group(e2: Emitter, i0: SSAValue, st: Sequence[SSAValue]) -> list:
