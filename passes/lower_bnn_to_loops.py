@@ -79,11 +79,12 @@ from bnnmlir.target import get_target
 
 def lowering_settings() -> dict[str, object]:
     """The process-wide settings besides the pass options that change the code this pass emits
-    (a forced block plan, the row-copy and parallel-split thresholds as they are now), for the
-    key of a compiled program."""
+    (a forced block plan, the blocked-kernel, row-copy and parallel-split thresholds as they are
+    now), for the key of a compiled program."""
     from bnnmlir.passes.loops import bconv2d, bconv_plan, lowering
 
     return {"block": os.environ.get(bconv_plan.FORCE_ENV),
+            "min_blocked_macs": lowering.MIN_BLOCKED_MACS,
             "min_unchecked_rows_macs": lowering.MIN_UNCHECKED_ROWS_MACS,
             "min_parallel_macs": bconv2d.MIN_PARALLEL_MACS}
 
@@ -127,21 +128,27 @@ class LowerBnnToLoopsPass(ModulePass):
     """A binary or integer convolution's interior rows get a copy of the kernel without row
     checks when they carry at least this many MACs, else every row runs the checked code (-1:
     the default, ``MIN_UNCHECKED_ROWS_MACS``; 0: always two copies)."""
+    min_blocked_macs: int = -1
+    """A binary convolution of at least this many MACs gets the register-blocked kernel where it
+    applies, a smaller one the compact per-pixel code (-1: the default, ``MIN_BLOCKED_MACS``;
+    0: every size)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
             target = get_target(self.target)
         except ValueError as e:
             raise PassFailedException(f"lower-bnn-to-loops: {e}") from None
-        if self.min_unchecked_rows_macs < -1:
-            raise PassFailedException(
-                "lower-bnn-to-loops: min_unchecked_rows_macs must be a number of MACs >= 0, or "
-                f"-1 for the default, got {self.min_unchecked_rows_macs}")
+        for option in ("min_unchecked_rows_macs", "min_blocked_macs"):
+            if getattr(self, option) < -1:
+                raise PassFailedException(
+                    f"lower-bnn-to-loops: {option} must be a number of MACs >= 0, or -1 for the "
+                    f"default, got {getattr(self, option)}")
         module_globals = ModuleGlobals(op, self.global_tag)
         for fn in list(op.ops):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
                 self._lower_function(LoweringContext(target, self.parallel, module_globals, fn,
-                                                     self.min_unchecked_rows_macs))
+                                                     self.min_unchecked_rows_macs,
+                                                     self.min_blocked_macs))
 
     @staticmethod
     def _lower_function(ctx: LoweringContext) -> None:

@@ -24,10 +24,11 @@ stride ``s``, dilation ``d`` and leading padding ``p``, output ``i`` reads ``i*s
 ``hi <= lo``). Interior rows need no row check, interior columns no column check; a position that
 is interior along both axes runs no compare and no select at all.
 
-Interior columns (and border rows, and short-tap border columns) of layers with constant weights
-and contiguous kernel rows take the register-blocked kernel instead: several pixels x several
-output channels per block, its schedule a pure plan (:mod:`bnnmlir.passes.loops.bconv_plan`),
-emitted by :mod:`bnnmlir.passes.loops.bconv_blocks`. The rest takes one of the paths below.
+Interior columns (and border rows, and short-tap border columns) of layers with constant weights,
+contiguous kernel rows and at least ``MIN_BLOCKED_MACS`` MACs (:mod:`~bnnmlir.passes.loops.lowering`)
+take the register-blocked kernel instead: several pixels x several output channels per block,
+its schedule a pure plan (:mod:`bnnmlir.passes.loops.bconv_plan`), emitted by
+:mod:`bnnmlir.passes.loops.bconv_blocks`. The rest takes one of the paths below.
 
 Three ways to reduce one output, each with its own chunking and accumulator plan
 (:func:`bnnmlir.passes.accumulator_width.plan_accumulator`, proof there):
@@ -147,11 +148,16 @@ from bnnmlir.passes.loops.bconv_blocks import (
     VectorRange,
     add_block_globals,
 )
-from bnnmlir.passes.loops.bconv_plan import BlockPlan, plan_blocks, row_cost
+from bnnmlir.passes.loops.bconv_plan import BlockPlan, forced_block, plan_blocks, row_cost
 from bnnmlir.passes.loops.elementwise import ThresholdTables, threshold_minus, threshold_tables
 from bnnmlir.passes.loops.emitter import Emitter
 from bnnmlir.passes.loops.float_chain import ChainCode, f32_splat
-from bnnmlir.passes.loops.lowering import LoweringContext, ModuleGlobals, rows_without_checks
+from bnnmlir.passes.loops.lowering import (
+    LoweringContext,
+    ModuleGlobals,
+    large_enough_to_block,
+    rows_without_checks,
+)
 from bnnmlir.passes.loops.support import (
     AffineArrays,
     RequantElement,
@@ -491,6 +497,7 @@ class ConvLowering:
         affine_arrays: AffineArrays | None = None,
         chain: ChainCode | None = None,
         min_unchecked_rows_macs: int = -1,
+        min_blocked_macs: int = -1,
     ):
         self.op = op
         self.min_unchecked_rows_macs = min_unchecked_rows_macs
@@ -564,7 +571,8 @@ class ConvLowering:
         self.cols = interior_range(self.w, self.ow, self.kw, self.sw, self.dw, self.pl)
         # The register-blocked kernel of interior columns (bconv_plan): rows of contiguous taps.
         self.block_plan: BlockPlan | None = None
-        if (self.dw == 1 or self.kw == 1) and self.kind != "threshold":
+        if (self.dw == 1 or self.kw == 1) and self.kind != "threshold" and (
+                large_enough_to_block(self.macs, min_blocked_macs) or forced_block() is not None):
             lo, hi = self.cols
             self.block_plan = plan_blocks(
                 target.popcount, vector_bytes, target.masked_loads, self.kh, self.kw * self.words,
@@ -1371,7 +1379,8 @@ def lower_bconv2d(em: Emitter, op: BConv2dOp, ctx: LoweringContext) -> None:
         requant = requant8_epilogue(em, ctx.add_global, op.requant_params, channels)
         arrays = affine_arrays(ctx.add_global, op.requant_params, channels, op.fan_in)
     ConvLowering(op, ctx.target, thresholds, requant=requant, affine_arrays=arrays,
-                 chain=chain, min_unchecked_rows_macs=ctx.min_unchecked_rows_macs).emit(
+                 chain=chain, min_unchecked_rows_macs=ctx.min_unchecked_rows_macs,
+                 min_blocked_macs=ctx.min_blocked_macs).emit(
         em, ctx.parallel, ctx.globals)
 
 

@@ -40,6 +40,20 @@ layer: about 5 us, 10%) against a second copy of the kernel to compile (on the 3
 network, whose binary layers have 1 to 19 M MACs, about a third of its compile time)."""
 
 
+MIN_BLOCKED_MACS = 1 << 20
+"""Binary MACs below which a binary convolution does not get the register-blocked kernel
+(:mod:`~bnnmlir.passes.loops.bconv_blocks`) but the compact per-pixel code: a microsecond of work
+or less, where the blocked kernel's unrolled blocks, tiles and per-channel outputs are mostly code
+to compile (Bi-Real-Net-18's 512 -> 1000 binary head, 0.5 M MACs: 15% of the network's LLVM IR,
+the same speed without it: 2.93 vs 2.95 ms per image in alternating calls)."""
+
+
+def large_enough_to_block(macs: int, threshold: int = -1) -> bool:
+    """A binary convolution of ``macs`` MACs gets the blocked kernel: at least ``threshold``
+    (-1: :data:`MIN_BLOCKED_MACS`)."""
+    return macs >= (MIN_BLOCKED_MACS if threshold < 0 else threshold)
+
+
 def rows_without_checks(interior: tuple[int, int], out_rows: int, layer_macs: int,
                         threshold: int = -1) -> tuple[int, int]:
     """The output rows a convolution computes with a copy of its kernel that has no row bounds
@@ -107,6 +121,8 @@ class LoweringContext:
     globals: ModuleGlobals
     function: func.FuncOp
     min_unchecked_rows_macs: int = -1
+    """See :class:`~bnnmlir.passes.lower_bnn_to_loops.LowerBnnToLoopsPass` (-1: the default)."""
+    min_blocked_macs: int = -1
     """See :class:`~bnnmlir.passes.lower_bnn_to_loops.LowerBnnToLoopsPass` (-1: the default)."""
 
     def add_global(self, stem: str, values: list, mtype: MemRefType) -> str:

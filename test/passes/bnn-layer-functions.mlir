@@ -1,12 +1,13 @@
 // RUN: bnnmlir-opt %s --split-input-file -p bnn-outline-layers | filecheck %s --check-prefix=OUT
-// RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops,bnn-merge-layer-functions' | filecheck %s --check-prefix=MERGE
+// RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops{min_blocked_macs=0},bnn-merge-layer-functions' | filecheck %s --check-prefix=MERGE
 // RUN: bnnmlir-opt %s --split-input-file -p bnn-outline-layers | bnnmlir-opt --split-input-file | filecheck %s --check-prefix=OUT
-// RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops,bnn-merge-layer-functions' | bnnmlir-opt --split-input-file | filecheck %s --check-prefix=MERGE
-// RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops{global_tag=_p1},bnn-merge-layer-functions{wrappers=true}' | filecheck %s --check-prefix=WRAP
+// RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops{min_blocked_macs=0},bnn-merge-layer-functions' | bnnmlir-opt --split-input-file | filecheck %s --check-prefix=MERGE
+// RUN: bnnmlir-opt %s --split-input-file -p 'bnn-outline-layers,lower-bnn-to-loops{global_tag=_p1 min_blocked_macs=0},bnn-merge-layer-functions{wrappers=true}' | filecheck %s --check-prefix=WRAP
 
 // Two binary convolutions of the same shape on disjoint arena ranges, with different constant
 // weights: each becomes a layer function (the weights read inside, the buffers passed, noalias
-// where the ranges are disjoint); after lowering, the two loop nests are equal up to their
+// where the ranges are disjoint); after lowering (with the register-blocked kernel, which these
+// small layers only get with min_blocked_macs=0), the two loop nests are equal up to their
 // weight globals, so one function remains and each call passes its own globals.
 // OUT-LABEL: func.func private @two_layers_layer0_bconv2d(
 // OUT-SAME:    %{{.*}}: memref<1x6x6x8xi8> {llvm.noalias}, %{{.*}}: memref<1x4x4x16xi32> {llvm.noalias})

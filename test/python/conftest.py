@@ -93,15 +93,26 @@ small layer (:meth:`~bnnmlir.passes.loops.bconv2d.ConvLowering.checked_rows`), o
 unchecked copy of the kernel, as in large layers."""
 
 
+KERNEL_CODES = ("blocked", "compact")
+"""How a binary convolution below ``MIN_BLOCKED_MACS`` is compiled: by the register-blocked kernel,
+as in larger layers, or by the compact per-pixel code, as in the product."""
+
+
 @contextmanager
-def interior_rows(code: str):
-    """Compile the interior rows of every binary and integer convolution with ``code``
-    (``ROW_CODES``)."""
+def layer_code(rows: str | None = None, kernel: str = "blocked"):
+    """Compile the interior rows of every binary and integer convolution with ``rows``
+    (``ROW_CODES``; ``None``: as the product does), and binary convolutions of every size with
+    ``kernel`` (``KERNEL_CODES``; ``compact`` leaves only the layers of at least
+    ``MIN_BLOCKED_MACS`` blocked)."""
     from bnnmlir.passes.loops import lowering
 
-    assert code in ROW_CODES
+    assert rows in (None, *ROW_CODES) and kernel in KERNEL_CODES
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lowering, "MIN_UNCHECKED_ROWS_MACS", 0 if code == "unchecked" else 1 << 62)
+        if rows is not None:
+            patch.setattr(lowering, "MIN_UNCHECKED_ROWS_MACS",
+                          0 if rows == "unchecked" else 1 << 62)
+        if kernel == "blocked":
+            patch.setattr(lowering, "MIN_BLOCKED_MACS", 0)
         yield
 
 

@@ -46,7 +46,7 @@ from bnnmlir.passes.loops.bconv_plan import (
     window_chunks,
 )
 from bnnmlir.target import get_target
-from conftest import ROW_CODES, interior_rows, splitting_small_layers
+from conftest import ROW_CODES, layer_code, splitting_small_layers
 
 needs_qemu = pytest.mark.skipif(not cross.available(), reason="qemu-aarch64 / cross gcc missing")
 
@@ -212,7 +212,7 @@ def check_conv(case, seed, target):
     assert xp.shape[-1] == packed_words(case["c"])
     module = conv_module(xp.shape, wp, case["c"], case["s"], case["d"], case["pads"],
                          case["pad_value"])
-    with forced(case["block"]), interior_rows(case.get("rows", "unchecked")):
+    with forced(case["block"]), layer_code(case.get("rows", "unchecked")):
         program = compile_module(module, target=target, threads=1)
     want = reference.bconv2d(x, w, case["s"], case["d"], case["pads"], case["pad_value"])
     assert np.array_equal(run_conv(program, target, xp).reshape(want.shape), want)
@@ -393,7 +393,7 @@ def test_channel_parts_bit_exact(split_small_layers, target, n, h, w, c, o, s, p
     wt = np.where(rng.random((o, 3, 3, c)) < 0.5, 1, -1).astype(np.int8)
     xp, wp = reference.pack(x).view(np.int8), reference.pack(wt).view(np.int8)
     module = conv_module(xp.shape, wp, c, s, (1, 1), pads, pad_value)
-    with forced(block), interior_rows("unchecked"):
+    with forced(block), layer_code("unchecked"):
         program = compile_module(module, target=target, threads=2, cache=False)
     assert split_small_layers and split_small_layers[-1].count > 1
     want = reference.bconv2d(x, wt, s, (1, 1), pads, pad_value)
@@ -425,7 +425,7 @@ def test_split_layers_bit_exact_host(case, seed):
     xp, wp = reference.pack(x).view(np.int8), reference.pack(w).view(np.int8)
     module = conv_module(xp.shape, wp, case["c"], case["s"], case["d"], case["pads"],
                          case["pad_value"])
-    with forced(case["block"]), splitting_small_layers(), interior_rows(case["rows"]):
+    with forced(case["block"]), splitting_small_layers(), layer_code(case["rows"]):
         program = compile_module(module, target="host", threads=2, cache=False)
     want = reference.bconv2d(x, w, case["s"], case["d"], case["pads"], case["pad_value"])
     for threads in (1, 2, 3, 4):

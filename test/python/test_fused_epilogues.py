@@ -27,7 +27,7 @@ from bnnmlir.compiler import compile_module, parse_mlir
 from bnnmlir.dialects.bnn import BConv2dOp
 from bnnmlir.dialects.bnn_support import Conv2dOp, Requant8Op
 from bnnmlir.reference import evaluate
-from conftest import ROW_CODES, interior_rows
+from conftest import KERNEL_CODES, ROW_CODES, layer_code
 from requant_cases import attr_text, random_requant
 
 needs_qemu = pytest.mark.skipif(not cross.available(), reason="qemu-aarch64 / cross gcc missing")
@@ -74,6 +74,7 @@ def cases(draw):
         requant=draw(st.booleans()), residual=draw(st.sampled_from([True, True, False])),
         extreme=draw(st.sampled_from(["random", "saturate"])),
         rows=draw(st.sampled_from(ROW_CODES)),
+        kernel=draw(st.sampled_from(KERNEL_CODES)),
     )
 
 
@@ -114,7 +115,7 @@ def _check(case: dict, seed: int, target: str, threads: int = 1) -> None:
     rng = np.random.default_rng(seed)
     x, w, r, rq = _operands(case, rng)
     text = _module_text(case, w, rq)
-    with interior_rows(case.get("rows", "unchecked")):
+    with layer_code(case.get("rows", "unchecked"), case.get("kernel", "blocked")):
         program = compile_module(parse_mlir(text), target=target, threads=threads)
     convs = [op for op in program.mlir_module("optimized").walk() if isinstance(op, BConv2dOp)]
     assert len(convs) == 1 and (convs[0].residual is not None) == case["residual"]

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROW_CODES, interior_rows
+from conftest import ROW_CODES, layer_code
 
 from bnnmlir.backend import cross
 from bnnmlir.compiler import compile_module, parse_mlir
@@ -130,7 +130,7 @@ def _check_conv(case, seed, target):
     x = _values(rng, (case["n"], case["h"], case["w"], case["c"]), case["extreme"])
     w = _values(rng, (case["o"], *case["k"], case["c"]), case["extreme"])
     text, _ = _conv_text(x.shape, w, case["s"], case["d"], case["pad"])
-    with interior_rows(case["rows"]):
+    with layer_code(case["rows"]):
         got = _run(text, x, target)
     want = ref.conv2d_int(x, w, case["s"], case["d"], case["pad"])
     assert got.dtype == np.int32 and np.array_equal(got, want)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import ROW_CODES, interior_rows
+from conftest import ROW_CODES, layer_code
 from requant_cases import KINDS, attr_text, random_requant
 from requant_cases import apply as apply_requant
 from xdsl.context import Context
@@ -201,7 +201,7 @@ def run_bconv2d(
         : {t_x}, {t_w}, {t_o}
       func.return
     }}"""
-    with interior_rows(rows):
+    with layer_code(rows):
         run(source, [xp, wp, out], target, parallel, threads)
     np.testing.assert_array_equal(out, expected)
 
@@ -341,9 +341,11 @@ def test_transposed_sum_plan_only_adds_lanes_of_one_output(count, lanes, segment
         assert value[i // per_vector][i % per_vector] == expected[i]
 
 
-def run_bconv2d_constant_weights(h, w, c, o, k, stride, pad, pad_value, seed, target="host"):
+def run_bconv2d_constant_weights(h, w, c, o, k, stride, pad, pad_value, seed, target="host",
+                                 kernel="blocked"):
     """A convolution whose weights are a constant ``memref.global`` (what the packed weights of a
-    compiled network are); returns the lowered module."""
+    compiled network are), compiled with ``kernel`` (``KERNEL_CODES``); returns the lowered
+    module."""
     rng = np.random.default_rng(seed)
     x = _pm1(rng, (1, h, w, c))
     wt = _pm1(rng, (o, k, k, c))
@@ -366,11 +368,24 @@ def run_bconv2d_constant_weights(h, w, c, o, k, stride, pad, pad_value, seed, ta
         : {t_x}, {t_w}, {t_o}
       func.return
     }}"""
-    if target != "host":  # run under qemu by test_bconv_blocks.py
+    with layer_code(kernel=kernel):
+        if target != "host":  # run under qemu by test_bconv_blocks.py
+            return lower_to_loops(source, target)
+        run(source, [xp, out], target)
+        np.testing.assert_array_equal(out, expected)
         return lower_to_loops(source, target)
-    run(source, [xp, out], target)
-    np.testing.assert_array_equal(out, expected)
-    return lower_to_loops(source, target)
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("o, blocked", [(1000, False), (4000, True)])
+def test_only_layers_of_a_million_macs_get_the_blocked_kernel(target, o, blocked):
+    """A 512-input binary dense of 1000 outputs (0.5 M MACs, Bi-Real-Net-18's head) runs the
+    compact per-pixel code, one of 4000 outputs (2 M MACs) the register-blocked kernel; both
+    exact."""
+    module = run_bconv2d_constant_weights(1, 1, 512, o, 1, 1, 0, 0, seed=o, target=target,
+                                          kernel="compact")
+    names = [op.sym_name.data for op in module.ops if op.name == "memref.global"]
+    assert any(n.startswith("__bnn_wvectors") for n in names) == blocked
 
 
 @pytest.mark.parametrize(
@@ -563,7 +578,7 @@ def test_runs_chain_length_is_max_steps():
         assert (window_plan is not None) == get_target(target).masked_loads
         assert (run_plan.chain_steps, run_plan.lane_bits, run_plan.flush) == (steps, lane_bits, "none")
         assert run_plan.lanes * run_plan.bytes_per_lane == m
-        with interior_rows("unchecked"):  # the window path runs on unchecked rows only
+        with layer_code("unchecked"):  # the window path runs on unchecked rows only
             module = lower_to_loops(source, target)
         found = {(op.lhs.type.get_shape()[0], op.max_steps.value.data)
                  for op in module.walk() if isinstance(op, NarrowAccOp)}
