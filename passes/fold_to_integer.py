@@ -61,7 +61,7 @@ Option ``batch-norm`` selects how ``bnn.batch_norm`` is evaluated:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,36 +142,45 @@ def float_chain(value: SSAValue) -> FloatChain | None:
         value = source
 
 
-def _values(attr) -> list[float]:
-    return list(attr.get_values())
+def _values(attr, channels: slice | None = None) -> list[float]:
+    """The values of a per-channel array, those of ``channels`` only when given (an array of one
+    value is shared by every channel and kept)."""
+    values = list(attr.get_values())
+    return values if channels is None or len(values) == 1 else values[channels]
 
 
-def _step(op: Operation, batch_norm: str) -> Callable | None:
-    """``op`` as a channel function evaluated by PyTorch (:mod:`bnnmlir.folding.torch_fns`)."""
+def _step(op: Operation, batch_norm: str, channels: slice | None = None) -> Callable | None:
+    """``op`` as a channel function evaluated by PyTorch (:mod:`bnnmlir.folding.torch_fns`), of
+    the channels ``channels`` only when given."""
     _torch()
     from bnnmlir.folding import torch_fns as fns
 
+    def _values_of(attr) -> list[float]:
+        return _values(attr, channels)
+
     if isinstance(op, BatchNormOp):
-        stats = [_values(a) for a in (op.mean, op.var, op.gamma, op.beta)]
+        stats = [_values_of(a) for a in (op.mean, op.var, op.gamma, op.beta)]
         make = fns.batch_norm_torch if batch_norm == "torch" else fns.batch_norm_op
         return make(*stats, eps=op.eps.value.data)
     if isinstance(op, AffineOp):
         if op.divides:
-            return fns.divide_torch(_values(op.divisor), _values(op.bias))
-        return fns.affine_torch(_values(op.scale), _values(op.bias))
+            return fns.divide_torch(_values_of(op.divisor), _values_of(op.bias))
+        return fns.affine_torch(_values_of(op.scale), _values_of(op.bias))
     if isinstance(op, ActivationOp):
         kind = op.kind.data
         if kind == "relu":
             return fns.relu_torch()
         if kind == "hardtanh":
             return fns.hardtanh_torch(*op.bounds)
-        return fns.prelu_torch(_values(op.slopes))
+        return fns.prelu_torch(_values_of(op.slopes))
     return None  # bnn.cast is the identity on integers of the domain (|x| <= 2**24) and on f32
 
 
-def channel_function(chain: FloatChain, batch_norm: str = "torch") -> Callable:
-    """The chain as a folding channel function ``[D, C] float32 -> [D, C] float32``."""
-    steps = [step for op in chain.ops if (step := _step(op, batch_norm)) is not None]
+def channel_function(chain: FloatChain, batch_norm: str = "torch",
+                     channels: slice | None = None) -> Callable:
+    """The chain as a folding channel function ``[D, C] float32 -> [D, C] float32`` (``C``: the
+    channels of ``channels`` when given)."""
+    steps = [step for op in chain.ops if (step := _step(op, batch_norm, channels)) is not None]
 
     def fn(x):
         for step in steps:
@@ -250,15 +259,35 @@ class FoldBinarize(FoldFloatChain):
         _replace(rewriter, op, new, chain)
 
 
-def _fold_clip8_chain(chain: FloatChain, lo: int, hi: int, batch_norm: str):
-    """The requant8 of ``clip8(chain)`` on ``[lo, hi]`` (raises ``FoldingError``)."""
+def _fold_clip8_chain(chain: FloatChain, lo: int, hi: int, batch_norm: str,
+                      channels: range | None = None):
+    """The requant8 of ``clip8(chain)`` on ``[lo, hi]``, of the channels ``channels`` only when
+    given (raises ``FoldingError``)."""
     from bnnmlir.folding import clip8_float, fold_clip8
 
-    fn = channel_function(chain, batch_norm)
-    return fold_clip8(lambda x: clip8_float(fn(x)), chain.channels, lo, hi)
+    if channels is None:
+        channels = range(chain.channels)
+    fn = channel_function(chain, batch_norm, slice(channels.start, channels.stop))
+    return fold_clip8(lambda x: clip8_float(fn(x)), len(channels), lo, hi)
 
 
-FIT_COST = 10_000
+def joined_affine(parts: Sequence[object]):
+    """The requant8 of the channel ranges ``parts`` (in order) together, when every part is an
+    affine fold: each channel's affine fit depends on that channel only, so the parts' arrays
+    side by side are the fold of all channels. ``None`` otherwise (a part of another kind, or
+    an error)."""
+    from bnnmlir.folding import Requant, RequantKind
+
+    if not all(isinstance(p, Requant) and p.kind is RequantKind.AFFINE for p in parts):
+        return None
+    first = parts[0]
+    assert isinstance(first, Requant)
+    return Requant(RequantKind.AFFINE, first.lo, first.hi,
+                   **{name: np.concatenate([getattr(p, name) for p in parts])
+                      for name in ("multiplier", "offset", "shift")})
+
+
+FIT_COST = 50_000
 """The cost of fitting one channel, in domain values evaluated (see :meth:`FoldClip8.prefetch`)."""
 
 PREFETCH_MIN_ELEMENTS = 1 << 22
@@ -292,27 +321,37 @@ class FoldClip8(FoldFloatChain):
 
         work = [(op, *found) for op in module.walk()
                 if isinstance(op, Clip8Op) and (found := self._foldable(op)) is not None]
-        # Evaluating and tabulating the domain takes about 8 ns per value and channel, the
-        # affine fit and its check about 80 us per channel (Bi-Real-Net-18: up to 255 runs per
-        # channel; its stem's domain of 2.6M values x 64 channels takes 1.2 s, its other 19
-        # folds 0.55 s).
+        # Evaluating and tabulating the domain takes about 2 ns per value and channel, the
+        # affine fit and its check about 100 us per channel (Bi-Real-Net-18: up to 255 runs per
+        # channel; its stem's domain of 2.6M values x 64 channels takes 0.35 s, its other 19
+        # folds, 22M values and 4736 channels, 0.5 s).
         costs = [(hi - lo + 1 + FIT_COST) * chain.channels for _, chain, lo, hi in work]
         if jobs < 2 or len(work) < 2 or sum(costs) < PREFETCH_MIN_ELEMENTS or not fork_available():
             return
-        order = sorted(range(len(work)), key=lambda k: -costs[k])
+        # Pieces: a fold costing more than a process's share is cut into channel ranges, one
+        # per process (joined again when every range folds as affine, :func:`joined_affine`).
+        pieces: list[tuple[int, range]] = []
+        for k, (_, chain, _, _) in enumerate(work):
+            cuts = jobs if costs[k] > sum(costs) / jobs and chain.channels >= jobs else 1
+            bounds = [chain.channels * i // cuts for i in range(cuts + 1)]
+            pieces += [(k, range(a, b)) for a, b in zip(bounds, bounds[1:], strict=False)]
+        piece_costs = [costs[k] * len(r) // work[k][1].channels for k, r in pieces]
+        order = sorted(range(len(pieces)), key=lambda i: -piece_costs[i])
         parts: list[list[int]] = [[] for _ in range(jobs)]
-        for k, j in zip(order, least_loaded([costs[k] for k in order], jobs), strict=True):
-            parts[j].append(k)
+        for i, j in zip(order, least_loaded([piece_costs[i] for i in order], jobs), strict=True):
+            parts[j].append(i)
 
         def fold(indices: list[int]) -> Callable[[], list[tuple[int, object]]]:
             def run() -> list[tuple[int, object]]:
                 out: list[tuple[int, object]] = []
-                for k in indices:
+                for i in indices:
+                    k, channels = pieces[i]
                     _, chain, lo, hi = work[k]
+                    whole = None if len(channels) == chain.channels else channels
                     try:
-                        out.append((k, _fold_clip8_chain(chain, lo, hi, self.batch_norm)))
+                        out.append((i, _fold_clip8_chain(chain, lo, hi, self.batch_norm, whole)))
                     except FoldingError as e:
-                        out.append((k, e))
+                        out.append((i, e))
                 return out
             return run
 
@@ -322,10 +361,13 @@ class FoldClip8(FoldFloatChain):
                                  child_setup=lambda: torch.set_num_threads(1), first_here=False)
         except Exception:  # noqa: BLE001 - a child that died, or no fork: fold in-process
             return
-        for part in results:
-            for k, folded in part:
-                op, chain, lo, hi = work[k]
-                self.prefetched[op] = (lo, hi, chain.channels, folded)
+        folded = dict(item for part in results for item in part)
+        for k, (op, chain, lo, hi) in enumerate(work):
+            ranges = [i for i, (kk, _) in enumerate(pieces) if kk == k]
+            result = folded[ranges[0]] if len(ranges) == 1 else joined_affine(
+                [folded[i] for i in ranges])
+            if result is not None:  # else folded in this process by the rewrite
+                self.prefetched[op] = (lo, hi, chain.channels, result)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: Clip8Op, rewriter: PatternRewriter) -> None:

@@ -762,3 +762,61 @@ def test_bnn_clip_net_fuses_batch_norm_clip8_into_the_binary_convolutions():
         probe = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
         with torch.no_grad():
             assert torch.equal(compiled(probe), model(probe))
+
+
+# ---------------------------------------------------------------------------------------------
+# clip8 folds in several processes
+# ---------------------------------------------------------------------------------------------
+
+
+def _bireal_imported() -> ModuleOp:
+    import torch
+
+    from bnnmlir.frontend.importer import import_model
+    from bnnmlir.models import bireal_net18
+
+    return import_model(bireal_net18(), (torch.randn(1, 3, 224, 224),)).module
+
+
+def test_clip8_folds_in_processes_equal_the_folds_here():
+    """Bi-Real-Net-18's folds in two processes (its stem's fold, two thirds of the work, cut into
+    two channel ranges) give the IR of the folds in this process."""
+    from bnnmlir.ir_print import print_ir
+
+    from bnnmlir.dialects.bnn import Clip8Op
+    from bnnmlir.passes.fold_to_integer import FoldClip8
+
+    module = _bireal_imported()
+    here = run(module, FoldToIntegerPass(jobs=1))
+    forked = run(module, FoldToIntegerPass(jobs=2))
+    assert print_ir(forked) == print_ir(here)
+    ranges = ValueRanges()
+    ranges.prime(module)
+    pattern = FoldClip8(ranges, "torch")
+    pattern.prefetch(module, 2)  # every fold came back, the stem's two ranges joined
+    assert len(pattern.prefetched) == sum(
+        1 for op in module.walk() if isinstance(op, Clip8Op) and pattern._foldable(op))
+
+
+def test_channel_ranges_of_an_affine_fold_join_into_the_whole_fold():
+    from bnnmlir.dialects.bnn import Clip8Op
+    from bnnmlir.folding import Requant, RequantKind
+    from bnnmlir.passes.fold_to_integer import FoldClip8, _fold_clip8_chain, joined_affine
+
+    module = _bireal_imported()
+    ranges = ValueRanges()
+    ranges.prime(module)
+    pattern = FoldClip8(ranges, "torch")
+    chain, lo, hi = max((found for op in module.walk() if isinstance(op, Clip8Op)
+                         if (found := pattern._foldable(op)) is not None),
+                        key=lambda f: (f[2] - f[1]) * f[0].channels)
+    whole = _fold_clip8_chain(chain, lo, hi, "torch")
+    assert whole.kind is RequantKind.AFFINE and chain.channels == 64
+    parts = [_fold_clip8_chain(chain, lo, hi, "torch", range(a, b))
+             for a, b in ((0, 21), (21, 64))]
+    joined = joined_affine(parts)
+    assert joined is not None
+    for name in ("multiplier", "offset", "shift"):
+        np.testing.assert_array_equal(getattr(joined, name), getattr(whole, name))
+    table = Requant(RequantKind.TABLE, 0, 1, table=np.zeros((3, 2), np.int8))
+    assert joined_affine([parts[0], table]) is None
