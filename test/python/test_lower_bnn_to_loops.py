@@ -377,11 +377,11 @@ def run_bconv2d_constant_weights(h, w, c, o, k, stride, pad, pad_value, seed, ta
 
 
 @pytest.mark.parametrize("target", LOOP_TARGETS)
-@pytest.mark.parametrize("o, blocked", [(1000, False), (4000, True)])
+@pytest.mark.parametrize("o, blocked", [(1000, False), (2047, False), (2048, True)])
 def test_only_layers_of_a_million_macs_get_the_blocked_kernel(target, o, blocked):
     """A 512-input binary dense of 1000 outputs (0.5 M MACs, Bi-Real-Net-18's head) runs the
-    compact per-pixel code, one of 4000 outputs (2 M MACs) the register-blocked kernel; both
-    exact."""
+    compact per-pixel code, one of 2048 outputs (2**20 MACs, ``MIN_BLOCKED_MACS``) the
+    register-blocked kernel; both exact."""
     module = run_bconv2d_constant_weights(1, 1, 512, o, 1, 1, 0, 0, seed=o, target=target,
                                           kernel="compact")
     names = [op.sym_name.data for op in module.ops if op.name == "memref.global"]
