@@ -79,7 +79,8 @@ class ImportedModel:
     :mod:`bnnmlir.frontend.batch`): every input and output spec then has batch 1."""
     #: Layers compiled as their intended binary meaning (``exact=False``), with proven bounds.
     approximations: list[Approximation] = field(default_factory=list)
-    #: The exported program (decomposed), for :meth:`bnnmlir.api.CompiledModel.compare`; see
+    #: The exported program (its inference graph: decomposed, or respelled by
+    #: :mod:`bnnmlir.frontend.inference_graph`), for :meth:`bnnmlir.api.CompiledModel.compare`; see
     #: :meth:`exported_program`.
     program: torch.export.ExportedProgram | None = None
     #: Makes :attr:`program` again when it was not kept (an import in a forked process).

@@ -21,10 +21,13 @@ demo network and on Bi-Real-Net-18), while on such networks it changes only a fe
     ``value`` is 0, as in ``pad``; other modes are not rewritten).
 
 Anything else (another op, a mutation, a symbolic size, a higher-order op, a node that is not a
-placeholder, a call or the output) leaves the program to ``run_decompositions``. The rewritten
-nodes keep the metadata the importer reads (module stack, source line, fake values), so the
-imported IR, its locations and its messages are those of the decomposed program (tested on every
-network of the zoo and the demo, op by op).
+placeholder, a call or the output) leaves the program to ``run_decompositions``. Like the
+decomposition, the direct path drops the nodes whose results nothing uses (an auxiliary head that
+only training returns), and the graph signature names the rewritten outputs. The rewritten nodes
+keep the metadata the importer reads (module stack, source line, fake values), so the imported IR
+and its locations are those of the decomposed program (tested on every network of the zoo and
+the demo); warnings and approximations name a node as exported (``flatten`` where the
+decomposition would say ``view``).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def _direct(node: torch.fx.Node) -> bool:
     return t in KEPT or t in READ_ALIKE or _custom(t) or _eval_batch_norm(node) or _constant_pad(node)
 
 
-def _rewrite_batch_norm(graph: torch.fx.Graph, node: torch.fx.Node) -> None:
+def _rewrite_batch_norm(graph: torch.fx.Graph, node: torch.fx.Node) -> torch.fx.Node:
     x, w, b, mean, var, _, momentum, eps, _ = node.args
     val = node.meta.get("val")
     with graph.inserting_before(node):
@@ -93,9 +96,10 @@ def _rewrite_batch_norm(graph: torch.fx.Graph, node: torch.fx.Node) -> None:
     first.meta = dict(node.meta)
     node.replace_all_uses_with(first)
     graph.erase_node(node)
+    return first
 
 
-def _rewrite_pad(graph: torch.fx.Graph, node: torch.fx.Node) -> None:
+def _rewrite_pad(graph: torch.fx.Graph, node: torch.fx.Node) -> torch.fx.Node:
     x, pads = node.args[0], node.args[1]
     value = node.args[3] if len(node.args) > 3 and node.args[3] is not None else 0.0
     with graph.inserting_before(node):
@@ -103,6 +107,7 @@ def _rewrite_pad(graph: torch.fx.Graph, node: torch.fx.Node) -> None:
     padded.meta = dict(node.meta)
     node.replace_all_uses_with(padded)
     graph.erase_node(node)
+    return padded
 
 
 def inference_program(program: torch.export.ExportedProgram
@@ -113,11 +118,18 @@ def inference_program(program: torch.export.ExportedProgram
     graph = program.graph_module.graph
     if not all(_direct(node) for node in graph.nodes):
         return None
+    graph.eliminate_dead_code()
+    renamed: dict[str, str] = {}
     for node in list(graph.nodes):
-        if _eval_batch_norm(node):
-            _rewrite_batch_norm(graph, node)
-        elif _constant_pad(node):
-            _rewrite_pad(graph, node)
+        rewrite = (_rewrite_batch_norm if _eval_batch_norm(node)
+                   else _rewrite_pad if _constant_pad(node) else None)
+        if rewrite is not None:
+            name = node.name
+            renamed[name] = rewrite(graph, node).name
+    for spec in program.graph_signature.output_specs:
+        arg = spec.arg
+        if isinstance(arg, torch.export.graph_signature.TensorArgument) and arg.name in renamed:
+            spec.arg = torch.export.graph_signature.TensorArgument(name=renamed[arg.name])
     graph.lint()
     program.graph_module.recompile()
     return program

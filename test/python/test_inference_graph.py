@@ -5,7 +5,8 @@
     every op of ``READ_ALIKE`` is respelled by it, and every listed op occurs in one of them.
 (b) The direct import equals the decomposed one: the same IR (generic text, every constant),
     the same locations, warnings, layers and approximations, on every network the direct path
-    takes (asserted: it takes the demo and zoo networks).
+    takes (asserted: it takes the demo and zoo networks); unused nodes are dropped as the
+    decomposition drops them; the program stays a valid exported program.
 (c) Anything else takes the decomposition: a training-mode batch norm, a reflect pad, an
     in-place op, an op outside the lists; user archives are never changed in place.
 """
@@ -143,6 +144,61 @@ def test_import_model_takes_the_direct_path(monkeypatch):
     monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions",
                         lambda *a, **k: pytest.fail("the direct path decomposed"))
     _same_import(importer.import_model(model, inputs), reference)
+
+
+class DeadPad(nn.Module):
+    """A pad whose result nothing uses (the importer could not translate it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        F.pad(y, (1, 1, 1, 1))
+        return y
+
+
+class AuxHead(nn.Module):
+    """An auxiliary head that only training returns: dead in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.aux, self.fc = nn.Linear(8, 10), nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        aux = self.aux(F.adaptive_avg_pool2d(torch.sign(y), 1).flatten(1))
+        out = self.fc(F.adaptive_avg_pool2d(y, 1).flatten(1))
+        return (out, aux) if self.training else out
+
+
+class NormOut(nn.Module):
+    """A rewritten batch norm is the model's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+@pytest.mark.parametrize("model", [DeadPad, AuxHead, NormOut], ids=lambda m: m.__name__)
+def test_unused_nodes_and_rewritten_outputs(model):
+    def export():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            m = model().eval()
+        with torch.no_grad():
+            return torch.export.export(m, (torch.randn(2, 3, 8, 8),))
+
+    decomposed = importer.import_exported_program(export())
+    direct = inference_program(export())
+    assert direct is not None
+    direct.validate()  # the signature names the rewritten outputs
+    _same_import(importer._import_inference_program(direct, True), decomposed)
 
 
 # (c) ------------------------------------------------------------------------------------------
