@@ -155,24 +155,21 @@ def _step(op: Operation, batch_norm: str, channels: slice | None = None) -> Call
     _torch()
     from bnnmlir.folding import torch_fns as fns
 
-    def _values_of(attr) -> list[float]:
-        return _values(attr, channels)
-
     if isinstance(op, BatchNormOp):
-        stats = [_values_of(a) for a in (op.mean, op.var, op.gamma, op.beta)]
+        stats = [_values(a, channels) for a in (op.mean, op.var, op.gamma, op.beta)]
         make = fns.batch_norm_torch if batch_norm == "torch" else fns.batch_norm_op
         return make(*stats, eps=op.eps.value.data)
     if isinstance(op, AffineOp):
         if op.divides:
-            return fns.divide_torch(_values_of(op.divisor), _values_of(op.bias))
-        return fns.affine_torch(_values_of(op.scale), _values_of(op.bias))
+            return fns.divide_torch(_values(op.divisor, channels), _values(op.bias, channels))
+        return fns.affine_torch(_values(op.scale, channels), _values(op.bias, channels))
     if isinstance(op, ActivationOp):
         kind = op.kind.data
         if kind == "relu":
             return fns.relu_torch()
         if kind == "hardtanh":
             return fns.hardtanh_torch(*op.bounds)
-        return fns.prelu_torch(_values_of(op.slopes))
+        return fns.prelu_torch(_values(op.slopes, channels))
     return None  # bnn.cast is the identity on integers of the domain (|x| <= 2**24) and on f32
 
 
@@ -347,9 +344,9 @@ class FoldClip8(FoldFloatChain):
                 for i in indices:
                     k, channels = pieces[i]
                     _, chain, lo, hi = work[k]
-                    whole = None if len(channels) == chain.channels else channels
                     try:
-                        out.append((i, _fold_clip8_chain(chain, lo, hi, self.batch_norm, whole)))
+                        out.append((i, _fold_clip8_chain(chain, lo, hi, self.batch_norm,
+                                                         channels)))
                     except FoldingError as e:
                         out.append((i, e))
                 return out

@@ -77,6 +77,7 @@ from bnnmlir.passes.loops.lowering import (
 )
 from bnnmlir.target import get_target
 
+
 def lowering_settings() -> dict[str, object]:
     """The process-wide settings besides the pass options that change the code this pass emits
     (a forced block plan, the blocked-kernel, row-copy and parallel-split thresholds as they are

@@ -155,6 +155,7 @@ from bnnmlir.passes.loops.float_chain import ChainCode, f32_splat
 from bnnmlir.passes.loops.lowering import (
     LoweringContext,
     ModuleGlobals,
+    interior_range,
     large_enough_to_block,
     rows_without_checks,
 )
@@ -219,16 +220,6 @@ def chunk_bytes(words: int, vector_bytes: int) -> int:
     while m * 2 <= min(words, vector_bytes):
         m *= 2
     return m
-
-
-def interior_range(
-    size: int, out_size: int, kernel: int, stride: int, dilation: int, pad_lo: int
-) -> tuple[int, int]:
-    """``(lo, hi)``: the outputs along one axis whose taps all lie in ``[0, size)`` (``lo == hi``
-    when there are none)."""
-    lo = min(out_size, -(-pad_lo // stride))
-    hi = min(out_size, (size - 1 + pad_lo - (kernel - 1) * dilation) // stride + 1)
-    return lo, max(lo, hi)
 
 
 def needs_bounds_check(

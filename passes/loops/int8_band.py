@@ -76,6 +76,7 @@ from bnnmlir.passes.loops.int8_conv import (
     broadcast_group,
     dot_step,
 )
+from bnnmlir.passes.loops.lowering import interior_range
 
 VECTOR = 64
 """Bytes of the build's vectors (AVX-512)."""
@@ -386,10 +387,8 @@ class BandKernel(Int8Kernel):
         tiled = geo.ow // P * P
         ptr = llvm.LLVMPointerType()
 
-        first = -geo.pad[0]
-        last = (band.kh - 1) * geo.dilation[0] - geo.pad[0]
-        row_lo = min(geo.oh, max(0, -(-(-first) // geo.stride[0])))
-        row_hi = max(row_lo, min(geo.oh, (geo.h - 1 - last) // geo.stride[0] + 1))
+        row_lo, row_hi = interior_range(geo.h, geo.oh, band.kh, geo.stride[0], geo.dilation[0],
+                                        geo.pad[0])
 
         def row(e: Emitter, n: SSAValue, oh: SSAValue) -> None:
             saved = e.emit(llvm.CallIntrinsicOp("llvm.stacksave.p0", [], [ptr]))

@@ -109,7 +109,7 @@ from bnnmlir.dialects.bnn_support import Conv2dOp, DenseOp
 from bnnmlir.ir_utils import value_shape
 from bnnmlir.passes.loops import support
 from bnnmlir.passes.loops.emitter import Emitter
-from bnnmlir.passes.loops.lowering import LoweringContext, rows_without_checks
+from bnnmlir.passes.loops.lowering import LoweringContext, interior_range, rows_without_checks
 from bnnmlir.target import TargetInfo
 
 # ---------------------------------------------------------------------------------------------
@@ -348,13 +348,6 @@ class Geometry:
     """Leading padding (top, left)."""
     x_index: Index
     out_index: Index
-
-
-def _interior(size: int, out_size: int, kernel: int, stride: int, dilation: int,
-              pad: int) -> tuple[int, int]:
-    lo = min(out_size, -(-pad // stride))
-    hi = min(out_size, (size - 1 + pad - (kernel - 1) * dilation) // stride + 1)
-    return lo, max(lo, hi)
 
 
 @dataclass(frozen=True)
@@ -629,9 +622,10 @@ class Int8Kernel:
         geo, plan = self.geo, self.plan
         macs = geo.n * geo.oh * geo.ow * geo.o * geo.kh * geo.kw * geo.c
         row_lo, row_hi = rows_without_checks(
-            _interior(geo.h, geo.oh, geo.kh, geo.stride[0], geo.dilation[0], geo.pad[0]), geo.oh,
+            interior_range(geo.h, geo.oh, geo.kh, geo.stride[0], geo.dilation[0], geo.pad[0]), geo.oh,
             macs, self.min_unchecked_rows_macs)
-        col_lo, col_hi = _interior(geo.w, geo.ow, geo.kw, geo.stride[1], geo.dilation[1], geo.pad[1])
+        col_lo, col_hi = interior_range(geo.w, geo.ow, geo.kw, geo.stride[1], geo.dilation[1],
+                                        geo.pad[1])
         P = plan.tile_pixels
         tiled = (col_hi - col_lo) // P * P
 
