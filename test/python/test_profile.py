@@ -23,7 +23,10 @@ def check_profile(profile, compiled, model, x):
     assert [r.layer for r in profile.rows] == [r.layer for r in compiled.report().rows]
     assert all(r.ms >= 0 for r in profile.rows)
     assert profile.total_ms > 0
-    assert 0.5 * profile.total_ms <= profile.layers_ms <= profile.total_ms * 1.01
+    # Each call's layer times add up to less than its total; their medians need not (medians do
+    # not add): on a 32 us network under load, the sum of the medians came out 2% above the
+    # median total. A layer counted twice would add far more than 10%.
+    assert 0.5 * profile.total_ms <= profile.layers_ms <= profile.total_ms * 1.1
     assert torch.equal(profile.outputs, model(x))
     text = str(profile)
     assert "1.conv" in text and "total" in text
