@@ -8,8 +8,8 @@ depends on what the caller needs:
 - :func:`optimize_in_parts`: the optimized module, linked in this process (to print it);
 - :func:`objects_in_parts`: one object per group (code generation in the workers too), which the
   host JIT loads side by side;
-- :func:`object_in_parts`: one object of the whole module: the workers' optimized bitcode linked
-  and compiled by one more worker.
+- :func:`object_in_parts`: one object of the whole module: the workers' objects merged into one
+  (:mod:`bnnmlir.backend.elf_merge`), as a linker's ``-r`` would.
 
 The last two keep LLVM's memory out of this process: it holds the text and the objects only.
 
@@ -17,10 +17,11 @@ Each group is the module's IR text with every function of the other groups turne
 declaration, and every global: the internal globals (weights, tables) stay internal, so a group
 optimizes its loads of constant data as the whole module does (folds them, drops the globals no
 function of the group reads); one read by functions of two groups has a copy in each (the linker
-renames the second). Internal functions become external for the link (or for the other objects),
-then internal again in a linked module.
-The linked module may hold more globals than the whole module's optimization leaves: equal
-constants of two groups are not merged.
+renames the second; two objects each keep a local copy). Internal functions become external for
+the link (or for the other objects), then internal again in a linked module (local symbols in
+a merged object).
+The linked module or merged object may hold more globals than the whole module's optimization
+leaves: equal constants of two groups are not merged.
 
 The functions are optimized one by one in both ways (a function calls the others only through
 the runtime's ``bnnmlir_parallel_for``, by address, or, the entry point, once per layer), so the
@@ -41,10 +42,10 @@ from dataclasses import asdict, dataclass
 
 import llvmlite.binding as llvm
 
+from bnnmlir.backend.elf_merge import merge_objects
 from bnnmlir.backend.llvm_pipeline import (
     MachineSpec,
     Pipeline,
-    initialize_llvm,
     machine_of,
     parse_ir,
     run_pipeline,
@@ -170,16 +171,14 @@ def _optimize_text(text: str, spec: MachineSpec, pipeline: Pipeline) -> llvm.Mod
     return module
 
 
-TASKS = ("bitcode", "object", "link")
-"""What a worker makes: the optimized bitcode of IR text, the object code of IR text, or the
-object code of optimized bitcode modules linked together."""
+TASKS = ("bitcode", "object")
+"""What a worker makes: the optimized bitcode of IR text, or its object code."""
 
 
-def _run_worker(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipeline,
-                internal: frozenset[str] = frozenset()) -> bytes:
+def _run_worker(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipeline) -> bytes:
     """Run ``task`` on ``payloads`` in a worker process; its output bytes."""
     config = json.dumps({"task": task, "machine": asdict(spec), "pipeline": asdict(pipeline),
-                         "sizes": [len(p) for p in payloads], "internal": sorted(internal)})
+                         "sizes": [len(p) for p in payloads]})
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen([sys.executable, "-m", "bnnmlir.backend.parallel_opt"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
@@ -219,7 +218,8 @@ def _restore_internal(module: llvm.ModuleRef, internal: frozenset[str]) -> None:
 def optimize_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
                       parts: int) -> llvm.ModuleRef:
     """Optimize the LLVM IR ``text`` in up to ``parts`` processes (each part verified before its
-    optimization); the linked, verified module (see the module docstring)."""
+    optimization); the linked, verified module (see the module docstring), its functions in the
+    order of ``text`` (linking puts each group's together), as printed IR and assembly show them."""
     split, texts = _groups(text, parts)
     with ThreadPoolExecutor(max_workers=max(1, len(texts) - 1)) as pool:
         others = [pool.submit(_run_worker, "bitcode", [t], spec, pipeline) for t in texts[1:]]
@@ -227,7 +227,35 @@ def optimize_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
         for future in others:
             module.link_in(llvm.parse_bitcode(future.result()))
     _restore_internal(module, split.internal_functions)
-    return module
+    linked = str(module)
+    ordered = in_function_order(linked, [f.name for f in split.functions])
+    return module if ordered == linked else parse_ir(ordered)
+
+
+def in_function_order(text: str, order: list[str]) -> str:
+    """LLVM IR ``text`` with its function definitions (each with LLVM's ``; Function Attrs:``
+    comment above it) moved into the places of the definitions so that they follow ``order``; every other
+    line stays where it is. Functions not in ``order`` go last."""
+    lines = text.split("\n")
+    blocks: list[tuple[int, int, str]] = []
+    k = 0
+    while k < len(lines):
+        if lines[k].startswith("define "):
+            start = k
+            while start > 0 and lines[start - 1].startswith("; Function Attrs:"):
+                start -= 1
+            end = lines.index("}", k) + 1
+            blocks.append((start, end, _symbol(lines[k])))
+            k = end
+        else:
+            k += 1
+    rank = {name: r for r, name in enumerate(order)}
+    wanted = sorted(blocks, key=lambda b: (rank.get(b[2], len(rank)), b[0]))
+    out, position = [], 0
+    for (start, end, _), (from_, to, _) in zip(blocks, wanted, strict=True):
+        out += lines[position:start] + lines[from_:to]
+        position = end
+    return "\n".join(out + lines[position:])
 
 
 def objects_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
@@ -240,15 +268,14 @@ def objects_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
 
 
 def object_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline, parts: int) -> bytes:
-    """The object code of the whole of ``text``: its groups optimized in up to ``parts``
-    processes, linked (internal functions internal again) and compiled in one more."""
+    """The object code of the whole of ``text``: its groups optimized and compiled in up to
+    ``parts`` processes, their objects merged into one (:mod:`bnnmlir.backend.elf_merge`;
+    internal functions local symbols again)."""
     split, texts = _groups(text, parts)
-    bitcodes = _in_workers("bitcode", texts, spec, pipeline)
-    return _run_worker("link", bitcodes, spec, pipeline, split.internal_functions)
+    return merge_objects(_in_workers("object", texts, spec, pipeline), split.internal_functions)
 
 
-def run_task(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipeline,
-             internal: frozenset[str]) -> bytes:
+def run_task(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipeline) -> bytes:
     """What a worker process does (see :data:`TASKS`)."""
     if task == "bitcode":
         (text,) = payloads
@@ -256,13 +283,6 @@ def run_task(task: str, payloads: list[bytes], spec: MachineSpec, pipeline: Pipe
     if task == "object":
         (text,) = payloads
         module = _optimize_text(text.decode(), spec, pipeline)
-        return machine_of(spec).emit_object(module)
-    if task == "link":
-        initialize_llvm()
-        module = llvm.parse_bitcode(payloads[0])
-        for bitcode in payloads[1:]:
-            module.link_in(llvm.parse_bitcode(bitcode))
-        _restore_internal(module, internal)
         return machine_of(spec).emit_object(module)
     raise ValueError(f"unknown LLVM worker task {task!r}: expected one of {', '.join(TASKS)}")
 
@@ -273,8 +293,7 @@ def _worker_main() -> None:
     config_line, _, payload = data.partition(b"\n")
     config = json.loads(config_line)
     result = run_task(config["task"], split_by_sizes(payload, config["sizes"]),
-                      MachineSpec(**config["machine"]), Pipeline(**config["pipeline"]),
-                      frozenset(config["internal"]))
+                      MachineSpec(**config["machine"]), Pipeline(**config["pipeline"]))
     sys.stdout.buffer.write(result)
 
 

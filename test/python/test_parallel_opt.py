@@ -16,7 +16,12 @@ from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 
 import bnnmlir
 from bnnmlir.backend import llvm_codegen, object_bundle
-from bnnmlir.backend.parallel_opt import _referenced_names, balanced_groups, split_module
+from bnnmlir.backend.parallel_opt import (
+    _referenced_names,
+    balanced_groups,
+    in_function_order,
+    split_module,
+)
 from bnnmlir.compiler import StageRunner, make_context
 from bnnmlir.gc_pause import paused_gc
 from bnnmlir.models import cifar10_net
@@ -88,6 +93,19 @@ def test_parallel_optimization_gives_the_serial_functions_and_linkage(loop_ir, m
     assert _linkages(parallel) == _linkages(serial)
     for name in _linkages(serial):
         assert _code(parallel.get_function(name)) == _code(serial.get_function(name))
+    defined = [f.name for f in parallel.functions if not f.is_declaration]
+    assert defined == [f.name for f in split_module(text).functions]  # the order of the text
+
+
+def test_function_order_moves_only_definitions():
+    text = "\n".join(["; header", "define void @b() {", "  ret void", "}", "",
+                      "declare void @x()", "", "; Function Attrs: nounwind",
+                      "define void @a() {", "  ret void", "}", "attributes #0 = { nounwind }"])
+    assert in_function_order(text, ["a", "b"]).split("\n") == [
+        "; header", "; Function Attrs: nounwind", "define void @a() {", "  ret void", "}", "",
+        "declare void @x()", "", "define void @b() {", "  ret void", "}",
+        "attributes #0 = { nounwind }"]
+    assert in_function_order(text, ["b", "a"]) == text
 
 
 def _code(function) -> str:
