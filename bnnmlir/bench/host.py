@@ -23,8 +23,9 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -62,16 +63,19 @@ def block_median(fn: Callable[[], object], policy: TimingPolicy) -> tuple[float,
     return statistics.median(times), len(times)
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 def best_block_medians(
-    fns: dict[str, Callable[[], object]], policy: TimingPolicy
-) -> tuple[dict[str, float], int]:
+    fns: Mapping[K, Callable[[], object]], policy: TimingPolicy
+) -> tuple[dict[K, float], int]:
     """Per function, the best of ``policy.rounds`` block medians; the blocks of the functions
     take turns, so a change of machine load during the run hits all of them (on a shared machine
     the best block is the least disturbed one). Also returns the calls timed per function."""
     for fn in fns.values():
         for _ in range(policy.warmup):
             fn()
-    best: dict[str, float] = {}
+    best: dict[K, float] = {}
     calls = 0
     for _ in range(policy.rounds):
         for name, fn in fns.items():

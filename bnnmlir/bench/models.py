@@ -223,14 +223,19 @@ def bench_models(names: Sequence[str], threads: Sequence[int], policy: TimingPol
         compile_s = time.perf_counter() - start
         exact = torch.equal(compiled(x), model(x))
         array = x.numpy()
+        calls = {}
         for t in threads:
             program = compiled.program_for("host", threads=t)
             program.build_host()
-            calls = {"bnnmlir": lambda p=program: p(array)} if exact else {}
-            calls |= {f"torch {k}": v for k, v in torch_calls.get(t, {}).items()}
-            say(f"time {name}, {t} thread{'s' if t > 1 else ''}")
-            best, _ = best_block_medians(calls, policy)
-            ms = {k: v * 1e3 for k, v in best.items()}
+            if exact:
+                calls[t, "bnnmlir"] = lambda p=program: p(array)
+            calls |= {(t, f"torch {k}"): v for k, v in torch_calls.get(t, {}).items()}
+        # Every thread count in the same rounds: a change of machine load between the rows
+        # cannot pass for a thread speed-up (or a loss).
+        say(f"time {name}, {', '.join(map(str, threads))} threads, taking turns")
+        best, _ = best_block_medians(calls, policy)
+        for t in threads:
+            ms = {k: v * 1e3 for (u, k), v in best.items() if u == t}
             results.append(ModelResult(
                 name, t, compile_s, exact, ms.get("bnnmlir"), ms.get("torch fp32"),
                 ms.get("torch int8"), lce_ms.get(t, {}).get(name)))

@@ -54,3 +54,25 @@ def test_table_and_chart(tmp_path):
         assert cell in text
     png = plot_results(tmp_path / "chart.png", rows)
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_every_thread_count_is_timed_in_the_same_rounds(monkeypatch):
+    """One row per thread count, from blocks that took turns (a small network stands in for the
+    zoo's, no peers, one call per block)."""
+    import bnnmlir.models
+    from bnnmlir.bench import models
+    from bnnmlir.bench.host import SMOKE_TIMING
+    from bnnmlir.examples.models import bnn_clip_net
+
+    timed = []
+
+    def recording(calls, policy):
+        timed.append(list(calls))
+        return {key: 1e-3 * key[0] for key in calls}, 1
+
+    monkeypatch.setattr(bnnmlir.models, "ZOO", {"small": lambda: bnn_clip_net(seed=0)})
+    monkeypatch.setattr(models, "IMAGE", (1, 3, 32, 32))
+    monkeypatch.setattr(models, "best_block_medians", recording)
+    rows, notes = models.bench_models(["small"], [1, 2], SMOKE_TIMING, peers=False)
+    assert timed == [[(1, "bnnmlir"), (2, "bnnmlir")]] and notes == []
+    assert [(r.threads, r.exact, r.bnnmlir_ms) for r in rows] == [(1, True, 1.0), (2, True, 2.0)]
