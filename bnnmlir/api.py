@@ -35,6 +35,7 @@ from bnnmlir.compiler import (
     program_from_entry,
     rename_function,
 )
+from bnnmlir.forked import EXPORT_LOCK
 from bnnmlir.gc_pause import paused_gc
 from bnnmlir.memory import release_memory
 from bnnmlir.report import LayerReport
@@ -442,9 +443,6 @@ FORKED_IMPORT_TIMEOUT = 300.0
 this process (a child may wait forever for a lock a thread of this process held at the fork)."""
 
 _forked_imports = 0
-_import_lock = threading.RLock()
-"""Held by every import of this module's paths: no thread is inside torch.export (holding one of
-its locks, or an import lock of its modules) when another forks an import."""
 
 
 def model_bytes(model) -> int:
@@ -489,7 +487,7 @@ def _import_forked(model, example_inputs: tuple, dynamic_batch: bool,
     if fork_available() and choice != "0" and (choice == "1" or model_bytes(model)
                                                >= FORK_IMPORT_MIN_BYTES):
         try:
-            with _import_lock, warnings.catch_warnings():
+            with EXPORT_LOCK, warnings.catch_warnings():
                 _forked_imports += 1
                 if _forked_imports > 1:
                     _warm_export()
@@ -521,7 +519,7 @@ def _import_here(model, example_inputs: tuple, dynamic_batch: bool,
                  exact: bool) -> ImportedModel:
     """:func:`_import_keeping_modes` in this process, under the import lock (its result keeps
     the exported program)."""
-    with _import_lock:
+    with EXPORT_LOCK:
         return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
 
 
@@ -581,7 +579,7 @@ def compile_exported(program, *, target: str = "host", threads: int | None = Non
     from bnnmlir.frontend import import_exported_program
 
     start = time.perf_counter()
-    with _import_lock:  # no forked import of another thread starts inside this one
+    with EXPORT_LOCK:  # no forked import of another thread starts inside this one
         imported = import_exported_program(program)
     return _compile_imported(imported, target, threads, jit, cache=cache, progress=progress,
                              check_finite=check_finite,

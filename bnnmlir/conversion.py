@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.export.graph_signature import InputKind
 
+from bnnmlir.forked import EXPORT_LOCK
 from bnnmlir.frontend import scaled_weights
 from bnnmlir.frontend.importer import decomposition_table, op_name
 from bnnmlir.frontend.modules import module_stack
@@ -146,7 +147,7 @@ def _consumers(node) -> set:
 class _Converter:
     def __init__(self, model: nn.Module, inputs: tuple):
         self.model = model
-        with torch.no_grad(), warnings.catch_warnings():
+        with EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
             self.program = torch.export.export(model, inputs).run_decompositions(
                 decomposition_table())

@@ -17,6 +17,12 @@ from contextlib import contextmanager
 from typing import Any
 
 
+EXPORT_LOCK = threading.RLock()
+"""Held by every ``torch.export`` of bnnmlir (imports, conversions) and by the fork of an import:
+no thread is inside ``torch.export`` (holding one of its locks, or an import lock of its
+modules) when another forks an import."""
+
+
 class ChildFailure(RuntimeError):
     """A forked part ended without a result, or its error could not be sent back."""
 

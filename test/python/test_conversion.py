@@ -72,6 +72,22 @@ def test_user_model_is_not_touched():
     assert converted is not model
 
 
+def test_conversion_exports_under_the_export_lock(monkeypatch):
+    """No forked import of another thread may start while the converter is inside
+    ``torch.export`` (the child could inherit one of its locks taken)."""
+    from bnnmlir.forked import EXPORT_LOCK
+
+    export, held = torch.export.export, []
+
+    def watched(*args, **kwargs):
+        held.append(EXPORT_LOCK._is_owned())  # the RLock's owner check (CPython)
+        return export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.export, "export", watched)
+    bnnmlir.nn.from_torch(_block(QuadraticSTE()), torch.randn(1, 5, 4, 4))
+    assert held == [True]
+
+
 def test_learnable_threshold_and_rprelu_convert():
     torch.manual_seed(4)
     model = randomize_batch_norms(nn.Sequential(
