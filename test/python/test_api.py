@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -273,9 +274,21 @@ HOST_MAIN_C = MAIN_C.replace("forward(in, out, arena);", "classify(in, out, aren
 
 
 @requires_gcc
-def test_saved_host_object_with_entry_name_runs(compiled, tmp_path: Path):
+@pytest.mark.parametrize("in_parts", [False, True], ids=["one-object", "merged-parts"])
+def test_saved_host_object_with_entry_name_runs(compiled, tmp_path: Path, monkeypatch, in_parts):
+    """The saved object links and computes the model, also when it is the merged objects of
+    a module compiled in parts (bnnmlir.backend.elf_merge)."""
     model, cm = compiled
+    if in_parts:
+        from bnnmlir.backend import llvm_codegen
+
+        monkeypatch.setattr(llvm_codegen, "PARALLEL_MIN_CHARS", 0)
+        monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
+        cm = bnnmlir.compile(model, (torch.randn(2, 3, 9, 9),), threads=2, cache=False)
     out = cm.save(tmp_path / "deploy", target="host", threads=2, entry="classify")
+    sections = subprocess.run(["readelf", "-S", "-W", str(out / "model.o")], check=True,
+                              capture_output=True, text=True).stdout
+    assert len(re.findall(r"\] \.text ", sections)) == (2 if in_parts else 1)
     header = (out / "model.h").read_text()
     assert "void classify(const float *input0, float *output0, void *arena);" in header
     assert "forward" not in header
