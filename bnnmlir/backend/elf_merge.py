@@ -13,9 +13,12 @@ or data moves and no relocation's offset or addend changes. What is rewritten:
   has one, else one undefined entry;
 - each relocation's symbol index, to that table's entry.
 
-LLVM's address-significance table (``.llvm_addrsig``, an optional hint to the linker, indexed by
-symbol) is left out. Only 64-bit little-endian objects of one machine (x86-64, aarch64) are
-merged; section groups (COMDAT), extended section indices and a symbol defined by two parts are
+A global name resolves as a linker's ``-r`` resolves it: its one strong definition, else its
+first weak one, else one undefined entry (global if any part's reference is), with the most
+restrictive visibility of all its entries. LLVM's address-significance table
+(``.llvm_addrsig``, an optional hint to the linker, indexed by symbol) is left out. Only
+64-bit little-endian objects of one machine (x86-64, aarch64) are merged; section groups
+(COMDAT), extended section indices, common symbols and a symbol with two strong definitions are
 refused with a ``ValueError``.
 """
 
@@ -35,7 +38,7 @@ ET_REL = 1
 SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 2, 3, 4, 8, 9
 SHT_GROUP, SHT_SYMTAB_SHNDX = 17, 18
 SHT_LLVM_ADDRSIG = 0x6FFF4C03
-SHN_LORESERVE, SHN_XINDEX = 0xFF00, 0xFFFF
+SHN_LORESERVE, SHN_COMMON, SHN_XINDEX = 0xFF00, 0xFFF2, 0xFFFF
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 
 
@@ -130,6 +133,30 @@ def _parse(data: bytes, index: int) -> _Object:
     return obj
 
 
+def _resolve(name: bytes, entries: list[tuple[int, _Symbol]]) -> tuple[int, _Symbol]:
+    """The entry a global ``name`` keeps, with its object: the one strong definition, else the
+    first weak one, else an undefined reference (global if any reference is), and the most
+    restrictive visibility of all entries (internal < hidden < protected, default last)."""
+    printable = name.decode(errors="replace")
+    if any(s.shndx == SHN_COMMON for _, s in entries):
+        raise ValueError(f"symbol {printable} is a common symbol, which is not merged")
+    strong = [(k, s) for k, s in entries if s.shndx != 0 and s.binding != STB_WEAK]
+    weak = [(k, s) for k, s in entries if s.shndx != 0 and s.binding == STB_WEAK]
+    if len(strong) > 1:
+        raise ValueError(f"symbol {printable} is defined twice")
+    if strong or weak:
+        owner, chosen = (strong or weak)[0]
+    else:
+        owner, chosen = entries[0]
+        if any(s.binding == STB_GLOBAL for _, s in entries):
+            chosen = chosen.with_binding(STB_GLOBAL)
+    visibilities = [s.other & 3 for _, s in entries if s.other & 3]
+    if visibilities:
+        chosen = _Symbol(chosen.name, chosen.info, (chosen.other & ~3) | min(visibilities),
+                         chosen.shndx, chosen.value, chosen.size)
+    return owner, chosen
+
+
 def _kept(obj: _Object, index: int) -> bool:
     """Whether section ``index`` of ``obj`` goes into the merged object."""
     section = obj.sections[index]
@@ -183,43 +210,44 @@ def merge_objects(objects: Sequence[bytes], local: frozenset[str] = frozenset())
             raise ValueError(f"object {k}: a symbol lies in a section that is not merged")
         return new_index[k, shndx]
 
-    # Symbols: each object's locals and localized definitions, then the globals by name.
+    # Globals resolved by name first (as a linker's -r does), then the symbols in order: each
+    # object's locals and the localized definitions it provides, then the other globals.
+    entries: dict[bytes, list[tuple[int, _Symbol]]] = {}
+    for k, obj in enumerate(parsed):
+        for symbol in obj.symbols:
+            if symbol.binding != STB_LOCAL:
+                entries.setdefault(symbol.name, []).append((k, symbol))
+    resolved = {name: _resolve(name, found) for name, found in entries.items()}
+    missing = {n for n in wanted_local if n not in resolved or resolved[n][1].shndx == 0}
+    if missing:
+        names = ", ".join(sorted(n.decode(errors="replace") for n in missing))
+        raise ValueError(f"no object defines {names}")
+
+    def moved(k: int, symbol: _Symbol) -> _Symbol:
+        return _Symbol(symbol.name, symbol.info, symbol.other, section_of(k, symbol.shndx),
+                       symbol.value, symbol.size)
+
     symbols: list[_Symbol] = [_Symbol(b"", 0, 0, 0, 0, 0)]
     slot: dict[tuple[int, int], int | bytes] = {}
     """Each object's symbol: its index in ``symbols`` (a local) or its name (a global)."""
     by_name: dict[bytes, int] = {}
-    globals_: dict[bytes, _Symbol] = {}
     for k, obj in enumerate(parsed):
-        localized = []
         for s, symbol in enumerate(obj.symbols, start=1):
-            moved = _Symbol(symbol.name, symbol.info, symbol.other,
-                            section_of(k, symbol.shndx), symbol.value, symbol.size)
             if symbol.binding == STB_LOCAL:
                 slot[k, s] = len(symbols)
-                symbols.append(moved)
-                continue
-            slot[k, s] = symbol.name
-            known = globals_.setdefault(symbol.name, moved)
-            if symbol.shndx == 0 or known is moved:
-                pass
-            elif known.shndx == 0:
-                globals_[symbol.name] = moved
-            elif STB_WEAK not in (symbol.binding, known.binding):
-                raise ValueError(f"symbol {symbol.name.decode(errors='replace')} is defined twice")
-            if symbol.name in wanted_local and symbol.shndx != 0:
-                localized.append(moved.with_binding(STB_LOCAL))
-        for symbol in localized:
-            by_name.setdefault(symbol.name, len(symbols))
-            symbols.append(symbol)
-    missing = wanted_local - by_name.keys()
-    if missing:
-        names = ", ".join(sorted(n.decode(errors="replace") for n in missing))
-        raise ValueError(f"no object defines {names}")
+                symbols.append(moved(k, symbol))
+            else:
+                slot[k, s] = symbol.name
+        for name in sorted(wanted_local):
+            owner, symbol = resolved[name]
+            if owner == k:
+                by_name[name] = len(symbols)
+                symbols.append(moved(k, symbol).with_binding(STB_LOCAL))
     first_global = len(symbols)
-    for name, symbol in globals_.items():
+    for name, (owner, symbol) in resolved.items():
         if name not in wanted_local:
             by_name[name] = len(symbols)
-            symbols.append(symbol)
+            symbols.append(moved(owner, symbol))
 
     def symbol_index(k: int, s: int) -> int:
         if s == 0:
@@ -263,6 +291,9 @@ def merge_objects(objects: Sequence[bytes], local: frozenset[str] = frozenset())
             data = bytes(section_names.data)
         offset = _place(body, data, align)
         headers.append((name_offset, kind, 0, 0, offset, len(data), link, info, align, entsize))
+    if len(headers) >= SHN_LORESERVE:
+        raise ValueError(f"the merged object would have {len(headers)} sections: more than an "
+                         "ELF section index can name")
     shoff = _place(body, b"", 8)
     for header in headers:
         body += _SECTION.pack(*header)

@@ -127,3 +127,56 @@ def test_what_cannot_be_merged_is_a_clear_error(objects, local, message):
 def test_objects_of_two_machines_are_refused():
     with pytest.raises(ValueError, match="different machines"):
         merge_objects([_object(PART_A), _object(PART_B, "aarch64")])
+
+
+def _symbol(obj: bytes, tmp_path: Path, name: str) -> list[str]:
+    """``readelf -s`` columns of symbol ``name`` (type, binding, visibility, section)."""
+    (tmp_path / "sym.o").write_bytes(obj)
+    table = subprocess.run(["readelf", "-s", "-W", str(tmp_path / "sym.o")], check=True,
+                           capture_output=True, text=True).stdout
+    (row,) = [line.split() for line in table.splitlines() if line.split()[-1:] == [name]]
+    return row[3:7]
+
+
+WEAK_FIRST = """
+define weak i32 @w() { ret i32 1 }
+define i32 @callw() { %r = call i32 @w() ret i32 %r }
+"""
+STRONG = "define i32 @w() { ret i32 2 }\n"
+
+
+@requires_gcc
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_a_strong_definition_wins_over_a_weak_one_in_any_order(tmp_path, order):
+    objects = [_object(WEAK_FIRST), _object(STRONG)]
+    merged = merge_objects([objects[k] for k in order])
+    library = _shared_library(merged, tmp_path)
+    assert library.callw() == 2
+    assert _symbol(merged, tmp_path, "w")[:2] == ["FUNC", "GLOBAL"]
+
+
+@requires_gcc
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_an_undefined_symbol_is_weak_only_if_every_reference_is(tmp_path, order):
+    weak = "declare extern_weak i32 @u()\ndefine ptr @addr_u() { ret ptr @u }\n"
+    strong = "declare i32 @u()\ndefine i32 @call_u() { %r = call i32 @u() ret i32 %r }\n"
+    objects = [_object(weak), _object(strong)]
+    merged = merge_objects([objects[k] for k in order])
+    assert _symbol(merged, tmp_path, "u")[1:] == ["GLOBAL", "DEFAULT", "UND"]
+
+
+@requires_gcc
+def test_the_most_restrictive_visibility_is_kept(tmp_path):
+    hidden = "declare hidden i32 @v()\ndefine i32 @f() { %r = call i32 @v() ret i32 %r }\n"
+    merged = merge_objects([_object(hidden), _object("define i32 @v() { ret i32 5 }\n")])
+    assert _symbol(merged, tmp_path, "v")[1:3] == ["GLOBAL", "HIDDEN"]
+    library = _shared_library(merged, tmp_path)
+    assert library.f() == 5
+    with pytest.raises(AttributeError):
+        library.v  # noqa: B018 - hidden: not exported
+
+
+def test_common_symbols_are_refused_clearly():
+    common = "@c = common global i32 0\ndefine ptr @p() { ret ptr @c }\n"
+    with pytest.raises(ValueError, match="symbol c is a common symbol"):
+        merge_objects([_object(common), _object(PART_A)])
