@@ -23,11 +23,14 @@ extern "C" {
 /* Body of a parallel loop: runs the iterations [begin, end). */
 typedef void (*bnnmlir_task_fn)(void *ctx, int64_t begin, int64_t end);
 
-/* Runs fn over [0, n) split into contiguous chunks, one per thread, and returns when all are
- * done. With one thread (the default) fn(ctx, 0, n) runs inline on the caller's thread. Any
- * thread may call it: calls from different threads share one worker pool and run one after the
- * other (each call waits for the pool to be free). A nested call from inside fn of a loop that
- * runs on several threads runs inline. */
+/* Runs fn over [0, n) and returns when every index is done, each exactly once. With k threads,
+ * [0, n) has min(n, k) contiguous home chunks, one per thread (the caller's first), each cut into
+ * up to 4 contiguous pieces, one call of fn each: a thread runs its own chunk's pieces, then the
+ * pieces of the others that nobody has claimed yet (so a descheduled thread delays the loop by
+ * one piece at most). With one thread (the default) fn(ctx, 0, n) runs inline on the caller's
+ * thread. Any thread may call it: calls from different threads share one worker pool and run
+ * one after the other (each call waits for the pool to be free). A nested call from inside fn
+ * of a loop that runs on several threads runs inline. */
 void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n);
 
 /* Number of threads parallel loops use, counting the caller; k < 1 is taken as 1. This is the

@@ -1,24 +1,36 @@
 /* bnnmlir_parallel_for over a persistent pthread pool.
  *
- * With k threads the caller runs chunk 0 and k - 1 worker threads run chunks 1..k-1 of the
- * current job; [0, n) is split into min(n, k) contiguous chunks whose sizes differ by at most 1.
+ * With k threads, [0, n) is split into min(n, k) contiguous home chunks whose sizes differ by at
+ * most 1: the caller's is chunk 0, worker i's chunk i. Each home chunk is cut into up to
+ * SUBCHUNKS contiguous pieces, which the threads of the job claim: each thread claims the pieces
+ * of its own chunk first, in order, then those still unclaimed in the other chunks. On an idle
+ * machine every thread runs its own chunk (the same rows of each layer on the same core); when a
+ * thread is descheduled (more runnable threads than cores), the others run its pieces instead of
+ * waiting for it for a whole time slice.
  *
  * Protocol:
- * - `submit_lock` is held by the submitting thread for the whole job (posting, running chunk 0,
- *   waiting for the workers), so jobs from different threads run one after the other and never
+ * - `submit_lock` is held by the submitting thread for the whole job (posting, claiming, waiting
+ *   for the last piece), so jobs from different threads run one after the other and never
  *   overwrite each other's descriptor. Starting, resizing and stopping the pool also happen
  *   under it, so the pool never changes while a job runs.
- * - The job descriptor and `generation` are written under `pool.lock`; a worker waits on
- *   `job_posted` until the generation differs from the last one it saw (a predicate loop: a
- *   spurious wakeup waits again, and a job posted before the worker waits is not missed).
- * - Each worker taking part decrements `pending` under `pool.lock`; the submitter waits on
- *   `job_finished` until `pending` is 0 (again a predicate loop).
+ * - The job descriptor, the claim counters and `generation` are written under `pool.lock`; a
+ *   worker waits on `job_posted` until the generation differs from the last one it saw (a
+ *   predicate loop: a spurious wakeup waits again, and a job posted before the worker waits is
+ *   not missed), then reads the descriptor under the lock.
+ * - Claim counter c of home chunk c holds (job tag << 32 | next piece); a piece is claimed by a
+ *   compare-and-swap that checks the tag, so a worker that wakes after its job has ended (and
+ *   another one was posted) claims nothing. A job ends when its last piece is done, so a
+ *   successful claim always belongs to the running job.
+ * - `done` counts the finished pieces of the job, each thread adding the pieces it ran when it
+ *   finds none left to claim; the thread that brings it to the total signals `job_finished`
+ *   under `pool.lock`, and the submitter waits for `done == total` (a predicate loop under the
+ *   lock).
  * - Thread counts are atomics: setting one never blocks and never touches a running job; the
  *   next job resizes the pool under `submit_lock` when it needs to.
  * - Spinning before sleeping: a network calls this once per layer, tens of microseconds apart,
  *   and waking a sleeping thread takes about as long. So a worker first polls `generation`
  *   (an atomic, stored under `pool.lock`) for up to SPIN_NS after its last job, and the
- *   submitter polls `pending` for up to SPIN_NS after its own chunk, before waiting on the
+ *   submitter polls `done` for up to SPIN_NS after its claims, before waiting on the
  *   condition variables as above; the predicates are checked again under the lock, so the
  *   polling only decides when to take it. */
 #define _POSIX_C_SOURCE 200809L
@@ -26,12 +38,17 @@
 #include "bnnmlir_runtime.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
 /* How long a worker (or the submitter) polls before sleeping on a condition variable. */
 #define SPIN_NS 100000
+
+/* Pieces per home chunk (fewer for a chunk of fewer iterations): a thread that waits for a
+ * descheduled one waits for at most one piece. */
+#define SUBCHUNKS 4
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,16 +72,26 @@ static void spin_on(const _Atomic uint64_t *value, uint64_t target, int equal) {
         if ((atomic_load_explicit(value, memory_order_acquire) == target) == equal)
             return;
         cpu_relax();
-        if (i % 64 == 0 && now_ns() > deadline)
-            return;
+        if (i % 64 == 0) {
+            if (now_ns() > deadline)
+                return;
+            sched_yield(); /* a runnable thread of this process on this core goes first */
+        }
     }
 }
+
+/* A home chunk's claim counter, alone on its cache line: its owner claims its pieces without
+ * moving the line between cores. */
+typedef struct claim_counter {
+    _Alignas(64) _Atomic uint64_t next;
+} claim_counter;
 
 typedef struct worker_pool {
     pthread_mutex_t lock;
     pthread_cond_t job_posted;
     pthread_cond_t job_finished;
     pthread_t *threads;
+    claim_counter *claims; /* one per home chunk: num_workers + 1 */
     int num_workers;
     int stopping;
     _Atomic uint64_t generation; /* stored under lock; polled without it */
@@ -72,8 +99,19 @@ typedef struct worker_pool {
     void *ctx;
     int64_t n;
     int chunks;
-    _Atomic uint64_t pending; /* likewise */
+    uint64_t total; /* pieces of the job */
+    _Atomic uint64_t done; /* finished pieces of the job; polled without the lock */
 } worker_pool;
+
+/* What a thread taking part in a job reads from the descriptor (under the lock). */
+typedef struct job_view {
+    bnnmlir_task_fn fn;
+    void *ctx;
+    int64_t n;
+    int chunks;
+    uint64_t total;
+    uint32_t tag;
+} job_view;
 
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 static worker_pool pool = {
@@ -88,13 +126,64 @@ static int exit_hook_registered; /* atexit and atfork handlers; guarded by submi
 /* Set on pool threads and on a caller running its chunk: nested loops run inline. */
 static _Thread_local int inside_parallel_for;
 
-static void run_chunk(bnnmlir_task_fn fn, void *ctx, int64_t n, int chunks, int index) {
+/* Home chunk `index` of [0, n) split into `chunks`: [*begin, *end). */
+static void home_chunk(int64_t n, int chunks, int index, int64_t *begin, int64_t *end) {
     int64_t base = n / chunks;
     int64_t extra = n % chunks;
-    int64_t begin = index * base + (index < extra ? index : extra);
-    int64_t end = begin + base + (index < extra ? 1 : 0);
-    if (begin < end)
-        fn(ctx, begin, end);
+    *begin = index * base + (index < extra ? index : extra);
+    *end = *begin + base + (index < extra ? 1 : 0);
+}
+
+static int64_t pieces_of(int64_t length) { return length < SUBCHUNKS ? length : SUBCHUNKS; }
+
+/* Pieces of all home chunks of a job. */
+static uint64_t total_pieces(int64_t n, int chunks) {
+    uint64_t total = 0;
+    for (int c = 0; c < chunks; ++c) {
+        int64_t begin, end;
+        home_chunk(n, chunks, c, &begin, &end);
+        total += (uint64_t)pieces_of(end - begin);
+    }
+    return total;
+}
+
+/* Claims and runs the pieces of home chunk `c` of job `job` still unclaimed; returns how many
+ * it ran when there is none left (or the job is no longer the pool's). */
+static uint64_t run_pieces(const job_view *job, int c) {
+    int64_t begin, end;
+    home_chunk(job->n, job->chunks, c, &begin, &end);
+    int64_t length = end - begin;
+    uint64_t pieces = (uint64_t)pieces_of(length), ran = 0;
+    _Atomic uint64_t *claim = &pool.claims[c].next;
+    for (;;) {
+        uint64_t seen = atomic_load_explicit(claim, memory_order_acquire);
+        do {
+            if ((uint32_t)(seen >> 32) != job->tag || (seen & 0xffffffffu) >= pieces)
+                return ran;
+        } while (!atomic_compare_exchange_weak_explicit(claim, &seen, seen + 1,
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire));
+        int64_t k = (int64_t)(seen & 0xffffffffu);
+        int64_t step = (int64_t)pieces;
+        job->fn(job->ctx, begin + length * k / step, begin + length * (k + 1) / step);
+        ++ran;
+    }
+}
+
+/* Home chunk `own` first, then what is left of the others; then the pieces this thread ran are
+ * added to `done` at once. A thread leaves only when no piece is left to claim, so `done`
+ * reaches the total when the last thread still running a piece adds its own: that thread
+ * signals the submitter. */
+static void take_part(const job_view *job, int own) {
+    uint64_t ran = 0;
+    for (int i = 0; i < job->chunks; ++i)
+        ran += run_pieces(job, (own + i) % job->chunks);
+    if (ran != 0 && atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran ==
+                        job->total) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_signal(&pool.job_finished);
+        pthread_mutex_unlock(&pool.lock);
+    }
 }
 
 typedef struct worker_arg {
@@ -121,15 +210,10 @@ static void *worker_main(void *raw) {
         seen = pool.generation;
         if (index >= pool.chunks)
             continue;
-        bnnmlir_task_fn fn = pool.fn;
-        void *ctx = pool.ctx;
-        int64_t n = pool.n;
-        int chunks = pool.chunks;
+        job_view job = {pool.fn, pool.ctx, pool.n, pool.chunks, pool.total, (uint32_t)seen};
         pthread_mutex_unlock(&pool.lock);
-        run_chunk(fn, ctx, n, chunks, index);
+        take_part(&job, index);
         pthread_mutex_lock(&pool.lock);
-        if (--pool.pending == 0)
-            pthread_cond_signal(&pool.job_finished);
     }
     pthread_mutex_unlock(&pool.lock);
     return NULL;
@@ -146,7 +230,9 @@ static void stop_workers_locked(void) {
     for (int i = 0; i < pool.num_workers; ++i)
         pthread_join(pool.threads[i], NULL);
     free(pool.threads);
+    free(pool.claims);
     pool.threads = NULL;
+    pool.claims = NULL;
     pool.num_workers = 0;
     pool.stopping = 0;
 }
@@ -166,10 +252,12 @@ static void unlock_pool_after_fork(void) {
 
 static void reset_pool_in_child(void) {
     free(pool.threads);
+    free(pool.claims);
     pool.threads = NULL;
+    pool.claims = NULL;
     pool.num_workers = 0;
     pool.stopping = 0;
-    pool.pending = 0;
+    pool.done = 0;
     pthread_cond_init(&pool.job_posted, NULL);
     pthread_cond_init(&pool.job_finished, NULL);
     inside_parallel_for = 0;
@@ -193,8 +281,14 @@ static void start_workers_locked(int count) {
         exit_hook_registered = 1;
     }
     pool.threads = calloc((size_t)count, sizeof(pthread_t));
-    if (pool.threads == NULL)
+    pool.claims = aligned_alloc(_Alignof(claim_counter), ((size_t)count + 1) * sizeof(claim_counter));
+    if (pool.threads == NULL || pool.claims == NULL) {
+        free(pool.threads);
+        free(pool.claims);
+        pool.threads = NULL;
+        pool.claims = NULL;
         return;
+    }
     /* A worker may first run after the next job is posted: it starts from the generation
      * current at its creation, so it cannot miss that job. */
     pthread_mutex_lock(&pool.lock);
@@ -254,20 +348,26 @@ void bnnmlir_parallel_for(bnnmlir_task_fn fn, void *ctx, int64_t n) {
     }
     inside_parallel_for = 1;
     pthread_mutex_lock(&pool.lock);
+    uint64_t generation = pool.generation + 1;
+    job_view job = {fn, ctx, n, chunks, total_pieces(n, chunks), (uint32_t)generation};
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n = n;
     pool.chunks = chunks;
-    pool.pending = chunks - 1;
-    pool.generation++;
+    pool.total = job.total;
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    for (int c = 0; c < chunks; ++c)
+        atomic_store_explicit(&pool.claims[c].next, (uint64_t)job.tag << 32,
+                              memory_order_relaxed);
+    pool.generation = generation;
     pthread_cond_broadcast(&pool.job_posted);
     pthread_mutex_unlock(&pool.lock);
 
-    run_chunk(fn, ctx, n, chunks, 0);
+    take_part(&job, 0);
 
-    spin_on(&pool.pending, 0, 1);
+    spin_on(&pool.done, job.total, 1);
     pthread_mutex_lock(&pool.lock);
-    while (pool.pending != 0)
+    while (pool.done != job.total)
         pthread_cond_wait(&pool.job_finished, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
     inside_parallel_for = 0;

@@ -2,9 +2,9 @@
  *
  * SUBMITTERS threads each run ROUNDS parallel loops: thread t uses its own thread count
  * (bnnmlir_set_local_num_threads) except thread 0, which follows the process-wide count that a
- * further thread keeps changing. Every loop must cover [0, n) exactly once, with min(n, k)
- * chunks for a thread-local count k, and nested loops must run inline. Exit status 0 on success;
- * alarm() ends a deadlocked run with SIGALRM. */
+ * further thread keeps changing. Every loop must cover [0, n) exactly once, in the pieces of
+ * min(n, k) home chunks for a thread-local count k (expected_calls), and nested loops must run
+ * inline. Exit status 0 on success; alarm() ends a deadlocked run with SIGALRM. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "bnnmlir_runtime.h"
@@ -54,6 +54,21 @@ static void task(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
+/* Calls of a loop over n with k threads: each of the min(n, k) home chunks (sizes differing by
+ * at most 1) in min(size, PIECES) pieces; one call with one chunk. */
+#define PIECES 4 /* SUBCHUNKS of runtime/parallel.c */
+static int expected_calls(int64_t n, int k) {
+    int chunks = n < k ? (int)n : k;
+    if (chunks <= 1)
+        return 1;
+    int calls = 0;
+    for (int c = 0; c < chunks; ++c) {
+        int64_t size = n / chunks + (c < n % chunks ? 1 : 0);
+        calls += size < PIECES ? (int)size : PIECES;
+    }
+    return calls;
+}
+
 static void *submitter(void *raw) {
     int id = (int)(intptr_t)raw;
     int local = id == 0 ? 0 : 1 + id; /* 0: the process-wide count */
@@ -71,7 +86,7 @@ static void *submitter(void *raw) {
                 break;
             }
         }
-        int expected = local != 0 ? (n < local ? (int)n : local) : 0;
+        int expected = local != 0 ? expected_calls(n, local) : 0;
         if (expected != 0 && atomic_load(&j.chunks) != expected) {
             fprintf(stderr, "submitter %d round %d: %d chunks, expected %d\n", id, round,
                     atomic_load(&j.chunks), expected);

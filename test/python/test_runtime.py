@@ -43,6 +43,28 @@ def rt():
     lib.bnnmlir_set_local_num_threads(0)
 
 
+PIECES = 4
+"""Pieces per home chunk (``SUBCHUNKS`` of runtime/parallel.c)."""
+
+
+def expected_pieces(n: int, threads: int) -> list[tuple[int, int]]:
+    """The calls of a parallel loop over ``n`` with ``threads`` threads: ``min(n, threads)``
+    home chunks whose sizes differ by at most 1, each cut into ``min(size, PIECES)``
+    contiguous pieces."""
+    chunks = min(n, threads)
+    if chunks == 0:
+        return []
+    base, extra = divmod(n, chunks)
+    pieces = []
+    for c in range(chunks):
+        begin = c * base + min(c, extra)
+        size = base + (1 if c < extra else 0)
+        parts = min(size, PIECES) if chunks > 1 else 1
+        pieces += [(begin + size * k // parts, begin + size * (k + 1) // parts)
+                   for k in range(parts)]
+    return pieces
+
+
 def run_parallel_for(rt, n: int, threads: int, body=None):
     """Call bnnmlir_parallel_for and return the (begin, end, thread id) of every chunk."""
     chunks = []
@@ -69,22 +91,60 @@ def test_parallel_for_covers_each_index_once(rt, n, threads):
         assert 0 <= begin < end <= n
         covered[begin:end] += 1
     assert (covered == 1).all()
-    expected_chunks = min(n, threads)
-    assert len(chunks) == expected_chunks
-    if expected_chunks:
-        sizes = [end - begin for begin, end, _ in chunks]
-        assert max(sizes) - min(sizes) <= 1
-        # Every chunk ran on its own thread, the first one on the caller's.
-        assert len({ident for _, _, ident in chunks}) == expected_chunks
-        assert chunks[0][2] == threading.get_ident()
+    assert [c[:2] for c in chunks] == expected_pieces(n, threads)
+    assert len({ident for *_, ident in chunks}) <= min(n, threads)
+
+
+def test_every_thread_runs_its_own_chunk_when_all_are_running(rt):
+    """Each piece takes 20 ms (asleep: the threads need no core): every thread claims its home
+    chunk's first piece, the caller chunk 0's."""
+    import time
+
+    chunks = run_parallel_for(rt, 8, 4, lambda begin, end: time.sleep(0.02))
+    first = {begin: ident for begin, _, ident in chunks}
+    assert first[0] == threading.get_ident()
+    assert len({first[b] for b in (0, 2, 4, 6)}) == 4
+
+
+def test_a_descheduled_thread_loses_its_pieces_to_the_others(rt):
+    """Home chunk 1's thread stuck in its first piece: the caller runs chunk 1's other pieces
+    instead of waiting for it (the loop takes about one piece of the stuck thread, not its whole
+    chunk)."""
+    import time
+
+    release = threading.Event()
+    stuck = []
+
+    def body(begin, end):
+        if begin < 8:  # the caller's chunk: 4 x 50 ms, time for the worker to claim its own
+            time.sleep(0.05)
+        elif begin == 8:  # home chunk 1's first piece: its thread waits
+            stuck.append(threading.get_ident())
+            release.wait(5)
+
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    start = time.perf_counter()
+    chunks = run_parallel_for(rt, 16, 2, body)
+    timer.cancel()
+    assert time.perf_counter() - start < 4
+    caller = threading.get_ident()
+    assert stuck and stuck[0] != caller
+    others = [c for c in chunks if c[0] > 8]  # chunk 1's later pieces
+    assert others and all(ident == caller for *_, ident in others)
 
 
 def test_parallel_for_reuses_pool_across_calls_and_resizes(rt):
-    first = {ident for *_, ident in run_parallel_for(rt, 100, 4)}
-    second = {ident for *_, ident in run_parallel_for(rt, 100, 4)}
+    import time
+
+    def idents(threads):  # every thread takes part: the pieces sleep (see above)
+        chunks = run_parallel_for(rt, 4 * threads, threads, lambda b, e: time.sleep(0.01))
+        return {ident for *_, ident in chunks}
+
+    first, second = idents(4), idents(4)
     assert first == second and len(first) == 4
-    assert len({ident for *_, ident in run_parallel_for(rt, 100, 2)}) == 2
-    assert len({ident for *_, ident in run_parallel_for(rt, 100, 5)}) == 5
+    assert len(idents(2)) == 2
+    assert len(idents(5)) == 5
 
 
 def test_nested_parallel_for_runs_inline(rt):
@@ -100,7 +160,7 @@ def test_nested_parallel_for_runs_inline(rt):
         inner_calls.append((threading.get_ident(), inner))
 
     run_parallel_for(rt, 6, 3, body)
-    assert len(inner_calls) == 3
+    assert len(inner_calls) == len(expected_pieces(6, 3))
     for ident, inner in inner_calls:
         assert inner == [(0, 10, ident)]
 
@@ -130,7 +190,7 @@ def test_local_num_threads_overrides_the_global_count_on_this_thread_only(rt):
 
         callback = TASK(task)
         rt.bnnmlir_parallel_for(callback, None, 30)
-        assert sorted(chunks) == [(0, 10), (10, 20), (20, 30)]
+        assert sorted(chunks) == expected_pieces(30, 3)
         rt.bnnmlir_set_local_num_threads(0)
         assert rt.bnnmlir_get_num_threads() == 2
     finally:
@@ -156,7 +216,7 @@ def test_parallel_for_from_concurrent_threads(rt):
                 chunks.append(begin)
 
             rt.bnnmlir_parallel_for(TASK(task), None, n)
-            if not (covered == 1).all() or len(chunks) != min(n, local):
+            if not (covered == 1).all() or len(chunks) != len(expected_pieces(n, local)):
                 errors.append(f"thread {index} round {round_}: {covered.tolist()} {chunks}")
         done.append(index)
 
@@ -188,7 +248,7 @@ def run_in_forked_child(check) -> int:
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_parallel_for_after_fork(rt):
     """A child forked after the pool started has none of its workers: it must build its own."""
-    expected = [(i * 16, i * 16 + 16) for i in range(4)]
+    expected = expected_pieces(64, 4)
     assert [c[:2] for c in run_parallel_for(rt, 64, 4)] == expected  # the pool is running
 
     status = run_in_forked_child(lambda: [c[:2] for c in run_parallel_for(rt, 64, 4)] == expected)
