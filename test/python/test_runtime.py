@@ -116,13 +116,13 @@ def test_a_descheduled_thread_loses_its_pieces_to_the_others(rt):
     stuck = []
 
     def body(begin, end):
-        if begin < 8:  # the caller's chunk: 4 x 50 ms, time for the worker to claim its own
-            time.sleep(0.05)
+        if begin < 8:  # the caller's chunk: 4 x 100 ms, time for the worker to claim its own
+            time.sleep(0.1)
         elif begin == 8:  # home chunk 1's first piece: its thread waits
             stuck.append(threading.get_ident())
             release.wait(5)
 
-    timer = threading.Timer(0.5, release.set)
+    timer = threading.Timer(1.0, release.set)
     timer.start()
     start = time.perf_counter()
     chunks = run_parallel_for(rt, 16, 2, body)
