@@ -517,8 +517,8 @@ def _one_torch_thread() -> None:
 
 def _import_here(model, example_inputs: tuple, dynamic_batch: bool,
                  exact: bool) -> ImportedModel:
-    """:func:`_import_keeping_modes` in this process, under the import lock (its result keeps
-    the exported program)."""
+    """:func:`_import_keeping_modes` in this process, under :data:`~bnnmlir.forked.EXPORT_LOCK`
+    (its result keeps the exported program)."""
     with EXPORT_LOCK:
         return _import_keeping_modes(model, example_inputs, dynamic_batch, exact)
 

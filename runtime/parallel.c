@@ -65,7 +65,8 @@ static int64_t now_ns(void) {
 }
 
 /* Polls `*value` until it equals `target` (`equal`) or differs from it (`!equal`), or SPIN_NS
- * pass; the clock is read every 64 polls. */
+ * pass; every 64 polls the clock is read and the core yielded (to a runnable thread of this
+ * process that the polling would otherwise keep waiting). */
 static void spin_on(const _Atomic uint64_t *value, uint64_t target, int equal) {
     int64_t deadline = now_ns() + SPIN_NS;
     for (unsigned i = 1;; ++i) {
@@ -75,7 +76,7 @@ static void spin_on(const _Atomic uint64_t *value, uint64_t target, int equal) {
         if (i % 64 == 0) {
             if (now_ns() > deadline)
                 return;
-            sched_yield(); /* a runnable thread of this process on this core goes first */
+            sched_yield();
         }
     }
 }

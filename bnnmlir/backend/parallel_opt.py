@@ -234,8 +234,8 @@ def optimize_in_parts(text: str, spec: MachineSpec, pipeline: Pipeline,
 
 def in_function_order(text: str, order: list[str]) -> str:
     """LLVM IR ``text`` with its function definitions (each with LLVM's ``; Function Attrs:``
-    comment above it) moved into the places of the definitions so that they follow ``order``; every other
-    line stays where it is. Functions not in ``order`` go last."""
+    comment above it) moved into the places of the definitions so that they follow ``order``;
+    every other line stays where it is. Functions not in ``order`` go last."""
     lines = text.split("\n")
     blocks: list[tuple[int, int, str]] = []
     k = 0

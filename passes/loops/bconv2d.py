@@ -25,8 +25,8 @@ stride ``s``, dilation ``d`` and leading padding ``p``, output ``i`` reads ``i*s
 is interior along both axes runs no compare and no select at all.
 
 Interior columns (and border rows, and short-tap border columns) of layers with constant weights,
-contiguous kernel rows and at least ``MIN_BLOCKED_MACS`` MACs (:mod:`~bnnmlir.passes.loops.lowering`)
-take the register-blocked kernel instead: several pixels x several output channels per block,
+contiguous kernel rows and at least ``MIN_BLOCKED_MACS`` MACs
+(:mod:`~bnnmlir.passes.loops.lowering`) take the register-blocked kernel instead: several pixels x several output channels per block,
 its schedule a pure plan (:mod:`bnnmlir.passes.loops.bconv_plan`), emitted by
 :mod:`bnnmlir.passes.loops.bconv_blocks`. The rest takes one of the paths below.
 

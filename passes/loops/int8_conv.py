@@ -621,9 +621,8 @@ class Int8Kernel:
     def emit(self, parallel: bool) -> None:
         geo, plan = self.geo, self.plan
         macs = geo.n * geo.oh * geo.ow * geo.o * geo.kh * geo.kw * geo.c
-        row_lo, row_hi = rows_without_checks(
-            interior_range(geo.h, geo.oh, geo.kh, geo.stride[0], geo.dilation[0], geo.pad[0]), geo.oh,
-            macs, self.min_unchecked_rows_macs)
+        rows = interior_range(geo.h, geo.oh, geo.kh, geo.stride[0], geo.dilation[0], geo.pad[0])
+        row_lo, row_hi = rows_without_checks(rows, geo.oh, macs, self.min_unchecked_rows_macs)
         col_lo, col_hi = interior_range(geo.w, geo.ow, geo.kw, geo.stride[1], geo.dilation[1],
                                         geo.pad[1])
         P = plan.tile_pixels
