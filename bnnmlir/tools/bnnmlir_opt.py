@@ -26,6 +26,7 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from bnnmlir.mlir_parsing import parse_module, print_module
 from bnnmlir.passes import get_all_passes
+from bnnmlir.tools.quick_exit import skip_final_collections
 from bnnmlir.tools.version import version_text
 
 
@@ -155,6 +156,7 @@ def _report(message: str, error: BaseException | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_final_collections()
     try:
         driver = BnnOptMain(description="bnnmlir modular optimizer driver", args=argv)
     except ValueError as e:  # unknown pass name, malformed pipeline or pass option

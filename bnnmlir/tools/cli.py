@@ -23,6 +23,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from bnnmlir.passes.pipelines import STAGES as PIPELINE_STAGES
 from bnnmlir.tables import code_column, compact_table, number_column, text_column
+from bnnmlir.tools.quick_exit import skip_final_collections
 from bnnmlir.tools.version import version_text
 
 STAGES = ("imported", *PIPELINE_STAGES)
@@ -312,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from bnnmlir.errors import CompileError
 
+    skip_final_collections()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options
         from bnnmlir.bench import main as bench_main

@@ -88,3 +88,28 @@ def test_bad_options_are_argparse_errors(argv, message, capsys):
 def test_run_on_aarch64_with_packed_arguments(mlir_file: Path, capsys):
     assert cli_main(["run", str(mlir_file), "-t", "aarch64", "--threads", "2"]) == 0
     assert "bit-exact" in capsys.readouterr().out
+
+
+EXIT_CHECK = """
+import atexit, gc, sys
+atexit.register(lambda: print(f"frozen at exit: {{gc.get_freeze_count() > 0}}", flush=True))
+from {module} import main
+code = main({argv!r})
+print(f"exit code {{code}}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["bnnmlir.tools.cli", "bnnmlir.tools.bnnmlir_opt"])
+def test_tools_exit_without_the_final_collections(module: str, mlir_file: Path):
+    """Both commands freeze the collector at exit, after their own output and after every exit
+    handler registered before their ``main`` (bnnmlir.tools.quick_exit); nothing is lost."""
+    import subprocess
+    import sys
+
+    argv = ["run", str(mlir_file)] if module.endswith("cli") else [str(mlir_file)]
+    run = subprocess.run([sys.executable, "-c", EXIT_CHECK.format(module=module, argv=argv)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[-2:] == ["exit code 0", "frozen at exit: True"], run.stdout[-2000:]
+    assert ("bit-exact" in run.stdout) if module.endswith("cli") else ("bnn.bconv2d" in run.stdout)
