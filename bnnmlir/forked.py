@@ -7,6 +7,7 @@ serialization of their input, only of their (small) results.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import pickle
 import sys
@@ -14,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import connection
 from typing import Any
 
 
@@ -63,13 +66,9 @@ def _child(call: Callable[[], Any], setup: Callable[[], None] | None, writer) ->
     writer.close()
 
 
-def _receive(index: int, child, reader, deadline: float | None = None) -> tuple[bool, Any]:
+def _receive(index: int, child, reader) -> tuple[bool, Any]:
+    """The result of a part whose pipe is readable (its message, or its end)."""
     try:
-        if deadline is not None and not reader.poll(max(0.0, deadline - time.monotonic())):
-            child.terminate()
-            child.join()
-            return False, ChildFailure(f"part {index}: no result in time (its process was "
-                                       "stopped)")
         result = reader.recv()
     except EOFError:
         child.join()
@@ -82,6 +81,30 @@ def _receive(index: int, child, reader, deadline: float | None = None) -> tuple[
         reader.close()
     child.join()
     return result
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long the other parts of a balanced split may take once one has its result (an error
+    does not count): ``factor`` times what that one took, and at least ``floor`` more seconds.
+    Balanced parts end within a small factor of each other, even on a loaded machine; a part
+    far past that is stuck (a forked child waiting for a lock that another thread held at the
+    fork)."""
+
+    factor: float = 10.0
+    floor: float = 60.0
+
+    def deadline(self, start: float, first_result: float) -> float:
+        """When the parts started at ``start`` must be done, the first result being at
+        ``first_result`` (both :func:`time.monotonic`)."""
+        return first_result + max(self.floor, self.factor * (first_result - start))
+
+
+def _stop(index: int, child, reader, why: str) -> tuple[bool, Any]:
+    reader.close()
+    child.terminate()
+    child.join()
+    return False, ChildFailure(f"part {index}: no result {why} (its process was stopped)")
 
 
 def deep_pickle(value: Any) -> bytes:
@@ -125,19 +148,21 @@ def least_loaded(costs: Sequence[float], parts: int) -> list[int]:
 
 def run_forked(calls: Sequence[Callable[[], Any]],
                child_setup: Callable[[], None] | None = None, *,
-               first_here: bool = True, timeout: float | None = None) -> list[Any]:
+               first_here: bool = True, timeout: float | None = None,
+               patience: Patience | None = None) -> list[Any]:
     """``[call() for call in calls]``, ``calls[0]`` in this process (unless ``first_here`` is
     false: then in a child too, and this process only waits) and each other one in a forked
     child (after ``child_setup()``), all at once. The first error, in the order of ``calls``, is
-    raised here once every part has ended (a child's own exception when it can be pickled, else
-    :class:`ChildFailure`, also for a child without a result ``timeout`` seconds after the
-    start, which is stopped: a child can wait forever for a lock that a thread of this process
-    held when it was forked)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    raised here once every part has ended: a child's own exception when it can be pickled, else
+    :class:`ChildFailure`, also for a child stopped without a result, ``timeout`` seconds after
+    the start or, with ``patience``, too long after the first result (a child can wait
+    forever for a lock that a thread of this process held when it was forked)."""
+    start = time.monotonic()
+    deadline = math.inf if timeout is None else start + timeout
     context = multiprocessing.get_context("fork")
-    children: list[tuple[int, Any, Any]] = []
-    received = 0
+    pending: dict[Any, tuple[int, Any]] = {}
     forked = calls[1:] if first_here else calls
+    results: dict[int, tuple[bool, Any]] = {}
     try:
         for index, call in enumerate(forked, start=len(calls) - len(forked)):
             reader, writer = context.Pipe(duplex=False)
@@ -151,22 +176,36 @@ def run_forked(calls: Sequence[Callable[[], Any]],
                 raise ChildFailure(f"part {index}: cannot fork: {e}") from None
             finally:
                 writer.close()
-            children.append((index, child, reader))
-        results: list[tuple[bool, Any]] = []
+            pending[reader] = (index, child)
         if first_here:
             try:
-                results.append((True, calls[0]()))
+                results[0] = (True, calls[0]())
             except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
-                results.append((False, e))
-        for index, child, reader in children:
-            results.append(_receive(index, child, reader, deadline))
-            received += 1
+                results[0] = (False, e)
+        first_result = time.monotonic() if results.get(0, (False,))[0] else None
+        while pending:
+            patient = (math.inf if first_result is None or patience is None
+                       else patience.deadline(start, first_result))
+            wait = min(deadline, patient) - time.monotonic()
+            ready = connection.wait(list(pending), timeout=None if wait == math.inf
+                                    else max(0.0, wait))
+            if not ready:
+                why = "in time" if deadline <= patient else (
+                    f"{patient - start:.0f} s after the start (the first part's came after "
+                    f"{first_result - start:.1f} s)")
+                for reader, (index, child) in list(pending.items()):
+                    results[index] = _stop(index, child, reader, why)
+                    del pending[reader]
+            for reader in ready:
+                index, child = pending.pop(reader)
+                results[index] = _receive(index, child, reader)
+                if results[index][0] and first_result is None:
+                    first_result = time.monotonic()
     finally:
-        for index, child, reader in children[received:]:  # an error above: end the rest
-            reader.close()
-            child.terminate()
-            child.join()
-    for ok, value in results:
+        for reader, (index, child) in pending.items():  # an error above: end the rest
+            _stop(index, child, reader, "")
+    for index in sorted(results):
+        ok, value = results[index]
         if not ok:
             raise value
-    return [value for _, value in results]
+    return [results[index][1] for index in sorted(results)]

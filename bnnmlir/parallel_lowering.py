@@ -50,7 +50,7 @@ from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import DiagnosticException
 
 from bnnmlir.errors import CompileError
-from bnnmlir.forked import ChildFailure, fork_available, least_loaded, run_forked
+from bnnmlir.forked import ChildFailure, Patience, fork_available, least_loaded, run_forked
 from bnnmlir.passes.convert_to_llvm import ConvertBnnToLLVMPass
 from bnnmlir.passes.layer_functions import (
     MergeLayerFunctionsPass,
@@ -225,7 +225,8 @@ def lower_in_parts(module: ModuleOp, info: TargetInfo, parallel: bool, jobs: int
 
     start = time.perf_counter()
     try:  # every part in a child: the loop-level IR never fills this process's heap
-        results = run_forked([part(k) for k in range(len(parts))], first_here=len(parts) == 1)
+        results = run_forked([part(k) for k in range(len(parts))], first_here=len(parts) == 1,
+                             patience=Patience())
     except ChildFailure as e:
         raise CompileError(f"lowering in parts failed: {e}") from None
     wall = time.perf_counter() - start

@@ -312,9 +312,10 @@ class FoldClip8(FoldFloatChain):
         waits (PyTorch runs one thread in each child, which gives the same float results; the
         folds are independent; the tables of the domains never fill this process's heap).
         The rewrite then takes each result whose domain is still the one folded; when the
-        children fail (no fork, a child killed), every clip8 is folded in this process."""
+        children fail (no fork, a child killed or stuck: see ``Patience``), every clip8 is folded
+        in this process."""
         from bnnmlir.folding import FoldingError
-        from bnnmlir.forked import fork_available, least_loaded, run_forked
+        from bnnmlir.forked import Patience, fork_available, least_loaded, run_forked
 
         work = [(op, *found) for op in module.walk()
                 if isinstance(op, Clip8Op) and (found := self._foldable(op)) is not None]
@@ -355,8 +356,9 @@ class FoldClip8(FoldFloatChain):
         torch = _torch()
         try:
             results = run_forked([fold(p) for p in parts if p],  # tables filled in children
-                                 child_setup=lambda: torch.set_num_threads(1), first_here=False)
-        except Exception:  # noqa: BLE001 - a child that died, or no fork: fold in-process
+                                 child_setup=lambda: torch.set_num_threads(1), first_here=False,
+                                 patience=Patience())
+        except Exception:  # noqa: BLE001 - a child that died, stuck, or no fork: fold here
             return
         folded = dict(item for part in results for item in part)
         for k, (op, chain, lo, hi) in enumerate(work):

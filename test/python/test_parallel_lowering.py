@@ -4,7 +4,9 @@ part) and the clip8 folds of bnn-fold-to-integer."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from xdsl.utils.exceptions import PassFailedException
 import bnnmlir
 from bnnmlir.compiler import compile_module, make_context, parse_mlir
 from bnnmlir.errors import CompileError
+from bnnmlir.forked import Patience
 from bnnmlir.examples.models import bnn_clip_net
 from bnnmlir.parallel_lowering import class_key, deal, join_llvm_texts, lowering_jobs
 from bnnmlir.passes.layer_functions import OutlineLayersPass, is_layer_function
@@ -121,29 +124,39 @@ def test_few_layers_stay_in_one_process(monkeypatch):
     assert lowering_jobs(program.mlir_module("buffers")) == 0
 
 
-def _failing_lowering(name: str, crash: bool):
+def _failing_lowering(name: str, how: str):
     original = LowerBnnToLoopsPass._lower_function
 
     def lower(ctx):
         if ctx.function.sym_name.data == name:
-            if crash:
+            if how == "crash":
                 os._exit(3)
+            if how == "hang":
+                time.sleep(3600)
             raise PassFailedException("injected failure")
         return original(ctx)
 
     return staticmethod(lower)
 
 
-@pytest.mark.parametrize("crash", [False, True])
-def test_an_error_in_another_part_is_a_compile_error(network, monkeypatch, crash):
+@pytest.mark.parametrize("how, expected", [
+    ("error", "injected failure"),
+    ("crash", "exit code 3"),
+    ("hang", r"part 1: no result \d+ s after the start \(the first part's came after"),
+])
+def test_an_error_in_another_part_is_a_compile_error(network, monkeypatch, how, expected):
+    """A part that fails, dies or is stuck (here: far longer than the other part) is a compile
+    error naming it; the stuck one is stopped."""
     model, x = network
     module = _outlined(model, x)
     other = sorted(deal(module, 2)[1])[0]  # a layer lowered by the other process
     monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
-    monkeypatch.setattr(LowerBnnToLoopsPass, "_lower_function", _failing_lowering(other, crash))
-    expected = "exit code 3" if crash else "injected failure"
+    monkeypatch.setattr(LowerBnnToLoopsPass, "_lower_function", _failing_lowering(other, how))
+    monkeypatch.setattr("bnnmlir.parallel_lowering.Patience", lambda: Patience(2.0, 1.0))
+    start = time.monotonic()
     with pytest.raises(CompileError, match=expected):
         bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
+    assert time.monotonic() - start < 120
 
 
 def test_clip8_folds_in_processes_give_the_same_ir(network, monkeypatch):
@@ -279,6 +292,56 @@ def test_run_forked_can_leave_this_process_idle():
 
     with pytest.raises(ValueError, match="second part"):
         run_forked([os.getpid, fails], first_here=False)
+
+
+def _after(seconds: float, value):
+    def run():
+        time.sleep(seconds)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+    return run
+
+
+def test_run_forked_orders_results_and_errors_by_call_not_by_end():
+    """Parts that end in another order than the calls' still come back in the calls' order,
+    and the error raised is the first call's, not the first to happen."""
+    from bnnmlir.forked import run_forked
+
+    calls = [_after(0.4, "a"), _after(0.0, "b"), _after(0.2, "c")]
+    assert run_forked(calls, first_here=False) == ["a", "b", "c"]
+    assert run_forked(calls, first_here=True) == ["a", "b", "c"]
+    with pytest.raises(KeyError, match="first call"):
+        run_forked([_after(0.4, KeyError("first call")), _after(0.0, ValueError("second"))],
+                   first_here=False)
+
+
+@pytest.mark.parametrize("first_here", [False, True])
+def test_patience_stops_a_part_far_slower_than_the_first(first_here: bool):
+    """With ``Patience(factor, floor)``, once one part has its result the others get ``factor``
+    times that long, at least ``floor`` seconds; a part past that is stopped (a ChildFailure
+    naming it) and its process is gone; parts within it are waited for."""
+    from bnnmlir.forked import ChildFailure, Patience, run_forked
+
+    patience = Patience(factor=3.0, floor=0.5)
+    assert run_forked([_after(0.1, 1), _after(0.5, 2)], first_here=first_here,
+                      patience=patience) == [1, 2]
+    start = time.monotonic()
+    with pytest.raises(ChildFailure, match=r"part 1: no result \d+ s after the start"):
+        run_forked([_after(0.1, 1), _after(3600, 2)], first_here=first_here, patience=patience)
+    assert time.monotonic() - start < 30
+    assert not multiprocessing.active_children()
+    # an error is no result: it does not start the clock (here it would stop part 0)
+    with pytest.raises(ValueError, match="quick error"):
+        run_forked([_after(1.0, 1), _after(0.0, ValueError("quick error"))],
+                   first_here=first_here, patience=Patience(factor=1.0, floor=0.1))
+
+
+def test_patience_leaves_a_hard_timeout_in_force():
+    from bnnmlir.forked import ChildFailure, Patience, run_forked
+
+    with pytest.raises(ChildFailure, match="part 0: no result in time"):
+        run_forked([_after(3600, 1)], first_here=False, timeout=0.5, patience=Patience())
 
 
 def test_release_memory_returns_the_free_heap():
