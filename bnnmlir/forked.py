@@ -191,7 +191,7 @@ def run_forked(calls: Sequence[Callable[[], Any]],
                                     else max(0.0, wait))
             if not ready:
                 why = "in time" if deadline <= patient else (
-                    f"{patient - start:.0f} s after the start (the first part's came after "
+                    f"{patient - start:.0f} s after the start (the first result came after "
                     f"{first_result - start:.1f} s)")
                 for reader, (index, child) in list(pending.items()):
                     results[index] = _stop(index, child, reader, why)

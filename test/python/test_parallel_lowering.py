@@ -142,7 +142,7 @@ def _failing_lowering(name: str, how: str):
 @pytest.mark.parametrize("how, expected", [
     ("error", "injected failure"),
     ("crash", "exit code 3"),
-    ("hang", r"part 1: no result \d+ s after the start \(the first part's came after"),
+    ("hang", r"part 1: no result \d+ s after the start \(the first result came after"),
 ])
 def test_an_error_in_another_part_is_a_compile_error(network, monkeypatch, how, expected):
     """A part that fails, dies or is stuck (here: far longer than the other part) is a compile
