@@ -253,6 +253,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _RawDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+    """:class:`_HelpFormatter` that keeps the description's own line breaks."""
+
+
 def _target_help(what: str, default: str | None = None) -> str:
     from bnnmlir.target import TARGET_NAMES, describe_target_spellings
 
@@ -306,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bnnmlir.train.cli import add_train_parser
 
-    add_train_parser(sub)
+    add_train_parser(sub, _RawDescriptionHelpFormatter)
     return parser
 
 

@@ -31,14 +31,17 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_train_parser(sub) -> argparse.ArgumentParser:
-    """Add the ``train`` subcommand to the subparsers ``sub`` of the ``bnnmlir`` command."""
+def add_train_parser(sub, formatter_class: type[argparse.HelpFormatter]
+                     = argparse.RawDescriptionHelpFormatter) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand to the subparsers ``sub`` of the ``bnnmlir`` command (its
+    help formatted by ``formatter_class``, which must keep the description's line breaks)."""
     from bnnmlir.train.config import DATASET_NAMES, STAGES, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a BNN-Clip network (Fashion-MNIST, CIFAR-10)",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=list(DATASET_NAMES), default=d.dataset)
+                       description=__doc__.split("\n\n", 1)[1], formatter_class=formatter_class)
+    p.add_argument("--dataset", choices=list(DATASET_NAMES), default=d.dataset,
+                   help="images to train and test on")
     p.add_argument("--data", default=None, help="dataset folder (Fashion-MNIST default: "
                    "/usr/share/datasets/fashion-mnist; CIFAR-10: required)")
     p.add_argument("--stage", choices=list(STAGES), default=d.stage,
@@ -50,7 +53,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="run directory whose weights start this run")
     p.add_argument("--out", help="run directory (checkpoints, log.csv, log.json, curves.png)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
     p.add_argument("--batch-size", type=_positive, default=d.batch_size, help="global batch size")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay,
@@ -59,14 +62,18 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
                    help="weight decay of the latent binary weights")
     p.add_argument("--latent-clip", type=float, default=d.latent_clip,
                    help="clamp latent binary weights to [-c, c] after each step (0: off)")
-    p.add_argument("--schedule", choices=["cosine", "step"], default=d.schedule)
+    p.add_argument("--schedule", choices=["cosine", "step"], default=d.schedule,
+                   help="learning-rate schedule (step: x0.1 at 50%% and 75%% of the steps)")
     p.add_argument("--augment", action="store_true", help="random crops (and flips for CIFAR-10)")
     p.add_argument("--distill", default=None, help="run directory of a teacher (distillation)")
-    p.add_argument("--distill-weight", type=float, default=d.distill_weight)
-    p.add_argument("--distill-temperature", type=float, default=d.distill_temperature)
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="weight of the distillation loss (1 - it: the cross-entropy's)")
+    p.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
+                   help="softmax temperature of the distillation loss")
     p.add_argument("--calibration-quantile", type=float, default=d.calibration_quantile,
                    help="stage 2: this quantile of |x| at the clipping points is scaled to 127")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seed of the initial weights, the batches and the augmentation")
     p.add_argument("--shards", type=_positive, default=None,
                    help="split each batch into this many shards (default: number of processes)")
     p.add_argument("--train-limit", type=_positive, default=None, help="first N training images")

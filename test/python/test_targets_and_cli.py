@@ -98,14 +98,15 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("command", ["run", "compile", "demo"])
+@pytest.mark.parametrize("command", ["run", "compile", "demo", "train"])
 def test_help_shows_every_default(command):
     sub = _subcommands(build_parser())[command]
     result = tool("bnnmlir", command, "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())  # argparse wraps lines
     for action in sub._actions:
-        if action.default in (None, argparse.SUPPRESS) or isinstance(action, argparse._HelpAction):
+        if (action.default in (None, argparse.SUPPRESS) or isinstance(action, argparse._HelpAction)
+                or isinstance(action, argparse._StoreTrueAction)):  # an unset flag
             continue
         shown = action.default if not isinstance(action.default, list) else action.default[0]
         assert f"default: {shown}" in text, (command, action.dest)
