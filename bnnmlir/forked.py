@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -28,6 +29,11 @@ modules) when another forks an import."""
 
 class ChildFailure(RuntimeError):
     """A forked part ended without a result, or its error could not be sent back."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+        """The part's index in the calls (``None``: not one part's failure)."""
 
 
 def fork_available() -> bool:
@@ -53,6 +59,7 @@ def _no_llvm_call_in_flight() -> Iterator[None]:
 
 
 def _child(call: Callable[[], Any], setup: Callable[[], None] | None, writer) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a parent's own handler must not keep it
     try:
         if setup is not None:
             setup()
@@ -66,45 +73,59 @@ def _child(call: Callable[[], Any], setup: Callable[[], None] | None, writer) ->
     writer.close()
 
 
+def _end(child) -> None:
+    """Wait for ``child`` to end; kill it if it has not a few seconds after it should have."""
+    child.join(5)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
 def _receive(index: int, child, reader) -> tuple[bool, Any]:
     """The result of a part whose pipe is readable (its message, or its end)."""
     try:
         result = reader.recv()
     except EOFError:
-        child.join()
+        _end(child)
         return False, ChildFailure(f"part {index}: its process ended without a result "
-                                   f"(exit code {child.exitcode})")
+                                   f"(exit code {child.exitcode})", index)
     except Exception as e:  # noqa: BLE001 - e.g. a result that does not unpickle
-        child.join()
-        return False, ChildFailure(f"part {index}: {type(e).__name__}: {e}")
+        _end(child)
+        return False, ChildFailure(f"part {index}: {type(e).__name__}: {e}", index)
     finally:
         reader.close()
-    child.join()
+    _end(child)
     return result
 
 
 @dataclass(frozen=True)
 class Patience:
-    """How long the other parts of a balanced split may take once one has its result (an error
-    does not count): ``factor`` times what that one took, and at least ``floor`` more seconds.
-    Balanced parts end within a small factor of each other, even on a loaded machine; a part
-    far past that is stuck (a forked child waiting for a lock that another thread held at the
-    fork)."""
+    """How long the parts may take once the first one has ended (with a result or an error):
+    ``factor`` times what that one took, scaled by the parts' estimated ``costs`` when given
+    (a part costing 3x the first one gets 3x as long; never less than 1x), and at least
+    ``floor`` more seconds. Parts end within a small factor of their estimates, even on a
+    loaded machine; a part far past that is stuck (a forked child waiting for a lock that
+    another thread held at the fork)."""
 
     factor: float = 10.0
     floor: float = 60.0
+    costs: tuple[float, ...] | None = None
+    """Estimated cost of each call, in the calls' order."""
 
-    def deadline(self, start: float, first_result: float) -> float:
-        """When the parts started at ``start`` must be done, the first result being at
-        ``first_result`` (both :func:`time.monotonic`)."""
-        return first_result + max(self.floor, self.factor * (first_result - start))
+    def deadline(self, start: float, first_end: float, first: int, index: int) -> float:
+        """When part ``index`` must have ended, the parts having started at ``start`` and part
+        ``first`` having ended first at ``first_end`` (both :func:`time.monotonic`)."""
+        scale = 1.0
+        if self.costs is not None and self.costs[first] > 0:
+            scale = max(1.0, self.costs[index] / self.costs[first])
+        return first_end + max(self.floor, self.factor * scale * (first_end - start))
 
 
 def _stop(index: int, child, reader, why: str) -> tuple[bool, Any]:
     reader.close()
     child.terminate()
-    child.join()
-    return False, ChildFailure(f"part {index}: no result {why} (its process was stopped)")
+    _end(child)
+    return False, ChildFailure(f"part {index}: no result {why} (its process was stopped)", index)
 
 
 def deep_pickle(value: Any) -> bytes:
@@ -152,17 +173,19 @@ def run_forked(calls: Sequence[Callable[[], Any]],
                patience: Patience | None = None) -> list[Any]:
     """``[call() for call in calls]``, ``calls[0]`` in this process (unless ``first_here`` is
     false: then in a child too, and this process only waits) and each other one in a forked
-    child (after ``child_setup()``), all at once. The first error, in the order of ``calls``, is
-    raised here once every part has ended: a child's own exception when it can be pickled, else
-    :class:`ChildFailure`, also for a child stopped without a result, ``timeout`` seconds after
-    the start or, with ``patience``, too long after the first result (a child can wait
-    forever for a lock that a thread of this process held when it was forked)."""
+    child (after ``child_setup()``), all at once. Once every part has ended, the first error in
+    the order of ``calls`` is raised: a child's own exception when it can be pickled, else
+    :class:`ChildFailure`. A child without a result ``timeout`` seconds after the start, or
+    past its ``patience`` deadline, is stopped (a child can wait forever for a lock that a
+    thread of this process held when it was forked): its ChildFailure is raised unless another
+    part failed by itself. ``calls[0]`` interrupted here (KeyboardInterrupt) stops the children."""
     start = time.monotonic()
     deadline = math.inf if timeout is None else start + timeout
     context = multiprocessing.get_context("fork")
     pending: dict[Any, tuple[int, Any]] = {}
     forked = calls[1:] if first_here else calls
     results: dict[int, tuple[bool, Any]] = {}
+    stopped: set[int] = set()
     try:
         for index, call in enumerate(forked, start=len(calls) - len(forked)):
             reader, writer = context.Pipe(duplex=False)
@@ -173,39 +196,41 @@ def run_forked(calls: Sequence[Callable[[], Any]],
                     child.start()
             except OSError as e:  # e.g. EAGAIN, ENOMEM
                 reader.close()
-                raise ChildFailure(f"part {index}: cannot fork: {e}") from None
+                raise ChildFailure(f"part {index}: cannot fork: {e}", index) from None
             finally:
                 writer.close()
             pending[reader] = (index, child)
+        first: tuple[int, float] | None = None  # the part that ended first, and when
         if first_here:
             try:
                 results[0] = (True, calls[0]())
-            except BaseException as e:  # noqa: BLE001 - raised below, after the children ended
+            except Exception as e:  # noqa: BLE001 - raised below, after the children ended
                 results[0] = (False, e)
-        first_result = time.monotonic() if results.get(0, (False,))[0] else None
+            first = (0, time.monotonic())
         while pending:
-            patient = (math.inf if first_result is None or patience is None
-                       else patience.deadline(start, first_result))
-            wait = min(deadline, patient) - time.monotonic()
+            due = {reader: deadline if first is None or patience is None else min(
+                deadline, patience.deadline(start, first[1], first[0], index))
+                for reader, (index, _) in pending.items()}
+            wait = min(due.values()) - time.monotonic()
             ready = connection.wait(list(pending), timeout=None if wait == math.inf
                                     else max(0.0, wait))
-            if not ready:
-                why = "in time" if deadline <= patient else (
-                    f"{patient - start:.0f} s after the start (the first result came after "
-                    f"{first_result - start:.1f} s)")
-                for reader, (index, child) in list(pending.items()):
-                    results[index] = _stop(index, child, reader, why)
-                    del pending[reader]
             for reader in ready:
-                index, child = pending.pop(reader)
+                index, child = pending[reader]
                 results[index] = _receive(index, child, reader)
-                if results[index][0] and first_result is None:
-                    first_result = time.monotonic()
+                del pending[reader]
+                first = first or (index, time.monotonic())
+            now = time.monotonic()
+            for reader in [r for r in pending if due[r] <= now]:
+                index, child = pending.pop(reader)
+                why = "in time" if due[reader] >= deadline else (
+                    f"{due[reader] - start:.1f} s after the start (part {first[0]} ended "
+                    f"after {first[1] - start:.1f} s)")
+                results[index] = _stop(index, child, reader, why)
+                stopped.add(index)
     finally:
-        for reader, (index, child) in pending.items():  # an error above: end the rest
+        for reader, (index, child) in pending.items():  # interrupted: end the rest
             _stop(index, child, reader, "")
-    for index in sorted(results):
-        ok, value = results[index]
-        if not ok:
-            raise value
+    failed = [i for i in sorted(results) if not results[i][0]]
+    if failed:
+        raise results[next((i for i in failed if i not in stopped), failed[0])][1]
     return [results[index][1] for index in sorted(results)]

@@ -155,6 +155,16 @@ def deal(module: ModuleOp, jobs: int) -> list[frozenset[str]]:
     return [frozenset(p) for p in parts if p]
 
 
+def part_costs(module: ModuleOp, parts: list[frozenset[str]]) -> tuple[float, ...]:
+    """The estimated lowering cost of each part of :func:`deal`: its layer functions' op costs
+    (a part of glue functions only counts as 5% of the largest part)."""
+    cost = {op.sym_name.data: _cost(op) for op in module.ops
+            if isinstance(op, func.FuncOp) and not op.is_declaration}
+    raw = [sum(cost.get(name, 0.0) for name in part) for part in parts]
+    top = max(raw, default=0.0)
+    return tuple(max(c, 0.05 * top) for c in raw)
+
+
 def _declare_others(module: ModuleOp, part: frozenset[str]) -> None:
     """Functions outside ``part`` become (public) declarations."""
     for op in list(module.ops):
@@ -223,12 +233,15 @@ def lower_in_parts(module: ModuleOp, info: TargetInfo, parallel: bool, jobs: int
     def part(index: int) -> Callable[[], tuple[str, dict[str, float]]]:
         return lambda: lower_part(module, parts[index], index, info, parallel, verify)
 
+    patience = Patience(costs=part_costs(module, parts))
     start = time.perf_counter()
     try:  # every part in a child: the loop-level IR never fills this process's heap
         results = run_forked([part(k) for k in range(len(parts))], first_here=len(parts) == 1,
-                             patience=Patience())
+                             patience=patience)
     except ChildFailure as e:
-        raise CompileError(f"lowering in parts failed: {e}") from None
+        names = sorted(parts[e.index]) if e.index is not None else []
+        what = f" (its functions: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+        raise CompileError(f"lowering in parts failed: {e}{what if names else ''}") from None
     wall = time.perf_counter() - start
     times = results[0][1]
     times["loops"] += outline

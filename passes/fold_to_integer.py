@@ -354,10 +354,12 @@ class FoldClip8(FoldFloatChain):
             return run
 
         torch = _torch()
+        busy = [p for p in parts if p]
+        patience = Patience(costs=tuple(float(sum(piece_costs[i] for i in p)) for p in busy))
         try:
-            results = run_forked([fold(p) for p in parts if p],  # tables filled in children
+            results = run_forked([fold(p) for p in busy],  # tables filled in children
                                  child_setup=lambda: torch.set_num_threads(1), first_here=False,
-                                 patience=Patience())
+                                 patience=patience)
         except Exception:  # noqa: BLE001 - a child that died, stuck, or no fork: fold here
             return
         folded = dict(item for part in results for item in part)

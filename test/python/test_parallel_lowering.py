@@ -132,7 +132,7 @@ def _failing_lowering(name: str, how: str):
             if how == "crash":
                 os._exit(3)
             if how == "hang":
-                time.sleep(3600)
+                time.sleep(120)  # far past the test's patience; bounded if that broke
             raise PassFailedException("injected failure")
         return original(ctx)
 
@@ -142,17 +142,19 @@ def _failing_lowering(name: str, how: str):
 @pytest.mark.parametrize("how, expected", [
     ("error", "injected failure"),
     ("crash", "exit code 3"),
-    ("hang", r"part 1: no result \d+ s after the start \(the first result came after"),
+    ("hang", r"part 1: no result [\d.]+ s after the start \(part 0 ended after [\d.]+ s\) "
+             r"\(its process was stopped\) \(its functions: forward_"),
 ])
 def test_an_error_in_another_part_is_a_compile_error(network, monkeypatch, how, expected):
-    """A part that fails, dies or is stuck (here: far longer than the other part) is a compile
-    error naming it; the stuck one is stopped."""
+    """A part that fails, dies or is stuck (here: far longer than its estimated share allows)
+    is a compile error naming the part; the stuck one is stopped."""
     model, x = network
     module = _outlined(model, x)
     other = sorted(deal(module, 2)[1])[0]  # a layer lowered by the other process
     monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "2")
     monkeypatch.setattr(LowerBnnToLoopsPass, "_lower_function", _failing_lowering(other, how))
-    monkeypatch.setattr("bnnmlir.parallel_lowering.Patience", lambda: Patience(2.0, 1.0))
+    monkeypatch.setattr("bnnmlir.parallel_lowering.Patience",
+                        lambda costs: Patience(2.0, 1.0, costs))
     start = time.monotonic()
     with pytest.raises(CompileError, match=expected):
         bnnmlir.compile(model, (x,), threads=1, cache=False, jit=False)
@@ -318,30 +320,65 @@ def test_run_forked_orders_results_and_errors_by_call_not_by_end():
 
 @pytest.mark.parametrize("first_here", [False, True])
 def test_patience_stops_a_part_far_slower_than_the_first(first_here: bool):
-    """With ``Patience(factor, floor)``, once one part has its result the others get ``factor``
+    """With ``Patience(factor, floor)``, once one part has ended the others get ``factor``
     times that long, at least ``floor`` seconds; a part past that is stopped (a ChildFailure
     naming it) and its process is gone; parts within it are waited for."""
     from bnnmlir.forked import ChildFailure, Patience, run_forked
 
-    patience = Patience(factor=3.0, floor=0.5)
+    patience = Patience(factor=3.0, floor=2.0)
     assert run_forked([_after(0.1, 1), _after(0.5, 2)], first_here=first_here,
                       patience=patience) == [1, 2]
     start = time.monotonic()
-    with pytest.raises(ChildFailure, match=r"part 1: no result \d+ s after the start"):
-        run_forked([_after(0.1, 1), _after(3600, 2)], first_here=first_here, patience=patience)
+    with pytest.raises(ChildFailure, match=r"part 1: no result [\d.]+ s after the start"):
+        run_forked([_after(0.1, 1), _after(120, 2)], first_here=first_here, patience=patience)
     assert time.monotonic() - start < 30
     assert not multiprocessing.active_children()
-    # an error is no result: it does not start the clock (here it would stop part 0)
+
+
+def test_patience_scales_with_the_estimated_costs():
+    """A part estimated at 20x the first one's cost gets 20x as long: not stopped at the first
+    one's allowance."""
+    from bnnmlir.forked import Patience, run_forked
+
+    assert run_forked([_after(0.05, 1), _after(1.5, 2)], first_here=False,
+                      patience=Patience(factor=2.0, floor=0.3, costs=(1.0, 20.0))) == [1, 2]
+
+
+def test_a_quick_error_is_raised_and_a_stuck_part_stopped():
+    """A part that fails starts the clock too: a stuck part is stopped, and the error raised is
+    the failed part's own, not the stopped part's ChildFailure."""
+    from bnnmlir.forked import Patience, run_forked
+
+    start = time.monotonic()
     with pytest.raises(ValueError, match="quick error"):
-        run_forked([_after(1.0, 1), _after(0.0, ValueError("quick error"))],
-                   first_here=first_here, patience=Patience(factor=1.0, floor=0.1))
+        run_forked([_after(120, 1), _after(0.0, ValueError("quick error"))], first_here=False,
+                   patience=Patience(factor=1.0, floor=0.5))
+    assert time.monotonic() - start < 30
+    assert not multiprocessing.active_children()
+
+
+def test_a_stuck_part_with_its_own_sigterm_handler_is_stopped():
+    """A child inherits this process's signal handlers: a handler that ignores SIGTERM must
+    not keep a stuck part alive (the child restores the default action)."""
+    import signal
+
+    from bnnmlir.forked import ChildFailure, run_forked
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        start = time.monotonic()
+        with pytest.raises(ChildFailure, match="part 0: no result in time"):
+            run_forked([_after(120, 1)], first_here=False, timeout=0.5)
+        assert time.monotonic() - start < 30
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_patience_leaves_a_hard_timeout_in_force():
     from bnnmlir.forked import ChildFailure, Patience, run_forked
 
     with pytest.raises(ChildFailure, match="part 0: no result in time"):
-        run_forked([_after(3600, 1)], first_here=False, timeout=0.5, patience=Patience())
+        run_forked([_after(120, 1)], first_here=False, timeout=0.5, patience=Patience())
 
 
 def test_release_memory_returns_the_free_heap():

@@ -109,7 +109,7 @@ def test_help_shows_every_default(command):
                 or isinstance(action, argparse._StoreTrueAction)):  # an unset flag
             continue
         shown = action.default if not isinstance(action.default, list) else action.default[0]
-        assert f"default: {shown}" in text, (command, action.dest)
+        assert f"(default: {shown})" in text, (command, action.dest)
     if command in ("run", "compile"):
         for name in TARGET_NAMES:
             assert name in text
