@@ -239,9 +239,11 @@ def lower_in_parts(module: ModuleOp, info: TargetInfo, parallel: bool, jobs: int
         results = run_forked([part(k) for k in range(len(parts))], first_here=len(parts) == 1,
                              patience=patience)
     except ChildFailure as e:
-        names = sorted(parts[e.index]) if e.index is not None else []
-        what = f" (its functions: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
-        raise CompileError(f"lowering in parts failed: {e}{what if names else ''}") from None
+        message = f"lowering in parts failed: {e}"
+        if e.index is not None:
+            names = sorted(parts[e.index])
+            message += f" (its functions: {', '.join(names[:3])}{', ...' * (len(names) > 3)})"
+        raise CompileError(message) from None
     wall = time.perf_counter() - start
     times = results[0][1]
     times["loops"] += outline

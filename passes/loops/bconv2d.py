@@ -26,9 +26,10 @@ is interior along both axes runs no compare and no select at all.
 
 Interior columns (and border rows, and short-tap border columns) of layers with constant weights,
 contiguous kernel rows and at least ``MIN_BLOCKED_MACS`` MACs
-(:mod:`~bnnmlir.passes.loops.lowering`) take the register-blocked kernel instead: several pixels x several output channels per block,
-its schedule a pure plan (:mod:`bnnmlir.passes.loops.bconv_plan`), emitted by
-:mod:`bnnmlir.passes.loops.bconv_blocks`. The rest takes one of the paths below.
+(:mod:`~bnnmlir.passes.loops.lowering`) take the register-blocked kernel instead: several pixels x
+several output channels per block, its schedule a pure plan
+(:mod:`bnnmlir.passes.loops.bconv_plan`), emitted by :mod:`bnnmlir.passes.loops.bconv_blocks`. The
+rest takes one of the paths below.
 
 Three ways to reduce one output, each with its own chunking and accumulator plan
 (:func:`bnnmlir.passes.accumulator_width.plan_accumulator`, proof there):

@@ -148,8 +148,8 @@ def test_jit_of_parts_loads_one_object_per_part(network, monkeypatch):
 
 @requires_aarch64
 def test_object_of_parts_for_aarch64_computes_the_serial_outputs(network, monkeypatch):
-    """For a target object (one ELF file) the parts' optimized code is linked and compiled by
-    one more worker: the same outputs as the one-process object, under qemu."""
+    """For a target object (one ELF file) each part is optimized and compiled by its worker and
+    the objects merged into one: the same outputs as the one-process object, under qemu."""
     model, x = network
     monkeypatch.setenv("BNNMLIR_LLVM_JOBS", "1")
     serial = bnnmlir.compile(model, (x,), target="aarch64", cache=False).program
